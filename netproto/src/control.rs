@@ -1,0 +1,224 @@
+//! The local control protocol between a daemon and its clients (the `zos`
+//! commands, the master window, the tray helper).
+//!
+//! Transport: a Unix stream socket, mode 0600, in the instance's runtime
+//! directory. Each connection carries one [`Request`] as a JSON line; the
+//! daemon answers with one or more [`Reply`] lines, the last of which is
+//! final ([`Reply::is_final`]). Streaming requests (ping with a count) send
+//! intermediate replies before the final one.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::discovery::HostInfo;
+use crate::error::{Error, Result};
+use crate::trust::{Level, PeerEntry};
+use crate::wire::Role;
+
+/// A client's request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    /// The daemon's own state.
+    Status,
+    /// Zombies discovered on the LAN (master).
+    Hosts,
+    /// Issue a one-time pairing code (zombie).
+    PairCode {
+        /// Level the code grants.
+        level: Level,
+    },
+    /// Pair with a zombie using its code (master).
+    Pair {
+        /// Zombie name, instance, fingerprint prefix or `ip:port`.
+        host: String,
+        /// The 6-digit code shown on the zombie.
+        code: String,
+    },
+    /// Round trips to a zombie over one session (master).
+    Ping {
+        /// As for `Pair`.
+        host: String,
+        /// How many pings.
+        count: u32,
+        /// Pause between pings, milliseconds.
+        interval_ms: u64,
+    },
+    /// The trust store (zombie) or paired zombies (master).
+    TrustList,
+    /// Remove a trust entry; its live sessions end at once.
+    TrustRevoke {
+        /// Key, fingerprint prefix or name.
+        what: String,
+    },
+    /// Stop the daemon.
+    Shutdown,
+}
+
+/// A live session as the daemon reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// Peer's name.
+    pub peer: String,
+    /// Peer's fingerprint.
+    pub fingerprint: String,
+    /// Peer's address.
+    pub addr: String,
+    /// Seconds since it started.
+    pub age_s: u64,
+}
+
+/// The daemon's state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    /// Master or zombie.
+    pub role: Role,
+    /// Instance name.
+    pub name: String,
+    /// Key fingerprint.
+    pub fingerprint: String,
+    /// Session listener (zombie), e.g. `10.0.0.2:40123`.
+    pub listen: Option<String>,
+    /// Trust entries.
+    pub trusted: usize,
+    /// The pairing code on offer (zombie), with level and seconds left.
+    pub pairing: Option<PairCodeInfo>,
+    /// Live sessions.
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// A pairing code on offer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairCodeInfo {
+    /// The 6 digits.
+    pub code: String,
+    /// Level it grants.
+    pub level: Level,
+    /// Seconds until it expires.
+    pub expires_in_s: u64,
+    /// Attempts left.
+    pub attempts_left: u32,
+}
+
+/// A daemon's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "kebab-case")]
+pub enum Reply {
+    /// For `Status`.
+    Status(StatusInfo),
+    /// For `Hosts`.
+    Hosts {
+        /// Zombies currently seen.
+        hosts: Vec<HostInfo>,
+    },
+    /// For `PairCode`.
+    PairCode(PairCodeInfo),
+    /// For `Pair`: success.
+    Paired {
+        /// Zombie's name.
+        name: String,
+        /// Zombie's fingerprint.
+        fingerprint: String,
+        /// Level granted.
+        level: Level,
+    },
+    /// For `Ping`: one round trip (not final).
+    Pong {
+        /// Sequence number.
+        seq: u64,
+        /// Round trip, microseconds.
+        rtt_us: u64,
+        /// Zombie's name.
+        peer: String,
+    },
+    /// For `TrustList`.
+    Trust {
+        /// Entries.
+        entries: Vec<PeerEntry>,
+    },
+    /// For `TrustRevoke`.
+    Revoked {
+        /// Entries removed.
+        entries: Vec<PeerEntry>,
+        /// Live sessions ended.
+        sessions_ended: usize,
+    },
+    /// A request finished with nothing more to say.
+    Done,
+    /// A request failed.
+    Error {
+        /// What went wrong, for the user.
+        message: String,
+    },
+}
+
+impl Reply {
+    /// Whether this reply ends the exchange.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Reply::Pong { .. })
+    }
+}
+
+/// Sends `request` to the daemon at `socket` and hands each reply to
+/// `on_reply`, until the final one, which is returned.
+pub fn call(socket: &Path, request: &Request, mut on_reply: impl FnMut(&Reply)) -> Result<Reply> {
+    let stream = UnixStream::connect(socket).map_err(|e| {
+        Error::io(
+            format!(
+                "no daemon answers at {} (start one with `zos master` or `zos zombie`)",
+                socket.display()
+            ),
+            e,
+        )
+    })?;
+    let mut writer = stream
+        .try_clone()
+        .map_err(|e| Error::io("control socket", e))?;
+    let mut line = serde_json::to_string(request).expect("requests serialise");
+    line.push('\n');
+    writer
+        .write_all(line.as_bytes())
+        .map_err(|e| Error::io("send request", e))?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut buf = String::new();
+        let n = reader
+            .read_line(&mut buf)
+            .map_err(|e| Error::io("read reply", e))?;
+        if n == 0 {
+            return Err(Error::Closed("daemon closed the control connection without a reply".into()));
+        }
+        let reply: Reply = serde_json::from_str(&buf)
+            .map_err(|e| Error::Malformed(format!("daemon reply {buf:?}: {e}")))?;
+        if reply.is_final() {
+            return Ok(reply);
+        }
+        on_reply(&reply);
+    }
+}
+
+/// Sends a request expecting a single reply.
+pub fn request(socket: &Path, request: &Request) -> Result<Reply> {
+    call(socket, request, |_| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape_is_stable() {
+        let r = Request::Pair { host: "z1".into(), code: "123456".into() };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"op":"pair","host":"z1","code":"123456"}"#
+        );
+        let back: Request = serde_json::from_str(r#"{"op":"status"}"#).unwrap();
+        assert_eq!(back, Request::Status);
+        assert!(!Reply::Pong { seq: 1, rtt_us: 2, peer: "z".into() }.is_final());
+        assert!(Reply::Done.is_final());
+    }
+}

@@ -1,0 +1,42 @@
+//! The ZOS network protocol.
+//!
+//! Everything that crosses a machine boundary, and the local control protocol
+//! that the CLI, window and tray use to talk to their daemon:
+//!
+//! - [`identity`]: the static X25519 key of an installation and its fingerprint;
+//! - [`trust`]: the zombie's trust store (the paper's `zpasswd`) and the
+//!   master's list of paired zombies;
+//! - [`discovery`]: `_zos._tcp.local.` advertisement and browsing over mDNS;
+//! - [`frame`], [`noise`], [`mux`], [`session`]: Noise-encrypted sessions over
+//!   TCP carrying independent, flow-controlled channels;
+//! - [`wire`]: the messages of a session's control channel;
+//! - [`pairing`]: one-time codes and the SPAKE2 exchange that binds them to
+//!   both static keys and the Noise handshake;
+//! - [`control`]: the local control socket protocol.
+//!
+//! This crate has no `unsafe` code.
+#![forbid(unsafe_code)]
+
+pub mod control;
+pub mod discovery;
+pub mod error;
+pub mod frame;
+pub mod identity;
+pub mod mux;
+pub mod noise;
+pub mod pairing;
+pub mod session;
+pub mod trust;
+pub mod wire;
+
+pub use error::{Error, Result};
+pub use identity::{Fingerprint, Identity, PublicKey};
+pub use trust::Level;
+
+/// The version of the session protocol spoken after the Noise handshake.
+///
+/// Peers with another version are refused with a clear message.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The mDNS service type zombies advertise.
+pub const SERVICE_TYPE: &str = "_zos._tcp.local.";

@@ -1,0 +1,125 @@
+//! Messages on a session's control channel (channel 0), encoded with
+//! postcard.
+//!
+//! **Compatibility rule**: variant 0 is [`Message::Hello`] in every protocol
+//! version, so a peer of any version can read the other's version and refuse
+//! it with a clear reason. New variants are only ever appended.
+
+use serde::{Deserialize, Serialize};
+
+use crate::trust::Level;
+
+/// Which side of a session a peer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// The machine holding the user's anima.
+    Master,
+    /// A machine that can be dominated.
+    Zombie,
+}
+
+/// A control-channel message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// First message of each side: its protocol version, role and name.
+    Hello {
+        /// [`crate::PROTOCOL_VERSION`] of the sender.
+        version: u16,
+        /// The sender's role.
+        role: Role,
+        /// The sender's human name (host or instance name).
+        name: String,
+    },
+    /// The zombie's answer to a master's hello: what this master may do.
+    Welcome {
+        /// `Some(level)` when the master is paired, `None` when it may only pair.
+        level: Option<Level>,
+    },
+    /// A request or the session was refused; the session ends after it.
+    Refused {
+        /// Why, in words for the user.
+        reason: String,
+    },
+    /// Pairing, step 1 (master → zombie): the master's SPAKE2 message.
+    PairStart {
+        /// The master's name for the zombie's trust store.
+        name: String,
+        /// SPAKE2 side A message.
+        #[serde(with = "serde_bytes")]
+        spake: Vec<u8>,
+    },
+    /// Pairing, step 2 (zombie → master): the zombie's SPAKE2 message.
+    PairChallenge {
+        /// SPAKE2 side B message.
+        #[serde(with = "serde_bytes")]
+        spake: Vec<u8>,
+    },
+    /// Pairing, step 3 (master → zombie): proof the master knows the code.
+    PairConfirm {
+        /// HMAC over the handshake hash with the SPAKE2 key.
+        #[serde(with = "serde_bytes")]
+        mac: Vec<u8>,
+    },
+    /// Pairing, step 4 (zombie → master): success and the zombie's proof.
+    PairDone {
+        /// The control level the master now has.
+        level: Level,
+        /// HMAC over the handshake hash with the SPAKE2 key.
+        #[serde(with = "serde_bytes")]
+        mac: Vec<u8>,
+    },
+    /// Pairing failed (wrong code, expired code …).
+    PairFailed {
+        /// Why.
+        reason: String,
+    },
+    /// Round-trip probe.
+    Ping {
+        /// Echoed back.
+        seq: u64,
+    },
+    /// Answer to [`Message::Ping`].
+    Pong {
+        /// The ping's sequence number.
+        seq: u64,
+    },
+    /// The sender ends the session.
+    Bye {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Decodes a control message, with a clear error for anything else.
+pub fn decode(bytes: &[u8]) -> crate::Result<Message> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| crate::Error::Malformed(format!("undecodable control message: {e}")))
+}
+
+/// Encodes a control message.
+pub fn encode(msg: &Message) -> Vec<u8> {
+    postcard::to_stdvec(msg).expect("control messages always encode")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_is_variant_zero_forever() {
+        let bytes = encode(&Message::Hello {
+            version: 1,
+            role: Role::Master,
+            name: "m".into(),
+        });
+        assert_eq!(bytes[0], 0);
+    }
+
+    #[test]
+    fn roundtrip_and_garbage() {
+        let m = Message::PairDone { level: Level::Complete, mac: vec![1, 2, 3] };
+        assert_eq!(decode(&encode(&m)).unwrap(), m);
+        assert!(decode(&[200, 1, 2]).is_err());
+        assert!(decode(&[]).is_err());
+    }
+}
