@@ -1,0 +1,133 @@
+//! A spawned process in its own process group, killed with its group on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::poll::{Deadline, POLL};
+
+/// A running process whose stdout and stderr go to a log file.
+#[derive(Debug)]
+pub struct Proc {
+    label: String,
+    child: Child,
+    log: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Starts `cmd` in a new process group with stdout and stderr appended to `log`.
+    pub fn start(label: &str, mut cmd: Command, log: &Path) -> Proc {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("open log {}: {e}", log.display()));
+        let err = file.try_clone().expect("dup log fd");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err));
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {label} ({cmd:?}): {e}"));
+        Proc { label: label.to_string(), child, log: log.to_path_buf(), status: None }
+    }
+
+    /// The process id (also its process group id).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Its log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Everything it has written so far.
+    pub fn log(&self) -> String {
+        super::strip_ansi(&String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()))
+    }
+
+    /// Sends `sig` to the process itself (not its group).
+    pub fn signal(&self, sig: i32) {
+        if self.status.is_none() {
+            // SAFETY: kill(2) with a pid we own; no memory is involved.
+            unsafe { libc::kill(self.pid(), sig) };
+        }
+    }
+
+    /// SIGTERM: asks it to stop gracefully.
+    pub fn term(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// SIGKILL: the process dies without cleaning up.
+    pub fn kill9(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    /// Its exit status if it has exited.
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("waitpid");
+        }
+        self.status
+    }
+
+    /// Waits for it to exit, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.try_status() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits until its log has a line containing `pattern` and returns that
+    /// line; `None` if the deadline passes first.
+    pub fn try_wait_log(&self, pattern: &str, timeout: Duration) -> Option<String> {
+        let deadline = Deadline::after(timeout);
+        loop {
+            if let Some(line) = self.log().lines().find(|l| l.contains(pattern)) {
+                return Some(line.to_string());
+            }
+            if deadline.passed() {
+                return None;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Like [`Proc::try_wait_log`], but panics (showing the log) on timeout.
+    pub fn wait_log(&self, pattern: &str, timeout: Duration) -> String {
+        self.try_wait_log(pattern, timeout).unwrap_or_else(|| {
+            panic!(
+                "{}: no log line containing {pattern:?} within {timeout:?}\n--- log {} ---\n{}",
+                self.label,
+                self.log.display(),
+                self.log()
+            )
+        })
+    }
+
+    /// Number of log lines containing `pattern` so far.
+    pub fn count_log(&self, pattern: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(pattern)).count()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let pgid = self.pid();
+        // SAFETY: kill(2) on the process group this guard created; the
+        // group id is our child's pid, so nothing else is hit.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
