@@ -20,6 +20,7 @@ pub mod zos;
 #[allow(unused_imports)]
 pub use host::Host;
 pub use lan::Lan;
+#[allow(unused_imports)]
 pub use poll::{secs, until};
 #[allow(unused_imports)]
 pub use proc::Proc;

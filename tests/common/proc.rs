@@ -89,15 +89,26 @@ impl Proc {
         }
     }
 
+    /// Whether the process has exited (without reaping it).
+    pub fn exited(&self) -> bool {
+        if self.status.is_some() {
+            return true;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // The state follows the parenthesised command name.
+        stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_none_or(|s| s == "Z" || s == "X")
+    }
+
     /// Waits until its log has a line containing `pattern` and returns that
-    /// line; `None` if the deadline passes first.
+    /// line; `None` if the deadline passes or the process exits first.
     pub fn try_wait_log(&self, pattern: &str, timeout: Duration) -> Option<String> {
         let deadline = Deadline::after(timeout);
         loop {
+            let exited = self.exited();
             if let Some(line) = self.log().lines().find(|l| l.contains(pattern)) {
                 return Some(line.to_string());
             }
-            if deadline.passed() {
+            if exited || deadline.passed() {
                 return None;
             }
             std::thread::sleep(POLL);
@@ -108,8 +119,9 @@ impl Proc {
     pub fn wait_log(&self, pattern: &str, timeout: Duration) -> String {
         self.try_wait_log(pattern, timeout).unwrap_or_else(|| {
             panic!(
-                "{}: no log line containing {pattern:?} within {timeout:?}\n--- log {} ---\n{}",
+                "{}: no log line containing {pattern:?} within {timeout:?}{}\n--- log {} ---\n{}",
                 self.label,
+                if self.exited() { " (the process exited)" } else { "" },
                 self.log.display(),
                 self.log()
             )

@@ -128,3 +128,13 @@ pub fn pair(master: &Host, zombie: &Host, zombie_name: &str, level: &str) {
 pub fn text(out: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
+
+/// The fingerprint of a trust-list entry: its `fingerprint` field, or the
+/// fingerprint of its hex `key`.
+pub fn entry_fingerprint(e: &Value) -> Option<String> {
+    if let Some(fp) = e["fingerprint"].as_str() {
+        return Some(fp.to_string());
+    }
+    let key = zos_netproto::PublicKey::from_hex(e["key"].as_str()?).ok()?;
+    Some(key.fingerprint().to_string())
+}

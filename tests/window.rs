@@ -1,0 +1,55 @@
+//! Issue 2, the master window: under an Xvfb in the master's namespace it
+//! lists a discovered zombie, and the screen shows the zombie's icon.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::zos::{self, DISCOVERY};
+use common::{Lan, secs};
+
+/// The icon colour of a zombie in the master window.
+const ICON_RGB: [u8; 3] = [0x3c, 0x8c, 0xdc];
+
+fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("e2e-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Pixels of exactly `rgb` in a PNG (decoded by ImageMagick to raw RGB).
+fn count_pixels(host: &common::Host, png: &std::path::Path, rgb: [u8; 3]) -> usize {
+    let out = host.exec("convert", &[png.to_str().unwrap(), "-depth", "8", "rgb:-"]);
+    assert!(out.status.success(), "convert: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout.chunks_exact(3).filter(|p| *p == rgb).count()
+}
+
+#[test]
+fn master_window_lists_a_discovered_zombie() {
+    let lan = Lan::new(&["m", "z1"]);
+    let (m, z1) = (lan.host("m"), lan.host("z1"));
+    let x = m.xvfb();
+    let _master = zos::start_master(m);
+    let _zombie = zos::start_zombie(z1, "onscreen", &[]);
+    assert!(zos::wait_listed(m, "onscreen", DISCOVERY).is_some(), "the master daemon never listed the zombie");
+
+    let gui = m.spawn_env(&["gui"], &[("DISPLAY", &x.display), ("LIBGL_ALWAYS_SOFTWARE", "1")]);
+    let shown = common::until(secs(30), || {
+        gui.log().lines().find(|l| l.contains("window shows") && l.contains("onscreen")).map(str::to_string)
+    });
+    let shown = shown.unwrap_or_else(|| panic!("the window never said it shows `onscreen`:\n{}", gui.log()));
+    assert!(shown.contains("window shows 1 hosts"), "exactly one zombie should be shown: {shown}");
+
+    let png = screenshot_dir().join(format!("master-window-{}.png", lan.id));
+    let display = x.display.clone();
+    // The frame may be drawn a moment after the log line: look again until it is.
+    let found = common::until(secs(15), || {
+        let out = m.exec_env("import", &["-window", "root", png.to_str().unwrap()], &[("DISPLAY", &display)]);
+        assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
+        let n = count_pixels(m, &png, ICON_RGB);
+        (n > 0).then_some(n)
+    });
+    eprintln!("screenshot: {}", png.display());
+    let n = found.unwrap_or_else(|| panic!("no pixel of #3C8CDC on the screen; see {}", png.display()));
+    assert!(n >= 16, "only {n} icon-coloured pixels: an icon should be more than a speck ({})", png.display());
+}
