@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
@@ -164,7 +163,7 @@ impl Host {
             cmd.env(k, v);
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd.process_group(0);
+        super::proc::die_with_parent(&mut cmd);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {program}: {e}"));
         let pgid = child.id() as i32;
         let (tx, rx) = std::sync::mpsc::channel();

@@ -27,7 +27,7 @@ impl Proc {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err));
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {label} ({cmd:?}): {e}"));
@@ -131,6 +131,24 @@ impl Proc {
     /// Number of log lines containing `pattern` so far.
     pub fn count_log(&self, pattern: &str) -> usize {
         self.log().lines().filter(|l| l.contains(pattern)).count()
+    }
+}
+
+/// Puts the child in its own process group and has the kernel kill it if
+/// the thread that started it dies (a test run killed with SIGKILL leaves
+/// no daemons running; the next run removes its namespaces).
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    // SAFETY: runs in the forked child before exec and only calls prctl(2),
+    // which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
