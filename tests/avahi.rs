@@ -14,8 +14,9 @@ fn avahi_browse_sees_the_zombie_and_its_txt_keys() {
     let fp = zos::fingerprint(z1);
     let observer = Avahi::start(obs);
     let seen = observer
-        .wait_for("_zos._tcp", "avahi-seen", secs(20))
+        .wait_for_txt("_zos._tcp", "name", "avahi-seen", secs(20))
         .unwrap_or_else(|| panic!("avahi-browse never resolved the zombie; last browse: {:#?}", observer.browse("_zos._tcp")));
+    assert!(seen.name.contains("avahi-seen"), "the instance should carry the zombie's name: {seen:#?}");
     assert_eq!(seen.address, z1.addr.to_string(), "{seen:#?}");
     assert_eq!(seen.port, zombie.port, "{seen:#?}");
     for key in ["v", "fp", "host", "name", "cores", "load", "mem", "levels"] {

@@ -150,6 +150,16 @@ impl<'h> Avahi<'h> {
     pub fn wait_for(&self, service_type: &str, name: &str, timeout: Duration) -> Option<Resolved> {
         poll::until(timeout, || self.browse(service_type).into_iter().find(|r| r.name == name))
     }
+
+    /// Browses until an instance whose TXT record has `key=value` is
+    /// resolved, at most `timeout`.
+    pub fn wait_for_txt(&self, service_type: &str, key: &str, value: &str, timeout: Duration) -> Option<Resolved> {
+        poll::until(timeout, || {
+            self.browse(service_type)
+                .into_iter()
+                .find(|r| r.txt.get(key).map(String::as_str) == Some(value))
+        })
+    }
 }
 
 /// Undoes avahi-browse's `\DDD` decimal escapes.
