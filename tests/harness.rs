@@ -163,3 +163,26 @@ fn harness_avahi_observer_sees_a_service_published_on_another_host() {
         "avahi's private /run leaked into the root mount namespace"
     );
 }
+
+#[test]
+fn harness_screenshot_finds_a_colour_drawn_on_the_display() {
+    use common::screen::{count_pixels, screenshot, screenshot_dir};
+    let lan = Lan::new(&["m"]);
+    let m = lan.host("m");
+    let x = m.xvfb();
+    let swatch = m.home.join("swatch.png");
+    let out = m.exec("convert", &["-size", "40x30", "xc:#3C8CDC", swatch.to_str().unwrap()]);
+    assert!(out.status.success(), "convert: {}", String::from_utf8_lossy(&out.stderr));
+    let png = screenshot_dir().join(format!("harness-{}.png", lan.id));
+    screenshot(m, &x.display, &png);
+    assert_eq!(count_pixels(m, &png, [0x3c, 0x8c, 0xdc]), 0, "an empty screen has no swatch pixels");
+    // ImageMagick's own viewer shows the swatch in a window on that display.
+    let _viewer = m.spawn_program("display", &["-geometry", "+10+10", swatch.to_str().unwrap()], &[("DISPLAY", &x.display)]);
+    let n = until(secs(15), || {
+        screenshot(m, &x.display, &png);
+        let n = count_pixels(m, &png, [0x3c, 0x8c, 0xdc]);
+        (n > 0).then_some(n)
+    });
+    assert_eq!(n, Some(40 * 30), "the whole swatch should be on screen; see {}", png.display());
+    let _ = std::fs::remove_file(&png);
+}

@@ -3,26 +3,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::zos::{self, DISCOVERY};
+use common::screen::{count_pixels, screenshot, screenshot_dir};
 use common::{Lan, secs};
 
 /// The icon colour of a zombie in the master window.
 const ICON_RGB: [u8; 3] = [0x3c, 0x8c, 0xdc];
-
-fn screenshot_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("e2e-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Pixels of exactly `rgb` in a PNG (decoded by ImageMagick to raw RGB).
-fn count_pixels(host: &common::Host, png: &std::path::Path, rgb: [u8; 3]) -> usize {
-    let out = host.exec("convert", &[png.to_str().unwrap(), "-depth", "8", "rgb:-"]);
-    assert!(out.status.success(), "convert: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout.chunks_exact(3).filter(|p| *p == rgb).count()
-}
 
 #[test]
 fn master_window_lists_a_discovered_zombie() {
@@ -35,17 +21,26 @@ fn master_window_lists_a_discovered_zombie() {
 
     let gui = m.spawn_env(&["gui"], &[("DISPLAY", &x.display), ("LIBGL_ALWAYS_SOFTWARE", "1")]);
     let shown = common::until(secs(30), || {
-        gui.log().lines().find(|l| l.contains("window shows") && l.contains("onscreen")).map(str::to_string)
+        let exited = gui.exited();
+        let line = gui.log().lines().find(|l| l.contains("window shows") && l.contains("onscreen")).map(str::to_string);
+        match (line, exited) {
+            (Some(l), _) => Some(Ok(l)),
+            (None, true) => Some(Err("the window process exited")),
+            (None, false) => None,
+        }
     });
-    let shown = shown.unwrap_or_else(|| panic!("the window never said it shows `onscreen`:\n{}", gui.log()));
+    let shown = match shown {
+        Some(Ok(line)) => line,
+        Some(Err(why)) => panic!("{why} before saying it shows `onscreen`:\n{}", gui.log()),
+        None => panic!("the window never said it shows `onscreen` within 30 s:\n{}", gui.log()),
+    };
     assert!(shown.contains("window shows 1 hosts"), "exactly one zombie should be shown: {shown}");
 
     let png = screenshot_dir().join(format!("master-window-{}.png", lan.id));
     let display = x.display.clone();
     // The frame may be drawn a moment after the log line: look again until it is.
     let found = common::until(secs(15), || {
-        let out = m.exec_env("import", &["-window", "root", png.to_str().unwrap()], &[("DISPLAY", &display)]);
-        assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
+        screenshot(m, &display, &png);
         let n = count_pixels(m, &png, ICON_RGB);
         (n > 0).then_some(n)
     });

@@ -13,6 +13,7 @@ pub mod host;
 pub mod lan;
 pub mod poll;
 pub mod proc;
+pub mod screen;
 pub mod tmp;
 pub mod xvfb;
 pub mod zos;
