@@ -56,11 +56,11 @@ fn revoking_a_master_ends_its_live_session() {
     let lan = Lan::new(&["m", "z1"]);
     let (m, z1) = (lan.host("m"), lan.host("z1"));
     let _master = zos::start_master(m);
-    let _zombie = zos::start_zombie(z1, "revoker", &[]);
-    zos::pair(m, z1, "revoker", "complete");
+    let _zombie = zos::start_zombie(z1, "guarded", &[]);
+    zos::pair(m, z1, "guarded", "complete");
     let fp_m = zos::fingerprint(m);
 
-    let mut ping = m.spawn(&["ping", "revoker", "--count", "100", "--interval", "0.1"]);
+    let mut ping = m.spawn(&["ping", "guarded", "--count", "100", "--interval", "0.1"]);
     ping.wait_log("rtt=", secs(10));
 
     z1.run_ok(&["trust", "revoke", &fp_m[..9]]);
@@ -74,6 +74,6 @@ fn revoking_a_master_ends_its_live_session() {
     assert!(rtts < 100, "the ping ran to its end despite revocation ({rtts} round trips)");
 
     assert!(zos::trust_list(z1).iter().all(|e| zos::entry_fingerprint(e).as_deref() != Some(&fp_m)));
-    let out = m.run(&["ping", "revoker", "--count", "1"]);
+    let out = m.run(&["ping", "guarded", "--count", "1"]);
     assert!(!out.status.success(), "a revoked master can still ping:\n{}", text(&out));
 }

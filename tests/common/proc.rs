@@ -12,6 +12,8 @@ pub struct Proc {
     label: String,
     child: Child,
     log: PathBuf,
+    /// Bytes of the log written before the process started (a header).
+    log_start: usize,
     status: Option<ExitStatus>,
 }
 
@@ -24,6 +26,7 @@ impl Proc {
             .open(log)
             .unwrap_or_else(|e| panic!("open log {}: {e}", log.display()));
         let err = file.try_clone().expect("dup log fd");
+        let log_start = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err));
@@ -31,7 +34,7 @@ impl Proc {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {label} ({cmd:?}): {e}"));
-        Proc { label: label.to_string(), child, log: log.to_path_buf(), status: None }
+        Proc { label: label.to_string(), child, log: log.to_path_buf(), log_start, status: None }
     }
 
     /// The process id (also its process group id).
@@ -44,9 +47,11 @@ impl Proc {
         &self.log
     }
 
-    /// Everything it has written so far.
+    /// Everything it has written so far (without the harness's header).
     pub fn log(&self) -> String {
-        super::strip_ansi(&String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()))
+        let bytes = std::fs::read(&self.log).unwrap_or_default();
+        let own = bytes.get(self.log_start..).unwrap_or_default();
+        super::strip_ansi(&String::from_utf8_lossy(own))
     }
 
     /// Sends `sig` to the process itself (not its group).
