@@ -34,6 +34,17 @@ c, addr = s.accept()
 print("accepted", addr[0], flush=True)
 "#;
 
+const TCP_SERVE_LOOP: &str = r#"
+import socket
+s = socket.socket()
+s.bind(("0.0.0.0", 7007))
+s.listen()
+print("ready", flush=True)
+while True:
+    c, addr = s.accept()
+    c.close()
+"#;
+
 #[test]
 fn harness_lan_carries_unicast_and_multicast_between_namespaces() {
     let lan = Lan::new(&["m", "z1", "z2"]);
@@ -59,6 +70,21 @@ fn harness_lan_carries_unicast_and_multicast_between_namespaces() {
     });
     assert!(both.is_some(), "multicast did not cross the bridge:\nz1: {}\nz2: {}", r1.log(), r2.log());
     assert!(r1.log().contains(&format!("from {}", m.addr)));
+}
+
+#[test]
+fn harness_link_down_cuts_a_host_off_and_link_up_plugs_it_back() {
+    let lan = Lan::new(&["m", "z1"]);
+    let (m, z1) = (lan.host("m"), lan.host("z1"));
+    let server = z1.spawn_program("python3", &["-c", TCP_SERVE_LOOP], &[]);
+    server.wait_log("ready", secs(20));
+    let connect = format!("import socket; socket.create_connection(('{}', 7007), timeout=2).close()", z1.addr);
+    assert!(m.exec("python3", &["-c", &connect]).status.success(), "no connection before the cut");
+    z1.link_down();
+    assert!(!m.exec("python3", &["-c", &connect]).status.success(), "z1 still reachable with its cable pulled");
+    z1.link_up();
+    let back = until(secs(10), || m.exec("python3", &["-c", &connect]).status.success().then_some(()));
+    assert!(back.is_some(), "z1 unreachable after plugging it back in");
 }
 
 #[test]
