@@ -1,0 +1,111 @@
+//! One zombie on screen: its glyph, its name and resources, and its actions.
+//!
+//! A tile is the unit that later issues make a drop zone (drag a task onto a
+//! zombie to migrate it there), so it keeps to a fixed size and returns the
+//! response of its glyph.
+
+use eframe::egui;
+use egui::{Align, Color32, Layout, RichText, Sense, Ui, Vec2, vec2};
+use zos_netproto::discovery::HostInfo;
+
+use super::glyph::{self, GLYPH_SIZE, ZOMBIE_BLUE};
+use crate::model::PingState;
+
+/// The size every tile takes.
+pub const TILE_SIZE: Vec2 = vec2(168.0, 196.0);
+
+/// What the user did on a tile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TileActions {
+    /// The glyph was clicked.
+    pub selected: bool,
+    /// "Ping" was clicked.
+    pub ping: bool,
+    /// "Pair…" was clicked.
+    pub pair: bool,
+}
+
+/// Shows `host` as a tile.
+pub fn host_tile(
+    ui: &mut Ui,
+    host: &HostInfo,
+    selected: bool,
+    ping: Option<&PingState>,
+) -> TileActions {
+    let mut actions = TileActions::default();
+    ui.allocate_ui_with_layout(TILE_SIZE, Layout::top_down(Align::Center), |ui| {
+        ui.set_min_size(TILE_SIZE);
+        let (rect, response) = ui.allocate_exact_size(GLYPH_SIZE, Sense::click());
+        glyph::paint_monitor(ui.painter(), rect, ZOMBIE_BLUE, selected);
+        actions.selected = response.on_hover_text(hover_text(host)).clicked();
+
+        ui.label(RichText::new(&host.name).strong().size(15.0));
+        ui.label(RichText::new(format!("{} cores · load {:.2}", host.cores, host.load1)).small());
+        ui.label(RichText::new(format!("{} free", mem(host.mem_free_mib))).small());
+        ui.horizontal(|ui| {
+            // Centre the two buttons under the glyph.
+            let buttons = 104.0;
+            ui.add_space(((ui.available_width() - buttons) / 2.0).max(0.0));
+            actions.ping = ui.small_button("Ping").clicked();
+            actions.pair = ui.small_button("Pair…").clicked();
+        });
+        if let Some(ping) = ping {
+            ping_label(ui, ping);
+        }
+    });
+    actions
+}
+
+fn ping_label(ui: &mut Ui, ping: &PingState) {
+    match ping {
+        PingState::Busy => {
+            ui.label(RichText::new("pinging…").small().weak());
+        }
+        PingState::Rtt(rtt) => {
+            let ms = rtt.as_secs_f64() * 1000.0;
+            ui.label(RichText::new(format!("round trip {ms:.2} ms")).small());
+        }
+        PingState::Failed(message) => {
+            ui.label(
+                RichText::new("ping failed")
+                    .small()
+                    .color(Color32::from_rgb(0xE0, 0x60, 0x50)),
+            )
+            .on_hover_text(message);
+        }
+    }
+}
+
+fn hover_text(host: &HostInfo) -> String {
+    let addrs: Vec<String> = host.addrs.iter().map(|a| a.to_string()).collect();
+    let levels: Vec<String> = host.levels.iter().map(|l| l.to_string()).collect();
+    format!(
+        "{}\nhost {}\naddresses {} port {}\nfingerprint {}\noffers {}\nprotocol v{}",
+        host.name,
+        host.host,
+        addrs.join(", "),
+        host.port,
+        host.fingerprint,
+        levels.join(", "),
+        host.version
+    )
+}
+
+/// Free memory for people: MiB below 1 GiB, GiB with one decimal above.
+pub fn mem(mib: u64) -> String {
+    if mib < 1024 {
+        format!("{mib} MiB")
+    } else {
+        format!("{:.1} GiB", mib as f64 / 1024.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memory_reads_well() {
+        assert_eq!(super::mem(512), "512 MiB");
+        assert_eq!(super::mem(2048), "2.0 GiB");
+        assert_eq!(super::mem(1536), "1.5 GiB");
+    }
+}
