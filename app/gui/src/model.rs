@@ -48,6 +48,8 @@ pub struct PairDialog {
     pub code: String,
     /// Progress of the last attempt.
     pub state: PairState,
+    /// Whether the code field should take the keyboard focus.
+    pub focus_code: bool,
 }
 
 /// Progress of a pairing attempt.
@@ -139,6 +141,7 @@ impl Model {
             host: host.or_else(|| self.hosts.first().map(|h| h.instance.clone())),
             code: String::new(),
             state: PairState::Idle,
+            focus_code: true,
         };
     }
 
@@ -151,7 +154,7 @@ impl Model {
     /// Whether the dialog holds everything a pairing needs.
     pub fn can_pair(&self) -> bool {
         self.pair.code.len() == CODE_LEN
-            && self.pair.state != PairState::Busy
+            && matches!(self.pair.state, PairState::Idle | PairState::Failed(_))
             && self
                 .pair
                 .host

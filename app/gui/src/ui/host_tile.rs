@@ -5,14 +5,16 @@
 //! response of its glyph.
 
 use eframe::egui;
-use egui::{Align, Color32, Layout, RichText, Sense, Ui, Vec2, vec2};
+use egui::{
+    Align, Color32, CornerRadius, Frame, Layout, Margin, Rect, RichText, Sense, Ui, Vec2, vec2,
+};
 use zos_netproto::discovery::HostInfo;
 
 use super::glyph::{self, GLYPH_SIZE, ZOMBIE_BLUE};
 use crate::model::PingState;
 
 /// The size every tile takes.
-pub const TILE_SIZE: Vec2 = vec2(168.0, 196.0);
+pub const TILE_SIZE: Vec2 = vec2(150.0, 186.0);
 
 /// What the user did on a tile.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,45 +35,70 @@ pub fn host_tile(
     ping: Option<&PingState>,
 ) -> TileActions {
     let mut actions = TileActions::default();
-    ui.allocate_ui_with_layout(TILE_SIZE, Layout::top_down(Align::Center), |ui| {
-        ui.set_min_size(TILE_SIZE);
-        let (rect, response) = ui.allocate_exact_size(GLYPH_SIZE, Sense::click());
-        glyph::paint_monitor(ui.painter(), rect, ZOMBIE_BLUE, selected);
-        actions.selected = response.on_hover_text(hover_text(host)).clicked();
+    let frame = Frame::new()
+        .fill(ui.visuals().faint_bg_color)
+        .stroke(ui.visuals().widgets.noninteractive.bg_stroke)
+        .corner_radius(CornerRadius::same(8))
+        .inner_margin(Margin::same(8));
+    frame.show(ui, |ui| {
+        ui.allocate_ui_with_layout(TILE_SIZE, Layout::top_down(Align::Center), |ui| {
+            ui.set_min_size(TILE_SIZE);
+            ui.spacing_mut().item_spacing.y = 3.0;
+            let (rect, response) = ui.allocate_exact_size(GLYPH_SIZE, Sense::click());
+            glyph::paint_monitor(ui.painter(), rect, ZOMBIE_BLUE, selected);
+            actions.selected = response.on_hover_text(hover_text(host)).clicked();
 
-        ui.label(RichText::new(&host.name).strong().size(15.0));
-        ui.label(RichText::new(format!("{} cores · load {:.2}", host.cores, host.load1)).small());
-        ui.label(RichText::new(format!("{} free", mem(host.mem_free_mib))).small());
-        ui.horizontal(|ui| {
-            // Centre the two buttons under the glyph.
-            let buttons = 104.0;
-            ui.add_space(((ui.available_width() - buttons) / 2.0).max(0.0));
-            actions.ping = ui.small_button("Ping").clicked();
-            actions.pair = ui.small_button("Pair…").clicked();
+            ui.label(RichText::new(&host.name).strong().size(16.0));
+            load_bar(ui, host);
+            ui.label(format!("{} cores · load {:.2}", host.cores, host.load1));
+            ui.label(format!("{} free", mem(host.mem_free_mib)));
+            ui.add_space(2.0);
+            ui.horizontal(|ui| {
+                // Centre the two buttons under the glyph.
+                let buttons = 100.0;
+                ui.add_space(((ui.available_width() - buttons) / 2.0).max(0.0));
+                actions.ping = ui.button("Ping").clicked();
+                actions.pair = ui.button("Pair…").clicked();
+            });
+            if let Some(ping) = ping {
+                ping_label(ui, ping);
+            }
         });
-        if let Some(ping) = ping {
-            ping_label(ui, ping);
-        }
     });
     actions
+}
+
+/// A thin bar: the 1-minute load as a share of the cores, green when idle,
+/// amber when busy, red when overloaded.
+fn load_bar(ui: &mut Ui, host: &HostInfo) {
+    let share = host.load1 / host.cores.max(1) as f32;
+    let (rect, _) = ui.allocate_exact_size(vec2(GLYPH_SIZE.x, 5.0), Sense::hover());
+    let painter = ui.painter();
+    painter.rect_filled(rect, CornerRadius::same(2), ui.visuals().extreme_bg_color);
+    let color = match share {
+        s if s < 0.5 => Color32::from_rgb(0x5C, 0xC0, 0x6C),
+        s if s < 1.0 => Color32::from_rgb(0xF0, 0xB0, 0x30),
+        _ => Color32::from_rgb(0xE8, 0x64, 0x54),
+    };
+    let filled = Rect::from_min_size(
+        rect.min,
+        vec2(rect.width() * share.clamp(0.03, 1.0), rect.height()),
+    );
+    painter.rect_filled(filled, CornerRadius::same(2), color);
 }
 
 fn ping_label(ui: &mut Ui, ping: &PingState) {
     match ping {
         PingState::Busy => {
-            ui.label(RichText::new("pinging…").small().weak());
+            ui.label(RichText::new("pinging…").weak());
         }
         PingState::Rtt(rtt) => {
             let ms = rtt.as_secs_f64() * 1000.0;
-            ui.label(RichText::new(format!("round trip {ms:.2} ms")).small());
+            ui.label(format!("round trip {ms:.2} ms"));
         }
         PingState::Failed(message) => {
-            ui.label(
-                RichText::new("ping failed")
-                    .small()
-                    .color(Color32::from_rgb(0xE0, 0x60, 0x50)),
-            )
-            .on_hover_text(message);
+            ui.label(RichText::new("ping failed").color(Color32::from_rgb(0xE0, 0x60, 0x50)))
+                .on_hover_text(message);
         }
     }
 }

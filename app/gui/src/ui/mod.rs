@@ -63,6 +63,7 @@ pub fn draw(ui: &mut Ui, model: &mut Model) -> Vec<Command> {
 
 fn hosts_summary(model: &Model) -> String {
     match model.hosts.len() {
+        _ if model.daemon_error.is_some() => "daemon unreachable".to_owned(),
         _ if !model.polled => "looking for zombies…".to_owned(),
         0 => "no zombies".to_owned(),
         1 => "1 zombie".to_owned(),

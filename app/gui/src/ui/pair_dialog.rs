@@ -2,9 +2,9 @@
 //! the daemon's verdict.
 
 use eframe::egui;
-use egui::{Align2, Color32, ComboBox, FontId, Key, RichText, TextEdit, Ui, Window};
+use egui::{Color32, ComboBox, FontId, Id, Key, Modal, RichText, TextEdit, Ui};
 
-use crate::model::{CODE_LEN, Model, PairState};
+use crate::model::{Model, PairState};
 use crate::worker::Command;
 
 /// The colour of success messages.
@@ -17,24 +17,23 @@ pub fn pair_dialog(ui: &mut Ui, model: &mut Model) -> Option<Command> {
     if !model.pair.open {
         return None;
     }
-    let mut open = true;
-    let mut command = None;
-    Window::new("Pair with a zombie")
-        .open(&mut open)
-        .collapsible(false)
-        .resizable(false)
-        .anchor(Align2::CENTER_CENTER, [0.0, 0.0])
-        .show(ui.ctx(), |ui| {
-            command = contents(ui, model);
-        });
-    if !open {
+    let modal = Modal::new(Id::unique("pair-dialog")).show(ui.ctx(), |ui| contents(ui, model));
+    if modal.should_close() || modal.inner.close {
         model.pair.open = false;
     }
-    command
+    modal.inner.command
 }
 
-fn contents(ui: &mut Ui, model: &mut Model) -> Option<Command> {
-    ui.set_min_width(320.0);
+/// What the dialog's contents asked for.
+struct Outcome {
+    command: Option<Command>,
+    close: bool,
+}
+
+fn contents(ui: &mut Ui, model: &mut Model) -> Outcome {
+    ui.set_width(360.0);
+    ui.heading("Pair with a zombie");
+    ui.add_space(4.0);
     ui.label("Ask the zombie for a code (tray menu or `zos pair-code`), then type it here.");
     ui.add_space(6.0);
 
@@ -58,7 +57,7 @@ fn contents(ui: &mut Ui, model: &mut Model) -> Option<Command> {
         model.pair.state = PairState::Idle;
     }
     if let Some(fp) = chosen_fp {
-        ui.label(RichText::new(format!("fingerprint {fp}")).small().weak());
+        ui.label(RichText::new(format!("fingerprint {fp}")).weak());
     }
 
     let mut submit = false;
@@ -66,10 +65,12 @@ fn contents(ui: &mut Ui, model: &mut Model) -> Option<Command> {
         ui.label("Code");
         let edit = TextEdit::singleline(&mut model.pair.code)
             .hint_text("6 digits")
-            .char_limit(CODE_LEN)
             .desired_width(110.0)
             .font(FontId::monospace(20.0));
         let response = ui.add(edit);
+        if std::mem::take(&mut model.pair.focus_code) {
+            response.request_focus();
+        }
         if response.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter)) {
             submit = true;
         }
@@ -80,6 +81,8 @@ fn contents(ui: &mut Ui, model: &mut Model) -> Option<Command> {
     model.clean_code();
 
     let mut command = None;
+    let mut close = false;
+    ui.add_space(4.0);
     ui.horizontal(|ui| {
         let clicked = ui
             .add_enabled(model.can_pair(), egui::Button::new("Pair"))
@@ -91,6 +94,9 @@ fn contents(ui: &mut Ui, model: &mut Model) -> Option<Command> {
             ui.spinner();
             ui.label("pairing…");
         }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            close = ui.button("Close").clicked();
+        });
     });
 
     match &model.pair.state {
@@ -98,9 +104,28 @@ fn contents(ui: &mut Ui, model: &mut Model) -> Option<Command> {
             ui.colored_label(GOOD, format!("Paired with {name} ({level} control)."));
         }
         PairState::Failed(message) => {
-            ui.colored_label(BAD, format!("Pairing failed: {message}"));
+            ui.colored_label(BAD, format!("Pairing failed: {}", reason(message)));
         }
         PairState::Idle | PairState::Busy => {}
     }
-    command
+    Outcome { command, close }
+}
+
+/// The daemon's message without a leading "pairing failed:", which the
+/// dialog already says.
+fn reason(message: &str) -> &str {
+    const PREFIX: &str = "pairing failed:";
+    match message.get(..PREFIX.len()) {
+        Some(head) if head.eq_ignore_ascii_case(PREFIX) => message[PREFIX.len()..].trim_start(),
+        _ => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reason_drops_the_repeated_prefix() {
+        assert_eq!(super::reason("pairing failed: wrong code"), "wrong code");
+        assert_eq!(super::reason("no such zombie"), "no such zombie");
+    }
 }

@@ -5,17 +5,23 @@ use egui::{Color32, RichText, Ui};
 
 use crate::model::Model;
 
+const GOOD: Color32 = Color32::from_rgb(0x5C, 0xC0, 0x6C);
+const BAD: Color32 = Color32::from_rgb(0xE8, 0x64, 0x54);
+
+/// A small coloured disc, the daemon's health at a glance.
+fn dot(ui: &mut Ui, color: Color32) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+    ui.painter().circle_filled(rect.center(), 5.0, color);
+}
+
 /// Shows the instance's name, role, fingerprint and sessions, or a clear
 /// message when the daemon does not answer.
 pub fn status_bar(ui: &mut Ui, model: &Model) {
     ui.horizontal(|ui| {
         if let Some(error) = &model.daemon_error {
-            ui.label(
-                RichText::new("● daemon unreachable")
-                    .strong()
-                    .color(Color32::from_rgb(0xE8, 0x64, 0x54)),
-            );
-            ui.label(error);
+            dot(ui, BAD);
+            ui.label(RichText::new("daemon unreachable").strong().color(BAD));
+            ui.add(egui::Label::new(error).truncate());
             return;
         }
         match &model.status {
@@ -24,11 +30,7 @@ pub fn status_bar(ui: &mut Ui, model: &Model) {
                 ui.label("connecting to the daemon…");
             }
             Some(status) => {
-                ui.label(
-                    RichText::new("●")
-                        .strong()
-                        .color(Color32::from_rgb(0x5C, 0xC0, 0x6C)),
-                );
+                dot(ui, GOOD);
                 ui.label(RichText::new(&status.name).strong());
                 ui.label(RichText::new(format!("{:?}", status.role).to_lowercase()).weak());
                 ui.separator();

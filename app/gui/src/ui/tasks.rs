@@ -16,7 +16,6 @@ pub fn tasks_panel(ui: &mut Ui) {
         RichText::new(
             "Tasks started with `zos run` appear here; drag one onto a zombie to move it.",
         )
-        .small()
         .weak(),
     );
 }

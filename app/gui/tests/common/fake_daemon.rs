@@ -17,7 +17,10 @@ pub struct FakeDaemon {
 
 impl FakeDaemon {
     /// Listens on a fresh socket named after `tag`, answering with `handler`.
-    pub fn start(tag: &str, handler: impl Fn(Request) -> Vec<Reply> + Send + Sync + 'static) -> Self {
+    pub fn start(
+        tag: &str,
+        handler: impl Fn(Request) -> Vec<Reply> + Send + Sync + 'static,
+    ) -> Self {
         let dir = std::env::temp_dir().join(format!("zos-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
