@@ -11,9 +11,16 @@ use std::time::Instant;
 
 use fake_daemon::FakeDaemon;
 use zos_netproto::Level;
+use zos_netproto::PublicKey;
 use zos_netproto::control::{Reply, Request, StatusInfo};
 use zos_netproto::discovery::HostInfo;
+use zos_netproto::trust::PeerEntry;
 use zos_netproto::wire::Role;
+
+/// The demo key of a zombie, from its address's last byte.
+fn key(last: u8) -> PublicKey {
+    PublicKey([last; 32])
+}
 
 fn host(name: &str, cores: u32, load1: f32, mem_free_mib: u64, last: u8) -> HostInfo {
     HostInfo {
@@ -21,7 +28,7 @@ fn host(name: &str, cores: u32, load1: f32, mem_free_mib: u64, last: u8) -> Host
         name: name.into(),
         host: format!("{name}.local."),
         version: 1,
-        fingerprint: format!("{name}0c4f9e2b7a11d3"),
+        fingerprint: key(last).fingerprint().0,
         addrs: vec![format!("10.0.0.{last}").parse().unwrap()],
         port: 40123,
         cores,
@@ -55,6 +62,14 @@ fn demo() -> FakeDaemon {
                 pairing: None,
                 sessions: vec![],
             })],
+            Request::TrustList => vec![Reply::Trust {
+                entries: vec![PeerEntry {
+                    key: key(2).to_hex(),
+                    name: "z1".into(),
+                    level: Level::Complete,
+                    added: 0,
+                }],
+            }],
             Request::Pair { host, code } if code == "123456" => vec![Reply::Paired {
                 name: host.split('.').next().unwrap_or_default().into(),
                 fingerprint: "z10c4f9e2b7a11d3".into(),

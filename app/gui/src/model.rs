@@ -25,6 +25,8 @@ pub struct Model {
     pub status: Option<StatusInfo>,
     /// Why the daemon cannot be reached, while it cannot.
     pub daemon_error: Option<String>,
+    /// The zombies this master is paired with: fingerprint → level held.
+    pub paired: HashMap<String, Level>,
     /// The pairing dialog.
     pub pair: PairDialog,
     /// The last ping to each host, by instance.
@@ -101,6 +103,15 @@ impl Model {
             Event::Status(Err(message)) => {
                 self.daemon_error = Some(message);
             }
+            Event::Trust(Ok(entries)) => {
+                self.paired = entries
+                    .iter()
+                    .filter_map(|e| Some((e.public_key().ok()?.fingerprint().0, e.level)))
+                    .collect();
+            }
+            Event::Trust(Err(message)) => {
+                tracing::debug!("paired zombies unknown: {message}");
+            }
             Event::Paired { host, result } => {
                 if self.pair.host.as_deref() == Some(host.as_str()) {
                     self.pair.state = match result {
@@ -132,6 +143,11 @@ impl Model {
     /// Looks a host up by instance.
     pub fn host(&self, instance: &str) -> Option<&HostInfo> {
         self.hosts.iter().find(|h| h.instance == instance)
+    }
+
+    /// The level this master holds on `host`, if paired with it.
+    pub fn paired_level(&self, host: &HostInfo) -> Option<Level> {
+        self.paired.get(&host.fingerprint).copied()
     }
 
     /// Opens the pairing dialog, preselecting `host` (an instance) if given.

@@ -16,9 +16,14 @@ use std::time::{Duration, Instant};
 use zos_netproto::Level;
 use zos_netproto::control::{self, Reply, Request, StatusInfo};
 use zos_netproto::discovery::HostInfo;
+use zos_netproto::trust::PeerEntry;
 
 /// How often the host list and the daemon's status are fetched.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The list of paired zombies is fetched every this many polls (and after
+/// each pairing).
+const TRUST_EVERY: u32 = 4;
 
 /// Something the user asked for.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +49,8 @@ pub enum Event {
     Hosts(Result<Vec<HostInfo>, String>),
     /// The daemon's own state, or why it could not be fetched.
     Status(Result<StatusInfo, String>),
+    /// The zombies this master is paired with, or why they are unknown.
+    Trust(Result<Vec<PeerEntry>, String>),
     /// The outcome of a [`Command::Pair`].
     Paired {
         /// The host as given in the command.
@@ -100,14 +107,19 @@ impl Worker {
 /// Polls until the UI end goes away, running commands in between.
 fn poll_loop(socket: &Path, commands: &Receiver<Command>, events: &Sender<Event>, notify: &Notify) {
     let mut next_poll = Instant::now();
+    let mut polls = 0u32;
     loop {
         let now = Instant::now();
         if now >= next_poll {
-            let hosts = fetch_hosts(socket);
-            let status = fetch_status(socket);
-            if events.send(Event::Hosts(hosts)).is_err()
-                || events.send(Event::Status(status)).is_err()
-            {
+            let mut batch = vec![
+                Event::Hosts(fetch_hosts(socket)),
+                Event::Status(fetch_status(socket)),
+            ];
+            if polls % TRUST_EVERY == 0 {
+                batch.push(Event::Trust(fetch_trust(socket)));
+            }
+            polls = polls.wrapping_add(1);
+            if batch.into_iter().any(|e| events.send(e).is_err()) {
                 return;
             }
             notify();
@@ -134,6 +146,9 @@ fn run_command(socket: &Path, command: Command, events: &Sender<Event>, notify: 
                 Command::Pair { host, code } => {
                     tracing::info!(%host, "pairing");
                     let result = pair(&socket, &host, &code);
+                    if result.is_ok() {
+                        let _ = events.send(Event::Trust(fetch_trust(&socket)));
+                    }
                     Event::Paired { host, result }
                 }
                 Command::Ping { host } => {
@@ -160,6 +175,13 @@ fn fetch_hosts(socket: &Path) -> Result<Vec<HostInfo>, String> {
 fn fetch_status(socket: &Path) -> Result<StatusInfo, String> {
     match control::request(socket, &Request::Status) {
         Ok(Reply::Status(status)) => Ok(status),
+        other => Err(failure(other)),
+    }
+}
+
+fn fetch_trust(socket: &Path) -> Result<Vec<PeerEntry>, String> {
+    match control::request(socket, &Request::TrustList) {
+        Ok(Reply::Trust { entries }) => Ok(entries),
         other => Err(failure(other)),
     }
 }

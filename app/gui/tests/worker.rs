@@ -13,9 +13,15 @@ use eframe::egui;
 use zos_gui::model::{Model, PairState, PingState};
 use zos_gui::worker::{Command, Worker};
 use zos_netproto::Level;
+use zos_netproto::PublicKey;
 use zos_netproto::control::{Reply, Request, StatusInfo};
 use zos_netproto::discovery::HostInfo;
+use zos_netproto::trust::PeerEntry;
 use zos_netproto::wire::Role;
+
+fn z1_key() -> PublicKey {
+    PublicKey([7; 32])
+}
 
 fn host(name: &str) -> HostInfo {
     HostInfo {
@@ -23,7 +29,7 @@ fn host(name: &str) -> HostInfo {
         name: name.into(),
         host: format!("{name}.local."),
         version: 1,
-        fingerprint: format!("{name}-fingerprint"),
+        fingerprint: z1_key().fingerprint().0,
         addrs: vec![],
         port: 4000,
         cores: 2,
@@ -34,7 +40,11 @@ fn host(name: &str) -> HostInfo {
 }
 
 fn fake_master(hosts: Arc<Mutex<Vec<HostInfo>>>) -> FakeDaemon {
+    let trusted = Arc::new(Mutex::new(Vec::new()));
     FakeDaemon::start("gui-worker-test", move |request| match request {
+        Request::TrustList => vec![Reply::Trust {
+            entries: trusted.lock().unwrap().clone(),
+        }],
         Request::Hosts => vec![Reply::Hosts {
             hosts: hosts.lock().unwrap().clone(),
         }],
@@ -55,11 +65,19 @@ fn fake_master(hosts: Arc<Mutex<Vec<HostInfo>>>) -> FakeDaemon {
             },
             Reply::Done,
         ],
-        Request::Pair { code, .. } if code == "111111" => vec![Reply::Paired {
-            name: "z1".into(),
-            fingerprint: "z1-fingerprint".into(),
-            level: Level::Complete,
-        }],
+        Request::Pair { code, .. } if code == "111111" => {
+            trusted.lock().unwrap().push(PeerEntry {
+                key: z1_key().to_hex(),
+                name: "z1".into(),
+                level: Level::Complete,
+                added: 0,
+            });
+            vec![Reply::Paired {
+                name: "z1".into(),
+                fingerprint: "z1-fingerprint".into(),
+                level: Level::Complete,
+            }]
+        }
         _ => vec![Reply::Error {
             message: "wrong code".into(),
         }],

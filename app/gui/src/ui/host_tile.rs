@@ -8,13 +8,17 @@ use eframe::egui;
 use egui::{
     Align, Color32, CornerRadius, Frame, Layout, Margin, Rect, RichText, Sense, Ui, Vec2, vec2,
 };
+use zos_netproto::Level;
 use zos_netproto::discovery::HostInfo;
 
 use super::glyph::{self, GLYPH_SIZE, ZOMBIE_BLUE};
 use crate::model::PingState;
 
+/// The colour of the "paired" line.
+const PAIRED: Color32 = Color32::from_rgb(0x5C, 0xC0, 0x6C);
+
 /// The size every tile takes.
-pub const TILE_SIZE: Vec2 = vec2(150.0, 186.0);
+pub const TILE_SIZE: Vec2 = vec2(150.0, 204.0);
 
 /// What the user did on a tile.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,6 +36,7 @@ pub fn host_tile(
     ui: &mut Ui,
     host: &HostInfo,
     selected: bool,
+    paired: Option<Level>,
     ping: Option<&PingState>,
 ) -> TileActions {
     let mut actions = TileActions::default();
@@ -49,6 +54,10 @@ pub fn host_tile(
             actions.selected = response.on_hover_text(hover_text(host)).clicked();
 
             ui.label(RichText::new(&host.name).strong().size(16.0));
+            match paired {
+                Some(level) => ui.label(RichText::new(format!("paired · {level}")).color(PAIRED)),
+                None => ui.label(RichText::new("not paired").weak()),
+            };
             load_bar(ui, host);
             ui.label(format!("{} cores · load {:.2}", host.cores, host.load1));
             ui.label(format!("{} free", mem(host.mem_free_mib)));

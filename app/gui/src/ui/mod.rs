@@ -100,7 +100,8 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) {
             for host in &model.hosts {
                 let selected = model.selected.as_deref() == Some(host.instance.as_str());
                 let ping = model.pings.get(&host.instance);
-                let actions = host_tile::host_tile(ui, host, selected, ping);
+                let paired = model.paired_level(host);
+                let actions = host_tile::host_tile(ui, host, selected, paired, ping);
                 if actions.selected {
                     model.selected = Some(host.instance.clone());
                 }
