@@ -64,7 +64,7 @@ impl Pixmap {
             for x in x0..x1 {
                 let dx = (x0 + r - 1 - x).max(x - (x1 - r)).max(0);
                 let dy = (y0 + r - 1 - y).max(y - (y1 - r)).max(0);
-                if dx + dy < r {
+                if dx + dy < r.max(1) {
                     self.put(x, y, rgb);
                 }
             }
@@ -104,7 +104,7 @@ pub fn draw(size: i32, look: Look) -> Pixmap {
         look.body,
     );
     if look.badge {
-        let r = size as f32 * 0.2;
+        let r = size as f32 * 0.17;
         p.disc(size as f32 - r, r, r, AMBER);
     }
     p
@@ -141,7 +141,7 @@ mod tests {
         assert_eq!(p.data.len(), 32 * 32 * 4);
         assert_eq!(p.pixel(0, 0), [0, 0, 0, 0]);
         assert_eq!(p.pixel(2, 12), [0xFF, 0x3C, 0x8C, 0xDC]);
-        assert_eq!(p.pixel(16, 16)[0], 0xFF, "screen is opaque");
+        assert_eq!(p.pixel(20, 16), [0xFF, SCREEN[0], SCREEN[1], SCREEN[2]]);
     }
 
     #[test]
