@@ -2,7 +2,8 @@
 //!
 //! `window SOCKET` talks to the daemon at SOCKET; `window --demo` first
 //! starts an in-process fake daemon with three zombies whose load moves and
-//! one of which leaves after 20 s (pairing code 123456 works, others fail).
+//! one of which leaves after 20 s (pairing code 123456 works, others fail);
+//! `ZOS_DEMO_EXTRA=N` adds N more zombies.
 
 #[path = "../tests/common/fake_daemon.rs"]
 mod fake_daemon;
@@ -40,6 +41,10 @@ fn host(name: &str, cores: u32, load1: f32, mem_free_mib: u64, last: u8) -> Host
 
 fn demo() -> FakeDaemon {
     let start = Instant::now();
+    let extra: u8 = std::env::var("ZOS_DEMO_EXTRA")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     FakeDaemon::start("gui-demo", move |request| {
         let t = start.elapsed().as_secs_f32();
         match request {
@@ -50,6 +55,9 @@ fn demo() -> FakeDaemon {
                 ];
                 if t < 20.0 {
                     hosts.push(host("z2", 16, 0.05, 760, 4));
+                }
+                for i in 0..extra {
+                    hosts.push(host(&format!("node-{i:02}"), 2, 2.5, 300, 10 + i));
                 }
                 vec![Reply::Hosts { hosts }]
             }

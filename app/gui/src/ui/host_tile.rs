@@ -20,6 +20,15 @@ const PAIRED: Color32 = Color32::from_rgb(0x5C, 0xC0, 0x6C);
 /// The size every tile takes.
 pub const TILE_SIZE: Vec2 = vec2(150.0, 204.0);
 
+/// The tile's inner margin.
+const MARGIN: i8 = 8;
+
+/// The size a tile takes on screen, frame and margins included.
+pub const OUTER_SIZE: Vec2 = vec2(
+    TILE_SIZE.x + 2.0 * MARGIN as f32 + 2.0,
+    TILE_SIZE.y + 2.0 * MARGIN as f32 + 2.0,
+);
+
 /// What the user did on a tile.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TileActions {
@@ -44,7 +53,7 @@ pub fn host_tile(
         .fill(ui.visuals().faint_bg_color)
         .stroke(ui.visuals().widgets.noninteractive.bg_stroke)
         .corner_radius(CornerRadius::same(8))
-        .inner_margin(Margin::same(8));
+        .inner_margin(Margin::same(MARGIN));
     frame.show(ui, |ui| {
         ui.allocate_ui_with_layout(TILE_SIZE, Layout::top_down(Align::Center), |ui| {
             ui.set_min_size(TILE_SIZE);

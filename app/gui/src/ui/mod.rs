@@ -93,31 +93,43 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) {
     }
     ScrollArea::vertical().show(ui, |ui| {
         ui.add_space(8.0);
-        ui.horizontal_wrapped(|ui| {
-            ui.spacing_mut().item_spacing.x = 12.0;
-            let mut pair = None;
-            let mut pings = Vec::new();
-            for host in &model.hosts {
-                let selected = model.selected.as_deref() == Some(host.instance.as_str());
-                let ping = model.pings.get(&host.instance);
-                let paired = model.paired_level(host);
-                let actions = host_tile::host_tile(ui, host, selected, paired, ping);
-                if actions.selected {
-                    model.selected = Some(host.instance.clone());
+        // Rows of as many tiles as fit; egui's wrapping layouts do not wrap
+        // framed blocks of fixed size.
+        let gap = 12.0;
+        let width = host_tile::OUTER_SIZE.x;
+        let columns = (((ui.available_width() + gap) / (width + gap)).floor() as usize).max(1);
+        let mut pair = None;
+        let mut select = None;
+        let mut pings = Vec::new();
+        for row in model.hosts.chunks(columns) {
+            ui.horizontal(|ui| {
+                ui.spacing_mut().item_spacing.x = gap;
+                for host in row {
+                    let selected = model.selected.as_deref() == Some(host.instance.as_str());
+                    let ping = model.pings.get(&host.instance);
+                    let paired = model.paired_level(host);
+                    let actions = host_tile::host_tile(ui, host, selected, paired, ping);
+                    if actions.selected {
+                        select = Some(host.instance.clone());
+                    }
+                    if actions.ping {
+                        pings.push(host.instance.clone());
+                    }
+                    if actions.pair {
+                        pair = Some(host.instance.clone());
+                    }
                 }
-                if actions.ping {
-                    pings.push(host.instance.clone());
-                }
-                if actions.pair {
-                    pair = Some(host.instance.clone());
-                }
-            }
-            for host in pings {
-                commands.push(model.start_ping(&host));
-            }
-            if let Some(host) = pair {
-                model.open_pairing(Some(host));
-            }
-        });
+            });
+            ui.add_space(gap - ui.spacing().item_spacing.y);
+        }
+        if select.is_some() {
+            model.selected = select;
+        }
+        for host in pings {
+            commands.push(model.start_ping(&host));
+        }
+        if let Some(host) = pair {
+            model.open_pairing(Some(host));
+        }
     });
 }
