@@ -1,1 +1,34 @@
-fn main() {}
+//! `zos`: the command line of every ZOS role.
+//!
+//! Daemons (`zos master`, `zos zombie`) run in the foreground; every other
+//! command talks to the daemon of the same home over its control socket.
+
+mod bench;
+mod cli;
+mod commands;
+mod demo;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let default_level = if cli.command.is_daemon() {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("zos: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

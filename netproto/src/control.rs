@@ -189,7 +189,9 @@ pub fn call(socket: &Path, request: &Request, mut on_reply: impl FnMut(&Reply)) 
             .read_line(&mut buf)
             .map_err(|e| Error::io("read reply", e))?;
         if n == 0 {
-            return Err(Error::Closed("daemon closed the control connection without a reply".into()));
+            return Err(Error::Closed(
+                "daemon closed the control connection without a reply".into(),
+            ));
         }
         let reply: Reply = serde_json::from_str(&buf)
             .map_err(|e| Error::Malformed(format!("daemon reply {buf:?}: {e}")))?;
@@ -211,14 +213,24 @@ mod tests {
 
     #[test]
     fn json_shape_is_stable() {
-        let r = Request::Pair { host: "z1".into(), code: "123456".into() };
+        let r = Request::Pair {
+            host: "z1".into(),
+            code: "123456".into(),
+        };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
             r#"{"op":"pair","host":"z1","code":"123456"}"#
         );
         let back: Request = serde_json::from_str(r#"{"op":"status"}"#).unwrap();
         assert_eq!(back, Request::Status);
-        assert!(!Reply::Pong { seq: 1, rtt_us: 2, peer: "z".into() }.is_final());
+        assert!(
+            !Reply::Pong {
+                seq: 1,
+                rtt_us: 2,
+                peer: "z".into()
+            }
+            .is_final()
+        );
         assert!(Reply::Done.is_final());
     }
 }

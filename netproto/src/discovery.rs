@@ -104,7 +104,13 @@ fn daemon(interfaces: &Interfaces) -> Result<ServiceDaemon> {
 fn sanitize(s: &str) -> String {
     let out: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     if out.is_empty() { "zos".into() } else { out }
 }
@@ -151,7 +157,12 @@ impl Advertiser {
 }
 
 fn service_info(a: &Advert) -> Result<ServiceInfo> {
-    let short_fp: String = a.fingerprint.chars().filter(|c| *c != '-').take(8).collect();
+    let short_fp: String = a
+        .fingerprint
+        .chars()
+        .filter(|c| *c != '-')
+        .take(8)
+        .collect();
     let instance = format!("{}-{}", sanitize(&a.name), short_fp);
     let hostname = format!("{instance}.local.");
     let levels = a
@@ -170,7 +181,10 @@ fn service_info(a: &Advert) -> Result<ServiceInfo> {
         ("mem", a.mem_free_mib.to_string()),
         ("levels", levels),
     ];
-    Ok(ServiceInfo::new(SERVICE_TYPE, &instance, &hostname, "", a.port, &props[..])?.enable_addr_auto())
+    Ok(
+        ServiceInfo::new(SERVICE_TYPE, &instance, &hostname, "", a.port, &props[..])?
+            .enable_addr_auto(),
+    )
 }
 
 /// Browses for zombies; changes arrive on the receiver.
@@ -196,7 +210,9 @@ impl Browser {
                                 continue;
                             }
                         },
-                        ServiceEvent::ServiceRemoved(_, fullname) => Change::Down { instance: fullname },
+                        ServiceEvent::ServiceRemoved(_, fullname) => {
+                            Change::Down { instance: fullname }
+                        }
                         _ => continue,
                     };
                     if tx.send(change).is_err() {
@@ -217,7 +233,7 @@ impl Browser {
     }
 
     /// Stops browsing.
-    pub fn stop(self) {
+    pub fn stop(&self) {
         if let Ok(rx) = self.daemon.shutdown() {
             let _ = rx.recv_timeout(std::time::Duration::from_secs(2));
         }

@@ -64,7 +64,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> Resu
     }
     r.read_exact(&mut buf[..len]).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            Error::Malformed(format!("truncated frame: stream ended inside a {len}-byte frame"))
+            Error::Malformed(format!(
+                "truncated frame: stream ended inside a {len}-byte frame"
+            ))
         } else {
             Error::io("receive frame", e)
         }
@@ -200,12 +202,29 @@ mod tests {
     #[test]
     fn every_kind_roundtrips() {
         let frames = [
-            Inner::Data { channel: 7, bytes: Bytes::from_static(b"hello"), last: true },
-            Inner::Data { channel: 1 << 31, bytes: Bytes::new(), last: false },
-            Inner::Open { channel: 3, label: "vnc:task-4".into() },
-            Inner::Credit { channel: 3, bytes: 1 << 20 },
+            Inner::Data {
+                channel: 7,
+                bytes: Bytes::from_static(b"hello"),
+                last: true,
+            },
+            Inner::Data {
+                channel: 1 << 31,
+                bytes: Bytes::new(),
+                last: false,
+            },
+            Inner::Open {
+                channel: 3,
+                label: "vnc:task-4".into(),
+            },
+            Inner::Credit {
+                channel: 3,
+                bytes: 1 << 20,
+            },
             Inner::Close { channel: 9 },
-            Inner::Reset { channel: 9, reason: "disk full".into() },
+            Inner::Reset {
+                channel: 9,
+                reason: "disk full".into(),
+            },
         ];
         for f in frames {
             let mut out = Vec::new();

@@ -150,9 +150,12 @@ impl Identity {
     }
 
     fn from_private_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
-        let private: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| format!("expected a 32-byte private key, found {} bytes", bytes.len()))?;
+        let private: [u8; 32] = bytes.try_into().map_err(|_| {
+            format!(
+                "expected a 32-byte private key, found {} bytes",
+                bytes.len()
+            )
+        })?;
         let public = x25519_public(&private);
         Ok(Identity { private, public })
     }

@@ -9,8 +9,9 @@
 //! [`WINDOW`] bytes. A sender waits for credit before sending a piece; a
 //! receiver returns credit as its application consumes messages. The reader
 //! task therefore never waits on a slow channel, and a peer that sends past
-//! its credit is a protocol violation that ends the session. Small frames
-//! (credit, open, close) jump ahead of bulk data in the writer.
+//! its credit is a protocol violation that ends the session. Credit, open
+//! and reset frames jump ahead of bulk data in the writer; close frames and
+//! the session's shutdown stay behind the data sent before them.
 //!
 //! One task reads and decrypts, another encrypts and writes, each with its
 //! own nonce counter, so the two directions run on two cores.
@@ -97,7 +98,14 @@ impl Shared {
             .unwrap_or_else(|| "session ended".into())
     }
 
-    fn register(&self, id: u32) -> (mpsc::UnboundedReceiver<Event>, Arc<Semaphore>, Arc<AtomicUsize>) {
+    fn register(
+        &self,
+        id: u32,
+    ) -> (
+        mpsc::UnboundedReceiver<Event>,
+        Arc<Semaphore>,
+        Arc<AtomicUsize>,
+    ) {
         let (tx, rx) = mpsc::unbounded_channel();
         let credit = Arc::new(Semaphore::new(WINDOW));
         let unconsumed = Arc::new(AtomicUsize::new(0));
@@ -147,8 +155,20 @@ impl Mux {
             ended,
         });
         let control = Channel::new(0, "control".into(), shared.clone());
-        tokio::spawn(write_loop(writer, transport.clone(), bulk_rx, small_rx, shared.clone()));
-        tokio::spawn(read_loop(reader, transport, shared.clone(), incoming_tx, initiator));
+        tokio::spawn(write_loop(
+            writer,
+            transport.clone(),
+            bulk_rx,
+            small_rx,
+            shared.clone(),
+        ));
+        tokio::spawn(read_loop(
+            reader,
+            transport,
+            shared.clone(),
+            incoming_tx,
+            initiator,
+        ));
         (
             Mux {
                 shared,
@@ -178,9 +198,13 @@ impl Mux {
         self.incoming.lock().await.recv().await
     }
 
-    /// Sends everything queued, then ends the session.
+    /// Sends everything queued (in order, after any message already sent),
+    /// then ends the session.
     pub fn close(&self) {
-        let _ = self.shared.small_tx.send(Outgoing::Shutdown);
+        let bulk = self.shared.bulk_tx.clone();
+        tokio::spawn(async move {
+            let _ = bulk.send(Outgoing::Shutdown).await;
+        });
     }
 
     /// Ends the session at once with a reason, dropping queued data.
@@ -353,9 +377,9 @@ impl Channel {
     pub async fn recv_msg<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
         match self.recv().await? {
             None => Ok(None),
-            Some(bytes) => postcard::from_bytes(&bytes)
-                .map(Some)
-                .map_err(|e| Error::Malformed(format!("undecodable message on {:?}: {e}", self.label))),
+            Some(bytes) => postcard::from_bytes(&bytes).map(Some).map_err(|e| {
+                Error::Malformed(format!("undecodable message on {:?}: {e}", self.label))
+            }),
         }
     }
 
@@ -389,10 +413,16 @@ impl Drop for Channel {
             .expect("channel table")
             .remove(&self.id);
         if !self.finished {
-            let _ = self
-                .shared
-                .small_tx
-                .send(Outgoing::Frame(Inner::Close { channel: self.id }));
+            // Close travels behind this channel's data, never ahead of it.
+            let close = Outgoing::Frame(Inner::Close { channel: self.id });
+            if let Err(mpsc::error::TrySendError::Full(close)) = self.shared.bulk_tx.try_send(close)
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                let bulk = self.shared.bulk_tx.clone();
+                runtime.spawn(async move {
+                    let _ = bulk.send(close).await;
+                });
+            }
         }
     }
 }
@@ -421,7 +451,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             loop {
                 match item {
                     Outgoing::Shutdown => {
-                        writer.write_all(&out).await.map_err(|e| Error::io("send", e))?;
+                        writer
+                            .write_all(&out)
+                            .await
+                            .map_err(|e| Error::io("send", e))?;
                         let _ = writer.shutdown().await;
                         return Err(Error::Closed("session closed".into()));
                     }
@@ -447,7 +480,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     },
                 };
             }
-            writer.write_all(&out).await.map_err(|e| Error::io("send", e))?;
+            writer
+                .write_all(&out)
+                .await
+                .map_err(|e| Error::io("send", e))?;
             out.clear();
         }
     }
@@ -480,7 +516,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
         };
         let len = match transport.read_message(nonce, &cipher[..n], &mut plain) {
             Ok(len) => len,
-            Err(e) => break format!("frame failed authentication ({e}): tampered, replayed or corrupt"),
+            Err(e) => {
+                break format!("frame failed authentication ({e}): tampered, replayed or corrupt");
+            }
         };
         nonce += 1;
         let inner = match Inner::decode(&plain[..len]) {
@@ -502,7 +540,11 @@ fn dispatch(
     initiator: bool,
 ) -> Result<()> {
     match inner {
-        Inner::Data { channel, bytes, last } => {
+        Inner::Data {
+            channel,
+            bytes,
+            last,
+        } => {
             let table = shared.channels.lock().expect("channel table");
             if let Some(slot) = table.get(&channel) {
                 let cost = bytes.len() + PIECE_OVERHEAD;
@@ -519,15 +561,24 @@ fn dispatch(
         Inner::Open { channel, label } => {
             let peer_parity = if initiator { 0 } else { 1 };
             if channel == 0 || channel % 2 != peer_parity {
-                return Err(Error::Malformed(format!("peer opened channel {channel} with a wrong id")));
+                return Err(Error::Malformed(format!(
+                    "peer opened channel {channel} with a wrong id"
+                )));
             }
-            if shared.channels.lock().expect("channel table").contains_key(&channel) {
+            if shared
+                .channels
+                .lock()
+                .expect("channel table")
+                .contains_key(&channel)
+            {
                 return Err(Error::Malformed(format!("peer reopened channel {channel}")));
             }
             let ch = Channel::new(channel, label, shared.clone());
             if let Err(e) = incoming.try_send(ch) {
                 let mut ch = match e {
-                    mpsc::error::TrySendError::Full(ch) | mpsc::error::TrySendError::Closed(ch) => ch,
+                    mpsc::error::TrySendError::Full(ch) | mpsc::error::TrySendError::Closed(ch) => {
+                        ch
+                    }
                 };
                 ch.reset("too many channels waiting to be accepted");
             }
@@ -535,7 +586,9 @@ fn dispatch(
         Inner::Credit { channel, bytes } => {
             if let Some(slot) = shared.channels.lock().expect("channel table").get(&channel) {
                 if slot.credit.available_permits() + bytes as usize > 2 * WINDOW {
-                    return Err(Error::Malformed(format!("peer granted excess credit on channel {channel}")));
+                    return Err(Error::Malformed(format!(
+                        "peer granted excess credit on channel {channel}"
+                    )));
                 }
                 slot.credit.add_permits(bytes as usize);
             }

@@ -13,7 +13,7 @@ use snow::resolvers::{CryptoResolver, DefaultResolver};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, Result};
-use crate::frame::{read_frame, write_frame, MAX_NOISE_MESSAGE};
+use crate::frame::{MAX_NOISE_MESSAGE, read_frame, write_frame};
 use crate::identity::{Identity, PublicKey};
 
 /// The Noise protocol name.
@@ -41,7 +41,9 @@ pub(crate) fn x25519_base(private: &[u8; 32]) -> [u8; 32] {
         .resolve_dh(&DHChoice::Curve25519)
         .expect("curve25519 is built in");
     dh.set(private);
-    dh.pubkey().try_into().expect("x25519 public key is 32 bytes")
+    dh.pubkey()
+        .try_into()
+        .expect("x25519 public key is 32 bytes")
 }
 
 fn initiator_state(identity: &Identity) -> Result<snow::HandshakeState> {

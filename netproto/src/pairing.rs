@@ -83,7 +83,9 @@ impl PendingCode {
     /// Spends one attempt; fails if none is left or the code expired.
     pub fn take_attempt(&mut self) -> Result<()> {
         if self.remaining() == Duration::ZERO {
-            return Err(Error::Pairing("the pairing code has expired; make a new one".into()));
+            return Err(Error::Pairing(
+                "the pairing code has expired; make a new one".into(),
+            ));
         }
         if self.attempts >= MAX_ATTEMPTS {
             return Err(Error::Pairing(
@@ -101,7 +103,11 @@ pub struct MasterPairing {
 }
 
 /// Starts the master's side: returns its state and the SPAKE2 message to send.
-pub fn master_start(code: &str, master: &PublicKey, zombie: &PublicKey) -> (MasterPairing, Vec<u8>) {
+pub fn master_start(
+    code: &str,
+    master: &PublicKey,
+    zombie: &PublicKey,
+) -> (MasterPairing, Vec<u8>) {
     let (state, msg) = Spake2::<Ed25519Group>::start_a(
         &Password::new(code.as_bytes()),
         &SpakeId::new(&master.0),
@@ -121,7 +127,12 @@ impl MasterPairing {
 
 /// The zombie's side: answers the master's message; returns the shared key
 /// and the message to send back.
-pub fn zombie_respond(code: &str, master: &PublicKey, zombie: &PublicKey, master_msg: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+pub fn zombie_respond(
+    code: &str,
+    master: &PublicKey,
+    zombie: &PublicKey,
+    master_msg: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>)> {
     let (state, msg) = Spake2::<Ed25519Group>::start_b(
         &Password::new(code.as_bytes()),
         &SpakeId::new(&master.0),
@@ -144,7 +155,8 @@ pub enum Side {
 
 /// The confirmation MAC: HMAC-SHA256(key, side label ‖ handshake hash).
 pub fn confirmation(key: &[u8], side: Side, handshake_hash: &[u8; 32]) -> Vec<u8> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(match side {
         Side::Master => b"zos pairing: master confirms",
         Side::Zombie => b"zos pairing: zombie confirms",
@@ -177,13 +189,28 @@ mod tests {
         let (state, a) = master_start("123456", &m, &z);
         let (kz, b) = zombie_respond("123456", &m, &z, &a).unwrap();
         let km = state.finish(&b).unwrap();
-        assert!(verify_confirmation(&kz, Side::Master, &h, &confirmation(&km, Side::Master, &h)));
-        assert!(!verify_confirmation(&kz, Side::Zombie, &h, &confirmation(&km, Side::Master, &h)));
+        assert!(verify_confirmation(
+            &kz,
+            Side::Master,
+            &h,
+            &confirmation(&km, Side::Master, &h)
+        ));
+        assert!(!verify_confirmation(
+            &kz,
+            Side::Zombie,
+            &h,
+            &confirmation(&km, Side::Master, &h)
+        ));
 
         let (state, a) = master_start("123457", &m, &z);
         let (kz, b) = zombie_respond("123456", &m, &z, &a).unwrap();
         let km = state.finish(&b).unwrap();
-        assert!(!verify_confirmation(&kz, Side::Master, &h, &confirmation(&km, Side::Master, &h)));
+        assert!(!verify_confirmation(
+            &kz,
+            Side::Master,
+            &h,
+            &confirmation(&km, Side::Master, &h)
+        ));
     }
 
     #[test]
@@ -196,7 +223,12 @@ mod tests {
         let (state, a) = master_start("000001", &other, &z);
         let (kz, b) = zombie_respond("000001", &m, &z, &a).unwrap();
         let km = state.finish(&b).unwrap();
-        assert!(!verify_confirmation(&kz, Side::Master, &h, &confirmation(&km, Side::Master, &h)));
+        assert!(!verify_confirmation(
+            &kz,
+            Side::Master,
+            &h,
+            &confirmation(&km, Side::Master, &h)
+        ));
     }
 
     #[test]

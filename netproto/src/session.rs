@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
+use crate::PROTOCOL_VERSION;
 use crate::error::{Error, Result};
 use crate::identity::{Identity, PublicKey};
 use crate::mux::{Channel, Mux};
 use crate::noise;
 use crate::wire::{Message, Role};
-use crate::PROTOCOL_VERSION;
 
 /// How long to wait for the TCP connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,7 +42,12 @@ pub struct Session {
 
 impl Session {
     /// Connects to `addr` and runs the initiator's side.
-    pub async fn connect(addr: SocketAddr, identity: &Identity, role: Role, name: &str) -> Result<Session> {
+    pub async fn connect(
+        addr: SocketAddr,
+        identity: &Identity,
+        role: Role,
+        name: &str,
+    ) -> Result<Session> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| Error::Timeout(format!("connect to {addr}")))?
@@ -51,7 +56,12 @@ impl Session {
     }
 
     /// Runs the responder's side on an accepted connection.
-    pub async fn accept(stream: TcpStream, identity: &Identity, role: Role, name: &str) -> Result<Session> {
+    pub async fn accept(
+        stream: TcpStream,
+        identity: &Identity,
+        role: Role,
+        name: &str,
+    ) -> Result<Session> {
         Self::establish(stream, identity, role, name, false).await
     }
 
@@ -85,11 +95,20 @@ impl Session {
             .map_err(|_| Error::Timeout("peer's hello".into()))??
             .ok_or_else(|| Error::Closed("peer closed before its hello".into()))?;
         let (remote_name, remote_role) = match crate::wire::decode(&hello)? {
-            Message::Hello { version, role, name } => {
+            Message::Hello {
+                version,
+                role,
+                name,
+            } => {
                 if version != PROTOCOL_VERSION {
-                    let err = Error::Version { peer: version, ours: PROTOCOL_VERSION };
+                    let err = Error::Version {
+                        peer: version,
+                        ours: PROTOCOL_VERSION,
+                    };
                     let _ = control
-                        .send(&crate::wire::encode(&Message::Refused { reason: err.to_string() }))
+                        .send(&crate::wire::encode(&Message::Refused {
+                            reason: err.to_string(),
+                        }))
                         .await;
                     mux.close();
                     return Err(err);
@@ -116,18 +135,39 @@ impl Session {
         })
     }
 
-    /// Sends a control message.
-    pub async fn send(&self, msg: &Message) -> Result<()> {
-        self.control.send(&crate::wire::encode(msg)).await
+    /// Sends a control message. If the session has ended, the error carries
+    /// the peer's parting reason (its `Bye` or `Refused`) when it sent one.
+    pub async fn send(&mut self, msg: &Message) -> Result<()> {
+        match self.control.send(&crate::wire::encode(msg)).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.parting_reason().await.unwrap_or(e)),
+        }
+    }
+
+    /// Reads what the peer said before the session ended, if anything.
+    async fn parting_reason(&mut self) -> Option<Error> {
+        let bytes = tokio::time::timeout(Duration::from_millis(200), self.control.recv())
+            .await
+            .ok()?
+            .ok()??;
+        match crate::wire::decode(&bytes).ok()? {
+            Message::Bye { reason } => {
+                Some(Error::Closed(format!("peer ended the session: {reason}")))
+            }
+            Message::Refused { reason } => Some(Error::Refused(reason)),
+            _ => None,
+        }
     }
 
     /// Receives a control message; a closed session is an error.
     pub async fn recv(&mut self) -> Result<Message> {
         match self.control.recv().await? {
             Some(bytes) => crate::wire::decode(&bytes),
-            None => Err(Error::Closed(
-                self.mux.end_reason().unwrap_or_else(|| "peer closed the control channel".into()),
-            )),
+            None => {
+                Err(Error::Closed(self.mux.end_reason().unwrap_or_else(|| {
+                    "peer closed the control channel".into()
+                })))
+            }
         }
     }
 
@@ -135,7 +175,9 @@ impl Session {
     pub async fn expect(&mut self) -> Result<Message> {
         match self.recv().await? {
             Message::Refused { reason } => Err(Error::Refused(reason)),
-            Message::Bye { reason } => Err(Error::Closed(format!("peer ended the session: {reason}"))),
+            Message::Bye { reason } => {
+                Err(Error::Closed(format!("peer ended the session: {reason}")))
+            }
             m => Ok(m),
         }
     }

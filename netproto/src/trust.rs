@@ -43,7 +43,9 @@ impl FromStr for Level {
         match s {
             "partial" => Ok(Level::Partial),
             "complete" => Ok(Level::Complete),
-            other => Err(format!("unknown control level {other:?} (partial or complete)")),
+            other => Err(format!(
+                "unknown control level {other:?} (partial or complete)"
+            )),
         }
     }
 }
@@ -144,12 +146,17 @@ impl PeerStore {
             .filter(|(_, p)| {
                 p.key == what
                     || p.name == what
-                    || p.public_key().map(|k| k.fingerprint().matches(what)).unwrap_or(false)
+                    || p.public_key()
+                        .map(|k| k.fingerprint().matches(what))
+                        .unwrap_or(false)
             })
             .map(|(i, _)| i)
             .collect();
         if matching.len() > 1 {
-            let keys: std::collections::BTreeSet<String> = matching.iter().map(|i| self.peers[*i].key.clone()).collect();
+            let keys: std::collections::BTreeSet<String> = matching
+                .iter()
+                .map(|i| self.peers[*i].key.clone())
+                .collect();
             if keys.len() > 1 {
                 return Err(Error::Refused(format!(
                     "{what:?} matches {} entries; give more of the fingerprint",
@@ -157,7 +164,11 @@ impl PeerStore {
                 )));
             }
         }
-        let removed: Vec<PeerEntry> = matching.iter().rev().map(|i| self.peers.remove(*i)).collect();
+        let removed: Vec<PeerEntry> = matching
+            .iter()
+            .rev()
+            .map(|i| self.peers.remove(*i))
+            .collect();
         if !removed.is_empty() {
             self.save()?;
         }
@@ -211,7 +222,11 @@ mod tests {
         let gone = store3.remove(&fp[..9]).unwrap();
         assert_eq!(gone.len(), 1);
         assert!(PeerStore::load(&path).unwrap().get(&b).is_none());
-        fs::write(&path, "[[peer]]\nkey = \"zz\"\nname = \"x\"\nlevel = \"partial\"\nadded = 0\n").unwrap();
+        fs::write(
+            &path,
+            "[[peer]]\nkey = \"zz\"\nname = \"x\"\nlevel = \"partial\"\nadded = 0\n",
+        )
+        .unwrap();
         assert!(PeerStore::load(&path).is_err());
         fs::remove_dir_all(&dir).unwrap();
     }

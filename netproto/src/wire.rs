@@ -117,7 +117,10 @@ mod tests {
 
     #[test]
     fn roundtrip_and_garbage() {
-        let m = Message::PairDone { level: Level::Complete, mac: vec![1, 2, 3] };
+        let m = Message::PairDone {
+            level: Level::Complete,
+            mac: vec![1, 2, 3],
+        };
         assert_eq!(decode(&encode(&m)).unwrap(), m);
         assert!(decode(&[200, 1, 2]).is_err());
         assert!(decode(&[]).is_err());

@@ -1,0 +1,135 @@
+//! Serving the local control socket.
+//!
+//! The socket is created mode 0600 in the runtime dir (itself 0700). A stale
+//! socket from a crashed daemon is replaced; a live one (another daemon on
+//! the same home) is refused.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+use zos_netproto::control::{Reply, Request};
+
+use crate::error::{DaemonError, Result};
+
+/// The longest request line accepted.
+const MAX_REQUEST: usize = 64 << 10;
+
+/// Where intermediate replies of a streaming request go.
+pub struct Replies {
+    writer: OwnedWriteHalf,
+    /// Cancelled when the client hangs up.
+    pub gone: CancellationToken,
+}
+
+impl Replies {
+    /// Sends a non-final reply; fails if the client went away.
+    pub async fn send(&mut self, reply: &Reply) -> Result<()> {
+        write_reply(&mut self.writer, reply).await
+    }
+}
+
+async fn write_reply(w: &mut OwnedWriteHalf, reply: &Reply) -> Result<()> {
+    let mut line = serde_json::to_string(reply).expect("replies serialise");
+    line.push('\n');
+    w.write_all(line.as_bytes())
+        .await
+        .map_err(|e| DaemonError::io("write control reply", e))
+}
+
+/// A daemon role's request handler.
+pub trait Handler: Send + Sync + 'static {
+    /// Serves one request; returns the final reply.
+    fn handle(
+        self: Arc<Self>,
+        request: Request,
+        out: &mut Replies,
+    ) -> impl Future<Output = Reply> + Send;
+}
+
+/// Binds the control socket at `path`.
+pub fn bind(path: &Path) -> Result<UnixListener> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::User(format!(
+                "another daemon already serves {} (same --home); stop it first with `zos stop`",
+                path.display()
+            )));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| DaemonError::io(format!("remove stale {}", path.display()), e))?;
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| DaemonError::io(format!("bind {}", path.display()), e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| DaemonError::io(format!("chmod {}", path.display()), e))?;
+    Ok(listener)
+}
+
+/// Serves clients until `shutdown` is cancelled, then removes the socket.
+pub async fn serve<H: Handler>(
+    listener: UnixListener,
+    path: PathBuf,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let handler = handler.clone();
+                    tokio::spawn(serve_client(stream, handler));
+                }
+                Err(e) => tracing::warn!("control socket accept: {e}"),
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+async fn serve_client<H: Handler>(stream: UnixStream, handler: Arc<H>) {
+    let (reader, writer) = stream.into_split();
+    let mut reader = BufReader::new(reader).take(MAX_REQUEST as u64);
+    let mut line = String::new();
+    let gone = CancellationToken::new();
+    let mut out = Replies {
+        writer,
+        gone: gone.clone(),
+    };
+    let reply = match reader.read_line(&mut line).await {
+        Ok(0) => return,
+        Ok(_) => match serde_json::from_str::<Request>(&line) {
+            Ok(request) => {
+                tracing::debug!(?request, "control request");
+                // Notice the client hanging up while a long request runs.
+                let mut rest = reader.into_inner();
+                let watcher = gone.clone();
+                let watch = tokio::spawn(async move {
+                    let mut buf = [0u8; 64];
+                    loop {
+                        match rest.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    watcher.cancel();
+                });
+                let reply = handler.handle(request, &mut out).await;
+                watch.abort();
+                reply
+            }
+            Err(e) => Reply::Error {
+                message: format!("bad control request: {e}"),
+            },
+        },
+        Err(e) => Reply::Error {
+            message: format!("bad control request: {e}"),
+        },
+    };
+    let _ = write_reply(&mut out.writer, &reply).await;
+}

@@ -1,0 +1,322 @@
+//! The master role: browse for zombies, pair with them, open sessions.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use zos_netproto::control::{Reply, Request, StatusInfo};
+use zos_netproto::discovery::{Browser, Interfaces};
+use zos_netproto::pairing::{self, Side};
+use zos_netproto::session::Session;
+use zos_netproto::trust::PeerStore;
+use zos_netproto::wire::{Message, Role};
+use zos_netproto::{Identity, Level};
+
+use crate::control_server::{self, Handler, Replies};
+use crate::error::{DaemonError, Result};
+use crate::hosts::{HostTable, PROBE_INTERVAL};
+use crate::paths::Paths;
+use crate::zombie::variant;
+
+/// How a master is configured.
+#[derive(Clone, Debug)]
+pub struct MasterConfig {
+    /// Its directories.
+    pub paths: Paths,
+    /// Its name, shown to zombies.
+    pub name: String,
+    /// mDNS interfaces.
+    pub interfaces: Interfaces,
+}
+
+/// A running master daemon's state.
+pub struct Master {
+    cfg: MasterConfig,
+    identity: Identity,
+    zombies: Mutex<PeerStore>,
+    hosts: Arc<HostTable>,
+    shutdown: CancellationToken,
+}
+
+/// Runs a master daemon until `shutdown` is cancelled.
+pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
+    let identity = Identity::load_or_create(&cfg.paths.identity())?;
+    let zombies = PeerStore::load(&cfg.paths.zombies())?;
+    let socket = cfg.paths.socket();
+    let control = control_server::bind(&socket)?;
+    let hosts = Arc::new(HostTable::default());
+    let (browser, changes) = Browser::start(&cfg.interfaces)?;
+    let browser = Arc::new(browser);
+    {
+        let hosts = hosts.clone();
+        std::thread::Builder::new()
+            .name("host-table".into())
+            .spawn(move || {
+                while let Ok(change) = changes.recv() {
+                    hosts.apply(change);
+                }
+            })
+            .map_err(|e| DaemonError::io("spawn host table thread", e))?;
+    }
+    let master = Arc::new(Master {
+        identity,
+        zombies: Mutex::new(zombies),
+        hosts: hosts.clone(),
+        shutdown: shutdown.clone(),
+        cfg,
+    });
+    tokio::spawn(control_server::serve(
+        control,
+        socket.clone(),
+        master.clone(),
+        shutdown.clone(),
+    ));
+    tracing::info!(
+        "master daemon ready: {} fingerprint {}, control socket {}",
+        master.cfg.name,
+        master.identity.public().fingerprint(),
+        socket.display()
+    );
+    let mut probe = tokio::time::interval(PROBE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = probe.tick() => {
+                for instance in hosts.probe().await {
+                    browser.verify(&instance);
+                }
+            }
+        }
+    }
+    tokio::task::spawn_blocking(move || browser.stop())
+        .await
+        .ok();
+    tracing::info!("master stopped");
+    Ok(())
+}
+
+impl Master {
+    /// Opens a session to `host` and checks that both sides are paired.
+    async fn paired_session(&self, host: &str) -> Result<Session> {
+        let (addr, _) = self.hosts.resolve(host)?;
+        let mut session = self.connect(addr).await?;
+        let Message::Welcome { level } = session.expect().await? else {
+            return Err(DaemonError::User("zombie did not welcome us".into()));
+        };
+        let name = session.remote_name.clone();
+        if level.is_none() {
+            let _ = session
+                .send(&Message::Bye {
+                    reason: "not paired".into(),
+                })
+                .await;
+            session.mux.close();
+            return Err(DaemonError::User(format!(
+                "zombie {name} refused: this master is not paired with it (run `zos pair-code` on {name}, then `zos pair {name} --code CODE` here)"
+            )));
+        }
+        if self
+            .zombies
+            .lock()
+            .expect("zombies")
+            .get(&session.remote)
+            .is_none()
+        {
+            session.mux.close();
+            return Err(DaemonError::User(format!(
+                "zombie {name} at {addr} presents key {}, which this master never paired with; pair again with `zos pair {name} --code CODE`",
+                session.remote.fingerprint()
+            )));
+        }
+        Ok(session)
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> Result<Session> {
+        let session = Session::connect(addr, &self.identity, Role::Master, &self.cfg.name).await?;
+        if session.remote_role != Role::Zombie {
+            session.mux.close();
+            return Err(DaemonError::User(format!("{addr} is not a zombie")));
+        }
+        Ok(session)
+    }
+
+    async fn pair(&self, host: &str, code: &str) -> Result<Reply> {
+        if code.len() != 6 || !code.chars().all(|c| c.is_ascii_digit()) {
+            return Err(DaemonError::User("a pairing code is 6 digits".into()));
+        }
+        let (addr, _) = self.hosts.resolve(host)?;
+        let mut session = self.connect(addr).await?;
+        let Message::Welcome { .. } = session.expect().await? else {
+            return Err(DaemonError::User("zombie did not welcome us".into()));
+        };
+        let zombie_key = session.remote;
+        let (state, spake) = pairing::master_start(code, &self.identity.public(), &zombie_key);
+        session
+            .send(&Message::PairStart {
+                name: self.cfg.name.clone(),
+                spake,
+            })
+            .await?;
+        let challenge = match session.expect().await? {
+            Message::PairChallenge { spake } => spake,
+            Message::PairFailed { reason } => {
+                return Err(DaemonError::User(format!(
+                    "pairing refused by {}: {reason}",
+                    session.remote_name
+                )));
+            }
+            other => {
+                return Err(DaemonError::User(format!(
+                    "unexpected {} during pairing",
+                    variant(&other)
+                )));
+            }
+        };
+        let key = state.finish(&challenge)?;
+        let mac = pairing::confirmation(&key, Side::Master, &session.handshake_hash);
+        session.send(&Message::PairConfirm { mac }).await?;
+        let result = match session.expect().await? {
+            Message::PairDone { level, mac } => {
+                if !pairing::verify_confirmation(&key, Side::Zombie, &session.handshake_hash, &mac)
+                {
+                    Err(DaemonError::User(format!(
+                        "zombie {} could not prove it knows the code: not pairing (possible impostor)",
+                        session.remote_name
+                    )))
+                } else {
+                    self.zombies.lock().expect("zombies").insert(
+                        &zombie_key,
+                        &session.remote_name,
+                        level,
+                    )?;
+                    tracing::info!(
+                        "paired with zombie {} ({}), level {level}",
+                        session.remote_name,
+                        zombie_key.fingerprint()
+                    );
+                    Ok(Reply::Paired {
+                        name: session.remote_name.clone(),
+                        fingerprint: zombie_key.fingerprint().0,
+                        level,
+                    })
+                }
+            }
+            Message::PairFailed { reason } => Err(DaemonError::User(format!(
+                "pairing refused by {}: {reason}",
+                session.remote_name
+            ))),
+            other => Err(DaemonError::User(format!(
+                "unexpected {} during pairing",
+                variant(&other)
+            ))),
+        };
+        let _ = session
+            .send(&Message::Bye {
+                reason: "pairing finished".into(),
+            })
+            .await;
+        session.mux.close();
+        result
+    }
+
+    async fn ping(
+        &self,
+        host: &str,
+        count: u32,
+        interval: Duration,
+        out: &mut Replies,
+    ) -> Result<Reply> {
+        let mut session = self.paired_session(host).await?;
+        let peer = session.remote_name.clone();
+        for seq in 0..u64::from(count.max(1)) {
+            if out.gone.is_cancelled() {
+                break;
+            }
+            let start = Instant::now();
+            session.send(&Message::Ping { seq }).await?;
+            match session.expect().await {
+                Ok(Message::Pong { seq: s }) if s == seq => {}
+                Ok(other) => {
+                    return Err(DaemonError::User(format!(
+                        "unexpected {} instead of Pong",
+                        variant(&other)
+                    )));
+                }
+                Err(e) => return Err(DaemonError::User(format!("session with {peer} ended: {e}"))),
+            }
+            let rtt_us = start.elapsed().as_micros() as u64;
+            out.send(&Reply::Pong {
+                seq,
+                rtt_us,
+                peer: peer.clone(),
+            })
+            .await?;
+            if seq + 1 < u64::from(count) && !interval.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = out.gone.cancelled() => break,
+                }
+            }
+        }
+        let _ = session
+            .send(&Message::Bye {
+                reason: "ping finished".into(),
+            })
+            .await;
+        session.mux.close();
+        Ok(Reply::Done)
+    }
+
+    fn status(&self) -> StatusInfo {
+        StatusInfo {
+            role: Role::Master,
+            name: self.cfg.name.clone(),
+            fingerprint: self.identity.public().fingerprint().0,
+            listen: None,
+            trusted: self.zombies.lock().expect("zombies").entries().len(),
+            pairing: None,
+            sessions: Vec::new(),
+        }
+    }
+}
+
+fn error_reply(e: DaemonError) -> Reply {
+    Reply::Error {
+        message: e.to_string(),
+    }
+}
+
+impl Handler for Master {
+    async fn handle(self: Arc<Self>, request: Request, out: &mut Replies) -> Reply {
+        match request {
+            Request::Status => Reply::Status(self.status()),
+            Request::Hosts => Reply::Hosts { hosts: self.hosts.list() },
+            Request::Pair { host, code } => self.pair(&host, &code).await.unwrap_or_else(error_reply),
+            Request::Ping { host, count, interval_ms } => self
+                .ping(&host, count, Duration::from_millis(interval_ms), out)
+                .await
+                .unwrap_or_else(error_reply),
+            Request::TrustList => Reply::Trust {
+                entries: self.zombies.lock().expect("zombies").entries().to_vec(),
+            },
+            Request::TrustRevoke { what } => match self.zombies.lock().expect("zombies").remove(&what) {
+                Ok(entries) if entries.is_empty() => Reply::Error {
+                    message: format!("no paired zombie matches {what:?} (see `zos trust list`)"),
+                },
+                Ok(entries) => Reply::Revoked { entries, sessions_ended: 0 },
+                Err(e) => Reply::Error { message: e.to_string() },
+            },
+            Request::Shutdown => {
+                self.shutdown.cancel();
+                Reply::Done
+            }
+            Request::PairCode { .. } => Reply::Error {
+                message: "this is a master daemon; pairing codes are made on the zombie (`zos pair-code` there)".into(),
+            },
+        }
+    }
+}
+
+/// The level a master asks for by default.
+pub const DEFAULT_LEVEL: Level = Level::Complete;

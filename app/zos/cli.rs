@@ -1,0 +1,169 @@
+//! The command-line grammar.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use zos_netproto::Level;
+
+/// Carry your running work between Linux machines.
+///
+/// A master (your laptop) finds zombie machines on the LAN over mDNS, pairs
+/// with them through a one-time code, and talks to them over Noise-encrypted
+/// sessions. Each instance keeps its identity, trust store and state in its
+/// home directory; its control socket lives under $XDG_RUNTIME_DIR.
+#[derive(Parser, Debug)]
+#[command(name = "zos", version, propagate_version = true)]
+pub struct Cli {
+    /// The instance's home: identity.key, trust.toml, zombies.toml.
+    /// Default: $XDG_CONFIG_HOME/zos or ~/.config/zos.
+    #[arg(long, global = true, env = "ZOS_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the master daemon in the foreground.
+    Master {
+        /// Name shown to zombies (default: the host name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Restrict mDNS to this interface (repeatable; `lo` allowed).
+        #[arg(long = "interface", value_name = "IF")]
+        interfaces: Vec<String>,
+    },
+    /// Run the zombie daemon in the foreground.
+    Zombie {
+        /// Name shown to masters.
+        #[arg(long)]
+        name: String,
+        /// TCP port for sessions (default: any free port, advertised over mDNS).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Restrict mDNS to this interface (repeatable; `lo` allowed).
+        #[arg(long = "interface", value_name = "IF")]
+        interfaces: Vec<String>,
+        /// Control levels this zombie offers.
+        #[arg(long, value_delimiter = ',', default_values_t = [Level::Complete, Level::Partial])]
+        levels: Vec<Level>,
+    },
+    /// Print this instance's public-key fingerprint (creating the identity on first use).
+    Id,
+    /// Show the local daemon's state.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the zombies the master sees on the LAN, with their resources.
+    Hosts {
+        /// Machine-readable output (a JSON array).
+        #[arg(long)]
+        json: bool,
+        /// Keep listing, refreshing every second, until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// On a zombie: print a one-time 6-digit pairing code (valid 2 minutes, 3 tries).
+    PairCode {
+        /// The control level a master paired with this code gets.
+        #[arg(long, default_value_t = Level::Complete)]
+        level: Level,
+    },
+    /// On a master: pair with a zombie using the code it shows.
+    Pair {
+        /// The zombie: its name, fingerprint prefix, or ip:port.
+        host: String,
+        /// The 6-digit code shown by `zos pair-code` on the zombie.
+        #[arg(long)]
+        code: String,
+    },
+    /// Manage trust: masters a zombie trusts, or zombies a master paired with.
+    Trust {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: TrustAction,
+    },
+    /// Open a session to a paired zombie and measure round trips.
+    Ping {
+        /// The zombie: its name, fingerprint prefix, or ip:port.
+        host: String,
+        /// How many round trips.
+        #[arg(long, short = 'c', default_value_t = 1)]
+        count: u32,
+        /// Seconds between round trips.
+        #[arg(long, short = 'i', default_value_t = 1.0)]
+        interval: f64,
+    },
+    /// Stop the local daemon.
+    Stop,
+    /// Run a master, a local demo zombie paired with it, and the master window.
+    Demo {
+        /// Restrict mDNS to this interface (default: lo, so the demo stays on this machine).
+        #[arg(long = "interface", value_name = "IF", default_values_t = ["lo".to_string()])]
+        interfaces: Vec<String>,
+        /// Do not open the window; run until interrupted.
+        #[arg(long)]
+        headless: bool,
+    },
+    /// Measure performance and print figures.
+    Bench {
+        /// Which benchmark.
+        #[command(subcommand)]
+        which: BenchKind,
+    },
+}
+
+/// `zos trust …`
+#[derive(Subcommand, Debug)]
+pub enum TrustAction {
+    /// List entries.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an entry by key, fingerprint prefix or name; its live sessions end at once.
+    Revoke {
+        /// Key, fingerprint (prefix of at least 4 hex digits) or name.
+        what: String,
+    },
+}
+
+/// `zos bench …`
+#[derive(Subcommand, Debug)]
+pub enum BenchKind {
+    /// Noise handshake time and one channel's throughput and CPU per GB,
+    /// against plain TCP and an `ssh -L` tunnel, on loopback.
+    Net {
+        /// Bytes to move per throughput run, in MiB.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+        /// Repetitions (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// Time from starting a zombie to the master seeing it over mDNS.
+    Discovery {
+        /// Repetitions (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// mDNS interface to use.
+        #[arg(long = "interface", default_value = "lo")]
+        interface: String,
+    },
+}
+
+impl Command {
+    /// Whether this command runs a long-lived daemon (logs at info).
+    pub fn is_daemon(&self) -> bool {
+        matches!(
+            self,
+            Command::Master { .. } | Command::Zombie { .. } | Command::Demo { .. }
+        )
+    }
+}

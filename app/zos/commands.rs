@@ -1,0 +1,270 @@
+//! Carrying out each subcommand.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use zos_daemon::master::MasterConfig;
+use zos_daemon::zombie::ZombieConfig;
+use zos_daemon::{CancellationToken, Paths};
+use zos_netproto::Identity;
+use zos_netproto::control::{self, Reply, Request};
+use zos_netproto::discovery::Interfaces;
+
+use crate::cli::{Cli, Command, TrustAction};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let paths = Paths::resolve(cli.home.clone())?;
+    match cli.command {
+        Command::Master { name, interfaces } => {
+            let cfg = MasterConfig {
+                paths,
+                name: name.unwrap_or_else(zos_daemon::sysinfo::hostname),
+                interfaces: interfaces_of(interfaces),
+            };
+            run_daemon(|token| zos_daemon::master::run(cfg, token))
+        }
+        Command::Zombie {
+            name,
+            port,
+            interfaces,
+            levels,
+        } => {
+            let cfg = ZombieConfig {
+                paths,
+                name,
+                port,
+                interfaces: interfaces_of(interfaces),
+                levels,
+            };
+            run_daemon(|token| zos_daemon::zombie::run(cfg, token))
+        }
+        Command::Id => {
+            let id = Identity::load_or_create(&paths.identity())?;
+            println!("{}", id.public().fingerprint());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json } => status(&paths, json),
+        Command::Hosts { json, watch } => hosts(&paths, json, watch),
+        Command::PairCode { level } => match ask(&paths, &Request::PairCode { level })? {
+            Reply::PairCode(info) => {
+                println!("{}", info.code);
+                eprintln!(
+                    "Type this code on the master: zos pair <this zombie> --code {} (level {}, valid {} s, {} tries)",
+                    info.code, info.level, info.expires_in_s, info.attempts_left
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            other => unexpected(other),
+        },
+        Command::Pair { host, code } => match ask(&paths, &Request::Pair { host, code })? {
+            Reply::Paired {
+                name,
+                fingerprint,
+                level,
+            } => {
+                println!("paired with zombie {name} ({fingerprint}), control level {level}");
+                Ok(ExitCode::SUCCESS)
+            }
+            other => unexpected(other),
+        },
+        Command::Trust { action } => trust(&paths, action),
+        Command::Ping {
+            host,
+            count,
+            interval,
+        } => ping(&paths, host, count, interval),
+        Command::Stop => match ask(&paths, &Request::Shutdown)? {
+            Reply::Done => Ok(ExitCode::SUCCESS),
+            other => unexpected(other),
+        },
+        Command::Demo {
+            interfaces,
+            headless,
+        } => crate::demo::run(&paths, interfaces, headless),
+        Command::Bench { which } => crate::bench::run(which),
+    }
+}
+
+fn interfaces_of(names: Vec<String>) -> Interfaces {
+    if names.is_empty() {
+        Interfaces::All
+    } else {
+        Interfaces::Only(names)
+    }
+}
+
+fn run_daemon<F, Fut>(daemon: F) -> Result<ExitCode>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: Future<Output = zos_daemon::error::Result<()>>,
+{
+    let runtime = tokio::runtime::Runtime::new().context("start async runtime")?;
+    runtime.block_on(async {
+        let token = CancellationToken::new();
+        zos_daemon::cancel_on_signals(token.clone());
+        daemon(token).await
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends one request to the local daemon; a daemon-side error becomes ours.
+pub fn ask(paths: &Paths, request: &Request) -> Result<Reply> {
+    match control::request(&paths.socket(), request)? {
+        Reply::Error { message } => Err(anyhow!(message)),
+        reply => Ok(reply),
+    }
+}
+
+fn unexpected(reply: Reply) -> Result<ExitCode> {
+    bail!("unexpected reply from the daemon: {reply:?}")
+}
+
+fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
+    let Reply::Status(s) = ask(paths, &Request::Status)? else {
+        bail!("unexpected reply")
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:?} {}  fingerprint {}", s.role, s.name, s.fingerprint);
+    if let Some(listen) = &s.listen {
+        println!("sessions on {listen}");
+    }
+    println!("trust entries: {}", s.trusted);
+    if let Some(p) = &s.pairing {
+        println!(
+            "pairing code {} (level {}, {} s left, {} tries left)",
+            p.code, p.level, p.expires_in_s, p.attempts_left
+        );
+    }
+    for sess in &s.sessions {
+        println!(
+            "session with {} ({}) from {}, {} s",
+            sess.peer, sess.fingerprint, sess.addr, sess.age_s
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hosts(paths: &Paths, json: bool, watch: bool) -> Result<ExitCode> {
+    loop {
+        let Reply::Hosts { hosts } = ask(paths, &Request::Hosts)? else {
+            bail!("unexpected reply")
+        };
+        if json {
+            println!("{}", serde_json::to_string(&hosts)?);
+        } else {
+            if watch {
+                print!("\x1b[2J\x1b[H");
+            }
+            println!(
+                "{:<16} {:<24} {:>5} {:>6} {:>9}  {:<22} LEVELS",
+                "NAME", "FINGERPRINT", "CORES", "LOAD", "FREE MiB", "ADDRESS"
+            );
+            for h in &hosts {
+                let addr = zos_daemon::hosts::best_address(&h.addrs)
+                    .map(|ip| std::net::SocketAddr::new(ip, h.port).to_string())
+                    .unwrap_or_default();
+                let levels: Vec<String> = h.levels.iter().map(|l| l.to_string()).collect();
+                println!(
+                    "{:<16} {:<24} {:>5} {:>6.2} {:>9}  {:<22} {}",
+                    h.name,
+                    h.fingerprint,
+                    h.cores,
+                    h.load1,
+                    h.mem_free_mib,
+                    addr,
+                    levels.join(",")
+                );
+            }
+            if hosts.is_empty() {
+                println!("(no zombie seen yet)");
+            }
+        }
+        if !watch {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn trust(paths: &Paths, action: TrustAction) -> Result<ExitCode> {
+    match action {
+        TrustAction::List { json } => {
+            let Reply::Trust { entries } = ask(paths, &Request::TrustList)? else {
+                bail!("unexpected reply")
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                println!("{:<16} {:<24} {:<9} KEY", "NAME", "FINGERPRINT", "LEVEL");
+                for e in &entries {
+                    let fp = e
+                        .public_key()
+                        .map(|k| k.fingerprint().0)
+                        .unwrap_or_default();
+                    println!("{:<16} {:<24} {:<9} {}", e.name, fp, e.level, e.key);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TrustAction::Revoke { what } => {
+            let Reply::Revoked {
+                entries,
+                sessions_ended,
+            } = ask(paths, &Request::TrustRevoke { what })?
+            else {
+                bail!("unexpected reply")
+            };
+            for e in &entries {
+                println!("revoked {} ({})", e.name, e.key);
+            }
+            if sessions_ended > 0 {
+                println!("ended {sessions_ended} live session(s)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn ping(paths: &Paths, host: String, count: u32, interval: f64) -> Result<ExitCode> {
+    if !(0.0..=3600.0).contains(&interval) {
+        bail!("--interval must be between 0 and 3600 seconds");
+    }
+    let request = Request::Ping {
+        host,
+        count,
+        interval_ms: (interval * 1000.0) as u64,
+    };
+    let mut rtts = Vec::new();
+    let last = control::call(&paths.socket(), &request, |reply| {
+        if let Reply::Pong { seq, rtt_us, peer } = reply {
+            println!(
+                "reply from {peer}: seq={seq} rtt={:.3} ms",
+                *rtt_us as f64 / 1000.0
+            );
+            rtts.push(*rtt_us);
+        }
+    })?;
+    match last {
+        Reply::Done => {
+            if rtts.len() > 1 {
+                rtts.sort_unstable();
+                println!(
+                    "{} round trips: min {:.3} ms, median {:.3} ms, max {:.3} ms",
+                    rtts.len(),
+                    rtts[0] as f64 / 1000.0,
+                    rtts[rtts.len() / 2] as f64 / 1000.0,
+                    rtts[rtts.len() - 1] as f64 / 1000.0
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Reply::Error { message } => Err(anyhow!(message)),
+        other => unexpected(other),
+    }
+}

@@ -1,0 +1,133 @@
+//! `zos demo`: a master and a local demo zombie on one machine, paired, with
+//! the master window.
+//!
+//! The demo zombie keeps its own home under the master's
+//! (`HOME/demo-zombie`), so the demo never touches another instance. Both
+//! daemons are child processes of this command and end with it.
+
+use std::path::Path;
+use std::process::{Child, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use zos_daemon::Paths;
+use zos_netproto::Level;
+use zos_netproto::control::{Reply, Request};
+
+use crate::commands::ask;
+
+/// Kills a child daemon when dropped.
+struct Daemon(Child, &'static str);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Ask politely (SIGTERM lets the zombie say goodbye over mDNS).
+        let _ = std::process::Command::new("kill")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tracing::warn!("{} did not stop; killing it", self.1);
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(home: &Path, args: &[&str], what: &'static str) -> Result<Daemon> {
+    let exe = std::env::current_exe().context("find own executable")?;
+    let child = std::process::Command::new(exe)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .spawn()
+        .with_context(|| format!("start {what}"))?;
+    Ok(Daemon(child, what))
+}
+
+fn wait_for_socket(paths: &Paths, what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if ask(paths, &Request::Status).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("{what} did not start within 10 s (see its log above)")
+}
+
+/// Runs the demo until the window closes (or, headless, until interrupted).
+pub fn run(paths: &Paths, interfaces: Vec<String>, headless: bool) -> Result<ExitCode> {
+    let zombie_home = paths.home.join("demo-zombie");
+    let zombie_paths = Paths::resolve(Some(zombie_home.clone()))?;
+    let mut iface_args: Vec<String> = Vec::new();
+    for i in &interfaces {
+        iface_args.push("--interface".into());
+        iface_args.push(i.clone());
+    }
+    let iface_refs: Vec<&str> = iface_args.iter().map(String::as_str).collect();
+
+    let mut master_args = vec!["master"];
+    master_args.extend(&iface_refs);
+    let _master = spawn(&paths.home, &master_args, "master daemon")?;
+    wait_for_socket(paths, "the master daemon")?;
+
+    let mut zombie_args = vec!["zombie", "--name", "demo-zombie"];
+    zombie_args.extend(&iface_refs);
+    let _zombie = spawn(&zombie_home, &zombie_args, "demo zombie")?;
+    wait_for_socket(&zombie_paths, "the demo zombie")?;
+
+    // Wait until the master sees the zombie over mDNS, then pair them.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Reply::Hosts { hosts } = ask(paths, &Request::Hosts)?
+            && hosts.iter().any(|h| h.name == "demo-zombie")
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the master did not discover the demo zombie within 15 s over mDNS on {interfaces:?}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let Reply::PairCode(code) = ask(
+        &zombie_paths,
+        &Request::PairCode {
+            level: Level::Complete,
+        },
+    )?
+    else {
+        bail!("demo zombie gave no pairing code")
+    };
+    ask(
+        paths,
+        &Request::Pair {
+            host: "demo-zombie".into(),
+            code: code.code,
+        },
+    )?;
+    println!("demo: master and demo-zombie are running and paired.");
+    println!("      try: zos --home {} hosts", paths.home.display());
+    println!(
+        "           zos --home {} ping demo-zombie --count 3",
+        paths.home.display()
+    );
+
+    if headless {
+        let runtime = tokio::runtime::Runtime::new()?;
+        runtime.block_on(async {
+            let token = zos_daemon::CancellationToken::new();
+            zos_daemon::cancel_on_signals(token.clone());
+            token.cancelled().await;
+        });
+    } else {
+        anyhow::bail!("window not built yet");
+    }
+    Ok(ExitCode::SUCCESS)
+}
