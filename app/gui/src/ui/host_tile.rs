@@ -115,7 +115,9 @@ fn ping_label(ui: &mut Ui, ping: &PingState) {
             ui.label(format!("round trip {ms:.2} ms"));
         }
         PingState::Failed(message) => {
-            ui.label(RichText::new("ping failed").color(Color32::from_rgb(0xE0, 0x60, 0x50)))
+            let text = RichText::new(format!("ping failed: {message}"))
+                .color(Color32::from_rgb(0xE0, 0x60, 0x50));
+            ui.add(egui::Label::new(text).truncate())
                 .on_hover_text(message);
         }
     }
