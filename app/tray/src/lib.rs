@@ -27,7 +27,9 @@ pub fn run(socket: PathBuf) -> anyhow::Result<()> {
     let handle = item::ZosTray::new(actions_tx)
         .assume_sni_available(true)
         .spawn()
-        .context("cannot put the tray item on the D-Bus session bus")?;
+        .context(
+            "cannot put the tray item on the D-Bus session bus (is this a desktop session?)",
+        )?;
     tracing::info!(socket = %socket.display(), "tray item up");
     poller::poll(&socket, &handle, &actions_rx);
     handle.shutdown().wait();
