@@ -93,7 +93,10 @@ async fn net(mib: u64, runs: usize) -> Result<()> {
             t.cpu_per_gb
         )
     };
-    println!("{:<28} {:>14}   {:>14}", "path", "throughput", "CPU (all ends)");
+    println!(
+        "{:<28} {:>14}   {:>14}",
+        "path", "throughput", "CPU (all ends)"
+    );
     row("zos session, one channel", ours);
     row("plain TCP", tcp);
     if !ssh_runs.is_empty() {

@@ -181,8 +181,8 @@ fn service_info(a: &Advert) -> Result<ServiceInfo> {
         ("mem", a.mem_free_mib.to_string()),
         ("levels", levels),
     ];
-    let mut info =
-        ServiceInfo::new(SERVICE_TYPE, &instance, &hostname, "", a.port, &props[..])?.enable_addr_auto();
+    let mut info = ServiceInfo::new(SERVICE_TYPE, &instance, &hostname, "", a.port, &props[..])?
+        .enable_addr_auto();
     // Probing (RFC 6762 §8.1) guards against two hosts claiming one name; ours
     // embed the key fingerprint, so a clash would be a key collision. Skipping
     // it lets masters see a new zombie about 750 ms sooner.

@@ -25,7 +25,9 @@ async fn pair_of_sessions() -> (Session, Session) {
         let (s, _) = l.accept().await.unwrap();
         Session::accept(s, &zid, Role::Zombie, "z").await.unwrap()
     });
-    let m = Session::connect(addr, &mid, Role::Master, "m").await.unwrap();
+    let m = Session::connect(addr, &mid, Role::Master, "m")
+        .await
+        .unwrap();
     (m, server.await.unwrap())
 }
 
@@ -39,7 +41,9 @@ async fn handshake_authenticates_both_static_keys() {
         let (s, _) = l.accept().await.unwrap();
         Session::accept(s, &zid, Role::Zombie, "z").await.unwrap()
     });
-    let m = Session::connect(addr, &mid, Role::Master, "m").await.unwrap();
+    let m = Session::connect(addr, &mid, Role::Master, "m")
+        .await
+        .unwrap();
     let z = server.await.unwrap();
     assert_eq!(m.remote, zpub);
     assert_eq!(z.remote, mpub);
@@ -90,10 +94,16 @@ async fn a_stalled_channel_does_not_block_others() {
     });
     let _unread = z.mux.accept().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!writer.is_finished(), "sender must be held back by the credit window");
+    assert!(
+        !writer.is_finished(),
+        "sender must be held back by the credit window"
+    );
     for seq in 0..20 {
         m.send(&Message::Ping { seq }).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(2), z.recv()).await.expect("control not blocked").unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), z.recv())
+            .await
+            .expect("control not blocked")
+            .unwrap();
         assert_eq!(got, Message::Ping { seq });
         z.send(&Message::Pong { seq }).await.unwrap();
         assert_eq!(m.recv().await.unwrap(), Message::Pong { seq });
@@ -114,17 +124,25 @@ async fn garbage_ends_only_that_connection() {
         let mut results = Vec::new();
         for _ in 0..5 {
             let (s, _) = l.accept().await.unwrap();
-            results.push(Session::accept(s, &zid, Role::Zombie, "z").await.map(|_| ()));
+            results.push(
+                Session::accept(s, &zid, Role::Zombie, "z")
+                    .await
+                    .map(|_| ()),
+            );
         }
         results
     });
     // Random bytes.
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(&[0x17, 0x03, 0x03, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5]).await.unwrap();
+    s.write_all(&[0x17, 0x03, 0x03, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5])
+        .await
+        .unwrap();
     s.shutdown().await.unwrap();
     // A frame that claims 60000 bytes and stops after 10.
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(&[0xea, 0x60, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]).await.unwrap();
+    s.write_all(&[0xea, 0x60, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+        .await
+        .unwrap();
     s.shutdown().await.unwrap();
     // A zero-length frame.
     let mut s = TcpStream::connect(addr).await.unwrap();
@@ -144,7 +162,8 @@ async fn garbage_ends_only_that_connection() {
         });
         let mut c = TcpStream::connect(a2).await.unwrap();
         let id = Identity::generate().unwrap();
-        let _ = tokio::time::timeout(Duration::from_millis(300), noise::initiate(&mut c, &id)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_millis(300), noise::initiate(&mut c, &id)).await;
         recorded.extend(rec.await.unwrap());
     }
     s.write_all(&recorded).await.unwrap();
@@ -158,15 +177,31 @@ async fn garbage_ends_only_that_connection() {
     // And finally a real master, which must still be served.
     let mid = Identity::generate().unwrap();
     let ok = Session::connect(addr, &mid, Role::Master, "m").await;
-    assert!(ok.is_ok(), "a good master after the garbage: {:?}", ok.err());
+    assert!(
+        ok.is_ok(),
+        "a good master after the garbage: {:?}",
+        ok.err()
+    );
     let results = server.await.unwrap();
     for (i, r) in results[..4].iter().enumerate() {
         let err = r.as_ref().expect_err("garbage must fail").to_string();
         assert!(!err.is_empty(), "case {i} has a message");
         eprintln!("case {i}: {err}");
     }
-    assert!(results[1].as_ref().unwrap_err().to_string().contains("truncated"));
-    assert!(results[2].as_ref().unwrap_err().to_string().contains("zero-length"));
+    assert!(
+        results[1]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("truncated")
+    );
+    assert!(
+        results[2]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("zero-length")
+    );
     assert!(results[4].is_ok());
 }
 
@@ -184,7 +219,11 @@ async fn wrong_version_is_refused_with_both_versions() {
     let (r, w) = s.into_split();
     let (_mux, mut control) = Mux::start(r, w, done.transport, true);
     control
-        .send(&zos_netproto::wire::encode(&Message::Hello { version: 99, role: Role::Master, name: "future".into() }))
+        .send(&zos_netproto::wire::encode(&Message::Hello {
+            version: 99,
+            role: Role::Master,
+            name: "future".into(),
+        }))
         .await
         .unwrap();
     let err = server.await.unwrap().err().expect("refused");
@@ -197,7 +236,10 @@ async fn wrong_version_is_refused_with_both_versions() {
             break;
         }
     }
-    assert!(saw.contains("99") && saw.contains('1'), "refusal names versions: {saw:?}");
+    assert!(
+        saw.contains("99") && saw.contains('1'),
+        "refusal names versions: {saw:?}"
+    );
 }
 
 #[tokio::test]
@@ -242,12 +284,17 @@ async fn tampered_bytes_end_the_session() {
         let _ = tokio::join!(up, down);
     });
     let mid = Identity::generate().unwrap();
-    let mut m = Session::connect(relay_addr, &mid, Role::Master, "m").await.unwrap();
+    let mut m = Session::connect(relay_addr, &mid, Role::Master, "m")
+        .await
+        .unwrap();
     for seq in 0..50 {
         if m.send(&Message::Ping { seq }).await.is_err() {
             break;
         }
     }
-    let reason = tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(reason.contains("authentication"), "{reason}");
 }

@@ -33,7 +33,9 @@ pub fn tree(root: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
     if let Ok(dir) = fs::read_dir("/proc") {
         for e in dir.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
             if let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat"))
                 && let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..])
                 && let Some(ppid) = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok())

@@ -22,7 +22,9 @@ pub struct Tunnel {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl Tunnel {
@@ -71,7 +73,15 @@ impl Tunnel {
             std::thread::sleep(Duration::from_millis(50));
         }
         let ssh = Command::new("ssh")
-            .args(["-N", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+            .args([
+                "-N",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+            ])
             .arg("-i")
             .arg(dir.join("client_key"))
             .arg("-p")
@@ -90,7 +100,13 @@ impl Tunnel {
         }
         // The probe connection above reached the sink; swallow its count.
         let _ = sink.wait().await;
-        Ok(Tunnel { local, sink, sshd, ssh, dir })
+        Ok(Tunnel {
+            local,
+            sink,
+            sshd,
+            ssh,
+            dir,
+        })
     }
 
     /// CPU seconds used so far by ssh, sshd and its session children.
