@@ -258,3 +258,27 @@ mod tests {
         assert_eq!(read_frame(&mut empty, &mut buf).await.unwrap(), None);
     }
 }
+
+#[cfg(test)]
+mod random_input {
+    use super::Inner;
+
+    /// A small deterministic generator, so failures reproduce.
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn decoders_never_panic_on_random_bytes() {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..50_000 {
+            let len = (xorshift(&mut s) % 80) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| xorshift(&mut s) as u8).collect();
+            let _ = Inner::decode(&bytes);
+            let _ = crate::wire::decode(&bytes);
+        }
+    }
+}
