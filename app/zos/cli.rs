@@ -101,6 +101,10 @@ pub enum Command {
     },
     /// Stop the local daemon.
     Stop,
+    /// Open the master window (hosts as icons, pairing, ping) on the local master daemon.
+    Gui,
+    /// Run the zombie's tray helper (StatusNotifierItem: state, pairing code, sessions).
+    Tray,
     /// Run a master, a local demo zombie paired with it, and the master window.
     Demo {
         /// Restrict mDNS to this interface (default: lo, so the demo stays on this machine).

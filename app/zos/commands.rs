@@ -79,6 +79,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Reply::Done => Ok(ExitCode::SUCCESS),
             other => unexpected(other),
         },
+        Command::Gui => {
+            zos_gui::run(paths.socket())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tray => {
+            zos_tray::run(paths.socket())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo {
             interfaces,
             headless,

@@ -40,7 +40,19 @@ impl Drop for Daemon {
 
 fn spawn(home: &Path, args: &[&str], what: &'static str) -> Result<Daemon> {
     let exe = std::env::current_exe().context("find own executable")?;
-    let child = std::process::Command::new(exe)
+    let mut command = std::process::Command::new(exe);
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls prctl, which is async-signal-safe; it touches no memory of ours.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            // The daemons end (gracefully, by SIGTERM) if the demo dies.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command
         .arg("--home")
         .arg(home)
         .args(args)
@@ -127,7 +139,7 @@ pub fn run(paths: &Paths, interfaces: Vec<String>, headless: bool) -> Result<Exi
             token.cancelled().await;
         });
     } else {
-        anyhow::bail!("window not built yet");
+        zos_gui::run(paths.socket())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -181,10 +181,13 @@ fn service_info(a: &Advert) -> Result<ServiceInfo> {
         ("mem", a.mem_free_mib.to_string()),
         ("levels", levels),
     ];
-    Ok(
-        ServiceInfo::new(SERVICE_TYPE, &instance, &hostname, "", a.port, &props[..])?
-            .enable_addr_auto(),
-    )
+    let mut info = ServiceInfo::new(SERVICE_TYPE, &instance, &hostname, "", a.port, &props[..])?
+        .enable_addr_auto();
+    // Probing (RFC 6762 §8.1) guards against two hosts claiming one name; ours
+    // embed the key fingerprint, so a clash would be a key collision. Skipping
+    // it lets masters see a new zombie about 750 ms sooner.
+    info.set_requires_probe(false);
+    Ok(info)
 }
 
 /// Browses for zombies; changes arrive on the receiver.

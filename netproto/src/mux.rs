@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::error::{Error, Result};
-use crate::frame::{Inner, MAX_NOISE_MESSAGE, MAX_PIECE, read_frame};
+use crate::frame::{FrameReader, Inner, MAX_NOISE_MESSAGE, MAX_PIECE};
 
 /// Credit window of each channel, in bytes.
 pub const WINDOW: usize = 4 << 20;
@@ -43,6 +43,8 @@ const WRITE_QUEUE: usize = 32;
 /// What the writer is asked to send.
 enum Outgoing {
     Frame(Inner),
+    /// A data frame's plaintext, encoded by the sending channel.
+    Plain(Vec<u8>),
     /// Send everything queued before this, then end the stream.
     Shutdown,
 }
@@ -294,17 +296,17 @@ impl Channel {
     pub async fn send(&self, message: &[u8]) -> Result<()> {
         let mut pieces = message.chunks(MAX_PIECE).peekable();
         if message.is_empty() {
-            return self.send_piece(Bytes::new(), true).await;
+            return self.send_piece(&[], true).await;
         }
         while let Some(piece) = pieces.next() {
             let last = pieces.peek().is_none();
-            self.send_piece(Bytes::copy_from_slice(piece), last).await?;
+            self.send_piece(piece, last).await?;
         }
         Ok(())
     }
 
-    async fn send_piece(&self, bytes: Bytes, last: bool) -> Result<()> {
-        let cost = (bytes.len() + PIECE_OVERHEAD) as u32;
+    async fn send_piece(&self, piece: &[u8], last: bool) -> Result<()> {
+        let cost = (piece.len() + PIECE_OVERHEAD) as u32;
         let permit = self
             .credit
             .acquire_many(cost)
@@ -313,11 +315,9 @@ impl Channel {
         permit.forget();
         self.shared
             .bulk_tx
-            .send(Outgoing::Frame(Inner::Data {
-                channel: self.id,
-                bytes,
-                last,
-            }))
+            .send(Outgoing::Plain(crate::frame::encode_data(
+                self.id, last, piece,
+            )))
             .await
             .map_err(|_| Error::Closed(self.shared.end_reason()))
     }
@@ -436,7 +436,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 ) {
     let mut ended = shared.ended.subscribe();
     let mut nonce: u64 = 0;
-    let mut plain = Vec::with_capacity(MAX_NOISE_MESSAGE);
+    let mut small_plain = Vec::with_capacity(2048);
     let mut out = Vec::with_capacity(4 * (MAX_NOISE_MESSAGE + 2));
     let result: Result<()> = async {
         loop {
@@ -458,12 +458,19 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                         let _ = writer.shutdown().await;
                         return Err(Error::Closed("session closed".into()));
                     }
-                    Outgoing::Frame(frame) => {
-                        plain.clear();
-                        frame.encode_into(&mut plain);
+                    Outgoing::Frame(_) | Outgoing::Plain(_) => {
+                        let plain: &[u8] = match &item {
+                            Outgoing::Plain(p) => p,
+                            Outgoing::Frame(frame) => {
+                                small_plain.clear();
+                                frame.encode_into(&mut small_plain);
+                                &small_plain
+                            }
+                            Outgoing::Shutdown => unreachable!("handled above"),
+                        };
                         let start = out.len();
                         out.resize(start + 2 + plain.len() + crate::frame::TAG_LEN, 0);
-                        let n = transport.write_message(nonce, &plain, &mut out[start + 2..])?;
+                        let n = transport.write_message(nonce, plain, &mut out[start + 2..])?;
                         nonce += 1;
                         out[start..start + 2].copy_from_slice(&(n as u16).to_be_bytes());
                         out.truncate(start + 2 + n);
@@ -494,7 +501,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
-    mut reader: R,
+    reader: R,
     transport: Arc<snow::StatelessTransportState>,
     shared: Arc<Shared>,
     incoming: mpsc::Sender<Channel>,
@@ -502,19 +509,19 @@ async fn read_loop<R: AsyncRead + Unpin>(
 ) {
     let mut ended = shared.ended.subscribe();
     let mut nonce: u64 = 0;
-    let mut cipher = vec![0u8; MAX_NOISE_MESSAGE];
+    let mut frames = FrameReader::new(reader);
     let mut plain = vec![0u8; MAX_NOISE_MESSAGE];
     let reason = loop {
         let frame = tokio::select! {
             _ = ended.changed() => return,
-            f = read_frame(&mut reader, &mut cipher) => f,
+            f = frames.next() => f,
         };
-        let n = match frame {
-            Ok(Some(n)) => n,
+        let cipher = match frame {
+            Ok(Some(c)) => c,
             Ok(None) => break "peer closed the session".to_string(),
             Err(e) => break e.to_string(),
         };
-        let len = match transport.read_message(nonce, &cipher[..n], &mut plain) {
+        let len = match transport.read_message(nonce, cipher, &mut plain) {
             Ok(len) => len,
             Err(e) => {
                 break format!("frame failed authentication ({e}): tampered, replayed or corrupt");

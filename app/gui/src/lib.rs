@@ -1,0 +1,40 @@
+//! The ZOS master window.
+//!
+//! It shows the zombies the local daemon sees on the LAN, live, as icons
+//! with their resources; pairs with them; pings them; and shows this
+//! instance's identity. It talks to the daemon only through the control
+//! socket ([`zos_netproto::control`]), from a [`worker`] thread.
+//!
+//! The crate is split so the drawing can run headless: [`model`] holds the
+//! state, [`ui`] draws it into any `egui::Ui` and returns [`worker::Command`]s,
+//! and [`app`] joins them to eframe.
+
+use eframe::egui;
+pub mod app;
+pub mod model;
+pub mod ui;
+pub mod worker;
+
+use std::path::PathBuf;
+
+/// The window's title.
+pub const TITLE: &str = "ZOS master";
+
+/// Opens the master window for the daemon whose control socket is `socket`,
+/// and returns when the window is closed.
+pub fn run(socket: PathBuf) -> anyhow::Result<()> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(TITLE)
+            .with_app_id("zos-master")
+            .with_inner_size([900.0, 600.0])
+            .with_min_inner_size([520.0, 360.0]),
+        ..Default::default()
+    };
+    eframe::run_native(
+        TITLE,
+        options,
+        Box::new(move |cc| Ok(Box::new(app::MasterApp::new(socket, &cc.egui_ctx)))),
+    )
+    .map_err(|e| anyhow::anyhow!("the master window failed: {e}"))
+}

@@ -1,0 +1,292 @@
+//! What the window knows: the daemon's latest answers and the state of the
+//! user's dialogs. The worker's [`Event`]s update it; the drawing code reads
+//! it and returns [`Command`]s. It holds no I/O, so tests drive it directly.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use zos_netproto::Level;
+use zos_netproto::control::StatusInfo;
+use zos_netproto::discovery::HostInfo;
+
+use crate::worker::{Command, Event};
+
+/// The length of a pairing code.
+pub const CODE_LEN: usize = 6;
+
+/// Everything the window shows.
+#[derive(Debug, Default)]
+pub struct Model {
+    /// Zombies seen by the daemon, sorted by name.
+    pub hosts: Vec<HostInfo>,
+    /// Why the host list could not be fetched while the daemon answers.
+    pub hosts_error: Option<String>,
+    /// The daemon's own state, once known.
+    pub status: Option<StatusInfo>,
+    /// Why the daemon cannot be reached, while it cannot.
+    pub daemon_error: Option<String>,
+    /// The zombies this master is paired with: fingerprint → level held.
+    pub paired: HashMap<String, Level>,
+    /// The pairing dialog.
+    pub pair: PairDialog,
+    /// The last ping to each host, by instance.
+    pub pings: HashMap<String, PingState>,
+    /// The host whose icon was clicked last, by instance.
+    pub selected: Option<String>,
+    /// Whether the daemon has answered (or failed to) at least once.
+    pub polled: bool,
+    /// The host set last reported in the log, by instance.
+    logged: Option<Vec<String>>,
+}
+
+/// The pairing dialog's state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PairDialog {
+    /// Whether it is open.
+    pub open: bool,
+    /// The chosen host, by instance.
+    pub host: Option<String>,
+    /// The code typed so far (digits only).
+    pub code: String,
+    /// Progress of the last attempt.
+    pub state: PairState,
+    /// Whether the code field should take the keyboard focus.
+    pub focus_code: bool,
+}
+
+/// Progress of a pairing attempt.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum PairState {
+    /// Nothing sent yet.
+    #[default]
+    Idle,
+    /// Waiting for the daemon.
+    Busy,
+    /// Paired: the zombie's name and the level granted.
+    Paired(String, Level),
+    /// The daemon's error.
+    Failed(String),
+}
+
+/// The last ping to a host.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PingState {
+    /// Waiting for the answer.
+    Busy,
+    /// The round trip.
+    Rtt(Duration),
+    /// Why it failed.
+    Failed(String),
+}
+
+impl Model {
+    /// Takes in one answer from the worker.
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Hosts(Ok(mut hosts)) => {
+                hosts.sort_by(|a, b| a.name.cmp(&b.name).then(a.instance.cmp(&b.instance)));
+                self.hosts = hosts;
+                self.hosts_error = None;
+                self.polled = true;
+                self.forget_departed();
+            }
+            Event::Hosts(Err(message)) => {
+                self.hosts.clear();
+                self.hosts_error = Some(message);
+                self.polled = true;
+                self.forget_departed();
+            }
+            Event::Status(Ok(status)) => {
+                self.status = Some(status);
+                self.daemon_error = None;
+            }
+            Event::Status(Err(message)) => {
+                self.daemon_error = Some(message);
+            }
+            Event::Trust(Ok(entries)) => {
+                self.paired = entries
+                    .iter()
+                    .filter_map(|e| Some((e.public_key().ok()?.fingerprint().0, e.level)))
+                    .collect();
+            }
+            Event::Trust(Err(message)) => {
+                tracing::debug!("paired zombies unknown: {message}");
+            }
+            Event::Paired { host, result } => {
+                if self.pair.host.as_deref() == Some(host.as_str()) {
+                    self.pair.state = match result {
+                        Ok((name, level)) => PairState::Paired(name, level),
+                        Err(message) => PairState::Failed(message),
+                    };
+                }
+            }
+            Event::Pinged { host, result } => {
+                let state = match result {
+                    Ok(rtt) => PingState::Rtt(rtt),
+                    Err(message) => PingState::Failed(message),
+                };
+                self.pings.insert(host, state);
+            }
+        }
+    }
+
+    /// Drops what belongs to hosts that left the list.
+    fn forget_departed(&mut self) {
+        let hosts = &self.hosts;
+        let present = |instance: &str| hosts.iter().any(|h| h.instance == instance);
+        self.pings.retain(|instance, _| present(instance));
+        if self.selected.as_deref().is_some_and(|s| !present(s)) {
+            self.selected = None;
+        }
+    }
+
+    /// Looks a host up by instance.
+    pub fn host(&self, instance: &str) -> Option<&HostInfo> {
+        self.hosts.iter().find(|h| h.instance == instance)
+    }
+
+    /// The level this master holds on `host`, if paired with it.
+    pub fn paired_level(&self, host: &HostInfo) -> Option<Level> {
+        self.paired.get(&host.fingerprint).copied()
+    }
+
+    /// Opens the pairing dialog, preselecting `host` (an instance) if given.
+    pub fn open_pairing(&mut self, host: Option<String>) {
+        self.pair = PairDialog {
+            open: true,
+            host: host.or_else(|| self.hosts.first().map(|h| h.instance.clone())),
+            code: String::new(),
+            state: PairState::Idle,
+            focus_code: true,
+        };
+    }
+
+    /// Keeps only digits in the typed code, at most [`CODE_LEN`] of them.
+    pub fn clean_code(&mut self) {
+        self.pair.code.retain(|c| c.is_ascii_digit());
+        self.pair.code.truncate(CODE_LEN);
+    }
+
+    /// Whether the dialog holds everything a pairing needs.
+    pub fn can_pair(&self) -> bool {
+        self.pair.code.len() == CODE_LEN
+            && matches!(self.pair.state, PairState::Idle | PairState::Failed(_))
+            && self
+                .pair
+                .host
+                .as_deref()
+                .is_some_and(|h| self.host(h).is_some())
+    }
+
+    /// The command for the dialog's Pair button, marking the attempt busy.
+    pub fn start_pairing(&mut self) -> Option<Command> {
+        if !self.can_pair() {
+            return None;
+        }
+        self.pair.state = PairState::Busy;
+        Some(Command::Pair {
+            host: self.pair.host.clone()?,
+            code: self.pair.code.clone(),
+        })
+    }
+
+    /// The command for a host's Ping button, marking the ping busy.
+    pub fn start_ping(&mut self, instance: &str) -> Command {
+        self.pings.insert(instance.to_owned(), PingState::Busy);
+        Command::Ping {
+            host: instance.to_owned(),
+        }
+    }
+
+    /// Logs `window shows N hosts: a, b` when the set of hosts on screen
+    /// differs from the one logged last. Returns whether it logged.
+    pub fn log_shown_hosts(&mut self) -> bool {
+        if !self.polled {
+            return false;
+        }
+        let mut shown: Vec<String> = self.hosts.iter().map(|h| h.instance.clone()).collect();
+        shown.sort();
+        if self.logged.as_ref() == Some(&shown) {
+            return false;
+        }
+        let names: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
+        tracing::info!("window shows {} hosts: {}", names.len(), names.join(", "));
+        self.logged = Some(shown);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn host(name: &str) -> HostInfo {
+        HostInfo {
+            instance: format!("{name}._zos._tcp.local."),
+            name: name.into(),
+            host: format!("{name}.local."),
+            version: 1,
+            fingerprint: format!("{name}-fp"),
+            addrs: vec![],
+            port: 4000,
+            cores: 4,
+            load1: 0.5,
+            mem_free_mib: 2048,
+            levels: vec![Level::Partial, Level::Complete],
+        }
+    }
+
+    #[test]
+    fn hosts_are_sorted_and_departed_state_is_dropped() {
+        let mut m = Model::default();
+        m.apply(Event::Hosts(Ok(vec![host("z2"), host("z1")])));
+        assert_eq!(m.hosts[0].name, "z1");
+        let z2 = m.hosts[1].instance.clone();
+        let cmd = m.start_ping(&z2);
+        assert_eq!(cmd, Command::Ping { host: z2.clone() });
+        m.selected = Some(z2.clone());
+        m.apply(Event::Hosts(Ok(vec![host("z1")])));
+        assert!(m.pings.is_empty());
+        assert_eq!(m.selected, None);
+    }
+
+    #[test]
+    fn shown_set_is_logged_only_on_change() {
+        let mut m = Model::default();
+        assert!(!m.log_shown_hosts(), "nothing known yet");
+        m.apply(Event::Hosts(Ok(vec![host("z1")])));
+        assert!(m.log_shown_hosts());
+        m.apply(Event::Hosts(Ok(vec![host("z1")])));
+        assert!(!m.log_shown_hosts());
+        m.apply(Event::Hosts(Ok(vec![])));
+        assert!(m.log_shown_hosts());
+    }
+
+    #[test]
+    fn pairing_needs_six_digits_and_a_present_host() {
+        let mut m = Model::default();
+        m.apply(Event::Hosts(Ok(vec![host("z1")])));
+        m.open_pairing(None);
+        m.pair.code = "12a34 5678".into();
+        m.clean_code();
+        assert_eq!(m.pair.code, "123456");
+        let cmd = m.start_pairing().expect("ready");
+        assert!(matches!(cmd, Command::Pair { ref code, .. } if code == "123456"));
+        assert_eq!(m.start_pairing(), None, "busy");
+        let host = m.pair.host.clone().unwrap();
+        m.apply(Event::Paired {
+            host,
+            result: Err("wrong code".into()),
+        });
+        assert_eq!(m.pair.state, PairState::Failed("wrong code".into()));
+    }
+
+    #[test]
+    fn daemon_errors_are_kept_until_it_answers() {
+        let mut m = Model::default();
+        m.apply(Event::Status(Err("no daemon answers".into())));
+        assert!(m.daemon_error.is_some());
+        m.apply(Event::Hosts(Err("no daemon answers".into())));
+        assert!(m.hosts.is_empty());
+    }
+}

@@ -1,0 +1,158 @@
+//! One zombie on screen: its glyph, its name and resources, and its actions.
+//!
+//! A tile is the unit that later issues make a drop zone (drag a task onto a
+//! zombie to migrate it there), so it keeps to a fixed size and returns the
+//! response of its glyph.
+
+use eframe::egui;
+use egui::{
+    Align, Color32, CornerRadius, Frame, Layout, Margin, Rect, RichText, Sense, Ui, Vec2, vec2,
+};
+use zos_netproto::Level;
+use zos_netproto::discovery::HostInfo;
+
+use super::glyph::{self, GLYPH_SIZE, ZOMBIE_BLUE};
+use crate::model::PingState;
+
+/// The colour of the "paired" line.
+const PAIRED: Color32 = Color32::from_rgb(0x5C, 0xC0, 0x6C);
+
+/// The size every tile takes.
+pub const TILE_SIZE: Vec2 = vec2(150.0, 204.0);
+
+/// The tile's inner margin.
+const MARGIN: i8 = 8;
+
+/// The size a tile takes on screen, frame and margins included.
+pub const OUTER_SIZE: Vec2 = vec2(
+    TILE_SIZE.x + 2.0 * MARGIN as f32 + 2.0,
+    TILE_SIZE.y + 2.0 * MARGIN as f32 + 2.0,
+);
+
+/// What the user did on a tile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TileActions {
+    /// The glyph was clicked.
+    pub selected: bool,
+    /// "Ping" was clicked.
+    pub ping: bool,
+    /// "Pair…" was clicked.
+    pub pair: bool,
+}
+
+/// Shows `host` as a tile.
+pub fn host_tile(
+    ui: &mut Ui,
+    host: &HostInfo,
+    selected: bool,
+    paired: Option<Level>,
+    ping: Option<&PingState>,
+) -> TileActions {
+    let mut actions = TileActions::default();
+    let frame = Frame::new()
+        .fill(ui.visuals().faint_bg_color)
+        .stroke(ui.visuals().widgets.noninteractive.bg_stroke)
+        .corner_radius(CornerRadius::same(8))
+        .inner_margin(Margin::same(MARGIN));
+    frame.show(ui, |ui| {
+        ui.allocate_ui_with_layout(TILE_SIZE, Layout::top_down(Align::Center), |ui| {
+            ui.set_min_size(TILE_SIZE);
+            ui.spacing_mut().item_spacing.y = 3.0;
+            let (rect, response) = ui.allocate_exact_size(GLYPH_SIZE, Sense::click());
+            glyph::paint_monitor(ui.painter(), rect, ZOMBIE_BLUE, selected);
+            actions.selected = response.on_hover_text(hover_text(host)).clicked();
+
+            ui.label(RichText::new(&host.name).strong().size(16.0));
+            match paired {
+                Some(level) => ui.label(RichText::new(format!("paired · {level}")).color(PAIRED)),
+                None => ui.label(RichText::new("not paired").weak()),
+            };
+            load_bar(ui, host);
+            ui.label(format!("{} cores · load {:.2}", host.cores, host.load1));
+            ui.label(format!("{} free", mem(host.mem_free_mib)));
+            ui.add_space(2.0);
+            ui.horizontal(|ui| {
+                // Centre the two buttons under the glyph.
+                let buttons = 100.0;
+                ui.add_space(((ui.available_width() - buttons) / 2.0).max(0.0));
+                actions.ping = ui.button("Ping").clicked();
+                actions.pair = ui.button("Pair…").clicked();
+            });
+            if let Some(ping) = ping {
+                ping_label(ui, ping);
+            }
+        });
+    });
+    actions
+}
+
+/// A thin bar: the 1-minute load as a share of the cores, green when idle,
+/// amber when busy, red when overloaded.
+fn load_bar(ui: &mut Ui, host: &HostInfo) {
+    let share = host.load1 / host.cores.max(1) as f32;
+    let (rect, _) = ui.allocate_exact_size(vec2(GLYPH_SIZE.x, 5.0), Sense::hover());
+    let painter = ui.painter();
+    painter.rect_filled(rect, CornerRadius::same(2), ui.visuals().extreme_bg_color);
+    let color = match share {
+        s if s < 0.5 => Color32::from_rgb(0x5C, 0xC0, 0x6C),
+        s if s < 1.0 => Color32::from_rgb(0xF0, 0xB0, 0x30),
+        _ => Color32::from_rgb(0xE8, 0x64, 0x54),
+    };
+    let filled = Rect::from_min_size(
+        rect.min,
+        vec2(rect.width() * share.clamp(0.03, 1.0), rect.height()),
+    );
+    painter.rect_filled(filled, CornerRadius::same(2), color);
+}
+
+fn ping_label(ui: &mut Ui, ping: &PingState) {
+    match ping {
+        PingState::Busy => {
+            ui.label(RichText::new("pinging…").weak());
+        }
+        PingState::Rtt(rtt) => {
+            let ms = rtt.as_secs_f64() * 1000.0;
+            ui.label(format!("round trip {ms:.2} ms"));
+        }
+        PingState::Failed(message) => {
+            let text = RichText::new(format!("ping failed: {message}"))
+                .color(Color32::from_rgb(0xE0, 0x60, 0x50));
+            ui.add(egui::Label::new(text).truncate())
+                .on_hover_text(message);
+        }
+    }
+}
+
+fn hover_text(host: &HostInfo) -> String {
+    let addrs: Vec<String> = host.addrs.iter().map(|a| a.to_string()).collect();
+    let levels: Vec<String> = host.levels.iter().map(|l| l.to_string()).collect();
+    format!(
+        "{}\nhost {}\naddresses {} port {}\nfingerprint {}\noffers {}\nprotocol v{}",
+        host.name,
+        host.host,
+        addrs.join(", "),
+        host.port,
+        host.fingerprint,
+        levels.join(", "),
+        host.version
+    )
+}
+
+/// Free memory for people: MiB below 1 GiB, GiB with one decimal above.
+pub fn mem(mib: u64) -> String {
+    if mib < 1024 {
+        format!("{mib} MiB")
+    } else {
+        format!("{:.1} GiB", mib as f64 / 1024.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memory_reads_well() {
+        assert_eq!(super::mem(512), "512 MiB");
+        assert_eq!(super::mem(2048), "2.0 GiB");
+        assert_eq!(super::mem(1536), "1.5 GiB");
+    }
+}

@@ -1,0 +1,250 @@
+//! The window's drawing driven headless: a bare `egui::Context`, synthetic
+//! pointer and text input, and the painted shapes read back.
+
+use eframe::egui::{self, Color32, Event, Modifiers, PointerButton, Pos2, RawInput, Rect, Shape};
+use zos_gui::model::Model;
+use zos_gui::ui::{self, glyph::ZOMBIE_BLUE};
+use zos_gui::worker::{Command, Event as WorkerEvent};
+use zos_netproto::Level;
+use zos_netproto::control::StatusInfo;
+use zos_netproto::discovery::HostInfo;
+use zos_netproto::wire::Role;
+
+fn host(name: &str, cores: u32, load1: f32, mem_free_mib: u64) -> HostInfo {
+    HostInfo {
+        instance: format!("{name}._zos._tcp.local."),
+        name: name.into(),
+        host: format!("{name}.local."),
+        version: 1,
+        fingerprint: format!("{name}-fingerprint"),
+        addrs: vec![],
+        port: 4000,
+        cores,
+        load1,
+        mem_free_mib,
+        levels: vec![Level::Partial, Level::Complete],
+    }
+}
+
+fn status() -> StatusInfo {
+    StatusInfo {
+        role: Role::Master,
+        name: "laptop".into(),
+        fingerprint: "7f3a91c2d4e5b608".into(),
+        listen: None,
+        trusted: 0,
+        pairing: None,
+        sessions: vec![],
+    }
+}
+
+/// A headless window: a context, a model, and what the last frame painted.
+struct Harness {
+    ctx: egui::Context,
+    model: Model,
+    shapes: Vec<Shape>,
+    commands: Vec<Command>,
+}
+
+impl Harness {
+    fn new(hosts: Vec<HostInfo>) -> Harness {
+        let mut model = Model::default();
+        model.apply(WorkerEvent::Hosts(Ok(hosts)));
+        model.apply(WorkerEvent::Status(Ok(status())));
+        let mut h = Harness {
+            ctx: egui::Context::default(),
+            model,
+            shapes: Vec::new(),
+            commands: Vec::new(),
+        };
+        h.frames(3, vec![]);
+        h
+    }
+
+    /// Runs `n` frames, the first with `events`; keeps the commands asked.
+    fn frames(&mut self, n: usize, events: Vec<Event>) {
+        let mut events = Some(events);
+        for _ in 0..n {
+            let input = RawInput {
+                screen_rect: Some(Rect::from_min_size(Pos2::ZERO, egui::vec2(900.0, 600.0))),
+                events: events.take().unwrap_or_default(),
+                ..Default::default()
+            };
+            let model = &mut self.model;
+            let mut asked = Vec::new();
+            let mut output = self
+                .ctx
+                .run_ui(input, |ui| asked.extend(ui::draw(ui, model)));
+            self.commands.extend(asked);
+            self.shapes = std::mem::take(&mut output.shapes)
+                .into_iter()
+                .map(|c| c.shape)
+                .collect();
+            // Nothing renders here, so the font atlas updates go nowhere.
+            output.drop_without_applying_deltas();
+        }
+    }
+
+    /// Every painted text with its screen rectangle.
+    fn texts(&self) -> Vec<(String, Rect)> {
+        let mut out = Vec::new();
+        visit(&self.shapes, &mut |shape| {
+            if let Shape::Text(t) = shape {
+                out.push((
+                    t.galley.text().to_owned(),
+                    t.galley.rect.translate(t.pos.to_vec2()),
+                ));
+            }
+        });
+        out
+    }
+
+    fn text_rect(&self, text: &str, near_x: f32) -> Rect {
+        self.texts()
+            .into_iter()
+            .filter(|(t, _)| t == text)
+            .map(|(_, r)| r)
+            .min_by(|a, b| {
+                (a.center().x - near_x)
+                    .abs()
+                    .total_cmp(&(b.center().x - near_x).abs())
+            })
+            .unwrap_or_else(|| panic!("no {text:?} on screen: {:?}", self.texts()))
+    }
+
+    fn click(&mut self, pos: Pos2) {
+        let button = |pressed| Event::PointerButton {
+            pos,
+            button: PointerButton::Primary,
+            pressed,
+            modifiers: Modifiers::NONE,
+        };
+        self.frames(1, vec![Event::PointerMoved(pos)]);
+        self.frames(1, vec![button(true)]);
+        self.frames(2, vec![button(false)]);
+    }
+
+    fn filled_rects(&self, color: Color32) -> usize {
+        let mut n = 0;
+        visit(&self.shapes, &mut |shape| {
+            if matches!(shape, Shape::Rect(r) if r.fill == color) {
+                n += 1;
+            }
+        });
+        n
+    }
+}
+
+fn visit(shapes: &[Shape], f: &mut impl FnMut(&Shape)) {
+    for shape in shapes {
+        if let Shape::Vec(inner) = shape {
+            visit(inner, f);
+        } else {
+            f(shape);
+        }
+    }
+}
+
+#[test]
+fn hosts_show_as_blue_monitors_with_their_resources() {
+    let h = Harness::new(vec![host("z1", 8, 0.42, 3072), host("z2", 4, 1.5, 512)]);
+    let texts: Vec<String> = h.texts().into_iter().map(|(t, _)| t).collect();
+    for wanted in [
+        "z1",
+        "8 cores · load 0.42",
+        "3.0 GiB free",
+        "z2",
+        "4 cores · load 1.50",
+        "512 MiB free",
+        "laptop",
+        "7f3a91c2d4e5b608",
+        "Tasks",
+        "No tasks yet",
+    ] {
+        assert!(
+            texts.iter().any(|t| t == wanted),
+            "{wanted:?} not in {texts:?}"
+        );
+    }
+    // Each monitor has a bezel and a foot in the zombie blue.
+    assert_eq!(h.filled_rects(ZOMBIE_BLUE), 4);
+}
+
+#[test]
+fn a_host_that_leaves_disappears() {
+    let mut h = Harness::new(vec![host("z1", 8, 0.1, 2048), host("z2", 4, 0.1, 2048)]);
+    h.model
+        .apply(WorkerEvent::Hosts(Ok(vec![host("z1", 8, 0.1, 2048)])));
+    h.frames(2, vec![]);
+    let texts: Vec<String> = h.texts().into_iter().map(|(t, _)| t).collect();
+    assert!(texts.iter().any(|t| t == "z1"));
+    assert!(!texts.iter().any(|t| t == "z2"), "{texts:?}");
+    assert_eq!(h.filled_rects(ZOMBIE_BLUE), 2);
+}
+
+#[test]
+fn ping_button_asks_for_a_ping_and_shows_the_round_trip() {
+    let mut h = Harness::new(vec![host("z1", 8, 0.1, 2048), host("z2", 4, 0.1, 2048)]);
+    let z2 = h.text_rect("z2", 0.0).center().x;
+    let ping = h.text_rect("Ping", z2).center();
+    h.click(ping);
+    assert_eq!(
+        h.commands,
+        vec![Command::Ping {
+            host: "z2._zos._tcp.local.".into()
+        }]
+    );
+    h.model.apply(WorkerEvent::Pinged {
+        host: "z2._zos._tcp.local.".into(),
+        result: Ok(std::time::Duration::from_micros(420)),
+    });
+    h.frames(2, vec![]);
+    assert!(h.texts().iter().any(|(t, _)| t == "round trip 0.42 ms"));
+}
+
+#[test]
+fn pairing_dialog_sends_the_code_and_shows_the_daemons_error() {
+    let mut h = Harness::new(vec![host("z1", 8, 0.1, 2048)]);
+    let pair = h.text_rect("Pair…", 0.0).center();
+    h.click(pair);
+    assert!(h.model.pair.open);
+    // The code field has the focus: typing goes there, letters are dropped.
+    h.frames(2, vec![Event::Text("12x3456".into())]);
+    assert_eq!(h.model.pair.code, "123456");
+    let button = h.text_rect("Pair", 0.0).center();
+    h.click(button);
+    assert_eq!(
+        h.commands,
+        vec![Command::Pair {
+            host: "z1._zos._tcp.local.".into(),
+            code: "123456".into()
+        }]
+    );
+    h.model.apply(WorkerEvent::Paired {
+        host: "z1._zos._tcp.local.".into(),
+        result: Err("pairing failed: wrong code".into()),
+    });
+    h.frames(2, vec![]);
+    assert!(
+        h.texts()
+            .iter()
+            .any(|(t, _)| t == "Pairing failed: wrong code"),
+        "{:?}",
+        h.texts()
+    );
+}
+
+#[test]
+fn unreachable_daemon_is_said_plainly() {
+    let mut h = Harness::new(vec![]);
+    let message = "no daemon answers at /run/zos/control.sock".to_owned();
+    h.model.apply(WorkerEvent::Status(Err(message.clone())));
+    h.model.apply(WorkerEvent::Hosts(Err(message)));
+    h.frames(2, vec![]);
+    let texts: Vec<String> = h.texts().into_iter().map(|(t, _)| t).collect();
+    assert!(texts.iter().any(|t| t == "daemon unreachable"), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t == "The daemon does not answer."),
+        "{texts:?}"
+    );
+}

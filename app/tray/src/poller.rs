@@ -1,0 +1,102 @@
+//! The tray's link to its daemon: polls `Status` every [`POLL_INTERVAL`],
+//! carries out menu [`Action`]s, and pushes each change into the item.
+
+use std::path::Path;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use ksni::blocking::Handle;
+use zos_netproto::Level;
+use zos_netproto::control::{self, PairCodeInfo, Reply, Request, StatusInfo};
+
+use crate::item::{Action, ZosTray};
+
+/// How often the daemon's status is fetched.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Polls the daemon at `socket` and serves `actions` until Quit is chosen
+/// or the item goes away.
+pub fn poll(socket: &Path, tray: &Handle<ZosTray>, actions: &Receiver<Action>) {
+    let mut next_poll = Instant::now();
+    let mut reachable = None;
+    loop {
+        let now = Instant::now();
+        if now >= next_poll {
+            let status = fetch_status(socket);
+            if reachable != Some(status.is_ok()) {
+                match &status {
+                    Ok(s) => tracing::info!(name = %s.name, "daemon answers"),
+                    Err(e) => tracing::warn!("daemon unreachable: {e}"),
+                }
+                reachable = Some(status.is_ok());
+            }
+            let updated = tray.update(|t| match status {
+                Ok(s) => {
+                    t.view.status = Some(s);
+                    t.view.error = None;
+                }
+                Err(e) => t.view.error = Some(e),
+            });
+            if updated.is_none() {
+                return;
+            }
+            next_poll = now + POLL_INTERVAL;
+            continue;
+        }
+        match actions.recv_timeout(next_poll - now) {
+            Ok(Action::Quit) => {
+                tracing::info!("quit chosen from the tray menu");
+                return;
+            }
+            Ok(Action::NewCode(level)) => {
+                let outcome = new_code(socket, level);
+                tray.update(|t| match outcome {
+                    Ok(code) => {
+                        t.view.notice = None;
+                        if let Some(s) = t.view.status.as_mut() {
+                            s.pairing = Some(code);
+                        }
+                    }
+                    Err(e) => t.view.notice = Some(format!("No new code: {e}")),
+                });
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+fn fetch_status(socket: &Path) -> Result<StatusInfo, String> {
+    match control::request(socket, &Request::Status) {
+        Ok(Reply::Status(status)) => Ok(status),
+        other => Err(failure(other)),
+    }
+}
+
+fn new_code(socket: &Path, level: Level) -> Result<PairCodeInfo, String> {
+    match control::request(socket, &Request::PairCode { level }) {
+        Ok(Reply::PairCode(info)) => {
+            tracing::info!(
+                "pairing code {} offered ({}, {} s)",
+                info.code,
+                info.level,
+                info.expires_in_s
+            );
+            Ok(info)
+        }
+        other => {
+            let message = failure(other);
+            tracing::warn!("no pairing code: {message}");
+            Err(message)
+        }
+    }
+}
+
+/// The message for a failed or unexpected exchange.
+fn failure(outcome: zos_netproto::Result<Reply>) -> String {
+    match outcome {
+        Ok(Reply::Error { message }) => message,
+        Ok(other) => format!("unexpected reply from the daemon: {other:?}"),
+        Err(e) => e.to_string(),
+    }
+}

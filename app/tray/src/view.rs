@@ -1,0 +1,155 @@
+//! What the tray says: its title, tooltip and status lines, computed from
+//! the daemon's latest [`StatusInfo`] (or the reason it could not be had).
+//! Pure functions, so they are tested without D-Bus.
+
+use zos_netproto::control::{PairCodeInfo, StatusInfo};
+
+/// The daemon's state as last seen by the tray.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct View {
+    /// The daemon's latest status.
+    pub status: Option<StatusInfo>,
+    /// Why the daemon could not be reached, while it cannot.
+    pub error: Option<String>,
+    /// The outcome of the last menu action, shown in the menu.
+    pub notice: Option<String>,
+}
+
+impl View {
+    /// The offered pairing code, if any and not yet expired.
+    pub fn pairing(&self) -> Option<&PairCodeInfo> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.pairing.as_ref())
+            .filter(|p| p.expires_in_s > 0)
+    }
+
+    /// The item's title: one line with name, sessions and any code.
+    pub fn title(&self) -> String {
+        let Some(status) = &self.status else {
+            return "ZOS: daemon unreachable".to_owned();
+        };
+        let mut title = format!("ZOS {} · {}", status.name, sessions(status.sessions.len()));
+        if self.error.is_some() {
+            title.push_str(" · daemon unreachable");
+        } else if let Some(p) = self.pairing() {
+            title.push_str(&format!(" · code {} ({} s left)", p.code, p.expires_in_s));
+        }
+        title
+    }
+
+    /// The tooltip's heading.
+    pub fn tooltip_title(&self) -> String {
+        match &self.status {
+            Some(status) => format!("ZOS zombie {}", status.name),
+            None => "ZOS zombie".to_owned(),
+        }
+    }
+
+    /// The tooltip's body: the status lines, one per line.
+    pub fn tooltip_body(&self) -> String {
+        self.lines().join("\n")
+    }
+
+    /// The status lines, for the tooltip and the top of the menu.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(error) = &self.error {
+            lines.push(format!("Daemon unreachable: {error}"));
+        }
+        if let Some(status) = &self.status {
+            lines.push(format!(
+                "{}: {}",
+                status.name,
+                sessions(status.sessions.len())
+            ));
+            for s in &status.sessions {
+                lines.push(format!("  master {} ({}), {} s", s.peer, s.addr, s.age_s));
+            }
+            match self.pairing() {
+                Some(p) => lines.push(format!(
+                    "Pairing code {} ({}, {} s left)",
+                    p.code, p.level, p.expires_in_s
+                )),
+                None => lines.push("No pairing code on offer".to_owned()),
+            }
+            lines.push(format!("{} trusted master(s)", status.trusted));
+            lines.push(format!("Fingerprint {}", status.fingerprint));
+        }
+        if let Some(notice) = &self.notice {
+            lines.push(notice.clone());
+        }
+        lines
+    }
+}
+
+fn sessions(n: usize) -> String {
+    match n {
+        1 => "1 session".to_owned(),
+        n => format!("{n} sessions"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zos_netproto::Level;
+    use zos_netproto::wire::Role;
+
+    fn status(pairing: Option<PairCodeInfo>) -> StatusInfo {
+        StatusInfo {
+            role: Role::Zombie,
+            name: "z1".into(),
+            fingerprint: "ab12cd34".into(),
+            listen: Some("10.0.0.2:4000".into()),
+            trusted: 1,
+            pairing,
+            sessions: vec![],
+        }
+    }
+
+    #[test]
+    fn title_shows_code_and_seconds_left() {
+        let view = View {
+            status: Some(status(Some(PairCodeInfo {
+                code: "123456".into(),
+                level: Level::Complete,
+                expires_in_s: 42,
+                attempts_left: 3,
+            }))),
+            ..View::default()
+        };
+        assert_eq!(
+            view.title(),
+            "ZOS z1 · 0 sessions · code 123456 (42 s left)"
+        );
+        assert!(
+            view.tooltip_body()
+                .contains("Pairing code 123456 (complete, 42 s left)")
+        );
+    }
+
+    #[test]
+    fn unreachable_daemon_is_said_plainly() {
+        let view = View {
+            error: Some("no daemon answers".into()),
+            ..View::default()
+        };
+        assert_eq!(view.title(), "ZOS: daemon unreachable");
+        assert_eq!(view.lines(), vec!["Daemon unreachable: no daemon answers"]);
+    }
+
+    #[test]
+    fn expired_code_is_not_shown() {
+        let view = View {
+            status: Some(status(Some(PairCodeInfo {
+                code: "123456".into(),
+                level: Level::Partial,
+                expires_in_s: 0,
+                attempts_left: 3,
+            }))),
+            ..View::default()
+        };
+        assert_eq!(view.title(), "ZOS z1 · 0 sessions");
+    }
+}

@@ -1,0 +1,10 @@
+#!/bin/sh
+# The whole test suite, as CI runs it (.ci/run calls exactly this):
+# system packages, formatting, lints, then every test of every crate,
+# including the multi-host tests in network namespaces (needs root).
+set -eu
+cd "$(dirname "$0")/.."
+sh packaging/install-system-packages.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked -- --test-threads=4
