@@ -1,0 +1,86 @@
+//! Taking a checkpoint: freeze, collect, write the image, then end or release the process.
+
+mod collect;
+mod files;
+mod memory;
+
+pub use collect::peek;
+
+use crate::check::check;
+use crate::error::{Result, io_err};
+use crate::freeze::freeze;
+use crate::image::IMAGE_FILE;
+use crate::image::format::ImageWriter;
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Options of [`checkpoint`](crate::checkpoint).
+#[derive(Debug, Clone, Default)]
+pub struct DumpOptions {
+    /// Let the process run on after the checkpoint instead of ending it.
+    pub leave_running: bool,
+}
+
+/// Figures of one checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct DumpStats {
+    /// How long the process was stopped.
+    pub frozen: Duration,
+    /// Whole call, from the check to the image on disk.
+    pub total: Duration,
+    /// Size of the image.
+    pub bytes_written: u64,
+    /// Memory pages saved.
+    pub pages: u64,
+}
+
+/// Checkpoint `pid` into `out_dir` (see the crate docs).
+pub fn checkpoint(pid: i32, out_dir: &Path, opts: &DumpOptions) -> Result<DumpStats> {
+    let t0 = Instant::now();
+    check(pid)?.into_result()?;
+    fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
+    let part = out_dir.join(format!("{IMAGE_FILE}.part"));
+    let file = File::create(&part).map_err(io_err(&part))?;
+    let mut frozen = freeze(pid)?;
+    let t_frozen = Instant::now();
+    let written = (|| -> Result<(u64, u64)> {
+        let vmas = collect::vmas(pid)?;
+        let (files, contents) = files::collect_files(pid)?;
+        let mut img = collect::collect(&mut frozen, vmas)?;
+        img.files = files;
+        let mut w = ImageWriter::new(BufWriter::with_capacity(1 << 20, file))
+            .map_err(io_err(&part))?;
+        w.meta(&img).map_err(io_err(&part))?;
+        let mem = memory::write_memory(pid, &img.vmas, &mut w)?;
+        for (i, c) in contents.iter().enumerate() {
+            w.file_data(i as u32, c).map_err(io_err(&part))?;
+        }
+        let (out, bytes) = w.finish().map_err(io_err(&part))?;
+        let file = out.into_inner().map_err(|e| io_err(&part)(e.into_error()))?;
+        file.sync_all().map_err(io_err(&part))?;
+        Ok((bytes, mem.pages))
+    })();
+    let (bytes_written, pages) = match written {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = fs::remove_file(&part);
+            drop(frozen);
+            return Err(e);
+        }
+    };
+    let dest = out_dir.join(IMAGE_FILE);
+    if let Err(e) = fs::rename(&part, &dest) {
+        let _ = fs::remove_file(&part);
+        return Err(io_err(dest)(e));
+    }
+    if opts.leave_running {
+        frozen.release()?;
+    } else {
+        frozen.kill();
+    }
+    let frozen_time = t_frozen.elapsed();
+    tracing::info!(pid, ?frozen_time, bytes_written, pages, "checkpoint written");
+    Ok(DumpStats { frozen: frozen_time, total: t0.elapsed(), bytes_written, pages })
+}

@@ -1,0 +1,69 @@
+//! ZOS checkpoint/restore engine: saves a running Linux process to an image and brings it
+//! back, using only ptrace and `/proc` (no kernel module, no CRIU).
+//!
+//! # Use
+//!
+//! - [`check`] says whether a process can be checkpointed, with every reason if not.
+//! - [`checkpoint`] freezes a process, writes its image to a directory, then ends it (or lets it
+//!   run on with [`DumpOptions::leave_running`]). A refused, traced, vanishing process or an
+//!   unwritable directory fails cleanly and leaves the process running.
+//! - [`restore`] validates an image completely, then recreates the process — with the same PID
+//!   when it is free — detached and running from where it stopped; returns its PID.
+//! - [`bench::run`] measures checkpoint/restore figures.
+//!
+//! All ptrace calls of one operation must come from one thread (ptrace is per thread); the
+//! functions are blocking. A restored process is an orphan: it is reparented to the nearest
+//! child subreaper (see [`set_child_subreaper`]) or to PID 1.
+//!
+//! # What is saved
+//!
+//! Memory (anonymous private/shared, private file mappings with their written pages, shared
+//! file mappings, heap and brk, stacks, guard pages, protections, vDSO/vvar position,
+//! code/data/arg/env/auxv bounds and `/proc/PID/exe` via `PR_SET_MM_MAP`); every thread
+//! (general registers, XSAVE area, fs/gs base, signal mask, pending signals, rseq, robust futex
+//! list, clear-child-tid, name; interrupted system calls restart as the kernel would, sleeps for
+//! the remaining time); files (regular files and directories by path with flags, offset and
+//! close-on-exec, deleted-while-open files with their content, `/dev/null`, `/dev/zero`,
+//! `/dev/urandom`, `/dev/random`; stdin/stdout/stderr on a terminal or pipe are reattached to
+//! [`RestoreOptions`] files); process attributes (cwd, umask, rlimits, signal dispositions,
+//! pending signals, interval timers, personality, credentials, no-new-privs). The restored
+//! process starts a new session (`setsid`).
+//!
+//! Refused up front: sockets, pipes and terminals other than stdio, eventfd/epoll/other
+//! anon-inode descriptors, memfd, file locks, System V shm, mappings of deleted files, POSIX
+//! timers, seccomp, child processes, foreign namespaces, foreign tracers, stopped processes.
+//!
+//! # Image format
+//!
+//! A directory holding one stream file, `image.zckpt`; its bytes can equally be sent over a
+//! socket. See [`image::format`] for the layout: a 16-byte header (magic `ZOSCKPT\0`, version
+//! u32) and CRC-32-checked frames: one postcard-encoded metadata frame ([`image::model`]),
+//! then page frames (address + raw pages), then deleted-file contents, then an END frame
+//! counting the frames. Restore refuses a foreign version, a bad checksum, a truncated stream
+//! or an image from a CPU with XSAVE features this one lacks, before creating anything.
+
+pub mod bench;
+mod check;
+mod dump;
+mod error;
+mod fdclass;
+mod freeze;
+pub mod image;
+mod inject;
+mod proc;
+mod restart;
+mod restore;
+mod sys;
+mod vmas;
+
+pub use check::{CheckReport, check};
+pub use dump::{DumpOptions, DumpStats, checkpoint};
+pub use error::{Error, Result};
+pub use restore::{RestoreOptions, RestoreStats, restore};
+
+/// Make the calling process a child subreaper, so that processes restored by it are
+/// reparented to it (and can be reaped by it) rather than to PID 1.
+pub fn set_child_subreaper() -> Result<()> {
+    use error::SysContext;
+    sys::set_child_subreaper().sys(|| "PR_SET_CHILD_SUBREAPER".into())
+}
