@@ -1,5 +1,5 @@
 //! Manual driver: `zckpt check PID`, `zckpt dump PID DIR [--leave-running]`,
-//! `zckpt restore DIR [STDOUT]`, `zckpt bench`.
+//! `zckpt restore DIR [STDIN [STDOUT]]`, `zckpt bench`.
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -13,7 +13,11 @@ fn main() {
         .map(|s| println!("{s:?}")),
         Some("restore") => zos_checkpoint::restore(
             a[2].as_ref(),
-            &zos_checkpoint::RestoreOptions { stdout: a.get(3).map(Into::into), ..Default::default() },
+            &zos_checkpoint::RestoreOptions {
+                stdin: a.get(3).map(Into::into),
+                stdout: a.get(4).map(Into::into),
+                stderr: None,
+            },
         )
         .map(|s| println!("{s:?}")),
         Some("bench") => zos_checkpoint::bench::run(&mut std::io::stdout()),

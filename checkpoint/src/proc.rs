@@ -179,3 +179,20 @@ pub fn numbers(s: &str) -> Vec<u32> {
 pub fn hex_mask(s: Option<&String>) -> u64 {
     s.and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(0)
 }
+
+/// `/proc/PID/limits` as (resource, soft, hard), in resource-number order.
+pub fn limits(pid: i32) -> Result<Vec<(u32, u64, u64)>> {
+    let text = read(pid, "limits")?;
+    let val = |s: &str| if s == "unlimited" { u64::MAX } else { s.parse().unwrap_or(u64::MAX) };
+    Ok(text
+        .lines()
+        .skip(1)
+        .enumerate()
+        .filter_map(|(i, l)| {
+            // Columns: name (25 chars), soft (20), hard (20), units.
+            let rest = l.get(26..)?;
+            let mut it = rest.split_whitespace();
+            Some((i as u32, val(it.next()?), val(it.next()?)))
+        })
+        .collect())
+}

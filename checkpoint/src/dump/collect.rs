@@ -10,7 +10,7 @@ use crate::sys::{self, mem, nr, ptrace};
 use crate::vmas::{self, VmaClass};
 
 const PR_GET_TID_ADDRESS: u64 = 40;
-const RLIMIT_COUNT: u32 = 16;
+const RLIMIT_COUNT: usize = 16;
 
 /// Read `len` bytes of the tracee's memory.
 pub fn peek(pid: i32, addr: u64, len: usize) -> Result<Vec<u8>> {
@@ -80,6 +80,9 @@ pub fn collect(f: &mut Frozen, vmas: Vec<Vma>) -> Result<ProcessImage> {
         let mut t = Tracee::new(pid, th.tid, f.gadget)?;
         t.call("PR_GET_TID_ADDRESS", nr::PRCTL, &[PR_GET_TID_ADDRESS, scratch])?;
         let clear_child_tid = words(&peek(pid, scratch, 8)?)[0];
+        t.call("sigaltstack", nr::SIGALTSTACK, &[0, scratch])?;
+        let ss = words(&peek(pid, scratch, 24)?);
+        let altstack = (ss[0], ss[1] as u32, ss[2]);
         let g = |e| gone(pid, e);
         let rseq = ptrace::rseq_config(th.tid).map_err(g)?;
         let mut regs = th.regs;
@@ -96,6 +99,7 @@ pub fn collect(f: &mut Frozen, vmas: Vec<Vma>) -> Result<ProcessImage> {
             robust_list: sys::robust_list(th.tid).map_err(g)?,
             clear_child_tid,
             comm: proc::read(pid, &format!("task/{}/comm", th.tid))?.trim_end().to_string(),
+            altstack,
         });
     }
 
@@ -119,10 +123,9 @@ pub fn collect(f: &mut Frozen, vmas: Vec<Vma>) -> Result<ProcessImage> {
         let v = proc::numbers(status.get(k).map(String::as_str).unwrap_or(""));
         [0, 1, 2, 3].map(|i| v.get(i).copied().unwrap_or(0))
     };
-    let mut rlimits = Vec::new();
-    for res in 0..RLIMIT_COUNT {
-        let (s, h) = sys::get_rlimit(pid, res).sys(|| format!("prlimit {pid}"))?;
-        rlimits.push((res, s, h));
+    let rlimits = proc::limits(pid)?;
+    if rlimits.len() != RLIMIT_COUNT {
+        return Err(Error::Restore(format!("cannot parse /proc/{pid}/limits")));
     }
     let attrs = ProcAttrs {
         cwd: proc::link(pid, "cwd")?,

@@ -99,6 +99,8 @@ pub struct ThreadImage {
     pub clear_child_tid: u64,
     /// `comm`.
     pub comm: String,
+    /// Alternate signal stack: (sp, flags, size).
+    pub altstack: (u64, u32, u64),
 }
 
 /// What an open descriptor refers to.

@@ -45,10 +45,16 @@ pub fn build(child: &mut Child, vmas: &[Vma], pages: &[(u64, &[u8])]) -> Result<
                         fd
                     }
                 };
+                // Map read-write only when written pages must be put back, so that the
+                // kernel's accounting flags (and so VMA merging) match the original.
+                let i = pages.partition_point(|p| p.0 < v.start);
+                let has_pages = pages.get(i).is_some_and(|p| p.0 < v.end);
                 if v.shared {
                     (v.prot, libc::MAP_SHARED | libc::MAP_FIXED, fd, *offset)
-                } else {
+                } else if has_pages {
                     (rw, libc::MAP_PRIVATE | libc::MAP_FIXED, fd, *offset)
+                } else {
+                    (v.prot, libc::MAP_PRIVATE | libc::MAP_FIXED, fd, *offset)
                 }
             }
         };

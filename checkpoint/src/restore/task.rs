@@ -5,12 +5,14 @@ use crate::error::{Error, Result, SysContext};
 use crate::freeze::EVENT_STOP;
 use crate::image::model::{ProcAttrs, ThreadImage};
 use crate::inject::{Tracee, gone};
+use crate::proc;
 use crate::restart::resume_regs;
 use crate::sys::ptrace::{self, Stop};
 use crate::sys::{self, nr, spawn};
 
 const PR_SET_NAME: u64 = 15;
 const PR_SET_NO_NEW_PRIVS: u64 = 38;
+const SS_ONSTACK: u32 = 1;
 
 /// Working directory, umask, personality, signal dispositions, timers, rlimits, session.
 pub fn restore_attrs(child: &mut Child, a: &ProcAttrs) -> Result<()> {
@@ -18,6 +20,15 @@ pub fn restore_attrs(child: &mut Child, a: &ProcAttrs) -> Result<()> {
     child.main.call(&format!("chdir {}", a.cwd), nr::CHDIR, &[p])?;
     child.main.call("umask", nr::UMASK, &[a.umask as u64])?;
     child.main.call("personality", nr::PERSONALITY, &[a.personality as u64])?;
+    // Dispositions inherited from the restorer that the image does not have: back to default.
+    let st = proc::status(child.pid, None)?;
+    let inherited = proc::hex_mask(st.get("SigCgt")) | proc::hex_mask(st.get("SigIgn"));
+    let dfl = child.put(0, &[0u8; 32])?;
+    for sig in 1..=64u32 {
+        if inherited & (1 << (sig - 1)) != 0 && !a.sigactions.iter().any(|s| s.sig == sig) {
+            child.main.call("rt_sigaction SIG_DFL", nr::RT_SIGACTION, &[sig as u64, dfl, 0, 8])?;
+        }
+    }
     for s in &a.sigactions {
         let b: Vec<u8> =
             [s.handler, s.flags, s.restorer, s.mask].iter().flat_map(|w| w.to_le_bytes()).collect();
@@ -72,6 +83,13 @@ pub fn thread_state(child: &Child, t: &mut Tracee, th: &ThreadImage) -> Result<(
     if let Some((area, len, sig)) = th.rseq {
         t.call("rseq", nr::RSEQ, &[area, len as u64, 0, sig as u64])?;
     }
+    let (sp, flags, size) = th.altstack;
+    let mut ss = Vec::with_capacity(24);
+    ss.extend(sp.to_le_bytes());
+    ss.extend(u64::from(flags & !SS_ONSTACK).to_le_bytes());
+    ss.extend(size.to_le_bytes());
+    let p = child.put(4096 + 2048 + 32 * (t.tid as u64 % 64), &ss)?;
+    t.call("sigaltstack", nr::SIGALTSTACK, &[p, 0])?;
     let mut comm = th.comm.as_bytes().to_vec();
     comm.truncate(15);
     comm.push(0);

@@ -29,6 +29,7 @@ pub mod nr {
     pub const SETGROUPS: u64 = 116;
     pub const SETSID: u64 = 112;
     pub const RT_SIGQUEUEINFO: u64 = 129;
+    pub const SIGALTSTACK: u64 = 131;
     pub const PERSONALITY: u64 = 135;
     pub const PRCTL: u64 = 157;
     pub const ARCH_PRCTL: u64 = 158;
@@ -97,14 +98,6 @@ pub fn robust_list(tid: i32) -> io::Result<(u64, u64)> {
         libc::syscall(libc::SYS_get_robust_list, tid, &mut head as *mut u64, &mut len as *mut u64)
     })?;
     Ok((head, len))
-}
-
-/// `prlimit64(pid, resource)` read: (soft, hard).
-pub fn get_rlimit(pid: i32, res: u32) -> io::Result<(u64, u64)> {
-    let mut old = libc::rlimit64 { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: old is a valid out pointer, new limit pointer is null.
-    cvt(unsafe { libc::prlimit64(pid, res as _, std::ptr::null(), &mut old) } as i64)?;
-    Ok((old.rlim_cur, old.rlim_max))
 }
 
 /// `prlimit64(pid, resource)` write.
