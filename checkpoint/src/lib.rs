@@ -67,3 +67,12 @@ pub fn set_child_subreaper() -> Result<()> {
     use error::SysContext;
     sys::set_child_subreaper().sys(|| "PR_SET_CHILD_SUBREAPER".into())
 }
+
+/// Wait up to `timeout` for a child of ours (for example a process restored while we are its
+/// subreaper) to exit, and reap it. Returns its exit code (128 + signal if killed), or `None`
+/// if it is still running.
+pub fn wait_child(pid: i32, timeout: std::time::Duration) -> Result<Option<i32>> {
+    use error::SysContext;
+    let st = sys::wait_exit(pid, timeout).sys(|| format!("waitpid {pid}"))?;
+    Ok(st.map(|s| if s & 0x7f == 0 { (s >> 8) & 0xff } else { 128 + (s & 0x7f) }))
+}

@@ -131,3 +131,21 @@ pub fn set_child_subreaper() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } as i64).map(drop)
 }
+
+/// Wait up to `timeout` for child `pid` to exit and reap it; its wait status, or `None` if it
+/// is still running.
+pub fn wait_exit(pid: i32, timeout: std::time::Duration) -> io::Result<Option<i32>> {
+    let start = std::time::Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out pointer.
+        let r = cvt(unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) } as i64)?;
+        if r == pid as i64 {
+            return Ok(Some(status));
+        }
+        if start.elapsed() >= timeout {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
