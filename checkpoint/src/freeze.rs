@@ -156,7 +156,8 @@ impl Frozen {
     pub fn kill(&mut self) {
         self.done = true;
         let _ = sys::kill(self.pid, libc::SIGKILL);
-        for th in &self.threads {
+        // Non-leader threads first: the leader's exit is reported only after theirs.
+        for th in self.threads.iter().rev() {
             while let Ok(s) = ptrace::wait(th.tid) {
                 if s == Stop::Exited {
                     break;

@@ -183,3 +183,9 @@ fn corrupt_truncated_and_foreign_images_are_refused() {
         }
     }
 }
+
+#[test]
+fn multithreaded_program_restores() {
+    let dir = TempDir::new("threads");
+    roundtrip(&[&prog("threads")], &dir);
+}
