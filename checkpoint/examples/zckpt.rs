@@ -8,7 +8,9 @@ fn main() {
         Some("dump") => zos_checkpoint::checkpoint(
             a[2].parse().unwrap(),
             a[3].as_ref(),
-            &zos_checkpoint::DumpOptions { leave_running: a.iter().any(|x| x == "--leave-running") },
+            &zos_checkpoint::DumpOptions {
+                leave_running: a.iter().any(|x| x == "--leave-running"),
+            },
         )
         .map(|s| println!("{s:?}")),
         Some("restore") => zos_checkpoint::restore(

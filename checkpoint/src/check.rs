@@ -22,7 +22,14 @@ impl CheckReport {
 
     /// Turn a negative verdict into [`Error::Refused`].
     pub fn into_result(self) -> Result<()> {
-        if self.ok() { Ok(()) } else { Err(Error::Refused { pid: self.pid, reasons: self.reasons }) }
+        if self.ok() {
+            Ok(())
+        } else {
+            Err(Error::Refused {
+                pid: self.pid,
+                reasons: self.reasons,
+            })
+        }
     }
 }
 
@@ -40,7 +47,7 @@ pub fn check(pid: i32) -> Result<CheckReport> {
     if pid == std::process::id() as i32 {
         reasons.push("a process cannot checkpoint itself".into());
     }
-    if status.get("VmSize").is_none() {
+    if !status.contains_key("VmSize") {
         reasons.push("kernel thread (no user memory)".into());
         return Ok(CheckReport { pid, reasons });
     }
@@ -66,7 +73,10 @@ pub fn check(pid: i32) -> Result<CheckReport> {
         let list: Vec<String> = kids.iter().map(i32::to_string).collect();
         reasons.push(format!("has child processes ({})", list.join(", ")));
     }
-    if proc::read(pid, "timers").map(|t| !t.trim().is_empty()).unwrap_or(false) {
+    if proc::read(pid, "timers")
+        .map(|t| !t.trim().is_empty())
+        .unwrap_or(false)
+    {
         reasons.push("uses POSIX timers (timer_create)".into());
     }
     for fd in proc::fds(pid)? {

@@ -23,7 +23,9 @@ const DELETED: &str = " (deleted)";
 pub fn classify(pid: i32, fd: i32) -> Result<FdClass> {
     let link = proc::link(pid, &format!("fd/{fd}"))?;
     if link.starts_with("anon_inode:") {
-        return Ok(FdClass::Unsupported(format!("fd {fd}: {link} is not supported")));
+        return Ok(FdClass::Unsupported(format!(
+            "fd {fd}: {link} is not supported"
+        )));
     }
     let Ok(md) = std::fs::metadata(format!("/proc/{pid}/fd/{fd}")) else {
         return Ok(FdClass::Unsupported(format!("fd {fd}: cannot stat {link}")));

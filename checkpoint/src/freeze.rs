@@ -38,11 +38,19 @@ pub struct Frozen {
 
 /// Seize and stop every thread of `pid`. Leaves nothing behind on failure.
 pub fn freeze(pid: i32) -> Result<Frozen> {
-    let mut f = Frozen { pid, threads: Vec::new(), scratch: None, gadget: 0, done: false };
+    let mut f = Frozen {
+        pid,
+        threads: Vec::new(),
+        scratch: None,
+        gadget: 0,
+        done: false,
+    };
     let mut seized: Vec<i32> = Vec::new();
     loop {
-        let new: Vec<i32> =
-            proc::tasks(pid)?.into_iter().filter(|t| !seized.contains(t)).collect();
+        let new: Vec<i32> = proc::tasks(pid)?
+            .into_iter()
+            .filter(|t| !seized.contains(t))
+            .collect();
         if new.is_empty() {
             break;
         }
@@ -104,7 +112,12 @@ fn stop_one(pid: i32, t: i32) -> Result<Option<FrozenThread>> {
     let regs = ptrace::get_regs(t).map_err(|e| gone(pid, e))?;
     let sigmask = ptrace::get_sigmask(t).map_err(|e| gone(pid, e))?;
     ptrace::set_sigmask(t, !0).map_err(|e| gone(pid, e))?;
-    Ok(Some(FrozenThread { tid: t, regs, sigmask, delivered }))
+    Ok(Some(FrozenThread {
+        tid: t,
+        regs,
+        sigmask,
+        delivered,
+    }))
 }
 
 impl Frozen {
@@ -138,7 +151,11 @@ impl Frozen {
                     reinjected = true;
                 }
             }
-            let regs = if reinjected { th.regs } else { resume_regs(&th.regs, true) };
+            let regs = if reinjected {
+                th.regs
+            } else {
+                resume_regs(&th.regs, true)
+            };
             let r = ptrace::set_regs(th.tid, &regs)
                 .and_then(|_| ptrace::set_sigmask(th.tid, th.sigmask))
                 .and_then(|_| ptrace::detach(th.tid, 0));
@@ -170,7 +187,8 @@ impl Frozen {
 /// Put a signal that was already dequeued back into the thread's queue, from inside it.
 fn requeue(pid: i32, tid: i32, gadget: u64, sig: i32) -> Result<()> {
     let mut t = Tracee::new(pid, tid, gadget)?;
-    t.call("tgkill", nr::TGKILL, &[pid as u64, tid as u64, sig as u64]).map(drop)
+    t.call("tgkill", nr::TGKILL, &[pid as u64, tid as u64, sig as u64])
+        .map(drop)
 }
 
 impl Drop for Frozen {

@@ -33,7 +33,13 @@ impl Tracee {
     /// Wrap a stopped thread; reads its registers as the base.
     pub fn new(pid: i32, tid: i32, gadget: u64) -> Result<Tracee> {
         let base = ptrace::get_regs(tid).map_err(|e| gone(pid, e))?;
-        Ok(Tracee { tid, pid, base, gadget, new_threads: Vec::new() })
+        Ok(Tracee {
+            tid,
+            pid,
+            base,
+            gadget,
+            new_threads: Vec::new(),
+        })
     }
 
     /// Run system call `nr` with `args`; returns the raw result (negative errno on failure).
@@ -42,7 +48,9 @@ impl Tracee {
         r.rip = self.gadget;
         r.rax = nr;
         r.orig_rax = u64::MAX;
-        let slots = [&mut r.rdi, &mut r.rsi, &mut r.rdx, &mut r.r10, &mut r.r8, &mut r.r9];
+        let slots = [
+            &mut r.rdi, &mut r.rsi, &mut r.rdx, &mut r.r10, &mut r.r8, &mut r.r9,
+        ];
         for (slot, a) in slots.into_iter().zip(args) {
             *slot = *a;
         }
@@ -90,11 +98,16 @@ pub fn gone(pid: i32, e: std::io::Error) -> Error {
     if e.raw_os_error() == Some(libc::ESRCH) {
         Error::Gone(pid)
     } else {
-        Error::Sys { op: format!("ptrace on {pid}"), source: e }
+        Error::Sys {
+            op: format!("ptrace on {pid}"),
+            source: e,
+        }
     }
 }
 
 /// Find a `syscall` instruction (0f 05) in `code` that starts at `base`.
 pub fn find_syscall_insn(code: &[u8], base: u64) -> Option<u64> {
-    code.windows(2).position(|w| w == [0x0f, 0x05]).map(|i| base + i as u64)
+    code.windows(2)
+        .position(|w| w == [0x0f, 0x05])
+        .map(|i| base + i as u64)
 }

@@ -74,5 +74,11 @@ pub fn set_child_subreaper() -> Result<()> {
 pub fn wait_child(pid: i32, timeout: std::time::Duration) -> Result<Option<i32>> {
     use error::SysContext;
     let st = sys::wait_exit(pid, timeout).sys(|| format!("waitpid {pid}"))?;
-    Ok(st.map(|s| if s & 0x7f == 0 { (s >> 8) & 0xff } else { 128 + (s & 0x7f) }))
+    Ok(st.map(|s| {
+        if s & 0x7f == 0 {
+            (s >> 8) & 0xff
+        } else {
+            128 + (s & 0x7f)
+        }
+    }))
 }

@@ -48,7 +48,11 @@ impl MapLine {
 pub fn read(pid: i32, rel: &str) -> Result<String> {
     let path = format!("/proc/{pid}/{rel}");
     fs::read_to_string(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound { Error::NoProcess(pid) } else { io_err(path)(e) }
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NoProcess(pid)
+        } else {
+            io_err(path)(e)
+        }
     })
 }
 
@@ -68,7 +72,14 @@ pub fn maps(pid: i32) -> Result<Vec<MapLine>> {
         let start = u64::from_str_radix(s, 16).unwrap_or(0);
         let end = u64::from_str_radix(e, 16).unwrap_or(0);
         if perms.len() == 4 {
-            out.push(MapLine { start, end, perms, offset, inode, path });
+            out.push(MapLine {
+                start,
+                end,
+                perms,
+                offset,
+                inode,
+                path,
+            });
         }
     }
     Ok(out)
@@ -91,7 +102,11 @@ pub fn status(pid: i32, tid: Option<i32>) -> Result<HashMap<String, String>> {
 pub fn stat_fields(pid: i32) -> Result<Vec<u64>> {
     let text = read(pid, "stat")?;
     let rest = text.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    Ok(rest.split_whitespace().skip(1).map(|f| f.parse().unwrap_or(0)).collect())
+    Ok(rest
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect())
 }
 
 /// Field number `n` (1-based, as in proc(5)) from [`stat_fields`] output.
@@ -151,8 +166,10 @@ pub fn link(pid: i32, rel: &str) -> Result<String> {
 pub fn auxv(pid: i32) -> Result<Vec<u64>> {
     let path = format!("/proc/{pid}/auxv");
     let bytes = fs::read(&path).map_err(io_err(path))?;
-    let mut words: Vec<u64> =
-        bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+    let mut words: Vec<u64> = bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     if let Some(i) = words.chunks(2).position(|p| p[0] == 0) {
         words.truncate(i * 2 + 2);
     }
@@ -172,7 +189,9 @@ pub fn children(pid: i32) -> Vec<i32> {
 
 /// Parse a whitespace list of decimal numbers (`Uid:`, `Groups:` lines).
 pub fn numbers(s: &str) -> Vec<u32> {
-    s.split_whitespace().filter_map(|x| x.parse().ok()).collect()
+    s.split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect()
 }
 
 /// Parse a hexadecimal mask (`SigBlk:`, `SigCgt:` lines).
@@ -183,7 +202,13 @@ pub fn hex_mask(s: Option<&String>) -> u64 {
 /// `/proc/PID/limits` as (resource, soft, hard), in resource-number order.
 pub fn limits(pid: i32) -> Result<Vec<(u32, u64, u64)>> {
     let text = read(pid, "limits")?;
-    let val = |s: &str| if s == "unlimited" { u64::MAX } else { s.parse().unwrap_or(u64::MAX) };
+    let val = |s: &str| {
+        if s == "unlimited" {
+            u64::MAX
+        } else {
+            s.parse().unwrap_or(u64::MAX)
+        }
+    };
     Ok(text
         .lines()
         .skip(1)

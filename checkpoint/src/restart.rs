@@ -57,7 +57,9 @@ pub fn rseq_fixup(
 ) {
     let Some(area) = rseq_area else { return };
     let word = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
-    let Some(cs_ptr) = read(area + 8, 8).map(|b| word(&b, 0)) else { return };
+    let Some(cs_ptr) = read(area + 8, 8).map(|b| word(&b, 0)) else {
+        return;
+    };
     if cs_ptr == 0 {
         return;
     }
@@ -65,7 +67,11 @@ pub fn rseq_fixup(
     let Some(cs) = read(cs_ptr, 32) else { return };
     let (start, len, abort) = (word(&cs, 8), word(&cs, 16), word(&cs, 24));
     if regs.rip >= start && regs.rip < start.wrapping_add(len) {
-        tracing::debug!(rip = regs.rip, abort, "thread inside rseq critical section: aborting");
+        tracing::debug!(
+            rip = regs.rip,
+            abort,
+            "thread inside rseq critical section: aborting"
+        );
         regs.rip = abort;
     }
 }
@@ -76,7 +82,12 @@ mod tests {
 
     #[test]
     fn restart_backs_up_over_syscall() {
-        let r = Regs { orig_rax: 0, rax: (-ERESTARTSYS) as u64, rip: 0x1002, ..Default::default() };
+        let r = Regs {
+            orig_rax: 0,
+            rax: (-ERESTARTSYS) as u64,
+            rip: 0x1002,
+            ..Default::default()
+        };
         let n = resume_regs(&r, false);
         assert_eq!((n.rax, n.rip), (0, 0x1000));
     }
@@ -98,7 +109,12 @@ mod tests {
 
     #[test]
     fn user_code_untouched() {
-        let r = Regs { orig_rax: u64::MAX, rax: 5, rip: 7, ..Default::default() };
+        let r = Regs {
+            orig_rax: u64::MAX,
+            rax: 5,
+            rip: 7,
+            ..Default::default()
+        };
         assert_eq!(resume_regs(&r, false), r);
     }
 }

@@ -50,9 +50,10 @@ pub fn classify(m: &MapLine) -> VmaClass {
         return VmaClass::Unsupported(format!("mapping {range}: special mapping {p}"));
     }
     match std::fs::metadata(p) {
-        Ok(md) if md.is_file() && (md.ino() == m.inode) => {
-            VmaClass::Keep(vma(VmaKind::File { path: p.clone(), offset: m.offset }))
-        }
+        Ok(md) if md.is_file() && (md.ino() == m.inode) => VmaClass::Keep(vma(VmaKind::File {
+            path: p.clone(),
+            offset: m.offset,
+        })),
         Ok(md) if md.is_file() => VmaClass::Unsupported(format!(
             "mapping {range}: {p} was replaced on disk since it was mapped"
         )),

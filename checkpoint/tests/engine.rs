@@ -15,13 +15,20 @@ fn roundtrip(args: &[&str], dir: &TempDir) {
     assert!(stats.pages > 0 && stats.bytes_written > 0);
     p.reap();
     let out = dir.join("out.txt");
-    let opts = RestoreOptions { stdin: Some(go_file(dir)), stdout: Some(out.clone()), stderr: None };
+    let opts = RestoreOptions {
+        stdin: Some(go_file(dir)),
+        stdout: Some(out.clone()),
+        stderr: None,
+    };
     let r = restore(&img, &opts).expect("restore");
     p.track(r.pid);
     assert_eq!(r.pid, p.pid, "restored under the same PID");
     let code = wait_exit(r.pid, 20);
     let text = fs::read_to_string(&out).unwrap_or_default();
-    assert!(text.contains("PASS") && code == 0, "exit {code}, output:\n{text}");
+    assert!(
+        text.contains("PASS") && code == 0,
+        "exit {code}, output:\n{text}"
+    );
 }
 
 #[test]
@@ -46,13 +53,19 @@ fn same_image_restores_twice() {
     p.reap();
     for round in 0..2 {
         let out = dir.join(&format!("out{round}.txt"));
-        let opts =
-            RestoreOptions { stdin: Some(go_file(&dir)), stdout: Some(out.clone()), stderr: None };
+        let opts = RestoreOptions {
+            stdin: Some(go_file(&dir)),
+            stdout: Some(out.clone()),
+            stderr: None,
+        };
         let r = restore(&img, &opts).expect("restore");
         p.track(r.pid);
         assert_eq!(r.pid, p.pid);
         assert_eq!(wait_exit(r.pid, 10), 0);
-        assert!(fs::read_to_string(&out).unwrap().contains("PASS"), "round {round}");
+        assert!(
+            fs::read_to_string(&out).unwrap().contains("PASS"),
+            "round {round}"
+        );
     }
 }
 
@@ -63,7 +76,9 @@ fn leave_running_keeps_original_and_image_restores() {
     let mut p = Running::start(&[&prog("memonly")]);
     p.wait_line("READY");
     let img = dir.join("img");
-    let opts = DumpOptions { leave_running: true };
+    let opts = DumpOptions {
+        leave_running: true,
+    };
     let stats = checkpoint(p.pid, &img, &opts).expect("checkpoint");
     assert!(stats.frozen <= stats.total);
     // The original goes on: its read(0) was restarted and still works.
@@ -71,7 +86,11 @@ fn leave_running_keeps_original_and_image_restores() {
     assert_eq!(p.wait_line("PASS"), "PASS");
     p.reap();
     let out = dir.join("out.txt");
-    let ropts = RestoreOptions { stdin: Some(go_file(&dir)), stdout: Some(out.clone()), stderr: None };
+    let ropts = RestoreOptions {
+        stdin: Some(go_file(&dir)),
+        stdout: Some(out.clone()),
+        stderr: None,
+    };
     let r = restore(&img, &ropts).expect("restore");
     p.track(r.pid);
     assert_eq!(wait_exit(r.pid, 10), 0);
@@ -108,7 +127,11 @@ fn foreign_tracer_is_refused_and_process_untouched() {
     let mut t = Running::start(&[&prog("tracer"), &p.pid.to_string()]);
     t.wait_line("TRACING");
     let report = check(p.pid).expect("check");
-    assert!(report.reasons.iter().any(|r| r.contains("traced")), "{:?}", report.reasons);
+    assert!(
+        report.reasons.iter().any(|r| r.contains("traced")),
+        "{:?}",
+        report.reasons
+    );
     let err = checkpoint(p.pid, &dir.join("img"), &DumpOptions::default()).unwrap_err();
     assert!(err.to_string().contains("traced"), "{err}");
     drop(t);
@@ -142,11 +165,17 @@ fn process_exiting_mid_checkpoint_fails_cleanly() {
     p.reap();
     match r {
         Err(e) => {
-            assert!(!dir.join("img/image.zckpt").exists(), "partial image left: {e}");
+            assert!(
+                !dir.join("img/image.zckpt").exists(),
+                "partial image left: {e}"
+            );
             assert!(!dir.join("img/image.zckpt.part").exists());
         }
         // The checkpoint can win the race; then the image must be complete.
-        Ok(_) => assert!(zos_checkpoint::image::format::parse(&fs::read(dir.join("img/image.zckpt")).unwrap()).is_ok()),
+        Ok(_) => assert!(
+            zos_checkpoint::image::format::parse(&fs::read(dir.join("img/image.zckpt")).unwrap())
+                .is_ok()
+        ),
     }
 }
 
@@ -156,7 +185,14 @@ fn corrupt_truncated_and_foreign_images_are_refused() {
     let mut p = Running::start(&[&prog("memonly")]);
     p.wait_line("READY");
     let img = dir.join("img");
-    checkpoint(p.pid, &img, &DumpOptions { leave_running: true }).expect("checkpoint");
+    checkpoint(
+        p.pid,
+        &img,
+        &DumpOptions {
+            leave_running: true,
+        },
+    )
+    .expect("checkpoint");
     let good = fs::read(img.join("image.zckpt")).unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("flipped byte", {

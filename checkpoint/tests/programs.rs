@@ -47,8 +47,11 @@ print("PASS" if ok else "FAIL", flush=True)
 fn sleep_1000_goes_on_sleeping() {
     let dir = TempDir::new("sleep");
     let mut p = Running::start(&["sleep", "1000"]);
-    assert!(wait_until(5, || fs::read_to_string(format!("/proc/{}/syscall", p.pid))
-        .is_ok_and(|s| s.starts_with("230 "))));
+    assert!(wait_until(5, || fs::read_to_string(format!(
+        "/proc/{}/syscall",
+        p.pid
+    ))
+    .is_ok_and(|s| s.starts_with("230 "))));
     checkpoint(p.pid, &dir.join("img"), &DumpOptions::default()).expect("checkpoint");
     p.reap();
     let (o, _) = opts(&dir, false);
@@ -56,11 +59,19 @@ fn sleep_1000_goes_on_sleeping() {
     p.track(r.pid);
     assert_eq!(r.pid, p.pid);
     std::thread::sleep(Duration::from_millis(500));
-    assert!(zos_checkpoint::wait_child(r.pid, Duration::ZERO).unwrap().is_none(), "sleep ended");
+    assert!(
+        zos_checkpoint::wait_child(r.pid, Duration::ZERO)
+            .unwrap()
+            .is_none(),
+        "sleep ended"
+    );
     let cmdline = fs::read(format!("/proc/{}/cmdline", r.pid)).unwrap();
     assert_eq!(cmdline, b"sleep\x001000\x00");
     let syscall = fs::read_to_string(format!("/proc/{}/syscall", r.pid)).unwrap();
-    assert!(syscall.starts_with("230 "), "not back in clock_nanosleep: {syscall}");
+    assert!(
+        syscall.starts_with("230 "),
+        "not back in clock_nanosleep: {syscall}"
+    );
     let exe = fs::read_link(format!("/proc/{}/exe", r.pid)).unwrap();
     assert!(exe.ends_with("sleep"), "{exe:?}");
 }
@@ -86,7 +97,11 @@ fn bash_loop_appends_without_gaps() {
     wait_exit(r.pid, 5);
     let text = fs::read_to_string(&file).unwrap();
     for (i, line) in text.lines().enumerate() {
-        assert_eq!(line, i.to_string(), "line {i} after a checkpoint at byte {before}");
+        assert_eq!(
+            line,
+            i.to_string(),
+            "line {i} after a checkpoint at byte {before}"
+        );
     }
 }
 
@@ -106,7 +121,10 @@ fn md5sum_of_large_file_resumes_midway() {
         }
     }
     let path = big.to_string_lossy().into_owned();
-    let reference = std::process::Command::new("md5sum").arg(&path).output().unwrap();
+    let reference = std::process::Command::new("md5sum")
+        .arg(&path)
+        .output()
+        .unwrap();
     let expected = String::from_utf8(reference.stdout).unwrap();
     let mut p = Running::start(&["md5sum", &path]);
     let pos = || -> u64 {
@@ -144,6 +162,10 @@ fn checksum_over_1gib_matches_uninterrupted_run() {
     let _ = fs::remove_dir_all(dir.join("img"));
     assert_eq!(wait_exit(r.pid, 60), 0);
     let expected = reference.join().unwrap();
-    let sum = expected.lines().find(|l| l.starts_with("SUM")).unwrap().to_string();
+    let sum = expected
+        .lines()
+        .find(|l| l.starts_with("SUM"))
+        .unwrap()
+        .to_string();
     assert_eq!(fs::read_to_string(out).unwrap().trim(), sum);
 }

@@ -2,7 +2,9 @@
 
 use crate::error::{Error, Result, SysContext};
 use crate::freeze::Frozen;
-use crate::image::model::{Creds, MmInfo, ProcAttrs, ProcessImage, SigAction, ThreadImage, Vma, VmaKind};
+use crate::image::model::{
+    Creds, MmInfo, ProcAttrs, ProcessImage, SigAction, ThreadImage, Vma, VmaKind,
+};
 use crate::inject::{Tracee, find_syscall_insn, gone};
 use crate::proc::{self, stat_field};
 use crate::restart::rseq_fixup;
@@ -17,13 +19,18 @@ pub fn peek(pid: i32, addr: u64, len: usize) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     let n = mem::read_remote(pid, &[(addr, len)], &mut buf).sys(|| format!("read {addr:#x}"))?;
     if n != len {
-        return Err(Error::Sys { op: format!("short read at {addr:#x}"), source: std::io::Error::from_raw_os_error(libc::EFAULT) });
+        return Err(Error::Sys {
+            op: format!("short read at {addr:#x}"),
+            source: std::io::Error::from_raw_os_error(libc::EFAULT),
+        });
     }
     Ok(buf)
 }
 
 fn words(b: &[u8]) -> Vec<u64> {
-    b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect()
+    b.chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
 /// The saved mappings of `pid` (refuses if one cannot be saved).
@@ -37,7 +44,11 @@ pub fn vmas(pid: i32) -> Result<Vec<Vma>> {
             VmaClass::Unsupported(r) => reasons.push(r),
         }
     }
-    if reasons.is_empty() { Ok(out) } else { Err(Error::Refused { pid, reasons }) }
+    if reasons.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Refused { pid, reasons })
+    }
 }
 
 /// Collect everything but memory contents and file contents.
@@ -53,7 +64,11 @@ pub fn collect(f: &mut Frozen, vmas: Vec<Vma>) -> Result<ProcessImage> {
     let mut main = Tracee::new(pid, pid, f.gadget)?;
     let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
     let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
-    let scratch = main.call("mmap scratch", nr::MMAP, &[0, 4096, prot, flags, u64::MAX, 0])?;
+    let scratch = main.call(
+        "mmap scratch",
+        nr::MMAP,
+        &[0, 4096, prot, flags, u64::MAX, 0],
+    )?;
     f.scratch = Some(scratch);
 
     let status = proc::status(pid, None)?;
@@ -63,9 +78,19 @@ pub fn collect(f: &mut Frozen, vmas: Vec<Vma>) -> Result<ProcessImage> {
         if caught & (1 << (sig - 1)) == 0 || sig == 9 || sig == 19 {
             continue;
         }
-        main.call("rt_sigaction", nr::RT_SIGACTION, &[sig as u64, 0, scratch, 8])?;
+        main.call(
+            "rt_sigaction",
+            nr::RT_SIGACTION,
+            &[sig as u64, 0, scratch, 8],
+        )?;
         let w = words(&peek(pid, scratch, 32)?);
-        sigactions.push(SigAction { sig, handler: w[0], flags: w[1], restorer: w[2], mask: w[3] });
+        sigactions.push(SigAction {
+            sig,
+            handler: w[0],
+            flags: w[1],
+            restorer: w[2],
+            mask: w[3],
+        });
     }
     let mut itimers = [[0i64; 4]; 3];
     for (which, slot) in itimers.iter_mut().enumerate() {
@@ -78,7 +103,11 @@ pub fn collect(f: &mut Frozen, vmas: Vec<Vma>) -> Result<ProcessImage> {
     let mut threads = Vec::new();
     for th in &f.threads {
         let mut t = Tracee::new(pid, th.tid, f.gadget)?;
-        t.call("PR_GET_TID_ADDRESS", nr::PRCTL, &[PR_GET_TID_ADDRESS, scratch])?;
+        t.call(
+            "PR_GET_TID_ADDRESS",
+            nr::PRCTL,
+            &[PR_GET_TID_ADDRESS, scratch],
+        )?;
         let clear_child_tid = words(&peek(pid, scratch, 8)?)[0];
         t.call("sigaltstack", nr::SIGALTSTACK, &[0, scratch])?;
         let ss = words(&peek(pid, scratch, 24)?);
@@ -98,7 +127,9 @@ pub fn collect(f: &mut Frozen, vmas: Vec<Vma>) -> Result<ProcessImage> {
             rseq,
             robust_list: sys::robust_list(th.tid).map_err(g)?,
             clear_child_tid,
-            comm: proc::read(pid, &format!("task/{}/comm", th.tid))?.trim_end().to_string(),
+            comm: proc::read(pid, &format!("task/{}/comm", th.tid))?
+                .trim_end()
+                .to_string(),
             altstack,
         });
     }
@@ -129,7 +160,10 @@ pub fn collect(f: &mut Frozen, vmas: Vec<Vma>) -> Result<ProcessImage> {
     }
     let attrs = ProcAttrs {
         cwd: proc::link(pid, "cwd")?,
-        umask: status.get("Umask").and_then(|u| u32::from_str_radix(u, 8).ok()).unwrap_or(0o022),
+        umask: status
+            .get("Umask")
+            .and_then(|u| u32::from_str_radix(u, 8).ok())
+            .unwrap_or(0o022),
         rlimits,
         sigactions,
         shared_pending: ptrace::peek_siginfo(pid, true).map_err(|e| gone(pid, e))?,
@@ -142,5 +176,13 @@ pub fn collect(f: &mut Frozen, vmas: Vec<Vma>) -> Result<ProcessImage> {
         },
         no_new_privs: status.get("NoNewPrivs").map(|v| v == "1").unwrap_or(false),
     };
-    Ok(ProcessImage { pid, xcr0: sys::xcr0(), mm, vmas, threads, files: Vec::new(), attrs })
+    Ok(ProcessImage {
+        pid,
+        xcr0: sys::xcr0(),
+        mm,
+        vmas,
+        threads,
+        files: Vec::new(),
+        attrs,
+    })
 }

@@ -21,14 +21,27 @@ pub fn collect_files(pid: i32) -> Result<(Vec<FdImage>, Vec<Vec<u8>>)> {
                 let src = format!("/proc/{pid}/fd/{fd}");
                 let data = std::fs::read(&src).map_err(io_err(src))?;
                 contents.push(data);
-                FdKind::Deleted { path, index: (contents.len() - 1) as u32 }
+                FdKind::Deleted {
+                    path,
+                    index: (contents.len() - 1) as u32,
+                }
             }
             FdClass::Unsupported(r) => {
                 reasons.push(r);
                 continue;
             }
         };
-        files.push(FdImage { fd, flags, cloexec, pos, kind });
+        files.push(FdImage {
+            fd,
+            flags,
+            cloexec,
+            pos,
+            kind,
+        });
     }
-    if reasons.is_empty() { Ok((files, contents)) } else { Err(Error::Refused { pid, reasons }) }
+    if reasons.is_empty() {
+        Ok((files, contents))
+    } else {
+        Err(Error::Refused { pid, reasons })
+    }
 }

@@ -37,7 +37,9 @@ fn ranges(pagemap: &File, vma: &Vma) -> Result<Vec<(u64, usize)>> {
     }
     let n = ((vma.end - vma.start) / PAGE) as usize;
     let mut raw = vec![0u8; n * 8];
-    pagemap.read_exact_at(&mut raw, vma.start / PAGE * 8).map_err(io_err("pagemap"))?;
+    pagemap
+        .read_exact_at(&mut raw, vma.start / PAGE * 8)
+        .map_err(io_err("pagemap"))?;
     let mut out: Vec<(u64, usize)> = Vec::new();
     for (i, c) in raw.chunks_exact(8).enumerate() {
         let e = u64::from_le_bytes(c.try_into().unwrap());
@@ -73,11 +75,16 @@ pub fn write_memory<W: Write>(pid: i32, vmas: &[Vma], w: &mut ImageWriter<W>) ->
             return Ok(());
         }
         let total: usize = batch.iter().map(|r| r.1).sum();
-        let got = if readable { mem::read_remote(pid, batch, &mut buf).unwrap_or(0) } else { 0 };
+        let got = if readable {
+            mem::read_remote(pid, batch, &mut buf).unwrap_or(0)
+        } else {
+            0
+        };
         if got != total {
             let mut off = 0;
             for &(a, l) in batch.iter() {
-                memf.read_exact_at(&mut buf[off..off + l], a).sys(|| format!("read {a:#x}"))?;
+                memf.read_exact_at(&mut buf[off..off + l], a)
+                    .sys(|| format!("read {a:#x}"))?;
                 off += l;
             }
         }

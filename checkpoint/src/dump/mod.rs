@@ -50,15 +50,17 @@ pub fn checkpoint(pid: i32, out_dir: &Path, opts: &DumpOptions) -> Result<DumpSt
         let (files, contents) = files::collect_files(pid)?;
         let mut img = collect::collect(&mut frozen, vmas)?;
         img.files = files;
-        let mut w = ImageWriter::new(BufWriter::with_capacity(1 << 20, file))
-            .map_err(io_err(&part))?;
+        let mut w =
+            ImageWriter::new(BufWriter::with_capacity(1 << 20, file)).map_err(io_err(&part))?;
         w.meta(&img).map_err(io_err(&part))?;
         let mem = memory::write_memory(pid, &img.vmas, &mut w)?;
         for (i, c) in contents.iter().enumerate() {
             w.file_data(i as u32, c).map_err(io_err(&part))?;
         }
         let (out, bytes) = w.finish().map_err(io_err(&part))?;
-        let file = out.into_inner().map_err(|e| io_err(&part)(e.into_error()))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| io_err(&part)(e.into_error()))?;
         file.sync_all().map_err(io_err(&part))?;
         Ok((bytes, mem.pages))
     })();
@@ -81,6 +83,17 @@ pub fn checkpoint(pid: i32, out_dir: &Path, opts: &DumpOptions) -> Result<DumpSt
         frozen.kill();
     }
     let frozen_time = t_frozen.elapsed();
-    tracing::info!(pid, ?frozen_time, bytes_written, pages, "checkpoint written");
-    Ok(DumpStats { frozen: frozen_time, total: t0.elapsed(), bytes_written, pages })
+    tracing::info!(
+        pid,
+        ?frozen_time,
+        bytes_written,
+        pages,
+        "checkpoint written"
+    );
+    Ok(DumpStats {
+        frozen: frozen_time,
+        total: t0.elapsed(),
+        bytes_written,
+        pages,
+    })
 }

@@ -42,7 +42,11 @@ impl<W: Write> ImageWriter<W> {
         h[..8].copy_from_slice(MAGIC);
         h[8..12].copy_from_slice(&VERSION.to_le_bytes());
         out.write_all(&h)?;
-        Ok(ImageWriter { out, frames: 0, bytes: HEADER_LEN as u64 })
+        Ok(ImageWriter {
+            out,
+            frames: 0,
+            bytes: HEADER_LEN as u64,
+        })
     }
 
     fn frame(&mut self, kind: u32, prefix: &[u8], body: &[u8]) -> std::io::Result<()> {
@@ -110,7 +114,9 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
     if version != VERSION {
-        return Err(bad(format!("format version {version}, this build reads only {VERSION}")));
+        return Err(bad(format!(
+            "format version {version}, this build reads only {VERSION}"
+        )));
     }
     let mut at = HEADER_LEN;
     let mut meta = None;
@@ -126,7 +132,9 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
         let crc = u32::from_le_bytes(bytes[at + 12..at + 16].try_into().unwrap());
         let body_at = at + FRAME_HDR;
         if len > (bytes.len() - body_at) as u64 {
-            return Err(bad(format!("truncated: frame at byte {at} needs {len} bytes")));
+            return Err(bad(format!(
+                "truncated: frame at byte {at} needs {len} bytes"
+            )));
         }
         let body = &bytes[body_at..body_at + len as usize];
         let mut h = crc32fast::Hasher::new();

@@ -32,10 +32,17 @@ pub struct Child {
 impl Child {
     /// Create the placeholder (PID `want` if given), seize it and wipe its address space.
     pub fn create(want: Option<i32>, layout: &[Vma]) -> Result<Child> {
-        let pid = spawn::spawn_placeholder(want).sys(|| format!("create process (PID {want:?})"))?;
+        let pid =
+            spawn::spawn_placeholder(want).sys(|| format!("create process (PID {want:?})"))?;
         let mut child = Child {
             pid,
-            main: Tracee { tid: pid, pid, base: Default::default(), gadget: 0, new_threads: vec![] },
+            main: Tracee {
+                tid: pid,
+                pid,
+                base: Default::default(),
+                gadget: 0,
+                new_threads: vec![],
+            },
             scratch: 0,
             armed: true,
         };
@@ -65,7 +72,11 @@ impl Child {
             .ok_or_else(|| Error::Restore("no syscall instruction in the vDSO".into()))?;
         self.main = Tracee::new(pid, pid, gadget)?;
         if let Some((area, len, sig)) = ptrace::rseq_config(pid).map_err(|e| gone(pid, e))? {
-            self.main.call("rseq unregister", nr::RSEQ, &[area, len as u64, RSEQ_FLAG_UNREGISTER, sig as u64])?;
+            self.main.call(
+                "rseq unregister",
+                nr::RSEQ,
+                &[area, len as u64, RSEQ_FLAG_UNREGISTER, sig as u64],
+            )?;
         }
         let overlaps = |a: u64, b: u64| {
             own.iter().any(|m| m.start < b && a < m.end)
@@ -77,22 +88,31 @@ impl Child {
             .ok_or_else(|| Error::Restore("no room for the scratch area".into()))?;
         let prot = (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) as u64;
         let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64 | MAP_FIXED_NOREPLACE;
-        self.main.call("mmap scratch", nr::MMAP, &[scratch, SCRATCH, prot, flags, u64::MAX, 0])?;
+        self.main.call(
+            "mmap scratch",
+            nr::MMAP,
+            &[scratch, SCRATCH, prot, flags, u64::MAX, 0],
+        )?;
         mem::write_remote(pid, scratch, &[0x0f, 0x05]).sys(|| "write gadget".into())?;
         self.scratch = scratch;
         self.main.gadget = scratch;
         self.main.call("munmap low", nr::MUNMAP, &[0, scratch])?;
         let hi = scratch + SCRATCH;
-        self.main.call("munmap high", nr::MUNMAP, &[hi, TASK_SIZE - hi])?;
+        self.main
+            .call("munmap high", nr::MUNMAP, &[hi, TASK_SIZE - hi])?;
         let vstart = layout
             .iter()
             .filter(|v| matches!(v.kind, VmaKind::Vdso | VmaKind::Vvar))
             .map(|v| v.start)
             .min();
         if let Some(at) = vstart {
-            self.main.call("map vDSO", nr::ARCH_PRCTL, &[ARCH_MAP_VDSO_64, at])?;
+            self.main
+                .call("map vDSO", nr::ARCH_PRCTL, &[ARCH_MAP_VDSO_64, at])?;
             let now = proc::maps(pid)?;
-            for v in layout.iter().filter(|v| matches!(v.kind, VmaKind::Vdso | VmaKind::Vvar)) {
+            for v in layout
+                .iter()
+                .filter(|v| matches!(v.kind, VmaKind::Vdso | VmaKind::Vvar))
+            {
                 if !now.iter().any(|m| m.start == v.start && m.end == v.end) {
                     return Err(Error::Restore(format!(
                         "vDSO/vvar layout differs from the image at {:#x} (other kernel?)",

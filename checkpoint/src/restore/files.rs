@@ -17,7 +17,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 fn tmpfile(path: &str, data: &[u8]) -> Result<File> {
-    let dir = Path::new(path).parent().filter(|d| d.is_dir()).unwrap_or(Path::new("/tmp"));
+    let dir = Path::new(path)
+        .parent()
+        .filter(|d| d.is_dir())
+        .unwrap_or(Path::new("/tmp"));
     let mut f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -73,11 +76,17 @@ pub fn restore_files(
         let tmp = child.open(&path, flags, mode)?;
         if tmp != f.fd {
             let cl = if f.cloexec { libc::O_CLOEXEC as u64 } else { 0 };
-            child.main.call("dup3", nr::DUP3, &[tmp as u64, f.fd as u64, cl])?;
+            child
+                .main
+                .call("dup3", nr::DUP3, &[tmp as u64, f.fd as u64, cl])?;
             child.main.call("close", nr::CLOSE, &[tmp as u64])?;
         }
         if seek && f.pos != 0 {
-            child.main.call("lseek", nr::LSEEK, &[f.fd as u64, f.pos, libc::SEEK_SET as u64])?;
+            child.main.call(
+                "lseek",
+                nr::LSEEK,
+                &[f.fd as u64, f.pos, libc::SEEK_SET as u64],
+            )?;
         }
         drop(keep);
     }

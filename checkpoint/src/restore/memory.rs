@@ -28,7 +28,11 @@ pub fn build(child: &mut Child, vmas: &[Vma], pages: &[(u64, &[u8])]) -> Result<
             }
             VmaKind::Anon => {
                 let mut f = libc::MAP_ANONYMOUS | libc::MAP_FIXED;
-                f |= if v.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+                f |= if v.shared {
+                    libc::MAP_SHARED
+                } else {
+                    libc::MAP_PRIVATE
+                };
                 if v.growsdown {
                     f |= libc::MAP_GROWSDOWN;
                 }
@@ -61,7 +65,14 @@ pub fn build(child: &mut Child, vmas: &[Vma], pages: &[(u64, &[u8])]) -> Result<
         child.main.call(
             &format!("mmap {:#x}-{:#x}", v.start, v.end),
             nr::MMAP,
-            &[v.start, len, prot as u64, flags as u64, fd as i64 as u64, off],
+            &[
+                v.start,
+                len,
+                prot as u64,
+                flags as u64,
+                fd as i64 as u64,
+                off,
+            ],
         )?;
         mapped_prot.push(prot);
     }
@@ -74,7 +85,11 @@ pub fn build(child: &mut Child, vmas: &[Vma], pages: &[(u64, &[u8])]) -> Result<
     }
     for (v, mapped) in vmas.iter().zip(mapped_prot) {
         if mapped != v.prot {
-            child.main.call("mprotect", nr::MPROTECT, &[v.start, v.end - v.start, v.prot as u64])?;
+            child.main.call(
+                "mprotect",
+                nr::MPROTECT,
+                &[v.start, v.end - v.start, v.prot as u64],
+            )?;
         }
     }
     Ok(())
@@ -105,7 +120,12 @@ pub fn set_mm(child: &mut Child, mm: &MmInfo) -> Result<()> {
     s.extend((auxv.len() as u32).to_le_bytes());
     s.extend((exe_fd as u32).to_le_bytes());
     let p = child.put(0, &s)?;
-    let r = child.main.call("PR_SET_MM_MAP", nr::PRCTL, &[PR_SET_MM, PR_SET_MM_MAP, p, s.len() as u64, 0]);
+    let r = child.main.call(
+        "PR_SET_MM_MAP",
+        nr::PRCTL,
+        &[PR_SET_MM, PR_SET_MM_MAP, p, s.len() as u64, 0],
+    );
     child.main.call("close", nr::CLOSE, &[exe_fd as u64])?;
-    r.map(drop).map_err(|e| Error::Restore(format!("{e} (mm layout {mm:x?})")))
+    r.map(drop)
+        .map_err(|e| Error::Restore(format!("{e} (mm layout {mm:x?})")))
 }

@@ -100,7 +100,11 @@ pub fn restore(image_dir: &Path, opts: &RestoreOptions) -> Result<RestoreStats> 
         task::set_creds(&child, t, &m.attrs)?;
     }
     task::set_creds(&child, &mut main, &m.attrs)?;
-    main.call("munmap scratch", nr::MUNMAP, &[child.scratch, child::SCRATCH])?;
+    main.call(
+        "munmap scratch",
+        nr::MUNMAP,
+        &[child.scratch, child::SCRATCH],
+    )?;
     for (th, tid) in targets.iter().rev() {
         task::release_thread(pid, *tid, th)?;
     }

@@ -13,14 +13,21 @@ pub const IOV_MAX: usize = 1024;
 pub fn read_remote(pid: i32, ranges: &[(u64, usize)], buf: &mut [u8]) -> io::Result<usize> {
     let total: usize = ranges.iter().map(|r| r.1).sum();
     assert!(total <= buf.len() && ranges.len() <= IOV_MAX);
-    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: total };
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: total,
+    };
     let remote: Vec<libc::iovec> = ranges
         .iter()
-        .map(|&(a, l)| libc::iovec { iov_base: a as *mut libc::c_void, iov_len: l })
+        .map(|&(a, l)| libc::iovec {
+            iov_base: a as *mut libc::c_void,
+            iov_len: l,
+        })
         .collect();
     // SAFETY: the local iovec covers `total` bytes of `buf`, which we checked is large
     // enough; the remote iovecs are only interpreted in the other process.
-    let r = unsafe { libc::process_vm_readv(pid, &local, 1, remote.as_ptr(), remote.len() as _, 0) };
+    let r =
+        unsafe { libc::process_vm_readv(pid, &local, 1, remote.as_ptr(), remote.len() as _, 0) };
     cvt(r as i64).map(|n| n as usize)
 }
 
@@ -63,7 +70,10 @@ impl FileMap {
     pub fn new(file: &File) -> io::Result<FileMap> {
         let len = file.metadata()?.len() as usize;
         if len == 0 {
-            return Ok(FileMap { ptr: std::ptr::null_mut(), len: 0 });
+            return Ok(FileMap {
+                ptr: std::ptr::null_mut(),
+                len: 0,
+            });
         }
         // SAFETY: a fresh private read-only mapping of a file we hold open; the kernel picks
         // the address, so nothing existing is replaced.

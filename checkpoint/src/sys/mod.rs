@@ -80,7 +80,11 @@ pub struct Regs {
 }
 
 pub(crate) fn cvt(r: i64) -> io::Result<i64> {
-    if r == -1 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 /// Send a signal to a process.
@@ -95,14 +99,22 @@ pub fn robust_list(tid: i32) -> io::Result<(u64, u64)> {
     let mut len: u64 = 0;
     // SAFETY: both out pointers are valid for writes of a pointer-sized value.
     cvt(unsafe {
-        libc::syscall(libc::SYS_get_robust_list, tid, &mut head as *mut u64, &mut len as *mut u64)
+        libc::syscall(
+            libc::SYS_get_robust_list,
+            tid,
+            &mut head as *mut u64,
+            &mut len as *mut u64,
+        )
     })?;
     Ok((head, len))
 }
 
 /// `prlimit64(pid, resource)` write.
 pub fn set_rlimit(pid: i32, res: u32, soft: u64, hard: u64) -> io::Result<()> {
-    let new = libc::rlimit64 { rlim_cur: soft, rlim_max: hard };
+    let new = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
     // SAFETY: new is a valid pointer, the old-limit pointer is null.
     cvt(unsafe { libc::prlimit64(pid, res as _, &new, std::ptr::null_mut()) } as i64).map(drop)
 }
@@ -139,7 +151,8 @@ pub fn wait_exit(pid: i32, timeout: std::time::Duration) -> io::Result<Option<i3
     loop {
         let mut status = 0;
         // SAFETY: status is a valid out pointer.
-        let r = cvt(unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) } as i64)?;
+        let r =
+            cvt(unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) } as i64)?;
         if r == pid as i64 {
             return Ok(Some(status));
         }

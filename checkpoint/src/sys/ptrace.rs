@@ -21,7 +21,11 @@ fn req(request: u32, tid: i32, addr: usize, data: usize) -> io::Result<libc::c_l
     // SAFETY: every caller passes addr/data that are either plain integers or pointers to
     // live, correctly sized buffers owned by the caller for the duration of the call.
     let r = unsafe { libc::ptrace(request as _, tid, addr, data) };
-    if r == -1 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 /// `PTRACE_SEIZE` with `options`.
@@ -64,8 +68,16 @@ pub fn set_regs(tid: i32, r: &Regs) -> io::Result<()> {
 /// Read the XSAVE area (x87, SSE, AVX, …); returns the bytes the kernel filled.
 pub fn get_xstate(tid: i32) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; XSTATE_BUF];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    req(libc::PTRACE_GETREGSET, tid, NT_X86_XSTATE, &mut iov as *mut libc::iovec as usize)?;
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    req(
+        libc::PTRACE_GETREGSET,
+        tid,
+        NT_X86_XSTATE,
+        &mut iov as *mut libc::iovec as usize,
+    )?;
     buf.truncate(iov.iov_len);
     Ok(buf)
 }
@@ -73,9 +85,17 @@ pub fn get_xstate(tid: i32) -> io::Result<Vec<u8>> {
 /// Write the XSAVE area.
 pub fn set_xstate(tid: i32, xs: &[u8]) -> io::Result<()> {
     let mut buf = xs.to_vec();
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    req(libc::PTRACE_SETREGSET, tid, NT_X86_XSTATE, &mut iov as *mut libc::iovec as usize)
-        .map(drop)
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    req(
+        libc::PTRACE_SETREGSET,
+        tid,
+        NT_X86_XSTATE,
+        &mut iov as *mut libc::iovec as usize,
+    )
+    .map(drop)
 }
 
 /// The blocked-signal mask of a stopped tracee.
@@ -101,7 +121,11 @@ pub fn peek_siginfo(tid: i32, shared: bool) -> io::Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 128 * 32];
     loop {
-        let args = Args { off: out.len() as u64, flags: shared as u32, nr: 32 };
+        let args = Args {
+            off: out.len() as u64,
+            flags: shared as u32,
+            nr: 32,
+        };
         let n = req(
             PTRACE_PEEKSIGINFO,
             tid,
@@ -146,7 +170,12 @@ pub fn get_siginfo(tid: i32) -> io::Result<Vec<u8>> {
 /// The event message of the last ptrace event (e.g. the new thread's TID).
 pub fn event_msg(tid: i32) -> io::Result<u64> {
     let mut m: libc::c_ulong = 0;
-    req(libc::PTRACE_GETEVENTMSG, tid, 0, &mut m as *mut libc::c_ulong as usize)?;
+    req(
+        libc::PTRACE_GETEVENTMSG,
+        tid,
+        0,
+        &mut m as *mut libc::c_ulong as usize,
+    )?;
     Ok(m)
 }
 

@@ -31,7 +31,19 @@ pub fn thread_clone_args(set_tid_ptr: u64) -> Vec<u8> {
         | libc::CLONE_SIGHAND
         | libc::CLONE_THREAD
         | libc::CLONE_SYSVSEM) as u64;
-    let words = [flags, 0, 0, 0, 0, 0, 0, 0, set_tid_ptr, u64::from(set_tid_ptr != 0), 0];
+    let words = [
+        flags,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        set_tid_ptr,
+        u64::from(set_tid_ptr != 0),
+        0,
+    ];
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
@@ -45,7 +57,11 @@ pub fn spawn_placeholder(want: Option<i32>) -> io::Result<i32> {
     let tid: i32 = want.unwrap_or(0);
     let args = CloneArgs {
         exit_signal: libc::SIGCHLD as u64,
-        set_tid: if want.is_some() { &tid as *const i32 as u64 } else { 0 },
+        set_tid: if want.is_some() {
+            &tid as *const i32 as u64
+        } else {
+            0
+        },
         set_tid_size: u64::from(want.is_some()),
         ..Default::default()
     };
@@ -63,7 +79,11 @@ pub fn spawn_placeholder(want: Option<i32>) -> io::Result<i32> {
                     libc::syscall(libc::SYS_pause);
                 }
             }
-            let v: i64 = if r < 0 { -i64::from(*libc::__errno_location()) } else { r };
+            let v: i64 = if r < 0 {
+                -i64::from(*libc::__errno_location())
+            } else {
+                r
+            };
             libc::write(fds[1], &v as *const i64 as *const libc::c_void, 8);
             libc::_exit(0);
         }

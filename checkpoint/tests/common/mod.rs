@@ -21,15 +21,25 @@ pub fn progs() -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/progs");
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ckpt-progs");
     std::fs::create_dir_all(&out).unwrap();
-    let header = std::fs::metadata(src.join("common.h")).unwrap().modified().unwrap();
+    let header = std::fs::metadata(src.join("common.h"))
+        .unwrap()
+        .modified()
+        .unwrap();
     for e in std::fs::read_dir(&src).unwrap() {
         let path = e.unwrap().path();
         if path.extension().and_then(|x| x.to_str()) != Some("c") {
             continue;
         }
         let bin = out.join(path.file_stem().unwrap());
-        let src_time = std::fs::metadata(&path).unwrap().modified().unwrap().max(header);
-        if std::fs::metadata(&bin).and_then(|m| m.modified()).is_ok_and(|t| t > src_time) {
+        let src_time = std::fs::metadata(&path)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .max(header);
+        if std::fs::metadata(&bin)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t > src_time)
+        {
             continue;
         }
         let st = Command::new("gcc")
@@ -56,7 +66,11 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
-        let base = if Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+        let base = if Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/tmp"
+        };
         let p = PathBuf::from(format!(
             "{base}/zckpt-{tag}-{}-{}",
             std::process::id(),
@@ -103,7 +117,13 @@ impl Running {
         let pid = child.id() as i32;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().map(BufReader::new);
-        Running { child, pid, stdin, stdout, others: Vec::new() }
+        Running {
+            child,
+            pid,
+            stdin,
+            stdout,
+            others: Vec::new(),
+        }
     }
 
     /// Read stdout lines until one starts with `prefix`; returns it.
@@ -143,7 +163,10 @@ impl Drop for Running {
 
 /// SIGKILL a process.
 pub fn kill(pid: i32) {
-    let _ = Command::new("kill").args(["-9", &pid.to_string()]).stderr(Stdio::null()).status();
+    let _ = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// Wait for a restored child to exit; returns its exit code.
