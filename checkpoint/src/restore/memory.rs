@@ -97,7 +97,14 @@ pub fn build(child: &mut Child, vmas: &[Vma], pages: &[(u64, &[u8])]) -> Result<
 
 /// Set code/data/brk/stack/arg/env bounds, auxv and `/proc/PID/exe` in one `PR_SET_MM_MAP`.
 pub fn set_mm(child: &mut Child, mm: &MmInfo) -> Result<()> {
-    let exe_fd = child.open(&mm.exe, libc::O_RDONLY | libc::O_CLOEXEC, 0)?;
+    // The placeholder's exe is the restorer's; if the image's is the same file, keep it (the
+    // kernel refuses to switch exe while the old one is still mapped).
+    let same = crate::proc::link(child.pid, "exe").is_ok_and(|e| e == mm.exe);
+    let exe_fd = if same {
+        -1
+    } else {
+        child.open(&mm.exe, libc::O_RDONLY | libc::O_CLOEXEC, 0)?
+    };
     let auxv: Vec<u8> = mm.auxv.iter().flat_map(|w| w.to_le_bytes()).collect();
     let auxv_addr = child.put(1024, &auxv)?;
     let mut s: Vec<u8> = [
@@ -125,7 +132,9 @@ pub fn set_mm(child: &mut Child, mm: &MmInfo) -> Result<()> {
         nr::PRCTL,
         &[PR_SET_MM, PR_SET_MM_MAP, p, s.len() as u64, 0],
     );
-    child.main.call("close", nr::CLOSE, &[exe_fd as u64])?;
+    if exe_fd >= 0 {
+        child.main.call("close", nr::CLOSE, &[exe_fd as u64])?;
+    }
     r.map(drop)
         .map_err(|e| Error::Restore(format!("{e} (mm layout {mm:x?})")))
 }

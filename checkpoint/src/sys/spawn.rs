@@ -112,3 +112,69 @@ pub fn spawn_placeholder(want: Option<i32>) -> io::Result<i32> {
     }
     Ok(v as i32)
 }
+
+/// Fork a benchmark workload: a child that dirties `bytes` of fresh anonymous memory (every
+/// page written), closes every descriptor above 2 and then idles. Returns once the memory is
+/// dirty. The child is ours to reap.
+pub fn spawn_dirty(bytes: usize) -> io::Result<i32> {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds is a valid array of two ints.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as i64)?;
+    // SAFETY: the child only makes raw system calls and writes to memory it just mapped.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: mapping fresh memory and writing inside it; then raw syscalls only.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            ) as *mut u64;
+            if p as *mut libc::c_void == libc::MAP_FAILED {
+                libc::_exit(1);
+            }
+            let words = bytes / 8;
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+            for i in (0..words).step_by(64) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                p.add(i).write_volatile(x);
+            }
+            let w = fds[1] as u32;
+            if w > 3 {
+                libc::syscall(libc::SYS_close_range, 3u32, w - 1, 0u32);
+            }
+            libc::syscall(libc::SYS_close_range, w + 1, u32::MAX, 0u32);
+            libc::write(fds[1], b"x".as_ptr().cast(), 1);
+            libc::close(fds[1]);
+            loop {
+                libc::syscall(libc::SYS_pause);
+            }
+        }
+    }
+    // SAFETY: closing our write end; reading one byte into a local; closing the read end.
+    let n = unsafe {
+        libc::close(fds[1]);
+        let mut b = 0u8;
+        let n = if pid > 0 {
+            libc::read(fds[0], (&mut b as *mut u8).cast(), 1)
+        } else {
+            -1
+        };
+        // Wait for end-of-file: the child has closed its last extra descriptor.
+        while pid > 0 && libc::read(fds[0], (&mut b as *mut u8).cast(), 1) > 0 {}
+        libc::close(fds[0]);
+        n
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n != 1 {
+        return Err(io::Error::other("benchmark workload failed"));
+    }
+    Ok(pid)
+}
