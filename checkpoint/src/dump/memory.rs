@@ -3,24 +3,25 @@
 //! `/proc/PID/pagemap` tells which pages exist: for anonymous mappings every present page, for
 //! private file mappings only the pages that were written (copied on write, no longer the
 //! file's). Never-touched pages and shared file mappings are not saved. Pages are read in
-//! batches of up to 1024 ranges / 8 MiB per `process_vm_readv`; mappings without read
+//! batches of up to 1024 ranges / 1 MiB per `process_vm_readv`; mappings without read
 //! permission are read through `/proc/PID/mem`.
 
-use crate::error::{Result, SysContext, io_err};
-use crate::image::format::ImageWriter;
+use crate::error::{Error, Result, SysContext, io_err};
+use crate::image::format::{ImageWriter, pages_crc};
 use crate::image::model::{Vma, VmaKind};
 use crate::sys::mem::{self, IOV_MAX};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
+use std::sync::mpsc;
 
 const PAGE: u64 = 4096;
-const CHUNK: usize = 8 << 20;
+const CHUNK: usize = 1 << 20;
 const PRESENT: u64 = 1 << 63;
 const SWAPPED: u64 = 1 << 62;
 const FILE_PAGE: u64 = 1 << 61;
 
-/// Pages and bytes written.
+/// Pages written.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MemStats {
     /// Number of 4 KiB pages saved.
@@ -60,58 +61,106 @@ fn ranges(pagemap: &File, vma: &Vma) -> Result<Vec<(u64, usize)>> {
     Ok(out)
 }
 
-/// Write every saved page of `vmas` as PAGES frames.
-pub fn write_memory<W: Write>(pid: i32, vmas: &[Vma], w: &mut ImageWriter<W>) -> Result<MemStats> {
+/// One `process_vm_readv` worth of ranges.
+struct Batch {
+    ranges: Vec<(u64, usize)>,
+    readable: bool,
+}
+
+/// Group the ranges to save into batches of at most `CHUNK` bytes and `IOV_MAX` ranges.
+fn plan(pid: i32, vmas: &[Vma]) -> Result<Vec<Batch>> {
     let pm_path = format!("/proc/{pid}/pagemap");
     let pagemap = File::open(&pm_path).map_err(io_err(&pm_path))?;
-    let mem_path = format!("/proc/{pid}/mem");
-    let memf = File::open(&mem_path).map_err(io_err(&mem_path))?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut stats = MemStats::default();
-    let mut batch: Vec<(u64, usize)> = Vec::new();
-    let mut batch_len = 0usize;
-    let mut flush = |batch: &mut Vec<(u64, usize)>, readable: bool| -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let total: usize = batch.iter().map(|r| r.1).sum();
-        let got = if readable {
-            mem::read_remote(pid, batch, &mut buf).unwrap_or(0)
-        } else {
-            0
-        };
-        if got != total {
-            let mut off = 0;
-            for &(a, l) in batch.iter() {
-                memf.read_exact_at(&mut buf[off..off + l], a)
-                    .sys(|| format!("read {a:#x}"))?;
-                off += l;
-            }
-        }
-        let mut off = 0;
-        for &(a, l) in batch.iter() {
-            w.pages(a, &buf[off..off + l]).map_err(io_err("image"))?;
-            off += l;
-            stats.pages += (l as u64) / PAGE;
-        }
-        batch.clear();
-        Ok(())
-    };
+    let mut out: Vec<Batch> = Vec::new();
+    let mut len = 0usize;
     for vma in vmas {
         let readable = vma.prot & libc::PROT_READ as u32 != 0;
         for r in ranges(&pagemap, vma)? {
-            if batch_len + r.1 > CHUNK || batch.len() == IOV_MAX {
-                flush(&mut batch, true)?;
-                batch_len = 0;
+            match out.last_mut() {
+                Some(b)
+                    if b.readable == readable && len + r.1 <= CHUNK && b.ranges.len() < IOV_MAX =>
+                {
+                    b.ranges.push(r);
+                    len += r.1;
+                }
+                _ => {
+                    out.push(Batch {
+                        ranges: vec![r],
+                        readable,
+                    });
+                    len = r.1;
+                }
             }
-            batch.push(r);
-            batch_len += r.1;
-        }
-        if !readable {
-            flush(&mut batch, false)?;
-            batch_len = 0;
         }
     }
-    flush(&mut batch, true)?;
-    Ok(stats)
+    Ok(out)
+}
+
+/// Read one batch into `buf` and checksum each range as a PAGES frame.
+fn fill(pid: i32, memf: &File, b: &Batch, buf: &mut [u8]) -> Result<Vec<u32>> {
+    let total: usize = b.ranges.iter().map(|r| r.1).sum();
+    let got = if b.readable {
+        mem::read_remote(pid, &b.ranges, buf).unwrap_or(0)
+    } else {
+        0
+    };
+    if got != total {
+        let mut off = 0;
+        for &(a, l) in &b.ranges {
+            memf.read_exact_at(&mut buf[off..off + l], a)
+                .sys(|| format!("read {a:#x}"))?;
+            off += l;
+        }
+    }
+    let mut off = 0;
+    Ok(b.ranges
+        .iter()
+        .map(|&(a, l)| {
+            off += l;
+            pages_crc(a, &buf[off - l..off])
+        })
+        .collect())
+}
+
+/// Write every saved page of `vmas` as PAGES frames. A second thread reads the target's
+/// memory and checksums it while this one writes.
+pub fn write_memory<W: Write>(pid: i32, vmas: &[Vma], w: &mut ImageWriter<W>) -> Result<MemStats> {
+    let batches = plan(pid, vmas)?;
+    let mem_path = format!("/proc/{pid}/mem");
+    let memf = File::open(&mem_path).map_err(io_err(&mem_path))?;
+    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+    let (full_tx, full_rx) = mpsc::sync_channel::<Result<(usize, Vec<u8>, Vec<u32>)>>(2);
+    // A few small buffers: fresh memory costs a page fault per page, so fewer bytes of buffer
+    // mean less time frozen.
+    for _ in 0..batches.len().min(4) {
+        free_tx.send(vec![0u8; CHUNK]).ok();
+    }
+    let (batches, memf) = (&batches, &memf);
+    // The closure owns both channel ends it uses, so an early error return drops them and
+    // unblocks the reader thread before the scope joins it.
+    std::thread::scope(move |sc| -> Result<MemStats> {
+        let mut stats = MemStats::default();
+        sc.spawn(move || {
+            for (i, b) in batches.iter().enumerate() {
+                let Ok(mut buf) = free_rx.recv() else { return };
+                let r = fill(pid, memf, b, &mut buf).map(|crcs| (i, buf, crcs));
+                let stop = r.is_err();
+                if full_tx.send(r).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        for _ in 0..batches.len() {
+            let (i, buf, crcs) = full_rx.recv().map_err(|_| Error::Gone(pid))??;
+            let mut off = 0;
+            for (&(a, l), crc) in batches[i].ranges.iter().zip(crcs) {
+                w.pages_with_crc(a, &buf[off..off + l], crc)
+                    .map_err(io_err("image"))?;
+                off += l;
+                stats.pages += (l as u64) / PAGE;
+            }
+            free_tx.send(buf).ok();
+        }
+        Ok(stats)
+    })
 }

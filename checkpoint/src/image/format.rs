@@ -50,16 +50,22 @@ impl<W: Write> ImageWriter<W> {
     }
 
     fn frame(&mut self, kind: u32, prefix: &[u8], body: &[u8]) -> std::io::Result<()> {
+        let crc = frame_crc(kind, prefix, body);
+        self.frame_with_crc(kind, prefix, body, crc)
+    }
+
+    fn frame_with_crc(
+        &mut self,
+        kind: u32,
+        prefix: &[u8],
+        body: &[u8],
+        crc: u32,
+    ) -> std::io::Result<()> {
         let len = (prefix.len() + body.len()) as u64;
-        let mut h = crc32fast::Hasher::new();
-        h.update(&kind.to_le_bytes());
-        h.update(&len.to_le_bytes());
-        h.update(prefix);
-        h.update(body);
         let mut hdr = [0u8; FRAME_HDR];
         hdr[..4].copy_from_slice(&kind.to_le_bytes());
         hdr[4..12].copy_from_slice(&len.to_le_bytes());
-        hdr[12..16].copy_from_slice(&h.finalize().to_le_bytes());
+        hdr[12..16].copy_from_slice(&crc.to_le_bytes());
         self.out.write_all(&hdr)?;
         self.out.write_all(prefix)?;
         self.out.write_all(body)?;
@@ -79,6 +85,12 @@ impl<W: Write> ImageWriter<W> {
         self.frame(PAGES, &addr.to_le_bytes(), data)
     }
 
+    /// Memory at `addr` whose checksum was computed already with [`pages_crc`] (so that
+    /// checksumming can run on another thread).
+    pub fn pages_with_crc(&mut self, addr: u64, data: &[u8], crc: u32) -> std::io::Result<()> {
+        self.frame_with_crc(PAGES, &addr.to_le_bytes(), data, crc)
+    }
+
     /// Content of saved file `index`.
     pub fn file_data(&mut self, index: u32, data: &[u8]) -> std::io::Result<()> {
         self.frame(FILE_DATA, &index.to_le_bytes(), data)
@@ -91,6 +103,21 @@ impl<W: Write> ImageWriter<W> {
         self.out.flush()?;
         Ok((self.out, self.bytes))
     }
+}
+
+fn frame_crc(kind: u32, prefix: &[u8], body: &[u8]) -> u32 {
+    let len = (prefix.len() + body.len()) as u64;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&kind.to_le_bytes());
+    h.update(&len.to_le_bytes());
+    h.update(prefix);
+    h.update(body);
+    h.finalize()
+}
+
+/// Checksum of the PAGES frame for `data` at `addr`.
+pub fn pages_crc(addr: u64, data: &[u8]) -> u32 {
+    frame_crc(PAGES, &addr.to_le_bytes(), data)
 }
 
 /// A fully validated image, borrowing page data from the underlying bytes.
@@ -123,6 +150,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
     let mut pages = Vec::new();
     let mut files = Vec::new();
     let mut frames = 0u64;
+    let mut spans: Vec<(usize, u32, &[u8])> = Vec::new();
     loop {
         if bytes.len() - at < FRAME_HDR {
             return Err(bad(format!("truncated at byte {at} (no END frame)")));
@@ -137,17 +165,13 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
             )));
         }
         let body = &bytes[body_at..body_at + len as usize];
-        let mut h = crc32fast::Hasher::new();
-        h.update(&bytes[at..at + 12]);
-        h.update(body);
-        if h.finalize() != crc {
-            return Err(bad(format!("checksum mismatch in frame at byte {at}")));
-        }
+        spans.push((at, crc, body));
         if frames == 0 && kind != META {
             return Err(bad("first frame is not the metadata"));
         }
         match kind {
             META if frames == 0 => {
+                verify(bytes, &[(at, crc, body)])?;
                 let m: ProcessImage = postcard::from_bytes(body)
                     .map_err(|e| bad(format!("metadata does not decode: {e}")))?;
                 meta = Some(m);
@@ -177,6 +201,43 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
         frames += 1;
         at = body_at + len as usize;
     }
+    verify(bytes, &spans)?;
     let meta = meta.ok_or_else(|| bad("no metadata"))?;
     Ok(ParsedImage { meta, pages, files })
+}
+
+/// Check every frame's CRC, on two threads for large images.
+fn verify(bytes: &[u8], spans: &[(usize, u32, &[u8])]) -> Result<()> {
+    let check = |part: &[(usize, u32, &[u8])]| -> Result<()> {
+        for &(at, crc, body) in part {
+            let mut h = crc32fast::Hasher::new();
+            h.update(&bytes[at..at + 12]);
+            h.update(body);
+            if h.finalize() != crc {
+                return Err(bad(format!("checksum mismatch in frame at byte {at}")));
+            }
+        }
+        Ok(())
+    };
+    let total: usize = spans.iter().map(|s| s.2.len()).sum();
+    if total < (64 << 20) {
+        return check(spans);
+    }
+    let mut acc = 0;
+    let mid = spans
+        .iter()
+        .position(|s| {
+            acc += s.2.len();
+            acc >= total / 2
+        })
+        .unwrap_or(0);
+    let (a, b) = spans.split_at(mid);
+    std::thread::scope(|sc| {
+        let other = sc.spawn(|| check(b));
+        let r = check(a);
+        let r2 = other
+            .join()
+            .unwrap_or_else(|_| Err(bad("checksum thread panicked")));
+        r.and(r2)
+    })
 }

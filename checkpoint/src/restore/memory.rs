@@ -13,6 +13,8 @@ use std::collections::HashMap;
 
 const PR_SET_MM: u64 = 35;
 const PR_SET_MM_MAP: u64 = 14;
+const MADV_POPULATE_WRITE: u64 = 23;
+const POPULATE_MIN: u64 = 1 << 20;
 
 /// Create every mapping of `vmas` (except the vDSO, already there) and fill in `pages`.
 pub fn build(child: &mut Child, vmas: &[Vma], pages: &[(u64, &[u8])]) -> Result<()> {
@@ -78,6 +80,22 @@ pub fn build(child: &mut Child, vmas: &[Vma], pages: &[(u64, &[u8])]) -> Result<
     }
     for (_, fd) in fds {
         child.main.call("close", nr::CLOSE, &[fd as u64])?;
+    }
+    // Fault large runs in with one call each: much cheaper than one fault per page while
+    // writing.
+    let mut run: Option<(u64, u64)> = None;
+    for &(addr, data) in pages.iter().chain(std::iter::once(&(u64::MAX, &[][..]))) {
+        match run {
+            Some((s, e)) if e == addr => run = Some((s, addr + data.len() as u64)),
+            _ => {
+                if let Some((s, e)) = run.filter(|(s, e)| e - s >= POPULATE_MIN) {
+                    child
+                        .main
+                        .raw(nr::MADVISE, &[s, e - s, MADV_POPULATE_WRITE])?;
+                }
+                run = Some((addr, addr.wrapping_add(data.len() as u64)));
+            }
+        }
     }
     for &(addr, data) in pages {
         mem::write_remote(child.pid, addr, data)
