@@ -225,3 +225,28 @@ fn multithreaded_program_restores() {
     let dir = TempDir::new("threads");
     roundtrip(&[&prog("threads")], &dir);
 }
+
+#[test]
+fn interrupted_nanosleep_sleeps_only_the_remaining_time() {
+    use std::time::{Duration, Instant};
+    let dir = TempDir::new("sleeper");
+    let mut p = Running::start(&[&prog("sleeper")]);
+    p.wait_line("READY");
+    std::thread::sleep(Duration::from_millis(1000));
+    let img = dir.join("img");
+    checkpoint(p.pid, &img, &DumpOptions::default()).expect("checkpoint");
+    p.reap();
+    std::thread::sleep(Duration::from_millis(500));
+    let out = dir.join("out.txt");
+    let t = Instant::now();
+    let opts = RestoreOptions { stdin: None, stdout: Some(out.clone()), stderr: None };
+    let r = restore(&img, &opts).expect("restore");
+    p.track(r.pid);
+    assert_eq!(wait_exit(r.pid, 10), 0);
+    let took = t.elapsed();
+    assert_eq!(fs::read_to_string(&out).unwrap().trim(), "DONE r=0 errno=0");
+    assert!(
+        took > Duration::from_millis(1500) && took < Duration::from_millis(2700),
+        "slept {took:?} after restore, expected about 2 s"
+    );
+}
