@@ -14,6 +14,7 @@ struct Sample {
     frozen: Duration,
     restore: Duration,
     image: u64,
+    memory: u64,
     peak_ckpt: u64,
     peak_restore: u64,
 }
@@ -37,6 +38,7 @@ fn peak_kib() -> u64 {
 fn one(bytes: usize, dir: &PathBuf) -> Result<Sample> {
     let pid = crate::sys::spawn::spawn_dirty(bytes).sys(|| "start workload".into())?;
     let _ = std::fs::remove_dir_all(dir);
+    let memory = crate::dump::resident_memory(pid);
     reset_peak();
     let d = match checkpoint(pid, dir, &DumpOptions::default()) {
         Ok(d) => d,
@@ -66,6 +68,7 @@ fn one(bytes: usize, dir: &PathBuf) -> Result<Sample> {
         frozen: d.frozen,
         restore: r.elapsed,
         image: d.bytes_written,
+        memory,
         peak_ckpt,
         peak_restore,
     })
@@ -96,24 +99,26 @@ pub fn run(report: &mut dyn std::io::Write) -> Result<()> {
     )?;
     w(
         report,
-        "| memory | checkpoint | frozen | restore | image size | image / memory | peak RSS checkpoint | peak RSS restore |".into(),
+        "| process | checkpoint | frozen | restore | image size | image / memory | peak RSS checkpoint | peak RSS restore |".into(),
     )?;
     w(report, "|---|---|---|---|---|---|---|---|".into())?;
-    for (label, bytes) in [("1 GiB", 1usize << 30), ("4 MiB", 4 << 20)] {
+    for (label, bytes) in [("1 GiB dirty", 1usize << 30), ("4 MiB dirty", 4 << 20)] {
         let mut s = Vec::new();
         for _ in 0..RUNS {
             s.push(one(bytes, &dir)?);
         }
         let image = median(s.iter().map(|x| x.image).collect());
+        let memory = median(s.iter().map(|x| x.memory).collect());
         w(
             report,
             format!(
-                "| {label} | {} | {} | {} | {:.1} MiB | {:.3} | {} MiB | {} MiB |",
+                "| {label} ({:.1} MiB resident) | {} | {} | {} | {:.1} MiB | {:.4} | {} MiB | {} MiB |",
+                memory as f64 / (1 << 20) as f64,
                 ms(median(s.iter().map(|x| x.ckpt).collect())),
                 ms(median(s.iter().map(|x| x.frozen).collect())),
                 ms(median(s.iter().map(|x| x.restore).collect())),
                 image as f64 / (1 << 20) as f64,
-                image as f64 / bytes as f64,
+                image as f64 / memory.max(1) as f64,
                 median(s.iter().map(|x| x.peak_ckpt).collect()) / 1024,
                 median(s.iter().map(|x| x.peak_restore).collect()) / 1024,
             ),

@@ -239,7 +239,11 @@ fn interrupted_nanosleep_sleeps_only_the_remaining_time() {
     std::thread::sleep(Duration::from_millis(500));
     let out = dir.join("out.txt");
     let t = Instant::now();
-    let opts = RestoreOptions { stdin: None, stdout: Some(out.clone()), stderr: None };
+    let opts = RestoreOptions {
+        stdin: None,
+        stdout: Some(out.clone()),
+        stderr: None,
+    };
     let r = restore(&img, &opts).expect("restore");
     p.track(r.pid);
     assert_eq!(wait_exit(r.pid, 10), 0);

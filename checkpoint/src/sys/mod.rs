@@ -163,3 +163,10 @@ pub fn wait_exit(pid: i32, timeout: std::time::Duration) -> io::Result<Option<i3
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// Reserve `len` bytes of storage for `file` (best effort: errors are ignored by callers).
+pub fn fallocate(file: &std::fs::File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fallocate on a descriptor we own, integer arguments only.
+    cvt(unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) } as i64).map(drop)
+}
