@@ -49,7 +49,13 @@ pub fn checkpoint(pid: i32, out_dir: &Path, opts: &DumpOptions) -> Result<DumpSt
     if estimate > 0 {
         let _ = crate::sys::fallocate(&file, estimate + (1 << 20));
     }
-    let mut frozen = freeze(pid)?;
+    let mut frozen = match freeze(pid) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = fs::remove_file(&part);
+            return Err(e);
+        }
+    };
     let t_frozen = Instant::now();
     let written = (|| -> Result<(u64, u64)> {
         let vmas = collect::vmas(pid)?;
