@@ -57,9 +57,9 @@ mod sys;
 mod vmas;
 
 pub use check::{CheckReport, check};
-pub use dump::{DumpOptions, DumpStats, checkpoint};
+pub use dump::{DumpOptions, DumpStats, checkpoint, checkpoint_to_writer};
 pub use error::{Error, Result};
-pub use restore::{RestoreOptions, RestoreStats, restore};
+pub use restore::{RestoreOptions, RestoreStats, restore, restore_from_bytes};
 
 /// Make the calling process a child subreaper, so that processes restored by it are
 /// reparented to it (and can be reaped by it) rather than to PID 1.

@@ -254,3 +254,25 @@ fn interrupted_nanosleep_sleeps_only_the_remaining_time() {
         "slept {took:?} after restore, expected about 2 s"
     );
 }
+
+#[test]
+fn image_stream_through_a_writer_restores_from_bytes() {
+    let dir = TempDir::new("stream");
+    let mut p = Running::start(&[&prog("memonly")]);
+    p.wait_line("READY");
+    let mut bytes = Vec::new();
+    let stats = zos_checkpoint::checkpoint_to_writer(p.pid, &mut bytes, &DumpOptions::default())
+        .expect("checkpoint");
+    assert_eq!(stats.bytes_written as usize, bytes.len());
+    p.reap();
+    let out = dir.join("out.txt");
+    let opts = RestoreOptions {
+        stdin: Some(go_file(&dir)),
+        stdout: Some(out.clone()),
+        stderr: None,
+    };
+    let r = zos_checkpoint::restore_from_bytes(&bytes, &opts).expect("restore");
+    p.track(r.pid);
+    assert_eq!(wait_exit(r.pid, 10), 0);
+    assert!(fs::read_to_string(&out).unwrap().contains("PASS"));
+}

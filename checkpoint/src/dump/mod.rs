@@ -8,11 +8,11 @@ pub use collect::peek;
 
 use crate::check::check;
 use crate::error::{Result, io_err};
-use crate::freeze::freeze;
+use crate::freeze::{Frozen, freeze};
 use crate::image::IMAGE_FILE;
 use crate::image::format::ImageWriter;
 use std::fs::{self, File};
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,53 @@ pub struct DumpStats {
     pub bytes_written: u64,
     /// Memory pages saved.
     pub pages: u64,
+}
+
+/// Collect the frozen process and write its whole image stream to `out`.
+fn write_image<W: Write>(frozen: &mut Frozen, out: W, name: &Path) -> Result<(W, u64, u64)> {
+    let pid = frozen.pid;
+    let vmas = collect::vmas(pid)?;
+    let (files, contents) = files::collect_files(pid)?;
+    let mut img = collect::collect(frozen, vmas)?;
+    img.files = files;
+    let mut w = ImageWriter::new(out).map_err(io_err(name))?;
+    w.meta(&img).map_err(io_err(name))?;
+    let mem = memory::write_memory(pid, &img.vmas, &mut w)?;
+    for (i, c) in contents.iter().enumerate() {
+        w.file_data(i as u32, c).map_err(io_err(name))?;
+    }
+    let (out, bytes) = w.finish().map_err(io_err(name))?;
+    Ok((out, bytes, mem.pages))
+}
+
+/// Checkpoint `pid` as an image stream written to `out` (a socket, a pipe, …) instead of a
+/// directory; the bytes are exactly those of `image.zckpt`. On failure the process is left
+/// running (the receiver sees a stream without an END frame and must discard it).
+pub fn checkpoint_to_writer(
+    pid: i32,
+    out: &mut dyn Write,
+    opts: &DumpOptions,
+) -> Result<DumpStats> {
+    let t0 = Instant::now();
+    check(pid)?.into_result()?;
+    let mut frozen = freeze(pid)?;
+    let t_frozen = Instant::now();
+    let (_, bytes_written, pages) = write_image(
+        &mut frozen,
+        BufWriter::with_capacity(1 << 20, out),
+        "stream".as_ref(),
+    )?;
+    if opts.leave_running {
+        frozen.release()?;
+    } else {
+        frozen.kill();
+    }
+    Ok(DumpStats {
+        frozen: t_frozen.elapsed(),
+        total: t0.elapsed(),
+        bytes_written,
+        pages,
+    })
 }
 
 /// Checkpoint `pid` into `out_dir` (see the crate docs).
@@ -58,24 +105,14 @@ pub fn checkpoint(pid: i32, out_dir: &Path, opts: &DumpOptions) -> Result<DumpSt
     };
     let t_frozen = Instant::now();
     let written = (|| -> Result<(u64, u64)> {
-        let vmas = collect::vmas(pid)?;
-        let (files, contents) = files::collect_files(pid)?;
-        let mut img = collect::collect(&mut frozen, vmas)?;
-        img.files = files;
-        let mut w =
-            ImageWriter::new(BufWriter::with_capacity(1 << 20, file)).map_err(io_err(&part))?;
-        w.meta(&img).map_err(io_err(&part))?;
-        let mem = memory::write_memory(pid, &img.vmas, &mut w)?;
-        for (i, c) in contents.iter().enumerate() {
-            w.file_data(i as u32, c).map_err(io_err(&part))?;
-        }
-        let (out, bytes) = w.finish().map_err(io_err(&part))?;
+        let out = BufWriter::with_capacity(1 << 20, file);
+        let (out, bytes, pages) = write_image(&mut frozen, out, &part)?;
         let file = out
             .into_inner()
             .map_err(|e| io_err(&part)(e.into_error()))?;
         file.set_len(bytes).map_err(io_err(&part))?;
         file.sync_all().map_err(io_err(&part))?;
-        Ok((bytes, mem.pages))
+        Ok((bytes, pages))
     })();
     let (bytes_written, pages) = match written {
         Ok(v) => v,

@@ -71,7 +71,16 @@ fn validate(img: &ParsedImage<'_>) -> Result<()> {
 pub fn restore(image_dir: &Path, opts: &RestoreOptions) -> Result<RestoreStats> {
     let t0 = Instant::now();
     let (map, _path) = load(image_dir)?;
-    let img = parse(map.bytes())?;
+    let mut stats = restore_from_bytes(map.bytes(), opts)?;
+    stats.elapsed = t0.elapsed();
+    Ok(stats)
+}
+
+/// Restore from a complete image stream held in memory (for example received from a
+/// socket); validated in full before anything is created.
+pub fn restore_from_bytes(image: &[u8], opts: &RestoreOptions) -> Result<RestoreStats> {
+    let t0 = Instant::now();
+    let img = parse(image)?;
     validate(&img)?;
     let m = &img.meta;
     let free = !Path::new(&format!("/proc/{}", m.pid)).exists();
