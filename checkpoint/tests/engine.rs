@@ -276,3 +276,39 @@ fn image_stream_through_a_writer_restores_from_bytes() {
     assert_eq!(wait_exit(r.pid, 10), 0);
     assert!(fs::read_to_string(&out).unwrap().contains("PASS"));
 }
+
+#[test]
+fn checkpoints_under_a_signal_storm_lose_nothing() {
+    use std::io::Write;
+    let dir = TempDir::new("storm");
+    let mut p = Running::start(&[&prog("sigstorm")]);
+    p.wait_line("READY");
+    let storm = Running::start(&[&prog("signaler"), &p.pid.to_string()]);
+    let img = dir.join("img");
+    for _ in 0..10 {
+        checkpoint(
+            p.pid,
+            &img,
+            &DumpOptions {
+                leave_running: true,
+            },
+        )
+        .expect("checkpoint");
+    }
+    drop(storm);
+    p.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let line = p.wait_line("signals");
+    eprintln!("{line}");
+    assert_eq!(p.wait_line("PASS"), "PASS", "{line}");
+    p.reap();
+    let out = dir.join("out.txt");
+    let opts = RestoreOptions {
+        stdin: Some(go_file(&dir)),
+        stdout: Some(out.clone()),
+        stderr: None,
+    };
+    let r = restore(&img, &opts).expect("restore");
+    p.track(r.pid);
+    assert_eq!(wait_exit(r.pid, 10), 0);
+    assert!(fs::read_to_string(&out).unwrap().contains("PASS"));
+}

@@ -67,6 +67,23 @@ fn validate(img: &ParsedImage<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Is `pid` free? A zombie holding it (the checkpointed original, not yet reaped by its
+/// parent) gets up to a second to go away.
+fn pid_free_soon(pid: i32) -> bool {
+    let path = format!("/proc/{pid}");
+    for _ in 0..100 {
+        let zombie = match std::fs::read_to_string(format!("{path}/stat")) {
+            Err(_) => return true,
+            Ok(s) => s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')),
+        };
+        if !zombie {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
 /// Restore the process saved in `image_dir` (see the crate docs).
 pub fn restore(image_dir: &Path, opts: &RestoreOptions) -> Result<RestoreStats> {
     let t0 = Instant::now();
@@ -83,7 +100,7 @@ pub fn restore_from_bytes(image: &[u8], opts: &RestoreOptions) -> Result<Restore
     let img = parse(image)?;
     validate(&img)?;
     let m = &img.meta;
-    let free = !Path::new(&format!("/proc/{}", m.pid)).exists();
+    let free = pid_free_soon(m.pid);
     if !free {
         tracing::warn!(pid = m.pid, "PID in use: restoring under a new PID");
     }
