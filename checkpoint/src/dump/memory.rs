@@ -9,7 +9,7 @@
 use crate::error::{Error, Result, SysContext, io_err};
 use crate::image::format::{ImageWriter, pages_crc};
 use crate::image::model::{Vma, VmaKind};
-use crate::sys::mem::{self, IOV_MAX};
+use crate::sys::mem::{self, AnonBuf, IOV_MAX};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -122,18 +122,36 @@ fn fill(pid: i32, memf: &File, b: &Batch, buf: &mut [u8]) -> Result<Vec<u32>> {
         .collect())
 }
 
+/// Copy buffers, allocated and touched before the process is frozen (a first touch of fresh
+/// memory costs a page fault per page, which would otherwise be time frozen).
+pub struct Buffers(Vec<AnonBuf>);
+
+impl Buffers {
+    /// Enough buffers for an image of about `estimate` bytes (at most four).
+    pub fn new(estimate: u64) -> Buffers {
+        let n = (estimate / CHUNK as u64 + 1).min(4) as usize;
+        Buffers((0..n).filter_map(|_| AnonBuf::new(CHUNK).ok()).collect())
+    }
+}
+
 /// Write every saved page of `vmas` as PAGES frames. A second thread reads the target's
 /// memory and checksums it while this one writes.
-pub fn write_memory<W: Write>(pid: i32, vmas: &[Vma], w: &mut ImageWriter<W>) -> Result<MemStats> {
+pub fn write_memory<W: Write>(
+    pid: i32,
+    vmas: &[Vma],
+    w: &mut ImageWriter<W>,
+    bufs: Buffers,
+) -> Result<MemStats> {
     let batches = plan(pid, vmas)?;
     let mem_path = format!("/proc/{pid}/mem");
     let memf = File::open(&mem_path).map_err(io_err(&mem_path))?;
-    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
-    let (full_tx, full_rx) = mpsc::sync_channel::<Result<(usize, Vec<u8>, Vec<u32>)>>(2);
-    // A few small buffers: fresh memory costs a page fault per page, so fewer bytes of buffer
-    // mean less time frozen.
-    for _ in 0..batches.len().min(4) {
-        free_tx.send(vec![0u8; CHUNK]).ok();
+    let (free_tx, free_rx) = mpsc::channel::<AnonBuf>();
+    let (full_tx, full_rx) = mpsc::sync_channel::<Result<(usize, AnonBuf, Vec<u32>)>>(2);
+    if bufs.0.is_empty() && !batches.is_empty() {
+        return Err(Error::Restore("cannot allocate copy buffers".into()));
+    }
+    for b in bufs.0 {
+        free_tx.send(b).ok();
     }
     let (batches, memf) = (&batches, &memf);
     // The closure owns both channel ends it uses, so an early error return drops them and
@@ -143,7 +161,7 @@ pub fn write_memory<W: Write>(pid: i32, vmas: &[Vma], w: &mut ImageWriter<W>) ->
         sc.spawn(move || {
             for (i, b) in batches.iter().enumerate() {
                 let Ok(mut buf) = free_rx.recv() else { return };
-                let r = fill(pid, memf, b, &mut buf).map(|crcs| (i, buf, crcs));
+                let r = fill(pid, memf, b, buf.bytes_mut()).map(|crcs| (i, buf, crcs));
                 let stop = r.is_err();
                 if full_tx.send(r).is_err() || stop {
                     return;
@@ -154,7 +172,7 @@ pub fn write_memory<W: Write>(pid: i32, vmas: &[Vma], w: &mut ImageWriter<W>) ->
             let (i, buf, crcs) = full_rx.recv().map_err(|_| Error::Gone(pid))??;
             let mut off = 0;
             for (&(a, l), crc) in batches[i].ranges.iter().zip(crcs) {
-                w.pages_with_crc(a, &buf[off..off + l], crc)
+                w.pages_with_crc(a, &buf.bytes()[off..off + l], crc)
                     .map_err(io_err("image"))?;
                 off += l;
                 stats.pages += (l as u64) / PAGE;

@@ -37,7 +37,12 @@ pub struct DumpStats {
 }
 
 /// Collect the frozen process and write its whole image stream to `out`.
-fn write_image<W: Write>(frozen: &mut Frozen, out: W, name: &Path) -> Result<(W, u64, u64)> {
+fn write_image<W: Write>(
+    frozen: &mut Frozen,
+    out: W,
+    name: &Path,
+    bufs: memory::Buffers,
+) -> Result<(W, u64, u64)> {
     let pid = frozen.pid;
     let vmas = collect::vmas(pid)?;
     let (files, contents) = files::collect_files(pid)?;
@@ -45,7 +50,7 @@ fn write_image<W: Write>(frozen: &mut Frozen, out: W, name: &Path) -> Result<(W,
     img.files = files;
     let mut w = ImageWriter::new(out).map_err(io_err(name))?;
     w.meta(&img).map_err(io_err(name))?;
-    let mem = memory::write_memory(pid, &img.vmas, &mut w)?;
+    let mem = memory::write_memory(pid, &img.vmas, &mut w, bufs)?;
     for (i, c) in contents.iter().enumerate() {
         w.file_data(i as u32, c).map_err(io_err(name))?;
     }
@@ -63,20 +68,21 @@ pub fn checkpoint_to_writer(
 ) -> Result<DumpStats> {
     let t0 = Instant::now();
     check(pid)?.into_result()?;
+    let bufs = memory::Buffers::new(resident_memory(pid));
+    let out = BufWriter::with_capacity(1 << 20, out);
     let mut frozen = freeze(pid)?;
     let t_frozen = Instant::now();
-    let (_, bytes_written, pages) = write_image(
-        &mut frozen,
-        BufWriter::with_capacity(1 << 20, out),
-        "stream".as_ref(),
-    )?;
+    let (_, bytes_written, pages) = write_image(&mut frozen, out, "stream".as_ref(), bufs)?;
+    let frozen_time;
     if opts.leave_running {
         frozen.release()?;
+        frozen_time = t_frozen.elapsed();
     } else {
+        frozen_time = t_frozen.elapsed();
         frozen.kill();
     }
     Ok(DumpStats {
-        frozen: t_frozen.elapsed(),
+        frozen: frozen_time,
         total: t0.elapsed(),
         bytes_written,
         pages,
@@ -96,6 +102,8 @@ pub fn checkpoint(pid: i32, out_dir: &Path, opts: &DumpOptions) -> Result<DumpSt
     if estimate > 0 {
         let _ = crate::sys::fallocate(&file, estimate + (1 << 20));
     }
+    let bufs = memory::Buffers::new(estimate);
+    let out = BufWriter::with_capacity(1 << 20, file);
     let mut frozen = match freeze(pid) {
         Ok(f) => f,
         Err(e) => {
@@ -105,8 +113,7 @@ pub fn checkpoint(pid: i32, out_dir: &Path, opts: &DumpOptions) -> Result<DumpSt
     };
     let t_frozen = Instant::now();
     let written = (|| -> Result<(u64, u64)> {
-        let out = BufWriter::with_capacity(1 << 20, file);
-        let (out, bytes, pages) = write_image(&mut frozen, out, &part)?;
+        let (out, bytes, pages) = write_image(&mut frozen, out, &part, bufs)?;
         let file = out
             .into_inner()
             .map_err(|e| io_err(&part)(e.into_error()))?;
@@ -127,12 +134,15 @@ pub fn checkpoint(pid: i32, out_dir: &Path, opts: &DumpOptions) -> Result<DumpSt
         let _ = fs::remove_file(&part);
         return Err(io_err(dest)(e));
     }
+    // Frozen time ends when the process runs again, or when it is sent SIGKILL.
+    let frozen_time;
     if opts.leave_running {
         frozen.release()?;
+        frozen_time = t_frozen.elapsed();
     } else {
+        frozen_time = t_frozen.elapsed();
         frozen.kill();
     }
-    let frozen_time = t_frozen.elapsed();
     tracing::info!(
         pid,
         ?frozen_time,

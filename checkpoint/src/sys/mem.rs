@@ -111,3 +111,53 @@ impl Drop for FileMap {
         }
     }
 }
+
+/// A private anonymous buffer mapped with `MAP_POPULATE` (faulted in at once, and returned to
+/// the kernel on drop rather than kept by the allocator).
+pub struct AnonBuf {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the buffer is owned exclusively; moving it between threads is sound.
+unsafe impl Send for AnonBuf {}
+
+impl AnonBuf {
+    /// Map `len` bytes.
+    pub fn new(len: usize) -> io::Result<AnonBuf> {
+        // SAFETY: a fresh anonymous mapping at a kernel-chosen address.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(AnonBuf { ptr, len })
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: ptr/len describe a live mapping owned by self.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+
+    /// The bytes, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: ptr/len describe a live mapping owned exclusively by self.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut u8, self.len) }
+    }
+}
+
+impl Drop for AnonBuf {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly our mapping; no borrows outlive self.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
