@@ -152,7 +152,6 @@ fn checksum_over_1gib_matches_uninterrupted_run() {
     });
     let mut p = Running::start(&[&prog("sum1g")]);
     p.wait_line("FILLED");
-    std::thread::sleep(Duration::from_millis(300));
     let stats = checkpoint(p.pid, &dir.join("img"), &DumpOptions::default()).expect("checkpoint");
     assert!(stats.pages >= 262_144, "only {} pages", stats.pages);
     p.reap();

@@ -9,7 +9,7 @@ int main(int argc, char **argv) {
     uint64_t x = 0x9e3779b97f4a7c15ULL, h = 0;
     for (size_t i = 0; i < n; i++) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; a[i] = x; }
     printf("FILLED\n"); fflush(stdout);
-    for (int pass = 0; pass < 2; pass++)
+    for (int pass = 0; pass < 3; pass++)
         for (size_t i = 0; i < n; i++) { h = (h ^ a[i]) * 0x100000001b3ULL; a[i] = h ^ (a[i] >> 7); }
     printf("SUM %016llx\n", (unsigned long long)h);
     fflush(stdout);
