@@ -312,3 +312,28 @@ fn checkpoints_under_a_signal_storm_lose_nothing() {
     assert_eq!(wait_exit(r.pid, 10), 0);
     assert!(fs::read_to_string(&out).unwrap().contains("PASS"));
 }
+
+#[test]
+fn zero_pages_are_not_saved() {
+    let dir = TempDir::new("zero");
+    let mut p = Running::start(&[&prog("zeropage")]);
+    p.wait_line("READY");
+    let img = dir.join("img");
+    let stats = checkpoint(p.pid, &img, &DumpOptions::default()).expect("checkpoint");
+    assert!(
+        stats.bytes_written < 16 << 20,
+        "image of {} bytes",
+        stats.bytes_written
+    );
+    p.reap();
+    let out = dir.join("out.txt");
+    let opts = RestoreOptions {
+        stdin: Some(go_file(&dir)),
+        stdout: Some(out.clone()),
+        stderr: None,
+    };
+    let r = restore(&img, &opts).expect("restore");
+    p.track(r.pid);
+    assert_eq!(wait_exit(r.pid, 10), 0);
+    assert!(fs::read_to_string(&out).unwrap().contains("PASS"));
+}

@@ -2,7 +2,8 @@
 //!
 //! `/proc/PID/pagemap` tells which pages exist: for anonymous mappings every present page, for
 //! private file mappings only the pages that were written (copied on write, no longer the
-//! file's). Never-touched pages and shared file mappings are not saved. Pages are read in
+//! file's). Never-touched pages, pages that only map the shared zero page, and shared file
+//! mappings are not saved. Pages are read in
 //! batches of up to 1024 ranges / 1 MiB per `process_vm_readv`; mappings without read
 //! permission are read through `/proc/PID/mem`.
 
@@ -20,6 +21,7 @@ const CHUNK: usize = 1 << 20;
 const PRESENT: u64 = 1 << 63;
 const SWAPPED: u64 = 1 << 62;
 const FILE_PAGE: u64 = 1 << 61;
+const PFN_MASK: u64 = (1 << 55) - 1;
 
 /// Pages written.
 #[derive(Debug, Default, Clone, Copy)]
@@ -41,13 +43,19 @@ fn ranges(pagemap: &File, vma: &Vma) -> Result<Vec<(u64, usize)>> {
     pagemap
         .read_exact_at(&mut raw, vma.start / PAGE * 8)
         .map_err(io_err("pagemap"))?;
+    // Pages mapping the shared zero page read as zeros in a fresh mapping too: skip them.
+    let zero = if vma.kind == VmaKind::Anon && !vma.shared {
+        mem::zero_pfn()
+    } else {
+        None
+    };
     let mut out: Vec<(u64, usize)> = Vec::new();
     for (i, c) in raw.chunks_exact(8).enumerate() {
         let e = u64::from_le_bytes(c.try_into().unwrap());
         let want = if private_file {
             e & PRESENT != 0 && e & FILE_PAGE == 0 || e & SWAPPED != 0
         } else {
-            e & (PRESENT | SWAPPED) != 0
+            e & (PRESENT | SWAPPED) != 0 && (e & PRESENT == 0 || Some(e & PFN_MASK) != zero)
         };
         if !want {
             continue;

@@ -241,3 +241,59 @@ fn verify(bytes: &[u8], spans: &[(usize, u32, &[u8])]) -> Result<()> {
         r.and(r2)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::model::{MmInfo, ProcAttrs};
+
+    fn sample() -> Vec<u8> {
+        let img = ProcessImage {
+            pid: 42,
+            xcr0: 7,
+            mm: MmInfo::default(),
+            vmas: vec![],
+            threads: vec![],
+            files: vec![],
+            attrs: ProcAttrs::default(),
+        };
+        let mut w = ImageWriter::new(Vec::new()).unwrap();
+        w.meta(&img).unwrap();
+        w.pages(0x1000, &[7u8; 4096]).unwrap();
+        let crc = pages_crc(0x3000, &[9u8; 8192]);
+        w.pages_with_crc(0x3000, &[9u8; 8192], crc).unwrap();
+        w.file_data(0, b"content").unwrap();
+        w.finish().unwrap().0
+    }
+
+    #[test]
+    fn roundtrip() {
+        let bytes = sample();
+        let p = parse(&bytes).unwrap();
+        assert_eq!(p.meta.pid, 42);
+        assert_eq!(p.pages.len(), 2);
+        assert_eq!((p.pages[1].0, p.pages[1].1.len()), (0x3000, 8192));
+        assert_eq!(p.files, vec![&b"content"[..]]);
+    }
+
+    #[test]
+    fn every_single_byte_flip_is_detected() {
+        let bytes = sample();
+        for i in (0..bytes.len()).step_by(97) {
+            let mut b = bytes.clone();
+            b[i] ^= 1;
+            assert!(parse(&b).is_err(), "flip at {i} not detected");
+        }
+    }
+
+    #[test]
+    fn truncation_and_versions_are_refused() {
+        let bytes = sample();
+        for n in [0, 10, 16, 40, bytes.len() - 1] {
+            assert!(parse(&bytes[..n]).is_err(), "truncated to {n}");
+        }
+        let mut b = bytes.clone();
+        b[8] = 2;
+        assert!(matches!(parse(&b), Err(Error::BadImage(m)) if m.contains("version")));
+    }
+}

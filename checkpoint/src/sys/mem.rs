@@ -161,3 +161,38 @@ impl Drop for AnonBuf {
         unsafe { libc::munmap(self.ptr, self.len) };
     }
 }
+
+/// Page frame number of the kernel's shared zero page (what never-written anonymous memory
+/// that was only read maps to), if `/proc/self/pagemap` shows frame numbers (root only).
+pub fn zero_pfn() -> Option<u64> {
+    static PFN: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *PFN.get_or_init(|| {
+        use std::os::unix::fs::FileExt;
+        // SAFETY: a fresh read-only anonymous page; reading one byte maps the zero page; the
+        // mapping is unmapped before returning and no reference escapes.
+        let addr = unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                return None;
+            }
+            std::ptr::read_volatile(p as *const u8);
+            p
+        };
+        let mut e = [0u8; 8];
+        let r = File::open("/proc/self/pagemap")
+            .and_then(|f| f.read_exact_at(&mut e, addr as u64 / 4096 * 8));
+        // SAFETY: unmapping the page mapped above.
+        unsafe { libc::munmap(addr, 4096) };
+        r.ok()?;
+        let e = u64::from_le_bytes(e);
+        let pfn = e & ((1 << 55) - 1);
+        (e >> 63 == 1 && pfn != 0).then_some(pfn)
+    })
+}
