@@ -91,6 +91,7 @@ pub fn freeze(pid: i32) -> Result<Frozen> {
             }
         }
     }
+    tracing::debug!(pid, threads = f.threads.len(), "frozen");
     Ok(f)
 }
 

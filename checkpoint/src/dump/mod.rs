@@ -48,6 +48,13 @@ fn write_image<W: Write>(
     let (files, contents) = files::collect_files(pid)?;
     let mut img = collect::collect(frozen, vmas)?;
     img.files = files;
+    tracing::debug!(
+        pid,
+        vmas = img.vmas.len(),
+        threads = img.threads.len(),
+        files = img.files.len(),
+        "metadata collected"
+    );
     let mut w = ImageWriter::new(out).map_err(io_err(name))?;
     w.meta(&img).map_err(io_err(name))?;
     let mem = memory::write_memory(pid, &img.vmas, &mut w, bufs)?;

@@ -106,10 +106,18 @@ pub fn restore_from_bytes(image: &[u8], opts: &RestoreOptions) -> Result<Restore
     }
     let mut child = Child::create(free.then_some(m.pid), &m.vmas)?;
     let pid = child.pid;
+    tracing::debug!(pid, scratch = child.scratch, "placeholder ready");
     memory::build(&mut child, &m.vmas, &img.pages)?;
     memory::set_mm(&mut child, &m.mm)?;
+    tracing::debug!(
+        pid,
+        vmas = m.vmas.len(),
+        pages = img.pages.len(),
+        "memory restored"
+    );
     files::restore_files(&mut child, &m.files, &img.files, opts)?;
     task::restore_attrs(&mut child, &m.attrs)?;
+    tracing::debug!(pid, files = m.files.len(), "files and attributes restored");
     let tids = task::create_threads(&mut child, &m.threads, free)?;
     let mut tracees = Vec::new();
     for (th, &tid) in m.threads.iter().skip(1).zip(&tids) {
