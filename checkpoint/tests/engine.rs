@@ -106,7 +106,14 @@ fn unsupported_descriptors_are_refused_with_every_reason() {
     let report = check(p.pid).expect("check");
     assert!(!report.ok());
     let all = report.reasons.join("\n");
-    for word in ["socket", "pipe", "eventfd", "memfd", "POSIX timers", "child processes"] {
+    for word in [
+        "socket",
+        "pipe",
+        "eventfd",
+        "memfd",
+        "POSIX timers",
+        "child processes",
+    ] {
         assert!(all.contains(word), "no {word} reason in:\n{all}");
     }
     match checkpoint(p.pid, &dir.join("img"), &DumpOptions::default()) {

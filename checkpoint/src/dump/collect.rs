@@ -131,6 +131,8 @@ pub fn collect(f: &mut Frozen, vmas: Vec<Vma>) -> Result<ProcessImage> {
                 .trim_end()
                 .to_string(),
             altstack,
+            nice: sys::get_nice(th.tid).map_err(g)?,
+            affinity: sys::get_affinity(th.tid).map_err(g)?,
         });
     }
 

@@ -101,6 +101,10 @@ pub struct ThreadImage {
     pub comm: String,
     /// Alternate signal stack: (sp, flags, size).
     pub altstack: (u64, u32, u64),
+    /// Nice value.
+    pub nice: i32,
+    /// CPU affinity mask (raw `cpu_set_t` bytes).
+    pub affinity: Vec<u8>,
 }
 
 /// What an open descriptor refers to.

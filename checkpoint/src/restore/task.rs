@@ -191,6 +191,13 @@ pub fn set_creds(child: &Child, t: &mut Tracee, a: &ProcAttrs) -> Result<()> {
 /// Load the final registers, FPU state and signal mask of a thread and let it run.
 pub fn release_thread(pid: i32, tid: i32, th: &ThreadImage) -> Result<()> {
     let g = |e| gone(pid, e);
+    // Scheduling hints are best effort: another machine may have other CPUs.
+    if let Err(e) = sys::set_nice(tid, th.nice) {
+        tracing::warn!(tid, nice = th.nice, "cannot set nice value: {e}");
+    }
+    if let Err(e) = sys::set_affinity(tid, &th.affinity) {
+        tracing::warn!(tid, "cannot set CPU affinity: {e}");
+    }
     let unblocked_pending = th.pending.iter().any(|si| {
         let sig = u32::from_le_bytes(si[..4].try_into().unwrap());
         th.sigmask & (1u64 << (sig - 1)) == 0

@@ -170,3 +170,39 @@ pub fn fallocate(file: &std::fs::File, len: u64) -> io::Result<()> {
     // SAFETY: fallocate on a descriptor we own, integer arguments only.
     cvt(unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) } as i64).map(drop)
 }
+
+/// Nice value of a thread.
+pub fn get_nice(tid: i32) -> io::Result<i32> {
+    // SAFETY: raw getpriority with integer arguments; returns 20 - nice on success.
+    let r = cvt(unsafe { libc::syscall(libc::SYS_getpriority, libc::PRIO_PROCESS, tid) })?;
+    Ok(20 - r as i32)
+}
+
+/// Set the nice value of a thread.
+pub fn set_nice(tid: i32, nice: i32) -> io::Result<()> {
+    // SAFETY: setpriority with integer arguments only.
+    cvt(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) } as i64).map(drop)
+}
+
+/// CPU affinity mask of a thread (raw bytes).
+pub fn get_affinity(tid: i32) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 128];
+    // SAFETY: buf is valid for 128 bytes of writes; raw syscall returns the bytes filled.
+    let n = cvt(unsafe {
+        libc::syscall(
+            libc::SYS_sched_getaffinity,
+            tid,
+            buf.len(),
+            buf.as_mut_ptr(),
+        )
+    })?;
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// Set the CPU affinity mask of a thread.
+pub fn set_affinity(tid: i32, mask: &[u8]) -> io::Result<()> {
+    // SAFETY: mask is valid for mask.len() bytes of reads.
+    cvt(unsafe { libc::syscall(libc::SYS_sched_setaffinity, tid, mask.len(), mask.as_ptr()) })
+        .map(drop)
+}

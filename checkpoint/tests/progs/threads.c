@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <time.h>
 
 extern ptrdiff_t __rseq_offset;
@@ -33,6 +34,7 @@ static void *worker(void *arg) {
     tids[id] = gettid();
     sigset_t m; sigemptyset(&m); sigaddset(&m, SIGRTMIN + id); pthread_sigmask(SIG_BLOCK, &m, NULL);
     int rs = rseq_state();
+    if (id == 2) { setpriority(PRIO_PROCESS, 0, 5); cpu_set_t c; CPU_ZERO(&c); CPU_SET(0, &c); sched_setaffinity(0, sizeof c, &c); }
     pthread_barrier_wait(&bar);
     if (id == 1) {
         pthread_mutex_lock(&mu);
@@ -55,6 +57,10 @@ static void *worker(void *arg) {
     sigset_t now; pthread_sigmask(SIG_BLOCK, NULL, &now);
     if (!sigismember(&now, SIGRTMIN + id) || sigismember(&now, SIGRTMIN + (id % 4) + 1 + (id == 4 ? 0 : 0)) != (id == (id % 4) + 1)) {}
     if (!sigismember(&now, SIGRTMIN + id)) { printf("FAIL thread %d sigmask\n", id); err++; }
+    if (id == 2) {
+        cpu_set_t c; sched_getaffinity(0, sizeof c, &c);
+        if (getpriority(PRIO_PROCESS, 0) != 5 || CPU_COUNT(&c) != 1 || !CPU_ISSET(0, &c)) { printf("FAIL thread 2 nice/affinity\n"); err++; }
+    }
     if (rseq_state() != rs) { printf("FAIL thread %d rseq %d vs %d\n", id, rseq_state(), rs); err++; }
     errs[id] = err;
     return NULL;
