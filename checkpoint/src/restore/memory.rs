@@ -13,8 +13,7 @@ use std::collections::HashMap;
 
 const PR_SET_MM: u64 = 35;
 const PR_SET_MM_MAP: u64 = 14;
-const MADV_POPULATE_WRITE: u64 = 23;
-const POPULATE_MIN: u64 = 1 << 20;
+const PARALLEL_MIN: usize = 64 << 20;
 
 /// Create every mapping of `vmas` (except the vDSO, already there) and fill in `pages`.
 pub fn build(child: &mut Child, vmas: &[Vma], pages: &[(u64, &[u8])]) -> Result<()> {
@@ -81,26 +80,7 @@ pub fn build(child: &mut Child, vmas: &[Vma], pages: &[(u64, &[u8])]) -> Result<
     for (_, fd) in fds {
         child.main.call("close", nr::CLOSE, &[fd as u64])?;
     }
-    // Fault large runs in with one call each: much cheaper than one fault per page while
-    // writing.
-    let mut run: Option<(u64, u64)> = None;
-    for &(addr, data) in pages.iter().chain(std::iter::once(&(u64::MAX, &[][..]))) {
-        match run {
-            Some((s, e)) if e == addr => run = Some((s, addr + data.len() as u64)),
-            _ => {
-                if let Some((s, e)) = run.filter(|(s, e)| e - s >= POPULATE_MIN) {
-                    child
-                        .main
-                        .raw(nr::MADVISE, &[s, e - s, MADV_POPULATE_WRITE])?;
-                }
-                run = Some((addr, addr.wrapping_add(data.len() as u64)));
-            }
-        }
-    }
-    for &(addr, data) in pages {
-        mem::write_remote(child.pid, addr, data)
-            .sys(|| format!("write {} bytes at {addr:#x}", data.len()))?;
-    }
+    write_pages(child.pid, pages)?;
     for (v, mapped) in vmas.iter().zip(mapped_prot) {
         if mapped != v.prot {
             child.main.call(
@@ -111,6 +91,40 @@ pub fn build(child: &mut Child, vmas: &[Vma], pages: &[(u64, &[u8])]) -> Result<
         }
     }
     Ok(())
+}
+
+/// Copy the saved pages into the child, on two threads for large images (the copy and the
+/// child's page allocation are the bulk of a large restore).
+fn write_pages(pid: i32, pages: &[(u64, &[u8])]) -> Result<()> {
+    let write = |part: &[(u64, &[u8])]| -> Result<()> {
+        for &(addr, data) in part {
+            mem::write_remote(pid, addr, data)
+                .sys(|| format!("write {} bytes at {addr:#x}", data.len()))?;
+        }
+        Ok(())
+    };
+    let total: usize = pages.iter().map(|p| p.1.len()).sum();
+    if total < PARALLEL_MIN {
+        return write(pages);
+    }
+    let mut acc = 0;
+    let mid = pages
+        .iter()
+        .position(|p| {
+            acc += p.1.len();
+            acc >= total / 2
+        })
+        .unwrap_or(0);
+    let (a, b) = pages.split_at(mid);
+    std::thread::scope(|sc| {
+        let other = sc.spawn(|| write(b));
+        let r = write(a);
+        r.and(
+            other
+                .join()
+                .unwrap_or_else(|_| Err(Error::Restore("writer panicked".into()))),
+        )
+    })
 }
 
 /// Set code/data/brk/stack/arg/env bounds, auxv and `/proc/PID/exe` in one `PR_SET_MM_MAP`.

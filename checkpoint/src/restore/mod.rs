@@ -68,10 +68,10 @@ fn validate(img: &ParsedImage<'_>) -> Result<()> {
 }
 
 /// Is `pid` free? A zombie holding it (the checkpointed original, not yet reaped by its
-/// parent) gets up to a second to go away.
+/// parent) gets up to a quarter of a second to go away.
 fn pid_free_soon(pid: i32) -> bool {
     let path = format!("/proc/{pid}");
-    for _ in 0..100 {
+    for _ in 0..25 {
         let zombie = match std::fs::read_to_string(format!("{path}/stat")) {
             Err(_) => return true,
             Ok(s) => s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')),

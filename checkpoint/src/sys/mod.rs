@@ -18,7 +18,6 @@ pub mod nr {
     pub const MPROTECT: u64 = 10;
     pub const MUNMAP: u64 = 11;
     pub const BRK: u64 = 12;
-    pub const MADVISE: u64 = 28;
     pub const RT_SIGACTION: u64 = 13;
     pub const NANOSLEEP: u64 = 35;
     pub const GETITIMER: u64 = 36;
