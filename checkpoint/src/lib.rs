@@ -33,6 +33,42 @@
 //! anon-inode descriptors, memfd, file locks, System V shm, mappings of deleted files, POSIX
 //! timers, seccomp, child processes, foreign namespaces, foreign tracers, stopped processes.
 //!
+//! # How it works
+//!
+//! **Checkpoint.** Every thread is stopped with `PTRACE_SEIZE` + `PTRACE_INTERRUPT` (all
+//! signals blocked while we hold it). State that `/proc` and ptrace expose is read directly
+//! (maps, pagemap, fdinfo, status, limits, registers, XSAVE area, rseq configuration, robust
+//! list, pending signals); the rest (signal dispositions, interval timers, brk, clear-child-tid,
+//! alternate signal stacks) comes from system calls injected into the process: its registers
+//! are pointed at a `syscall` instruction in its vDSO with `orig_rax = -1` and stepped with
+//! `PTRACE_SYSCALL`; results go to a scratch page mapped by an injected `mmap`. Memory is read
+//! with `process_vm_readv` by a second thread that also checksums, while the first writes. The
+//! image file is allocated before the freeze. The process is then killed, or (leave-running)
+//! its registers and mask are put back — with the kernel's syscall-restart rules applied — and
+//! it is detached.
+//!
+//! **Restore.** After the image is validated, a placeholder is forked (`clone3` with `set_tid`
+//! for the saved PID), seized, and made to unregister its rseq area, map a scratch area with a
+//! `syscall` instruction, and unmap everything else; then, by injected calls: vDSO/vvar at the
+//! saved address (`ARCH_MAP_VDSO_64`), every mapping, page contents (`process_vm_writev`),
+//! protections, `PR_SET_MM_MAP` (code/data/brk/stack/arg/env bounds, auxv, exe), descriptors,
+//! cwd, umask, personality, dispositions, timers, `setsid`, rlimits; threads by injected
+//! `clone3` (same TIDs), each given its clear-child-tid, robust list, rseq, alternate stack,
+//! name; pending signals are queued again; credentials are set per thread last; the scratch
+//! area is unmapped; finally each thread gets its registers (restart rules applied), XSAVE
+//! state, signal mask, nice value and affinity, and is detached.
+//!
+//! # Limits
+//!
+//! - One process at a time (no process trees), same kernel vDSO layout (same machine or same
+//!   kernel build), a CPU with at least the saved XSAVE features, root on both sides.
+//! - Files are reopened by path: they must exist (with the same content for file mappings) at
+//!   restore. Deleted-while-open files come back as unnamed temporary files with their content.
+//! - New mappings in the restored process are placed relative to the restorer's mmap base (the
+//!   kernel does not let us set it), so later `mmap` addresses differ from an uninterrupted run.
+//! - Named anonymous mappings (`[anon:…]`) lose their name; transparent huge pages and
+//!   `madvise` flags are not carried over.
+//!
 //! # Image format
 //!
 //! A directory holding one stream file, `image.zckpt`; its bytes can equally be sent over a
