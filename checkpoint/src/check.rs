@@ -68,6 +68,13 @@ pub fn check(pid: i32) -> Result<CheckReport> {
             reasons.push(format!("runs in another {ns} namespace"));
         }
     }
+    for (what, rel) in [("working directory", "cwd"), ("executable", "exe")] {
+        if let Ok(l) = proc::link(pid, rel)
+            && l.ends_with(" (deleted)")
+        {
+            reasons.push(format!("{what} {l} was deleted"));
+        }
+    }
     let kids = proc::children(pid);
     if !kids.is_empty() {
         let list: Vec<String> = kids.iter().map(i32::to_string).collect();
