@@ -16,6 +16,9 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// Largest image preallocated before the freeze when the process is ended afterwards.
+const PREALLOCATE_MAX: u64 = 256 << 20;
+
 /// Options of [`checkpoint`](crate::checkpoint).
 #[derive(Debug, Clone, Default)]
 pub struct DumpOptions {
@@ -104,9 +107,10 @@ pub fn checkpoint(pid: i32, out_dir: &Path, opts: &DumpOptions) -> Result<DumpSt
     let part = out_dir.join(format!("{IMAGE_FILE}.part"));
     let file = File::create(&part).map_err(io_err(&part))?;
     // Allocate the image's storage before freezing: on tmpfs, allocating pages is a large part
-    // of writing them, and this way it is not time the process spends stopped.
+    // of writing them, and this way it is not time the process spends stopped. It costs a
+    // little more in total, so a large process that is ended anyway skips it.
     let estimate = resident_memory(pid);
-    if estimate > 0 {
+    if estimate > 0 && (opts.leave_running || estimate <= PREALLOCATE_MAX) {
         let _ = crate::sys::fallocate(&file, estimate + (1 << 20));
     }
     let bufs = memory::Buffers::new(estimate);
