@@ -66,8 +66,7 @@
 //!   restore. Deleted-while-open files come back as unnamed temporary files with their content.
 //! - New mappings in the restored process are placed relative to the restorer's mmap base (the
 //!   kernel does not let us set it), so later `mmap` addresses differ from an uninterrupted run.
-//! - Named anonymous mappings (`[anon:…]`) lose their name; transparent huge pages and
-//!   `madvise` flags are not carried over.
+//! - Transparent huge pages and `madvise` flags are not carried over.
 //!
 //! # Image format
 //!

@@ -22,6 +22,12 @@ pub fn classify(m: &MapLine) -> VmaClass {
         prot: m.prot(),
         shared: m.shared(),
         growsdown: m.path == "[stack]",
+        name: m
+            .path
+            .strip_prefix("[anon:")
+            .or_else(|| m.path.strip_prefix("[anon_shmem:"))
+            .and_then(|n| n.strip_suffix(']'))
+            .map(str::to_string),
         kind,
     };
     let range = format!("{:x}-{:x}", m.start, m.end);
@@ -30,7 +36,7 @@ pub fn classify(m: &MapLine) -> VmaClass {
         "[vdso]" => return VmaClass::Keep(vma(VmaKind::Vdso)),
         "[vvar]" | "[vvar_vclock]" => return VmaClass::Keep(vma(VmaKind::Vvar)),
         "" | "[heap]" | "[stack]" if m.inode == 0 => return VmaClass::Keep(vma(VmaKind::Anon)),
-        p if p.starts_with("[anon:") && m.inode == 0 => {
+        p if (p.starts_with("[anon:") || p.starts_with("[anon_shmem:")) && m.inode == 0 => {
             return VmaClass::Keep(vma(VmaKind::Anon));
         }
         "/dev/zero (deleted)" if m.shared() => return VmaClass::Keep(vma(VmaKind::Anon)),

@@ -74,6 +74,8 @@ pub struct Vma {
     pub shared: bool,
     /// Grows down (the main `[stack]`).
     pub growsdown: bool,
+    /// Name given with `PR_SET_VMA_ANON_NAME` (`[anon:NAME]`).
+    pub name: Option<String>,
     /// Backing.
     pub kind: VmaKind,
 }

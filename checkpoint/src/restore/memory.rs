@@ -13,6 +13,8 @@ use std::collections::HashMap;
 
 const PR_SET_MM: u64 = 35;
 const PR_SET_MM_MAP: u64 = 14;
+const PR_SET_VMA: u64 = 0x5356_4d41;
+const PR_SET_VMA_ANON_NAME: u64 = 0;
 const PARALLEL_MIN: usize = 64 << 20;
 
 /// Create every mapping of `vmas` (except the vDSO, already there) and fill in `pages`.
@@ -76,6 +78,17 @@ pub fn build(child: &mut Child, vmas: &[Vma], pages: &[(u64, &[u8])]) -> Result<
             ],
         )?;
         mapped_prot.push(prot);
+        if let Some(name) = &v.name {
+            // Best effort: kernels without CONFIG_ANON_VMA_NAME refuse it (EINVAL).
+            let p = child.put_str(0, name)?;
+            let r = child.main.raw(
+                nr::PRCTL,
+                &[PR_SET_VMA, PR_SET_VMA_ANON_NAME, v.start, len, p],
+            )?;
+            if r < 0 {
+                tracing::warn!(start = v.start, name, "cannot name the mapping ({r})");
+            }
+        }
     }
     for (_, fd) in fds {
         child.main.call("close", nr::CLOSE, &[fd as u64])?;

@@ -125,6 +125,9 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < SHM_SZ; i++) shm[i] = (unsigned char)(i ^ 0x5a);
     unsigned char *guard = mmap(0, 3 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     memset(guard, 0x11, 3 * PG); mprotect(guard + PG, PG, PROT_NONE); mprotect(guard + 2 * PG, PG, PROT_READ);
+    unsigned char *named = mmap(0, 2 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    named[0] = 1;
+    prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, named, 2 * PG, "zckpt-named");
     int mf = open("mapped.bin", O_RDWR | O_CREAT | O_TRUNC, 0666);
     for (int i = 0; i < 4 * PG; i++) { unsigned char c = (unsigned char)(i * 3); write(mf, &c, 1); }
     unsigned char *priv = mmap(0, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE, mf, 0);
