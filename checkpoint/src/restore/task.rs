@@ -207,7 +207,12 @@ pub fn release_thread(pid: i32, tid: i32, th: &ThreadImage) -> Result<()> {
     } else {
         resume_regs(&th.regs, false)
     };
-    ptrace::set_xstate(tid, &th.xstate).map_err(g)?;
+    // The kernel wants a buffer of exactly its own XSAVE size; another CPU may have a larger
+    // one (more features; the image's header says which are in use), so pad with zeros.
+    let mut xs = th.xstate.clone();
+    let here = ptrace::get_xstate(tid).map_err(g)?.len();
+    xs.resize(here, 0);
+    ptrace::set_xstate(tid, &xs).map_err(g)?;
     ptrace::set_regs(tid, &regs).map_err(g)?;
     ptrace::set_sigmask(tid, th.sigmask).map_err(g)?;
     ptrace::detach(tid, 0).map_err(g)
