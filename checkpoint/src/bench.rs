@@ -1,5 +1,7 @@
 //! Checkpoint/restore figures: a process with 1 GiB and one with 4 MiB of dirty anonymous
 //! memory, checkpointed to tmpfs and restored, five times each; medians are reported.
+//! "frozen" is for a checkpoint that ends the process (until SIGKILL); "frozen (leave-running)"
+//! is how long a checkpoint that lets the process go on stops it.
 
 use crate::error::{Error, Result, SysContext, io_err};
 use crate::{DumpOptions, RestoreOptions, checkpoint, restore};
@@ -12,6 +14,7 @@ const RUNS: usize = 5;
 struct Sample {
     ckpt: Duration,
     frozen: Duration,
+    frozen_live: Duration,
     restore: Duration,
     image: u64,
     memory: u64,
@@ -39,8 +42,17 @@ fn one(bytes: usize, dir: &PathBuf) -> Result<Sample> {
     let pid = crate::sys::spawn::spawn_dirty(bytes).sys(|| "start workload".into())?;
     let _ = std::fs::remove_dir_all(dir);
     let memory = crate::dump::resident_memory(pid);
+    let live = checkpoint(
+        pid,
+        dir,
+        &DumpOptions {
+            leave_running: true,
+        },
+    );
+    let live_frozen = live.as_ref().map(|s| s.frozen).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(dir);
     reset_peak();
-    let d = match checkpoint(pid, dir, &DumpOptions::default()) {
+    let d = match live.and_then(|_| checkpoint(pid, dir, &DumpOptions::default())) {
         Ok(d) => d,
         Err(e) => {
             let _ = crate::sys::kill(pid, libc::SIGKILL);
@@ -66,6 +78,7 @@ fn one(bytes: usize, dir: &PathBuf) -> Result<Sample> {
     Ok(Sample {
         ckpt: d.total,
         frozen: d.frozen,
+        frozen_live: live_frozen,
         restore: r.elapsed,
         image: d.bytes_written,
         memory,
@@ -99,9 +112,9 @@ pub fn run(report: &mut dyn std::io::Write) -> Result<()> {
     )?;
     w(
         report,
-        "| process | checkpoint | frozen | restore | image size | image / memory | peak RSS checkpoint | peak RSS restore |".into(),
+        "| process | checkpoint | frozen | frozen (leave-running) | restore | image size | image / memory | peak RSS checkpoint | peak RSS restore |".into(),
     )?;
-    w(report, "|---|---|---|---|---|---|---|---|".into())?;
+    w(report, "|---|---|---|---|---|---|---|---|---|".into())?;
     for (label, bytes) in [("1 GiB dirty", 1usize << 30), ("4 MiB dirty", 4 << 20)] {
         let mut s = Vec::new();
         for _ in 0..RUNS {
@@ -112,10 +125,11 @@ pub fn run(report: &mut dyn std::io::Write) -> Result<()> {
         w(
             report,
             format!(
-                "| {label} ({:.1} MiB resident) | {} | {} | {} | {:.1} MiB | {:.4} | {} MiB | {} MiB |",
+                "| {label} ({:.1} MiB resident) | {} | {} | {} | {} | {:.1} MiB | {:.4} | {} MiB | {} MiB |",
                 memory as f64 / (1 << 20) as f64,
                 ms(median(s.iter().map(|x| x.ckpt).collect())),
                 ms(median(s.iter().map(|x| x.frozen).collect())),
+                ms(median(s.iter().map(|x| x.frozen_live).collect())),
                 ms(median(s.iter().map(|x| x.restore).collect())),
                 image as f64 / (1 << 20) as f64,
                 image as f64 / memory.max(1) as f64,
