@@ -163,7 +163,6 @@ int main(int argc, char **argv) {
         gid_t g[2] = {100, 65534}; setgroups(2, g);
         setresgid(65534, 65534, 65534); setresuid(65534, 65534, 65534);
     }
-    struct rseq_probe { int x; };
     void *rseq_area = (char *)__builtin_thread_pointer() + __rseq_offset;
     long rs = syscall(SYS_rseq, rseq_area, __rseq_size < 32 ? 32 : __rseq_size, 0, 0x53053053);
     int rseq_errno_before = rs < 0 ? errno : 0;
