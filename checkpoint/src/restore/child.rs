@@ -32,8 +32,12 @@ pub struct Child {
 impl Child {
     /// Create the placeholder (PID `want` if given), seize it and wipe its address space.
     pub fn create(want: Option<i32>, layout: &[Vma]) -> Result<Child> {
-        let pid =
-            spawn::spawn_placeholder(want).sys(|| format!("create process (PID {want:?})"))?;
+        let pid = match spawn::spawn_placeholder(want) {
+            // Taken since we looked: fall back to any PID.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => spawn::spawn_placeholder(None),
+            r => r,
+        }
+        .sys(|| format!("create process (PID {want:?})"))?;
         let mut child = Child {
             pid,
             main: Tracee {

@@ -87,11 +87,18 @@ pub fn create_threads(
             0
         };
         let args = child.put(0, &spawn::thread_clone_args(set_tid))?;
-        let tid = child.main.call(
-            "clone3 thread",
-            nr::CLONE3,
-            &[args, spawn::CLONE_ARGS_SIZE as u64],
-        )? as i32;
+        let size = spawn::CLONE_ARGS_SIZE as u64;
+        let mut r = child.main.raw(nr::CLONE3, &[args, size])?;
+        if r == -(libc::EEXIST as i64) && set_tid != 0 {
+            // The TID was taken since we looked: any TID will do.
+            let args = child.put(0, &spawn::thread_clone_args(0))?;
+            r = child.main.raw(nr::CLONE3, &[args, size])?;
+        }
+        if r < 0 {
+            let e = std::io::Error::from_raw_os_error(-r as i32);
+            return Err(Error::Restore(format!("clone3 for thread {}: {e}", th.tid)));
+        }
+        let tid = r as i32;
         loop {
             match ptrace::wait(tid).sys(|| format!("waitpid {tid}"))? {
                 Stop::Event(EVENT_STOP, _) | Stop::Signal(libc::SIGSTOP) => break,
