@@ -344,3 +344,33 @@ fn zero_pages_are_not_saved() {
     assert_eq!(wait_exit(r.pid, 10), 0);
     assert!(fs::read_to_string(&out).unwrap().contains("PASS"));
 }
+
+#[test]
+fn multithreaded_copy_restores_under_new_pids_beside_the_original() {
+    use std::io::Write;
+    let dir = TempDir::new("threads-copy");
+    let mut p = Running::start(&[&prog("threads"), "--any-tid"]);
+    p.wait_line("READY");
+    let img = dir.join("img");
+    checkpoint(
+        p.pid,
+        &img,
+        &DumpOptions {
+            leave_running: true,
+        },
+    )
+    .expect("checkpoint");
+    let out = dir.join("out.txt");
+    let opts = RestoreOptions {
+        stdin: Some(go_file(&dir)),
+        stdout: Some(out.clone()),
+        stderr: None,
+    };
+    let r = restore(&img, &opts).expect("restore");
+    p.track(r.pid);
+    assert_ne!(r.pid, p.pid, "the original still holds its PID");
+    assert_eq!(wait_exit(r.pid, 20), 0);
+    assert!(fs::read_to_string(&out).unwrap().contains("PASS"));
+    p.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    assert_eq!(p.wait_line("PASS"), "PASS", "the original is unharmed");
+}
