@@ -61,7 +61,7 @@ fn one(bytes: usize, dir: &PathBuf) -> Result<Sample> {
         }
     };
     let peak_ckpt = peak_kib();
-    // Already reaped when the checkpoint's kill was reported to us as tracer and parent.
+    // The checkpoint ended it; as its parent we reap it.
     let _ = crate::wait_child(pid, Duration::from_secs(10));
     reset_peak();
     let r = restore(dir, &RestoreOptions::default())?;

@@ -174,8 +174,16 @@ impl Frozen {
     pub fn kill(&mut self) {
         self.done = true;
         let _ = sys::kill(self.pid, libc::SIGKILL);
+        // If we are also its parent, leave the leader's exit status for us to collect.
+        let ours = proc::stat_fields(self.pid)
+            .map(|f| proc::stat_field(&f, 4) == u64::from(std::process::id()))
+            .unwrap_or(false);
         // Non-leader threads first: the leader's exit is reported only after theirs.
         for th in self.threads.iter().rev() {
+            if ours && th.tid == self.pid {
+                let _ = ptrace::wait_exited_nowait(self.pid);
+                continue;
+            }
             while let Ok(s) = ptrace::wait(th.tid) {
                 if s == Stop::Exited {
                     break;

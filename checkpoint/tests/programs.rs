@@ -168,3 +168,31 @@ fn checksum_over_1gib_matches_uninterrupted_run() {
         .to_string();
     assert_eq!(fs::read_to_string(out).unwrap().trim(), sum);
 }
+
+#[test]
+fn restored_process_can_be_checkpointed_again() {
+    let dir = TempDir::new("again");
+    let mut p = Running::start(&["sleep", "1000"]);
+    assert!(wait_until(5, || fs::read_to_string(format!(
+        "/proc/{}/syscall",
+        p.pid
+    ))
+    .is_ok_and(|s| s.starts_with("230 "))));
+    checkpoint(p.pid, &dir.join("img1"), &DumpOptions::default()).expect("checkpoint 1");
+    p.reap();
+    let (o, _) = opts(&dir, false);
+    let r1 = restore(&dir.join("img1"), &o).expect("restore 1");
+    p.track(r1.pid);
+    checkpoint(r1.pid, &dir.join("img2"), &DumpOptions::default()).expect("checkpoint 2");
+    wait_exit(r1.pid, 5);
+    let r2 = restore(&dir.join("img2"), &o).expect("restore 2");
+    p.track(r2.pid);
+    assert_eq!(r2.pid, p.pid);
+    std::thread::sleep(Duration::from_millis(200));
+    let syscall = fs::read_to_string(format!("/proc/{}/syscall", r2.pid)).unwrap();
+    assert!(syscall.starts_with("230 "), "not sleeping: {syscall}");
+    assert_eq!(
+        fs::read(format!("/proc/{}/cmdline", r2.pid)).unwrap(),
+        b"sleep\x001000\x00"
+    );
+}

@@ -228,3 +228,28 @@ pub fn reap(pid: i32) -> io::Result<i32> {
     cvt(unsafe { libc::waitpid(pid, &mut status, 0) } as i64)?;
     Ok(status)
 }
+
+/// Wait until process `pid` (our own child) has exited, without reaping it, so its parent —
+/// us — still collects its status as usual.
+pub fn wait_exited_nowait(pid: i32) -> io::Result<()> {
+    loop {
+        // SAFETY: siginfo_t is plain data; zeroed is a valid value for the out parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: info is a valid out pointer for waitid.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT | libc::__WALL,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
