@@ -201,13 +201,26 @@ fn garbage_on_the_port_ends_only_that_connection() {
         ("a replayed handshake message", Box::new(|t| Box::pin(replay_handshake(t)))),
         ("garbage after a completed handshake", Box::new(|t| Box::pin(garbage_after_handshake(t)))),
     ];
+    // The zombie's end of a session races with its own start-up (the
+    // garbage arrives right behind the handshake): try that case a few
+    // more times so a race shows up reliably.
+    let mut cases = cases;
+    for i in 2..=5 {
+        let what: &'static str = Box::leak(format!("garbage after a completed handshake (try {i})").into_boxed_str());
+        cases.push((what, Box::new(|t| Box::pin(garbage_after_handshake(t)))));
+    }
 
     let mut failures = Vec::new();
     for (what, case) in cases {
         let rtts_before = live.count_log("rtt=");
         let (local, end) = on(p.m, move || case(target));
         match end {
-            None => failures.push(format!("{what}: the zombie kept the connection open past {END:?}")),
+            None => {
+                failures.push(format!("{what}: the zombie kept the connection open past {END:?}"));
+                if what.contains("(try") {
+                    break; // one repeat failing is enough; spare the others' deadlines
+                }
+            }
             Some(how) => eprintln!("{what}: zombie ended the connection from {local}: {how}"),
         }
         // The zombie says which connection it dropped.
@@ -225,8 +238,11 @@ fn garbage_on_the_port_ends_only_that_connection() {
             failures.push(format!("{what}: the live session stalled:\n{}", live.log()));
         }
     }
+    let out = p.m.run(&["ping", "sturdy", "--count", "2", "--interval", "0.1"]);
+    if !(out.status.success() && text(&out).matches("rtt=").count() == 2) {
+        failures.push(format!("the paired master's ping failed afterwards:\n{}", text(&out)));
+    }
     assert!(failures.is_empty(), "failures:\n{}\n--- zombie log ---\n{}", failures.join("\n"), p.zombie.proc.log());
-    assert_ping_works(&p, "all the garbage");
 }
 
 #[test]
