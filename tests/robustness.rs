@@ -137,15 +137,70 @@ async fn replay_handshake(target: SocketAddr) -> (SocketAddr, Option<String>) {
     (local, ended(&mut s).await)
 }
 
-/// A handshake that completes, followed by a transport frame of garbage.
+/// A stream that holds back (TCP_CORK) everything from its third write on,
+/// so that the handshake's last message and what follows leave together.
+struct Corking {
+    inner: TcpStream,
+    writes: usize,
+}
+
+fn set_cork(stream: &TcpStream, on: bool) {
+    use std::os::fd::AsRawFd;
+    let v: libc::c_int = on.into();
+    // SAFETY: setsockopt(2) on a socket we own, with a pointer to a live
+    // c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_CORK: {}", std::io::Error::last_os_error());
+}
+
+impl AsyncRead for Corking {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Corking {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.writes == 2 {
+            // Writes 1 and 2 are message 1's length and body; hold message 3.
+            set_cork(&this.inner, true);
+        }
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(_)) = r {
+            this.writes += 1;
+        }
+        r
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// A handshake that completes, with a transport frame of garbage right
+/// behind its last message (in the same TCP segment).
 async fn garbage_after_handshake(target: SocketAddr) -> (SocketAddr, Option<String>) {
     let identity = Identity::generate().unwrap();
-    let mut s = TcpStream::connect(target).await.unwrap();
-    let local = s.local_addr().unwrap();
+    let mut s = Corking { inner: TcpStream::connect(target).await.unwrap(), writes: 0 };
+    let local = s.inner.local_addr().unwrap();
     zos_netproto::noise::initiate(&mut s, &identity).await.expect("a real handshake with the zombie");
+    let mut s = s.inner;
     let mut frame = vec![0x01, 0x00];
     frame.extend(random_bytes(256));
-    if let Err(e) = s.write_all(&frame).await {
+    let wrote = s.write_all(&frame).await;
+    set_cork(&s, false);
+    if let Err(e) = wrote {
         return (local, Some(format!("closed while we wrote ({e})")));
     }
     (local, ended(&mut s).await)
@@ -205,7 +260,7 @@ fn garbage_on_the_port_ends_only_that_connection() {
     // garbage arrives right behind the handshake): try that case a few
     // more times so a race shows up reliably.
     let mut cases = cases;
-    for i in 2..=5 {
+    for i in 2..=10 {
         let what: &'static str = Box::leak(format!("garbage after a completed handshake (try {i})").into_boxed_str());
         cases.push((what, Box::new(|t| Box::pin(garbage_after_handshake(t)))));
     }
