@@ -53,9 +53,16 @@ fn harness_lan_carries_unicast_and_multicast_between_namespaces() {
     // Unicast TCP from m to z1.
     let server = z1.spawn_program("python3", &["-c", TCP_SERVE], &[]);
     server.wait_log("ready", secs(20));
-    let connect = format!("import socket; socket.create_connection(('{}', 7007), timeout=5).close()", z1.addr);
+    let connect = format!(
+        "import socket; socket.create_connection(('{}', 7007), timeout=5).close()",
+        z1.addr
+    );
     let out = m.exec("python3", &["-c", &connect]);
-    assert!(out.status.success(), "m could not reach z1: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "m could not reach z1: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     server.wait_log(&format!("accepted {}", m.addr), secs(10));
 
     // Multicast from m reaches both z1 and z2.
@@ -65,10 +72,19 @@ fn harness_lan_carries_unicast_and_multicast_between_namespaces() {
     r2.wait_log("ready", secs(20));
     let both = until(secs(10), || {
         let out = m.exec("python3", &["-c", MCAST_SEND]);
-        assert!(out.status.success(), "multicast send: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "multicast send: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         (r1.count_log("got hello-lan") > 0 && r2.count_log("got hello-lan") > 0).then_some(())
     });
-    assert!(both.is_some(), "multicast did not cross the bridge:\nz1: {}\nz2: {}", r1.log(), r2.log());
+    assert!(
+        both.is_some(),
+        "multicast did not cross the bridge:\nz1: {}\nz2: {}",
+        r1.log(),
+        r2.log()
+    );
     assert!(r1.log().contains(&format!("from {}", m.addr)));
 }
 
@@ -78,12 +94,26 @@ fn harness_link_down_cuts_a_host_off_and_link_up_plugs_it_back() {
     let (m, z1) = (lan.host("m"), lan.host("z1"));
     let server = z1.spawn_program("python3", &["-c", TCP_SERVE_LOOP], &[]);
     server.wait_log("ready", secs(20));
-    let connect = format!("import socket; socket.create_connection(('{}', 7007), timeout=2).close()", z1.addr);
-    assert!(m.exec("python3", &["-c", &connect]).status.success(), "no connection before the cut");
+    let connect = format!(
+        "import socket; socket.create_connection(('{}', 7007), timeout=2).close()",
+        z1.addr
+    );
+    assert!(
+        m.exec("python3", &["-c", &connect]).status.success(),
+        "no connection before the cut"
+    );
     z1.link_down();
-    assert!(!m.exec("python3", &["-c", &connect]).status.success(), "z1 still reachable with its cable pulled");
+    assert!(
+        !m.exec("python3", &["-c", &connect]).status.success(),
+        "z1 still reachable with its cable pulled"
+    );
     z1.link_up();
-    let back = until(secs(10), || m.exec("python3", &["-c", &connect]).status.success().then_some(()));
+    let back = until(secs(10), || {
+        m.exec("python3", &["-c", &connect])
+            .status
+            .success()
+            .then_some(())
+    });
     assert!(back.is_some(), "z1 unreachable after plugging it back in");
 }
 
@@ -93,12 +123,21 @@ fn harness_configures_nothing_in_the_root_namespace() {
     let root = lan::ip_quiet(&["-4", "addr"]);
     let subnet = lan.host("m").addr.to_string();
     let prefix = subnet.rsplit_once('.').unwrap().0;
-    assert!(!root.contains(prefix), "root namespace has a test address:\n{root}");
+    assert!(
+        !root.contains(prefix),
+        "root namespace has a test address:\n{root}"
+    );
     let links = lan::ip_quiet(&["link"]);
-    assert!(!links.contains("v-m") && !links.contains("br0"), "root namespace has test links:\n{links}");
+    assert!(
+        !links.contains("v-m") && !links.contains("br0"),
+        "root namespace has test links:\n{links}"
+    );
     // The bridge forwards multicast to every port (no IGMP snooping).
     let br = lan::ip_quiet(&["-n", &lan.bridge_ns, "-d", "link", "show", "br0"]);
-    assert!(br.contains("mcast_snooping 0"), "bridge has snooping on:\n{br}");
+    assert!(
+        br.contains("mcast_snooping 0"),
+        "bridge has snooping on:\n{br}"
+    );
 }
 
 #[test]
@@ -110,7 +149,11 @@ fn harness_removes_everything_even_when_a_test_panics() {
         let lan = Lan::new(&["m", "z1"]);
         names.extend(lan.hosts.iter().map(|h| h.ns.clone()));
         names.push(lan.bridge_ns.clone());
-        dirs.extend(lan.hosts.iter().map(|h| h.home.parent().unwrap().to_path_buf()));
+        dirs.extend(
+            lan.hosts
+                .iter()
+                .map(|h| h.home.parent().unwrap().to_path_buf()),
+        );
         let sleeper = lan.host("z1").spawn_program("sleep", &["1000"], &[]);
         pid = sleeper.pid();
         // A process the test forgot about: the LAN's cleanup must kill it.
@@ -147,8 +190,15 @@ fn harness_removes_namespaces_of_dead_runs() {
     let left = lan::namespaces();
     lan::destroy_namespace(&live);
     assert!(!left.contains(&stale), "stale namespace {stale} survived");
-    assert!(left.contains(&live), "a live run's namespace {live} was removed");
-    assert_eq!(lan::owner_pid("zos-m"), None, "only harness-shaped names are touched");
+    assert!(
+        left.contains(&live),
+        "a live run's namespace {live} was removed"
+    );
+    assert_eq!(
+        lan::owner_pid("zos-m"),
+        None,
+        "only harness-shaped names are touched"
+    );
     assert_eq!(lan::owner_pid("zos-12x3-z1"), Some(12));
 }
 
@@ -160,11 +210,21 @@ fn harness_xvfb_runs_inside_a_host_and_goes_away() {
     {
         let x = m.xvfb();
         number = x.display.trim_start_matches(':').to_string();
-        let out = m.exec_env("xdotool", &["getdisplaygeometry"], &[("DISPLAY", &x.display)]);
-        assert!(out.status.success(), "xdotool: {}", String::from_utf8_lossy(&out.stderr));
+        let out = m.exec_env(
+            "xdotool",
+            &["getdisplaygeometry"],
+            &[("DISPLAY", &x.display)],
+        );
+        assert!(
+            out.status.success(),
+            "xdotool: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1280 800");
     }
-    let gone = until(secs(5), || (!std::path::Path::new(&format!("/tmp/.X{number}-lock")).exists()).then_some(()));
+    let gone = until(secs(5), || {
+        (!std::path::Path::new(&format!("/tmp/.X{number}-lock")).exists()).then_some(())
+    });
     assert!(gone.is_some(), "Xvfb :{number} lock file left behind");
 }
 
@@ -173,7 +233,12 @@ fn harness_avahi_observer_sees_a_service_published_on_another_host() {
     let lan = Lan::new(&["a", "z1"]);
     let (a, z1) = (lan.host("a"), lan.host("z1"));
     let publisher = Avahi::start_with(z1, true);
-    let _service = publisher.publish("harness probe", "_zosprobe._tcp", 4242, &["k=v", "fp=ab-cd"]);
+    let _service = publisher.publish(
+        "harness probe",
+        "_zosprobe._tcp",
+        4242,
+        &["k=v", "fp=ab-cd"],
+    );
     let observer = Avahi::start(a);
     let seen = observer
         .wait_for("_zosprobe._tcp", "harness probe", secs(20))
@@ -197,18 +262,38 @@ fn harness_screenshot_finds_a_colour_drawn_on_the_display() {
     let m = lan.host("m");
     let x = m.xvfb();
     let swatch = m.home.join("swatch.png");
-    let out = m.exec("convert", &["-size", "40x30", "xc:#3C8CDC", swatch.to_str().unwrap()]);
-    assert!(out.status.success(), "convert: {}", String::from_utf8_lossy(&out.stderr));
+    let out = m.exec(
+        "convert",
+        &["-size", "40x30", "xc:#3C8CDC", swatch.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "convert: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let png = screenshot_dir().join(format!("harness-{}.png", lan.id));
     screenshot(m, &x.display, &png);
-    assert_eq!(count_pixels(m, &png, [0x3c, 0x8c, 0xdc]), 0, "an empty screen has no swatch pixels");
+    assert_eq!(
+        count_pixels(m, &png, [0x3c, 0x8c, 0xdc]),
+        0,
+        "an empty screen has no swatch pixels"
+    );
     // ImageMagick's own viewer shows the swatch in a window on that display.
-    let _viewer = m.spawn_program("display", &["-geometry", "+10+10", swatch.to_str().unwrap()], &[("DISPLAY", &x.display)]);
+    let _viewer = m.spawn_program(
+        "display",
+        &["-geometry", "+10+10", swatch.to_str().unwrap()],
+        &[("DISPLAY", &x.display)],
+    );
     let n = until(secs(15), || {
         screenshot(m, &x.display, &png);
         let n = count_pixels(m, &png, [0x3c, 0x8c, 0xdc]);
         (n > 0).then_some(n)
     });
-    assert_eq!(n, Some(40 * 30), "the whole swatch should be on screen; see {}", png.display());
+    assert_eq!(
+        n,
+        Some(40 * 30),
+        "the whole swatch should be on screen; see {}",
+        png.display()
+    );
     let _ = std::fs::remove_file(&png);
 }

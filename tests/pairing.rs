@@ -10,21 +10,35 @@ use serde_json::Value;
 
 /// Whether a trust list has an entry for the peer with this fingerprint.
 fn lists(entries: &[Value], fingerprint: &str) -> bool {
-    entries.iter().any(|e| zos::entry_fingerprint(e).as_deref() == Some(fingerprint))
+    entries
+        .iter()
+        .any(|e| zos::entry_fingerprint(e).as_deref() == Some(fingerprint))
 }
 
 /// A refusal: non-zero exit and a message about the code.
 fn assert_refused(out: &std::process::Output, why: &str) {
     let t = text(out);
-    assert!(!out.status.success(), "{why}: pairing should fail, but exited 0:\n{t}");
-    assert!(t.to_lowercase().contains("code"), "{why}: the message should be about the code:\n{t}");
+    assert!(
+        !out.status.success(),
+        "{why}: pairing should fail, but exited 0:\n{t}"
+    );
+    assert!(
+        t.to_lowercase().contains("code"),
+        "{why}: the message should be about the code:\n{t}"
+    );
 }
 
 fn setup(lan: &Lan, masters: &[&str]) -> Vec<common::Proc> {
-    let mut procs: Vec<common::Proc> = masters.iter().map(|m| zos::start_master(lan.host(m))).collect();
+    let mut procs: Vec<common::Proc> = masters
+        .iter()
+        .map(|m| zos::start_master(lan.host(m)))
+        .collect();
     procs.push(zos::start_zombie(lan.host("z1"), "zed", &[]).proc);
     for m in masters {
-        assert!(zos::wait_listed(lan.host(m), "zed", DISCOVERY).is_some(), "{m} never listed zed");
+        assert!(
+            zos::wait_listed(lan.host(m), "zed", DISCOVERY).is_some(),
+            "{m} never listed zed"
+        );
     }
     procs
 }
@@ -39,18 +53,31 @@ fn pairing_with_the_right_code_makes_both_sides_trust_each_other() {
     let (m, z1) = (lan.host("m"), lan.host("z1"));
     let _procs = setup(&lan, &["m"]);
     let (fp_m, fp_z) = (zos::fingerprint(m), zos::fingerprint(z1));
-    assert!(zos::trust_list(z1).is_empty(), "a fresh zombie trusts no one");
+    assert!(
+        zos::trust_list(z1).is_empty(),
+        "a fresh zombie trusts no one"
+    );
 
     let code = zos::pair_code(z1, "complete");
     let out = pair(m, &code);
-    assert!(out.status.success(), "pairing with the right code failed:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "pairing with the right code failed:\n{}",
+        text(&out)
+    );
 
     let zt = zos::trust_list(z1);
-    assert!(lists(&zt, &fp_m), "zombie does not trust the master {fp_m}: {zt:#?}");
+    assert!(
+        lists(&zt, &fp_m),
+        "zombie does not trust the master {fp_m}: {zt:#?}"
+    );
     assert_eq!(zt.len(), 1, "{zt:#?}");
     assert_eq!(zt[0]["level"], "complete", "{zt:#?}");
     let mt = zos::trust_list(m);
-    assert!(lists(&mt, &fp_z), "master does not list the zombie {fp_z}: {mt:#?}");
+    assert!(
+        lists(&mt, &fp_z),
+        "master does not list the zombie {fp_z}: {mt:#?}"
+    );
 }
 
 #[test]
@@ -62,15 +89,28 @@ fn pairing_with_a_wrong_code_is_refused() {
     let code = zos::pair_code(z1, "partial");
 
     assert_refused(&pair(m, &zos::wrong_code(&code, 0)), "wrong code");
-    assert!(zos::trust_list(z1).is_empty(), "a wrong code made the zombie trust someone");
-    assert!(zos::trust_list(m).is_empty(), "a wrong code left an entry on the master");
+    assert!(
+        zos::trust_list(z1).is_empty(),
+        "a wrong code made the zombie trust someone"
+    );
+    assert!(
+        zos::trust_list(m).is_empty(),
+        "a wrong code left an entry on the master"
+    );
 
     // One wrong try does not burn the code: the user may retype it.
     let out = pair(m, &code);
-    assert!(out.status.success(), "the right code failed after one wrong try:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "the right code failed after one wrong try:\n{}",
+        text(&out)
+    );
     let zt = zos::trust_list(z1);
     assert!(lists(&zt, &fp_m), "{zt:#?}");
-    assert_eq!(zt[0]["level"], "partial", "level must be the code's: {zt:#?}");
+    assert_eq!(
+        zt[0]["level"], "partial",
+        "level must be the code's: {zt:#?}"
+    );
 }
 
 #[test]
@@ -81,11 +121,18 @@ fn a_used_code_is_refused_the_second_time() {
     let fp_m2 = zos::fingerprint(m2);
     let code = zos::pair_code(z1, "complete");
     let out = pair(m, &code);
-    assert!(out.status.success(), "first use of the code failed:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "first use of the code failed:\n{}",
+        text(&out)
+    );
 
     assert_refused(&pair(m2, &code), "reused code");
     let zt = zos::trust_list(z1);
-    assert!(!lists(&zt, &fp_m2), "a reused code let a second master in: {zt:#?}");
+    assert!(
+        !lists(&zt, &fp_m2),
+        "a reused code let a second master in: {zt:#?}"
+    );
     assert_eq!(zt.len(), 1, "{zt:#?}");
 }
 
@@ -96,15 +143,25 @@ fn three_wrong_codes_invalidate_the_code() {
     let _procs = setup(&lan, &["m"]);
     let code = zos::pair_code(z1, "complete");
     for k in 0..3 {
-        assert_refused(&pair(m, &zos::wrong_code(&code, k)), &format!("wrong try {}", k + 1));
+        assert_refused(
+            &pair(m, &zos::wrong_code(&code, k)),
+            &format!("wrong try {}", k + 1),
+        );
     }
     assert_refused(&pair(m, &code), "right code after three wrong tries");
-    assert!(zos::trust_list(z1).is_empty(), "an invalidated code let the master in");
+    assert!(
+        zos::trust_list(z1).is_empty(),
+        "an invalidated code let the master in"
+    );
 
     // A fresh code works again.
     let fresh = zos::pair_code(z1, "complete");
     let out = pair(m, &fresh);
-    assert!(out.status.success(), "a fresh code after invalidation failed:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "a fresh code after invalidation failed:\n{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -115,12 +172,24 @@ fn first_start_creates_a_private_identity_that_stays() {
     let key = z1.home.join("identity.key");
     assert!(!key.exists());
     let zombie = zos::start_zombie(z1, "keeper", &[]);
-    let mode = std::fs::metadata(&key).expect("identity.key in ZOS_HOME").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&key)
+        .expect("identity.key in ZOS_HOME")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600, "identity.key must be private");
     let fp = zos::fingerprint(z1);
-    assert!(zombie.proc.log().contains(&fp), "the daemon and `zos id` disagree on the key:\n{}", zombie.proc.log());
+    assert!(
+        zombie.proc.log().contains(&fp),
+        "the daemon and `zos id` disagree on the key:\n{}",
+        zombie.proc.log()
+    );
     drop(zombie);
     let again = zos::start_zombie(z1, "keeper", &[]);
-    assert_eq!(zos::fingerprint(z1), fp, "the identity changed across restarts");
+    assert_eq!(
+        zos::fingerprint(z1),
+        fp,
+        "the identity changed across restarts"
+    );
     drop(again);
 }

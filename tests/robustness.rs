@@ -59,8 +59,14 @@ async fn ended(stream: &mut TcpStream) -> Option<String> {
 
 /// Connects to the zombie, sends `bytes` (optionally half-closing), and
 /// reports our local address and how the zombie ended the connection.
-async fn send_garbage(target: SocketAddr, bytes: Vec<u8>, half_close: bool) -> (SocketAddr, Option<String>) {
-    let mut s = TcpStream::connect(target).await.expect("connect to the zombie");
+async fn send_garbage(
+    target: SocketAddr,
+    bytes: Vec<u8>,
+    half_close: bool,
+) -> (SocketAddr, Option<String>) {
+    let mut s = TcpStream::connect(target)
+        .await
+        .expect("connect to the zombie");
     let local = s.local_addr().unwrap();
     // The zombie may close before taking everything: a write error is an end too.
     if let Err(e) = s.write_all(&bytes).await {
@@ -79,13 +85,21 @@ struct Tee {
 }
 
 impl AsyncRead for Tee {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Tee {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
@@ -117,11 +131,20 @@ fn frames(mut bytes: &[u8]) -> Vec<Vec<u8>> {
 /// match the new session and must end it.
 async fn replay_handshake(target: SocketAddr) -> (SocketAddr, Option<String>) {
     let identity = Identity::generate().unwrap();
-    let mut tee = Tee { inner: TcpStream::connect(target).await.unwrap(), written: Vec::new() };
-    zos_netproto::noise::initiate(&mut tee, &identity).await.expect("a real handshake with the zombie");
+    let mut tee = Tee {
+        inner: TcpStream::connect(target).await.unwrap(),
+        written: Vec::new(),
+    };
+    zos_netproto::noise::initiate(&mut tee, &identity)
+        .await
+        .expect("a real handshake with the zombie");
     let recorded = frames(&tee.written);
     drop(tee);
-    assert_eq!(recorded.len(), 2, "an XX initiator writes two handshake messages");
+    assert_eq!(
+        recorded.len(),
+        2,
+        "an XX initiator writes two handshake messages"
+    );
 
     let mut s = TcpStream::connect(target).await.unwrap();
     let local = s.local_addr().unwrap();
@@ -129,7 +152,14 @@ async fn replay_handshake(target: SocketAddr) -> (SocketAddr, Option<String>) {
     let mut buf = vec![0u8; zos_netproto::frame::MAX_NOISE_MESSAGE];
     match zos_netproto::frame::read_frame(&mut s, &mut buf).await {
         Ok(Some(_)) => {}
-        other => return (local, Some(format!("zombie ended before answering message 1: {other:?}"))),
+        other => {
+            return (
+                local,
+                Some(format!(
+                    "zombie ended before answering message 1: {other:?}"
+                )),
+            );
+        }
     }
     if let Err(e) = s.write_all(&recorded[1]).await {
         return (local, Some(format!("closed while we wrote ({e})")));
@@ -162,13 +192,21 @@ fn set_cork(stream: &TcpStream, on: bool) {
 }
 
 impl AsyncRead for Corking {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Corking {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         if this.writes == 2 {
             // Writes 1 and 2 are message 1's length and body; hold message 3.
@@ -192,9 +230,14 @@ impl AsyncWrite for Corking {
 /// behind its last message (in the same TCP segment).
 async fn garbage_after_handshake(target: SocketAddr) -> (SocketAddr, Option<String>) {
     let identity = Identity::generate().unwrap();
-    let mut s = Corking { inner: TcpStream::connect(target).await.unwrap(), writes: 0 };
+    let mut s = Corking {
+        inner: TcpStream::connect(target).await.unwrap(),
+        writes: 0,
+    };
     let local = s.inner.local_addr().unwrap();
-    zos_netproto::noise::initiate(&mut s, &identity).await.expect("a real handshake with the zombie");
+    zos_netproto::noise::initiate(&mut s, &identity)
+        .await
+        .expect("a real handshake with the zombie");
     let mut s = s.inner;
     let mut frame = vec![0x01, 0x00];
     frame.extend(random_bytes(256));
@@ -218,11 +261,17 @@ fn paired(lan: &Lan) -> Paired<'_> {
     let master = zos::start_master(m);
     let zombie = zos::start_zombie(z1, "sturdy", &[]);
     zos::pair(m, z1, "sturdy", "complete");
-    Paired { m, z1, _master: master, zombie }
+    Paired {
+        m,
+        z1,
+        _master: master,
+        zombie,
+    }
 }
 
 fn assert_ping_works(p: &Paired, after: &str) {
-    let out = p.m.run(&["ping", "sturdy", "--count", "2", "--interval", "0.1"]);
+    let out =
+        p.m.run(&["ping", "sturdy", "--count", "2", "--interval", "0.1"]);
     assert!(
         out.status.success() && text(&out).matches("rtt=").count() == 2,
         "the paired master's ping failed after {after}:\n{}",
@@ -237,7 +286,8 @@ fn garbage_on_the_port_ends_only_that_connection() {
     let target: SocketAddr = format!("{}:{}", p.z1.addr, p.zombie.port).parse().unwrap();
 
     // A live session that must survive all of it.
-    let live = p.m.spawn(&["ping", "sturdy", "--count", "600", "--interval", "0.1"]);
+    let live =
+        p.m.spawn(&["ping", "sturdy", "--count", "600", "--interval", "0.1"]);
     live.wait_log("rtt=", secs(10));
 
     let mut random = random_bytes(70_000);
@@ -247,21 +297,46 @@ fn garbage_on_the_port_ends_only_that_connection() {
     let mut max_len = vec![0xff, 0xff];
     max_len.extend(random_bytes(65_535));
 
-    type Case = (&'static str, Box<dyn FnOnce(SocketAddr) -> Pin<Box<dyn Future<Output = (SocketAddr, Option<String>)>>> + Send>);
+    type Case = (
+        &'static str,
+        Box<
+            dyn FnOnce(SocketAddr) -> Pin<Box<dyn Future<Output = (SocketAddr, Option<String>)>>>
+                + Send,
+        >,
+    );
     let cases: Vec<Case> = vec![
-        ("random bytes", Box::new(move |t| Box::pin(send_garbage(t, random, false)))),
-        ("a truncated frame", Box::new(move |t| Box::pin(send_garbage(t, truncated, true)))),
-        ("a zero-length frame", Box::new(|t| Box::pin(send_garbage(t, vec![0, 0, 1, 2, 3], false)))),
-        ("a maximum-length frame of garbage", Box::new(move |t| Box::pin(send_garbage(t, max_len, false)))),
-        ("a replayed handshake message", Box::new(|t| Box::pin(replay_handshake(t)))),
-        ("garbage after a completed handshake", Box::new(|t| Box::pin(garbage_after_handshake(t)))),
+        (
+            "random bytes",
+            Box::new(move |t| Box::pin(send_garbage(t, random, false))),
+        ),
+        (
+            "a truncated frame",
+            Box::new(move |t| Box::pin(send_garbage(t, truncated, true))),
+        ),
+        (
+            "a zero-length frame",
+            Box::new(|t| Box::pin(send_garbage(t, vec![0, 0, 1, 2, 3], false))),
+        ),
+        (
+            "a maximum-length frame of garbage",
+            Box::new(move |t| Box::pin(send_garbage(t, max_len, false))),
+        ),
+        (
+            "a replayed handshake message",
+            Box::new(|t| Box::pin(replay_handshake(t))),
+        ),
+        (
+            "garbage after a completed handshake",
+            Box::new(|t| Box::pin(garbage_after_handshake(t))),
+        ),
     ];
     // The zombie's end of a session races with its own start-up (the
     // garbage arrives right behind the handshake): try that case a few
     // more times so a race shows up reliably.
     let mut cases = cases;
     for i in 2..=10 {
-        let what: &'static str = Box::leak(format!("garbage after a completed handshake (try {i})").into_boxed_str());
+        let what: &'static str =
+            Box::leak(format!("garbage after a completed handshake (try {i})").into_boxed_str());
         cases.push((what, Box::new(|t| Box::pin(garbage_after_handshake(t)))));
     }
 
@@ -271,7 +346,9 @@ fn garbage_on_the_port_ends_only_that_connection() {
         let (local, end) = on(p.m, move || case(target));
         match end {
             None => {
-                failures.push(format!("{what}: the zombie kept the connection open past {END:?}"));
+                failures.push(format!(
+                    "{what}: the zombie kept the connection open past {END:?}"
+                ));
                 if what.contains("(try") {
                     break; // one repeat failing is enough; spare the others' deadlines
                 }
@@ -281,23 +358,36 @@ fn garbage_on_the_port_ends_only_that_connection() {
         // The zombie says which connection it dropped.
         let peer = local.to_string();
         if p.zombie.proc.try_wait_log(&peer, secs(5)).is_none() {
-            failures.push(format!("{what}: no zombie log line names the connection {peer}"));
+            failures.push(format!(
+                "{what}: no zombie log line names the connection {peer}"
+            ));
         }
         if p.zombie.proc.try_status().is_some() {
             failures.push(format!("{what}: the zombie daemon exited"));
             break;
         }
         // The live session keeps going.
-        let going = common::until(secs(5), || (live.count_log("rtt=") > rtts_before).then_some(()));
+        let going = common::until(secs(5), || {
+            (live.count_log("rtt=") > rtts_before).then_some(())
+        });
         if going.is_none() {
             failures.push(format!("{what}: the live session stalled:\n{}", live.log()));
         }
     }
-    let out = p.m.run(&["ping", "sturdy", "--count", "2", "--interval", "0.1"]);
+    let out =
+        p.m.run(&["ping", "sturdy", "--count", "2", "--interval", "0.1"]);
     if !(out.status.success() && text(&out).matches("rtt=").count() == 2) {
-        failures.push(format!("the paired master's ping failed afterwards:\n{}", text(&out)));
+        failures.push(format!(
+            "the paired master's ping failed afterwards:\n{}",
+            text(&out)
+        ));
     }
-    assert!(failures.is_empty(), "failures:\n{}\n--- zombie log ---\n{}", failures.join("\n"), p.zombie.proc.log());
+    assert!(
+        failures.is_empty(),
+        "failures:\n{}\n--- zombie log ---\n{}",
+        failures.join("\n"),
+        p.zombie.proc.log()
+    );
 }
 
 #[test]
@@ -309,11 +399,20 @@ fn a_peer_of_another_protocol_version_is_refused_naming_both_versions() {
     let reply: Result<String, String> = on(p.m, move || async move {
         let identity = Identity::generate().unwrap();
         let mut s = TcpStream::connect(target).await.unwrap();
-        let done = zos_netproto::noise::initiate(&mut s, &identity).await.expect("handshake");
+        let done = zos_netproto::noise::initiate(&mut s, &identity)
+            .await
+            .expect("handshake");
         let (r, w) = s.into_split();
         let (_mux, mut control) = zos_netproto::mux::Mux::start(r, w, done.transport, true);
-        let hello = Message::Hello { version: 99, role: Role::Master, name: "from-the-future".into() };
-        control.send(&wire::encode(&hello)).await.expect("send hello");
+        let hello = Message::Hello {
+            version: 99,
+            role: Role::Master,
+            name: "from-the-future".into(),
+        };
+        control
+            .send(&wire::encode(&hello))
+            .await
+            .expect("send hello");
         loop {
             match tokio::time::timeout(END, control.recv()).await {
                 Err(_) => return Err("no answer".to_string()),
@@ -327,14 +426,25 @@ fn a_peer_of_another_protocol_version_is_refused_naming_both_versions() {
             }
         }
     });
-    let reason = reply.unwrap_or_else(|e| panic!("no refusal from the zombie: {e}\n{}", p.zombie.proc.log()));
-    let numbers: Vec<&str> = reason.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).collect();
+    let reason = reply
+        .unwrap_or_else(|e| panic!("no refusal from the zombie: {e}\n{}", p.zombie.proc.log()));
+    let numbers: Vec<&str> = reason
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .collect();
     assert!(
         numbers.contains(&"99") && numbers.contains(&PROTOCOL_VERSION.to_string().as_str()),
         "the refusal should name both versions (99 and {PROTOCOL_VERSION}): {reason:?}"
     );
     let logged = common::until(secs(5), || {
-        p.zombie.proc.log().lines().find(|l| l.contains("version") && l.split(|c: char| !c.is_ascii_digit()).any(|n| n == "99")).map(str::to_string)
+        p.zombie
+            .proc
+            .log()
+            .lines()
+            .find(|l| {
+                l.contains("version") && l.split(|c: char| !c.is_ascii_digit()).any(|n| n == "99")
+            })
+            .map(str::to_string)
     });
     assert!(
         logged.is_some(),

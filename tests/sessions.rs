@@ -25,11 +25,21 @@ fn paired_master_pings_the_zombie() {
     let fp = zos::fingerprint(z1);
     let prefix = &fp[..9];
     let out = m.run(&["ping", prefix, "--count", "1"]);
-    assert!(out.status.success(), "ping by fingerprint prefix {prefix} failed:\n{}", text(&out));
-    let port = zos::wait_listed(m, "pingme", secs(1)).unwrap()["port"].as_u64().unwrap();
+    assert!(
+        out.status.success(),
+        "ping by fingerprint prefix {prefix} failed:\n{}",
+        text(&out)
+    );
+    let port = zos::wait_listed(m, "pingme", secs(1)).unwrap()["port"]
+        .as_u64()
+        .unwrap();
     let ipport = format!("{}:{port}", z1.addr);
     let out = m.run(&["ping", &ipport, "--count", "1"]);
-    assert!(out.status.success(), "ping by {ipport} failed:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "ping by {ipport} failed:\n{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -38,17 +48,33 @@ fn unpaired_master_is_refused() {
     let (m, z1) = (lan.host("m"), lan.host("z1"));
     let _master = zos::start_master(m);
     let zombie = zos::start_zombie(z1, "stranger", &[]);
-    assert!(zos::wait_listed(m, "stranger", zos::DISCOVERY).is_some(), "master never listed the zombie");
+    assert!(
+        zos::wait_listed(m, "stranger", zos::DISCOVERY).is_some(),
+        "master never listed the zombie"
+    );
 
     let out = m.run(&["ping", "stranger", "--count", "1"]);
     let t = text(&out);
-    assert!(!out.status.success(), "an unpaired master's ping succeeded:\n{t}");
-    assert!(t.contains("not paired"), "message should say the master is not paired:\n{t}");
-    assert!(!t.contains("rtt="), "no round trip may happen unpaired:\n{t}");
+    assert!(
+        !out.status.success(),
+        "an unpaired master's ping succeeded:\n{t}"
+    );
+    assert!(
+        t.contains("not paired"),
+        "message should say the master is not paired:\n{t}"
+    );
+    assert!(
+        !t.contains("rtt="),
+        "no round trip may happen unpaired:\n{t}"
+    );
     // Also when the master goes straight to the address, bypassing its own list.
     let ipport = format!("{}:{}", z1.addr, zombie.port);
     let out = m.run(&["ping", &ipport, "--count", "1"]);
-    assert!(!out.status.success() && !text(&out).contains("rtt="), "ping by address got through:\n{}", text(&out));
+    assert!(
+        !out.status.success() && !text(&out).contains("rtt="),
+        "ping by address got through:\n{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -65,15 +91,35 @@ fn revoking_a_master_ends_its_live_session() {
 
     z1.run_ok(&["trust", "revoke", &fp_m[..9]]);
     let status = ping.wait_exit(secs(5)).unwrap_or_else(|| {
-        panic!("the revoked master's ping still runs 5 s after revocation:\n{}", ping.log())
+        panic!(
+            "the revoked master's ping still runs 5 s after revocation:\n{}",
+            ping.log()
+        )
     });
     let log = ping.log();
-    assert!(!status.success(), "the revoked session's ping exited 0:\n{log}");
-    assert!(log.contains("revoked"), "the message should say the master was revoked:\n{log}");
+    assert!(
+        !status.success(),
+        "the revoked session's ping exited 0:\n{log}"
+    );
+    assert!(
+        log.contains("revoked"),
+        "the message should say the master was revoked:\n{log}"
+    );
     let rtts = log.lines().filter(|l| l.contains("rtt=")).count();
-    assert!(rtts < 100, "the ping ran to its end despite revocation ({rtts} round trips)");
+    assert!(
+        rtts < 100,
+        "the ping ran to its end despite revocation ({rtts} round trips)"
+    );
 
-    assert!(zos::trust_list(z1).iter().all(|e| zos::entry_fingerprint(e).as_deref() != Some(&fp_m)));
+    assert!(
+        zos::trust_list(z1)
+            .iter()
+            .all(|e| zos::entry_fingerprint(e).as_deref() != Some(&fp_m))
+    );
     let out = m.run(&["ping", "guarded", "--count", "1"]);
-    assert!(!out.status.success(), "a revoked master can still ping:\n{}", text(&out));
+    assert!(
+        !out.status.success(),
+        "a revoked master can still ping:\n{}",
+        text(&out)
+    );
 }

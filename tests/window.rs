@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::zos::{self, DISCOVERY};
 use common::screen::{count_pixels, screenshot, screenshot_dir};
+use common::zos::{self, DISCOVERY};
 use common::{Lan, secs};
 
 /// The icon colour of a zombie in the master window.
@@ -17,12 +17,22 @@ fn master_window_lists_a_discovered_zombie() {
     let x = m.xvfb();
     let _master = zos::start_master(m);
     let _zombie = zos::start_zombie(z1, "onscreen", &[]);
-    assert!(zos::wait_listed(m, "onscreen", DISCOVERY).is_some(), "the master daemon never listed the zombie");
+    assert!(
+        zos::wait_listed(m, "onscreen", DISCOVERY).is_some(),
+        "the master daemon never listed the zombie"
+    );
 
-    let gui = m.spawn_env(&["gui"], &[("DISPLAY", &x.display), ("LIBGL_ALWAYS_SOFTWARE", "1")]);
+    let gui = m.spawn_env(
+        &["gui"],
+        &[("DISPLAY", &x.display), ("LIBGL_ALWAYS_SOFTWARE", "1")],
+    );
     let shown = common::until(secs(30), || {
         let exited = gui.exited();
-        let line = gui.log().lines().find(|l| l.contains("window shows") && l.contains("onscreen")).map(str::to_string);
+        let line = gui
+            .log()
+            .lines()
+            .find(|l| l.contains("window shows") && l.contains("onscreen"))
+            .map(str::to_string);
         match (line, exited) {
             (Some(l), _) => Some(Ok(l)),
             (None, true) => Some(Err("the window process exited")),
@@ -32,9 +42,15 @@ fn master_window_lists_a_discovered_zombie() {
     let shown = match shown {
         Some(Ok(line)) => line,
         Some(Err(why)) => panic!("{why} before saying it shows `onscreen`:\n{}", gui.log()),
-        None => panic!("the window never said it shows `onscreen` within 30 s:\n{}", gui.log()),
+        None => panic!(
+            "the window never said it shows `onscreen` within 30 s:\n{}",
+            gui.log()
+        ),
     };
-    assert!(shown.contains("window shows 1 hosts"), "exactly one zombie should be shown: {shown}");
+    assert!(
+        shown.contains("window shows 1 hosts"),
+        "exactly one zombie should be shown: {shown}"
+    );
 
     let png = screenshot_dir().join(format!("master-window-{}.png", lan.id));
     let display = x.display.clone();
@@ -45,6 +61,11 @@ fn master_window_lists_a_discovered_zombie() {
         (n > 0).then_some(n)
     });
     eprintln!("screenshot: {}", png.display());
-    let n = found.unwrap_or_else(|| panic!("no pixel of #3C8CDC on the screen; see {}", png.display()));
-    assert!(n >= 16, "only {n} icon-coloured pixels: an icon should be more than a speck ({})", png.display());
+    let n =
+        found.unwrap_or_else(|| panic!("no pixel of #3C8CDC on the screen; see {}", png.display()));
+    assert!(
+        n >= 16,
+        "only {n} icon-coloured pixels: an icon should be more than a speck ({})",
+        png.display()
+    );
 }

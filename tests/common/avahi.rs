@@ -94,29 +94,56 @@ impl<'h> Avahi<'h> {
         let dir = TempDir::new();
         let socket = dir.path().join("system_bus_socket");
         let dbus_conf = dir.path().join("dbus.conf");
-        std::fs::write(&dbus_conf, DBUS_CONF.replace("@SOCKET@", socket.to_str().unwrap())).unwrap();
+        std::fs::write(
+            &dbus_conf,
+            DBUS_CONF.replace("@SOCKET@", socket.to_str().unwrap()),
+        )
+        .unwrap();
         let avahi_conf = dir.path().join("avahi-daemon.conf");
-        std::fs::write(&avahi_conf, AVAHI_CONF
-            .replace("@HOST@", &format!("obs-{}", host.label))
-            .replace("@NOPUBLISH@", if publishing { "no" } else { "yes" })).unwrap();
+        std::fs::write(
+            &avahi_conf,
+            AVAHI_CONF
+                .replace("@HOST@", &format!("obs-{}", host.label))
+                .replace("@NOPUBLISH@", if publishing { "no" } else { "yes" }),
+        )
+        .unwrap();
         let bus_address = format!("unix:path={}", socket.display());
 
         let bus = host.spawn_program(
             "dbus-daemon",
-            &["--nofork", "--nopidfile", &format!("--config-file={}", dbus_conf.display())],
+            &[
+                "--nofork",
+                "--nopidfile",
+                &format!("--config-file={}", dbus_conf.display()),
+            ],
             &[],
         );
         let up = poll::until(Duration::from_secs(20), || socket.exists().then_some(()));
-        assert!(up.is_some(), "dbus-daemon did not create {}\n{}", socket.display(), bus.log());
+        assert!(
+            up.is_some(),
+            "dbus-daemon did not create {}\n{}",
+            socket.display(),
+            bus.log()
+        );
 
         let script = format!(
             "mount -t tmpfs -o mode=0755 zos-e2e /run && mkdir /run/avahi-daemon && \
              exec avahi-daemon --no-drop-root --no-chroot --no-rlimits -f {}",
             avahi_conf.display()
         );
-        let daemon = host.spawn_program("sh", &["-c", &script], &[("DBUS_SYSTEM_BUS_ADDRESS", &bus_address)]);
+        let daemon = host.spawn_program(
+            "sh",
+            &["-c", &script],
+            &[("DBUS_SYSTEM_BUS_ADDRESS", &bus_address)],
+        );
         daemon.wait_log("Server startup complete", Duration::from_secs(20));
-        Avahi { host, bus_address, daemon, _bus: bus, _dir: dir }
+        Avahi {
+            host,
+            bus_address,
+            daemon,
+            _bus: bus,
+            _dir: dir,
+        }
     }
 
     /// Starts `avahi-publish -s NAME TYPE PORT TXT…` through this daemon and
@@ -125,7 +152,11 @@ impl<'h> Avahi<'h> {
         let port = port.to_string();
         let mut args = vec!["-s", name, service_type, &port];
         args.extend_from_slice(txt);
-        let p = self.host.spawn_program("avahi-publish", &args, &[("DBUS_SYSTEM_BUS_ADDRESS", &self.bus_address)]);
+        let p = self.host.spawn_program(
+            "avahi-publish",
+            &args,
+            &[("DBUS_SYSTEM_BUS_ADDRESS", &self.bus_address)],
+        );
         p.wait_log("Established", Duration::from_secs(20));
         p
     }
@@ -143,17 +174,30 @@ impl<'h> Avahi<'h> {
             String::from_utf8_lossy(&out.stderr),
             self.daemon.log()
         );
-        String::from_utf8_lossy(&out.stdout).lines().filter_map(parse_resolved).collect()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(parse_resolved)
+            .collect()
     }
 
     /// Browses until an instance named `name` is resolved, at most `timeout`.
     pub fn wait_for(&self, service_type: &str, name: &str, timeout: Duration) -> Option<Resolved> {
-        poll::until(timeout, || self.browse(service_type).into_iter().find(|r| r.name == name))
+        poll::until(timeout, || {
+            self.browse(service_type)
+                .into_iter()
+                .find(|r| r.name == name)
+        })
     }
 
     /// Browses until an instance whose TXT record has `key=value` is
     /// resolved, at most `timeout`.
-    pub fn wait_for_txt(&self, service_type: &str, key: &str, value: &str, timeout: Duration) -> Option<Resolved> {
+    pub fn wait_for_txt(
+        &self,
+        service_type: &str,
+        key: &str,
+        value: &str,
+        timeout: Duration,
+    ) -> Option<Resolved> {
         poll::until(timeout, || {
             self.browse(service_type)
                 .into_iter()

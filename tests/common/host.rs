@@ -22,10 +22,21 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Writes a sysctl under /proc/sys inside namespace `ns`.
 pub fn write_sysctl(ns: &str, key: &str, value: &str) {
     let out = Command::new("ip")
-        .args(["netns", "exec", ns, "sh", "-c", &format!("echo {value} > /proc/sys/{key}")])
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "sh",
+            "-c",
+            &format!("echo {value} > /proc/sys/{key}"),
+        ])
         .output()
         .expect("run ip netns exec");
-    assert!(out.status.success(), "sysctl {key} in {ns}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sysctl {key} in {ns}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A host: a network namespace with one interface `eth0`.
@@ -49,7 +60,13 @@ pub struct Host {
 }
 
 impl Host {
-    pub(crate) fn new(label: &str, ns: &str, addr: Ipv4Addr, bridge_ns: &str, bridge_port: &str) -> Host {
+    pub(crate) fn new(
+        label: &str,
+        ns: &str,
+        addr: Ipv4Addr,
+        bridge_ns: &str,
+        bridge_port: &str,
+    ) -> Host {
         let dir = TempDir::new();
         let home = dir.path().join(format!("{label}-home"));
         let runtime = dir.path().join(format!("{label}-run"));
@@ -77,7 +94,10 @@ impl Host {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns, program]).args(args);
         cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into()))
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into()),
+            )
             .env("HOME", &self.home)
             .env("ZOS_HOME", &self.home)
             .env("XDG_RUNTIME_DIR", &self.runtime)
@@ -121,7 +141,11 @@ impl Host {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let what = Path::new(program).file_name().unwrap().to_string_lossy().to_string()
+        let what = Path::new(program)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string()
             + "-"
             + args.first().copied().unwrap_or("");
         let log = self.new_log(&what);
@@ -162,21 +186,32 @@ impl Host {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         super::proc::die_with_parent(&mut cmd);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
         let pgid = child.id() as i32;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(child.wait_with_output());
         });
-        let shown = format!("{} {}", Path::new(program).file_name().unwrap().to_string_lossy(), args.join(" "));
+        let shown = format!(
+            "{} {}",
+            Path::new(program).file_name().unwrap().to_string_lossy(),
+            args.join(" ")
+        );
         let out = match rx.recv_timeout(RUN_TIMEOUT) {
             Ok(out) => out.expect("wait for command"),
             Err(_) => {
                 // SAFETY: kill(2) on the process group this call created.
                 unsafe { libc::kill(-pgid, libc::SIGKILL) };
-                let out = rx.recv().expect("command thread").expect("wait for command");
+                let out = rx
+                    .recv()
+                    .expect("command thread")
+                    .expect("wait for command");
                 self.note(&shown, &out);
                 panic!(
                     "{}: `{shown}` still ran after {RUN_TIMEOUT:?}; killed it.\nstdout: {}\nstderr: {}",
@@ -191,7 +226,11 @@ impl Host {
     }
 
     fn note(&self, shown: &str, out: &Output) {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&self.commands_log) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.commands_log)
+        {
             let _ = writeln!(
                 f,
                 "$ {shown}   [{}]\n{}{}",
@@ -225,12 +264,26 @@ impl Host {
     /// Cuts this host off the LAN (its cable is pulled: the bridge's side of
     /// its veth pair goes down).
     pub fn link_down(&self) {
-        ip(&["-n", &self.bridge_ns, "link", "set", &self.bridge_port, "down"]);
+        ip(&[
+            "-n",
+            &self.bridge_ns,
+            "link",
+            "set",
+            &self.bridge_port,
+            "down",
+        ]);
     }
 
     /// Plugs it back in.
     pub fn link_up(&self) {
-        ip(&["-n", &self.bridge_ns, "link", "set", &self.bridge_port, "up"]);
+        ip(&[
+            "-n",
+            &self.bridge_ns,
+            "link",
+            "set",
+            &self.bridge_port,
+            "up",
+        ]);
     }
 
     /// Starts an X server for this host (see [`super::xvfb::Xvfb`]).

@@ -105,15 +105,31 @@ impl Lan {
         let id = format!("{}x{n}", std::process::id());
         let subnet = (n % 250 + 1) as u8;
         let bridge_ns = format!("zos-{id}-br");
-        let mut lan = Lan { id: id.clone(), bridge_ns: bridge_ns.clone(), hosts: Vec::new() };
+        let mut lan = Lan {
+            id: id.clone(),
+            bridge_ns: bridge_ns.clone(),
+            hosts: Vec::new(),
+        };
         // From here on, a panic drops `lan`, which removes what exists.
         ip(&["netns", "add", &bridge_ns]);
         ip(&["-n", &bridge_ns, "link", "set", "lo", "up"]);
-        ip(&["-n", &bridge_ns, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"]);
+        ip(&[
+            "-n",
+            &bridge_ns,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
         ip(&["-n", &bridge_ns, "link", "set", "br0", "up"]);
         for (i, label) in labels.iter().enumerate() {
             assert!(
-                !label.is_empty() && label.len() <= 8 && label.chars().all(|c| c.is_ascii_alphanumeric()),
+                !label.is_empty()
+                    && label.len() <= 8
+                    && label.chars().all(|c| c.is_ascii_alphanumeric()),
                 "host label {label:?}: 1-8 ASCII letters or digits"
             );
             let ns = format!("zos-{id}-{label}");
@@ -125,10 +141,21 @@ impl Lan {
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
             // No duplicate-address detection delay for IPv6 link-local addresses.
             super::host::write_sysctl(&ns, "net/ipv6/conf/default/accept_dad", "0");
-            ip(&["-n", &bridge_ns, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+            ip(&[
+                "-n", &bridge_ns, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ]);
             ip(&["-n", &bridge_ns, "link", "set", &port, "master", "br0"]);
             ip(&["-n", &bridge_ns, "link", "set", &port, "up"]);
-            ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "eth0",
+            ]);
             ip(&["-n", &ns, "link", "set", "eth0", "multicast", "on", "up"]);
             ip(&["-n", &ns, "route", "add", "224.0.0.0/4", "dev", "eth0"]);
         }

@@ -37,7 +37,10 @@ pub fn pid_alive(pid: i32) -> bool {
 pub fn require_root() {
     // SAFETY: geteuid(2) has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "the end-to-end tests build network namespaces and must run as root");
+    assert_eq!(
+        euid, 0,
+        "the end-to-end tests build network namespaces and must run as root"
+    );
 }
 
 /// Removes ANSI colour sequences (`ESC [ … letter`) from log text.

@@ -34,7 +34,13 @@ impl Proc {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {label} ({cmd:?}): {e}"));
-        Proc { label: label.to_string(), child, log: log.to_path_buf(), log_start, status: None }
+        Proc {
+            label: label.to_string(),
+            child,
+            log: log.to_path_buf(),
+            log_start,
+            status: None,
+        }
     }
 
     /// The process id (also its process group id).
@@ -99,9 +105,12 @@ impl Proc {
         if self.status.is_some() {
             return true;
         }
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
         // The state follows the parenthesised command name.
-        stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_none_or(|s| s == "Z" || s == "X")
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|s| s == "Z" || s == "X")
     }
 
     /// Waits until its log has a line containing `pattern` and returns that
@@ -126,7 +135,11 @@ impl Proc {
             panic!(
                 "{}: no log line containing {pattern:?} within {timeout:?}{}\n--- log {} ---\n{}",
                 self.label,
-                if self.exited() { " (the process exited)" } else { "" },
+                if self.exited() {
+                    " (the process exited)"
+                } else {
+                    ""
+                },
                 self.log.display(),
                 self.log()
             )

@@ -26,10 +26,16 @@ impl TempDir {
         // SAFETY: `bytes` is a writable, NUL-terminated template ending in
         // "XXXXXX", as mkdtemp requires; it stays alive for the call.
         let ret = unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) };
-        assert!(!ret.is_null(), "mkdtemp {}: {}", template.display(), std::io::Error::last_os_error());
+        assert!(
+            !ret.is_null(),
+            "mkdtemp {}: {}",
+            template.display(),
+            std::io::Error::last_os_error()
+        );
         bytes.pop();
         let path = PathBuf::from(std::ffi::OsStr::from_bytes(&bytes));
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).expect("chmod temp dir");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
+            .expect("chmod temp dir");
         TempDir { path }
     }
 
@@ -55,11 +61,17 @@ pub fn private_dir(path: &Path) {
 
 /// Removes temp directories made by harness processes that no longer run.
 pub fn remove_stale() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else { continue };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
         if !crate::common::pid_alive(pid) {
             let _ = std::fs::remove_dir_all(entry.path());
         }

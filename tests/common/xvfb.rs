@@ -24,10 +24,20 @@ impl Xvfb {
         let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
         assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
         // SAFETY: both fds were just created by pipe2 and are owned only here.
-        let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (read_end, write_end) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         let wfd = fds[1];
         let fd_arg = wfd.to_string();
-        let args = ["-displayfd", &fd_arg, "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset"];
+        let args = [
+            "-displayfd",
+            &fd_arg,
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+            "-noreset",
+        ];
         let mut cmd = host.command("Xvfb", &args);
         // SAFETY: the closure runs in the forked child before exec and only
         // calls fcntl(2), which is async-signal-safe: it lets the pipe's
@@ -59,9 +69,16 @@ impl Xvfb {
         });
         let text = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
         let number: u32 = text.trim().parse().unwrap_or_else(|_| {
-            panic!("Xvfb did not report a display (got {text:?})\n--- log ---\n{}", proc.log())
+            panic!(
+                "Xvfb did not report a display (got {text:?})\n--- log ---\n{}",
+                proc.log()
+            )
         });
-        Xvfb { display: format!(":{number}"), number, proc }
+        Xvfb {
+            display: format!(":{number}"),
+            number,
+            proc,
+        }
     }
 
     /// The process.

@@ -32,13 +32,25 @@ pub fn start_zombie(host: &Host, name: &str, extra: &[&str]) -> Zombie {
     let proc = host.spawn(&args);
     let line = proc.wait_log("listening on", STARTUP);
     let port = parse_port(&line).unwrap_or_else(|| panic!("no port in {line:?}"));
-    Zombie { proc, name: name.to_string(), port }
+    Zombie {
+        proc,
+        name: name.to_string(),
+        port,
+    }
 }
 
 /// The port of the address after `listening on` in a log line.
 pub fn parse_port(line: &str) -> Option<u16> {
-    let addr = line.split("listening on").nth(1)?.split_whitespace().next()?;
-    addr.trim_end_matches(|c: char| !c.is_ascii_digit()).rsplit(':').next()?.parse().ok()
+    let addr = line
+        .split("listening on")
+        .nth(1)?
+        .split_whitespace()
+        .next()?;
+    addr.trim_end_matches(|c: char| !c.is_ascii_digit())
+        .rsplit(':')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Starts `zos master` on `host` and waits for `master daemon ready`.
@@ -52,21 +64,33 @@ pub fn start_master(host: &Host) -> Proc {
 pub fn fingerprint(host: &Host) -> String {
     let out = host.run_ok(&["id"]);
     let fp = out.trim().to_string();
-    assert!(is_fingerprint(&fp), "{}: `zos id` printed {out:?}, not a fingerprint", host.label);
+    assert!(
+        is_fingerprint(&fp),
+        "{}: `zos id` printed {out:?}, not a fingerprint",
+        host.label
+    );
     fp
 }
 
 /// Five dash-separated groups of four lowercase or uppercase hex digits.
 pub fn is_fingerprint(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5 && groups.iter().all(|g| g.len() == 4 && g.chars().all(|c| c.is_ascii_hexdigit()))
+    groups.len() == 5
+        && groups
+            .iter()
+            .all(|g| g.len() == 4 && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// Parses a command's stdout as JSON, with the text in the panic message.
 pub fn json(host: &Host, args: &[&str]) -> Value {
     let out = host.run_ok(args);
-    serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("{}: zos {} printed invalid JSON ({e}):\n{out}", host.label, args.join(" ")))
+    serde_json::from_str(&out).unwrap_or_else(|e| {
+        panic!(
+            "{}: zos {} printed invalid JSON ({e}):\n{out}",
+            host.label,
+            args.join(" ")
+        )
+    })
 }
 
 /// `zos hosts --json` on a master.
@@ -79,12 +103,17 @@ pub fn hosts(master: &Host) -> Vec<Value> {
 
 /// Polls `zos hosts --json` until a host named `name` is listed.
 pub fn wait_listed(master: &Host, name: &str, timeout: Duration) -> Option<Value> {
-    poll::until(timeout, || hosts(master).into_iter().find(|h| h["name"] == name))
+    poll::until(timeout, || {
+        hosts(master).into_iter().find(|h| h["name"] == name)
+    })
 }
 
 /// Polls `zos hosts --json` until no host named `name` is listed.
 pub fn wait_unlisted(master: &Host, name: &str, timeout: Duration) -> bool {
-    poll::until(timeout, || (!hosts(master).iter().any(|h| h["name"] == name)).then_some(())).is_some()
+    poll::until(timeout, || {
+        (!hosts(master).iter().any(|h| h["name"] == name)).then_some(())
+    })
+    .is_some()
 }
 
 /// `zos pair-code --level LEVEL` on a zombie: the 6-digit code.
@@ -126,7 +155,11 @@ pub fn pair(master: &Host, zombie: &Host, zombie_name: &str, level: &str) {
 
 /// Stdout and stderr of a command together, for message checks.
 pub fn text(out: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The fingerprint of a trust-list entry: its `fingerprint` field, or the
