@@ -31,6 +31,7 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
             rt.block_on(net(mib, runs.max(1)))?;
         }
         BenchKind::Discovery { runs, interface } => discovery::run(runs.max(1), &interface)?,
+        BenchKind::Checkpoint => zos_checkpoint::bench::run(&mut std::io::stdout())?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -114,6 +114,46 @@ pub enum Command {
         #[arg(long)]
         headless: bool,
     },
+    /// Checkpoint a running process to an image directory (it ends, unless --leave-running).
+    ///
+    /// The process is frozen, its memory, threads, files and attributes are
+    /// written to DIR/image.zckpt (versioned, checksummed), then it is ended.
+    /// A process that cannot be saved is refused with every reason and left
+    /// running untouched. Needs ptrace rights over the process (root, or the
+    /// same user with ptrace allowed).
+    Checkpoint {
+        /// The process.
+        pid: i32,
+        /// The image directory (created if missing).
+        #[arg(long, value_name = "DIR", required_unless_present = "check")]
+        out: Option<PathBuf>,
+        /// Let the process run on after the checkpoint (a snapshot).
+        #[arg(long)]
+        leave_running: bool,
+        /// Only say whether the process can be checkpointed, and why not.
+        #[arg(long, conflicts_with_all = ["out", "leave_running"])]
+        check: bool,
+    },
+    /// Restore a process from an image directory and print its PID.
+    ///
+    /// The process gets the same PID when that PID is free, runs detached
+    /// from `zos`, and continues from where it was checkpointed. An image is
+    /// not consumed: it can be restored again once the first copy has exited.
+    /// Standard streams that were a terminal or pipe are attached to the files
+    /// given here (default /dev/null).
+    Restore {
+        /// The image directory.
+        dir: PathBuf,
+        /// File for standard input.
+        #[arg(long, value_name = "FILE")]
+        stdin: Option<PathBuf>,
+        /// File for standard output (created or appended).
+        #[arg(long, value_name = "FILE")]
+        stdout: Option<PathBuf>,
+        /// File for standard error (created or appended).
+        #[arg(long, value_name = "FILE")]
+        stderr: Option<PathBuf>,
+    },
     /// Measure performance and print figures.
     Bench {
         /// Which benchmark.
@@ -151,6 +191,9 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Checkpoint and restore of processes with 1 GiB and 4 MiB of dirty
+    /// memory to tmpfs: times, frozen time, image size, peak memory (median of 5).
+    Checkpoint,
     /// Time from starting a zombie to the master seeing it over mDNS.
     Discovery {
         /// Repetitions (the median is reported).

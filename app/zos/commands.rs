@@ -15,8 +15,25 @@ use crate::cli::{Cli, Command, TrustAction};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    // Commands that need no instance home.
+    let command = match cli.command {
+        Command::Checkpoint {
+            pid,
+            out,
+            leave_running,
+            check,
+        } => return crate::checkpointing::checkpoint(pid, out, leave_running, check),
+        Command::Restore {
+            dir,
+            stdin,
+            stdout,
+            stderr,
+        } => return crate::checkpointing::restore(&dir, stdin, stdout, stderr),
+        Command::Bench { which } => return crate::bench::run(which),
+        other => other,
+    };
     let paths = Paths::resolve(cli.home.clone())?;
-    match cli.command {
+    match command {
         Command::Master { name, interfaces } => {
             let cfg = MasterConfig {
                 paths,
@@ -91,7 +108,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             interfaces,
             headless,
         } => crate::demo::run(&paths, interfaces, headless),
-        Command::Bench { which } => crate::bench::run(which),
+        Command::Checkpoint { .. } | Command::Restore { .. } | Command::Bench { .. } => {
+            unreachable!("handled before the home is resolved")
+        }
     }
 }
 

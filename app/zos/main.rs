@@ -4,6 +4,7 @@
 //! command talks to the daemon of the same home over its control socket.
 
 mod bench;
+mod checkpointing;
 mod cli;
 mod commands;
 mod demo;

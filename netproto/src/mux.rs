@@ -124,10 +124,27 @@ impl Shared {
 }
 
 /// The handle to a running session's channel layer. Cheap to clone.
+///
+/// When the last clone is dropped the session closes as by [`Mux::close`]:
+/// what was queued is sent, then the connection ends.
 #[derive(Clone)]
 pub struct Mux {
     shared: Arc<Shared>,
     incoming: Arc<tokio::sync::Mutex<mpsc::Receiver<Channel>>>,
+    _close_on_drop: Arc<CloseOnDrop>,
+}
+
+struct CloseOnDrop(mpsc::Sender<Outgoing>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        let bulk = self.0.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = bulk.send(Outgoing::Shutdown).await;
+            });
+        }
+    }
 }
 
 impl Mux {
@@ -173,6 +190,7 @@ impl Mux {
         ));
         (
             Mux {
+                _close_on_drop: Arc::new(CloseOnDrop(shared.bulk_tx.clone())),
                 shared,
                 incoming: Arc::new(tokio::sync::Mutex::new(incoming_rx)),
             },
@@ -442,7 +460,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         loop {
             let first = tokio::select! {
                 biased;
-                _ = ended.changed() => return Ok(()),
+                _ = ended.wait_for(|r| r.is_some()) => return Ok(()),
                 m = small.recv() => m,
                 m = bulk.recv() => m,
             };
@@ -513,7 +531,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut plain = vec![0u8; MAX_NOISE_MESSAGE];
     let reason = loop {
         let frame = tokio::select! {
-            _ = ended.changed() => return,
+            _ = ended.wait_for(|r| r.is_some()) => return,
             f = frames.next() => f,
         };
         let cipher = match frame {

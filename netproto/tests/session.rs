@@ -298,3 +298,34 @@ async fn tampered_bytes_end_the_session() {
         .unwrap();
     assert!(reason.contains("authentication"), "{reason}");
 }
+
+#[tokio::test]
+async fn garbage_after_the_handshake_closes_the_connection() {
+    let (l, addr) = listener().await;
+    let zid = Identity::generate().unwrap();
+    let server = tokio::spawn(async move {
+        let (s, _) = l.accept().await.unwrap();
+        Session::accept(s, &zid, Role::Zombie, "z")
+            .await
+            .map(|_| ())
+    });
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    noise::initiate(&mut s, &Identity::generate().unwrap())
+        .await
+        .unwrap();
+    let mut frame = vec![0x01, 0x00];
+    frame.extend((0..256u32).map(|i| (i * 31 + 7) as u8));
+    s.write_all(&frame).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(3), server)
+        .await
+        .expect("accept ends")
+        .unwrap();
+    assert!(err.unwrap_err().to_string().contains("authentication"));
+    // The zombie closes the connection: we read its hello, then end of stream.
+    let mut sink = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut sink)).await;
+    assert!(
+        matches!(read, Ok(Ok(_)) | Ok(Err(_))),
+        "connection must be closed by the zombie"
+    );
+}

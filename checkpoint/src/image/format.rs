@@ -1,0 +1,299 @@
+//! The byte format of an image: a header and a sequence of checksummed frames.
+//!
+//! ```text
+//! header  = "ZOSCKPT\0" (8 bytes) | version: u32 LE | flags: u32 LE (0)
+//! frame   = kind: u32 LE | len: u64 LE | crc: u32 LE | payload (len bytes)
+//!           crc = CRC-32 (IEEE) over kind, len and payload
+//! kinds   = 1 META       payload: postcard-encoded `ProcessImage`, always the first frame
+//!           2 PAGES      payload: address u64 LE | page bytes (a whole number of pages)
+//!           3 FILE_DATA  payload: index u32 LE | content of a deleted-while-open file
+//!           0x21444e45 END  payload: number of frames before it, u64 LE; always last
+//! ```
+//!
+//! Frames are written strictly in this order (META, PAGES…, FILE_DATA…, END), so the same
+//! bytes can be written to a file or a socket and consumed as they arrive.
+
+use super::model::ProcessImage;
+use crate::error::{Error, Result};
+use std::io::Write;
+
+/// First eight bytes of every image.
+pub const MAGIC: &[u8; 8] = b"ZOSCKPT\0";
+/// Current format version; any other is refused.
+pub const VERSION: u32 = 1;
+const HEADER_LEN: usize = 16;
+const FRAME_HDR: usize = 16;
+const META: u32 = 1;
+const PAGES: u32 = 2;
+const FILE_DATA: u32 = 3;
+const END: u32 = 0x2144_4e45;
+
+/// Writes an image stream.
+pub struct ImageWriter<W: Write> {
+    out: W,
+    frames: u64,
+    bytes: u64,
+}
+
+impl<W: Write> ImageWriter<W> {
+    /// Start a stream (writes the header).
+    pub fn new(mut out: W) -> std::io::Result<Self> {
+        let mut h = [0u8; HEADER_LEN];
+        h[..8].copy_from_slice(MAGIC);
+        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        out.write_all(&h)?;
+        Ok(ImageWriter {
+            out,
+            frames: 0,
+            bytes: HEADER_LEN as u64,
+        })
+    }
+
+    fn frame(&mut self, kind: u32, prefix: &[u8], body: &[u8]) -> std::io::Result<()> {
+        let crc = frame_crc(kind, prefix, body);
+        self.frame_with_crc(kind, prefix, body, crc)
+    }
+
+    fn frame_with_crc(
+        &mut self,
+        kind: u32,
+        prefix: &[u8],
+        body: &[u8],
+        crc: u32,
+    ) -> std::io::Result<()> {
+        let len = (prefix.len() + body.len()) as u64;
+        let mut hdr = [0u8; FRAME_HDR];
+        hdr[..4].copy_from_slice(&kind.to_le_bytes());
+        hdr[4..12].copy_from_slice(&len.to_le_bytes());
+        hdr[12..16].copy_from_slice(&crc.to_le_bytes());
+        self.out.write_all(&hdr)?;
+        self.out.write_all(prefix)?;
+        self.out.write_all(body)?;
+        self.frames += 1;
+        self.bytes += FRAME_HDR as u64 + len;
+        Ok(())
+    }
+
+    /// The metadata frame (must come first).
+    pub fn meta(&mut self, img: &ProcessImage) -> std::io::Result<()> {
+        let bytes = postcard::to_stdvec(img).map_err(std::io::Error::other)?;
+        self.frame(META, &[], &bytes)
+    }
+
+    /// Memory at `addr`.
+    pub fn pages(&mut self, addr: u64, data: &[u8]) -> std::io::Result<()> {
+        self.frame(PAGES, &addr.to_le_bytes(), data)
+    }
+
+    /// Memory at `addr` whose checksum was computed already with [`pages_crc`] (so that
+    /// checksumming can run on another thread).
+    pub fn pages_with_crc(&mut self, addr: u64, data: &[u8], crc: u32) -> std::io::Result<()> {
+        self.frame_with_crc(PAGES, &addr.to_le_bytes(), data, crc)
+    }
+
+    /// Content of saved file `index`.
+    pub fn file_data(&mut self, index: u32, data: &[u8]) -> std::io::Result<()> {
+        self.frame(FILE_DATA, &index.to_le_bytes(), data)
+    }
+
+    /// Write the END frame and flush; returns the total bytes written.
+    pub fn finish(mut self) -> std::io::Result<(W, u64)> {
+        let n = self.frames;
+        self.frame(END, &[], &n.to_le_bytes())?;
+        self.out.flush()?;
+        Ok((self.out, self.bytes))
+    }
+}
+
+fn frame_crc(kind: u32, prefix: &[u8], body: &[u8]) -> u32 {
+    let len = (prefix.len() + body.len()) as u64;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&kind.to_le_bytes());
+    h.update(&len.to_le_bytes());
+    h.update(prefix);
+    h.update(body);
+    h.finalize()
+}
+
+/// Checksum of the PAGES frame for `data` at `addr`.
+pub fn pages_crc(addr: u64, data: &[u8]) -> u32 {
+    frame_crc(PAGES, &addr.to_le_bytes(), data)
+}
+
+/// A fully validated image, borrowing page data from the underlying bytes.
+pub struct ParsedImage<'a> {
+    /// The metadata.
+    pub meta: ProcessImage,
+    /// (address, bytes) of every saved memory range.
+    pub pages: Vec<(u64, &'a [u8])>,
+    /// Contents of deleted files, by index.
+    pub files: Vec<&'a [u8]>,
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::BadImage(msg.into())
+}
+
+/// Check the header, every frame's checksum and the frame order; decode the metadata.
+pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
+    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+        return Err(bad("not a ZOS checkpoint image (bad magic)"));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    if version != VERSION {
+        return Err(bad(format!(
+            "format version {version}, this build reads only {VERSION}"
+        )));
+    }
+    let mut at = HEADER_LEN;
+    let mut meta = None;
+    let mut pages = Vec::new();
+    let mut files = Vec::new();
+    let mut frames = 0u64;
+    let mut spans: Vec<(usize, u32, &[u8])> = Vec::new();
+    loop {
+        if bytes.len() - at < FRAME_HDR {
+            return Err(bad(format!("truncated at byte {at} (no END frame)")));
+        }
+        let kind = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let len = u64::from_le_bytes(bytes[at + 4..at + 12].try_into().unwrap());
+        let crc = u32::from_le_bytes(bytes[at + 12..at + 16].try_into().unwrap());
+        let body_at = at + FRAME_HDR;
+        if len > (bytes.len() - body_at) as u64 {
+            return Err(bad(format!(
+                "truncated: frame at byte {at} needs {len} bytes"
+            )));
+        }
+        let body = &bytes[body_at..body_at + len as usize];
+        spans.push((at, crc, body));
+        if frames == 0 && kind != META {
+            return Err(bad("first frame is not the metadata"));
+        }
+        match kind {
+            META if frames == 0 => {
+                verify(bytes, &[(at, crc, body)])?;
+                let m: ProcessImage = postcard::from_bytes(body)
+                    .map_err(|e| bad(format!("metadata does not decode: {e}")))?;
+                meta = Some(m);
+            }
+            PAGES if body.len() >= 8 && files.is_empty() => {
+                let addr = u64::from_le_bytes(body[..8].try_into().unwrap());
+                pages.push((addr, &body[8..]));
+            }
+            FILE_DATA if body.len() >= 4 => {
+                let idx = u32::from_le_bytes(body[..4].try_into().unwrap());
+                if idx as usize != files.len() {
+                    return Err(bad("file contents out of order"));
+                }
+                files.push(&body[4..]);
+            }
+            END if body.len() == 8 => {
+                if u64::from_le_bytes(body.try_into().unwrap()) != frames {
+                    return Err(bad("frame count mismatch"));
+                }
+                if body_at + 8 != bytes.len() {
+                    return Err(bad("trailing bytes after END"));
+                }
+                break;
+            }
+            _ => return Err(bad(format!("unexpected frame kind {kind:#x} at byte {at}"))),
+        }
+        frames += 1;
+        at = body_at + len as usize;
+    }
+    verify(bytes, &spans)?;
+    let meta = meta.ok_or_else(|| bad("no metadata"))?;
+    Ok(ParsedImage { meta, pages, files })
+}
+
+/// Check every frame's CRC, on two threads for large images.
+fn verify(bytes: &[u8], spans: &[(usize, u32, &[u8])]) -> Result<()> {
+    let check = |part: &[(usize, u32, &[u8])]| -> Result<()> {
+        for &(at, crc, body) in part {
+            let mut h = crc32fast::Hasher::new();
+            h.update(&bytes[at..at + 12]);
+            h.update(body);
+            if h.finalize() != crc {
+                return Err(bad(format!("checksum mismatch in frame at byte {at}")));
+            }
+        }
+        Ok(())
+    };
+    let total: usize = spans.iter().map(|s| s.2.len()).sum();
+    if total < (64 << 20) {
+        return check(spans);
+    }
+    let mut acc = 0;
+    let mid = spans
+        .iter()
+        .position(|s| {
+            acc += s.2.len();
+            acc >= total / 2
+        })
+        .unwrap_or(0);
+    let (a, b) = spans.split_at(mid);
+    std::thread::scope(|sc| {
+        let other = sc.spawn(|| check(b));
+        let r = check(a);
+        let r2 = other
+            .join()
+            .unwrap_or_else(|_| Err(bad("checksum thread panicked")));
+        r.and(r2)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::model::{MmInfo, ProcAttrs};
+
+    fn sample() -> Vec<u8> {
+        let img = ProcessImage {
+            pid: 42,
+            xcr0: 7,
+            mm: MmInfo::default(),
+            vmas: vec![],
+            threads: vec![],
+            files: vec![],
+            attrs: ProcAttrs::default(),
+        };
+        let mut w = ImageWriter::new(Vec::new()).unwrap();
+        w.meta(&img).unwrap();
+        w.pages(0x1000, &[7u8; 4096]).unwrap();
+        let crc = pages_crc(0x3000, &[9u8; 8192]);
+        w.pages_with_crc(0x3000, &[9u8; 8192], crc).unwrap();
+        w.file_data(0, b"content").unwrap();
+        w.finish().unwrap().0
+    }
+
+    #[test]
+    fn roundtrip() {
+        let bytes = sample();
+        let p = parse(&bytes).unwrap();
+        assert_eq!(p.meta.pid, 42);
+        assert_eq!(p.pages.len(), 2);
+        assert_eq!((p.pages[1].0, p.pages[1].1.len()), (0x3000, 8192));
+        assert_eq!(p.files, vec![&b"content"[..]]);
+    }
+
+    #[test]
+    fn every_single_byte_flip_is_detected() {
+        let bytes = sample();
+        for i in (0..bytes.len()).step_by(97) {
+            let mut b = bytes.clone();
+            b[i] ^= 1;
+            assert!(parse(&b).is_err(), "flip at {i} not detected");
+        }
+    }
+
+    #[test]
+    fn truncation_and_versions_are_refused() {
+        let bytes = sample();
+        for n in [0, 10, 16, 40, bytes.len() - 1] {
+            assert!(parse(&bytes[..n]).is_err(), "truncated to {n}");
+        }
+        let mut b = bytes.clone();
+        b[8] = 2;
+        assert!(matches!(parse(&b), Err(Error::BadImage(m)) if m.contains("version")));
+    }
+}
