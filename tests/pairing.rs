@@ -163,3 +163,33 @@ fn three_wrong_codes_invalidate_the_code() {
         text(&out)
     );
 }
+
+#[test]
+fn first_start_creates_a_private_identity_that_stays() {
+    use std::os::unix::fs::PermissionsExt;
+    let lan = Lan::new(&["z1"]);
+    let z1 = lan.host("z1");
+    let key = z1.home.join("identity.key");
+    assert!(!key.exists());
+    let zombie = zos::start_zombie(z1, "keeper", &[]);
+    let mode = std::fs::metadata(&key)
+        .expect("identity.key in ZOS_HOME")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "identity.key must be private");
+    let fp = zos::fingerprint(z1);
+    assert!(
+        zombie.proc.log().contains(&fp),
+        "the daemon and `zos id` disagree on the key:\n{}",
+        zombie.proc.log()
+    );
+    drop(zombie);
+    let again = zos::start_zombie(z1, "keeper", &[]);
+    assert_eq!(
+        zos::fingerprint(z1),
+        fp,
+        "the identity changed across restarts"
+    );
+    drop(again);
+}

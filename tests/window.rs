@@ -16,7 +16,7 @@ fn master_window_lists_a_discovered_zombie() {
     let (m, z1) = (lan.host("m"), lan.host("z1"));
     let x = m.xvfb();
     let _master = zos::start_master(m);
-    let _zombie = zos::start_zombie(z1, "onscreen", &[]);
+    let zombie = zos::start_zombie(z1, "onscreen", &[]);
     assert!(
         zos::wait_listed(m, "onscreen", DISCOVERY).is_some(),
         "the master daemon never listed the zombie"
@@ -52,7 +52,7 @@ fn master_window_lists_a_discovered_zombie() {
         "exactly one zombie should be shown: {shown}"
     );
 
-    let png = screenshot_dir().join(format!("master-window-{}.png", lan.id));
+    let png = screenshot_dir().join("master-window.png");
     let display = x.display.clone();
     // The frame may be drawn a moment after the log line: look again until it is.
     let found = common::until(secs(15), || {
@@ -67,5 +67,24 @@ fn master_window_lists_a_discovered_zombie() {
         n >= 16,
         "only {n} icon-coloured pixels: an icon should be more than a speck ({})",
         png.display()
+    );
+
+    // The list is live: when the zombie stops, the window drops it.
+    zombie.proc.term();
+    let gone = gui.try_wait_log("window shows 0 hosts", secs(10));
+    assert!(
+        gone.is_some(),
+        "the window still shows the zombie 10 s after it stopped:\n{}",
+        gui.log()
+    );
+    let after = screenshot_dir().join("master-window-after.png");
+    let empty = common::until(secs(10), || {
+        screenshot(m, &display, &after);
+        (count_pixels(m, &after, ICON_RGB) == 0).then_some(())
+    });
+    assert!(
+        empty.is_some(),
+        "the zombie's icon is still drawn after it left; see {}",
+        after.display()
     );
 }
