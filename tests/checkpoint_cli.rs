@@ -19,7 +19,11 @@ fn zos(args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A scratch directory removed on drop.
@@ -79,7 +83,10 @@ fn spawn_clean(cmd: &mut Command) -> Child {
 }
 
 fn read_counter(p: &Path) -> u64 {
-    std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    std::fs::read_to_string(p)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// python3 counting in memory and writing the count to a file.
@@ -99,7 +106,10 @@ fn start_counter(file: &Path) -> Child {
 
 fn restored_pid(o: &Output) -> i32 {
     assert!(o.status.success(), "restore failed: {}", text(o));
-    String::from_utf8_lossy(&o.stdout).trim().parse().expect("restore prints the pid")
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .expect("restore prints the pid")
 }
 
 #[test]
@@ -109,27 +119,40 @@ fn python_state_survives_checkpoint_and_restore_twice() {
     let mut child = start_counter(&counter);
     let pid = child.id() as i32;
     let _guard = Kill(pid);
-    wait_until("the counter to start", Duration::from_secs(10), || read_counter(&counter) > 5);
+    wait_until("the counter to start", Duration::from_secs(10), || {
+        read_counter(&counter) > 5
+    });
 
     let check = zos(&["checkpoint", "--check", &pid.to_string()]);
     assert!(check.status.success(), "{}", text(&check));
 
     let image = dir.0.join("image");
-    let out = zos(&["checkpoint", &pid.to_string(), "--out", image.to_str().unwrap()]);
+    let out = zos(&[
+        "checkpoint",
+        &pid.to_string(),
+        "--out",
+        image.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     child.wait().unwrap(); // the original ended with the checkpoint
     let at_checkpoint = read_counter(&counter);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(read_counter(&counter), at_checkpoint, "nothing runs between checkpoint and restore");
+    assert_eq!(
+        read_counter(&counter),
+        at_checkpoint,
+        "nothing runs between checkpoint and restore"
+    );
 
     for round in 0..2 {
         let new = restored_pid(&zos(&["restore", image.to_str().unwrap()]));
         let _copy = Kill(new);
         assert_eq!(new, pid, "same pid while it is free (round {round})");
         // The count goes on from where it was, not from zero: memory survived.
-        wait_until("the restored counter to advance", Duration::from_secs(10), || {
-            read_counter(&counter) > at_checkpoint + 5
-        });
+        wait_until(
+            "the restored counter to advance",
+            Duration::from_secs(10),
+            || read_counter(&counter) > at_checkpoint + 5,
+        );
         // SAFETY: kill(2) on the restored copy we own.
         unsafe { libc::kill(new, libc::SIGKILL) };
         // Its pid is free again once init has reaped it.
@@ -147,13 +170,26 @@ fn leave_running_takes_a_snapshot() {
     let mut child = start_counter(&counter);
     let pid = child.id() as i32;
     let _guard = Kill(pid);
-    wait_until("the counter to start", Duration::from_secs(10), || read_counter(&counter) > 3);
+    wait_until("the counter to start", Duration::from_secs(10), || {
+        read_counter(&counter) > 3
+    });
     let image = dir.0.join("image");
-    let out = zos(&["checkpoint", &pid.to_string(), "--out", image.to_str().unwrap(), "--leave-running"]);
+    let out = zos(&[
+        "checkpoint",
+        &pid.to_string(),
+        "--out",
+        image.to_str().unwrap(),
+        "--leave-running",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let after = read_counter(&counter);
-    wait_until("the original to go on", Duration::from_secs(10), || read_counter(&counter) > after + 3);
-    assert!(child.try_wait().unwrap().is_none(), "the original still runs");
+    wait_until("the original to go on", Duration::from_secs(10), || {
+        read_counter(&counter) > after + 3
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the original still runs"
+    );
 }
 
 #[test]
@@ -170,12 +206,25 @@ fn unsupported_process_is_refused_with_reasons_and_left_running() {
     let pid = child.id() as i32;
     let _guard = Kill(pid);
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
     let check = zos(&["checkpoint", "--check", &pid.to_string()]);
     assert_eq!(check.status.code(), Some(2), "{}", text(&check));
-    assert!(text(&check).to_lowercase().contains("socket"), "{}", text(&check));
+    assert!(
+        text(&check).to_lowercase().contains("socket"),
+        "{}",
+        text(&check)
+    );
     let image = dir.0.join("image");
-    let out = zos(&["checkpoint", &pid.to_string(), "--out", image.to_str().unwrap()]);
+    let out = zos(&[
+        "checkpoint",
+        &pid.to_string(),
+        "--out",
+        image.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(text(&out).contains("left running"), "{}", text(&out));
     assert!(alive(pid), "the refused process runs on");
@@ -189,9 +238,16 @@ fn corrupt_or_truncated_image_is_refused_before_anything_runs() {
     let mut child = start_counter(&counter);
     let pid = child.id() as i32;
     let _guard = Kill(pid);
-    wait_until("the counter to start", Duration::from_secs(10), || read_counter(&counter) > 3);
+    wait_until("the counter to start", Duration::from_secs(10), || {
+        read_counter(&counter) > 3
+    });
     let image = dir.0.join("image");
-    let out = zos(&["checkpoint", &pid.to_string(), "--out", image.to_str().unwrap()]);
+    let out = zos(&[
+        "checkpoint",
+        &pid.to_string(),
+        "--out",
+        image.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     child.wait().unwrap();
     let file = image.join("image.zckpt");
@@ -216,7 +272,10 @@ fn corrupt_or_truncated_image_is_refused_before_anything_runs() {
     foreign[8] = foreign[8].wrapping_add(7); // the version field after the 8-byte magic
     std::fs::write(&file, &foreign).unwrap();
     let r = zos(&["restore", image.to_str().unwrap()]);
-    assert!(!r.status.success(), "a foreign-version image must be refused");
+    assert!(
+        !r.status.success(),
+        "a foreign-version image must be refused"
+    );
     assert!(text(&r).to_lowercase().contains("version"), "{}", text(&r));
     assert!(!alive(pid));
 }

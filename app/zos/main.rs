@@ -28,7 +28,15 @@ fn main() -> std::process::ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("zos: {e:#}");
+            // Print the chain of causes, skipping any a message already quotes.
+            let mut text = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !text.contains(&c) {
+                    text = format!("{text}: {c}");
+                }
+            }
+            eprintln!("zos: {text}");
             std::process::ExitCode::from(1)
         }
     }

@@ -98,7 +98,13 @@ where
             let n = read_frame(stream, &mut msg)
                 .await?
                 .ok_or_else(|| Error::Closed("peer closed during handshake".into()))?;
-            hs.read_message(&msg[..n], &mut payload)?;
+            // ZOS sends no handshake payloads; anything there is not ours,
+            // and refusing it at once spares a wait for the handshake timeout.
+            if hs.read_message(&msg[..n], &mut payload)? != 0 {
+                return Err(Error::Malformed(
+                    "unexpected payload in a handshake message".into(),
+                ));
+            }
         }
     }
     let remote = PublicKey::from_slice(

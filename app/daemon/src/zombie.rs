@@ -326,7 +326,10 @@ impl Zombie {
             let reason = if left == 0 {
                 "wrong code; it was the third try, so the code is no longer valid: make a new one with `zos pair-code`".to_string()
             } else {
-                format!("wrong code ({left} attempts left)")
+                format!(
+                    "wrong code ({left} {} left)",
+                    if left == 1 { "attempt" } else { "attempts" }
+                )
             };
             session.send(&Message::PairFailed { reason }).await?;
             return Ok(None);
