@@ -121,7 +121,10 @@ impl Tunnel {
         let _ = self.ssh.kill();
         let _ = self.ssh.wait();
         for pid in cpu::tree(self.sshd.id()).into_iter().rev() {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg(pid.to_string())
+                .stderr(Stdio::null())
+                .status();
         }
         let _ = self.sshd.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
