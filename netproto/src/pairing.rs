@@ -46,11 +46,15 @@ pub struct PendingCode {
 impl PendingCode {
     /// Draws a fresh random 6-digit code granting `level`.
     pub fn issue(level: Level) -> Self {
+        Self::issue_for(level, CODE_LIFETIME)
+    }
+
+    fn issue_for(level: Level, lifetime: Duration) -> Self {
         let n: u32 = rand::rngs::OsRng.gen_range(0..1_000_000);
         PendingCode {
             code: format!("{n:06}"),
             level,
-            expires: Instant::now() + CODE_LIFETIME,
+            expires: Instant::now() + lifetime,
             attempts: 0,
         }
     }
@@ -229,6 +233,20 @@ mod tests {
             &h,
             &confirmation(&km, Side::Master, &h)
         ));
+    }
+
+    #[test]
+    fn expired_code_is_refused() {
+        let mut c = PendingCode::issue_for(Level::Complete, Duration::from_millis(30));
+        assert!(c.usable());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!c.usable());
+        let err = c.take_attempt().unwrap_err().to_string();
+        assert!(err.contains("expired"), "{err}");
+        assert_eq!(
+            PendingCode::issue(Level::Partial).remaining().as_secs(),
+            119
+        );
     }
 
     #[test]
