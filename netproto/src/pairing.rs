@@ -243,10 +243,8 @@ mod tests {
         assert!(!c.usable());
         let err = c.take_attempt().unwrap_err().to_string();
         assert!(err.contains("expired"), "{err}");
-        assert_eq!(
-            PendingCode::issue(Level::Partial).remaining().as_secs(),
-            119
-        );
+        let left = PendingCode::issue(Level::Partial).remaining().as_secs();
+        assert!((119..=120).contains(&left), "{left}");
     }
 
     #[test]
