@@ -104,6 +104,44 @@ fn start_counter(file: &Path) -> Child {
     )
 }
 
+/// A python3 counter running in its own scratch directory.
+struct Counting {
+    dir: Scratch,
+    file: PathBuf,
+    child: Child,
+    pid: i32,
+    _kill: Kill,
+}
+
+/// Starts a counter and waits until it has counted past `at_least`.
+fn counting(tag: &str, at_least: u64) -> Counting {
+    let dir = Scratch::new(tag);
+    let file = dir.0.join("count");
+    let child = start_counter(&file);
+    let pid = child.id() as i32;
+    wait_until("the counter to start", Duration::from_secs(10), || {
+        read_counter(&file) > at_least
+    });
+    Counting {
+        dir,
+        file,
+        child,
+        pid,
+        _kill: Kill(pid),
+    }
+}
+
+/// `zos checkpoint PID --out DIR/image [extra…]`, which must succeed.
+fn checkpoint_ok(c: &Counting, extra: &[&str]) -> PathBuf {
+    let image = c.dir.0.join("image");
+    let pid = c.pid.to_string();
+    let mut args = vec!["checkpoint", &pid, "--out", image.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = zos(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    image
+}
+
 fn restored_pid(o: &Output) -> i32 {
     assert!(o.status.success(), "restore failed: {}", text(o));
     String::from_utf8_lossy(&o.stdout)
@@ -114,27 +152,13 @@ fn restored_pid(o: &Output) -> i32 {
 
 #[test]
 fn python_state_survives_checkpoint_and_restore_twice() {
-    let dir = Scratch::new("py");
-    let counter = dir.0.join("count");
-    let mut child = start_counter(&counter);
-    let pid = child.id() as i32;
-    let _guard = Kill(pid);
-    wait_until("the counter to start", Duration::from_secs(10), || {
-        read_counter(&counter) > 5
-    });
-
+    let mut c = counting("py", 5);
+    let (pid, counter) = (c.pid, c.file.clone());
     let check = zos(&["checkpoint", "--check", &pid.to_string()]);
     assert!(check.status.success(), "{}", text(&check));
 
-    let image = dir.0.join("image");
-    let out = zos(&[
-        "checkpoint",
-        &pid.to_string(),
-        "--out",
-        image.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
-    child.wait().unwrap(); // the original ended with the checkpoint
+    let image = checkpoint_ok(&c, &[]);
+    c.child.wait().unwrap(); // the original ended with the checkpoint
     let at_checkpoint = read_counter(&counter);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
@@ -165,29 +189,15 @@ fn python_state_survives_checkpoint_and_restore_twice() {
 
 #[test]
 fn leave_running_takes_a_snapshot() {
-    let dir = Scratch::new("snap");
-    let counter = dir.0.join("count");
-    let mut child = start_counter(&counter);
-    let pid = child.id() as i32;
-    let _guard = Kill(pid);
-    wait_until("the counter to start", Duration::from_secs(10), || {
-        read_counter(&counter) > 3
-    });
-    let image = dir.0.join("image");
-    let out = zos(&[
-        "checkpoint",
-        &pid.to_string(),
-        "--out",
-        image.to_str().unwrap(),
-        "--leave-running",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+    let mut c = counting("snap", 3);
+    let counter = c.file.clone();
+    checkpoint_ok(&c, &["--leave-running"]);
     let after = read_counter(&counter);
     wait_until("the original to go on", Duration::from_secs(10), || {
         read_counter(&counter) > after + 3
     });
     assert!(
-        child.try_wait().unwrap().is_none(),
+        c.child.try_wait().unwrap().is_none(),
         "the original still runs"
     );
 }
@@ -233,23 +243,10 @@ fn unsupported_process_is_refused_with_reasons_and_left_running() {
 
 #[test]
 fn corrupt_or_truncated_image_is_refused_before_anything_runs() {
-    let dir = Scratch::new("corrupt");
-    let counter = dir.0.join("count");
-    let mut child = start_counter(&counter);
-    let pid = child.id() as i32;
-    let _guard = Kill(pid);
-    wait_until("the counter to start", Duration::from_secs(10), || {
-        read_counter(&counter) > 3
-    });
-    let image = dir.0.join("image");
-    let out = zos(&[
-        "checkpoint",
-        &pid.to_string(),
-        "--out",
-        image.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
-    child.wait().unwrap();
+    let mut c = counting("corrupt", 3);
+    let pid = c.pid;
+    let image = checkpoint_ok(&c, &[]);
+    c.child.wait().unwrap();
     let file = image.join("image.zckpt");
     let good = std::fs::read(&file).unwrap();
 

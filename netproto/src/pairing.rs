@@ -185,6 +185,11 @@ mod tests {
     use super::*;
     use crate::identity::Identity;
 
+    /// Whether the zombie (key `kz`) accepts the master's (key `km`) proof.
+    fn master_proof_accepted(kz: &[u8], km: &[u8], h: &[u8; 32]) -> bool {
+        verify_confirmation(kz, Side::Master, h, &confirmation(km, Side::Master, h))
+    }
+
     #[test]
     fn same_code_agrees_wrong_code_does_not() {
         let m = Identity::generate().unwrap().public();
@@ -193,12 +198,7 @@ mod tests {
         let (state, a) = master_start("123456", &m, &z);
         let (kz, b) = zombie_respond("123456", &m, &z, &a).unwrap();
         let km = state.finish(&b).unwrap();
-        assert!(verify_confirmation(
-            &kz,
-            Side::Master,
-            &h,
-            &confirmation(&km, Side::Master, &h)
-        ));
+        assert!(master_proof_accepted(&kz, &km, &h));
         assert!(!verify_confirmation(
             &kz,
             Side::Zombie,
@@ -209,12 +209,7 @@ mod tests {
         let (state, a) = master_start("123457", &m, &z);
         let (kz, b) = zombie_respond("123456", &m, &z, &a).unwrap();
         let km = state.finish(&b).unwrap();
-        assert!(!verify_confirmation(
-            &kz,
-            Side::Master,
-            &h,
-            &confirmation(&km, Side::Master, &h)
-        ));
+        assert!(!master_proof_accepted(&kz, &km, &h));
     }
 
     #[test]
@@ -227,12 +222,7 @@ mod tests {
         let (state, a) = master_start("000001", &other, &z);
         let (kz, b) = zombie_respond("000001", &m, &z, &a).unwrap();
         let km = state.finish(&b).unwrap();
-        assert!(!verify_confirmation(
-            &kz,
-            Side::Master,
-            &h,
-            &confirmation(&km, Side::Master, &h)
-        ));
+        assert!(!master_proof_accepted(&kz, &km, &h));
     }
 
     #[test]
