@@ -162,6 +162,10 @@ impl Reply {
     }
 }
 
+/// How long a client waits for a reply (pairing waits on the network and
+/// the other user, so this is generous).
+pub const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Sends `request` to the daemon at `socket` and hands each reply to
 /// `on_reply`, until the final one, which is returned.
 pub fn call(socket: &Path, request: &Request, mut on_reply: impl FnMut(&Reply)) -> Result<Reply> {
@@ -174,6 +178,13 @@ pub fn call(socket: &Path, request: &Request, mut on_reply: impl FnMut(&Reply)) 
             e,
         )
     })?;
+    // A daemon that accepts but never answers must not hang its clients.
+    // Pings stream at the user's interval, so they get no read deadline.
+    if !matches!(request, Request::Ping { .. }) {
+        stream
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .map_err(|e| Error::io("control socket", e))?;
+    }
     let mut writer = stream
         .try_clone()
         .map_err(|e| Error::io("control socket", e))?;
