@@ -1,0 +1,104 @@
+//! A real Xvnc per display: unix socket only, RFB banner, X clients, clean stop.
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{RuntimeDir, init_tracing, process_alive};
+use zos_display::{VirtualDisplay, launch_app};
+
+#[test]
+fn rfb_only_on_private_unix_socket_and_no_tcp() {
+    init_tracing();
+    let dir = RuntimeDir::new("notcp");
+    let vd = VirtualDisplay::start(dir.path(), (640, 480)).unwrap();
+    assert!(vd.display().starts_with(':'), "{}", vd.display());
+    assert!(vd.rfb_socket().starts_with(dir.path()));
+    let meta = std::fs::metadata(vd.rfb_socket()).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    // No listening TCP socket of any kind belongs to this Xvnc (neither RFB nor X11).
+    let out = Command::new("ss").args(["-ltnpH"]).output().unwrap();
+    assert!(out.status.success());
+    let tcp = String::from_utf8_lossy(&out.stdout);
+    let needle = format!("pid={},", vd.pid());
+    assert!(!tcp.contains(&needle), "Xvnc listens on TCP:\n{tcp}");
+    // ... while it does listen on our unix socket (the check above sees its sockets).
+    let out = Command::new("ss").args(["-lxpH"]).output().unwrap();
+    let unix = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        unix.lines()
+            .any(|l| l.contains(&needle) && l.contains(vd.rfb_socket().to_str().unwrap())),
+        "Xvnc not seen on its unix socket:\n{unix}"
+    );
+}
+
+#[test]
+fn unix_socket_speaks_rfb_3_8() {
+    init_tracing();
+    let dir = RuntimeDir::new("banner");
+    let vd = VirtualDisplay::start(dir.path(), (320, 200)).unwrap();
+    let mut s = UnixStream::connect(vd.rfb_socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut banner = [0u8; 12];
+    s.read_exact(&mut banner).unwrap();
+    assert_eq!(&banner, b"RFB 003.008\n");
+}
+
+#[test]
+fn drop_stops_xvnc_and_removes_its_files() {
+    init_tracing();
+    let dir = RuntimeDir::new("drop");
+    let vd = VirtualDisplay::start(dir.path(), (320, 200)).unwrap();
+    let pid = vd.pid();
+    let socket = vd.rfb_socket().to_owned();
+    let x_socket = format!("/tmp/.X11-unix/X{}", vd.number());
+    let lock = format!("/tmp/.X{}-lock", vd.number());
+    assert!(process_alive(pid));
+    assert!(std::path::Path::new(&x_socket).exists());
+    drop(vd);
+    assert!(!process_alive(pid), "Xvnc {pid} still running");
+    assert!(!socket.exists());
+    assert!(!std::path::Path::new(&x_socket).exists());
+    assert!(!std::path::Path::new(&lock).exists());
+}
+
+#[test]
+fn two_displays_get_distinct_numbers() {
+    init_tracing();
+    let dir = RuntimeDir::new("two");
+    let a = VirtualDisplay::start(dir.path(), (320, 200)).unwrap();
+    let b = VirtualDisplay::start(dir.path(), (320, 200)).unwrap();
+    assert_ne!(a.display(), b.display());
+    assert_ne!(a.rfb_socket(), b.rfb_socket());
+}
+
+#[test]
+fn missing_runtime_dir_is_an_error() {
+    let err = VirtualDisplay::start(std::path::Path::new("/nonexistent/zos"), (320, 200));
+    assert!(err.is_err());
+}
+
+#[tokio::test]
+async fn launched_app_talks_to_the_virtual_display() {
+    init_tracing();
+    let dir = RuntimeDir::new("app");
+    let vd = VirtualDisplay::start(dir.path(), (800, 600)).unwrap();
+    // xdpyinfo (x11-utils) connects to $DISPLAY and reports the screen size.
+    let script = format!(
+        "xdpyinfo | grep -q 'dimensions: *800x600' && test \"$DISPLAY\" = '{}'",
+        vd.display()
+    );
+    let mut child = launch_app(&vd, &["sh", "-c", &script]).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    assert!(launch_app::<&str>(&vd, &[]).is_err());
+}
