@@ -11,7 +11,7 @@ use crate::xvnc::VirtualDisplay;
 
 /// Starts `argv[0]` with arguments `argv[1..]` as an X11 client of the virtual display `vd`.
 ///
-/// `DISPLAY` is set to the virtual display and `WAYLAND_DISPLAY` is removed so toolkits pick
+/// `DISPLAY` and `XAUTHORITY` are set to the virtual display's, and `WAYLAND_DISPLAY` is removed so toolkits pick
 /// X11. Standard input is closed; output goes where ours goes. The child is killed when the
 /// returned handle is dropped. Must be called inside a Tokio runtime.
 pub fn launch_app<S: AsRef<OsStr>>(vd: &VirtualDisplay, argv: &[S]) -> Result<Child> {
@@ -19,6 +19,7 @@ pub fn launch_app<S: AsRef<OsStr>>(vd: &VirtualDisplay, argv: &[S]) -> Result<Ch
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env("DISPLAY", vd.display())
+        .env("XAUTHORITY", vd.xauthority())
         .env_remove("WAYLAND_DISPLAY")
         .stdin(Stdio::null())
         .kill_on_drop(true);

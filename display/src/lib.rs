@@ -10,6 +10,7 @@ mod error;
 mod framebuffer;
 mod sys;
 mod viewer;
+mod xauth;
 mod xvnc;
 
 pub use app::launch_app;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use crate::error::{DisplayError, Result};
-use crate::sys;
+use crate::{sys, xauth};
 
 /// How long Xvnc may take to report its display number.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,7 +25,9 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 /// A running `Xvnc` holding one app's X display.
 ///
 /// RFB is served only on a unix socket (mode 0600) inside the runtime directory given to
-/// [`VirtualDisplay::start`]; no TCP port is opened, neither for RFB nor for X11. The socket
+/// [`VirtualDisplay::start`]; no TCP port is opened, neither for RFB nor for X11. X clients
+/// need the cookie of [`xauthority`](Self::xauthority), so other local users cannot open the
+/// X display either. The socket
 /// uses security type None: whoever can open it is trusted, and the ZOS session layer does the
 /// authentication. Dropping the value stops Xvnc (SIGTERM, then SIGKILL) and reaps it; Xvnc is
 /// also killed if the thread that started it dies.
@@ -34,6 +36,7 @@ pub struct VirtualDisplay {
     child: Child,
     number: u32,
     rfb_socket: PathBuf,
+    xauthority: PathBuf,
     geometry: (u16, u16),
 }
 
@@ -55,6 +58,8 @@ impl VirtualDisplay {
         }
         // A stale socket of an earlier process with the same pid would make Xvnc fail.
         let _ = std::fs::remove_file(&rfb_socket);
+        let xauthority = runtime_dir.join(format!("xvnc-{}-{id}.xauth", std::process::id()));
+        xauth::write_cookie_file(&xauthority)?;
 
         let (read_end, write_end) = sys::pipe()?;
         let wfd = write_end.as_raw_fd();
@@ -65,6 +70,8 @@ impl VirtualDisplay {
             .arg(&rfb_socket)
             .args(["-rfbunixmode", "0600", "-rfbport", "-1"])
             .args(["-SecurityTypes", "None", "-nolisten", "tcp"])
+            .arg("-auth")
+            .arg(&xauthority)
             .args(["-geometry", &format!("{}x{}", geometry.0, geometry.1)])
             .args(["-depth", "24", "-AlwaysShared", "-desktop", "zos"])
             .stdin(Stdio::null())
@@ -83,6 +90,7 @@ impl VirtualDisplay {
             Err(e) => {
                 let log = stop_child(&mut child);
                 let _ = std::fs::remove_file(&rfb_socket);
+                let _ = std::fs::remove_file(&xauthority);
                 return Err(DisplayError::XvncStartup(format!("{e}; Xvnc said: {log}")));
             }
         };
@@ -92,6 +100,7 @@ impl VirtualDisplay {
         while !rfb_socket.exists() {
             if Instant::now() > deadline {
                 let log = stop_child(&mut child);
+                let _ = std::fs::remove_file(&xauthority);
                 return Err(DisplayError::XvncStartup(format!(
                     "no RFB socket at {}; Xvnc said: {log}",
                     rfb_socket.display()
@@ -116,6 +125,7 @@ impl VirtualDisplay {
             child,
             number,
             rfb_socket,
+            xauthority,
             geometry,
         })
     }
@@ -135,6 +145,12 @@ impl VirtualDisplay {
         &self.rfb_socket
     }
 
+    /// The X authority file (mode 0600) whose cookie X clients need to open the display; set
+    /// `XAUTHORITY` to it ([`launch_app`](crate::launch_app) does).
+    pub fn xauthority(&self) -> &Path {
+        &self.xauthority
+    }
+
     /// The screen size it was started with.
     pub fn geometry(&self) -> (u16, u16) {
         self.geometry
@@ -152,6 +168,7 @@ impl Drop for VirtualDisplay {
         stop_child(&mut self.child);
         // After a SIGKILL Xvnc leaves its files; remove them if they are still ours.
         let _ = std::fs::remove_file(&self.rfb_socket);
+        let _ = std::fs::remove_file(&self.xauthority);
         let lock = PathBuf::from(format!("/tmp/.X{}-lock", self.number));
         if let Ok(text) = std::fs::read_to_string(&lock)
             && text.trim().parse::<u32>() == Ok(pid)

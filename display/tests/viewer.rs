@@ -36,6 +36,7 @@ fn differing(a: &Frame, b: &Frame) -> usize {
 /// The X server's own picture of the root window, RGBA, taken with ImageMagick's `import`.
 fn server_screenshot(vd: &VirtualDisplay) -> Vec<u8> {
     let out = Command::new("import")
+        .env("XAUTHORITY", vd.xauthority())
         .args([
             "-display",
             &vd.display(),
@@ -220,6 +221,7 @@ async fn pointer_moves_and_clicks_reach_an_x_client() {
     let out = Command::new("xdotool")
         .arg("getmouselocation")
         .env("DISPLAY", vd.display())
+        .env("XAUTHORITY", vd.xauthority())
         .output()
         .unwrap();
     let location = String::from_utf8_lossy(&out.stdout);

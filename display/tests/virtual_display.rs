@@ -102,3 +102,29 @@ async fn launched_app_talks_to_the_virtual_display() {
     assert!(status.success());
     assert!(launch_app::<&str>(&vd, &[]).is_err());
 }
+
+#[test]
+fn x_display_needs_the_cookie() {
+    init_tracing();
+    let dir = RuntimeDir::new("cookie");
+    let vd = VirtualDisplay::start(dir.path(), (320, 200)).unwrap();
+    let meta = std::fs::metadata(vd.xauthority()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let xdpyinfo = |xauthority: &std::path::Path| {
+        Command::new("xdpyinfo")
+            .env("DISPLAY", vd.display())
+            .env("XAUTHORITY", xauthority)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(xdpyinfo(vd.xauthority()), "refused with the cookie");
+    assert!(
+        !xdpyinfo(std::path::Path::new("/dev/null")),
+        "accepted without a cookie"
+    );
+    let xauth = vd.xauthority().to_owned();
+    drop(vd);
+    assert!(!xauth.exists());
+}
