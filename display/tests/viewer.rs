@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{RuntimeDir, init_tracing, wait_until};
 use tokio::net::UnixStream;
-use zos_display::{Frame, ViewerConnection, VirtualDisplay, launch_app};
+use zos_display::{Codec, Frame, ViewerConnection, ViewerOptions, VirtualDisplay, launch_app};
 
 const XK_RETURN: u32 = 0xff0d;
 
@@ -68,10 +68,86 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
+/// Waits until the viewer's framebuffer equals the X server's own screenshot, except perhaps
+/// the pointer that Xvnc draws into the picture it sends.
+async fn assert_matches_server(vd: &VirtualDisplay, viewer: &ViewerConnection) {
+    let mut mismatched = usize::MAX;
+    let ok = wait_until(Duration::from_secs(10), || {
+        let shot = server_screenshot(vd);
+        let frame = viewer.frame();
+        if shot.len() != frame.rgba.len() {
+            return false;
+        }
+        mismatched = shot
+            .chunks_exact(4)
+            .zip(frame.rgba.chunks_exact(4))
+            .filter(|(a, b)| a[..3] != b[..3])
+            .count();
+        mismatched < 400
+    })
+    .await;
+    assert!(
+        ok,
+        "{mismatched} pixels differ from the server's screenshot"
+    );
+}
+
+async fn see_xterm(codec: Codec) {
+    init_tracing();
+    let dir = RuntimeDir::new(&format!("see-{codec:?}"));
+    let vd = VirtualDisplay::start(dir.path(), (640, 480)).unwrap();
+    let _xterm = launch_app(
+        &vd,
+        &[
+            "xterm",
+            "-geometry",
+            "60x12+0+0",
+            "-bg",
+            "white",
+            "-fg",
+            "black",
+        ],
+    )
+    .unwrap();
+    let stream = UnixStream::connect(vd.rfb_socket()).await.unwrap();
+    let viewer = ViewerConnection::connect_with(stream, ViewerOptions { codec })
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let f = viewer.frame();
+            (f.width, f.height) == (640, 480) && non_background(&f) > 20_000
+        })
+        .await,
+        "no xterm in the framebuffer: {} non-background pixels",
+        non_background(&viewer.frame())
+    );
+    assert!(!viewer.take_dirty().is_empty());
+
+    assert_matches_server(&vd, &viewer).await;
+    viewer.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_sees_xterm_and_matches_server_screenshot() {
+    see_xterm(Codec::Raw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tight_viewer_matches_server_screenshot() {
+    see_xterm(Codec::Tight).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zrle_viewer_matches_server_screenshot() {
+    see_xterm(Codec::Zrle).await;
+}
+
+/// Trap 3: after a server-side resize the viewer follows and gets the pixels too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_follows_a_server_side_resize() {
     init_tracing();
-    let dir = RuntimeDir::new("see");
+    let dir = RuntimeDir::new("resize");
     let vd = VirtualDisplay::start(dir.path(), (640, 480)).unwrap();
     let _xterm = launch_app(
         &vd,
@@ -88,35 +164,24 @@ async fn viewer_sees_xterm_and_matches_server_screenshot() {
     .unwrap();
     let viewer = connect(&vd).await;
     assert!(
-        wait_until(Duration::from_secs(15), || {
-            let f = viewer.frame();
-            (f.width, f.height) == (640, 480) && non_background(&f) > 20_000
-        })
-        .await,
-        "no xterm in the framebuffer: {} non-background pixels",
-        non_background(&viewer.frame())
+        wait_until(Duration::from_secs(15), || non_background(&viewer.frame())
+            > 20_000)
+        .await
     );
-    assert!(!viewer.take_dirty().is_empty());
-
-    // Our framebuffer equals what the X server itself has, except perhaps the pointer that
-    // Xvnc draws into the picture it sends.
-    let mut mismatched = usize::MAX;
-    let ok = wait_until(Duration::from_secs(10), || {
-        let shot = server_screenshot(&vd);
-        let frame = viewer.frame();
-        assert_eq!(shot.len(), frame.rgba.len());
-        mismatched = shot
-            .chunks_exact(4)
-            .zip(frame.rgba.chunks_exact(4))
-            .filter(|(a, b)| a[..3] != b[..3])
-            .count();
-        mismatched < 400
-    })
-    .await;
+    let status = Command::new("xrandr")
+        .args(["--fb", "800x600"])
+        .env("DISPLAY", vd.display())
+        .env("XAUTHORITY", vd.xauthority())
+        .status()
+        .unwrap();
+    assert!(status.success());
     assert!(
-        ok,
-        "{mismatched} pixels differ from the server's screenshot"
+        wait_until(Duration::from_secs(10), || viewer.size() == (800, 600)).await,
+        "viewer size {:?}",
+        viewer.size()
     );
+    assert_matches_server(&vd, &viewer).await;
+    assert!(non_background(&viewer.frame()) > 20_000);
     viewer.close().await.unwrap();
 }
 
