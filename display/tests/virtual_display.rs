@@ -128,3 +128,54 @@ fn x_display_needs_the_cookie() {
     drop(vd);
     assert!(!xauth.exists());
 }
+
+/// Run by `xvnc_dies_with_the_process_that_started_it` in a child process of the test binary.
+#[test]
+#[ignore = "helper, run by another test"]
+fn pdeathsig_helper() {
+    let Some(dir) = std::env::var_os("ZOS_DISPLAY_HELPER_DIR") else {
+        return;
+    };
+    let vd = VirtualDisplay::start(std::path::Path::new(&dir), (320, 200)).unwrap();
+    println!("XVNC {} {}", vd.pid(), vd.number());
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn xvnc_dies_with_the_process_that_started_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    init_tracing();
+    let dir = RuntimeDir::new("orphan");
+    let mut helper = Command::new(std::env::current_exe().unwrap())
+        .args(["pdeathsig_helper", "--exact", "--ignored", "--nocapture"])
+        .env("ZOS_DISPLAY_HELPER_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(helper.stdout.take().unwrap()).lines();
+    let (pid, number) = loop {
+        let line = lines.next().expect("helper ended early").unwrap();
+        if let Some(rest) = line.strip_prefix("XVNC ") {
+            let mut it = rest.split(' ').map(|n| n.parse::<u32>().unwrap());
+            break (it.next().unwrap(), it.next().unwrap());
+        }
+    };
+    assert!(process_alive(pid));
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while process_alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let alive = process_alive(pid);
+    // Killed by SIGKILL, Xvnc could not remove its lock and socket: do it for it.
+    let lock = format!("/tmp/.X{number}-lock");
+    if std::fs::read_to_string(&lock).is_ok_and(|t| t.trim() == pid.to_string()) {
+        let _ = std::fs::remove_file(&lock);
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{number}"));
+    }
+    assert!(!alive, "Xvnc {pid} outlived the process that started it");
+}
