@@ -314,3 +314,54 @@ async fn viewer_reports_closed_when_xvnc_stops() {
     assert!(viewer.is_closed());
     assert!(viewer.key(u32::from('a'), true).await.is_err());
 }
+
+/// Traps 1 and 2: on an idle screen a key's echo reaches the framebuffer at once (an update
+/// request is always outstanding, and input is never stuck behind `recv_event`), not after the
+/// fallback refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_to_pixel_latency_is_small() {
+    init_tracing();
+    let dir = RuntimeDir::new("latency");
+    let vd = VirtualDisplay::start(dir.path(), (640, 480)).unwrap();
+    let _xterm = launch_app(
+        &vd,
+        &[
+            "xterm",
+            "-geometry",
+            "60x12+0+0",
+            "-e",
+            "bash",
+            "--norc",
+            "--noprofile",
+        ],
+    )
+    .unwrap();
+    let viewer = connect(&vd).await;
+    assert!(
+        wait_until(Duration::from_secs(15), || non_background(&viewer.frame())
+            > 20_000)
+        .await
+    );
+    viewer.pointer(100, 60, 0).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut versions = viewer.subscribe();
+    let mut latencies = Vec::new();
+    for c in "abcdefghij".chars() {
+        // Let the screen go idle so the next change needs a fresh update.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        versions.borrow_and_update();
+        let start = std::time::Instant::now();
+        viewer.key(c as u32, true).await.unwrap();
+        viewer.key(c as u32, false).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), versions.changed())
+            .await
+            .expect("no update after a key")
+            .unwrap();
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    eprintln!("key-to-pixel latencies: {latencies:?}");
+    assert!(median < Duration::from_millis(150), "median {median:?}");
+    viewer.close().await.unwrap();
+}
