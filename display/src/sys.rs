@@ -27,7 +27,8 @@ pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Makes the child of `cmd` get SIGKILL when the thread that spawned it dies, and, if
+/// Makes the child of `cmd` get SIGKILL when the thread that spawned it dies, gives it umask
+/// 077, and, if
 /// `inherit` is given, makes that descriptor available in the child as `target_fd`.
 ///
 /// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, so the caller must
@@ -35,7 +36,7 @@ pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 pub(crate) fn set_child_setup(cmd: &mut Command, inherit: Option<(RawFd, RawFd)>) {
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the child between fork and exec and only calls
-    // async-signal-safe functions (prctl, getppid, dup2, fcntl, kill); it allocates nothing.
+    // async-signal-safe functions (prctl, umask, getppid, dup2, fcntl, kill); it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             if libc::prctl(
@@ -48,6 +49,9 @@ pub(crate) fn set_child_setup(cmd: &mut Command, inherit: Option<(RawFd, RawFd)>
             {
                 return Err(io::Error::last_os_error());
             }
+            // Files the child creates are private to us, so the RFB socket is never open to
+            // others, not even between Xvnc's bind and its chmod.
+            libc::umask(0o077);
             // The parent may have died before prctl: then we were reparented already.
             if libc::getppid() != parent {
                 libc::kill(libc::getpid(), libc::SIGKILL);
