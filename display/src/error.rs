@@ -1,0 +1,47 @@
+//! Errors of the display crate.
+
+use std::path::PathBuf;
+
+/// What can go wrong with a virtual display, an app in it, or a viewer of it.
+#[derive(Debug, thiserror::Error)]
+pub enum DisplayError {
+    /// The runtime directory does not exist or is not a directory.
+    #[error("runtime directory {0} is not a directory")]
+    RuntimeDir(PathBuf),
+    /// The RFB socket path would not fit in a `sockaddr_un`.
+    #[error("socket path {0} is too long for a unix socket")]
+    SocketPathTooLong(PathBuf),
+    /// Xvnc (or an app) could not be started.
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        /// The program that failed to start.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Xvnc did not report its display number in time, or exited first.
+    #[error("Xvnc did not start: {0}")]
+    XvncStartup(String),
+    /// An app was launched with an empty argument vector.
+    #[error("empty command line")]
+    EmptyCommand,
+    /// A system call failed.
+    #[error("{call}: {source}")]
+    Sys {
+        /// The call that failed.
+        call: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The VNC connection failed (handshake, protocol or transport).
+    #[error("VNC: {0}")]
+    Vnc(#[from] vnc::VncError),
+    /// The viewer's connection task has ended; no more input can be sent.
+    #[error("the viewer connection is closed")]
+    ViewerClosed,
+}
+
+/// The crate's result type.
+pub type Result<T, E = DisplayError> = std::result::Result<T, E>;

@@ -1,0 +1,106 @@
+//! Every `unsafe` of the crate: the pipe for `-displayfd`, the child set-up between fork and
+//! exec, `poll` and `kill`.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use crate::error::{DisplayError, Result};
+
+fn last_error(call: &'static str) -> DisplayError {
+    DisplayError::Sys {
+        call,
+        source: io::Error::last_os_error(),
+    }
+}
+
+/// A close-on-exec pipe: `(read end, write end)`.
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints that pipe2 fills in.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if rc != 0 {
+        return Err(last_error("pipe2"));
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Makes the child of `cmd` get SIGKILL when the thread that spawned it dies, gives it umask
+/// 077, and, if
+/// `inherit` is given, makes that descriptor available in the child as `target_fd`.
+///
+/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, so the caller must
+/// spawn from a long-lived thread (not a blocking-pool thread that may retire).
+pub(crate) fn set_child_setup(cmd: &mut Command, inherit: Option<(RawFd, RawFd)>) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the child between fork and exec and only calls
+    // async-signal-safe functions (prctl, umask, getppid, dup2, fcntl, kill); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // Files the child creates are private to us, so the RFB socket is never open to
+            // others, not even between Xvnc's bind and its chmod.
+            libc::umask(0o077);
+            // The parent may have died before prctl: then we were reparented already.
+            if libc::getppid() != parent {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+            if let Some((fd, target)) = inherit {
+                if fd == target {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, target) < 0 {
+                    // dup2 leaves the new descriptor without FD_CLOEXEC.
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Waits until `fd` is readable (or hung up) for at most `timeout_ms`; `Ok(false)` on timeout.
+pub(crate) fn poll_readable(fd: RawFd, timeout_ms: i32) -> Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: `pfd` is a valid pollfd and we pass a count of one.
+        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if rc >= 0 {
+            return Ok(rc > 0);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(DisplayError::Sys {
+                call: "poll",
+                source: err,
+            });
+        }
+    }
+}
+
+/// Sends `signal` to process `pid`.
+pub(crate) fn kill(pid: u32, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill takes plain integers and has no memory effects.
+    if unsafe { libc::kill(pid as libc::pid_t, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -1,0 +1,61 @@
+//! The X authority file of a virtual display: one MIT-MAGIC-COOKIE-1 shared by Xvnc (`-auth`)
+//! and the apps launched in it (`XAUTHORITY`), so no other local user can open the X display.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use crate::error::{DisplayError, Result};
+
+/// `FamilyWild`: the entry matches any host address.
+const FAMILY_WILD: u16 = 0xffff;
+const COOKIE_NAME: &[u8] = b"MIT-MAGIC-COOKIE-1";
+
+fn io_err(call: &'static str) -> impl FnOnce(std::io::Error) -> DisplayError {
+    move |source| DisplayError::Sys { call, source }
+}
+
+/// Writes a new authority file at `path` (mode 0600) holding a fresh random cookie valid for
+/// any display number and host (an empty display number matches every display).
+pub(crate) fn write_cookie_file(path: &Path) -> Result<()> {
+    let mut cookie = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut cookie))
+        .map_err(io_err("read /dev/urandom"))?;
+    let entry = encode_entry(FAMILY_WILD, b"", b"", COOKIE_NAME, &cookie);
+    let _ = std::fs::remove_file(path);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err("create X authority file"))?;
+    file.write_all(&entry)
+        .map_err(io_err("write X authority file"))
+}
+
+/// One Xauthority record: a family, then four length-prefixed (u16, big endian) fields.
+fn encode_entry(family: u16, address: &[u8], number: &[u8], name: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut out = family.to_be_bytes().to_vec();
+    for field in [address, number, name, data] {
+        out.extend_from_slice(&(field.len() as u16).to_be_bytes());
+        out.extend_from_slice(field);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_layout() {
+        let e = encode_entry(FAMILY_WILD, b"", b"", COOKIE_NAME, &[7; 16]);
+        assert_eq!(&e[..6], &[0xff, 0xff, 0, 0, 0, 0]);
+        assert_eq!(&e[6..8], &[0, 18]);
+        assert_eq!(&e[8..26], COOKIE_NAME);
+        assert_eq!(&e[26..28], &[0, 16]);
+        assert_eq!(e.len(), 28 + 16);
+    }
+}
