@@ -75,6 +75,13 @@ impl Child {
         let gadget = find_syscall_insn(&code, vdso.start)
             .ok_or_else(|| Error::Restore("no syscall instruction in the vDSO".into()))?;
         self.main = Tracee::new(pid, pid, gadget)?;
+        // The placeholder closes the descriptors it inherited from us, but we
+        // may have stopped it before it got there: close them for certain.
+        self.main.call(
+            "close inherited descriptors",
+            nr::CLOSE_RANGE,
+            &[0, u64::from(u32::MAX), 0],
+        )?;
         if let Some((area, len, sig)) = ptrace::rseq_config(pid).map_err(|e| gone(pid, e))? {
             self.main.call(
                 "rseq unregister",

@@ -13,6 +13,7 @@ use std::io;
 #[allow(missing_docs)]
 pub mod nr {
     pub const CLOSE: u64 = 3;
+    pub const CLOSE_RANGE: u64 = 436;
     pub const LSEEK: u64 = 8;
     pub const MMAP: u64 = 9;
     pub const MPROTECT: u64 = 10;
