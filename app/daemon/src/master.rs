@@ -11,7 +11,7 @@ use zos_netproto::pairing::{self, Side};
 use zos_netproto::session::Session;
 use zos_netproto::trust::PeerStore;
 use zos_netproto::wire::{Message, Role};
-use zos_netproto::{Identity, Level};
+use zos_netproto::Identity;
 
 use crate::control_server::{self, Handler, Replies};
 use crate::error::{DaemonError, Result};
@@ -317,6 +317,3 @@ impl Handler for Master {
         }
     }
 }
-
-/// The level a master asks for by default.
-pub const DEFAULT_LEVEL: Level = Level::Complete;
