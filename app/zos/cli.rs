@@ -99,6 +99,22 @@ pub enum Command {
         #[arg(long, short = 'i', default_value_t = 1.0)]
         interval: f64,
     },
+    /// Start a task on the master; `--shared` runs an X11 app in its own
+    /// virtual display (one Xvnc, reachable only through a private socket).
+    Run {
+        /// Run it as a virtually shared app.
+        #[arg(long)]
+        shared: bool,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        argv: Vec<String>,
+    },
+    /// List the master's tasks: id, kind, command, display, state.
+    Tasks {
+        /// Machine-readable output (a JSON array).
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop the local daemon.
     Stop,
     /// Open the master window (hosts as icons, pairing, ping) on the local master daemon.

@@ -96,6 +96,42 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Reply::Done => Ok(ExitCode::SUCCESS),
             other => unexpected(other),
         },
+        Command::Run { shared, argv } => match ask(&paths, &Request::Run { shared, argv })? {
+            Reply::Started { task } => {
+                println!(
+                    "task {} started: {} on display {}",
+                    task.id,
+                    task.command.join(" "),
+                    task.display.unwrap_or_default()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            other => unexpected(other),
+        },
+        Command::Tasks { json } => {
+            let Reply::Tasks { tasks } = ask(&paths, &Request::Tasks)? else {
+                bail!("unexpected reply")
+            };
+            if json {
+                println!("{}", serde_json::to_string(&tasks)?);
+            } else {
+                println!(
+                    "{:>4} {:<8} {:<8} {:<8} COMMAND",
+                    "ID", "KIND", "DISPLAY", "STATE"
+                );
+                for t in &tasks {
+                    println!(
+                        "{:>4} {:<8} {:<8} {:<8} {}",
+                        t.id,
+                        t.kind,
+                        t.display.clone().unwrap_or_default(),
+                        t.state,
+                        t.command.join(" ")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Gui => {
             zos_gui::run(paths.socket())?;
             Ok(ExitCode::SUCCESS)

@@ -54,8 +54,34 @@ pub enum Request {
         /// Key, fingerprint prefix or name.
         what: String,
     },
+    /// Start a task on the master (`zos run`).
+    Run {
+        /// Run it as a virtually shared app: in its own virtual display.
+        shared: bool,
+        /// The command and its arguments.
+        argv: Vec<String>,
+    },
+    /// The master's registered tasks.
+    Tasks,
     /// Stop the daemon.
     Shutdown,
+}
+
+/// A task as the master reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    /// Task id, unique within the daemon's life.
+    pub id: u64,
+    /// `shared` (virtually shared app).
+    pub kind: String,
+    /// The command line.
+    pub command: Vec<String>,
+    /// Its X display on the master (e.g. `:12`).
+    pub display: Option<String>,
+    /// `running`.
+    pub state: String,
+    /// The app's process id.
+    pub pid: Option<u32>,
 }
 
 /// A live session as the daemon reports it.
@@ -145,6 +171,16 @@ pub enum Reply {
         entries: Vec<PeerEntry>,
         /// Live sessions ended.
         sessions_ended: usize,
+    },
+    /// For `Run`: the task started.
+    Started {
+        /// The new task.
+        task: TaskInfo,
+    },
+    /// For `Tasks`.
+    Tasks {
+        /// Every registered task.
+        tasks: Vec<TaskInfo>,
     },
     /// A request finished with nothing more to say.
     Done,

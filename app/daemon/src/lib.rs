@@ -13,6 +13,7 @@ pub mod hosts;
 pub mod master;
 pub mod paths;
 pub mod sysinfo;
+pub mod tasks;
 pub mod zombie;
 
 pub use error::DaemonError;

@@ -5,13 +5,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use zos_netproto::Identity;
 use zos_netproto::control::{Reply, Request, StatusInfo};
 use zos_netproto::discovery::{Browser, Interfaces};
 use zos_netproto::pairing::{self, Side};
 use zos_netproto::session::Session;
 use zos_netproto::trust::PeerStore;
 use zos_netproto::wire::{Message, Role};
-use zos_netproto::Identity;
 
 use crate::control_server::{self, Handler, Replies};
 use crate::error::{DaemonError, Result};
@@ -36,6 +36,7 @@ pub struct Master {
     identity: Identity,
     zombies: Mutex<PeerStore>,
     hosts: Arc<HostTable>,
+    tasks: Arc<crate::tasks::Tasks>,
     shutdown: CancellationToken,
 }
 
@@ -63,6 +64,7 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
         identity,
         zombies: Mutex::new(zombies),
         hosts: hosts.clone(),
+        tasks: crate::tasks::Tasks::new(cfg.paths.runtime.clone(), shutdown.clone()),
         shutdown: shutdown.clone(),
         cfg,
     });
@@ -307,6 +309,14 @@ impl Handler for Master {
                 Ok(entries) => Reply::Revoked { entries, sessions_ended: 0 },
                 Err(e) => Reply::Error { message: e.to_string() },
             },
+            Request::Run { shared: true, argv } => match self.tasks.run_shared(argv).await {
+                Ok(task) => Reply::Started { task },
+                Err(e) => error_reply(e),
+            },
+            Request::Run { shared: false, .. } => Reply::Error {
+                message: "only virtually shared apps exist so far: use `zos run --shared -- COMMAND`".into(),
+            },
+            Request::Tasks => Reply::Tasks { tasks: self.tasks.list() },
             Request::Shutdown => {
                 self.shutdown.cancel();
                 Reply::Done

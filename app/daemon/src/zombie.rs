@@ -467,7 +467,11 @@ impl Handler for Zombie {
                 self.shutdown.cancel();
                 Reply::Done
             }
-            Request::Hosts | Request::Pair { .. } | Request::Ping { .. } => Reply::Error {
+            Request::Hosts
+            | Request::Pair { .. }
+            | Request::Ping { .. }
+            | Request::Run { .. }
+            | Request::Tasks => Reply::Error {
                 message:
                     "this is a zombie daemon; run that command against a master (`zos master`)"
                         .into(),

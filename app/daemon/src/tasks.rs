@@ -1,0 +1,137 @@
+//! The master's task registry: virtually shared apps, each in its own
+//! virtual display (one Xvnc per app, RFB on a private unix socket).
+//!
+//! Each shared app is kept by a thread of its own, which starts the display
+//! (Xvnc dies with the thread that started it), launches the app, and waits
+//! for it to exit or for the daemon to stop; then it ends the app, removes the
+//! display and unregisters the task. Nothing outlives the daemon.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use zos_display::{VirtualDisplay, launch_app};
+use zos_netproto::control::TaskInfo;
+
+use crate::error::{DaemonError, Result};
+
+/// Size of a new shared app's virtual display.
+pub const DEFAULT_GEOMETRY: (u16, u16) = (1280, 800);
+
+/// Registered tasks.
+pub struct Tasks {
+    runtime: PathBuf,
+    next_id: AtomicU64,
+    tasks: Mutex<BTreeMap<u64, TaskInfo>>,
+    shutdown: CancellationToken,
+}
+
+impl Tasks {
+    /// A registry whose displays live under `runtime`; all tasks end when
+    /// `shutdown` is cancelled.
+    pub fn new(runtime: PathBuf, shutdown: CancellationToken) -> Arc<Tasks> {
+        Arc::new(Tasks {
+            runtime,
+            next_id: AtomicU64::new(1),
+            tasks: Mutex::new(BTreeMap::new()),
+            shutdown,
+        })
+    }
+
+    /// Every task, by id.
+    pub fn list(&self) -> Vec<TaskInfo> {
+        self.tasks
+            .lock()
+            .expect("tasks")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Waits (up to `limit`) until every task has cleaned up after a shutdown.
+    pub async fn wait_all_ended(&self, limit: std::time::Duration) {
+        let end = tokio::time::Instant::now() + limit;
+        while !self.tasks.lock().expect("tasks").is_empty() && tokio::time::Instant::now() < end {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts `argv` as a virtually shared app; returns once it runs.
+    pub async fn run_shared(self: &Arc<Self>, argv: Vec<String>) -> Result<TaskInfo> {
+        if argv.is_empty() {
+            return Err(DaemonError::User(
+                "no command given (zos run --shared -- COMMAND …)".into(),
+            ));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (started_tx, started_rx) = oneshot::channel();
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name(format!("task-{id}"))
+            .spawn(move || me.keep_shared(id, argv, started_tx))
+            .map_err(|e| DaemonError::io("start task thread", e))?;
+        started_rx
+            .await
+            .map_err(|_| DaemonError::User("the task ended while starting".into()))?
+    }
+
+    /// The task's thread: display, app, wait, clean up.
+    fn keep_shared(&self, id: u64, argv: Vec<String>, started: oneshot::Sender<Result<TaskInfo>>) {
+        let screen = match VirtualDisplay::start(&self.runtime, DEFAULT_GEOMETRY) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = started.send(Err(DaemonError::User(format!(
+                    "cannot start a virtual display: {e}"
+                ))));
+                return;
+            }
+        };
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = started.send(Err(DaemonError::io("task runtime", e)));
+                return;
+            }
+        };
+        runtime.block_on(async {
+            let mut child = match launch_app(&screen, &argv) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = started.send(Err(DaemonError::User(format!("cannot start {:?}: {e}", argv[0]))));
+                    return;
+                }
+            };
+            let info = TaskInfo {
+                id,
+                kind: "shared".into(),
+                command: argv.clone(),
+                display: Some(screen.display()),
+                state: "running".into(),
+                pid: child.id(),
+            };
+            self.tasks.lock().expect("tasks").insert(id, info.clone());
+            tracing::info!("task {id} started: {:?} on display {}", argv, screen.display());
+            let _ = started.send(Ok(info));
+            tokio::select! {
+                status = child.wait() => {
+                    tracing::info!("task {id} ended: {}", status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()));
+                }
+                _ = self.shutdown.cancelled() => {
+                    tracing::info!("task {id} stopped with the daemon");
+                    let _ = child.kill().await;
+                }
+            }
+        });
+        // Unregister only once the display is gone: a stopping daemon waits
+        // for the list to empty, so nothing of the display outlives it.
+        drop(screen);
+        self.tasks.lock().expect("tasks").remove(&id);
+        tracing::info!("task {id}: virtual display removed");
+    }
+}
