@@ -91,6 +91,8 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
             }
         }
     }
+    // Shared apps end and their displays go before the daemon does.
+    master.tasks.wait_all_ended(Duration::from_secs(5)).await;
     tokio::task::spawn_blocking(move || browser.stop())
         .await
         .ok();
