@@ -10,6 +10,7 @@
 //! - [`frame`], [`noise`], [`mux`], [`session`]: Noise-encrypted sessions over
 //!   TCP carrying independent, flow-controlled channels;
 //! - [`wire`]: the messages of a session's control channel;
+//! - [`pipe`]: byte streams spliced through a channel;
 //! - [`pairing`]: one-time codes and the SPAKE2 exchange that binds them to
 //!   both static keys and the Noise handshake;
 //! - [`control`]: the local control socket protocol.
@@ -25,6 +26,7 @@ pub mod identity;
 pub mod mux;
 pub mod noise;
 pub mod pairing;
+pub mod pipe;
 pub mod session;
 pub mod trust;
 pub mod wire;

@@ -17,7 +17,7 @@
 //! own nonce counter, so the two directions run on two cores.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
@@ -259,55 +259,129 @@ impl Mux {
 }
 
 /// One channel: an ordered stream of messages in each direction.
+///
+/// [`Channel::split`] gives its sending and receiving halves, so one task can
+/// send while another receives.
 pub struct Channel {
+    tx: ChannelSender,
+    rx: ChannelReceiver,
+}
+
+/// The sending half of a [`Channel`]. Dropping it tells the peer that this
+/// side sends no more (the peer's receiver then ends with `Ok(None)`).
+pub struct ChannelSender {
+    id: u32,
+    shared: Arc<Shared>,
+    _slot: Arc<SlotGuard>,
+    credit: Arc<Semaphore>,
+    finished: Arc<AtomicBool>,
+}
+
+/// The receiving half of a [`Channel`]. Dropping it discards whatever the
+/// peer still sends on the channel.
+pub struct ChannelReceiver {
     id: u32,
     label: String,
     shared: Arc<Shared>,
+    _slot: Arc<SlotGuard>,
     events: mpsc::UnboundedReceiver<Event>,
-    credit: Arc<Semaphore>,
     unconsumed: Arc<AtomicUsize>,
     partial: BytesMut,
     to_return: usize,
     max_message: usize,
-    finished: bool,
+    finished: Arc<AtomicBool>,
+    ended: bool,
 }
 
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Channel({} {:?})", self.id, self.label)
+        write!(f, "Channel({} {:?})", self.rx.id, self.rx.label)
     }
 }
 
 impl Channel {
     fn new(id: u32, label: String, shared: Arc<Shared>) -> Channel {
         let (events, credit, unconsumed) = shared.register(id);
-        Channel {
+        let finished = Arc::new(AtomicBool::new(false));
+        let slot = Arc::new(SlotGuard {
             id,
-            label,
-            shared,
-            events,
-            credit,
-            unconsumed,
-            partial: BytesMut::new(),
-            to_return: 0,
-            max_message: MAX_MESSAGE,
-            finished: false,
+            shared: shared.clone(),
+        });
+        Channel {
+            tx: ChannelSender {
+                id,
+                shared: shared.clone(),
+                _slot: slot.clone(),
+                credit,
+                finished: finished.clone(),
+            },
+            rx: ChannelReceiver {
+                id,
+                label,
+                shared,
+                _slot: slot,
+                events,
+                unconsumed,
+                partial: BytesMut::new(),
+                to_return: 0,
+                max_message: MAX_MESSAGE,
+                finished,
+                ended: false,
+            },
         }
     }
 
     /// The channel's id within its session.
     pub fn id(&self) -> u32 {
-        self.id
+        self.rx.id
     }
 
     /// The label it was opened with.
     pub fn label(&self) -> &str {
-        &self.label
+        &self.rx.label
     }
 
     /// Sets the largest message this side accepts (default [`MAX_MESSAGE`]).
     pub fn set_max_message(&mut self, bytes: usize) {
-        self.max_message = bytes;
+        self.rx.max_message = bytes;
+    }
+
+    /// Sends one message, waiting for credit as needed.
+    pub async fn send(&self, message: &[u8]) -> Result<()> {
+        self.tx.send(message).await
+    }
+
+    /// Serialises `value` with postcard and sends it as one message.
+    pub async fn send_msg<T: Serialize>(&self, value: &T) -> Result<()> {
+        self.tx.send_msg(value).await
+    }
+
+    /// Receives the next whole message; `Ok(None)` when the peer closed the
+    /// channel cleanly.
+    pub async fn recv(&mut self) -> Result<Option<Bytes>> {
+        self.rx.recv().await
+    }
+
+    /// Receives and decodes one postcard message; `Ok(None)` on clean close.
+    pub async fn recv_msg<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
+        self.rx.recv_msg().await
+    }
+
+    /// Ends the channel in error, telling the peer why.
+    pub fn reset(&mut self, reason: &str) {
+        self.rx.reset(reason);
+    }
+
+    /// Splits the channel into halves that can be used from different tasks.
+    pub fn split(self) -> (ChannelSender, ChannelReceiver) {
+        (self.tx, self.rx)
+    }
+}
+
+impl ChannelSender {
+    /// The channel's id within its session.
+    pub fn id(&self) -> u32 {
+        self.id
     }
 
     /// Sends one message, waiting for credit as needed.
@@ -324,12 +398,15 @@ impl Channel {
     }
 
     async fn send_piece(&self, piece: &[u8], last: bool) -> Result<()> {
+        if self.finished.load(Ordering::Acquire) {
+            return Err(Error::Closed(format!("channel {} was reset", self.id)));
+        }
         let cost = (piece.len() + PIECE_OVERHEAD) as u32;
         let permit = self
             .credit
             .acquire_many(cost)
             .await
-            .map_err(|_| Error::Closed(self.shared.end_reason()))?;
+            .map_err(|_| Error::Closed(self.closed_reason()))?;
         permit.forget();
         self.shared
             .bulk_tx
@@ -340,17 +417,59 @@ impl Channel {
             .map_err(|_| Error::Closed(self.shared.end_reason()))
     }
 
+    fn closed_reason(&self) -> String {
+        match self.shared.ended.borrow().clone() {
+            Some(reason) => reason,
+            None => format!("channel {} was reset", self.id),
+        }
+    }
+
     /// Serialises `value` with postcard and sends it as one message.
     pub async fn send_msg<T: Serialize>(&self, value: &T) -> Result<()> {
         let bytes = postcard::to_stdvec(value)
             .map_err(|e| Error::Malformed(format!("encode message: {e}")))?;
         self.send(&bytes).await
     }
+}
+
+impl Drop for ChannelSender {
+    fn drop(&mut self) {
+        if self.finished.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Close travels behind this channel's data, never ahead of it.
+        let close = Outgoing::Frame(Inner::Close { channel: self.id });
+        if let Err(mpsc::error::TrySendError::Full(close)) = self.shared.bulk_tx.try_send(close)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let bulk = self.shared.bulk_tx.clone();
+            runtime.spawn(async move {
+                let _ = bulk.send(close).await;
+            });
+        }
+    }
+}
+
+impl ChannelReceiver {
+    /// The channel's id within its session.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The label it was opened with.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Sets the largest message this side accepts (default [`MAX_MESSAGE`]).
+    pub fn set_max_message(&mut self, bytes: usize) {
+        self.max_message = bytes;
+    }
 
     /// Receives the next whole message; `Ok(None)` when the peer closed the
     /// channel cleanly.
     pub async fn recv(&mut self) -> Result<Option<Bytes>> {
-        if self.finished {
+        if self.ended {
             return Ok(None);
         }
         loop {
@@ -380,11 +499,12 @@ impl Channel {
                     }
                 }
                 Event::Close => {
-                    self.finished = true;
+                    self.ended = true;
                     return Ok(None);
                 }
                 Event::Reset(reason) => {
-                    self.finished = true;
+                    self.ended = true;
+                    self.finished.store(true, Ordering::Release);
                     return Err(Error::Closed(format!("channel reset by peer: {reason}")));
                 }
             }
@@ -413,35 +533,41 @@ impl Channel {
         }
     }
 
-    /// Ends the channel in error, telling the peer why.
+    /// Ends the channel in error (both directions), telling the peer why.
     pub fn reset(&mut self, reason: &str) {
-        self.finished = true;
+        self.ended = true;
+        if self.finished.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let _ = self.shared.small_tx.send(Outgoing::Frame(Inner::Reset {
             channel: self.id,
             reason: reason.to_string(),
         }));
+        if let Some(slot) = self
+            .shared
+            .channels
+            .lock()
+            .expect("channel table")
+            .get(&self.id)
+        {
+            slot.credit.close();
+        }
     }
 }
 
-impl Drop for Channel {
+/// Keeps a channel's slot in the table while either half lives.
+struct SlotGuard {
+    id: u32,
+    shared: Arc<Shared>,
+}
+
+impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.shared
             .channels
             .lock()
             .expect("channel table")
             .remove(&self.id);
-        if !self.finished {
-            // Close travels behind this channel's data, never ahead of it.
-            let close = Outgoing::Frame(Inner::Close { channel: self.id });
-            if let Err(mpsc::error::TrySendError::Full(close)) = self.shared.bulk_tx.try_send(close)
-                && let Ok(runtime) = tokio::runtime::Handle::try_current()
-            {
-                let bulk = self.shared.bulk_tx.clone();
-                runtime.spawn(async move {
-                    let _ = bulk.send(close).await;
-                });
-            }
-        }
     }
 }
 
@@ -579,7 +705,15 @@ fn dispatch(
                         "peer overran channel {channel}'s credit window ({held} > {WINDOW} bytes)"
                     )));
                 }
-                let _ = slot.events.send(Event::Piece(bytes, last));
+                if slot.events.send(Event::Piece(bytes, last)).is_err() {
+                    // Nobody reads this channel any more: discard, and give
+                    // the credit straight back so the peer is not stalled.
+                    slot.unconsumed.fetch_sub(cost, Ordering::AcqRel);
+                    let _ = shared.small_tx.send(Outgoing::Frame(Inner::Credit {
+                        channel,
+                        bytes: cost as u32,
+                    }));
+                }
             }
             // Data for a channel we already dropped is discarded.
         }
