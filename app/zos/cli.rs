@@ -109,7 +109,38 @@ pub enum Command {
         #[arg(last = true, required = true, value_name = "COMMAND")]
         argv: Vec<String>,
     },
-    /// List the master's tasks: id, kind, command, display, state.
+    /// Take a paired zombie over (master): it shows the master's shared apps
+    /// and keeps a lease while the master is there.
+    ///
+    /// The zombie grants at most the level its trust entry for this master
+    /// allows. One master dominates a zombie at a time. Prints how long each
+    /// part of the set-up took (zt: authentication and set-up, xt: display
+    /// set-up).
+    Dominate {
+        /// The zombie: its name, fingerprint prefix, or ip:port.
+        host: String,
+        /// The control level asked for.
+        #[arg(long, default_value_t = Level::Complete)]
+        level: Level,
+    },
+    /// End the domination of a zombie (master): its viewers close and it
+    /// keeps nothing of this master.
+    Release {
+        /// The zombie: its name, fingerprint prefix, or ip:port.
+        host: String,
+    },
+    /// Open a viewer for a shared app; on a zombie, for an app of the master
+    /// dominating it (its frames and your input travel through the session).
+    View {
+        /// The task id (see `zos tasks`).
+        task: u64,
+        /// Do not open a window: save the app's current screen as a PNG file
+        /// and exit.
+        #[arg(long, value_name = "FILE")]
+        snapshot: Option<PathBuf>,
+    },
+    /// List the master's tasks: id, kind, command, display, state; on a
+    /// zombie, the tasks the dominating master shares.
     Tasks {
         /// Machine-readable output (a JSON array).
         #[arg(long)]

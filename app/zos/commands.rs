@@ -116,22 +116,33 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string(&tasks)?);
             } else {
                 println!(
-                    "{:>4} {:<8} {:<8} {:<8} COMMAND",
-                    "ID", "KIND", "DISPLAY", "STATE"
+                    "{:>4} {:<8} {:<12} {:<8} COMMAND",
+                    "ID", "KIND", "WHERE", "STATE"
                 );
                 for t in &tasks {
+                    let place = match (&t.host, &t.display) {
+                        (Some(host), _) => host.clone(),
+                        (None, Some(display)) => format!("here {display}"),
+                        (None, None) => "here".into(),
+                    };
                     println!(
-                        "{:>4} {:<8} {:<8} {:<8} {}",
+                        "{:>4} {:<8} {:<12} {:<8} {}",
                         t.id,
                         t.kind,
-                        t.display.clone().unwrap_or_default(),
+                        place,
                         t.state,
                         t.command.join(" ")
                     );
                 }
+                if tasks.is_empty() {
+                    println!("(no tasks)");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Dominate { host, level } => crate::domination::dominate(&paths, host, level),
+        Command::Release { host } => crate::domination::release(&paths, host),
+        Command::View { task, snapshot } => crate::view::view(&paths, task, snapshot),
         Command::Gui => {
             zos_gui::run(paths.socket())?;
             Ok(ExitCode::SUCCESS)
@@ -205,8 +216,13 @@ fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
         );
     }
     for sess in &s.sessions {
+        let dominating = match (s.role, sess.dominating) {
+            (_, None) => String::new(),
+            (zos_netproto::wire::Role::Master, Some(l)) => format!(", dominated at level {l}"),
+            (zos_netproto::wire::Role::Zombie, Some(l)) => format!(", dominating at level {l}"),
+        };
         println!(
-            "session with {} ({}) from {}, {} s",
+            "session with {} ({}) at {}, {} s{dominating}",
             sess.peer, sess.fingerprint, sess.addr, sess.age_s
         );
     }

@@ -8,6 +8,8 @@ mod checkpointing;
 mod cli;
 mod commands;
 mod demo;
+mod domination;
+mod view;
 
 use clap::Parser;
 

@@ -61,8 +61,27 @@ pub enum Request {
         /// The command and its arguments.
         argv: Vec<String>,
     },
-    /// The master's registered tasks.
+    /// The master's registered tasks; on a zombie, the tasks of the master
+    /// dominating it.
     Tasks,
+    /// Take a paired zombie over (master).
+    Dominate {
+        /// As for `Pair`.
+        host: String,
+        /// The level asked for; the zombie may grant less.
+        level: Level,
+    },
+    /// End the domination of a zombie (master).
+    Release {
+        /// As for `Pair`.
+        host: String,
+    },
+    /// View a shared app: after the final [`Reply::Stream`], the connection
+    /// carries the app's RFB stream (the client must not send before it).
+    View {
+        /// The task id (on a zombie: the dominating master's task).
+        task: u64,
+    },
     /// Stop the daemon.
     Shutdown,
 }
@@ -82,6 +101,10 @@ pub struct TaskInfo {
     pub state: String,
     /// The app's process id.
     pub pid: Option<u32>,
+    /// Where the task runs when that is not this daemon's machine (on a
+    /// zombie: the dominating master's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// A live session as the daemon reports it.
@@ -95,6 +118,10 @@ pub struct SessionInfo {
     pub addr: String,
     /// Seconds since it started.
     pub age_s: u64,
+    /// The level, when this session dominates (zombie) or is dominated by
+    /// us (master).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dominating: Option<Level>,
 }
 
 /// The daemon's state.
@@ -182,6 +209,23 @@ pub enum Reply {
         /// Every registered task.
         tasks: Vec<TaskInfo>,
     },
+    /// For `Dominate`: the zombie is ours.
+    Dominated {
+        /// Zombie's name.
+        name: String,
+        /// Level granted.
+        level: Level,
+        /// How long each part of the set-up took, in order (the paper's zt,
+        /// file-system mount, xt …), microseconds.
+        timing: Vec<(String, u64)>,
+    },
+    /// For `Release`: the zombie let go of everything.
+    Released {
+        /// Zombie's name.
+        name: String,
+    },
+    /// For `View`: from the next byte on, the connection carries the stream.
+    Stream,
     /// A request finished with nothing more to say.
     Done,
     /// A request failed.
@@ -253,6 +297,65 @@ pub fn call(socket: &Path, request: &Request, mut on_reply: impl FnMut(&Reply)) 
 pub fn request(socket: &Path, request: &Request) -> Result<Reply> {
     call(socket, request, |_| {})
 }
+
+/// Sends a request that turns the connection into a byte stream (`View`)
+/// and returns the connection once the daemon said [`Reply::Stream`]. Reads
+/// the reply byte by byte, so not one byte of the stream is taken from it.
+pub fn open_stream(socket: &Path, request: &Request) -> Result<UnixStream> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        Error::io(
+            format!(
+                "no daemon answers at {} (start one with `zos master` or `zos zombie`)",
+                socket.display()
+            ),
+            e,
+        )
+    })?;
+    stream
+        .set_read_timeout(Some(REPLY_TIMEOUT))
+        .map_err(|e| Error::io("control socket", e))?;
+    let mut line = serde_json::to_string(request).expect("requests serialise");
+    line.push('\n');
+    stream
+        .write_all(line.as_bytes())
+        .map_err(|e| Error::io("send request", e))?;
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match std::io::Read::read(&mut stream, &mut byte) {
+            Ok(0) => {
+                return Err(Error::Closed(
+                    "daemon closed the control connection without a reply".into(),
+                ));
+            }
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) if reply.len() >= MAX_REPLY_LINE => {
+                return Err(Error::Malformed("daemon reply line too long".into()));
+            }
+            Ok(_) => reply.push(byte[0]),
+            Err(e) => return Err(Error::io("read reply", e)),
+        }
+    }
+    match serde_json::from_slice::<Reply>(&reply) {
+        Ok(Reply::Stream) => {
+            stream
+                .set_read_timeout(None)
+                .map_err(|e| Error::io("control socket", e))?;
+            Ok(stream)
+        }
+        Ok(Reply::Error { message }) => Err(Error::Refused(message)),
+        Ok(other) => Err(Error::Malformed(format!(
+            "daemon answered {other:?} instead of a stream"
+        ))),
+        Err(e) => Err(Error::Malformed(format!(
+            "daemon reply {:?}: {e}",
+            String::from_utf8_lossy(&reply)
+        ))),
+    }
+}
+
+/// The longest reply line [`open_stream`] reads.
+const MAX_REPLY_LINE: usize = 64 << 10;
 
 #[cfg(test)]
 mod tests {

@@ -88,6 +88,53 @@ pub enum Message {
         /// Why.
         reason: String,
     },
+    /// Domination, step 1 (master → zombie): take this zombie over.
+    Dominate {
+        /// The level the master asks for; the zombie may grant less.
+        level: Level,
+    },
+    /// Domination accepted (zombie → master), at the level granted.
+    Dominated {
+        /// What the master may do: never more than it asked for or than
+        /// the zombie's trust store allows.
+        level: Level,
+    },
+    /// The master's tasks this zombie may show (master → zombie, during
+    /// domination): the whole list, sent at the start and on every change.
+    Tasks {
+        /// Every task, in id order.
+        tasks: Vec<TaskSummary>,
+    },
+    /// The master ends the domination (master → zombie); the zombie cleans
+    /// up and answers [`Message::Released`].
+    Release {
+        /// Why, for the zombie's log and user.
+        reason: String,
+    },
+    /// The zombie has let go of everything of the master's (zombie → master).
+    Released,
+}
+
+/// A master's task as a dominated zombie sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    /// The task's id on the master.
+    pub id: u64,
+    /// `shared` (a virtually shared app).
+    pub kind: String,
+    /// Its command line.
+    pub command: Vec<String>,
+}
+
+/// The label of the channel a zombie opens to view the master's task `id`
+/// (the channel then carries the app's RFB stream).
+pub fn view_label(id: u64) -> String {
+    format!("view/{id}")
+}
+
+/// The task id of a view channel's label, if it is one.
+pub fn parse_view_label(label: &str) -> Option<u64> {
+    label.strip_prefix("view/")?.parse().ok()
 }
 
 /// Decodes a control message, with a clear error for anything else.
@@ -124,5 +171,13 @@ mod tests {
         assert_eq!(decode(&encode(&m)).unwrap(), m);
         assert!(decode(&[200, 1, 2]).is_err());
         assert!(decode(&[]).is_err());
+    }
+
+    #[test]
+    fn view_labels_roundtrip_and_reject_others() {
+        assert_eq!(parse_view_label(&view_label(42)), Some(42));
+        assert_eq!(parse_view_label("view/"), None);
+        assert_eq!(parse_view_label("view/-1"), None);
+        assert_eq!(parse_view_label("fs"), None);
     }
 }

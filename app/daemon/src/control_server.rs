@@ -6,6 +6,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -19,17 +20,29 @@ use crate::error::{DaemonError, Result};
 /// The longest request line accepted.
 const MAX_REQUEST: usize = 64 << 10;
 
+/// What a connection turns into after a final [`Reply::Stream`]: it gets
+/// the whole connection and runs until the stream ends.
+pub type Upgrade = Box<dyn FnOnce(UnixStream) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
 /// Where intermediate replies of a streaming request go.
 pub struct Replies {
     writer: OwnedWriteHalf,
-    /// Cancelled when the client hangs up.
+    /// Cancelled when the client hangs up (not watched for stream requests,
+    /// whose bytes after the request belong to the stream).
     pub gone: CancellationToken,
+    upgrade: Option<Upgrade>,
 }
 
 impl Replies {
     /// Sends a non-final reply; fails if the client went away.
     pub async fn send(&mut self, reply: &Reply) -> Result<()> {
         write_reply(&mut self.writer, reply).await
+    }
+
+    /// Hands the connection to `upgrade` once the final reply
+    /// ([`Reply::Stream`]) is written.
+    pub fn upgrade(&mut self, upgrade: Upgrade) {
+        self.upgrade = Some(upgrade);
     }
 }
 
@@ -100,36 +113,56 @@ async fn serve_client<H: Handler>(stream: UnixStream, handler: Arc<H>) {
     let mut out = Replies {
         writer,
         gone: gone.clone(),
+        upgrade: None,
     };
-    let reply = match reader.read_line(&mut line).await {
+    let request = match reader.read_line(&mut line).await {
         Ok(0) => return,
-        Ok(_) => match serde_json::from_str::<Request>(&line) {
-            Ok(request) => {
-                tracing::debug!(?request, "control request");
-                // Notice the client hanging up while a long request runs.
-                let mut rest = reader.into_inner();
-                let watcher = gone.clone();
-                let watch = tokio::spawn(async move {
-                    let mut buf = [0u8; 64];
-                    loop {
-                        match rest.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(_) => {}
-                        }
-                    }
-                    watcher.cancel();
-                });
-                let reply = handler.handle(request, &mut out).await;
-                watch.abort();
-                reply
-            }
-            Err(e) => Reply::Error {
-                message: format!("bad control request: {e}"),
-            },
-        },
-        Err(e) => Reply::Error {
-            message: format!("bad control request: {e}"),
-        },
+        Ok(_) => {
+            serde_json::from_str::<Request>(&line).map_err(|e| format!("bad control request: {e}"))
+        }
+        Err(e) => Err(format!("bad control request: {e}")),
     };
+    let request = match request {
+        Ok(r) => r,
+        Err(message) => {
+            let _ = write_reply(&mut out.writer, &Reply::Error { message }).await;
+            return;
+        }
+    };
+    tracing::debug!(?request, "control request");
+    if matches!(request, Request::View { .. }) {
+        let reply = handler.handle(request, &mut out).await;
+        let upgrade = out.upgrade.take();
+        if write_reply(&mut out.writer, &reply).await.is_err() {
+            return;
+        }
+        let (Reply::Stream, Some(upgrade)) = (reply, upgrade) else {
+            return;
+        };
+        let buffered = reader.get_ref().buffer().len();
+        if buffered > 0 {
+            tracing::warn!("a stream client sent {buffered} bytes before the stream began");
+            return;
+        }
+        match reader.into_inner().into_inner().reunite(out.writer) {
+            Ok(stream) => upgrade(stream).await,
+            Err(e) => tracing::warn!("control connection: {e}"),
+        }
+        return;
+    }
+    // Notice the client hanging up while a long request runs.
+    let mut rest = reader.into_inner();
+    let watch = tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        loop {
+            match rest.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        gone.cancel();
+    });
+    let reply = handler.handle(request, &mut out).await;
+    watch.abort();
     let _ = write_reply(&mut out.writer, &reply).await;
 }

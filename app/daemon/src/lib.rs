@@ -8,12 +8,14 @@
 //! protocol, display and checkpoint libraries.
 
 pub mod control_server;
+pub mod domination;
 pub mod error;
 pub mod hosts;
 pub mod master;
 pub mod paths;
 pub mod sysinfo;
 pub mod tasks;
+pub mod views;
 pub mod zombie;
 
 pub use error::DaemonError;

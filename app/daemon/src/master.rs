@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use zos_netproto::Identity;
-use zos_netproto::control::{Reply, Request, StatusInfo};
+use zos_netproto::control::{Reply, Request, SessionInfo, StatusInfo};
 use zos_netproto::discovery::{Browser, Interfaces};
 use zos_netproto::pairing::{self, Side};
 use zos_netproto::session::Session;
@@ -14,6 +14,7 @@ use zos_netproto::trust::PeerStore;
 use zos_netproto::wire::{Message, Role};
 
 use crate::control_server::{self, Handler, Replies};
+use crate::domination::Dominions;
 use crate::error::{DaemonError, Result};
 use crate::hosts::{HostTable, PROBE_INTERVAL};
 use crate::paths::Paths;
@@ -37,6 +38,7 @@ pub struct Master {
     zombies: Mutex<PeerStore>,
     hosts: Arc<HostTable>,
     tasks: Arc<crate::tasks::Tasks>,
+    dominions: Arc<Dominions>,
     shutdown: CancellationToken,
 }
 
@@ -60,11 +62,13 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
             })
             .map_err(|e| DaemonError::io("spawn host table thread", e))?;
     }
+    let tasks = crate::tasks::Tasks::new(cfg.paths.runtime.clone(), shutdown.clone());
     let master = Arc::new(Master {
         identity,
         zombies: Mutex::new(zombies),
         hosts: hosts.clone(),
-        tasks: crate::tasks::Tasks::new(cfg.paths.runtime.clone(), shutdown.clone()),
+        dominions: Dominions::new(tasks.clone(), shutdown.clone()),
+        tasks,
         shutdown: shutdown.clone(),
         cfg,
     });
@@ -91,7 +95,12 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
             }
         }
     }
-    // Shared apps end and their displays go before the daemon does.
+    // Dominated zombies are released, and shared apps end and their
+    // displays go, before the daemon does.
+    master
+        .dominions
+        .wait_all_ended(Duration::from_secs(25))
+        .await;
     master.tasks.wait_all_ended(Duration::from_secs(5)).await;
     tokio::task::spawn_blocking(move || browser.stop())
         .await
@@ -272,6 +281,49 @@ impl Master {
         Ok(Reply::Done)
     }
 
+    async fn dominate(&self, host: &str, level: zos_netproto::Level) -> Result<Reply> {
+        let start = Instant::now();
+        let session = self.paired_session(host).await?;
+        let done = self.dominions.start(session, level, start).await?;
+        Ok(Reply::Dominated {
+            name: done.name,
+            level: done.level,
+            timing: done
+                .timing
+                .into_iter()
+                .map(|(what, d)| (what, d.as_micros() as u64))
+                .collect(),
+        })
+    }
+
+    async fn release(&self, host: &str) -> Result<Reply> {
+        let key = match self.dominions.find(host) {
+            Some(key) => key,
+            None => {
+                // Perhaps named by its address or mDNS instance.
+                let (_, info) = self.hosts.resolve(host)?;
+                let fingerprint = info.map(|i| i.fingerprint).unwrap_or_default();
+                self.dominions.find(&fingerprint).ok_or_else(|| {
+                    DaemonError::User(format!("{host} is not dominated by this master"))
+                })?
+            }
+        };
+        let name = self.dominions.release(&key).await?;
+        Ok(Reply::Released { name })
+    }
+
+    fn view(&self, task: u64, out: &mut Replies) -> Reply {
+        let Some(socket) = self.tasks.rfb_socket(task) else {
+            return Reply::Error {
+                message: format!("no shared task {task} (see `zos tasks`)"),
+            };
+        };
+        out.upgrade(Box::new(move |stream| {
+            Box::pin(async move { crate::views::serve_local(stream, &socket).await })
+        }));
+        Reply::Stream
+    }
+
     fn status(&self) -> StatusInfo {
         StatusInfo {
             role: Role::Master,
@@ -280,7 +332,18 @@ impl Master {
             listen: None,
             trusted: self.zombies.lock().expect("zombies").entries().len(),
             pairing: None,
-            sessions: Vec::new(),
+            sessions: self
+                .dominions
+                .list()
+                .into_iter()
+                .map(|d| SessionInfo {
+                    peer: d.name,
+                    fingerprint: d.key.fingerprint().0,
+                    addr: d.addr.to_string(),
+                    age_s: d.started.elapsed().as_secs(),
+                    dominating: Some(d.level),
+                })
+                .collect(),
         }
     }
 }
@@ -319,6 +382,9 @@ impl Handler for Master {
                 message: "only virtually shared apps exist so far: use `zos run --shared -- COMMAND`".into(),
             },
             Request::Tasks => Reply::Tasks { tasks: self.tasks.list() },
+            Request::Dominate { host, level } => self.dominate(&host, level).await.unwrap_or_else(error_reply),
+            Request::Release { host } => self.release(&host).await.unwrap_or_else(error_reply),
+            Request::View { task } => self.view(task, out),
             Request::Shutdown => {
                 self.shutdown.cancel();
                 Reply::Done

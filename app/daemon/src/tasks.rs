@@ -11,21 +11,30 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use zos_display::{VirtualDisplay, launch_app};
 use zos_netproto::control::TaskInfo;
+use zos_netproto::wire::TaskSummary;
 
 use crate::error::{DaemonError, Result};
 
 /// Size of a new shared app's virtual display.
 pub const DEFAULT_GEOMETRY: (u16, u16) = (1280, 800);
 
+/// A registered task and where its display is served.
+struct Entry {
+    info: TaskInfo,
+    rfb_socket: PathBuf,
+}
+
 /// Registered tasks.
 pub struct Tasks {
     runtime: PathBuf,
     next_id: AtomicU64,
-    tasks: Mutex<BTreeMap<u64, TaskInfo>>,
+    tasks: Mutex<BTreeMap<u64, Entry>>,
+    /// Bumped on every change of the list.
+    changes: watch::Sender<u64>,
     shutdown: CancellationToken,
 }
 
@@ -37,6 +46,7 @@ impl Tasks {
             runtime,
             next_id: AtomicU64::new(1),
             tasks: Mutex::new(BTreeMap::new()),
+            changes: watch::channel(0).0,
             shutdown,
         })
     }
@@ -47,8 +57,49 @@ impl Tasks {
             .lock()
             .expect("tasks")
             .values()
-            .cloned()
+            .map(|e| e.info.clone())
             .collect()
+    }
+
+    /// Every task as a dominated zombie sees it.
+    pub fn summaries(&self) -> Vec<TaskSummary> {
+        self.tasks
+            .lock()
+            .expect("tasks")
+            .values()
+            .map(|e| TaskSummary {
+                id: e.info.id,
+                kind: e.info.kind.clone(),
+                command: e.info.command.clone(),
+            })
+            .collect()
+    }
+
+    /// A receiver that sees a change whenever a task comes or goes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The RFB socket of shared task `id`'s display.
+    pub fn rfb_socket(&self, id: u64) -> Option<PathBuf> {
+        self.tasks
+            .lock()
+            .expect("tasks")
+            .get(&id)
+            .map(|e| e.rfb_socket.clone())
+    }
+
+    fn insert(&self, info: TaskInfo, rfb_socket: PathBuf) {
+        self.tasks
+            .lock()
+            .expect("tasks")
+            .insert(info.id, Entry { info, rfb_socket });
+        self.changes.send_modify(|v| *v += 1);
+    }
+
+    fn remove(&self, id: u64) {
+        self.tasks.lock().expect("tasks").remove(&id);
+        self.changes.send_modify(|v| *v += 1);
     }
 
     /// Waits (up to `limit`) until every task has cleaned up after a shutdown.
@@ -114,8 +165,9 @@ impl Tasks {
                 display: Some(screen.display()),
                 state: "running".into(),
                 pid: child.id(),
+                host: None,
             };
-            self.tasks.lock().expect("tasks").insert(id, info.clone());
+            self.insert(info.clone(), screen.rfb_socket().to_owned());
             tracing::info!("task {id} started: {:?} on display {}", argv, screen.display());
             let _ = started.send(Ok(info));
             tokio::select! {
@@ -131,7 +183,7 @@ impl Tasks {
         // Unregister only once the display is gone: a stopping daemon waits
         // for the list to empty, so nothing of the display outlives it.
         drop(screen);
-        self.tasks.lock().expect("tasks").remove(&id);
+        self.remove(id);
         tracing::info!("task {id}: virtual display removed");
     }
 }

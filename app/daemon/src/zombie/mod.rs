@@ -1,4 +1,12 @@
-//! The zombie role: advertise, accept sessions from paired masters, pair.
+//! The zombie role: advertise, accept sessions from paired masters, pair,
+//! and be dominated by one master at a time.
+
+mod control;
+mod dominion;
+mod pairing;
+mod variant;
+
+pub(crate) use variant::variant;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,18 +15,20 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use zos_netproto::control::{PairCodeInfo, Reply, Request, SessionInfo, StatusInfo};
+use zos_netproto::control::{SessionInfo, StatusInfo};
 use zos_netproto::discovery::{Advert, Advertiser, Interfaces};
-use zos_netproto::pairing::{self, PendingCode, Side};
+use zos_netproto::pairing::PendingCode;
 use zos_netproto::session::Session;
 use zos_netproto::trust::PeerStore;
 use zos_netproto::wire::{Message, Role};
 use zos_netproto::{Error as NetError, Identity, Level, PublicKey};
 
-use crate::control_server::{self, Handler, Replies};
+use crate::control_server;
 use crate::error::{DaemonError, Result};
 use crate::paths::Paths;
 use crate::sysinfo;
+use dominion::Dominion;
+use pairing::code_info;
 
 /// How a zombie is configured.
 #[derive(Clone, Debug)]
@@ -39,6 +49,9 @@ pub struct ZombieConfig {
 const ADVERT_REFRESH: Duration = Duration::from_secs(3);
 /// How long a master may take between pairing steps.
 const PAIR_STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// A dominating master that says nothing for this long has lost its lease:
+/// the zombie ends the session and cleans up by itself.
+pub const LEASE: Duration = Duration::from_secs(10);
 
 struct LiveSession {
     id: u64,
@@ -56,6 +69,8 @@ pub struct Zombie {
     trust: Mutex<PeerStore>,
     pending: Mutex<Option<PendingCode>>,
     sessions: Mutex<Vec<LiveSession>>,
+    /// The master dominating this zombie, if any (one at a time).
+    dominion: Mutex<Option<Dominion>>,
     next_session: AtomicU64,
     listen: SocketAddr,
     shutdown: CancellationToken,
@@ -78,6 +93,7 @@ pub async fn run(cfg: ZombieConfig, shutdown: CancellationToken) -> Result<()> {
         trust: Mutex::new(trust),
         pending: Mutex::new(None),
         sessions: Mutex::new(Vec::new()),
+        dominion: Mutex::new(None),
         next_session: AtomicU64::new(1),
         listen,
         shutdown: shutdown.clone(),
@@ -188,11 +204,20 @@ impl Zombie {
                 .map(|l| format!("paired, level {l}"))
                 .unwrap_or_else(|| "not paired".into())
         );
-        let result = self.session_loop(&mut session, &mut level, &cancel).await;
+        let result = self
+            .session_loop(id, &mut session, &mut level, &cancel)
+            .await;
         self.sessions
             .lock()
             .expect("sessions")
             .retain(|s| s.id != id);
+        if let Some(dominion) = self.take_dominion(id) {
+            let why = match &result {
+                Ok(()) => "the session ended".to_string(),
+                Err(e) => format!("the session was lost ({e})"),
+            };
+            self.let_go(dominion, &why).await;
+        }
         session.mux.close();
         tracing::info!("session {id} ended");
         result
@@ -200,11 +225,15 @@ impl Zombie {
 
     async fn session_loop(
         &self,
+        id: u64,
         session: &mut Session,
         level: &mut Option<Level>,
         cancel: &CancellationToken,
     ) -> Result<()> {
+        let mut last_heard = tokio::time::Instant::now();
         loop {
+            let dominated = self.dominated_by(id);
+            let lease_end = last_heard + LEASE;
             let msg = tokio::select! {
                 _ = cancel.cancelled() => {
                     let reason = if self.shutdown.is_cancelled() {
@@ -215,8 +244,17 @@ impl Zombie {
                     let _ = session.send(&Message::Bye { reason }).await;
                     return Ok(());
                 }
+                _ = tokio::time::sleep_until(lease_end), if dominated => {
+                    tracing::warn!(
+                        "session {id}: the dominating master said nothing for {} s; its lease ended",
+                        LEASE.as_secs()
+                    );
+                    session.mux.abort("lease expired");
+                    return Ok(());
+                }
                 m = session.recv() => m?,
             };
+            last_heard = tokio::time::Instant::now();
             match msg {
                 Message::Ping { seq } => {
                     // The trust store is authoritative on every request.
@@ -236,6 +274,24 @@ impl Zombie {
                         *level = Some(granted);
                     }
                 }
+                Message::Dominate { level: asked } => {
+                    *level = self.trusted_level(&session.remote);
+                    match self.accept_domination(id, session, asked, *level) {
+                        Ok(granted) => session.send(&Message::Dominated { level: granted }).await?,
+                        Err(reason) => {
+                            session.send(&Message::Refused { reason }).await?;
+                            return Ok(());
+                        }
+                    }
+                }
+                Message::Tasks { tasks } if dominated => self.set_master_tasks(id, tasks),
+                Message::Release { reason } if dominated => {
+                    if let Some(dominion) = self.take_dominion(id) {
+                        self.let_go(dominion, &format!("released by the master ({reason})"))
+                            .await;
+                    }
+                    session.send(&Message::Released).await?;
+                }
                 Message::Bye { .. } => return Ok(()),
                 other => {
                     session
@@ -249,103 +305,11 @@ impl Zombie {
         }
     }
 
-    fn not_paired(&self) -> String {
+    pub(super) fn not_paired(&self) -> String {
         format!(
             "this master is not paired with zombie {}: run `zos pair-code` on the zombie, then `zos pair {} --code CODE` on the master",
             self.cfg.name, self.cfg.name
         )
-    }
-
-    /// Runs the zombie's side of pairing; returns the level granted.
-    async fn pair(
-        &self,
-        session: &mut Session,
-        master_name: &str,
-        spake: &[u8],
-    ) -> Result<Option<Level>> {
-        let taken: std::result::Result<(String, Level), String> = {
-            let mut pending = self.pending.lock().expect("pending code");
-            match pending.as_mut() {
-                None => Err(format!(
-                    "no pairing code is active on {}: run `zos pair-code` there first",
-                    self.cfg.name
-                )),
-                Some(code) => match code.take_attempt() {
-                    Ok(()) => Ok((code.code().to_string(), code.level())),
-                    Err(e) => {
-                        *pending = None;
-                        Err(e.to_string())
-                    }
-                },
-            }
-        };
-        let (code, level) = match taken {
-            Ok(x) => x,
-            Err(reason) => {
-                session.send(&Message::PairFailed { reason }).await?;
-                return Ok(None);
-            }
-        };
-        let me = self.identity.public();
-        let (key, challenge) = match pairing::zombie_respond(&code, &session.remote, &me, spake) {
-            Ok(x) => x,
-            Err(e) => {
-                session
-                    .send(&Message::PairFailed {
-                        reason: e.to_string(),
-                    })
-                    .await?;
-                return Ok(None);
-            }
-        };
-        session
-            .send(&Message::PairChallenge { spake: challenge })
-            .await?;
-        let confirm = tokio::time::timeout(PAIR_STEP_TIMEOUT, session.recv())
-            .await
-            .map_err(|_| DaemonError::User("master did not confirm pairing in time".into()))??;
-        let Message::PairConfirm { mac } = confirm else {
-            return Err(DaemonError::User(format!(
-                "expected PairConfirm, got {}",
-                variant(&confirm)
-            )));
-        };
-        if !pairing::verify_confirmation(&key, Side::Master, &session.handshake_hash, &mac) {
-            let left = {
-                let mut pending = self.pending.lock().expect("pending code");
-                let left = pending.as_ref().map(|c| c.attempts_left()).unwrap_or(0);
-                if left == 0 {
-                    *pending = None;
-                }
-                left
-            };
-            tracing::warn!(
-                "pairing attempt by {} with a wrong code ({left} attempts left)",
-                session.remote.fingerprint()
-            );
-            let reason = if left == 0 {
-                "wrong code; it was the third try, so the code is no longer valid: make a new one with `zos pair-code`".to_string()
-            } else {
-                format!(
-                    "wrong code ({left} {} left)",
-                    if left == 1 { "attempt" } else { "attempts" }
-                )
-            };
-            session.send(&Message::PairFailed { reason }).await?;
-            return Ok(None);
-        }
-        self.trust
-            .lock()
-            .expect("trust")
-            .insert(&session.remote, master_name, level)?;
-        *self.pending.lock().expect("pending code") = None;
-        tracing::info!(
-            "paired with master {master_name} ({}), level {level}",
-            session.remote.fingerprint()
-        );
-        let mac = pairing::confirmation(&key, Side::Zombie, &session.handshake_hash);
-        session.send(&Message::PairDone { level, mac }).await?;
-        Ok(Some(level))
     }
 
     fn end_sessions(&self, which: impl Fn(&LiveSession) -> bool, why: &str) -> usize {
@@ -384,98 +348,9 @@ impl Zombie {
                     fingerprint: s.master.fingerprint().0,
                     addr: s.addr.to_string(),
                     age_s: s.started.elapsed().as_secs(),
+                    dominating: self.dominion_level(s.id),
                 })
                 .collect(),
-        }
-    }
-}
-
-fn code_info(c: &PendingCode) -> PairCodeInfo {
-    PairCodeInfo {
-        code: c.code().to_string(),
-        level: c.level(),
-        expires_in_s: c.remaining().as_secs(),
-        attempts_left: c.attempts_left(),
-    }
-}
-
-/// The name of a message's variant, for error texts (never its contents).
-pub(crate) fn variant(m: &Message) -> &'static str {
-    match m {
-        Message::Hello { .. } => "Hello",
-        Message::Welcome { .. } => "Welcome",
-        Message::Refused { .. } => "Refused",
-        Message::PairStart { .. } => "PairStart",
-        Message::PairChallenge { .. } => "PairChallenge",
-        Message::PairConfirm { .. } => "PairConfirm",
-        Message::PairDone { .. } => "PairDone",
-        Message::PairFailed { .. } => "PairFailed",
-        Message::Ping { .. } => "Ping",
-        Message::Pong { .. } => "Pong",
-        Message::Bye { .. } => "Bye",
-    }
-}
-
-impl Handler for Zombie {
-    async fn handle(self: Arc<Self>, request: Request, _out: &mut Replies) -> Reply {
-        match request {
-            Request::Status => Reply::Status(self.status()),
-            Request::PairCode { level } => {
-                if !self.cfg.levels.contains(&level) {
-                    return Reply::Error {
-                        message: format!("this zombie does not offer level {level} (see --levels)"),
-                    };
-                }
-                let code = PendingCode::issue(level);
-                let info = code_info(&code);
-                *self.pending.lock().expect("pending code") = Some(code);
-                tracing::info!(
-                    "pairing code issued for level {level}, valid {} s",
-                    info.expires_in_s
-                );
-                Reply::PairCode(info)
-            }
-            Request::TrustList => Reply::Trust {
-                entries: self.trust.lock().expect("trust").entries().to_vec(),
-            },
-            Request::TrustRevoke { what } => {
-                let removed = match self.trust.lock().expect("trust").remove(&what) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        return Reply::Error {
-                            message: e.to_string(),
-                        };
-                    }
-                };
-                if removed.is_empty() {
-                    return Reply::Error {
-                        message: format!(
-                            "no trusted master matches {what:?} (see `zos trust list`)"
-                        ),
-                    };
-                }
-                let keys: Vec<PublicKey> =
-                    removed.iter().filter_map(|e| e.public_key().ok()).collect();
-                let sessions_ended =
-                    self.end_sessions(|s| keys.contains(&s.master), "its key was revoked");
-                Reply::Revoked {
-                    entries: removed,
-                    sessions_ended,
-                }
-            }
-            Request::Shutdown => {
-                self.shutdown.cancel();
-                Reply::Done
-            }
-            Request::Hosts
-            | Request::Pair { .. }
-            | Request::Ping { .. }
-            | Request::Run { .. }
-            | Request::Tasks => Reply::Error {
-                message:
-                    "this is a zombie daemon; run that command against a master (`zos master`)"
-                        .into(),
-            },
         }
     }
 }

@@ -1,0 +1,75 @@
+//! `zos view TASK`: a viewer for a shared app, through the local daemon.
+//!
+//! The daemon turns the control connection into the app's RFB stream (on a
+//! zombie, through the session with the dominating master), so the viewer
+//! is the same on every side.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use zos_daemon::Paths;
+use zos_display::ViewerConnection;
+use zos_netproto::control::{self, Request};
+
+/// How long a snapshot waits for the first complete screen.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The screen counts as complete once no update came for this long.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Opens a viewer for `task`, or saves one frame of it to `snapshot`.
+pub fn view(paths: &Paths, task: u64, snapshot: Option<PathBuf>) -> Result<ExitCode> {
+    match snapshot {
+        Some(png) => {
+            save_snapshot(paths, task, &png)?;
+            println!("saved task {task}'s screen to {}", png.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        None => bail!("the viewer window is not built yet; use --snapshot FILE"),
+    }
+}
+
+/// Connects to the local daemon's view of `task`: a unix stream carrying RFB.
+pub fn connect(paths: &Paths, task: u64) -> std::io::Result<std::os::unix::net::UnixStream> {
+    control::open_stream(&paths.socket(), &Request::View { task })
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+fn save_snapshot(paths: &Paths, task: u64, png: &Path) -> Result<()> {
+    let stream = connect(paths, task).with_context(|| format!("view task {task}"))?;
+    stream.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let frame = runtime.block_on(async {
+        let stream = tokio::net::UnixStream::from_std(stream)?;
+        let viewer = ViewerConnection::connect(stream).await?;
+        let mut versions = viewer.subscribe();
+        let deadline = Instant::now() + SNAPSHOT_TIMEOUT;
+        loop {
+            let changed = tokio::time::timeout(SETTLE, versions.changed()).await;
+            match changed {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => bail!("the view ended before a frame arrived"),
+                Err(_) if viewer.size().0 > 0 && *versions.borrow() > 1 => break,
+                Err(_) => {}
+            }
+            if Instant::now() > deadline {
+                bail!("no complete frame within {} s", SNAPSHOT_TIMEOUT.as_secs());
+            }
+        }
+        let frame = viewer.frame();
+        let _ = viewer.close().await;
+        Ok::<_, anyhow::Error>(frame)
+    })?;
+    image::save_buffer(
+        png,
+        &frame.rgba,
+        u32::from(frame.width),
+        u32::from(frame.height),
+        image::ExtendedColorType::Rgba8,
+    )
+    .with_context(|| format!("write {}", png.display()))?;
+    Ok(())
+}
