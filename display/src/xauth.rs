@@ -35,6 +35,29 @@ pub(crate) fn write_cookie_file(path: &Path) -> Result<()> {
         .map_err(io_err("write X authority file"))
 }
 
+/// Reads the cookie of the first record of an authority file written by
+/// [`write_cookie_file`]: (protocol name, data).
+pub(crate) fn read_cookie(path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
+    let bytes = std::fs::read(path).map_err(io_err("read X authority file"))?;
+    let mut fields = Vec::with_capacity(4);
+    let mut at = 2;
+    for _ in 0..4 {
+        let len = bytes
+            .get(at..at + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+        let field = len.and_then(|len| bytes.get(at + 2..at + 2 + len));
+        let Some(field) = field else {
+            return Err(DisplayError::Sys {
+                call: "parse X authority file",
+                source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+            });
+        };
+        fields.push(field.to_vec());
+        at += 2 + field.len();
+    }
+    Ok((fields.swap_remove(2), fields.swap_remove(2)))
+}
+
 /// One Xauthority record: a family, then four length-prefixed (u16, big endian) fields.
 fn encode_entry(family: u16, address: &[u8], number: &[u8], name: &[u8], data: &[u8]) -> Vec<u8> {
     let mut out = family.to_be_bytes().to_vec();
@@ -57,5 +80,19 @@ mod tests {
         assert_eq!(&e[8..26], COOKIE_NAME);
         assert_eq!(&e[26..28], &[0, 16]);
         assert_eq!(e.len(), 28 + 16);
+    }
+
+    #[test]
+    fn cookie_roundtrip() {
+        let dir = std::env::temp_dir().join(format!("zos-xauth-{}", std::process::id()));
+        let _ = std::fs::create_dir(&dir);
+        let path = dir.join("a");
+        write_cookie_file(&path).unwrap();
+        let (name, data) = read_cookie(&path).unwrap();
+        assert_eq!(name, COOKIE_NAME);
+        assert_eq!(data.len(), 16);
+        std::fs::write(&path, [0xff, 0xff, 0, 3]).unwrap();
+        assert!(read_cookie(&path).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -15,6 +15,7 @@ pub mod poll;
 pub mod proc;
 pub mod screen;
 pub mod tmp;
+pub mod view;
 pub mod xvfb;
 pub mod zos;
 

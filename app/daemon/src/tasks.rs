@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use zos_display::{VirtualDisplay, launch_app};
+use zos_display::{AppWindows, VirtualDisplay, launch_app};
 use zos_netproto::control::TaskInfo;
 use zos_netproto::wire::TaskSummary;
 
@@ -150,6 +150,10 @@ impl Tasks {
                 return;
             }
         };
+        // The app's windows fill the display and get the keyboard; if that
+        // fails the app still runs, in its corner.
+        let _windows = AppWindows::start(&screen)
+            .inspect_err(|e| tracing::warn!("task {id}: cannot manage its windows: {e}"));
         runtime.block_on(async {
             let mut child = match launch_app(&screen, &argv) {
                 Ok(c) => c,
