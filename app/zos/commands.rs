@@ -144,11 +144,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Release { host } => crate::domination::release(&paths, host),
         Command::View { task, snapshot } => crate::view::view(&paths, task, snapshot),
         Command::Gui => {
-            zos_gui::run(paths.socket())?;
+            let home = paths.home.clone();
+            zos_gui::run(
+                paths.socket(),
+                Box::new(move |task| crate::view::spawn_viewer(&home, task)),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Tray => {
-            zos_tray::run(paths.socket())?;
+            let home = paths.home.clone();
+            zos_tray::run(
+                paths.socket(),
+                Box::new(move |task| crate::view::spawn_viewer(&home, task)),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo {

@@ -139,7 +139,11 @@ pub fn run(paths: &Paths, interfaces: Vec<String>, headless: bool) -> Result<Exi
             token.cancelled().await;
         });
     } else {
-        zos_gui::run(paths.socket())?;
+        let home = paths.home.clone();
+        zos_gui::run(
+            paths.socket(),
+            Box::new(move |task| crate::view::spawn_viewer(&home, task)),
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

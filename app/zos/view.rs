@@ -30,6 +30,27 @@ pub fn view(paths: &Paths, task: u64, snapshot: Option<PathBuf>) -> Result<ExitC
     }
 }
 
+/// Starts `zos --home HOME view TASK` as a process of its own (a viewer
+/// window that lives until the view ends) and reaps it when it exits.
+pub fn spawn_viewer(home: &Path, task: u64) -> std::io::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut child = std::process::Command::new(exe)
+        .arg("--home")
+        .arg(home)
+        .args(["view", &task.to_string()])
+        .stdin(std::process::Stdio::null())
+        .spawn()?;
+    std::thread::Builder::new()
+        .name(format!("viewer-{task}"))
+        .spawn(move || match child.wait() {
+            Ok(status) if !status.success() => {
+                tracing::warn!("the viewer of task {task} ended with {status}")
+            }
+            _ => {}
+        })?;
+    Ok(())
+}
+
 /// Connects to the local daemon's view of `task`: a unix stream carrying RFB.
 pub fn connect(paths: &Paths, task: u64) -> std::io::Result<std::os::unix::net::UnixStream> {
     control::open_stream(&paths.socket(), &Request::View { task })

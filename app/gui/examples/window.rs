@@ -111,5 +111,11 @@ fn main() -> anyhow::Result<()> {
     } else {
         arg.into()
     };
-    zos_gui::run(socket)
+    zos_gui::run(
+        socket,
+        Box::new(|task| {
+            tracing::info!("the demo would open a viewer for task {task}");
+            Ok(())
+        }),
+    )
 }

@@ -7,24 +7,30 @@ use std::time::Duration;
 
 use crate::model::Model;
 use crate::ui;
-use crate::worker::Worker;
+use crate::worker::{Command, Worker};
+
+/// Opens a viewer window for a shared app (the `zos` binary starts
+/// `zos view TASK`, a process of its own).
+pub type OpenView = Box<dyn Fn(u64) -> std::io::Result<()>>;
 
 /// The master window's application state.
 pub struct MasterApp {
     model: Model,
     worker: Worker,
+    open_view: OpenView,
 }
 
 impl MasterApp {
     /// Starts polling the daemon at `socket`; `ctx` is asked to repaint
-    /// whenever an answer arrives.
-    pub fn new(socket: PathBuf, ctx: &egui::Context) -> MasterApp {
+    /// whenever an answer arrives; `open_view` opens viewers.
+    pub fn new(socket: PathBuf, ctx: &egui::Context, open_view: OpenView) -> MasterApp {
         tracing::info!(socket = %socket.display(), "master window talks to its daemon");
         let ctx = ctx.clone();
         let worker = Worker::spawn(socket, move || ctx.request_repaint());
         MasterApp {
             model: Model::default(),
             worker,
+            open_view,
         }
     }
 }
@@ -35,7 +41,15 @@ impl eframe::App for MasterApp {
             self.model.apply(event);
         }
         for command in ui::draw(ui, &mut self.model) {
-            self.worker.send(command);
+            match command {
+                Command::View { task } => {
+                    tracing::info!("opening a viewer for task {task}");
+                    if let Err(e) = (self.open_view)(task) {
+                        tracing::warn!("cannot open a viewer for task {task}: {e}");
+                    }
+                }
+                other => self.worker.send(other),
+            }
         }
         // The worker wakes us on news; this is only a safety net.
         ui.ctx().request_repaint_after(Duration::from_secs(1));

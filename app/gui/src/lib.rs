@@ -21,8 +21,9 @@ use std::path::PathBuf;
 pub const TITLE: &str = "ZOS master";
 
 /// Opens the master window for the daemon whose control socket is `socket`,
-/// and returns when the window is closed.
-pub fn run(socket: PathBuf) -> anyhow::Result<()> {
+/// and returns when the window is closed. `open_view` opens a viewer window
+/// for a shared app (each new one, and on the user's request).
+pub fn run(socket: PathBuf, open_view: app::OpenView) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(TITLE)
@@ -34,7 +35,13 @@ pub fn run(socket: PathBuf) -> anyhow::Result<()> {
     eframe::run_native(
         TITLE,
         options,
-        Box::new(move |cc| Ok(Box::new(app::MasterApp::new(socket, &cc.egui_ctx)))),
+        Box::new(move |cc| {
+            Ok(Box::new(app::MasterApp::new(
+                socket,
+                &cc.egui_ctx,
+                open_view,
+            )))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("the master window failed: {e}"))
 }

@@ -2,11 +2,11 @@
 //! user's dialogs. The worker's [`Event`]s update it; the drawing code reads
 //! it and returns [`Command`]s. It holds no I/O, so tests drive it directly.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use zos_netproto::Level;
-use zos_netproto::control::StatusInfo;
+use zos_netproto::control::{StatusInfo, TaskInfo};
 use zos_netproto::discovery::HostInfo;
 
 use crate::worker::{Command, Event};
@@ -35,6 +35,13 @@ pub struct Model {
     pub selected: Option<String>,
     /// Whether the daemon has answered (or failed to) at least once.
     pub polled: bool,
+    /// The master's tasks, by id.
+    pub tasks: Vec<TaskInfo>,
+    /// Shared apps whose viewer the window has opened (or been told to)
+    /// once; each new one gets a viewer when it first appears.
+    viewed: BTreeSet<u64>,
+    /// Viewers to open on the next frame.
+    pending_views: Vec<u64>,
     /// The host set last reported in the log, by instance.
     logged: Option<Vec<String>>,
 }
@@ -108,6 +115,17 @@ impl Model {
                     .iter()
                     .filter_map(|e| Some((e.public_key().ok()?.fingerprint().0, e.level)))
                     .collect();
+            }
+            Event::Tasks(Ok(tasks)) => {
+                for task in &tasks {
+                    if task.kind == "shared" && self.viewed.insert(task.id) {
+                        self.pending_views.push(task.id);
+                    }
+                }
+                self.tasks = tasks;
+            }
+            Event::Tasks(Err(message)) => {
+                tracing::debug!("tasks unknown: {message}");
             }
             Event::Trust(Err(message)) => {
                 tracing::debug!("paired zombies unknown: {message}");
@@ -198,6 +216,21 @@ impl Model {
         }
     }
 
+    /// The viewers to open now: each shared app once, when it first
+    /// appears, and every one the user asked for since.
+    pub fn take_views(&mut self) -> Vec<Command> {
+        self.pending_views
+            .drain(..)
+            .map(|task| Command::View { task })
+            .collect()
+    }
+
+    /// Asks for a viewer of `task` (its View button).
+    pub fn view(&mut self, task: u64) {
+        self.viewed.insert(task);
+        self.pending_views.push(task);
+    }
+
     /// Logs `window shows N hosts: a, b` when the set of hosts on screen
     /// differs from the one logged last. Returns whether it logged.
     pub fn log_shown_hosts(&mut self) -> bool {
@@ -279,6 +312,31 @@ mod tests {
             result: Err("wrong code".into()),
         });
         assert_eq!(m.pair.state, PairState::Failed("wrong code".into()));
+    }
+
+    fn task(id: u64) -> TaskInfo {
+        TaskInfo {
+            id,
+            kind: "shared".into(),
+            command: vec!["xterm".into()],
+            display: Some(":3".into()),
+            state: "running".into(),
+            pid: Some(77),
+            host: None,
+        }
+    }
+
+    #[test]
+    fn each_shared_app_gets_a_viewer_once_and_on_request() {
+        let mut m = Model::default();
+        m.apply(Event::Tasks(Ok(vec![task(1)])));
+        assert_eq!(m.take_views(), vec![Command::View { task: 1 }]);
+        m.apply(Event::Tasks(Ok(vec![task(1), task(2)])));
+        assert_eq!(m.take_views(), vec![Command::View { task: 2 }]);
+        m.apply(Event::Tasks(Ok(vec![task(1), task(2)])));
+        assert_eq!(m.take_views(), vec![]);
+        m.view(1);
+        assert_eq!(m.take_views(), vec![Command::View { task: 1 }]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! control socket and runs the user's requests, so that no blocking I/O ever
 //! happens on the UI thread.
 //!
-//! The worker polls `Hosts` every [`POLL_INTERVAL`] (and `Status` with it),
+//! The worker polls `Hosts` every [`POLL_INTERVAL`] (and `Status` and
+//! `Tasks` with it),
 //! runs each pairing or ping on a thread of its own (they may take seconds),
 //! and sends every answer back as an [`Event`]. After each event it calls the
 //! `notify` callback, which the window uses to ask egui for a repaint.
@@ -14,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use zos_netproto::Level;
-use zos_netproto::control::{self, Reply, Request, StatusInfo};
+use zos_netproto::control::{self, Reply, Request, StatusInfo, TaskInfo};
 use zos_netproto::discovery::HostInfo;
 use zos_netproto::trust::PeerEntry;
 
@@ -40,6 +41,12 @@ pub enum Command {
         /// The zombie, as the control protocol names it (its instance).
         host: String,
     },
+    /// Open a viewer window for a shared app. The window carries this out
+    /// itself (it starts a viewer process); the worker ignores it.
+    View {
+        /// The task id.
+        task: u64,
+    },
 }
 
 /// An answer from the daemon, for the window's model.
@@ -51,6 +58,8 @@ pub enum Event {
     Status(Result<StatusInfo, String>),
     /// The zombies this master is paired with, or why they are unknown.
     Trust(Result<Vec<PeerEntry>, String>),
+    /// The master's tasks, or why they could not be fetched.
+    Tasks(Result<Vec<TaskInfo>, String>),
     /// The outcome of a [`Command::Pair`].
     Paired {
         /// The host as given in the command.
@@ -114,6 +123,7 @@ fn poll_loop(socket: &Path, commands: &Receiver<Command>, events: &Sender<Event>
             let mut batch = vec![
                 Event::Hosts(fetch_hosts(socket)),
                 Event::Status(fetch_status(socket)),
+                Event::Tasks(fetch_tasks(socket)),
             ];
             if polls % TRUST_EVERY == 0 {
                 batch.push(Event::Trust(fetch_trust(socket)));
@@ -127,6 +137,7 @@ fn poll_loop(socket: &Path, commands: &Receiver<Command>, events: &Sender<Event>
             continue;
         }
         match commands.recv_timeout(next_poll - now) {
+            Ok(Command::View { .. }) => {}
             Ok(command) => run_command(socket, command, events, notify),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
@@ -155,6 +166,7 @@ fn run_command(socket: &Path, command: Command, events: &Sender<Event>, notify: 
                     let result = ping(&socket, &host);
                     Event::Pinged { host, result }
                 }
+                Command::View { .. } => return,
             };
             if events.send(event).is_ok() {
                 notify();
@@ -175,6 +187,13 @@ fn fetch_hosts(socket: &Path) -> Result<Vec<HostInfo>, String> {
 fn fetch_status(socket: &Path) -> Result<StatusInfo, String> {
     match control::request(socket, &Request::Status) {
         Ok(Reply::Status(status)) => Ok(status),
+        other => Err(failure(other)),
+    }
+}
+
+fn fetch_tasks(socket: &Path) -> Result<Vec<TaskInfo>, String> {
+    match control::request(socket, &Request::Tasks) {
+        Ok(Reply::Tasks { tasks }) => Ok(tasks),
         other => Err(failure(other)),
     }
 }

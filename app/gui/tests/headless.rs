@@ -248,3 +248,33 @@ fn unreachable_daemon_is_said_plainly() {
         "{texts:?}"
     );
 }
+
+#[test]
+fn a_shared_app_gets_a_viewer_and_a_tile_whose_view_button_reopens_it() {
+    let mut h = Harness::new(vec![host("z1", 8, 0.1, 2048)]);
+    assert!(h.texts().iter().any(|(t, _)| t == "No tasks yet"));
+    h.model.apply(WorkerEvent::Tasks(Ok(vec![
+        zos_netproto::control::TaskInfo {
+            id: 7,
+            kind: "shared".into(),
+            command: vec!["/usr/bin/xterm".into(), "-e".into(), "top".into()],
+            display: Some(":5".into()),
+            state: "running".into(),
+            pid: Some(99),
+            host: None,
+        },
+    ])));
+    h.frames(2, vec![]);
+    assert_eq!(h.commands, vec![Command::View { task: 7 }], "opened once");
+    let texts: Vec<String> = h.texts().into_iter().map(|(t, _)| t).collect();
+    for wanted in ["xterm", "/usr/bin/xterm -e top", "task 7 · shared · :5"] {
+        assert!(
+            texts.iter().any(|t| t == wanted),
+            "{wanted:?} not in {texts:?}"
+        );
+    }
+    h.commands.clear();
+    let view = h.text_rect("View", 0.0).center();
+    h.click(view);
+    assert_eq!(h.commands, vec![Command::View { task: 7 }], "View reopens");
+}

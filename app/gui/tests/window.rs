@@ -201,5 +201,5 @@ fn inner(flag: PathBuf) {
             message: "not in this test".into(),
         }],
     });
-    zos_gui::run(daemon.socket().to_path_buf()).expect("the window runs");
+    zos_gui::run(daemon.socket().to_path_buf(), Box::new(|_| Ok(()))).expect("the window runs");
 }

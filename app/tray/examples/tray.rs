@@ -43,6 +43,7 @@ fn demo() -> FakeDaemon {
                         fingerprint: "7f3a-91c2".into(),
                         addr: "10.0.0.1:51234".into(),
                         age_s: 42,
+                        dominating: None,
                     }],
                 })]
             }
@@ -77,5 +78,11 @@ fn main() -> anyhow::Result<()> {
     } else {
         arg.into()
     };
-    zos_tray::run(socket)
+    zos_tray::run(
+        socket,
+        Box::new(|task| {
+            tracing::info!("the demo would open a viewer for task {task}");
+            Ok(())
+        }),
+    )
 }

@@ -9,13 +9,15 @@ use ksni::{Category, MenuItem, OfflineReason, Status, ToolTip, Tray};
 use zos_netproto::Level;
 
 use crate::icon::{self, Look};
-use crate::view::View;
+use crate::view::{View, view_label};
 
 /// A menu choice, for the poller to carry out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Ask the daemon for a new pairing code of this level.
     NewCode(Level),
+    /// Open a viewer for the dominating master's task with this id.
+    View(u64),
     /// Leave.
     Quit,
 }
@@ -114,6 +116,12 @@ impl Tray for ZosTray {
             })
             .collect();
         items.push(MenuItem::Separator);
+        if !self.view.tasks.is_empty() {
+            for task in &self.view.tasks {
+                items.push(self.action_item(&view_label(task), Action::View(task.id)));
+            }
+            items.push(MenuItem::Separator);
+        }
         items.push(self.action_item(
             "New pairing code (complete)",
             Action::NewCode(Level::Complete),

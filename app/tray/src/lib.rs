@@ -1,10 +1,12 @@
 //! The ZOS zombie's tray helper.
 //!
 //! A StatusNotifierItem (via `ksni`, pure D-Bus, no GTK) that shows the
-//! zombie's name, its live sessions and, while one is on offer, the pairing
-//! code with the seconds it has left. Its menu repeats the status and offers
-//! new pairing codes (complete or partial) and Quit. It talks to the local
-//! daemon only through the control socket ([`zos_netproto::control`]).
+//! zombie's name, its live sessions, the master dominating it and, while one
+//! is on offer, the pairing code with the seconds it has left. Its menu
+//! repeats the status, lists the dominating master's shared apps (choosing
+//! one opens a viewer for it), and offers new pairing codes (complete or
+//! partial) and Quit. It talks to the local daemon only through the control
+//! socket ([`zos_netproto::control`]).
 
 pub mod icon;
 pub mod item;
@@ -17,12 +19,17 @@ use std::sync::mpsc;
 use anyhow::Context;
 use ksni::blocking::TrayMethods;
 
+/// Opens a viewer for a task of the dominating master (the `zos` binary
+/// starts `zos view TASK`); called from the poller's thread.
+pub type OpenView = Box<dyn Fn(u64) -> std::io::Result<()> + Send>;
+
 /// Runs the tray item for the daemon whose control socket is `socket`,
-/// until Quit is chosen from its menu.
+/// until Quit is chosen from its menu. `open_view` is called when the user
+/// picks one of the master's shared apps.
 ///
 /// Needs a D-Bus session bus. If no tray host (StatusNotifierWatcher) is
 /// there yet, the item waits for one to appear.
-pub fn run(socket: PathBuf) -> anyhow::Result<()> {
+pub fn run(socket: PathBuf, open_view: OpenView) -> anyhow::Result<()> {
     let (actions_tx, actions_rx) = mpsc::channel();
     let handle = item::ZosTray::new(actions_tx)
         .assume_sni_available(true)
@@ -31,7 +38,7 @@ pub fn run(socket: PathBuf) -> anyhow::Result<()> {
             "cannot put the tray item on the D-Bus session bus (is this a desktop session?)",
         )?;
     tracing::info!(socket = %socket.display(), "tray item up");
-    poller::poll(&socket, &handle, &actions_rx);
+    poller::poll(&socket, &handle, &actions_rx, &open_view);
     handle.shutdown().wait();
     Ok(())
 }

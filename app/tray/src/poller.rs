@@ -1,5 +1,6 @@
-//! The tray's link to its daemon: polls `Status` every [`POLL_INTERVAL`],
-//! carries out menu [`Action`]s, and pushes each change into the item.
+//! The tray's link to its daemon: polls `Status` (and, while dominated, the
+//! master's `Tasks`) every [`POLL_INTERVAL`], carries out menu [`Action`]s,
+//! and pushes each change into the item.
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -7,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use ksni::blocking::Handle;
 use zos_netproto::Level;
-use zos_netproto::control::{self, PairCodeInfo, Reply, Request, StatusInfo};
+use zos_netproto::control::{self, PairCodeInfo, Reply, Request, StatusInfo, TaskInfo};
 
+use crate::OpenView;
 use crate::item::{Action, ZosTray};
 
 /// How often the daemon's status is fetched.
@@ -16,7 +18,12 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Polls the daemon at `socket` and serves `actions` until Quit is chosen
 /// or the item goes away.
-pub fn poll(socket: &Path, tray: &Handle<ZosTray>, actions: &Receiver<Action>) {
+pub fn poll(
+    socket: &Path,
+    tray: &Handle<ZosTray>,
+    actions: &Receiver<Action>,
+    open_view: &OpenView,
+) {
     let mut next_poll = Instant::now();
     let mut reachable = None;
     loop {
@@ -30,12 +37,25 @@ pub fn poll(socket: &Path, tray: &Handle<ZosTray>, actions: &Receiver<Action>) {
                 }
                 reachable = Some(status.is_ok());
             }
-            let updated = tray.update(|t| match status {
-                Ok(s) => {
-                    t.view.status = Some(s);
-                    t.view.error = None;
+            let dominated = status
+                .as_ref()
+                .is_ok_and(|s| s.sessions.iter().any(|s| s.dominating.is_some()));
+            let tasks = if dominated {
+                fetch_tasks(socket)
+            } else {
+                Ok(Vec::new())
+            };
+            let updated = tray.update(|t| {
+                match status {
+                    Ok(s) => {
+                        t.view.status = Some(s);
+                        t.view.error = None;
+                    }
+                    Err(e) => t.view.error = Some(e),
                 }
-                Err(e) => t.view.error = Some(e),
+                if let Ok(tasks) = tasks {
+                    t.view.tasks = tasks;
+                }
             });
             if updated.is_none() {
                 return;
@@ -60,6 +80,13 @@ pub fn poll(socket: &Path, tray: &Handle<ZosTray>, actions: &Receiver<Action>) {
                     Err(e) => t.view.notice = Some(format!("No new code: {e}")),
                 });
             }
+            Ok(Action::View(task)) => {
+                tracing::info!("opening a viewer for task {task}");
+                if let Err(e) = open_view(task) {
+                    tracing::warn!("cannot open a viewer for task {task}: {e}");
+                    tray.update(|t| t.view.notice = Some(format!("No viewer: {e}")));
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -69,6 +96,13 @@ pub fn poll(socket: &Path, tray: &Handle<ZosTray>, actions: &Receiver<Action>) {
 fn fetch_status(socket: &Path) -> Result<StatusInfo, String> {
     match control::request(socket, &Request::Status) {
         Ok(Reply::Status(status)) => Ok(status),
+        other => Err(failure(other)),
+    }
+}
+
+fn fetch_tasks(socket: &Path) -> Result<Vec<TaskInfo>, String> {
+    match control::request(socket, &Request::Tasks) {
+        Ok(Reply::Tasks { tasks }) => Ok(tasks),
         other => Err(failure(other)),
     }
 }

@@ -2,7 +2,7 @@
 //! the daemon's latest [`StatusInfo`] (or the reason it could not be had).
 //! Pure functions, so they are tested without D-Bus.
 
-use zos_netproto::control::{PairCodeInfo, StatusInfo};
+use zos_netproto::control::{PairCodeInfo, StatusInfo, TaskInfo};
 
 /// The daemon's state as last seen by the tray.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13,6 +13,8 @@ pub struct View {
     pub error: Option<String>,
     /// The outcome of the last menu action, shown in the menu.
     pub notice: Option<String>,
+    /// The shared apps of the master dominating this zombie.
+    pub tasks: Vec<TaskInfo>,
 }
 
 impl View {
@@ -64,7 +66,13 @@ impl View {
                 sessions(status.sessions.len())
             ));
             for s in &status.sessions {
-                lines.push(format!("  master {} ({}), {} s", s.peer, s.addr, s.age_s));
+                lines.push(match s.dominating {
+                    Some(level) => format!(
+                        "  dominated by master {} ({}) at level {level}, {} s",
+                        s.peer, s.addr, s.age_s
+                    ),
+                    None => format!("  master {} ({}), {} s", s.peer, s.addr, s.age_s),
+                });
             }
             match self.pairing() {
                 Some(p) => lines.push(format!(
@@ -80,6 +88,19 @@ impl View {
             lines.push(notice.clone());
         }
         lines
+    }
+}
+
+/// The menu label that opens a viewer for `task`.
+pub fn view_label(task: &TaskInfo) -> String {
+    let program = task
+        .command
+        .first()
+        .map(|p| p.rsplit('/').next().unwrap_or(p))
+        .unwrap_or("app");
+    match &task.host {
+        Some(host) => format!("View {program} (task {} on {host})", task.id),
+        None => format!("View {program} (task {})", task.id),
     }
 }
 
@@ -151,5 +172,19 @@ mod tests {
             ..View::default()
         };
         assert_eq!(view.title(), "ZOS z1 · 0 sessions");
+    }
+
+    #[test]
+    fn a_task_is_labelled_with_its_program_and_master() {
+        let task = TaskInfo {
+            id: 3,
+            kind: "shared".into(),
+            command: vec!["/usr/bin/xterm".into(), "-e".into(), "top".into()],
+            display: None,
+            state: "running".into(),
+            pid: None,
+            host: Some("laptop".into()),
+        };
+        assert_eq!(view_label(&task), "View xterm (task 3 on laptop)");
     }
 }

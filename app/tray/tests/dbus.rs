@@ -17,7 +17,7 @@ use common::watcher::Watcher;
 use zbus::proxy::CacheProperties;
 use zbus::zvariant::{OwnedValue, Value};
 use zos_netproto::Level;
-use zos_netproto::control::{PairCodeInfo, Reply, Request, StatusInfo};
+use zos_netproto::control::{PairCodeInfo, Reply, Request, SessionInfo, StatusInfo, TaskInfo};
 use zos_netproto::wire::Role;
 
 const INNER: &str = "ZOS_TRAY_TEST_PRIVATE_BUS";
@@ -60,8 +60,25 @@ fn fake_zombie() -> FakeDaemon {
             listen: Some("127.0.0.1:4000".into()),
             trusted: 0,
             pairing: Some(pairing.lock().unwrap().clone()),
-            sessions: vec![],
+            sessions: vec![SessionInfo {
+                peer: "laptop".into(),
+                fingerprint: "0011223344".into(),
+                addr: "127.0.0.1:5000".into(),
+                age_s: 7,
+                dominating: Some(Level::Partial),
+            }],
         })],
+        Request::Tasks => vec![Reply::Tasks {
+            tasks: vec![TaskInfo {
+                id: 4,
+                kind: "shared".into(),
+                command: vec!["xterm".into()],
+                display: None,
+                state: "running".into(),
+                pid: None,
+                host: Some("laptop".into()),
+            }],
+        }],
         Request::PairCode { level } => {
             let info = PairCodeInfo {
                 code: "654321".into(),
@@ -86,8 +103,13 @@ fn inner() {
     let (conn, watcher) = rt.block_on(Watcher::start()).expect("stand-in watcher");
 
     let (done_tx, done_rx) = mpsc::channel();
+    let (viewed_tx, viewed_rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = done_tx.send(zos_tray::run(socket).map_err(|e| format!("{e:#}")));
+        let open_view = Box::new(move |task| {
+            let _ = viewed_tx.send(task);
+            Ok(())
+        });
+        let _ = done_tx.send(zos_tray::run(socket, open_view).map_err(|e| format!("{e:#}")));
     });
 
     rt.block_on(async {
@@ -144,6 +166,18 @@ fn inner() {
             tip_body.contains("Pairing code 654321 (partial,"),
             "{tip_body}"
         );
+
+        // The dominating master and its shared app; choosing it opens a viewer.
+        assert!(
+            tip_body.contains("dominated by master laptop (127.0.0.1:5000) at level partial"),
+            "{tip_body}"
+        );
+        let labels = menu_labels(&menu).await;
+        let view = "View xterm (task 4 on laptop)";
+        assert!(labels.contains_key(view), "{labels:?}");
+        click(&menu, labels[view]).await;
+        let viewed = viewed_rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(viewed, Ok(4), "the viewer of task 4 was not opened");
 
         let labels = menu_labels(&menu).await;
         click(&menu, labels["Quit"]).await;

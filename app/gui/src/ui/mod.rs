@@ -2,8 +2,8 @@
 //! drawing returns the [`Command`]s the user asked for, so tests can drive
 //! it with a bare `egui::Context`.
 //!
-//! Layout: a header, the tasks panel on the left (later a column of task
-//! tiles, each a drag source), the zombies as tiles in the centre (later drop
+//! Layout: a header, the tasks panel on the left (a column of task tiles;
+//! later each a drag source), the zombies as tiles in the centre (later drop
 //! zones), a status bar at the bottom, and the pairing dialog on top.
 
 use eframe::egui;
@@ -50,13 +50,14 @@ pub fn draw(ui: &mut Ui, model: &mut Model) -> Vec<Command> {
     Panel::left("tasks")
         .default_size(220.0)
         .resizable(true)
-        .show(ui, tasks::tasks_panel);
+        .show(ui, |ui| tasks::tasks_panel(ui, model));
 
     CentralPanel::default().show(ui, |ui| {
         hosts_area(ui, model, &mut commands);
     });
 
     commands.extend(pair_dialog::pair_dialog(ui, model));
+    commands.extend(model.take_views());
     model.log_shown_hosts();
     commands
 }
