@@ -22,7 +22,7 @@ fn dominated_lan(argv: &[&str]) -> Dominated {
     let lan = Lan::new(&["m", "z1"]);
     let (m, z) = (lan.host("m"), lan.host("z1"));
     let master = zos::start_master(m);
-    let zombie = zos::start_zombie(z, "z1", &[]);
+    let zombie = zos::start_zombie(z, "z1", &["--auto-accept"]);
     zos::pair(m, z, "z1", "complete");
     let mut args = vec!["run", "--shared", "--"];
     args.extend_from_slice(argv);
@@ -236,7 +236,7 @@ fn only_paired_masters_dominate_and_one_at_a_time() {
     let (m, m2, z) = (lan.host("m"), lan.host("m2"), lan.host("z1"));
     let _master = zos::start_master(m);
     let _master2 = zos::start_master(m2);
-    let _zombie = zos::start_zombie(z, "z1", &[]);
+    let _zombie = zos::start_zombie(z, "z1", &["--auto-accept"]);
     zos::pair(m, z, "z1", "partial");
     // Asking for more than the trust entry allows gives what it allows.
     let out = m.run(&["dominate", "z1", "--level", "complete"]);

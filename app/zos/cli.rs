@@ -50,7 +50,19 @@ pub enum Command {
         /// Control levels this zombie offers.
         #[arg(long, value_delimiter = ',', default_values_t = [Level::Complete, Level::Partial])]
         levels: Vec<Level>,
+        /// Accept every domination by a trusted master without asking
+        /// (unattended hosts; also `auto_accept = true` in HOME/zombie.toml).
+        #[arg(long)]
+        auto_accept: bool,
+        /// Do not open viewer windows for the master's shared apps on this
+        /// machine's display (also `viewers = false` in HOME/zombie.toml).
+        #[arg(long)]
+        no_viewers: bool,
     },
+    /// On a zombie: accept the domination request waiting for an answer.
+    Accept,
+    /// On a zombie: refuse the domination request waiting for an answer.
+    Refuse,
     /// Print this instance's public-key fingerprint (creating the identity on first use).
     Id,
     /// Show the local daemon's state.

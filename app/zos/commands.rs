@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use zos_daemon::master::MasterConfig;
+use zos_daemon::settings::ZombieSettings;
 use zos_daemon::zombie::ZombieConfig;
 use zos_daemon::{CancellationToken, Paths};
 use zos_netproto::Identity;
@@ -47,13 +48,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             port,
             interfaces,
             levels,
+            auto_accept,
+            no_viewers,
         } => {
+            let settings = ZombieSettings::load(&paths.zombie_settings())?;
+            let has_display = std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty());
             let cfg = ZombieConfig {
                 paths,
                 name,
                 port,
                 interfaces: interfaces_of(interfaces),
                 levels,
+                auto_accept: auto_accept || settings.auto_accept,
+                open_viewers: !no_viewers && settings.viewers && has_display,
             };
             run_daemon(|token| zos_daemon::zombie::run(cfg, token))
         }
@@ -142,6 +149,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Dominate { host, level } => crate::domination::dominate(&paths, host, level),
         Command::Release { host } => crate::domination::release(&paths, host),
+        Command::Accept => crate::domination::answer(&paths, true),
+        Command::Refuse => crate::domination::answer(&paths, false),
         Command::View { task, snapshot } => crate::view::view(&paths, task, snapshot),
         Command::Gui => {
             let home = paths.home.clone();
@@ -223,6 +232,12 @@ fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
             p.code, p.level, p.expires_in_s, p.attempts_left
         );
     }
+    if let Some(a) = &s.asking {
+        println!(
+            "master {} ({}) asks to dominate at level {}: `zos accept` or `zos refuse` ({} s left)",
+            a.master, a.fingerprint, a.level, a.expires_in_s
+        );
+    }
     for sess in &s.sessions {
         let dominating = match (s.role, sess.dominating) {
             (_, None) => String::new(),
@@ -249,16 +264,20 @@ fn hosts(paths: &Paths, json: bool, watch: bool) -> Result<ExitCode> {
                 print!("\x1b[2J\x1b[H");
             }
             println!(
-                "{:<16} {:<24} {:>5} {:>6} {:>9}  {:<22} LEVELS",
-                "NAME", "FINGERPRINT", "CORES", "LOAD", "FREE MiB", "ADDRESS"
+                "{:<16} {:<24} {:>5} {:>6} {:>9}  {:<22} {:<18} STATE",
+                "NAME", "FINGERPRINT", "CORES", "LOAD", "FREE MiB", "ADDRESS", "LEVELS"
             );
             for h in &hosts {
                 let addr = zos_daemon::hosts::best_address(&h.addrs)
                     .map(|ip| std::net::SocketAddr::new(ip, h.port).to_string())
                     .unwrap_or_default();
                 let levels: Vec<String> = h.levels.iter().map(|l| l.to_string()).collect();
+                let state = match &h.dominated {
+                    None => "free".to_string(),
+                    Some(d) => format!("dominated by {} ({})", d.master, d.level),
+                };
                 println!(
-                    "{:<16} {:<24} {:>5} {:>6.2} {:>9}  {:<22} {}",
+                    "{:<16} {:<24} {:>5} {:>6.2} {:>9}  {:<22} {:<18} {state}",
                     h.name,
                     h.fingerprint,
                     h.cores,

@@ -1,23 +1,30 @@
-//! `zos dominate` and `zos release`.
+//! `zos dominate`, `zos release`, and on a zombie `zos accept` / `zos refuse`.
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use zos_daemon::Paths;
 use zos_netproto::Level;
-use zos_netproto::control::{Reply, Request};
+use zos_netproto::control::{self, Reply, Request};
 
 use crate::commands::ask;
 
 /// Takes a zombie over and prints the set-up's breakdown.
 pub fn dominate(paths: &Paths, host: String, level: Level) -> Result<ExitCode> {
-    let Reply::Dominated {
-        name,
-        level: granted,
-        timing,
-    } = ask(paths, &Request::Dominate { host, level })?
-    else {
-        bail!("unexpected reply from the daemon")
+    let request = Request::Dominate { host, level };
+    let reply = control::call(&paths.socket(), &request, |reply| {
+        if let Reply::Progress { message } = reply {
+            eprintln!("{message}");
+        }
+    })?;
+    let (name, granted, timing) = match reply {
+        Reply::Dominated {
+            name,
+            level,
+            timing,
+        } => (name, level, timing),
+        Reply::Error { message } => return Err(anyhow!(message)),
+        other => bail!("unexpected reply from the daemon: {other:?}"),
     };
     println!("dominating {name} at level {granted}");
     if granted < level {
@@ -37,5 +44,14 @@ pub fn release(paths: &Paths, host: String) -> Result<ExitCode> {
         bail!("unexpected reply from the daemon")
     };
     println!("released {name}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Answers the domination request waiting on this zombie.
+pub fn answer(paths: &Paths, accept: bool) -> Result<ExitCode> {
+    let Reply::Done = ask(paths, &Request::Answer { accept })? else {
+        bail!("unexpected reply from the daemon")
+    };
+    println!("{}", if accept { "accepted" } else { "refused" });
     Ok(ExitCode::SUCCESS)
 }

@@ -76,6 +76,11 @@ pub enum Request {
         /// As for `Pair`.
         host: String,
     },
+    /// Answer the domination request waiting on this zombie (zombie).
+    Answer {
+        /// Accept it (or refuse it).
+        accept: bool,
+    },
     /// View a shared app: after the final [`Reply::Stream`], the connection
     /// carries the app's RFB stream (the client must not send before it).
     View {
@@ -141,6 +146,22 @@ pub struct StatusInfo {
     pub pairing: Option<PairCodeInfo>,
     /// Live sessions.
     pub sessions: Vec<SessionInfo>,
+    /// A domination request waiting for this zombie's user to answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asking: Option<AskInfo>,
+}
+
+/// A master asking to dominate a zombie, waiting for the zombie's user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AskInfo {
+    /// The master's name.
+    pub master: String,
+    /// Its key fingerprint.
+    pub fingerprint: String,
+    /// The level it would get.
+    pub level: Level,
+    /// Seconds left to answer.
+    pub expires_in_s: u64,
 }
 
 /// A pairing code on offer.
@@ -226,6 +247,11 @@ pub enum Reply {
     },
     /// For `View`: from the next byte on, the connection carries the stream.
     Stream,
+    /// Progress of a long request (not final), in words for the user.
+    Progress {
+        /// What is happening.
+        message: String,
+    },
     /// A request finished with nothing more to say.
     Done,
     /// A request failed.
@@ -238,7 +264,7 @@ pub enum Reply {
 impl Reply {
     /// Whether this reply ends the exchange.
     pub fn is_final(&self) -> bool {
-        !matches!(self, Reply::Pong { .. })
+        !matches!(self, Reply::Pong { .. } | Reply::Progress { .. })
     }
 }
 

@@ -3,9 +3,10 @@
 //!
 //! A zombie's TXT record carries: `v` (protocol version), `fp` (key
 //! fingerprint), `host` (host name), `name` (instance name), `cores`, `load`
-//! (1-minute load average), `mem` (free memory, MiB) and `levels` (control
-//! levels offered, comma-separated). The zombie re-announces whenever these
-//! change, so a master's list stays live.
+//! (1-minute load average), `mem` (free memory, MiB), `levels` (control
+//! levels offered, comma-separated) and `dom` (empty when free, else
+//! `LEVEL:MASTER`: the level and name of the master dominating it). The
+//! zombie re-announces whenever these change, so a master's list stays live.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -46,6 +47,17 @@ pub struct Advert {
     pub mem_free_mib: u64,
     /// Control levels offered.
     pub levels: Vec<Level>,
+    /// The master dominating it, if any.
+    pub dominated: Option<Domination>,
+}
+
+/// Who dominates a zombie, as it advertises.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domination {
+    /// The dominating master's name.
+    pub master: String,
+    /// The level it holds.
+    pub level: Level,
 }
 
 /// A zombie as a master sees it.
@@ -73,6 +85,9 @@ pub struct HostInfo {
     pub mem_free_mib: u64,
     /// Control levels offered.
     pub levels: Vec<Level>,
+    /// The master dominating it, if any.
+    #[serde(default)]
+    pub dominated: Option<Domination>,
 }
 
 /// A change seen by a [`Browser`].
@@ -180,6 +195,13 @@ fn service_info(a: &Advert) -> Result<ServiceInfo> {
         ("load", format!("{:.2}", a.load1)),
         ("mem", a.mem_free_mib.to_string()),
         ("levels", levels),
+        (
+            "dom",
+            a.dominated
+                .as_ref()
+                .map(|d| format!("{}:{}", d.level, d.master))
+                .unwrap_or_default(),
+        ),
     ];
     let mut info = ServiceInfo::new(SERVICE_TYPE, &instance, &hostname, "", a.port, &props[..])?
         .enable_addr_auto();
@@ -269,5 +291,33 @@ fn host_info(s: &mdns_sd::ResolvedService) -> Result<HostInfo> {
         load1: get("load").parse().unwrap_or(0.0),
         mem_free_mib: num("mem")?,
         levels: levels.into_iter().collect(),
+        dominated: parse_domination(&get("dom")),
     })
+}
+
+/// Parses the `dom` TXT value (`LEVEL:MASTER`; empty when free).
+fn parse_domination(text: &str) -> Option<Domination> {
+    let (level, master) = text.split_once(':')?;
+    Some(Domination {
+        master: master.to_string(),
+        level: level.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domination_txt_roundtrip() {
+        assert_eq!(parse_domination(""), None);
+        assert_eq!(parse_domination("bogus:laptop"), None);
+        assert_eq!(
+            parse_domination("partial:my:laptop"),
+            Some(Domination {
+                master: "my:laptop".into(),
+                level: Level::Partial
+            })
+        );
+    }
 }

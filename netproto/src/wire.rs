@@ -113,6 +113,12 @@ pub enum Message {
     },
     /// The zombie has let go of everything of the master's (zombie → master).
     Released,
+    /// The zombie is asking its user whether to accept a `Dominate`
+    /// (zombie → master); `Dominated` or `Refused` follows.
+    Asking {
+        /// How long the user has to answer, in seconds.
+        timeout_s: u32,
+    },
 }
 
 /// A master's task as a dominated zombie sees it.

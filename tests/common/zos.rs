@@ -55,7 +55,14 @@ pub fn parse_port(line: &str) -> Option<u16> {
 
 /// Starts `zos master` on `host` and waits for `master daemon ready`.
 pub fn start_master(host: &Host) -> Proc {
-    let proc = host.spawn(&["master"]);
+    start_master_with(host, &[])
+}
+
+/// Starts `zos master EXTRA…` on `host` and waits for `master daemon ready`.
+pub fn start_master_with(host: &Host, extra: &[&str]) -> Proc {
+    let mut args = vec!["master"];
+    args.extend_from_slice(extra);
+    let proc = host.spawn(&args);
     proc.wait_log("master daemon ready", STARTUP);
     proc
 }

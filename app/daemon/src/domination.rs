@@ -18,6 +18,9 @@ use zos_netproto::session::Session;
 use zos_netproto::wire::{self, Message};
 use zos_netproto::{Level, PublicKey};
 
+use zos_netproto::control::Reply;
+
+use crate::control_server::Replies;
 use crate::error::{DaemonError, Result};
 use crate::tasks::Tasks;
 use crate::views;
@@ -123,6 +126,7 @@ impl Dominions {
         mut session: Session,
         level: Level,
         zt_start: Instant,
+        out: &mut Replies,
     ) -> Result<Dominated> {
         let key = session.remote;
         let name = session.remote_name.clone();
@@ -133,24 +137,30 @@ impl Dominions {
             )));
         }
         session.send(&Message::Dominate { level }).await?;
+        let mut waited = Duration::ZERO;
         let granted = match session.expect().await {
+            Ok(Message::Asking { timeout_s }) => {
+                let asked_at = Instant::now();
+                out.send(&Reply::Progress {
+                    message: format!("{name} is asking its user to accept (up to {timeout_s} s)…"),
+                })
+                .await?;
+                let answer = session.expect().await;
+                waited = asked_at.elapsed();
+                match answer {
+                    Ok(Message::Dominated { level }) => level,
+                    other => self.refusal(&mut session, &name, other)?,
+                }
+            }
             Ok(Message::Dominated { level }) => level,
-            Ok(other) => {
-                session.mux.close();
-                return Err(DaemonError::User(format!(
-                    "zombie {name} answered {} to Dominate",
-                    crate::zombie::variant(&other)
-                )));
-            }
-            Err(zos_netproto::Error::Refused(reason)) => {
-                session.mux.close();
-                return Err(DaemonError::User(format!(
-                    "zombie {name} refused domination: {reason}"
-                )));
-            }
-            Err(e) => return Err(e.into()),
+            other => self.refusal(&mut session, &name, other)?,
         };
-        let zt = zt_start.elapsed();
+        // The user's thinking time is not part of the set-up.
+        let zt = zt_start.elapsed().saturating_sub(waited);
+        if waited > Duration::ZERO {
+            tracing::info!("{name}'s user accepted after {:.1} s", waited.as_secs_f64());
+        }
+
         let xt_start = Instant::now();
         session
             .send(&Message::Tasks {
@@ -194,6 +204,26 @@ impl Dominions {
             name,
             level: granted,
             timing: vec![("zt".into(), zt), ("xt".into(), xt)],
+        })
+    }
+
+    /// The error for anything but `Dominated` in answer to `Dominate`.
+    fn refusal(
+        &self,
+        session: &mut Session,
+        name: &str,
+        answer: zos_netproto::Result<Message>,
+    ) -> Result<Level> {
+        session.mux.close();
+        Err(match answer {
+            Ok(other) => DaemonError::User(format!(
+                "zombie {name} answered {} to Dominate",
+                crate::zombie::variant(&other)
+            )),
+            Err(zos_netproto::Error::Refused(reason)) => {
+                DaemonError::User(format!("zombie {name} refused domination: {reason}"))
+            }
+            Err(e) => e.into(),
         })
     }
 

@@ -194,6 +194,7 @@ mod tests {
             load1: 0.1,
             mem_free_mib: 100,
             levels: vec![],
+            dominated: None,
         }
     }
 

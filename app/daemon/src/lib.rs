@@ -13,6 +13,7 @@ pub mod error;
 pub mod hosts;
 pub mod master;
 pub mod paths;
+pub mod settings;
 pub mod sysinfo;
 pub mod tasks;
 pub mod views;

@@ -281,10 +281,15 @@ impl Master {
         Ok(Reply::Done)
     }
 
-    async fn dominate(&self, host: &str, level: zos_netproto::Level) -> Result<Reply> {
+    async fn dominate(
+        &self,
+        host: &str,
+        level: zos_netproto::Level,
+        out: &mut Replies,
+    ) -> Result<Reply> {
         let start = Instant::now();
         let session = self.paired_session(host).await?;
-        let done = self.dominions.start(session, level, start).await?;
+        let done = self.dominions.start(session, level, start, out).await?;
         Ok(Reply::Dominated {
             name: done.name,
             level: done.level,
@@ -324,6 +329,32 @@ impl Master {
         Reply::Stream
     }
 
+    /// The hosts seen, each with its state as this master knows it best:
+    /// its own dominions at once, others' as the zombies advertise them.
+    fn hosts_with_state(&self) -> Vec<zos_netproto::discovery::HostInfo> {
+        let ours = self.dominions.list();
+        let mut hosts = self.hosts.list();
+        for host in &mut hosts {
+            if let Some(d) = ours
+                .iter()
+                .find(|d| d.key.fingerprint().0 == host.fingerprint)
+            {
+                host.dominated = Some(zos_netproto::discovery::Domination {
+                    master: self.cfg.name.clone(),
+                    level: d.level,
+                });
+            } else if host
+                .dominated
+                .as_ref()
+                .is_some_and(|d| d.master == self.cfg.name)
+            {
+                // An advert older than our release.
+                host.dominated = None;
+            }
+        }
+        hosts
+    }
+
     fn status(&self) -> StatusInfo {
         StatusInfo {
             role: Role::Master,
@@ -344,6 +375,7 @@ impl Master {
                     dominating: Some(d.level),
                 })
                 .collect(),
+            asking: None,
         }
     }
 }
@@ -358,7 +390,7 @@ impl Handler for Master {
     async fn handle(self: Arc<Self>, request: Request, out: &mut Replies) -> Reply {
         match request {
             Request::Status => Reply::Status(self.status()),
-            Request::Hosts => Reply::Hosts { hosts: self.hosts.list() },
+            Request::Hosts => Reply::Hosts { hosts: self.hosts_with_state() },
             Request::Pair { host, code } => self.pair(&host, &code).await.unwrap_or_else(error_reply),
             Request::Ping { host, count, interval_ms } => self
                 .ping(&host, count, Duration::from_millis(interval_ms), out)
@@ -382,13 +414,16 @@ impl Handler for Master {
                 message: "only virtually shared apps exist so far: use `zos run --shared -- COMMAND`".into(),
             },
             Request::Tasks => Reply::Tasks { tasks: self.tasks.list() },
-            Request::Dominate { host, level } => self.dominate(&host, level).await.unwrap_or_else(error_reply),
+            Request::Dominate { host, level } => self.dominate(&host, level, out).await.unwrap_or_else(error_reply),
             Request::Release { host } => self.release(&host).await.unwrap_or_else(error_reply),
             Request::View { task } => self.view(task, out),
             Request::Shutdown => {
                 self.shutdown.cancel();
                 Reply::Done
             }
+            Request::Answer { .. } => Reply::Error {
+                message: "this is a master daemon; domination requests are answered on the zombie (`zos accept` there)".into(),
+            },
             Request::PairCode { .. } => Reply::Error {
                 message: "this is a master daemon; pairing codes are made on the zombie (`zos pair-code` there)".into(),
             },

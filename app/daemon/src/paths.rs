@@ -53,6 +53,11 @@ impl Paths {
         Ok(Paths { home, runtime })
     }
 
+    /// A zombie's settings file.
+    pub fn zombie_settings(&self) -> PathBuf {
+        self.home.join("zombie.toml")
+    }
+
     /// The control socket.
     pub fn socket(&self) -> PathBuf {
         self.runtime.join("control.sock")

@@ -36,6 +36,7 @@ fn host(name: &str, cores: u32, load1: f32, mem_free_mib: u64, last: u8) -> Host
         load1,
         mem_free_mib,
         levels: vec![Level::Partial, Level::Complete],
+        dominated: None,
     }
 }
 
@@ -69,6 +70,7 @@ fn demo() -> FakeDaemon {
                 trusted: 1,
                 pairing: None,
                 sessions: vec![],
+                asking: None,
             })],
             Request::TrustList => vec![Reply::Trust {
                 entries: vec![PeerEntry {

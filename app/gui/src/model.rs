@@ -266,6 +266,7 @@ mod tests {
             load1: 0.5,
             mem_free_mib: 2048,
             levels: vec![Level::Partial, Level::Complete],
+            dominated: None,
         }
     }
 

@@ -23,6 +23,7 @@ fn host(name: &str, cores: u32, load1: f32, mem_free_mib: u64) -> HostInfo {
         load1,
         mem_free_mib,
         levels: vec![Level::Partial, Level::Complete],
+        dominated: None,
     }
 }
 
@@ -35,6 +36,7 @@ fn status() -> StatusInfo {
         trusted: 0,
         pairing: None,
         sessions: vec![],
+        asking: None,
     }
 }
 

@@ -171,6 +171,7 @@ fn host(name: &str) -> HostInfo {
         load1: 0.3,
         mem_free_mib: 4096,
         levels: vec![Level::Complete],
+        dominated: None,
     }
 }
 
@@ -196,6 +197,7 @@ fn inner(flag: PathBuf) {
             trusted: 0,
             pairing: None,
             sessions: vec![],
+            asking: None,
         })],
         _ => vec![Reply::Error {
             message: "not in this test".into(),

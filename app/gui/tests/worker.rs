@@ -36,6 +36,7 @@ fn host(name: &str) -> HostInfo {
         load1: 0.25,
         mem_free_mib: 1000,
         levels: vec![Level::Complete],
+        dominated: None,
     }
 }
 
@@ -56,6 +57,7 @@ fn fake_master(hosts: Arc<Mutex<Vec<HostInfo>>>) -> FakeDaemon {
             trusted: 0,
             pairing: None,
             sessions: vec![],
+            asking: None,
         })],
         Request::Ping { host, .. } => vec![
             Reply::Pong {

@@ -45,6 +45,7 @@ fn demo() -> FakeDaemon {
                         age_s: 42,
                         dominating: None,
                     }],
+                    asking: None,
                 })]
             }
             Request::PairCode { level } => {

@@ -126,6 +126,7 @@ mod tests {
             trusted: 1,
             pairing,
             sessions: vec![],
+            asking: None,
         }
     }
 

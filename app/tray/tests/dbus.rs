@@ -67,6 +67,7 @@ fn fake_zombie() -> FakeDaemon {
                 age_s: 7,
                 dominating: Some(Level::Partial),
             }],
+            asking: None,
         })],
         Request::Tasks => vec![Reply::Tasks {
             tasks: vec![TaskInfo {

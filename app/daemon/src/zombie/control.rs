@@ -61,6 +61,16 @@ impl Handler for Zombie {
                 self.shutdown.cancel();
                 Reply::Done
             }
+            Request::Answer { accept } => match self.answer(accept) {
+                Ok(master) => {
+                    tracing::info!(
+                        "domination by {master} {} by the user",
+                        if accept { "accepted" } else { "refused" }
+                    );
+                    Reply::Done
+                }
+                Err(message) => Reply::Error { message },
+            },
             Request::Tasks => Reply::Tasks {
                 tasks: self.master_tasks(),
             },

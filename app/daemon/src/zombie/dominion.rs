@@ -1,22 +1,36 @@
-//! The zombie's side of domination: which master holds it, what that
-//! master shares, and letting go of it all.
+//! The zombie's side of domination: asking the user, which master holds
+//! the zombie, what that master shares, and letting go of it all.
 //!
 //! One master at a time. A master gets at most the level its trust entry
 //! allows (and never more than it asked for); an unpaired one gets nothing.
+//! Unless the zombie accepts automatically, its user answers each request
+//! (`zos accept` / `zos refuse`, or the tray) within [`CONSENT_TIMEOUT`].
 //! The lease (see [`super::LEASE`]) is kept by every message of the master;
 //! when it runs out, or the session ends, or the master releases the zombie,
 //! [`Zombie::let_go`] undoes everything the domination set up.
 
 use std::time::Instant;
 
-use zos_netproto::control::TaskInfo;
+use tokio::sync::oneshot;
+use zos_netproto::control::{AskInfo, TaskInfo};
 use zos_netproto::mux::{Channel, Mux};
 use zos_netproto::session::Session;
+use zos_netproto::wire::Message;
 use zos_netproto::wire::{self, TaskSummary};
 use zos_netproto::{Level, PublicKey};
 
-use super::Zombie;
+use super::viewers::Viewers;
+use super::{CONSENT_TIMEOUT, Zombie};
 use crate::error::{DaemonError, Result};
+
+/// A domination request waiting for the user's answer.
+pub(crate) struct Ask {
+    master_name: String,
+    master: PublicKey,
+    level: Level,
+    since: Instant,
+    answer: oneshot::Sender<bool>,
+}
 
 /// The master dominating this zombie.
 pub(crate) struct Dominion {
@@ -34,33 +48,26 @@ pub(crate) struct Dominion {
     pub tasks: Vec<TaskSummary>,
     /// Since when.
     pub since: Instant,
+    /// Viewer windows opened here for the master's shared apps.
+    pub viewers: Viewers,
 }
 
 impl Zombie {
-    /// Decides a `Dominate` request on session `id`; returns the level
-    /// granted or the reason for refusing.
-    pub(super) fn accept_domination(
+    /// Decides a `Dominate` request on session `id`, asking the user unless
+    /// this zombie accepts by itself; returns the level granted or the
+    /// reason for refusing. Only a broken session is an `Err`.
+    pub(super) async fn decide_domination(
         &self,
         id: u64,
-        session: &Session,
+        session: &mut Session,
         asked: Level,
         trusted: Option<Level>,
-    ) -> std::result::Result<Level, String> {
+    ) -> Result<std::result::Result<Level, String>> {
         let Some(trusted) = trusted else {
-            return Err(self.not_paired());
+            return Ok(Err(self.not_paired()));
         };
-        let mut dominion = self.dominion.lock().expect("dominion");
-        if let Some(d) = dominion.as_ref() {
-            return Err(if d.master == session.remote {
-                format!("{} is already dominated by this master", self.cfg.name)
-            } else {
-                format!(
-                    "{} is already dominated by {} ({})",
-                    self.cfg.name,
-                    d.master_name,
-                    d.master.fingerprint()
-                )
-            });
+        if let Err(reason) = self.check_free(session) {
+            return Ok(Err(reason));
         }
         let granted = asked.min(trusted);
         if granted < asked {
@@ -69,7 +76,57 @@ impl Zombie {
                 session.remote_name
             );
         }
-        *dominion = Some(Dominion {
+        if !self.cfg.auto_accept {
+            let (answer, decision) = oneshot::channel();
+            {
+                let mut asking = self.asking.lock().expect("asking");
+                if asking.is_some() {
+                    return Ok(Err(format!(
+                        "{} is already asking its user about another master",
+                        self.cfg.name
+                    )));
+                }
+                *asking = Some(Ask {
+                    master_name: session.remote_name.clone(),
+                    master: session.remote,
+                    level: granted,
+                    since: Instant::now(),
+                    answer,
+                });
+            }
+            tracing::info!(
+                "master {} ({}) asks to dominate this zombie at level {granted}: answer with `zos accept` or `zos refuse` (or in the tray) within {} s",
+                session.remote_name,
+                session.remote.fingerprint(),
+                CONSENT_TIMEOUT.as_secs()
+            );
+            session
+                .send(&Message::Asking {
+                    timeout_s: CONSENT_TIMEOUT.as_secs() as u32,
+                })
+                .await?;
+            let answer = tokio::time::timeout(CONSENT_TIMEOUT, decision).await;
+            self.asking.lock().expect("asking").take();
+            match answer {
+                Ok(Ok(true)) => tracing::info!("the user accepted {}", session.remote_name),
+                Ok(Ok(false)) | Ok(Err(_)) => {
+                    tracing::info!("the user refused {}", session.remote_name);
+                    return Ok(Err(format!("the user of {} refused", self.cfg.name)));
+                }
+                Err(_) => {
+                    tracing::info!("nobody answered {}'s request", session.remote_name);
+                    return Ok(Err(format!(
+                        "nobody on {} answered within {} s",
+                        self.cfg.name,
+                        CONSENT_TIMEOUT.as_secs()
+                    )));
+                }
+            }
+        }
+        if let Err(reason) = self.check_free(session) {
+            return Ok(Err(reason));
+        }
+        *self.dominion.lock().expect("dominion") = Some(Dominion {
             session_id: id,
             master: session.remote,
             master_name: session.remote_name.clone(),
@@ -77,13 +134,61 @@ impl Zombie {
             mux: session.mux.clone(),
             tasks: Vec::new(),
             since: Instant::now(),
+            viewers: Viewers::new(self.cfg.paths.home.clone(), self.cfg.open_viewers),
         });
+        self.advert_changed.notify_one();
         tracing::info!(
             "dominated by master {} ({}) at level {granted}",
             session.remote_name,
             session.remote.fingerprint()
         );
-        Ok(granted)
+        Ok(Ok(granted))
+    }
+
+    /// Refuses while another master (or this one) dominates.
+    fn check_free(&self, session: &Session) -> std::result::Result<(), String> {
+        match self.dominion.lock().expect("dominion").as_ref() {
+            None => Ok(()),
+            Some(d) if d.master == session.remote => Err(format!(
+                "{} is already dominated by this master",
+                self.cfg.name
+            )),
+            Some(d) => Err(format!(
+                "{} is already dominated by {} ({})",
+                self.cfg.name,
+                d.master_name,
+                d.master.fingerprint()
+            )),
+        }
+    }
+
+    /// The user's answer to the waiting request; an error if none waits.
+    pub(super) fn answer(&self, accept: bool) -> std::result::Result<String, String> {
+        let ask = self
+            .asking
+            .lock()
+            .expect("asking")
+            .take()
+            .ok_or_else(|| "no domination request is waiting".to_string())?;
+        let name = ask.master_name.clone();
+        ask.answer
+            .send(accept)
+            .map_err(|_| format!("master {name} gave up waiting"))?;
+        Ok(name)
+    }
+
+    /// The waiting request, for `zos status` and the tray.
+    pub(super) fn ask_info(&self) -> Option<AskInfo> {
+        self.asking
+            .lock()
+            .expect("asking")
+            .as_ref()
+            .map(|a| AskInfo {
+                master: a.master_name.clone(),
+                fingerprint: a.master.fingerprint().0,
+                level: a.level,
+                expires_in_s: CONSENT_TIMEOUT.saturating_sub(a.since.elapsed()).as_secs(),
+            })
     }
 
     /// Whether session `id` dominates this zombie.
@@ -101,7 +206,8 @@ impl Zombie {
             .map(|d| d.level)
     }
 
-    /// Records the task list the dominating master announced.
+    /// Records the task list the dominating master announced, and opens
+    /// viewers for new shared apps.
     pub(super) fn set_master_tasks(&self, id: u64, tasks: Vec<TaskSummary>) {
         if let Some(d) = self
             .dominion
@@ -110,6 +216,7 @@ impl Zombie {
             .as_mut()
             .filter(|d| d.session_id == id)
         {
+            d.viewers.follow(&tasks);
             tracing::info!(
                 "master {} shares {} task(s): {}",
                 d.master_name,
@@ -136,11 +243,21 @@ impl Zombie {
 
     /// Undoes everything a domination set up on this zombie.
     pub(super) async fn let_go(&self, dominion: Dominion, why: &str) {
-        // Views end with their channels, which end with the session.
+        self.advert_changed.notify_one();
+        let Dominion {
+            mut viewers,
+            master_name,
+            since,
+            ..
+        } = dominion;
+        // Views end with their channels; the viewer windows are closed too.
+        tokio::task::spawn_blocking(move || viewers.close_all())
+            .await
+            .ok();
         tracing::info!(
             "domination by {} ended after {} s: {why}; cleaned up",
-            dominion.master_name,
-            dominion.since.elapsed().as_secs()
+            master_name,
+            since.elapsed().as_secs()
         );
     }
 

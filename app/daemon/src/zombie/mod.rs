@@ -5,6 +5,7 @@ mod control;
 mod dominion;
 mod pairing;
 mod variant;
+mod viewers;
 
 pub(crate) use variant::variant;
 
@@ -43,12 +44,20 @@ pub struct ZombieConfig {
     pub interfaces: Interfaces,
     /// Control levels offered.
     pub levels: Vec<Level>,
+    /// Accept every domination by a trusted master without asking the
+    /// user (unattended hosts).
+    pub auto_accept: bool,
+    /// Open a viewer window on this machine's display for each shared app
+    /// of the dominating master.
+    pub open_viewers: bool,
 }
 
 /// How often the advertisement is refreshed with current load and memory.
 const ADVERT_REFRESH: Duration = Duration::from_secs(3);
 /// How long a master may take between pairing steps.
 const PAIR_STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the zombie's user has to accept a domination.
+pub const CONSENT_TIMEOUT: Duration = Duration::from_secs(45);
 /// A dominating master that says nothing for this long has lost its lease:
 /// the zombie ends the session and cleans up by itself.
 pub const LEASE: Duration = Duration::from_secs(10);
@@ -71,6 +80,10 @@ pub struct Zombie {
     sessions: Mutex<Vec<LiveSession>>,
     /// The master dominating this zombie, if any (one at a time).
     dominion: Mutex<Option<Dominion>>,
+    /// A domination request waiting for the user's answer.
+    asking: Mutex<Option<dominion::Ask>>,
+    /// Wakes the advertiser when what it says has changed.
+    advert_changed: tokio::sync::Notify,
     next_session: AtomicU64,
     listen: SocketAddr,
     shutdown: CancellationToken,
@@ -94,6 +107,8 @@ pub async fn run(cfg: ZombieConfig, shutdown: CancellationToken) -> Result<()> {
         pending: Mutex::new(None),
         sessions: Mutex::new(Vec::new()),
         dominion: Mutex::new(None),
+        asking: Mutex::new(None),
+        advert_changed: tokio::sync::Notify::new(),
         next_session: AtomicU64::new(1),
         listen,
         shutdown: shutdown.clone(),
@@ -118,6 +133,11 @@ pub async fn run(cfg: ZombieConfig, shutdown: CancellationToken) -> Result<()> {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = refresh.tick() => {
+                if let Err(e) = advertiser.update(zombie.advert()) {
+                    tracing::warn!("refreshing mDNS advertisement: {e}");
+                }
+            }
+            _ = zombie.advert_changed.notified() => {
                 if let Err(e) = advertiser.update(zombie.advert()) {
                     tracing::warn!("refreshing mDNS advertisement: {e}");
                 }
@@ -150,6 +170,12 @@ impl Zombie {
             load1: (sysinfo::load1() * 10.0).round() / 10.0,
             mem_free_mib: sysinfo::mem_available_mib() / 16 * 16,
             levels: self.cfg.levels.clone(),
+            dominated: self.dominion.lock().expect("dominion").as_ref().map(|d| {
+                zos_netproto::discovery::Domination {
+                    master: d.master_name.clone(),
+                    level: d.level,
+                }
+            }),
         }
     }
 
@@ -276,7 +302,7 @@ impl Zombie {
                 }
                 Message::Dominate { level: asked } => {
                     *level = self.trusted_level(&session.remote);
-                    match self.accept_domination(id, session, asked, *level) {
+                    match self.decide_domination(id, session, asked, *level).await? {
                         Ok(granted) => session.send(&Message::Dominated { level: granted }).await?,
                         Err(reason) => {
                             session.send(&Message::Refused { reason }).await?;
@@ -338,6 +364,7 @@ impl Zombie {
             listen: Some(self.listen.to_string()),
             trusted: self.trust.lock().expect("trust").entries().len(),
             pairing,
+            asking: self.ask_info(),
             sessions: self
                 .sessions
                 .lock()

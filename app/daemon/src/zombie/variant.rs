@@ -21,5 +21,6 @@ pub(crate) fn variant(m: &Message) -> &'static str {
         Message::Tasks { .. } => "Tasks",
         Message::Release { .. } => "Release",
         Message::Released => "Released",
+        Message::Asking { .. } => "Asking",
     }
 }

@@ -1,0 +1,72 @@
+//! A zombie's settings file, `<home>/zombie.toml` (see
+//! `resources/zombie.toml` for every key with its default). A missing file
+//! means the defaults; an unreadable or invalid one is an error naming it.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{DaemonError, Result};
+
+/// What `zombie.toml` may say.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZombieSettings {
+    /// Accept every domination by a trusted master without asking the
+    /// user (for unattended hosts).
+    #[serde(default)]
+    pub auto_accept: bool,
+    /// Open viewer windows for the dominating master's shared apps on this
+    /// machine's display (when it has one).
+    #[serde(default = "yes")]
+    pub viewers: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for ZombieSettings {
+    fn default() -> Self {
+        ZombieSettings {
+            auto_accept: false,
+            viewers: true,
+        }
+    }
+}
+
+impl ZombieSettings {
+    /// Reads `path`; the defaults if it does not exist.
+    pub fn load(path: &Path) -> Result<ZombieSettings> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text)
+                .map_err(|e| DaemonError::User(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ZombieSettings::default()),
+            Err(e) => Err(DaemonError::io(format!("read {}", path.display()), e)),
+        }
+    }
+
+    /// Parses the text of a settings file.
+    pub fn parse(text: &str) -> std::result::Result<ZombieSettings, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_file_parses_to_the_defaults() {
+        let text = include_str!("../../../resources/zombie.toml");
+        assert_eq!(ZombieSettings::parse(text), Ok(ZombieSettings::default()));
+    }
+
+    #[test]
+    fn keys_are_read_and_typos_refused() {
+        let s = ZombieSettings::parse("auto_accept = true\nviewers = false\n").unwrap();
+        assert!(s.auto_accept && !s.viewers);
+        let err = ZombieSettings::parse("auto_acept = true").unwrap_err();
+        assert!(err.contains("auto_acept"), "{err}");
+    }
+}
