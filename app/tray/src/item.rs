@@ -18,6 +18,8 @@ pub enum Action {
     NewCode(Level),
     /// Open a viewer for the dominating master's task with this id.
     View(u64),
+    /// Accept (true) or refuse the waiting domination request.
+    Answer(bool),
     /// Leave.
     Quit,
 }
@@ -77,7 +79,7 @@ impl Tray for ZosTray {
     }
 
     fn status(&self) -> Status {
-        if self.view.pairing().is_some() {
+        if self.view.pairing().is_some() || self.view.asking().is_some() {
             Status::NeedsAttention
         } else {
             Status::Active
@@ -116,6 +118,14 @@ impl Tray for ZosTray {
             })
             .collect();
         items.push(MenuItem::Separator);
+        if let Some(ask) = self.view.asking() {
+            items.push(self.action_item(
+                &format!("Accept domination by {} ({})", ask.master, ask.level),
+                Action::Answer(true),
+            ));
+            items.push(self.action_item("Refuse", Action::Answer(false)));
+            items.push(MenuItem::Separator);
+        }
         if !self.view.tasks.is_empty() {
             for task in &self.view.tasks {
                 items.push(self.action_item(&view_label(task), Action::View(task.id)));

@@ -87,6 +87,15 @@ pub fn poll(
                     tray.update(|t| t.view.notice = Some(format!("No viewer: {e}")));
                 }
             }
+            Ok(Action::Answer(accept)) => {
+                let outcome = answer(socket, accept);
+                tray.update(|t| {
+                    t.view.notice = outcome.err().map(|e| format!("No answer sent: {e}"));
+                    if let Some(s) = t.view.status.as_mut() {
+                        s.asking = None;
+                    }
+                });
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -96,6 +105,19 @@ pub fn poll(
 fn fetch_status(socket: &Path) -> Result<StatusInfo, String> {
     match control::request(socket, &Request::Status) {
         Ok(Reply::Status(status)) => Ok(status),
+        other => Err(failure(other)),
+    }
+}
+
+fn answer(socket: &Path, accept: bool) -> Result<(), String> {
+    match control::request(socket, &Request::Answer { accept }) {
+        Ok(Reply::Done) => {
+            tracing::info!(
+                "domination {} from the tray",
+                if accept { "accepted" } else { "refused" }
+            );
+            Ok(())
+        }
         other => Err(failure(other)),
     }
 }

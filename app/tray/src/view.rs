@@ -2,7 +2,7 @@
 //! the daemon's latest [`StatusInfo`] (or the reason it could not be had).
 //! Pure functions, so they are tested without D-Bus.
 
-use zos_netproto::control::{PairCodeInfo, StatusInfo, TaskInfo};
+use zos_netproto::control::{AskInfo, PairCodeInfo, StatusInfo, TaskInfo};
 
 /// The daemon's state as last seen by the tray.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26,6 +26,14 @@ impl View {
             .filter(|p| p.expires_in_s > 0)
     }
 
+    /// The domination request waiting for the user, if any.
+    pub fn asking(&self) -> Option<&AskInfo> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.asking.as_ref())
+            .filter(|a| a.expires_in_s > 0)
+    }
+
     /// The item's title: one line with name, sessions and any code.
     pub fn title(&self) -> String {
         let Some(status) = &self.status else {
@@ -34,6 +42,8 @@ impl View {
         let mut title = format!("ZOS {} · {}", status.name, sessions(status.sessions.len()));
         if self.error.is_some() {
             title.push_str(" · daemon unreachable");
+        } else if let Some(a) = self.asking() {
+            title.push_str(&format!(" · {} asks to dominate", a.master));
         } else if let Some(p) = self.pairing() {
             title.push_str(&format!(" · code {} ({} s left)", p.code, p.expires_in_s));
         }
@@ -73,6 +83,12 @@ impl View {
                     ),
                     None => format!("  master {} ({}), {} s", s.peer, s.addr, s.age_s),
                 });
+            }
+            if let Some(a) = self.asking() {
+                lines.push(format!(
+                    "Master {} ({}) asks to dominate at level {} ({} s left)",
+                    a.master, a.fingerprint, a.level, a.expires_in_s
+                ));
             }
             match self.pairing() {
                 Some(p) => lines.push(format!(

@@ -17,7 +17,9 @@ use common::watcher::Watcher;
 use zbus::proxy::CacheProperties;
 use zbus::zvariant::{OwnedValue, Value};
 use zos_netproto::Level;
-use zos_netproto::control::{PairCodeInfo, Reply, Request, SessionInfo, StatusInfo, TaskInfo};
+use zos_netproto::control::{
+    AskInfo, PairCodeInfo, Reply, Request, SessionInfo, StatusInfo, TaskInfo,
+};
 use zos_netproto::wire::Role;
 
 const INNER: &str = "ZOS_TRAY_TEST_PRIVATE_BUS";
@@ -44,8 +46,18 @@ fn tray_shows_the_daemons_pairing_code_over_dbus() {
     }
 }
 
-/// A zombie daemon whose code changes when a new one is asked for.
-fn fake_zombie() -> FakeDaemon {
+/// A zombie daemon whose code changes when a new one is asked for, and
+/// which has a domination request waiting until it is answered (the answer
+/// goes to `answers`).
+fn fake_zombie(answers: mpsc::Sender<bool>) -> FakeDaemon {
+    let answers = Mutex::new(answers);
+    let asking = Arc::new(Mutex::new(Some(AskInfo {
+        master: "laptop".into(),
+        fingerprint: "0011-2233".into(),
+        level: Level::Partial,
+        expires_in_s: 40,
+    })));
+    let asked = asking.clone();
     let pairing = Arc::new(Mutex::new(PairCodeInfo {
         code: "123456".into(),
         level: Level::Complete,
@@ -67,8 +79,13 @@ fn fake_zombie() -> FakeDaemon {
                 age_s: 7,
                 dominating: Some(Level::Partial),
             }],
-            asking: None,
+            asking: asking.lock().unwrap().clone(),
         })],
+        Request::Answer { accept } => {
+            asked.lock().unwrap().take();
+            let _ = answers.lock().unwrap().send(accept);
+            vec![Reply::Done]
+        }
         Request::Tasks => vec![Reply::Tasks {
             tasks: vec![TaskInfo {
                 id: 4,
@@ -98,7 +115,8 @@ fn fake_zombie() -> FakeDaemon {
 
 fn inner() {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    let daemon = fake_zombie();
+    let (answers_tx, answers) = mpsc::channel();
+    let daemon = fake_zombie(answers_tx);
     let socket = daemon.socket().to_path_buf();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (conn, watcher) = rt.block_on(Watcher::start()).expect("stand-in watcher");
@@ -127,6 +145,16 @@ fn inner() {
         )
         .await;
         let menu = proxy(&conn, &item, "/MenuBar", "com.canonical.dbusmenu").await;
+
+        // A waiting domination request comes first: the user answers it.
+        let title = wait_for_title(&sni, "laptop asks to dominate").await;
+        assert!(title.starts_with("ZOS z1"), "{title}");
+        let labels = menu_labels(&menu).await;
+        let accept = "Accept domination by laptop (partial)";
+        assert!(labels.contains_key(accept), "{labels:?}");
+        assert!(labels.contains_key("Refuse"), "{labels:?}");
+        click(&menu, labels[accept]).await;
+        assert_eq!(answers.recv_timeout(Duration::from_secs(10)), Ok(true));
 
         let title = wait_for_title(&sni, "code 123456").await;
         assert!(title.starts_with("ZOS z1"), "{title}");
