@@ -14,6 +14,7 @@ pub mod lan;
 pub mod poll;
 pub mod proc;
 pub mod screen;
+pub mod snapshot;
 pub mod tmp;
 pub mod view;
 pub mod xvfb;
