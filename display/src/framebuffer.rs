@@ -89,6 +89,15 @@ impl Framebuffer {
         (self.width, self.height)
     }
 
+    /// The pixel at (`x`, `y`), if it is on the screen.
+    pub(crate) fn pixel(&self, x: u16, y: u16) -> Option<[u8; 4]> {
+        if x >= self.width || y >= self.height {
+            return None;
+        }
+        let i = (usize::from(y) * usize::from(self.width) + usize::from(x)) * 4;
+        self.rgba.get(i..i + 4)?.try_into().ok()
+    }
+
     /// Resizes to `width`×`height` (black, opaque) if the size differs; true if it did.
     pub(crate) fn resize(&mut self, width: u16, height: u16) -> bool {
         if (width, height) == (self.width, self.height) {
@@ -263,6 +272,8 @@ mod tests {
         fb.take_dirty();
         fb.put(rect(3, 1, 2, 1), &[1, 2, 3, 0, 9, 9, 9, 0]);
         assert_eq!(&fb.rgba[(4 + 3) * 4..], &[1, 2, 3, 255]);
+        assert_eq!(fb.pixel(3, 1), Some([1, 2, 3, 255]));
+        assert_eq!(fb.pixel(4, 1), None);
         assert_eq!(fb.take_dirty(), vec![rect(3, 1, 1, 1)]);
     }
 

@@ -138,6 +138,11 @@ impl FrameSource {
         self.shared.fb().size()
     }
 
+    /// One pixel of the current screen (red, green, blue, alpha), if (`x`, `y`) is on it.
+    pub fn pixel(&self, x: u16, y: u16) -> Option<[u8; 4]> {
+        self.shared.fb().pixel(x, y)
+    }
+
     /// The framebuffer version, which grows with every change.
     pub fn version(&self) -> u64 {
         self.shared.fb().version()
