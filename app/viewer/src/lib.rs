@@ -26,6 +26,7 @@ pub mod net;
 pub mod pointer;
 pub mod resize;
 pub mod texture;
+pub mod wake;
 
 /// The largest window [`run`] opens at first (the remote screen may be larger; the window
 /// then shows its top-left part until the server resizes it).

@@ -4,7 +4,8 @@
 //!
 //! The window (UI thread) never waits on it: input goes through an unbounded channel (each
 //! event is a few bytes and the window sends at most its frame's events), and pixels come
-//! through the connection's [`FrameSource`], which holds only the latest screen.
+//! through the connection's [`FrameSource`], which holds only the latest screen. Wake-ups for
+//! pixels are coalesced per update ([`crate::wake`]); a new pointer shape wakes at once.
 
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -17,6 +18,10 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use zos_display::{FrameSource, ViewerConnection, ViewerOptions, Wheel};
 
+use crate::wake::Coalescer;
+
+/// The delay of a wake-up (see `serve`).
+const WAKE_DELAY: Duration = Duration::from_micros(100);
 /// How long the server may take to tell its screen size after the handshake.
 const FIRST_SIZE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -147,12 +152,16 @@ async fn serve(
     let _ = ready.send(Ok(source.clone()));
     let wake = || {
         if let Some(ctx) = waker.get() {
-            ctx.request_repaint();
+            // egui answers a zero-delay request with two frames ("to settle"); a non-zero one
+            // with one. A second full-window frame is pure cost under llvmpipe.
+            ctx.request_repaint_after(WAKE_DELAY);
         }
     };
     let mut frames = source.subscribe();
     let mut cursors = source.subscribe_cursor();
+    let mut unshown = Coalescer::default();
     let reason = loop {
+        let deadline = unshown.deadline();
         tokio::select! {
             biased;
             event = input.recv() => match event {
@@ -167,6 +176,10 @@ async fn serve(
                 if changed.is_err() {
                     break String::new();
                 }
+                unshown.changed(Instant::now());
+            }
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                unshown.woken();
                 wake();
             }
             changed = cursors.changed() => {
@@ -190,6 +203,14 @@ async fn serve(
     info!("view ended: {reason}");
     *ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
     wake();
+}
+
+/// Sleeps until `deadline` (forever if there is none).
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The RFB handshake, then a wait for the first screen size.

@@ -370,7 +370,7 @@ fn viewer_window_shows_and_drives_an_app() {
     drop(witness);
     drop(vd);
     lines.wait_for("closes:", Duration::from_secs(15));
-    let uploads = lines.wait_for("viewer uploads:", Duration::from_secs(15));
+    let uploads = lines.wait_for("viewer frames:", Duration::from_secs(15));
     lines.wait_for("run returned Ok", Duration::from_secs(15));
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
