@@ -26,10 +26,14 @@ pub struct CursorShape {
 
 impl CursorShape {
     /// Builds a shape from vnc-rs' `SetCursor` event: `rect.x`/`rect.y` is the hotspot and
-    /// `data` the pixels in our RGBx format with the mask already in the alpha byte.
-    pub(crate) fn from_event(rect: vnc::Rect, data: Vec<u8>, version: u64) -> CursorShape {
+    /// `data` the pixels in the wire format (blue, green, red) with the mask already in the
+    /// fourth byte.
+    pub(crate) fn from_event(rect: vnc::Rect, mut data: Vec<u8>, version: u64) -> CursorShape {
         let pixels = usize::from(rect.width) * usize::from(rect.height);
         let (width, height, rgba) = if data.len() == pixels * 4 && pixels > 0 {
+            for p in data.chunks_exact_mut(4) {
+                p.swap(0, 2);
+            }
             (rect.width, rect.height, data)
         } else {
             (0, 0, Vec::new())
@@ -65,10 +69,10 @@ mod tests {
 
     #[test]
     fn keeps_hotspot_and_pixels() {
-        let data = vec![1, 2, 3, 255, 4, 5, 6, 0];
-        let c = CursorShape::from_event(rect(1, 0, 2, 1), data.clone(), 7);
+        let data = vec![3, 2, 1, 255, 6, 5, 4, 0];
+        let c = CursorShape::from_event(rect(1, 0, 2, 1), data, 7);
         assert_eq!((c.width, c.height, c.hotspot_x, c.hotspot_y), (2, 1, 1, 0));
-        assert_eq!(&*c.rgba, &data[..]);
+        assert_eq!(&*c.rgba, &[1, 2, 3, 255, 4, 5, 6, 0]);
         assert_eq!(c.version, 7);
         assert!(!c.is_hidden());
     }

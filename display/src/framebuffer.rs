@@ -1,5 +1,13 @@
 //! The viewer's RGBA framebuffer: applies decoded VNC rectangles and tracks what changed.
 
+/// The pixel format asked of the server: 32-bit little-endian with red at bit 16, i.e. bytes
+/// blue, green, red, padding. It is Xvnc's own format at depth 24, so the server copies pixels
+/// to each client without translating them (a per-client cost that grows with each viewer);
+/// the framebuffer swaps blue and red once, while storing them anyway.
+pub(crate) fn wire_format() -> vnc::PixelFormat {
+    vnc::PixelFormat::bgra()
+}
+
 /// A rectangle of the framebuffer, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DirtyRect {
@@ -129,7 +137,8 @@ impl Framebuffer {
         })
     }
 
-    /// Writes `data` (RGBx pixels, `r.width * r.height` of them) at `r`.
+    /// Writes `data` (BGRx pixels — the wire format, see [`wire_format`] — `r.width *
+    /// r.height` of them) at `r`, as RGBA.
     pub(crate) fn put(&mut self, r: DirtyRect, data: &[u8]) {
         let Some(c) = self.clip(r) else { return };
         let src_stride = usize::from(r.width) * 4;
@@ -142,8 +151,7 @@ impl Framebuffer {
             let dst = ((usize::from(c.y) + row) * usize::from(self.width) + usize::from(c.x)) * 4;
             let dst_row = &mut self.rgba[dst..dst + row_len];
             for (d, s) in dst_row.chunks_exact_mut(4).zip(src_row.chunks_exact(4)) {
-                d[..3].copy_from_slice(&s[..3]);
-                d[3] = 255;
+                d.copy_from_slice(&[s[2], s[1], s[0], 255]);
             }
         }
         self.mark(c);
@@ -270,7 +278,7 @@ mod tests {
         let mut fb = Framebuffer::default();
         fb.resize(4, 2);
         fb.take_dirty();
-        fb.put(rect(3, 1, 2, 1), &[1, 2, 3, 0, 9, 9, 9, 0]);
+        fb.put(rect(3, 1, 2, 1), &[3, 2, 1, 0, 9, 9, 9, 0]);
         assert_eq!(&fb.rgba[(4 + 3) * 4..], &[1, 2, 3, 255]);
         assert_eq!(fb.pixel(3, 1), Some([1, 2, 3, 255]));
         assert_eq!(fb.pixel(4, 1), None);
@@ -281,8 +289,8 @@ mod tests {
     fn copy_handles_overlap_downwards() {
         let mut fb = Framebuffer::default();
         fb.resize(1, 3);
-        fb.put(rect(0, 0, 1, 1), &[10, 0, 0, 0]);
-        fb.put(rect(0, 1, 1, 1), &[20, 0, 0, 0]);
+        fb.put(rect(0, 0, 1, 1), &[0, 0, 10, 0]);
+        fb.put(rect(0, 1, 1, 1), &[0, 0, 20, 0]);
         fb.copy(rect(0, 1, 1, 2), rect(0, 0, 1, 2));
         let reds: Vec<u8> = fb.rgba.chunks(4).map(|p| p[0]).collect();
         assert_eq!(reds, vec![10, 10, 20]);
@@ -298,9 +306,9 @@ mod tests {
         assert_eq!(first.rects[0].rgba.len(), 3 * 2 * 4);
         assert!(fb.take_update().is_none());
 
-        fb.put(rect(1, 1, 2, 1), &[1, 0, 0, 0, 2, 0, 0, 0]);
+        fb.put(rect(1, 1, 2, 1), &[0, 0, 1, 0, 0, 0, 2, 0]);
         // A later change of the same pixels: only the latest survive.
-        fb.put(rect(2, 1, 1, 1), &[3, 0, 0, 0]);
+        fb.put(rect(2, 1, 1, 1), &[0, 0, 3, 0]);
         let u = fb.take_update().unwrap();
         assert!(!u.resized);
         assert_eq!((u.width, u.height), (3, 2));

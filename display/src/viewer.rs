@@ -8,12 +8,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::info;
-use vnc::{PixelFormat, VncConnector, VncEncoding, VncError, X11Event};
+use vnc::{VncConnector, VncEncoding, VncError, X11Event};
 
 use crate::cursor::CursorShape;
 use crate::driver::{self, Command};
 use crate::error::{DisplayError, Result};
-use crate::framebuffer::{DirtyRect, Frame};
+use crate::framebuffer::{DirtyRect, Frame, wire_format};
 use crate::source::{FrameSource, ResizeStatus, Shared};
 use crate::stats::ViewerStats;
 
@@ -103,7 +103,7 @@ impl ViewerConnection {
         let mut connector = VncConnector::new(stream)
             .set_auth_method(async { Err::<String, _>(VncError::NoPassword) })
             .allow_shared(true)
-            .set_pixel_format(PixelFormat::rgba());
+            .set_pixel_format(wire_format());
         connector = match options.codec {
             Codec::Raw => connector,
             Codec::Tight => connector.add_encoding(VncEncoding::Tight),

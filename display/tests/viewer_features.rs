@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use common::{RuntimeDir, init_tracing, wait_until};
 use tokio::net::UnixStream;
-use zos_display::{ResizeStatus, ViewerConnection, VirtualDisplay, Wheel, launch_app};
+use zos_display::{
+    Codec, ResizeStatus, ViewerConnection, ViewerOptions, VirtualDisplay, Wheel, launch_app,
+};
 
 async fn connect(vd: &VirtualDisplay) -> ViewerConnection {
     let stream = UnixStream::connect(vd.rfb_socket()).await.unwrap();
@@ -339,4 +341,53 @@ async fn counters_and_partial_updates() {
     assert!(source.stats().updates > stats.updates);
     viewer.close().await.unwrap();
     assert!(source.is_closed());
+}
+
+/// Colours arrive with red and blue in their places, in every codec (the wire format is
+/// Xvnc's own BGRx; the framebuffer is RGBA).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colours_are_exact_in_every_codec() {
+    init_tracing();
+    let dir = RuntimeDir::new("colours");
+    let vd = VirtualDisplay::start(dir.path(), (320, 200)).unwrap();
+    x_tool(&vd, "xsetroot", &["-solid", "#123456"]);
+    let _xterm = launch_app(
+        &vd,
+        &[
+            "xterm",
+            "-geometry",
+            "20x4+0+0",
+            "-bg",
+            "#ff8000",
+            "-fg",
+            "#0040ff",
+        ],
+    )
+    .unwrap();
+    for codec in [Codec::Raw, Codec::Tight, Codec::Zrle] {
+        let stream = UnixStream::connect(vd.rfb_socket()).await.unwrap();
+        let viewer = ViewerConnection::connect_with(stream, ViewerOptions { codec })
+            .await
+            .unwrap();
+        let source = viewer.source();
+        assert!(
+            wait_until(Duration::from_secs(15), || source.pixel(319, 199)
+                == Some([0x12, 0x34, 0x56, 255])
+                && source.pixel(2, 2) == Some([0xff, 0x80, 0x00, 255]))
+            .await,
+            "{codec:?}: corner {:?}, xterm {:?}",
+            source.pixel(319, 199),
+            source.pixel(2, 2)
+        );
+        let mut left = usize::MAX;
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                left = mismatch(&vd, &viewer);
+                left == 0
+            })
+            .await,
+            "{codec:?}: {left} pixels differ from the server's screenshot"
+        );
+        viewer.close().await.unwrap();
+    }
 }

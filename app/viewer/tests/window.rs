@@ -161,6 +161,9 @@ fn viewer_window_shows_and_drives_an_app() {
         display: vd.display(),
         xauthority: Some(vd.xauthority().to_owned()),
     };
+    // A coloured root: the pixel comparisons then also catch swapped channels and colour
+    // conversion errors on the way through egui and GL.
+    app.run("xsetroot", &["-solid", "#204060"]);
     let xterm_log = dir.path().join("xterm.log");
     let xev_log = dir.path().join("xev.log");
     let (_xterm, _xev) = {
