@@ -21,6 +21,7 @@ use crate::cli::BenchKind;
 
 mod cpu;
 mod discovery;
+mod display;
 mod ssh;
 
 /// Runs a benchmark and prints its figures.
@@ -32,6 +33,12 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
         }
         BenchKind::Discovery { runs, interface } => discovery::run(runs.max(1), &interface)?,
         BenchKind::Checkpoint => zos_checkpoint::bench::run(&mut std::io::stdout())?,
+        BenchKind::Display {
+            runs,
+            seconds,
+            viewer_socket,
+            animate,
+        } => display::run(runs, seconds, viewer_socket, animate)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -253,6 +253,22 @@ pub enum BenchKind {
     /// Checkpoint and restore of processes with 1 GiB and 4 MiB of dirty
     /// memory to tmpfs: times, frozen time, image size, peak memory (median of 5).
     Checkpoint,
+    /// Shared-app views: key-to-pixel latency, frames per second and bytes per frame of a
+    /// full-screen animation, CPU per viewer (window and decode only), a second viewer's cost.
+    Display {
+        /// Repetitions (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Seconds each rate is measured for.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Internal: be a viewer window of this RFB socket (the benchmark starts these).
+        #[arg(long, hide = true)]
+        viewer_socket: Option<std::path::PathBuf>,
+        /// Internal: be the animated test app on $DISPLAY.
+        #[arg(long, hide = true)]
+        animate: bool,
+    },
     /// Time from starting a zombie to the master seeing it over mDNS.
     Discovery {
         /// Repetitions (the median is reported).

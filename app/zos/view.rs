@@ -26,8 +26,33 @@ pub fn view(paths: &Paths, task: u64, snapshot: Option<PathBuf>) -> Result<ExitC
             println!("saved task {task}'s screen to {}", png.display());
             Ok(ExitCode::SUCCESS)
         }
-        None => bail!("the viewer window is not built yet; use --snapshot FILE"),
+        None => {
+            let title = title_of(paths, task);
+            let socket = paths.socket();
+            let options =
+                zos_viewer::ViewerWindowOptions::new(title, move || open_view(&socket, task));
+            zos_viewer::run(options)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// "PROGRAM on HOST (task N)" from the daemon's task list, or "task N".
+fn title_of(paths: &Paths, task: u64) -> String {
+    let tasks = match control::request(&paths.socket(), &Request::Tasks) {
+        Ok(control::Reply::Tasks { tasks }) => tasks,
+        _ => Vec::new(),
+    };
+    let Some(t) = tasks.into_iter().find(|t| t.id == task) else {
+        return format!("task {task}");
+    };
+    let program = t
+        .command
+        .first()
+        .map(|p| p.rsplit('/').next().unwrap_or(p).to_owned())
+        .unwrap_or_default();
+    let host = t.host.unwrap_or_else(zos_daemon::sysinfo::hostname);
+    format!("{program} on {host} (task {task})")
 }
 
 /// Starts `zos --home HOME view TASK` as a process of its own (a viewer
@@ -52,13 +77,13 @@ pub fn spawn_viewer(home: &Path, task: u64) -> std::io::Result<()> {
 }
 
 /// Connects to the local daemon's view of `task`: a unix stream carrying RFB.
-pub fn connect(paths: &Paths, task: u64) -> std::io::Result<std::os::unix::net::UnixStream> {
-    control::open_stream(&paths.socket(), &Request::View { task })
+pub fn open_view(socket: &Path, task: u64) -> std::io::Result<std::os::unix::net::UnixStream> {
+    control::open_stream(socket, &Request::View { task })
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 fn save_snapshot(paths: &Paths, task: u64, png: &Path) -> Result<()> {
-    let stream = connect(paths, task).with_context(|| format!("view task {task}"))?;
+    let stream = open_view(&paths.socket(), task).with_context(|| format!("view task {task}"))?;
     stream.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -43,5 +43,20 @@ pub enum DisplayError {
     ViewerClosed,
 }
 
+impl DisplayError {
+    /// Whether this says only that the other end went away (the stream ended or broke, or
+    /// the connection was already closed), rather than that something was wrong.
+    pub fn is_disconnect(&self) -> bool {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+        match self {
+            DisplayError::ViewerClosed | DisplayError::Vnc(vnc::VncError::ClientNotRunning) => true,
+            DisplayError::Vnc(vnc::VncError::IoError(e)) => {
+                matches!(e.kind(), BrokenPipe | ConnectionReset | UnexpectedEof)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The crate's result type.
 pub type Result<T, E = DisplayError> = std::result::Result<T, E>;

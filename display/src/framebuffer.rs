@@ -1,5 +1,13 @@
 //! The viewer's RGBA framebuffer: applies decoded VNC rectangles and tracks what changed.
 
+/// The pixel format asked of the server: 32-bit little-endian with red at bit 16, i.e. bytes
+/// blue, green, red, padding. It is Xvnc's own format at depth 24, so the server copies pixels
+/// to each client without translating them (a per-client cost that grows with each viewer);
+/// the framebuffer swaps blue and red once, while storing them anyway.
+pub(crate) fn wire_format() -> vnc::PixelFormat {
+    vnc::PixelFormat::bgra()
+}
+
 /// A rectangle of the framebuffer, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DirtyRect {
@@ -37,6 +45,34 @@ pub struct Frame {
     pub version: u64,
 }
 
+/// The pixels of one changed rectangle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RectPixels {
+    /// Where on the screen.
+    pub rect: DirtyRect,
+    /// `rect.width * rect.height` pixels, row by row, 4 bytes each: red, green, blue, alpha
+    /// (always 255).
+    pub rgba: Vec<u8>,
+}
+
+/// What changed on the remote screen since the previous
+/// [`FrameSource::take_update`](crate::FrameSource::take_update): only the latest pixels of the merged changed rectangles,
+/// however long the caller took, so a slow reader never makes anything queue up.
+#[derive(Debug, Clone)]
+pub struct FrameUpdate {
+    /// Screen width in pixels.
+    pub width: u16,
+    /// Screen height in pixels.
+    pub height: u16,
+    /// The screen size changed since the previous update: `rects` then holds the whole screen,
+    /// and a texture must be reallocated rather than patched.
+    pub resized: bool,
+    /// The changed rectangles with their current pixels (they may overlap).
+    pub rects: Vec<RectPixels>,
+    /// The framebuffer version these pixels belong to.
+    pub version: u64,
+}
+
 /// The RGBA framebuffer a viewer maintains.
 #[derive(Debug, Default)]
 pub(crate) struct Framebuffer {
@@ -45,6 +81,8 @@ pub(crate) struct Framebuffer {
     rgba: Vec<u8>,
     version: u64,
     dirty: Vec<DirtyRect>,
+    /// The size changed since the last `take_update`.
+    resized: bool,
 }
 
 /// How many pending dirty rectangles are kept before they merge into one bounding box.
@@ -59,6 +97,15 @@ impl Framebuffer {
         (self.width, self.height)
     }
 
+    /// The pixel at (`x`, `y`), if it is on the screen.
+    pub(crate) fn pixel(&self, x: u16, y: u16) -> Option<[u8; 4]> {
+        if x >= self.width || y >= self.height {
+            return None;
+        }
+        let i = (usize::from(y) * usize::from(self.width) + usize::from(x)) * 4;
+        self.rgba.get(i..i + 4)?.try_into().ok()
+    }
+
     /// Resizes to `width`×`height` (black, opaque) if the size differs; true if it did.
     pub(crate) fn resize(&mut self, width: u16, height: u16) -> bool {
         if (width, height) == (self.width, self.height) {
@@ -67,6 +114,7 @@ impl Framebuffer {
         self.width = width;
         self.height = height;
         self.rgba = [0, 0, 0, 255].repeat(usize::from(width) * usize::from(height));
+        self.resized = true;
         self.mark(DirtyRect {
             x: 0,
             y: 0,
@@ -89,7 +137,8 @@ impl Framebuffer {
         })
     }
 
-    /// Writes `data` (RGBx pixels, `r.width * r.height` of them) at `r`.
+    /// Writes `data` (BGRx pixels — the wire format, see [`wire_format`] — `r.width *
+    /// r.height` of them) at `r`, as RGBA.
     pub(crate) fn put(&mut self, r: DirtyRect, data: &[u8]) {
         let Some(c) = self.clip(r) else { return };
         let src_stride = usize::from(r.width) * 4;
@@ -102,8 +151,7 @@ impl Framebuffer {
             let dst = ((usize::from(c.y) + row) * usize::from(self.width) + usize::from(c.x)) * 4;
             let dst_row = &mut self.rgba[dst..dst + row_len];
             for (d, s) in dst_row.chunks_exact_mut(4).zip(src_row.chunks_exact(4)) {
-                d[..3].copy_from_slice(&s[..3]);
-                d[3] = 255;
+                d.copy_from_slice(&[s[2], s[1], s[0], 255]);
             }
         }
         self.mark(c);
@@ -143,6 +191,49 @@ impl Framebuffer {
     /// Returns and forgets the rectangles changed since the last call.
     pub(crate) fn take_dirty(&mut self) -> Vec<DirtyRect> {
         std::mem::take(&mut self.dirty)
+    }
+
+    /// Returns the current pixels of everything changed since the last call (None if nothing
+    /// did) and forgets the changes.
+    pub(crate) fn take_update(&mut self) -> Option<FrameUpdate> {
+        if self.dirty.is_empty() && !self.resized {
+            return None;
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        let resized = std::mem::take(&mut self.resized);
+        let full = DirtyRect {
+            x: 0,
+            y: 0,
+            width: self.width,
+            height: self.height,
+        };
+        let rects = if resized || dirty.contains(&full) {
+            vec![RectPixels {
+                rect: full,
+                rgba: self.rgba.clone(),
+            }]
+        } else {
+            dirty.into_iter().map(|r| self.pixels_of(r)).collect()
+        };
+        Some(FrameUpdate {
+            width: self.width,
+            height: self.height,
+            resized,
+            rects,
+            version: self.version,
+        })
+    }
+
+    /// A copy of the pixels of `r`, which lies within the screen.
+    fn pixels_of(&self, r: DirtyRect) -> RectPixels {
+        let row_len = usize::from(r.width) * 4;
+        let stride = usize::from(self.width) * 4;
+        let mut rgba = Vec::with_capacity(row_len * usize::from(r.height));
+        for row in 0..usize::from(r.height) {
+            let start = (usize::from(r.y) + row) * stride + usize::from(r.x) * 4;
+            rgba.extend_from_slice(&self.rgba[start..start + row_len]);
+        }
+        RectPixels { rect: r, rgba }
     }
 
     pub(crate) fn snapshot(&self) -> Frame {
@@ -187,8 +278,10 @@ mod tests {
         let mut fb = Framebuffer::default();
         fb.resize(4, 2);
         fb.take_dirty();
-        fb.put(rect(3, 1, 2, 1), &[1, 2, 3, 0, 9, 9, 9, 0]);
+        fb.put(rect(3, 1, 2, 1), &[3, 2, 1, 0, 9, 9, 9, 0]);
         assert_eq!(&fb.rgba[(4 + 3) * 4..], &[1, 2, 3, 255]);
+        assert_eq!(fb.pixel(3, 1), Some([1, 2, 3, 255]));
+        assert_eq!(fb.pixel(4, 1), None);
         assert_eq!(fb.take_dirty(), vec![rect(3, 1, 1, 1)]);
     }
 
@@ -196,11 +289,32 @@ mod tests {
     fn copy_handles_overlap_downwards() {
         let mut fb = Framebuffer::default();
         fb.resize(1, 3);
-        fb.put(rect(0, 0, 1, 1), &[10, 0, 0, 0]);
-        fb.put(rect(0, 1, 1, 1), &[20, 0, 0, 0]);
+        fb.put(rect(0, 0, 1, 1), &[0, 0, 10, 0]);
+        fb.put(rect(0, 1, 1, 1), &[0, 0, 20, 0]);
         fb.copy(rect(0, 1, 1, 2), rect(0, 0, 1, 2));
         let reds: Vec<u8> = fb.rgba.chunks(4).map(|p| p[0]).collect();
         assert_eq!(reds, vec![10, 10, 20]);
+    }
+
+    #[test]
+    fn update_carries_current_pixels_of_changed_rects_only() {
+        let mut fb = Framebuffer::default();
+        fb.resize(3, 2);
+        let first = fb.take_update().unwrap();
+        assert!(first.resized);
+        assert_eq!(first.rects.len(), 1);
+        assert_eq!(first.rects[0].rgba.len(), 3 * 2 * 4);
+        assert!(fb.take_update().is_none());
+
+        fb.put(rect(1, 1, 2, 1), &[0, 0, 1, 0, 0, 0, 2, 0]);
+        // A later change of the same pixels: only the latest survive.
+        fb.put(rect(2, 1, 1, 1), &[0, 0, 3, 0]);
+        let u = fb.take_update().unwrap();
+        assert!(!u.resized);
+        assert_eq!((u.width, u.height), (3, 2));
+        assert_eq!(u.rects[0].rect, rect(1, 1, 2, 1));
+        assert_eq!(u.rects[0].rgba, vec![1, 0, 0, 255, 3, 0, 0, 255]);
+        assert_eq!(u.version, fb.version());
     }
 
     #[test]

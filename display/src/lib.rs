@@ -3,13 +3,18 @@
 //! Each shared X11 app runs in its own [`VirtualDisplay`] — a private TigerVNC `Xvnc` that
 //! serves RFB only on a unix socket — started with [`launch_app`]. A [`ViewerConnection`] reads
 //! that display over any byte stream (the unix socket locally, a ZOS session channel across
-//! machines) and keeps an RGBA framebuffer, while sending keys and pointer events back.
-//! [`AppWindows`] stands in for a window manager: the app's windows fill the display and
-//! have the keyboard.
+//! machines) and keeps an RGBA framebuffer and the pointer shape, while sending keys, pointer
+//! and wheel events and desktop resize requests back. Its [`FrameSource`] hands the changed
+//! pixels to another thread (a window) without ever letting them queue up. [`AppWindows`]
+//! stands in for a window manager: the app's windows fill the display and have the keyboard.
 
 mod app;
+mod cursor;
+mod driver;
 mod error;
 mod framebuffer;
+mod source;
+mod stats;
 mod sys;
 mod viewer;
 mod windows;
@@ -17,8 +22,11 @@ mod xauth;
 mod xvnc;
 
 pub use app::launch_app;
+pub use cursor::CursorShape;
 pub use error::{DisplayError, Result};
-pub use framebuffer::{DirtyRect, Frame};
-pub use viewer::{Codec, ViewerConnection, ViewerOptions};
+pub use framebuffer::{DirtyRect, Frame, FrameUpdate, RectPixels};
+pub use source::{FrameSource, ResizeStatus};
+pub use stats::ViewerStats;
+pub use viewer::{Codec, ViewerConnection, ViewerOptions, Wheel};
 pub use windows::AppWindows;
 pub use xvnc::VirtualDisplay;

@@ -1,29 +1,24 @@
 //! [`ViewerConnection`]: the client side of one VNC view, turning RFB updates into an RGBA
-//! framebuffer and sending keys and pointer events back.
-//!
-//! One task drives the `vnc-rs` client: it selects over the client's events and an input
-//! channel, so `vnc-rs`' internal lock is never awaited from two places (DISPLAY-NOTES trap 1);
-//! it drains every queued event as soon as one arrives (trap 2); and it asks for an
-//! incremental refresh after each batch, in particular after a desktop-size update, which with
-//! ExtendedDesktopSize carries no pixels (trap 3).
+//! framebuffer and a pointer shape, and sending keys, pointer events and desktop resize
+//! requests back. The [`driver`](crate::driver) task does the work.
 
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, trace, warn};
-use vnc::{PixelFormat, VncClient, VncConnector, VncEncoding, VncError, VncEvent, X11Event};
+use tracing::info;
+use vnc::{VncConnector, VncEncoding, VncError, X11Event};
 
+use crate::cursor::CursorShape;
+use crate::driver::{self, Command};
 use crate::error::{DisplayError, Result};
-use crate::framebuffer::{DirtyRect, Frame, Framebuffer};
+use crate::framebuffer::{DirtyRect, Frame, wire_format};
+use crate::source::{FrameSource, ResizeStatus, Shared};
+use crate::stats::ViewerStats;
 
 /// Input events queued for the driver task before `key`/`pointer` wait.
 const INPUT_QUEUE: usize = 256;
-/// With nothing else happening, an incremental refresh is requested this often, so that a
-/// lost request can never stall the view.
-const REFRESH_FALLBACK: Duration = Duration::from_millis(500);
 
 /// Which pixel encoding the viewer asks the server for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,14 +39,41 @@ pub struct ViewerOptions {
     pub codec: Codec,
 }
 
+/// A wheel turn: one click of the wheel in a direction (RFB buttons 4–7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wheel {
+    /// Button 4: scroll up.
+    Up,
+    /// Button 5: scroll down.
+    Down,
+    /// Button 6: scroll left.
+    Left,
+    /// Button 7: scroll right.
+    Right,
+}
+
+impl Wheel {
+    /// The bits of all four wheel buttons.
+    pub const ALL_MASKS: u8 = 0b0111_1000;
+
+    /// The bit of this wheel button in an RFB pointer event's button mask.
+    pub fn mask(self) -> u8 {
+        match self {
+            Wheel::Up => 1 << 3,
+            Wheel::Down => 1 << 4,
+            Wheel::Left => 1 << 5,
+            Wheel::Right => 1 << 6,
+        }
+    }
+}
+
 /// A live view of a remote (or local) VNC desktop.
 ///
 /// Dropping it ends the connection.
 #[derive(Debug)]
 pub struct ViewerConnection {
-    input: mpsc::Sender<X11Event>,
-    framebuffer: Arc<Mutex<Framebuffer>>,
-    versions: watch::Receiver<u64>,
+    input: mpsc::Sender<Command>,
+    source: FrameSource,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<()>>>,
 }
@@ -59,6 +81,10 @@ pub struct ViewerConnection {
 impl ViewerConnection {
     /// Performs the RFB handshake (security type None) over `stream` with default options and
     /// starts the driver task. Must be called inside a Tokio runtime.
+    ///
+    /// Besides the pixel encoding it asks for CopyRect, desktop resizing (DesktopSize and
+    /// ExtendedDesktopSize) and the pointer shape (Cursor pseudo-encoding, so the server no
+    /// longer paints the pointer into the pixels).
     pub async fn connect<S>(stream: S) -> Result<ViewerConnection>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
@@ -71,10 +97,13 @@ impl ViewerConnection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
     {
+        let (shared, publisher) = Shared::new();
+        let shared = Arc::new(shared);
+        let stream = shared.counters.count(stream);
         let mut connector = VncConnector::new(stream)
             .set_auth_method(async { Err::<String, _>(VncError::NoPassword) })
             .allow_shared(true)
-            .set_pixel_format(PixelFormat::rgba());
+            .set_pixel_format(wire_format());
         connector = match options.codec {
             Codec::Raw => connector,
             Codec::Tight => connector.add_encoding(VncEncoding::Tight),
@@ -85,55 +114,69 @@ impl ViewerConnection {
             .add_encoding(VncEncoding::Raw)
             .add_encoding(VncEncoding::DesktopSizePseudo)
             .add_encoding(VncEncoding::ExtendedDesktopSizePseudo)
+            .add_encoding(VncEncoding::CursorPseudo)
             .build()?
             .try_start()
             .await?
             .finish()?;
         info!(codec = ?options.codec, "VNC viewer connected");
-        let framebuffer = Arc::new(Mutex::new(Framebuffer::default()));
-        let (version_tx, versions) = watch::channel(0);
         let (input, input_rx) = mpsc::channel(INPUT_QUEUE);
         let (stop, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(drive(
+        let task = tokio::spawn(driver::drive(
             client,
             input_rx,
             stop_rx,
-            Arc::clone(&framebuffer),
-            version_tx,
+            Arc::clone(&shared),
+            publisher,
         ));
         Ok(ViewerConnection {
             input,
-            framebuffer,
-            versions,
+            source: FrameSource { shared },
             stop: Some(stop),
             task: Some(task),
         })
     }
 
-    fn fb(&self) -> MutexGuard<'_, Framebuffer> {
-        // A panic while holding the lock leaves pixels at worst half-updated; keep serving.
-        self.framebuffer.lock().unwrap_or_else(|p| p.into_inner())
+    /// A handle on the screen, pointer shape and counters for another thread (it outlives the
+    /// connection and then shows the last screen).
+    pub fn source(&self) -> FrameSource {
+        self.source.clone()
     }
 
     /// A copy of the current screen.
     pub fn frame(&self) -> Frame {
-        self.fb().snapshot()
+        self.source.frame()
     }
 
     /// The current screen size (0×0 until the server has told it).
     pub fn size(&self) -> (u16, u16) {
-        self.fb().size()
+        self.source.size()
     }
 
     /// The rectangles that changed since the previous call (for partial texture uploads).
     pub fn take_dirty(&self) -> Vec<DirtyRect> {
-        self.fb().take_dirty()
+        self.source.take_dirty()
     }
 
     /// A receiver of the framebuffer version, which changes with every update. It reports the
     /// channel closed when the connection has ended.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.versions.clone()
+        self.source.subscribe()
+    }
+
+    /// The remote pointer's current shape; `None` until the server sent one.
+    pub fn cursor(&self) -> Option<CursorShape> {
+        self.source.cursor()
+    }
+
+    /// What has been received so far (for benchmarks).
+    pub fn stats(&self) -> ViewerStats {
+        self.source.stats()
+    }
+
+    /// How the latest [`request_resize`](Self::request_resize) went.
+    pub fn resize_status(&self) -> ResizeStatus {
+        self.source.resize_status()
     }
 
     /// Sends a key press (`down`) or release of X keysym `keysym`.
@@ -142,10 +185,30 @@ impl ViewerConnection {
     }
 
     /// Moves the pointer to (`x`, `y`) with `buttons` held (bit 0 left, 1 middle, 2 right,
-    /// 3/4 wheel up/down).
+    /// 3/4 wheel up/down, 5/6 wheel left/right).
     pub async fn pointer(&self, x: u16, y: u16, buttons: u8) -> Result<()> {
         self.send(X11Event::PointerEvent((x, y, buttons).into()))
             .await
+    }
+
+    /// One click of the wheel at (`x`, `y`) while `buttons` are held: the wheel button is
+    /// pressed, then released.
+    pub async fn wheel(&self, x: u16, y: u16, buttons: u8, wheel: Wheel) -> Result<()> {
+        let held = buttons & !Wheel::ALL_MASKS;
+        self.pointer(x, y, held | wheel.mask()).await?;
+        self.pointer(x, y, held).await
+    }
+
+    /// Asks the server to resize the desktop to `width` × `height` and returns at once; the
+    /// outcome shows in [`resize_status`](Self::resize_status), and the new size in the frame
+    /// once the server confirms. A refusal or failure is reported there (and logged), never
+    /// fatal to the connection. While one request waits for its answer, later ones are merged:
+    /// only the latest is sent next.
+    pub async fn request_resize(&self, width: u16, height: u16) -> Result<()> {
+        self.input
+            .send(Command::Resize(width, height))
+            .await
+            .map_err(|_| DisplayError::ViewerClosed)
     }
 
     /// Asks the server for the whole screen again.
@@ -155,7 +218,7 @@ impl ViewerConnection {
 
     async fn send(&self, event: X11Event) -> Result<()> {
         self.input
-            .send(event)
+            .send(Command::Input(event))
             .await
             .map_err(|_| DisplayError::ViewerClosed)
     }
@@ -186,109 +249,4 @@ impl Drop for ViewerConnection {
             task.abort();
         }
     }
-}
-
-/// What a batch of events did.
-#[derive(Default)]
-struct Batch {
-    events: usize,
-    resized: bool,
-}
-
-/// The single task that owns the `vnc-rs` client.
-async fn drive(
-    client: VncClient,
-    mut input: mpsc::Receiver<X11Event>,
-    mut stop: oneshot::Receiver<()>,
-    framebuffer: Arc<Mutex<Framebuffer>>,
-    versions: watch::Sender<u64>,
-) -> Result<()> {
-    let mut tick = tokio::time::interval(REFRESH_FALLBACK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut largest_batch = 0;
-    let result = loop {
-        tokio::select! {
-            event = client.recv_event() => {
-                let mut batch = Batch::default();
-                let mut next = event;
-                // Consume everything queued now, not one event per wake-up (trap 2).
-                let outcome = loop {
-                    match next {
-                        Ok(e) => {
-                            if let Err(e) = apply(e, &framebuffer, &mut batch) {
-                                break Err(e);
-                            }
-                        }
-                        Err(e) => break Err(e.into()),
-                    }
-                    next = match client.poll_event().await {
-                        Ok(Some(e)) => Ok(e),
-                        Ok(None) => break Ok(()),
-                        Err(e) => Err(e),
-                    };
-                };
-                if batch.events > largest_batch {
-                    largest_batch = batch.events;
-                    debug!(largest_batch, "VNC event batch");
-                }
-                let version = framebuffer.lock().unwrap_or_else(|p| p.into_inner()).version();
-                versions.send_if_modified(|v| std::mem::replace(v, version) != version);
-                if let Err(e) = outcome {
-                    break Err(e);
-                }
-                if batch.resized {
-                    trace!("desktop size changed; asking for pixels (trap 3)");
-                }
-                // Ask for the next update: the server only sends after a request.
-                if let Err(e) = client.input(X11Event::Refresh).await {
-                    break Err(e.into());
-                }
-                tick.reset();
-            }
-            event = input.recv() => match event {
-                Some(event) => {
-                    if let Err(e) = client.input(event).await {
-                        break Err(e.into());
-                    }
-                }
-                None => break Ok(()),
-            },
-            _ = &mut stop => break Ok(()),
-            _ = tick.tick() => {
-                if let Err(e) = client.input(X11Event::Refresh).await {
-                    break Err(e.into());
-                }
-            }
-        }
-    };
-    match &result {
-        Ok(()) => info!("VNC viewer closed"),
-        Err(e) => warn!("VNC viewer ended: {e}"),
-    }
-    let _ = client.close().await;
-    result
-}
-
-/// Applies one event to the framebuffer.
-fn apply(event: VncEvent, framebuffer: &Mutex<Framebuffer>, batch: &mut Batch) -> Result<()> {
-    batch.events += 1;
-    let mut fb = framebuffer.lock().unwrap_or_else(|p| p.into_inner());
-    match event {
-        VncEvent::SetResolution(screen) => {
-            batch.resized |= fb.resize(screen.width, screen.height);
-        }
-        VncEvent::DesktopUpdate(update) => {
-            if let Some(layout) = update.layout {
-                batch.resized |= fb.resize(layout.width, layout.height);
-            }
-        }
-        VncEvent::RawImage(rect, data) => fb.put(rect.into(), &data),
-        VncEvent::Copy(dst, src) => fb.copy(dst.into(), src.into()),
-        VncEvent::SetPixelFormat(pf) => trace!(?pf, "server pixel format"),
-        VncEvent::JpegImage(rect, _) => warn!(?rect, "unexpected JPEG rectangle ignored"),
-        VncEvent::SetCursor(..) | VncEvent::Bell | VncEvent::Text(_) => {}
-        VncEvent::Error(e) => return Err(DisplayError::Vnc(VncError::General(e))),
-        other => trace!(?other, "VNC event ignored"),
-    }
-    Ok(())
 }

@@ -9,7 +9,23 @@ fn ticks_per_second() -> f64 {
 
 /// User + system seconds of the process `pid` (all its threads).
 pub fn seconds_of(pid: u32) -> f64 {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    stat_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// The calling thread's kernel id.
+pub fn thread_id() -> u32 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::gettid() as u32 }
+}
+
+/// User + system seconds of thread `tid` of this process.
+pub fn thread_seconds(tid: u32) -> f64 {
+    stat_seconds(&format!("/proc/self/task/{tid}/stat"))
+}
+
+/// User + system seconds from a `/proc/…/stat` file.
+fn stat_seconds(path: &str) -> f64 {
+    let Ok(stat) = fs::read_to_string(path) else {
         return 0.0;
     };
     // Fields after the command name, which is in parentheses.

@@ -1,0 +1,351 @@
+//! `zos bench display`: what a virtually shared app's view costs and how fast it is.
+//!
+//! Figures, each the median of several runs:
+//! - (a) key-to-pixel latency: a key sent by a viewer until the changed pixels of xterm's
+//!   echo arrive back at that viewer (median and p95);
+//! - (b) frames per second and bytes per frame while an app ([`animator`]) repaints the whole
+//!   1280×800 screen at 30 fps;
+//! - (c) CPU per viewer at that rate: a real viewer window process (`zos_viewer::run` under
+//!   Xvfb and Mesa's llvmpipe) and a decode-only viewer;
+//! - (d) what a second viewer adds: Xvnc + viewer CPU with none, one and two viewers.
+//!
+//! # Measuring through a session
+//!
+//! [`measure`] takes two [`Target`]s, one whose app is an xterm running bash at (0, 0) and
+//! one whose app is `zos bench display --animate` on a 1280×800 screen. A target says where
+//! the viewers come from: `connect` opens one RFB stream (here: Xvnc's unix socket; through a
+//! session: the daemon's `View` reply on the control socket), `spawn_window` starts a viewer
+//! window process on a given X display (here: `zos bench display --viewer-socket`; through a
+//! session: `zos view TASK` with `DISPLAY` set), and `server_pids` lists the processes whose
+//! CPU is the serving side's (here Xvnc; through a session add both daemons). Build those
+//! targets from two `zos run --shared` tasks and pass them to [`measure`] and [`print`] for a
+//! second set of figures.
+
+mod animator;
+mod measure;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use zos_display::{VirtualDisplay, launch_app};
+
+pub use measure::Target;
+use measure::{CpuSpan, DecodeViewer, Window};
+
+use super::median;
+
+/// The animator's frame rate.
+pub const FPS: u32 = 30;
+/// The animated screen.
+pub const ANIMATED: (u16, u16) = (1280, 800);
+/// Key presses per latency run.
+const KEYS: usize = 40;
+/// How long a viewer window gets to open and settle before it is measured.
+const WINDOW_WARMUP: Duration = Duration::from_secs(4);
+
+/// `zos bench display`, or one of its helper processes.
+pub fn run(runs: usize, seconds: u64, viewer_socket: Option<PathBuf>, animate: bool) -> Result<()> {
+    if animate {
+        return animator::run(FPS);
+    }
+    if let Some(socket) = viewer_socket {
+        let options = zos_viewer::ViewerWindowOptions::new("zos bench display", move || {
+            UnixStream::connect(socket)
+        });
+        return zos_viewer::run(options);
+    }
+    let seconds = Duration::from_secs(seconds.max(1));
+    let runs = runs.max(1);
+    println!(
+        "zos bench display: TigerVNC Xvnc on a unix socket, Raw encoding, median of {runs} runs, {} s per rate",
+        seconds.as_secs()
+    );
+    let bench = Bench::start()?;
+    let figures = measure(&bench.xterm, &bench.animated, runs, seconds, &bench.screens)?;
+    print("direct (viewer on Xvnc's socket)", &figures);
+    Ok(())
+}
+
+/// The figures of [`measure`], medians over the runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Figures {
+    pub latency_median: f64,
+    pub latency_p95: f64,
+    pub frames_per_s: f64,
+    pub screens_per_s: f64,
+    pub bytes_per_frame: f64,
+    pub decode_cores: f64,
+    pub window_cores: f64,
+    /// Server CPU with the animation running and no viewer.
+    pub server_alone: f64,
+    /// Server + viewers' CPU with one and two decode-only viewers.
+    pub decode_one: f64,
+    pub decode_two: f64,
+    /// Server + viewers' CPU with one and two windows.
+    pub window_one: f64,
+    pub window_two: f64,
+}
+
+/// Runs every measurement `runs` times against the two targets; viewer windows go to the X
+/// displays in `screens` (at least two: one per window).
+pub fn measure(
+    xterm: &Target,
+    animated: &Target,
+    runs: usize,
+    seconds: Duration,
+    screens: &[String; 2],
+) -> Result<Figures> {
+    let mut all = Vec::new();
+    for run in 1..=runs {
+        let mut f = Figures::default();
+        let latency = measure::key_to_pixel(xterm, KEYS).context("key-to-pixel")?;
+        f.latency_median = latency.median;
+        f.latency_p95 = latency.p95;
+
+        let server = &animated.server_pids;
+        let span = CpuSpan::start(server);
+        std::thread::sleep(seconds);
+        f.server_alone = span.cores();
+
+        let one = DecodeViewer::start(animated).context("decode-only viewer")?;
+        let span = CpuSpan::start(server);
+        std::thread::sleep(seconds);
+        let server_cores = span.cores();
+        let d = one.finish()?;
+        f.frames_per_s = d.frames_per_s;
+        f.screens_per_s = d.screens_per_s;
+        f.bytes_per_frame = d.bytes_per_frame;
+        f.decode_cores = d.cores;
+        f.decode_one = server_cores + d.cores;
+
+        let (a, b) = (
+            DecodeViewer::start(animated)?,
+            DecodeViewer::start(animated)?,
+        );
+        let span = CpuSpan::start(server);
+        std::thread::sleep(seconds);
+        let server_cores = span.cores();
+        f.decode_two = server_cores + a.finish()?.cores + b.finish()?.cores;
+
+        let first = Window::start(animated, &screens[0], WINDOW_WARMUP)?;
+        let span = CpuSpan::start(server);
+        let window = CpuSpan::start(&[first.pid()]);
+        std::thread::sleep(seconds);
+        f.window_cores = window.cores();
+        f.window_one = span.cores() + f.window_cores;
+
+        let second = Window::start(animated, &screens[1], WINDOW_WARMUP)?;
+        let span = CpuSpan::start(server);
+        let windows = CpuSpan::start(&[first.pid(), second.pid()]);
+        std::thread::sleep(seconds);
+        f.window_two = span.cores() + windows.cores();
+        drop((first, second));
+        println!(
+            "  run {run}: {:.1} ms key-to-pixel, {:.1} frames/s, window {:.2} cores, decode {:.2} cores",
+            f.latency_median * 1e3,
+            f.frames_per_s,
+            f.window_cores,
+            f.decode_cores
+        );
+        all.push(f);
+    }
+    let m = |get: fn(&Figures) -> f64| median(all.iter().map(get).collect());
+    Ok(Figures {
+        latency_median: m(|f| f.latency_median),
+        latency_p95: m(|f| f.latency_p95),
+        frames_per_s: m(|f| f.frames_per_s),
+        screens_per_s: m(|f| f.screens_per_s),
+        bytes_per_frame: m(|f| f.bytes_per_frame),
+        decode_cores: m(|f| f.decode_cores),
+        window_cores: m(|f| f.window_cores),
+        server_alone: m(|f| f.server_alone),
+        decode_one: m(|f| f.decode_one),
+        decode_two: m(|f| f.decode_two),
+        window_one: m(|f| f.window_one),
+        window_two: m(|f| f.window_two),
+    })
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+/// Prints one set of figures, labelled with the path the viewers took, against the goals.
+pub fn print(path: &str, f: &Figures) {
+    println!("path: {path}");
+    println!(
+        "(a) key-to-pixel (xterm echo):  median {:.1} ms, p95 {:.1} ms          goal < 15 ms: {}",
+        f.latency_median * 1e3,
+        f.latency_p95 * 1e3,
+        verdict(f.latency_median < 0.015)
+    );
+    println!(
+        "(b) {}x{} animation at {FPS} fps: {:.1} frames/s seen, {:.1} full screens/s of pixels, {:.2} MB per frame   goal >= 25: {}",
+        ANIMATED.0,
+        ANIMATED.1,
+        f.frames_per_s,
+        f.screens_per_s,
+        f.bytes_per_frame / 1e6,
+        verdict(f.frames_per_s >= 25.0)
+    );
+    println!(
+        "(c) CPU per viewer: window {:.2} cores (Xvfb, llvmpipe), decode only {:.2} cores   goal < 0.5: {}",
+        f.window_cores,
+        f.decode_cores,
+        verdict(f.window_cores < 0.5)
+    );
+    let row = |what: &str, one: f64, two: f64| {
+        let first = one - f.server_alone;
+        let second = two - one;
+        println!(
+            "(d) {what:<12} Xvnc alone {:.2}, +1 viewer {:.2}, +2 viewers {:.2} cores: first costs {:.2}, second {:.2} ({:.0} %)   goal < 50 %: {}",
+            f.server_alone,
+            one,
+            two,
+            first,
+            second,
+            100.0 * second / first.max(1e-9),
+            verdict(second < 0.5 * first)
+        );
+    };
+    row("windows:", f.window_one, f.window_two);
+    row("decode only:", f.decode_one, f.decode_two);
+}
+
+/// This bench's own set-up: two virtual displays with their apps, two Xvfb screens for the
+/// windows, all stopped and removed on drop.
+struct Bench {
+    xterm: Target,
+    animated: Target,
+    screens: [String; 2],
+    // Dropped in this order: apps, displays, screens, the runtime, the directory.
+    _apps: Vec<tokio::process::Child>,
+    _displays: Vec<VirtualDisplay>,
+    _xvfbs: Vec<Xvfb>,
+    _runtime: tokio::runtime::Runtime,
+    _dir: TempDir,
+}
+
+impl Bench {
+    fn start() -> Result<Bench> {
+        let dir = TempDir::new()?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let exe = std::env::current_exe()?;
+        let xterm_vd = VirtualDisplay::start(dir.0.as_path(), (640, 480))?;
+        let anim_vd = VirtualDisplay::start(dir.0.as_path(), ANIMATED)?;
+        let apps = {
+            let _guard = runtime.enter();
+            vec![
+                launch_app(
+                    &xterm_vd,
+                    &["xterm", "-geometry", "60x12+0+0", "-e", "bash", "--norc"],
+                )?,
+                launch_app(
+                    &anim_vd,
+                    &[
+                        exe.as_os_str(),
+                        "bench".as_ref(),
+                        "display".as_ref(),
+                        "--animate".as_ref(),
+                    ],
+                )?,
+            ]
+        };
+        let xvfbs = vec![Xvfb::start()?, Xvfb::start()?];
+        let screens = [xvfbs[0].display.clone(), xvfbs[1].display.clone()];
+        let target = |vd: &VirtualDisplay| {
+            let socket = vd.rfb_socket().to_owned();
+            let window_socket = socket.clone();
+            let exe = exe.clone();
+            Target {
+                connect: Arc::new(move || UnixStream::connect(&socket)),
+                spawn_window: Arc::new(move |screen: &str| {
+                    Command::new(&exe)
+                        .args(["bench", "display", "--viewer-socket"])
+                        .arg(&window_socket)
+                        .env("DISPLAY", screen)
+                        .env_remove("XAUTHORITY")
+                        .env_remove("WAYLAND_DISPLAY")
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                }),
+                server_pids: vec![vd.pid()],
+            }
+        };
+        Ok(Bench {
+            xterm: target(&xterm_vd),
+            animated: target(&anim_vd),
+            screens,
+            _apps: apps,
+            _displays: vec![xterm_vd, anim_vd],
+            _xvfbs: xvfbs,
+            _runtime: runtime,
+            _dir: dir,
+        })
+    }
+}
+
+/// A private directory for the displays' sockets, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        let dir = std::env::temp_dir().join(format!("zos-bench-display-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An Xvfb screen for viewer windows, killed on drop.
+struct Xvfb {
+    child: std::process::Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Result<Xvfb> {
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1400x900x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start Xvfb (package xvfb)")?;
+        let mut number = String::new();
+        let stdout = child.stdout.take().context("Xvfb's stdout")?;
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut number)?;
+        Ok(Xvfb {
+            child,
+            display: format!(":{}", number.trim()),
+        })
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
