@@ -88,7 +88,8 @@ pub fn run(paths: &Paths, interfaces: Vec<String>, headless: bool) -> Result<Exi
     let _master = spawn(&paths.home, &master_args, "master daemon")?;
     wait_for_socket(paths, "the master daemon")?;
 
-    let mut zombie_args = vec!["zombie", "--name", "demo-zombie"];
+    // The demo zombie is this machine: it needs no one to accept.
+    let mut zombie_args = vec!["zombie", "--name", "demo-zombie", "--auto-accept"];
     zombie_args.extend(&iface_refs);
     let _zombie = spawn(&zombie_home, &zombie_args, "demo zombie")?;
     wait_for_socket(&zombie_paths, "the demo zombie")?;

@@ -31,6 +31,8 @@ pub struct Model {
     pub pair: PairDialog,
     /// The last ping to each host, by instance.
     pub pings: HashMap<String, PingState>,
+    /// A domination or release in progress, or its failure, by instance.
+    pub dominations: HashMap<String, PingState>,
     /// The host whose icon was clicked last, by instance.
     pub selected: Option<String>,
     /// Whether the daemon has answered (or failed to) at least once.
@@ -138,6 +140,15 @@ impl Model {
                     };
                 }
             }
+            Event::Domination { host, result } => match result {
+                Ok(what) => {
+                    tracing::info!("{what}");
+                    self.dominations.remove(&host);
+                }
+                Err(message) => {
+                    self.dominations.insert(host, PingState::Failed(message));
+                }
+            },
             Event::Pinged { host, result } => {
                 let state = match result {
                     Ok(rtt) => PingState::Rtt(rtt),
@@ -153,6 +164,7 @@ impl Model {
         let hosts = &self.hosts;
         let present = |instance: &str| hosts.iter().any(|h| h.instance == instance);
         self.pings.retain(|instance, _| present(instance));
+        self.dominations.retain(|instance, _| present(instance));
         if self.selected.as_deref().is_some_and(|s| !present(s)) {
             self.selected = None;
         }
@@ -206,6 +218,26 @@ impl Model {
             host: self.pair.host.clone()?,
             code: self.pair.code.clone(),
         })
+    }
+
+    /// Whether this master dominates `host`.
+    pub fn dominated_by_us(&self, host: &HostInfo) -> bool {
+        let ours = self.status.as_ref().map(|s| s.name.as_str());
+        host.dominated
+            .as_ref()
+            .is_some_and(|d| Some(d.master.as_str()) == ours)
+    }
+
+    /// The command for a host's Dominate or Release button.
+    pub fn start_domination(&mut self, instance: &str, release: bool) -> Command {
+        self.dominations
+            .insert(instance.to_owned(), PingState::Busy);
+        let host = instance.to_owned();
+        if release {
+            Command::Release { host }
+        } else {
+            Command::Dominate { host }
+        }
     }
 
     /// The command for a host's Ping button, marking the ping busy.

@@ -41,6 +41,16 @@ pub enum Command {
         /// The zombie, as the control protocol names it (its instance).
         host: String,
     },
+    /// Take a paired zombie over (the zombie's user may have to accept).
+    Dominate {
+        /// The zombie, as the control protocol names it (its instance).
+        host: String,
+    },
+    /// End the domination of a zombie.
+    Release {
+        /// The zombie, as the control protocol names it (its instance).
+        host: String,
+    },
     /// Open a viewer window for a shared app. The window carries this out
     /// itself (it starts a viewer process); the worker ignores it.
     View {
@@ -66,6 +76,13 @@ pub enum Event {
         host: String,
         /// The zombie's name and the level granted, or the daemon's error.
         result: Result<(String, Level), String>,
+    },
+    /// The outcome of a [`Command::Dominate`] or [`Command::Release`].
+    Domination {
+        /// The host as given in the command.
+        host: String,
+        /// What happened, in words, or the daemon's error.
+        result: Result<String, String>,
     },
     /// The outcome of a [`Command::Ping`].
     Pinged {
@@ -166,6 +183,18 @@ fn run_command(socket: &Path, command: Command, events: &Sender<Event>, notify: 
                     let result = ping(&socket, &host);
                     Event::Pinged { host, result }
                 }
+                Command::Dominate { host } => {
+                    let result = dominate(&socket, &host);
+                    Event::Domination { host, result }
+                }
+                Command::Release { host } => {
+                    let result =
+                        match control::request(&socket, &Request::Release { host: host.clone() }) {
+                            Ok(Reply::Released { name }) => Ok(format!("released {name}")),
+                            other => Err(failure(other)),
+                        };
+                    Event::Domination { host, result }
+                }
                 Command::View { .. } => return,
             };
             if events.send(event).is_ok() {
@@ -212,6 +241,17 @@ fn pair(socket: &Path, host: &str, code: &str) -> Result<(String, Level), String
     };
     match control::request(socket, &request) {
         Ok(Reply::Paired { name, level, .. }) => Ok((name, level)),
+        other => Err(failure(other)),
+    }
+}
+
+fn dominate(socket: &Path, host: &str) -> Result<String, String> {
+    let request = Request::Dominate {
+        host: host.to_owned(),
+        level: Level::Complete,
+    };
+    match control::call(socket, &request, |_| {}) {
+        Ok(Reply::Dominated { name, level, .. }) => Ok(format!("dominating {name} ({level})")),
         other => Err(failure(other)),
     }
 }

@@ -280,3 +280,56 @@ fn a_shared_app_gets_a_viewer_and_a_tile_whose_view_button_reopens_it() {
     h.click(view);
     assert_eq!(h.commands, vec![Command::View { task: 7 }], "View reopens");
 }
+
+#[test]
+fn a_paired_free_zombie_can_be_dominated_and_then_released() {
+    let mut h = Harness::new(vec![host("z1", 8, 0.1, 2048)]);
+    let z1 = "z1._zos._tcp.local.".to_string();
+    h.frames(1, vec![]);
+    assert!(h.texts().iter().any(|(t, _)| t == "free"));
+    // Not paired: nothing to click.
+    let dominate = h.text_rect("Dominate", 0.0).center();
+    h.click(dominate);
+    assert_eq!(h.commands, vec![], "an unpaired zombie cannot be dominated");
+
+    h.model
+        .paired
+        .insert("z1-fingerprint".into(), Level::Complete);
+    h.frames(2, vec![]);
+    h.click(dominate);
+    assert_eq!(h.commands, vec![Command::Dominate { host: z1.clone() }]);
+    assert!(
+        h.texts()
+            .iter()
+            .any(|(t, _)| t == "waiting for the zombie…")
+    );
+
+    // The daemon now reports it ours.
+    let mut held = host("z1", 8, 0.1, 2048);
+    held.dominated = Some(zos_netproto::discovery::Domination {
+        master: "laptop".into(),
+        level: Level::Complete,
+    });
+    h.model.apply(WorkerEvent::Domination {
+        host: z1.clone(),
+        result: Ok("dominating z1 (complete)".into()),
+    });
+    h.model.apply(WorkerEvent::Hosts(Ok(vec![held.clone()])));
+    h.frames(2, vec![]);
+    assert!(h.texts().iter().any(|(t, _)| t == "yours · complete"));
+    h.commands.clear();
+    let release = h.text_rect("Release", 0.0).center();
+    h.click(release);
+    assert_eq!(h.commands, vec![Command::Release { host: z1.clone() }]);
+
+    // Held by another master: shown, and not ours to release.
+    held.dominated.as_mut().unwrap().master = "desk".into();
+    h.model.apply(WorkerEvent::Domination {
+        host: z1,
+        result: Ok("released".into()),
+    });
+    h.model.apply(WorkerEvent::Hosts(Ok(vec![held])));
+    h.frames(2, vec![]);
+    assert!(h.texts().iter().any(|(t, _)| t == "held by desk"));
+    assert!(!h.texts().iter().any(|(t, _)| t == "Release"));
+}

@@ -18,7 +18,7 @@ use crate::model::PingState;
 const PAIRED: Color32 = Color32::from_rgb(0x5C, 0xC0, 0x6C);
 
 /// The size every tile takes.
-pub const TILE_SIZE: Vec2 = vec2(150.0, 204.0);
+pub const TILE_SIZE: Vec2 = vec2(150.0, 250.0);
 
 /// The tile's inner margin.
 const MARGIN: i8 = 8;
@@ -38,6 +38,23 @@ pub struct TileActions {
     pub ping: bool,
     /// "Pair…" was clicked.
     pub pair: bool,
+    /// "Dominate" was clicked.
+    pub dominate: bool,
+    /// "Release" was clicked.
+    pub release: bool,
+}
+
+/// What a tile shows of the host's domination.
+#[derive(Clone, Copy, Debug)]
+pub struct TileState<'a> {
+    /// The level this master holds, if paired.
+    pub paired: Option<Level>,
+    /// Whether this master dominates the host.
+    pub ours: bool,
+    /// A domination or release in progress, or its failure.
+    pub domination: Option<&'a PingState>,
+    /// The last ping.
+    pub ping: Option<&'a PingState>,
 }
 
 /// Shows `host` as a tile.
@@ -45,8 +62,7 @@ pub fn host_tile(
     ui: &mut Ui,
     host: &HostInfo,
     selected: bool,
-    paired: Option<Level>,
-    ping: Option<&PingState>,
+    state: TileState<'_>,
 ) -> TileActions {
     let mut actions = TileActions::default();
     let frame = Frame::new()
@@ -63,9 +79,14 @@ pub fn host_tile(
             actions.selected = response.on_hover_text(hover_text(host)).clicked();
 
             ui.label(RichText::new(&host.name).strong().size(16.0));
-            match paired {
+            match state.paired {
                 Some(level) => ui.label(RichText::new(format!("paired · {level}")).color(PAIRED)),
                 None => ui.label(RichText::new("not paired").weak()),
+            };
+            match (&host.dominated, state.ours) {
+                (Some(d), true) => ui.label(RichText::new(format!("yours · {}", d.level)).strong()),
+                (Some(d), false) => ui.label(format!("held by {}", d.master)),
+                (None, _) => ui.label(RichText::new("free").weak()),
             };
             load_bar(ui, host);
             ui.label(format!("{} cores · load {:.2}", host.cores, host.load1));
@@ -78,7 +99,31 @@ pub fn host_tile(
                 actions.ping = ui.button("Ping").clicked();
                 actions.pair = ui.button("Pair…").clicked();
             });
-            if let Some(ping) = ping {
+            ui.horizontal(|ui| {
+                let width = 80.0;
+                ui.add_space(((ui.available_width() - width) / 2.0).max(0.0));
+                let busy = matches!(state.domination, Some(PingState::Busy));
+                if state.ours {
+                    actions.release = ui
+                        .add_enabled(!busy, egui::Button::new("Release"))
+                        .clicked();
+                } else {
+                    let can = state.paired.is_some() && host.dominated.is_none() && !busy;
+                    actions.dominate = ui.add_enabled(can, egui::Button::new("Dominate")).clicked();
+                }
+            });
+            match state.domination {
+                Some(PingState::Busy) => {
+                    ui.label(RichText::new("waiting for the zombie…").weak());
+                }
+                Some(PingState::Failed(message)) => {
+                    let text = RichText::new(message).color(Color32::from_rgb(0xE0, 0x60, 0x50));
+                    ui.add(egui::Label::new(text).truncate())
+                        .on_hover_text(message);
+                }
+                _ => {}
+            }
+            if let Some(ping) = state.ping {
                 ping_label(ui, ping);
             }
         });

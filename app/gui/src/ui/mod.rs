@@ -102,14 +102,22 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) {
         let mut pair = None;
         let mut select = None;
         let mut pings = Vec::new();
+        let mut dominations = Vec::new();
         for row in model.hosts.chunks(columns) {
             ui.horizontal(|ui| {
                 ui.spacing_mut().item_spacing.x = gap;
                 for host in row {
                     let selected = model.selected.as_deref() == Some(host.instance.as_str());
-                    let ping = model.pings.get(&host.instance);
-                    let paired = model.paired_level(host);
-                    let actions = host_tile::host_tile(ui, host, selected, paired, ping);
+                    let state = host_tile::TileState {
+                        paired: model.paired_level(host),
+                        ours: model.dominated_by_us(host),
+                        domination: model.dominations.get(&host.instance),
+                        ping: model.pings.get(&host.instance),
+                    };
+                    let actions = host_tile::host_tile(ui, host, selected, state);
+                    if actions.dominate || actions.release {
+                        dominations.push((host.instance.clone(), actions.release));
+                    }
                     if actions.selected {
                         select = Some(host.instance.clone());
                     }
@@ -128,6 +136,9 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) {
         }
         for host in pings {
             commands.push(model.start_ping(&host));
+        }
+        for (host, release) in dominations {
+            commands.push(model.start_domination(&host, release));
         }
         if let Some(host) = pair {
             model.open_pairing(Some(host));
