@@ -190,8 +190,12 @@ impl Server {
             Ok(f) => (f, true),
             Err(Errno::EEXIST) if flags & libc::O_EXCL == 0 => {
                 let st = self.stat_visible(&parent, &name)?;
-                if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-                    return Err(Errno::EISDIR);
+                match st.st_mode & libc::S_IFMT {
+                    libc::S_IFREG => {}
+                    libc::S_IFLNK => return Err(Errno::ELOOP),
+                    libc::S_IFDIR => return Err(Errno::EISDIR),
+                    // Never open a FIFO or device on the master.
+                    _ => return Err(Errno::EACCES),
                 }
                 (sys::create(parent.fd.as_fd(), &name, flags, mode)?, false)
             }

@@ -172,3 +172,116 @@ impl Drop for Share {
 pub fn errno<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
     r.expect_err("the call should fail").raw_os_error().unwrap_or(-1)
 }
+
+/// A server and a raw protocol client (no mount): for calls a kernel would
+/// never send.
+pub struct RawShare {
+    pub client: RawClient,
+    pub server: tokio::task::JoinHandle<zos_fileshare::Result<()>>,
+    pub master_session: Session,
+    pub zombie_session: Session,
+    pub rt: Runtime,
+    pub master: PathBuf,
+    pub tree: TempTree,
+}
+
+/// Speaks the file protocol by hand.
+pub struct RawClient {
+    pub tx: zos_netproto::mux::ChannelSender,
+    pub rx: zos_netproto::mux::ChannelReceiver,
+    pub exports: Vec<zos_fileshare::proto::ExportInfo>,
+    next: u64,
+}
+
+impl RawClient {
+    pub async fn connect(channel: zos_netproto::mux::Channel) -> RawClient {
+        use zos_fileshare::proto::{self, ClientMsg, ServerMsg};
+        let (tx, mut rx) = channel.split();
+        tx.send(&proto::encode(&ClientMsg::Hello { version: proto::VERSION }))
+            .await
+            .unwrap();
+        let answer = rx.recv().await.unwrap().unwrap();
+        let ServerMsg::Welcome { exports, .. } = proto::decode_server(&answer).unwrap() else {
+            panic!("no welcome");
+        };
+        RawClient { tx, rx, exports, next: 1 }
+    }
+
+    pub async fn call(&mut self, op: zos_fileshare::proto::Op) -> Result<zos_fileshare::proto::Answer, i32> {
+        use zos_fileshare::proto::{self, ClientMsg, ServerMsg};
+        let id = self.next;
+        self.next += 1;
+        self.tx.send(&proto::encode(&ClientMsg::Call { id, op })).await.unwrap();
+        let bytes = self.rx.recv().await.unwrap().unwrap();
+        match proto::decode_server(&bytes).unwrap() {
+            ServerMsg::Reply { id: got, result } => {
+                assert_eq!(got, id);
+                result
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Looks `name` up under `parent`, giving the node id.
+    pub async fn lookup(&mut self, parent: u64, name: &str) -> Result<u64, i32> {
+        let op = zos_fileshare::proto::Op::Lookup {
+            parent,
+            name: serde_bytes::ByteBuf::from(name.as_bytes().to_vec()),
+        };
+        match self.call(op).await? {
+            zos_fileshare::proto::Answer::Entry(e) => Ok(e.node),
+            other => panic!("lookup answered {other:?}"),
+        }
+    }
+}
+
+impl RawShare {
+    pub fn start(setup: Setup, prepare: impl FnOnce(&Path)) -> RawShare {
+        let tree = TempTree::new("raw");
+        let master = tree.0.join("master");
+        for (name, _) in &setup.exports {
+            std::fs::create_dir_all(master.join(name)).unwrap();
+        }
+        prepare(&master);
+        let policy = ExportPolicy::new(
+            setup
+                .exports
+                .iter()
+                .map(|(name, ro)| Export {
+                    path: master.join(name),
+                    read_only: *ro,
+                })
+                .collect(),
+            setup.never.iter().map(|n| master.join(n)).collect(),
+        );
+        let rt = runtime();
+        let (m, z) = rt.block_on(pair_of_sessions());
+        let channel = m.mux.open("fileshare").unwrap();
+        let server = rt.spawn(zos_fileshare::serve(channel, policy));
+        let accepted = rt.block_on(z.mux.accept()).unwrap();
+        let client = rt.block_on(RawClient::connect(accepted));
+        RawShare {
+            client,
+            server,
+            master_session: m,
+            zombie_session: z,
+            rt,
+            master,
+            tree,
+        }
+    }
+
+    /// Runs one call.
+    pub fn call(&mut self, op: zos_fileshare::proto::Op) -> Result<zos_fileshare::proto::Answer, i32> {
+        self.rt.block_on(self.client.call(op))
+    }
+
+    /// Resolves a relative path below export `export` one name at a time.
+    pub fn resolve(&mut self, export: usize, rel: &str) -> Result<u64, i32> {
+        let mut node = self.client.exports[export].node;
+        for name in rel.split('/').filter(|n| !n.is_empty()) {
+            node = self.rt.block_on(self.client.lookup(node, name))?;
+        }
+        Ok(node)
+    }
+}
