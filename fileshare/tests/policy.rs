@@ -29,10 +29,16 @@ fn with_outside(m: &Path) {
 fn in_zombie_namespace(master: &Path, script: &str) -> (bool, String) {
     let out = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(format!("mount -t tmpfs none '{}/outside' && {script}", master.display()))
+        .arg(format!(
+            "mount -t tmpfs none '{}/outside' && {script}",
+            master.display()
+        ))
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -55,9 +61,19 @@ fn raw_names_cannot_climb_or_contain_slashes() {
     // Node ids the server never handed out are refused: the master's own
     // inode numbers are no way in.
     let outside_ino = fs::metadata(s.master.join("outside")).unwrap().ino();
-    assert_eq!(s.rt.block_on(s.client.lookup(outside_ino, "secret")), Err(libc::ESTALE));
+    assert_eq!(
+        s.rt.block_on(s.client.lookup(outside_ino, "secret")),
+        Err(libc::ESTALE)
+    );
     assert_eq!(s.call(Op::GetAttr { node: 1 }), Err(libc::ESTALE));
-    assert_eq!(s.call(Op::Read { fh: 77, offset: 0, size: 10 }), Err(libc::EBADF));
+    assert_eq!(
+        s.call(Op::Read {
+            fh: 77,
+            offset: 0,
+            size: 10
+        }),
+        Err(libc::EBADF)
+    );
 }
 
 #[test]
@@ -71,24 +87,70 @@ fn symlinks_are_never_followed_by_the_server() {
         std::os::unix::fs::symlink(outside.join("new"), m.join("rw/dangle")).unwrap();
     });
     let linkdir = s.resolve(0, "linkdir").unwrap();
-    assert_eq!(s.rt.block_on(s.client.lookup(linkdir, "secret")), Err(libc::ENOTDIR));
+    assert_eq!(
+        s.rt.block_on(s.client.lookup(linkdir, "secret")),
+        Err(libc::ENOTDIR)
+    );
     assert_eq!(s.call(Op::OpenDir { node: linkdir }), Err(libc::ENOTDIR));
     let abs = s.resolve(0, "abs").unwrap();
-    assert!(matches!(s.call(Op::Open { node: abs, flags: libc::O_RDONLY }), Err(libc::EACCES)));
+    assert!(matches!(
+        s.call(Op::Open {
+            node: abs,
+            flags: libc::O_RDONLY
+        }),
+        Err(libc::EACCES)
+    ));
     match s.call(Op::ReadLink { node: abs }).unwrap() {
-        Answer::Data(d) => assert_eq!(d.as_slice(), s.master.join("outside/secret").as_os_str().as_encoded_bytes()),
+        Answer::Data(d) => assert_eq!(
+            d.as_slice(),
+            s.master
+                .join("outside/secret")
+                .as_os_str()
+                .as_encoded_bytes()
+        ),
         other => panic!("{other:?}"),
     }
     // Through a symlink to "..", still nothing above the export.
     let up = s.resolve(0, "up").unwrap();
-    assert_eq!(s.rt.block_on(s.client.lookup(up, "outside")), Err(libc::ENOTDIR));
+    assert_eq!(
+        s.rt.block_on(s.client.lookup(up, "outside")),
+        Err(libc::ENOTDIR)
+    );
     // chmod / truncate / chown / times of a symlink node touch the link only.
-    let set = SetAttr { size: Some(0), ..SetAttr::default() };
-    assert_eq!(s.call(Op::SetAttr { node: abs, fh: None, set }), Err(libc::EINVAL));
-    let set = SetAttr { mode: Some(0o777), ..SetAttr::default() };
-    assert!(s.call(Op::SetAttr { node: abs, fh: None, set }).is_err());
-    let set = SetAttr { uid: Some(65534), ..SetAttr::default() };
-    s.call(Op::SetAttr { node: abs, fh: None, set }).unwrap();
+    let set = SetAttr {
+        size: Some(0),
+        ..SetAttr::default()
+    };
+    assert_eq!(
+        s.call(Op::SetAttr {
+            node: abs,
+            fh: None,
+            set
+        }),
+        Err(libc::EINVAL)
+    );
+    let set = SetAttr {
+        mode: Some(0o777),
+        ..SetAttr::default()
+    };
+    assert!(
+        s.call(Op::SetAttr {
+            node: abs,
+            fh: None,
+            set
+        })
+        .is_err()
+    );
+    let set = SetAttr {
+        uid: Some(65534),
+        ..SetAttr::default()
+    };
+    s.call(Op::SetAttr {
+        node: abs,
+        fh: None,
+        set,
+    })
+    .unwrap();
     let secret = fs::metadata(s.master.join("outside/secret")).unwrap();
     assert_eq!(secret.len(), 14, "the target was not truncated");
     assert_eq!(secret.uid(), 0, "the target was not chowned");
@@ -105,9 +167,24 @@ fn symlinks_are_never_followed_by_the_server() {
     assert_eq!(r, Err(libc::ELOOP));
     assert!(!s.master.join("outside/new").exists());
     // A hard link to the symlink links the symlink, not its target.
-    s.call(Op::Link { node: abs, parent: root, name: b("abs2") }).unwrap();
-    assert!(fs::symlink_metadata(s.master.join("rw/abs2")).unwrap().file_type().is_symlink());
-    assert_eq!(fs::metadata(s.master.join("outside/secret")).unwrap().nlink(), 1);
+    s.call(Op::Link {
+        node: abs,
+        parent: root,
+        name: b("abs2"),
+    })
+    .unwrap();
+    assert!(
+        fs::symlink_metadata(s.master.join("rw/abs2"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        fs::metadata(s.master.join("outside/secret"))
+            .unwrap()
+            .nlink(),
+        1
+    );
 }
 
 #[test]
@@ -120,7 +197,12 @@ fn symlinks_resolve_in_the_zombies_namespace() {
         std::os::unix::fs::symlink("..", m.join("rw/up")).unwrap();
         std::os::unix::fs::symlink(outside.join("new"), m.join("rw/dangle")).unwrap();
     });
-    assert!(fs::symlink_metadata(s.at("rw/abs")).unwrap().file_type().is_symlink());
+    assert!(
+        fs::symlink_metadata(s.at("rw/abs"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     // Where the zombie has no such path, the links lead nowhere.
     let mnt = s.mnt.display();
     let (ok, _) = in_zombie_namespace(&s.master, &format!("cat '{mnt}/rw/abs'"));
@@ -129,9 +211,15 @@ fn symlinks_resolve_in_the_zombies_namespace() {
     assert!(ok && listing.is_empty(), "linkdir showed {listing:?}");
     let (ok, _) = in_zombie_namespace(&s.master, &format!("echo x > '{mnt}/rw/dangle'"));
     assert!(ok, "the zombie writes through its own namespace");
-    assert!(!s.master.join("outside/new").exists(), "the server created the target");
+    assert!(
+        !s.master.join("outside/new").exists(),
+        "the server created the target"
+    );
     // "up" is the mount's own root on the zombie.
-    let names: Vec<_> = fs::read_dir(s.at("rw/up/")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs::read_dir(s.at("rw/up/"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec!["rw"]);
     assert_eq!(fs::metadata(s.at("rw/..")).unwrap().ino(), 1);
 }
@@ -152,9 +240,18 @@ fn hard_links_stay_inside_one_writable_export() {
     );
     assert_eq!(errno(fs::hard_link(s.at("a/f"), s.at("b/f"))), libc::EXDEV);
     assert_eq!(errno(fs::hard_link(s.at("ro/f"), s.at("a/g"))), libc::EXDEV);
-    assert_eq!(errno(fs::hard_link(s.at("ro/f"), s.at("ro/g"))), libc::EROFS);
-    assert_eq!(errno(fs::hard_link(s.at("a/never/key"), s.at("a/k"))), libc::ENOENT);
-    assert_eq!(errno(fs::hard_link(s.at("a/f"), s.at("a/never"))), libc::EACCES);
+    assert_eq!(
+        errno(fs::hard_link(s.at("ro/f"), s.at("ro/g"))),
+        libc::EROFS
+    );
+    assert_eq!(
+        errno(fs::hard_link(s.at("a/never/key"), s.at("a/k"))),
+        libc::ENOENT
+    );
+    assert_eq!(
+        errno(fs::hard_link(s.at("a/f"), s.at("a/never"))),
+        libc::EACCES
+    );
     assert_eq!(errno(fs::rename(s.at("a/f"), s.at("b/f"))), libc::EXDEV);
     fs::hard_link(s.at("a/f"), s.at("a/g")).unwrap();
     assert_eq!(fs::metadata(s.on_master("a/f")).unwrap().nlink(), 2);
@@ -171,7 +268,14 @@ fn raw_link_of_a_node_from_another_export_is_refused() {
     );
     let f = s.resolve(1, "f").unwrap();
     let a = s.client.exports[0].node;
-    assert_eq!(s.call(Op::Link { node: f, parent: a, name: b("stolen") }), Err(libc::EXDEV));
+    assert_eq!(
+        s.call(Op::Link {
+            node: f,
+            parent: a,
+            name: b("stolen")
+        }),
+        Err(libc::EXDEV)
+    );
     assert!(!s.master.join("a/stolen").exists());
 }
 
@@ -224,8 +328,14 @@ fn read_only_exports_refuse_every_change() {
     assert_eq!(fs::read(&f).unwrap(), b"data");
     let erofs = libc::EROFS;
     assert_eq!(errno(OpenOptions::new().write(true).open(&f)), erofs);
-    assert_eq!(errno(OpenOptions::new().read(true).write(true).open(&f)), erofs);
-    assert_eq!(errno(OpenOptions::new().write(true).truncate(true).open(&f)), erofs);
+    assert_eq!(
+        errno(OpenOptions::new().read(true).write(true).open(&f)),
+        erofs
+    );
+    assert_eq!(
+        errno(OpenOptions::new().write(true).truncate(true).open(&f)),
+        erofs
+    );
     assert_eq!(errno(File::create(s.at("ro/new"))), erofs);
     assert_eq!(errno(fs::create_dir(s.at("ro/nd"))), erofs);
     assert_eq!(errno(fs::remove_file(&f)), erofs);
@@ -233,9 +343,19 @@ fn read_only_exports_refuse_every_change() {
     assert_eq!(errno(fs::rename(&f, s.at("ro/g"))), erofs);
     assert_eq!(errno(std::os::unix::fs::symlink("f", s.at("ro/l"))), erofs);
     assert_eq!(errno(fs::hard_link(&f, s.at("ro/h"))), erofs);
-    assert_eq!(errno(fs::set_permissions(&f, fs::Permissions::from_mode(0o600))), erofs);
+    assert_eq!(
+        errno(fs::set_permissions(&f, fs::Permissions::from_mode(0o600))),
+        erofs
+    );
     assert_eq!(errno(std::os::unix::fs::chown(&f, Some(1), None)), erofs);
-    assert_eq!(errno(File::open(&f).unwrap().set_times(fs::FileTimes::new().set_modified(std::time::UNIX_EPOCH))), erofs);
+    assert_eq!(
+        errno(
+            File::open(&f)
+                .unwrap()
+                .set_times(fs::FileTimes::new().set_modified(std::time::UNIX_EPOCH))
+        ),
+        erofs
+    );
     let c = std::ffi::CString::new(s.at("ro/fifo").into_os_string().into_encoded_bytes()).unwrap();
     // SAFETY: a valid path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, -1);
@@ -275,16 +395,34 @@ fn never_paths_are_hidden_inside_exports() {
     assert_eq!(names("rw/deep/er"), vec!["ok"]);
     assert_eq!(errno(fs::metadata(s.at("rw/secret"))), libc::ENOENT);
     assert_eq!(errno(fs::read(s.at("rw/secret/data"))), libc::ENOENT);
-    assert_eq!(errno(fs::metadata(s.at("rw/deep/er/key.pem"))), libc::ENOENT);
+    assert_eq!(
+        errno(fs::metadata(s.at("rw/deep/er/key.pem"))),
+        libc::ENOENT
+    );
     // Nothing can be created, renamed or linked onto a never-path.
     assert_eq!(errno(fs::create_dir(s.at("rw/secret"))), libc::EACCES);
-    assert_eq!(errno(File::create(s.at("rw/deep/er/key.pem"))), libc::EACCES);
-    assert_eq!(errno(fs::rename(s.at("rw/f"), s.at("rw/secret"))), libc::EACCES);
-    assert_eq!(errno(fs::hard_link(s.at("rw/f"), s.at("rw/deep/er/key.pem"))), libc::EACCES);
-    assert_eq!(errno(std::os::unix::fs::symlink("f", s.at("rw/secret"))), libc::EACCES);
+    assert_eq!(
+        errno(File::create(s.at("rw/deep/er/key.pem"))),
+        libc::EACCES
+    );
+    assert_eq!(
+        errno(fs::rename(s.at("rw/f"), s.at("rw/secret"))),
+        libc::EACCES
+    );
+    assert_eq!(
+        errno(fs::hard_link(s.at("rw/f"), s.at("rw/deep/er/key.pem"))),
+        libc::EACCES
+    );
+    assert_eq!(
+        errno(std::os::unix::fs::symlink("f", s.at("rw/secret"))),
+        libc::EACCES
+    );
     // Moving the parent keeps its never-path hidden under the new name.
     fs::rename(s.at("rw/deep"), s.at("rw/moved")).unwrap();
-    assert_eq!(errno(fs::metadata(s.at("rw/moved/er/key.pem"))), libc::ENOENT);
+    assert_eq!(
+        errno(fs::metadata(s.at("rw/moved/er/key.pem"))),
+        libc::ENOENT
+    );
     assert_eq!(fs::read(s.on_master("rw/moved/er/key.pem")).unwrap(), b"k");
     assert_eq!(fs::read(s.on_master("rw/secret/data")).unwrap(), b"s");
 }

@@ -18,22 +18,35 @@ fn cpath(p: &Path) -> CString {
 }
 
 fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32).map(|i| (i.wrapping_mul(2654435761) ^ seed) as u8).collect()
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2654435761) ^ seed) as u8)
+        .collect()
 }
 
 #[test]
 fn write_then_read_back_on_both_sides() {
-    let s = Share::start(Setup::rw(), |m| fs::write(m.join("rw/old"), b"from the master").unwrap());
+    let s = Share::start(Setup::rw(), |m| {
+        fs::write(m.join("rw/old"), b"from the master").unwrap()
+    });
     assert_eq!(fs::read(s.at("rw/old")).unwrap(), b"from the master");
     let data = pattern(3 << 20, 1);
     fs::write(s.at("rw/new"), &data).unwrap();
-    assert!(fs::read(s.on_master("rw/new")).unwrap() == data, "master has the bytes");
-    assert!(fs::read(s.at("rw/new")).unwrap() == data, "read back through the mount");
+    assert!(
+        fs::read(s.on_master("rw/new")).unwrap() == data,
+        "master has the bytes"
+    );
+    assert!(
+        fs::read(s.at("rw/new")).unwrap() == data,
+        "read back through the mount"
+    );
     // Writes at offsets, in pieces, overwrite in place.
     let f = OpenOptions::new().write(true).open(s.at("rw/new")).unwrap();
     f.write_all_at(b"XYZ", 1000).unwrap();
     f.sync_all().unwrap();
-    assert_eq!(&fs::read(s.on_master("rw/new")).unwrap()[1000..1003], b"XYZ");
+    assert_eq!(
+        &fs::read(s.on_master("rw/new")).unwrap()[1000..1003],
+        b"XYZ"
+    );
 }
 
 #[test]
@@ -44,7 +57,12 @@ fn create_mkdir_rename_unlink_rmdir() {
     assert!(s.on_master("rw/d/f").is_file());
     assert_eq!(errno(fs::create_dir(s.at("rw/d"))), libc::EEXIST);
     assert_eq!(
-        errno(OpenOptions::new().write(true).create_new(true).open(s.at("rw/d/f"))),
+        errno(
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(s.at("rw/d/f"))
+        ),
         libc::EEXIST
     );
     fs::rename(s.at("rw/d/f"), s.at("rw/g")).unwrap();
@@ -70,9 +88,19 @@ fn renameat2(from: &Path, to: &Path, flags: u32) -> std::io::Result<()> {
     let (a, b) = (cpath(from), cpath(to));
     // SAFETY: two valid NUL-terminated paths; renameat2 retains nothing.
     let r = unsafe {
-        libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), flags)
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            flags,
+        )
     };
-    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 #[test]
@@ -82,7 +110,11 @@ fn rename_noreplace_and_exchange() {
         fs::write(m.join("rw/b"), b"B").unwrap();
     });
     assert_eq!(
-        errno(renameat2(&s.at("rw/a"), &s.at("rw/b"), libc::RENAME_NOREPLACE)),
+        errno(renameat2(
+            &s.at("rw/a"),
+            &s.at("rw/b"),
+            libc::RENAME_NOREPLACE
+        )),
         libc::EEXIST
     );
     renameat2(&s.at("rw/a"), &s.at("rw/b"), libc::RENAME_EXCHANGE).unwrap();
@@ -94,14 +126,24 @@ fn rename_noreplace_and_exchange() {
 
 #[test]
 fn symlinks_and_hard_links() {
-    let s = Share::start(Setup::rw(), |m| fs::write(m.join("rw/t"), b"target").unwrap());
+    let s = Share::start(Setup::rw(), |m| {
+        fs::write(m.join("rw/t"), b"target").unwrap()
+    });
     std::os::unix::fs::symlink("t", s.at("rw/l")).unwrap();
     assert_eq!(fs::read_link(s.on_master("rw/l")).unwrap(), Path::new("t"));
     assert_eq!(fs::read_link(s.at("rw/l")).unwrap(), Path::new("t"));
     assert_eq!(fs::read(s.at("rw/l")).unwrap(), b"target");
-    assert!(fs::symlink_metadata(s.at("rw/l")).unwrap().file_type().is_symlink());
+    assert!(
+        fs::symlink_metadata(s.at("rw/l"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     fs::hard_link(s.at("rw/t"), s.at("rw/h")).unwrap();
-    let (a, b) = (fs::metadata(s.at("rw/t")).unwrap(), fs::metadata(s.at("rw/h")).unwrap());
+    let (a, b) = (
+        fs::metadata(s.at("rw/t")).unwrap(),
+        fs::metadata(s.at("rw/h")).unwrap(),
+    );
     assert_eq!((a.nlink(), a.ino()), (2, b.ino()));
     assert_eq!(fs::metadata(s.on_master("rw/h")).unwrap().nlink(), 2);
     fs::write(s.at("rw/h"), b"changed").unwrap();
@@ -112,17 +154,27 @@ fn symlinks_and_hard_links() {
 
 #[test]
 fn chmod_chown_truncate_utimens() {
-    let s = Share::start(Setup::rw(), |m| fs::write(m.join("rw/f"), b"0123456789").unwrap());
+    let s = Share::start(Setup::rw(), |m| {
+        fs::write(m.join("rw/f"), b"0123456789").unwrap()
+    });
     let f = s.at("rw/f");
     fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
-    assert_eq!(fs::metadata(s.on_master("rw/f")).unwrap().mode() & 0o7777, 0o640);
+    assert_eq!(
+        fs::metadata(s.on_master("rw/f")).unwrap().mode() & 0o7777,
+        0o640
+    );
     assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, 0o640);
     std::os::unix::fs::chown(&f, Some(65534), Some(65534)).unwrap();
     let m = fs::metadata(s.on_master("rw/f")).unwrap();
     assert_eq!((m.uid(), m.gid()), (65534, 65534));
     std::os::unix::fs::lchown(&f, Some(0), Some(0)).unwrap();
     // truncate by path and ftruncate by descriptor.
-    OpenOptions::new().write(true).open(&f).unwrap().set_len(4).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(4)
+        .unwrap();
     assert_eq!(fs::read(s.on_master("rw/f")).unwrap(), b"0123");
     let c = cpath(&f);
     // SAFETY: a valid NUL-terminated path.
@@ -136,34 +188,69 @@ fn chmod_chown_truncate_utimens() {
         .set_modified(std::time::UNIX_EPOCH + std::time::Duration::new(2_000_000, 7));
     file.set_times(times).unwrap();
     let m = fs::metadata(s.on_master("rw/f")).unwrap();
-    assert_eq!((m.atime(), m.atime_nsec(), m.mtime(), m.mtime_nsec()), (1_000_000, 5, 2_000_000, 7));
+    assert_eq!(
+        (m.atime(), m.atime_nsec(), m.mtime(), m.mtime_nsec()),
+        (1_000_000, 5, 2_000_000, 7)
+    );
     let z = fs::metadata(&f).unwrap();
     assert_eq!((z.mtime(), z.mtime_nsec()), (2_000_000, 7));
     // A symlink's own times (AT_SYMLINK_NOFOLLOW) leave the target alone.
     std::os::unix::fs::symlink("f", s.at("rw/l")).unwrap();
     let l = cpath(&s.at("rw/l"));
     let ts = [
-        libc::timespec { tv_sec: 42, tv_nsec: 0 },
-        libc::timespec { tv_sec: 43, tv_nsec: 0 },
+        libc::timespec {
+            tv_sec: 42,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: 43,
+            tv_nsec: 0,
+        },
     ];
     // SAFETY: valid path, two timespecs.
-    let r = unsafe { libc::utimensat(libc::AT_FDCWD, l.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    let r = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            l.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     assert_eq!(r, 0);
-    assert_eq!(fs::symlink_metadata(s.on_master("rw/l")).unwrap().mtime(), 43);
-    assert_eq!(fs::metadata(s.on_master("rw/f")).unwrap().mtime(), 2_000_000);
+    assert_eq!(
+        fs::symlink_metadata(s.on_master("rw/l")).unwrap().mtime(),
+        43
+    );
+    assert_eq!(
+        fs::metadata(s.on_master("rw/f")).unwrap().mtime(),
+        2_000_000
+    );
 }
 
 #[test]
 fn fsync_statfs_and_append() {
-    let s = Share::start(Setup::rw(), |m| fs::write(m.join("rw/log"), b"one\n").unwrap());
-    let mut f = OpenOptions::new().append(true).open(s.at("rw/log")).unwrap();
+    let s = Share::start(Setup::rw(), |m| {
+        fs::write(m.join("rw/log"), b"one\n").unwrap()
+    });
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(s.at("rw/log"))
+        .unwrap();
     f.write_all(b"two\n").unwrap();
     // The master appends too; O_APPEND writes land at the true end.
-    OpenOptions::new().append(true).open(s.on_master("rw/log")).unwrap().write_all(b"three\n").unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(s.on_master("rw/log"))
+        .unwrap()
+        .write_all(b"three\n")
+        .unwrap();
     f.write_all(b"four\n").unwrap();
     f.sync_all().unwrap();
     f.sync_data().unwrap();
-    assert_eq!(fs::read(s.on_master("rw/log")).unwrap(), b"one\ntwo\nthree\nfour\n");
+    assert_eq!(
+        fs::read(s.on_master("rw/log")).unwrap(),
+        b"one\ntwo\nthree\nfour\n"
+    );
     let d = File::open(s.at("rw")).unwrap();
     d.sync_all().unwrap();
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -191,7 +278,9 @@ fn readdir_lists_a_large_directory() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    let want: Vec<String> = (0..N).map(|i| format!("file-with-a-longish-name-{i:05}")).collect();
+    let want: Vec<String> = (0..N)
+        .map(|i| format!("file-with-a-longish-name-{i:05}"))
+        .collect();
     assert_eq!(names, want);
     // The root lists the exports.
     let root: Vec<String> = fs::read_dir(&s.mnt)
@@ -203,13 +292,26 @@ fn readdir_lists_a_large_directory() {
 
 #[test]
 fn mmap_read_and_shared_write() {
-    let s = Share::start(Setup::rw(), |m| fs::write(m.join("rw/map"), pattern(1 << 20, 9)).unwrap());
-    let f = OpenOptions::new().read(true).write(true).open(s.at("rw/map")).unwrap();
+    let s = Share::start(Setup::rw(), |m| {
+        fs::write(m.join("rw/map"), pattern(1 << 20, 9)).unwrap()
+    });
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(s.at("rw/map"))
+        .unwrap();
     let len = 1 << 20;
     // SAFETY: a fresh shared mapping of an open file of `len` bytes, unmapped
     // below; nothing else maps it in this test.
     let p = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, f.as_raw_fd(), 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
     };
     assert_ne!(p, libc::MAP_FAILED);
     // SAFETY: the mapping is `len` bytes long and lives until munmap.
@@ -229,13 +331,22 @@ fn mmap_read_and_shared_write() {
 #[test]
 fn sparse_and_beyond_4_gib() {
     let s = Share::start(Setup::rw(), |_| {});
-    let mut f = OpenOptions::new().read(true).write(true).create(true).open(s.at("rw/big")).unwrap();
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .open(s.at("rw/big"))
+        .unwrap();
     let far = (5u64 << 30) + 12345;
     f.write_all_at(b"far away", far).unwrap();
     f.write_all_at(b"start", 0).unwrap();
     let m = fs::metadata(s.on_master("rw/big")).unwrap();
     assert_eq!(m.len(), far + 8);
-    assert!(m.blocks() * 512 < 1 << 20, "sparse on the master: {} blocks", m.blocks());
+    assert!(
+        m.blocks() * 512 < 1 << 20,
+        "sparse on the master: {} blocks",
+        m.blocks()
+    );
     let mut buf = [0u8; 8];
     f.read_exact_at(&mut buf, far).unwrap();
     assert_eq!(&buf, b"far away");
@@ -247,7 +358,10 @@ fn sparse_and_beyond_4_gib() {
     assert!(hole > 0 && (hole as u64) < far, "hole at {hole}");
     // SAFETY: as above.
     let data = unsafe { libc::lseek(f.as_raw_fd(), hole, libc::SEEK_DATA) };
-    assert!(data as u64 <= far && data as u64 > (4 << 30), "data at {data}");
+    assert!(
+        data as u64 <= far && data as u64 > (4 << 30),
+        "data at {data}"
+    );
     f.seek(SeekFrom::Start(far)).unwrap();
     let mut s8 = String::new();
     f.read_to_string(&mut s8).unwrap();

@@ -34,7 +34,10 @@ impl Drop for TempTree {
     fn drop(&mut self) {
         // Never walk into a mount left behind.
         for m in mounts_under(&self.0) {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&m).status();
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&m)
+                .status();
         }
         if mounts_under(&self.0).is_empty() {
             let _ = std::fs::remove_dir_all(&self.0);
@@ -64,7 +67,9 @@ pub async fn pair_of_sessions() -> (Session, Session) {
         let (s, _) = l.accept().await.unwrap();
         Session::accept(s, &zid, Role::Zombie, "z").await.unwrap()
     });
-    let m = Session::connect(addr, &mid, Role::Master, "m").await.unwrap();
+    let m = Session::connect(addr, &mid, Role::Master, "m")
+        .await
+        .unwrap();
     (m, zombie.await.unwrap())
 }
 
@@ -170,7 +175,9 @@ impl Drop for Share {
 
 /// The errno of an I/O result that must have failed.
 pub fn errno<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
-    r.expect_err("the call should fail").raw_os_error().unwrap_or(-1)
+    r.expect_err("the call should fail")
+        .raw_os_error()
+        .unwrap_or(-1)
 }
 
 /// A server and a raw protocol client (no mount): for calls a kernel would
@@ -197,21 +204,34 @@ impl RawClient {
     pub async fn connect(channel: zos_netproto::mux::Channel) -> RawClient {
         use zos_fileshare::proto::{self, ClientMsg, ServerMsg};
         let (tx, mut rx) = channel.split();
-        tx.send(&proto::encode(&ClientMsg::Hello { version: proto::VERSION }))
-            .await
-            .unwrap();
+        tx.send(&proto::encode(&ClientMsg::Hello {
+            version: proto::VERSION,
+        }))
+        .await
+        .unwrap();
         let answer = rx.recv().await.unwrap().unwrap();
         let ServerMsg::Welcome { exports, .. } = proto::decode_server(&answer).unwrap() else {
             panic!("no welcome");
         };
-        RawClient { tx, rx, exports, next: 1 }
+        RawClient {
+            tx,
+            rx,
+            exports,
+            next: 1,
+        }
     }
 
-    pub async fn call(&mut self, op: zos_fileshare::proto::Op) -> Result<zos_fileshare::proto::Answer, i32> {
+    pub async fn call(
+        &mut self,
+        op: zos_fileshare::proto::Op,
+    ) -> Result<zos_fileshare::proto::Answer, i32> {
         use zos_fileshare::proto::{self, ClientMsg, ServerMsg};
         let id = self.next;
         self.next += 1;
-        self.tx.send(&proto::encode(&ClientMsg::Call { id, op })).await.unwrap();
+        self.tx
+            .send(&proto::encode(&ClientMsg::Call { id, op }))
+            .await
+            .unwrap();
         let bytes = self.rx.recv().await.unwrap().unwrap();
         match proto::decode_server(&bytes).unwrap() {
             ServerMsg::Reply { id: got, result } => {
@@ -272,7 +292,10 @@ impl RawShare {
     }
 
     /// Runs one call.
-    pub fn call(&mut self, op: zos_fileshare::proto::Op) -> Result<zos_fileshare::proto::Answer, i32> {
+    pub fn call(
+        &mut self,
+        op: zos_fileshare::proto::Op,
+    ) -> Result<zos_fileshare::proto::Answer, i32> {
         self.rt.block_on(self.client.call(op))
     }
 
