@@ -4,7 +4,8 @@
 //! one session channel's throughput and CPU per GB, plain TCP, and an
 //! `ssh -L` tunnel (a private sshd on 127.0.0.1), and prints the ratios.
 //! `zos bench discovery` measures the time from starting a zombie to a
-//! master seeing it over mDNS.
+//! master seeing it over mDNS. `zos bench fs` compares shared folders with
+//! sshfs (see `bench/fs.rs`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ use crate::cli::BenchKind;
 
 mod cpu;
 mod discovery;
+mod fs;
 mod ssh;
 
 /// Runs a benchmark and prints its figures.
@@ -32,6 +34,7 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
         }
         BenchKind::Discovery { runs, interface } => discovery::run(runs.max(1), &interface)?,
         BenchKind::Checkpoint => zos_checkpoint::bench::run(&mut std::io::stdout())?,
+        BenchKind::Fs { mib, files, runs } => fs::run(mib, files, runs.max(1))?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -42,11 +42,15 @@ fn lock(p: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
     p.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn lose(pending: &Mutex<Pending>, reason: String) {
+fn lose(pending: &Mutex<Pending>, reason: String, clean: bool) {
     let waiting = {
         let mut p = lock(pending);
         if p.lost.is_none() {
-            tracing::warn!("file service channel lost: {reason}");
+            if clean {
+                tracing::info!("file service ended: {reason}");
+            } else {
+                tracing::warn!("file service channel lost: {reason}");
+            }
             p.lost = Some(reason);
         }
         std::mem::take(&mut p.waiting)
@@ -74,7 +78,7 @@ impl Core {
         runtime.spawn(async move {
             while let Some(msg) = out_rx.recv().await {
                 if let Err(e) = tx.send(&msg).await {
-                    lose(&writer_pending, e.to_string());
+                    lose(&writer_pending, e.to_string(), false);
                     return;
                 }
             }
@@ -82,10 +86,14 @@ impl Core {
         });
         let reader_pending = pending.clone();
         runtime.spawn(async move {
+            let mut clean = false;
             let reason = loop {
                 let bytes = match rx.recv().await {
                     Ok(Some(b)) => b,
-                    Ok(None) => break "the master closed the file service".to_string(),
+                    Ok(None) => {
+                        clean = true;
+                        break "the master closed the file service".to_string();
+                    }
                     Err(e) => break e.to_string(),
                 };
                 match proto::decode_server(&bytes) {
@@ -113,7 +121,7 @@ impl Core {
                     }
                 }
             };
-            lose(&reader_pending, reason);
+            lose(&reader_pending, reason, clean);
         });
         Core {
             out,
