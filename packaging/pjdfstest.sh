@@ -71,7 +71,7 @@ else
     TARGET="$WORK/mnt/master"
 fi
 cd "$TARGET"
-"$BIN" -c "$WORK/pjdfstest.toml" -p "$TARGET" -s "$WORK/second" > "$WORK/out.txt" 2>&1 || true
+"$BIN" -c "$WORK/pjdfstest.toml" -p "$TARGET" -s "$WORK/second" ${PJDFSTEST_FILTER:-} > "$WORK/out.txt" 2>&1 || true
 [ -z "${PJDFSTEST_OUT:-}" ] || cp "$WORK/out.txt" "$PJDFSTEST_OUT"
 cd /
 echo "failing cases:"
