@@ -18,10 +18,16 @@ const FLAKY: u32 = 1;
 #[test]
 fn pjdfstest_passes_do_not_regress() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/pjdfstest.sh");
-    let out = Command::new("sh").arg(script).output().expect("run pjdfstest.sh");
+    let out = Command::new("sh")
+        .arg(script)
+        .output()
+        .expect("run pjdfstest.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "pjdfstest.sh failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "pjdfstest.sh failed:\n{stdout}\n{stderr}"
+    );
     let last = stdout
         .lines()
         .rev()

@@ -51,9 +51,7 @@ pub fn run(mib: u64, files: usize, runs: usize) -> Result<()> {
     for d in [&master, &ours_mnt, &ssh_mnt] {
         fs::create_dir_all(d)?;
     }
-    println!(
-        "zos bench fs: loopback, {mib} MiB file, {files} small files, median of {runs} runs"
-    );
+    println!("zos bench fs: loopback, {mib} MiB file, {files} small files, median of {runs} runs");
     let result = (|| {
         let rt = tokio::runtime::Runtime::new()?;
         let share = Share::start(&rt, &master, &ours_mnt)?;
@@ -103,9 +101,27 @@ pub fn run(mib: u64, files: usize, runs: usize) -> Result<()> {
 fn print_table(figures: &[Figures], with_sshfs: bool, mib: u64, files: usize) {
     let (z, s) = (&figures[0], &figures[1]);
     let rows = [
-        (format!("(a) write {mib} MiB + fsync"), median(z.write.clone()), "MB/s", true, &s.write),
-        (format!("(b) cold read {mib} MiB"), median(z.read.clone()), "MB/s", true, &s.read),
-        (format!("(c) {files} create+stat+delete"), median(z.files.clone()), "s", false, &s.files),
+        (
+            format!("(a) write {mib} MiB + fsync"),
+            median(z.write.clone()),
+            "MB/s",
+            true,
+            &s.write,
+        ),
+        (
+            format!("(b) cold read {mib} MiB"),
+            median(z.read.clone()),
+            "MB/s",
+            true,
+            &s.read,
+        ),
+        (
+            format!("(c) {files} create+stat+delete"),
+            median(z.files.clone()),
+            "s",
+            false,
+            &s.files,
+        ),
     ];
     println!(
         "{:<34} {:>12} {:>12} {:>18}",
@@ -114,7 +130,11 @@ fn print_table(figures: &[Figures], with_sshfs: bool, mib: u64, files: usize) {
     for (name, ours, unit, higher_better, theirs) in rows {
         if with_sshfs {
             let theirs = median(theirs.clone());
-            let ratio = if higher_better { ours / theirs } else { theirs / ours };
+            let ratio = if higher_better {
+                ours / theirs
+            } else {
+                theirs / ours
+            };
             println!(
                 "{name:<34} {:>7.1} {unit:<4} {:>7.1} {unit:<4} {:>13.2}x",
                 ours, theirs, ratio
@@ -138,7 +158,8 @@ fn measure(t: &Target, mib: u64, files: usize, f: &mut Figures) -> Result<()> {
     }
     file.sync_all()?;
     drop(file);
-    f.write.push(bytes as f64 / start.elapsed().as_secs_f64() / 1e6);
+    f.write
+        .push(bytes as f64 / start.elapsed().as_secs_f64() / 1e6);
 
     drop_caches(&path)?;
     drop_caches(&t.backing.join("bench-big"))?;
@@ -153,7 +174,8 @@ fn measure(t: &Target, mib: u64, files: usize, f: &mut Figures) -> Result<()> {
         }
         read += n as u64;
     }
-    f.read.push(read as f64 / start.elapsed().as_secs_f64() / 1e6);
+    f.read
+        .push(read as f64 / start.elapsed().as_secs_f64() / 1e6);
     anyhow::ensure!(read == bytes, "{}: read {read} of {bytes} bytes", t.name);
     fs::remove_file(&path)?;
 
@@ -235,7 +257,9 @@ impl Share {
         let channel = m.mux.open("fileshare")?;
         rt.spawn(zos_fileshare::serve(channel, policy));
         let accepted = rt
-            .block_on(async { tokio::time::timeout(Duration::from_secs(10), z.mux.accept()).await })?
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), z.mux.accept()).await
+            })?
             .context("no file service channel")?;
         let mount = zos_fileshare::mount(accepted, mnt, rt.handle().clone())?;
         Ok(Share {

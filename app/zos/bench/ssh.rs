@@ -97,10 +97,14 @@ impl Sshd {
 
     /// ssh options that trust this sshd without a known-hosts file.
     pub fn client_options(&self) -> Vec<String> {
-        ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "LogLevel=ERROR"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "LogLevel=ERROR",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     }
 
     /// CPU seconds used so far by sshd and its session children.
