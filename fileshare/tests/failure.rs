@@ -142,6 +142,16 @@ fn set_up(tag: &str) -> (TempTree, PathBuf, PathBuf) {
     (tree, dir, mnt)
 }
 
+/// Joins a thread, failing the test (instead of hanging) after `limit`.
+fn join_within<T>(t: std::thread::JoinHandle<T>, limit: Duration) -> T {
+    let deadline = Instant::now() + limit;
+    while !t.is_finished() {
+        assert!(Instant::now() < deadline, "the call hung after the master died");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    t.join().unwrap()
+}
+
 fn pattern_at(offset: u64, len: usize) -> Vec<u8> {
     (0..len as u64)
         .map(|i| ((offset + i) % 251) as u8)
@@ -174,7 +184,7 @@ fn master_dying_mid_read_gives_eio_quickly_and_unmount_works() {
     );
     let killed = Instant::now();
     master.signal(libc::SIGKILL);
-    let result: std::io::Result<()> = reader.join().unwrap();
+    let result: std::io::Result<()> = join_within(reader, Duration::from_secs(20));
     assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::EIO));
     assert!(
         killed.elapsed() < Duration::from_secs(5),
@@ -219,7 +229,7 @@ fn acknowledged_writes_are_on_the_masters_disk_after_it_dies() {
         std::thread::sleep(Duration::from_millis(10));
     }
     master.signal(libc::SIGKILL);
-    let err = writer.join().unwrap().unwrap_err();
+    let err = join_within(writer, Duration::from_secs(20)).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EIO));
     let acked = acked.load(Ordering::SeqCst);
     let on_disk = fs::read(dir.join("log")).unwrap();
