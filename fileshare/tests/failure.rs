@@ -146,7 +146,10 @@ fn set_up(tag: &str) -> (TempTree, PathBuf, PathBuf) {
 fn join_within<T>(t: std::thread::JoinHandle<T>, limit: Duration) -> T {
     let deadline = Instant::now() + limit;
     while !t.is_finished() {
-        assert!(Instant::now() < deadline, "the call hung after the master died");
+        assert!(
+            Instant::now() < deadline,
+            "the call hung after the master died"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     t.join().unwrap()
@@ -215,7 +218,11 @@ fn acknowledged_writes_are_on_the_masters_disk_after_it_dies() {
     let writer = {
         let acked = acked.clone();
         std::thread::spawn(move || -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create(true).open(&path)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)?;
             let mut offset = 0u64;
             loop {
                 let chunk = pattern_at(offset, 256 << 10);

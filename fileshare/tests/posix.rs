@@ -253,10 +253,12 @@ fn fsync_statfs_and_append() {
     );
     let d = File::open(s.at("rw")).unwrap();
     d.sync_all().unwrap();
+    // SAFETY: statvfs is plain data; all zeros is a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     let c = cpath(&s.at("rw"));
     // SAFETY: valid path and out-pointer.
     assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+    // SAFETY: as above.
     let mut local: libc::statvfs = unsafe { std::mem::zeroed() };
     let cm = cpath(&s.on_master("rw"));
     // SAFETY: as above.
@@ -335,6 +337,7 @@ fn sparse_and_beyond_4_gib() {
         .read(true)
         .write(true)
         .create(true)
+        .truncate(true)
         .open(s.at("rw/big"))
         .unwrap();
     let far = (5u64 << 30) + 12345;

@@ -242,7 +242,7 @@ impl Server {
         !never.is_empty()
             && parent.rel.as_ref().is_some_and(|rel| {
                 let path = rel.join(OsStr::from_bytes(name.to_bytes()));
-                never.iter().any(|n| *n == path)
+                never.contains(&path)
             })
     }
 
