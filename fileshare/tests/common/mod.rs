@@ -95,6 +95,28 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// Makes the master directory with the exports (filled by `prepare`) and
+    /// the policy.
+    fn build(&self, tag: &str, prepare: impl FnOnce(&Path)) -> (TempTree, PathBuf, ExportPolicy) {
+        let tree = TempTree::new(tag);
+        let master = tree.0.join("master");
+        for (name, _) in &self.exports {
+            std::fs::create_dir_all(master.join(name)).unwrap();
+        }
+        prepare(&master);
+        let policy = ExportPolicy::new(
+            self.exports
+                .iter()
+                .map(|(name, ro)| Export {
+                    path: master.join(name),
+                    read_only: *ro,
+                })
+                .collect(),
+            self.never.iter().map(|n| master.join(n)).collect(),
+        );
+        (tree, master, policy)
+    }
+
     /// One read-write export `rw`.
     pub fn rw() -> Setup {
         Setup {
@@ -115,25 +137,9 @@ pub fn runtime() -> Runtime {
 impl Share {
     /// Starts a share; `prepare` fills the master directory before serving.
     pub fn start(setup: Setup, prepare: impl FnOnce(&Path)) -> Share {
-        let tree = TempTree::new("share");
-        let master = tree.0.join("master");
+        let (tree, master, policy) = setup.build("share", prepare);
         let mnt = tree.0.join("mnt");
         std::fs::create_dir_all(&mnt).unwrap();
-        for (name, _) in &setup.exports {
-            std::fs::create_dir_all(master.join(name)).unwrap();
-        }
-        prepare(&master);
-        let policy = ExportPolicy::new(
-            setup
-                .exports
-                .iter()
-                .map(|(name, ro)| Export {
-                    path: master.join(name),
-                    read_only: *ro,
-                })
-                .collect(),
-            setup.never.iter().map(|n| master.join(n)).collect(),
-        );
         let rt = runtime();
         let (m, z) = rt.block_on(pair_of_sessions());
         let channel = m.mux.open("fileshare").unwrap();
@@ -257,23 +263,7 @@ impl RawClient {
 
 impl RawShare {
     pub fn start(setup: Setup, prepare: impl FnOnce(&Path)) -> RawShare {
-        let tree = TempTree::new("raw");
-        let master = tree.0.join("master");
-        for (name, _) in &setup.exports {
-            std::fs::create_dir_all(master.join(name)).unwrap();
-        }
-        prepare(&master);
-        let policy = ExportPolicy::new(
-            setup
-                .exports
-                .iter()
-                .map(|(name, ro)| Export {
-                    path: master.join(name),
-                    read_only: *ro,
-                })
-                .collect(),
-            setup.never.iter().map(|n| master.join(n)).collect(),
-        );
+        let (tree, master, policy) = setup.build("raw", prepare);
         let rt = runtime();
         let (m, z) = rt.block_on(pair_of_sessions());
         let channel = m.mux.open("fileshare").unwrap();
