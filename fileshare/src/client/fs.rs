@@ -28,6 +28,10 @@ use crate::proto::{Answer, DirEntry, ExportInfo, Op, Owner, SetAttr};
 /// The root directory's inode.
 const ROOT: u64 = 1;
 
+/// Writes larger than this go to the master in parts of this size, in
+/// parallel; the kernel's write is answered when every part was written.
+const WRITE_PART: usize = 128 << 10;
+
 /// How long the kernel may trust attributes and names.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
@@ -420,19 +424,69 @@ impl Filesystem for ShareFs {
         offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let op = Op::Write {
-            fh: fh.0,
-            offset,
-            data: ByteBuf::from(data.to_vec()),
-        };
-        self.call(op, move |r| match r {
-            Ok(Answer::Written(n)) => reply.written(n),
-            Ok(_) => reply.error(Errno::EIO),
-            Err(e) => reply.error(e),
+        // The kernel sends one write at a time per file: split big ones so
+        // the transfer of one part overlaps the master's pwrite of another.
+        // (Not with O_APPEND: each part would land at the end.)
+        if data.len() <= WRITE_PART || flags.0 & libc::O_APPEND != 0 {
+            let op = Op::Write {
+                fh: fh.0,
+                offset,
+                data: ByteBuf::from(data.to_vec()),
+            };
+            return self.call(op, move |r| match r {
+                Ok(Answer::Written(n)) => reply.written(n),
+                Ok(_) => reply.error(Errno::EIO),
+                Err(e) => reply.error(e),
+            });
+        }
+        let core = self.core.clone();
+        let parts: Vec<(u64, Vec<u8>)> = data
+            .chunks(WRITE_PART)
+            .enumerate()
+            .map(|(i, c)| (offset + (i * WRITE_PART) as u64, c.to_vec()))
+            .collect();
+        self.core.runtime().spawn(async move {
+            let calls: Vec<_> = parts
+                .into_iter()
+                .map(|(offset, data)| {
+                    let core = core.clone();
+                    let len = data.len() as u32;
+                    let op = Op::Write {
+                        fh: fh.0,
+                        offset,
+                        data: ByteBuf::from(data),
+                    };
+                    tokio::spawn(async move { (len, core.call(op).await) })
+                })
+                .collect();
+            // Acknowledge the bytes written from the start without a gap.
+            let (mut written, mut whole, mut error) = (0u32, true, None);
+            for call in calls {
+                match call.await {
+                    Ok((len, Ok(Answer::Written(n)))) => {
+                        if whole {
+                            written += n;
+                            whole = n == len;
+                        }
+                    }
+                    Ok((_, Err(e))) => {
+                        whole = false;
+                        error.get_or_insert(e);
+                    }
+                    _ => {
+                        whole = false;
+                        error.get_or_insert(Errno::EIO);
+                    }
+                }
+            }
+            match (written, error) {
+                (0, Some(e)) => reply.error(e),
+                (n, _) => reply.written(n),
+            }
         });
     }
 

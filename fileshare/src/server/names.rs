@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 
-use super::state::{Server, attr};
+use super::state::Server;
 use crate::proto::{Answer, Entry, Owner};
 use crate::sys::{self, SysResult, component};
 
@@ -212,7 +212,6 @@ impl Server {
                 file: std::sync::Arc::new(file),
             },
         );
-        let _ = attr;
         Ok(Answer::Created(entry, fh))
     }
 }
