@@ -1,7 +1,7 @@
 //! The zombie's end of the channel: calls with ids, many in flight.
 //!
-//! A writer task sends calls in the order they are queued (a channel carries
-//! one whole message at a time); a reader task hands each reply to the call
+//! Calls take turns on the channel's sending half (a channel carries one
+//! whole message at a time); a reader task hands each reply to the call
 //! waiting for its id. When the channel fails, every waiting call and every
 //! later one fails at once with `EIO`.
 
@@ -11,27 +11,25 @@ use std::sync::{Arc, Mutex};
 
 use fuser::Errno;
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use zos_netproto::mux::{ChannelReceiver, ChannelSender};
 
 use crate::proto::{self, Answer, ClientMsg, Op, ServerMsg};
 
-/// Calls queued for the writer.
-const QUEUE: usize = 256;
-
-type Waiter = oneshot::Sender<Result<Answer, Errno>>;
+/// What to do with a call's result (run by the reader task).
+pub type Done = Box<dyn FnOnce(Result<Answer, Errno>) + Send>;
 
 /// Calls waiting for replies, and whether the channel is gone.
 #[derive(Default)]
 struct Pending {
-    waiting: HashMap<u64, Waiter>,
+    waiting: HashMap<u64, Done>,
     /// Why the channel is gone, once it is.
     lost: Option<String>,
 }
 
 /// The calling side of one file-service channel.
 pub struct Core {
-    out: mpsc::Sender<Vec<u8>>,
+    tx: Arc<tokio::sync::Mutex<ChannelSender>>,
     pending: Arc<Mutex<Pending>>,
     next_id: AtomicU64,
     runtime: Handle,
@@ -55,8 +53,8 @@ fn lose(pending: &Mutex<Pending>, reason: String, clean: bool) {
         }
         std::mem::take(&mut p.waiting)
     };
-    for (_, w) in waiting {
-        let _ = w.send(Err(Errno::EIO));
+    for (_, done) in waiting {
+        done(Err(Errno::EIO));
     }
 }
 
@@ -73,17 +71,6 @@ impl Core {
     /// Starts the writer and reader tasks on `runtime`.
     pub fn start(tx: ChannelSender, mut rx: ChannelReceiver, runtime: &Handle) -> Core {
         let pending = Arc::new(Mutex::new(Pending::default()));
-        let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
-        let writer_pending = pending.clone();
-        runtime.spawn(async move {
-            while let Some(msg) = out_rx.recv().await {
-                if let Err(e) = tx.send(&msg).await {
-                    lose(&writer_pending, e.to_string(), false);
-                    return;
-                }
-            }
-            // Dropping `tx` closes our side: the server ends its service.
-        });
         let reader_pending = pending.clone();
         runtime.spawn(async move {
             let mut clean = false;
@@ -100,9 +87,7 @@ impl Core {
                     Ok(ServerMsg::Reply { id, result }) => {
                         let waiter = lock(&reader_pending).waiting.remove(&id);
                         match waiter {
-                            Some(w) => {
-                                let _ = w.send(result.map_err(errno));
-                            }
+                            Some(done) => done(result.map_err(errno)),
                             None => {
                                 let reason = format!("reply to call {id}, which is not waiting");
                                 rx.reset(&reason);
@@ -124,7 +109,7 @@ impl Core {
             lose(&reader_pending, reason, clean);
         });
         Core {
-            out,
+            tx: Arc::new(tokio::sync::Mutex::new(tx)),
             pending,
             next_id: AtomicU64::new(1),
             runtime: runtime.clone(),
@@ -132,23 +117,37 @@ impl Core {
         }
     }
 
-    /// Runs one call on the master; `EIO` once the channel is gone.
-    pub async fn call(&self, op: Op) -> Result<Answer, Errno> {
+    /// Sends one call to the master; `done` gets its result (`EIO` once the
+    /// channel is gone). Callable from any thread.
+    pub fn call_then(&self, op: Op, done: Done) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (waiter, answer) = oneshot::channel();
+        let msg = proto::encode(&ClientMsg::Call { id, op });
         {
             let mut p = lock(&self.pending);
             if p.lost.is_some() {
-                return Err(Errno::EIO);
+                drop(p);
+                return done(Err(Errno::EIO));
             }
-            p.waiting.insert(id, waiter);
+            p.waiting.insert(id, done);
         }
-        let msg = proto::encode(&ClientMsg::Call { id, op });
-        if self.out.send(msg).await.is_err() {
-            lock(&self.pending).waiting.remove(&id);
-            return Err(Errno::EIO);
-        }
-        answer.await.unwrap_or(Err(Errno::EIO))
+        let (tx, pending) = (self.tx.clone(), self.pending.clone());
+        self.runtime.spawn(async move {
+            if let Err(e) = tx.lock().await.send(&msg).await {
+                lose(&pending, e.to_string(), false);
+            }
+        });
+    }
+
+    /// Runs one call on the master; `EIO` once the channel is gone.
+    pub async fn call(&self, op: Op) -> Result<Answer, Errno> {
+        let (tx, rx) = oneshot::channel();
+        self.call_then(
+            op,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.await.unwrap_or(Err(Errno::EIO))
     }
 
     /// Tells the master the kernel dropped `count` lookups of `node` (no
@@ -161,12 +160,13 @@ impl Core {
         };
         if first {
             let forgets = self.forgets.clone();
-            let out = self.out.clone();
+            let tx = self.tx.clone();
             self.runtime.spawn(async move {
                 tokio::task::yield_now().await;
                 let nodes = std::mem::take(&mut *forgets.lock().unwrap_or_else(|e| e.into_inner()));
                 if !nodes.is_empty() {
-                    let _ = out.send(proto::encode(&ClientMsg::Forget { nodes })).await;
+                    let msg = proto::encode(&ClientMsg::Forget { nodes });
+                    let _ = tx.lock().await.send(&msg).await;
                 }
             });
         }

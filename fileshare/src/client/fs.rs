@@ -92,15 +92,13 @@ impl ShareFs {
         }
     }
 
-    /// Runs `op` on the master and hands the result to `done` (in a task).
+    /// Runs `op` on the master and hands the result to `done` (run when the
+    /// reply comes).
     fn call<F>(&self, op: Op, done: F)
     where
         F: FnOnce(Result<Answer, Errno>) + Send + 'static,
     {
-        let core = self.core.clone();
-        self.core
-            .runtime()
-            .spawn(async move { done(core.call(op).await) });
+        self.core.call_then(op, Box::new(done));
     }
 
     /// A call answered with an entry.

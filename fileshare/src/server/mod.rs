@@ -2,9 +2,9 @@
 //!
 //! The channel's first message must be `Hello`; the server answers with the
 //! exports of its [`ExportPolicy`]. Then each call runs on the blocking
-//! thread pool as soon as it arrives (up to [`MAX_IN_FLIGHT`] at once) and its
-//! reply goes back when it finishes, so many reads and writes are in flight
-//! at once. A write is answered only after `pwrite` returned on the master;
+//! thread pool as soon as it arrives (up to [`MAX_IN_FLIGHT`] at once) and
+//! that thread sends its reply when it finishes, so many reads and writes are
+//! in flight at once. A write is answered only after `pwrite` returned on the master;
 //! `fsync` is `fsync` on the master.
 //!
 //! The policy is enforced here, on every call (the zombie is not trusted):
@@ -18,7 +18,7 @@ pub(crate) mod state;
 
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use zos_netproto::mux::Channel;
 
 use crate::error::{Error, Result};
@@ -76,16 +76,8 @@ pub async fn serve(channel: Channel, policy: ExportPolicy) -> Result<()> {
         "file service started"
     );
 
-    // One writer keeps replies whole (a channel carries one message at a time).
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(async move {
-        while let Some(msg) = out_rx.recv().await {
-            if let Err(e) = tx.send(&msg).await {
-                tracing::debug!("file service: reply not sent: {e}");
-                break;
-            }
-        }
-    });
+    // Replies take turns on the sending half: each message goes whole.
+    let tx = Arc::new(tokio::sync::Mutex::new(tx));
     let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut calls = tokio::task::JoinSet::new();
     let result = loop {
@@ -105,17 +97,24 @@ pub async fn serve(channel: Channel, policy: ExportPolicy) -> Result<()> {
             ClientMsg::Call { id, op } => {
                 let permit = limit.clone().acquire_owned().await.expect("never closed");
                 let server = server.clone();
-                let out = out_tx.clone();
-                calls.spawn(async move {
-                    let result = tokio::task::spawn_blocking(move || server.handle(op))
-                        .await
-                        .unwrap_or(Err(nix::errno::Errno::EIO));
-                    let reply = ServerMsg::Reply {
+                let tx = tx.clone();
+                let runtime = tokio::runtime::Handle::current();
+                // The blocking thread runs the call and sends its reply.
+                calls.spawn_blocking(move || {
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        server.handle(op)
+                    }))
+                    .unwrap_or(Err(nix::errno::Errno::EIO));
+                    let reply = proto::encode(&ServerMsg::Reply {
                         id,
                         result: result.map_err(|e| e as i32),
-                    };
-                    let _ = out.send(proto::encode(&reply)).await;
+                    });
                     drop(permit);
+                    runtime.block_on(async {
+                        if let Err(e) = tx.lock().await.send(&reply).await {
+                            tracing::debug!("file service: reply not sent: {e}");
+                        }
+                    });
                 });
             }
             ClientMsg::Forget { nodes } => server.forget(&nodes),
@@ -128,8 +127,6 @@ pub async fn serve(channel: Channel, policy: ExportPolicy) -> Result<()> {
         while calls.try_join_next().is_some() {}
     };
     while calls.join_next().await.is_some() {}
-    drop(out_tx);
-    let _ = writer.await;
     let held = server.node_count();
     match &result {
         Ok(()) => tracing::info!(held, "file service ended: the zombie closed the channel"),
