@@ -59,6 +59,11 @@ impl Default for MountOptions {
 }
 
 /// A mounted share. Dropping it unmounts (lazily if busy).
+///
+/// Unmounting waits up to 2 s for the FUSE thread to end (it ends at once
+/// when nothing uses the mount); in async code unmount or drop it inside
+/// `spawn_blocking`. The file service's channel closes when the kernel lets
+/// go of the mount, which ends the master's [`serve`](crate::serve).
 pub struct Mount {
     mountpoint: PathBuf,
     exports: Vec<ExportInfo>,
