@@ -398,3 +398,41 @@ fn mode_bits_are_checked_by_the_kernel() {
     assert_eq!((m.uid(), m.gid()), (65534, 65534));
     let _ = OpenOptionsExt::mode(&mut OpenOptions::new(), 0o600);
 }
+
+#[test]
+fn many_readers_and_writers_at_once() {
+    let s = Share::start(Setup::rw(), |_| {});
+    let threads: Vec<_> = (0..8u32)
+        .map(|i| {
+            let path = s.at(&format!("rw/par-{i}"));
+            std::thread::spawn(move || {
+                let data = pattern(5 << 20, i);
+                fs::write(&path, &data).unwrap();
+                for _ in 0..3 {
+                    assert!(fs::read(&path).unwrap() == data, "file {i} intact");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for i in 0..8u32 {
+        assert!(fs::read(s.on_master(&format!("rw/par-{i}"))).unwrap() == pattern(5 << 20, i));
+    }
+}
+
+#[test]
+fn unmounting_ends_the_masters_service() {
+    let mut s = Share::start(Setup::rw(), |m| fs::write(m.join("rw/f"), b"x").unwrap());
+    assert_eq!(fs::read(s.at("rw/f")).unwrap(), b"x");
+    s.mount.take().unwrap().unmount().unwrap();
+    assert!(common::mounts_under(&s.mnt).is_empty());
+    let server = s.server.take().unwrap();
+    let ended =
+        s.rt.as_ref().unwrap().block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(10), server).await
+        });
+    let result = ended.expect("serve ended after the unmount").unwrap();
+    assert!(result.is_ok(), "a clean end: {result:?}");
+}
