@@ -20,8 +20,8 @@ impl Server {
         Ok(Answer::Attr(attr(&self.stat_node(&node)?)))
     }
 
-    pub(super) fn setattr(&self, node: u64, fh: Option<u64>, set: &SetAttr) -> SysResult<Answer> {
-        let node = self.node(node)?;
+    pub(super) fn setattr(&self, id: u64, fh: Option<u64>, set: &SetAttr) -> SysResult<Answer> {
+        let node = self.node(id)?;
         self.writable(node.export)?;
         let st = self.stat_node(&node)?;
         let fd = node.fd.as_fd();
@@ -33,7 +33,7 @@ impl Server {
                     Errno::EINVAL
                 });
             }
-            match fh.map(|fh| self.open_file(fh)) {
+            match fh.map(|fh| self.open_file_of(fh, id)) {
                 Some(Ok(file)) => file.set_len(size).map_err(errno_of)?,
                 _ => sys::truncate(self.proc_fds.as_fd(), fd, size)?,
             }
@@ -58,8 +58,8 @@ impl Server {
         Ok(Answer::Data(ByteBuf::from(sys::readlink(node.fd.as_fd())?)))
     }
 
-    pub(super) fn open(&self, node: u64, flags: i32) -> SysResult<Answer> {
-        let node = self.node(node)?;
+    pub(super) fn open(&self, id: u64, flags: i32) -> SysResult<Answer> {
+        let node = self.node(id)?;
         if node.kind != libc::S_IFREG {
             return Err(if node.is_dir() {
                 Errno::EISDIR
@@ -78,6 +78,7 @@ impl Server {
             fh,
             OpenFile {
                 file: Arc::new(file),
+                node: id,
             },
         );
         Ok(Answer::Opened(fh))

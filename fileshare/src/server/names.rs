@@ -134,6 +134,9 @@ impl Server {
             return Err(Errno::EXDEV);
         }
         self.writable(from.export)?;
+        if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
+            return Err(Errno::EINVAL);
+        }
         let moving = self.stat_visible(&from, &name)?;
         if self.is_never_name(&to, &new_name) {
             return Err(Errno::EACCES);
@@ -210,6 +213,7 @@ impl Server {
             fh,
             super::state::OpenFile {
                 file: std::sync::Arc::new(file),
+                node: entry.node,
             },
         );
         Ok(Answer::Created(entry, fh))

@@ -49,6 +49,8 @@ pub struct Root {
 /// An open file.
 pub(super) struct OpenFile {
     pub file: Arc<File>,
+    /// The node it was opened from.
+    pub node: u64,
 }
 
 /// An open directory: its node and the entries read at open.
@@ -332,6 +334,14 @@ impl Server {
             .get(&fh)
             .map(|f| f.file.clone())
             .ok_or(Errno::EBADF)
+    }
+
+    /// An open file of this node (`EBADF` for another node's handle).
+    pub(super) fn open_file_of(&self, fh: u64, node: u64) -> SysResult<Arc<File>> {
+        match lock(&self.files).get(&fh) {
+            Some(f) if f.node == node => Ok(f.file.clone()),
+            _ => Err(Errno::EBADF),
+        }
     }
 }
 
