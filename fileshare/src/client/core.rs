@@ -131,11 +131,18 @@ impl Core {
             p.waiting.insert(id, done);
         }
         let (tx, pending) = (self.tx.clone(), self.pending.clone());
-        self.runtime.spawn(async move {
+        let send = async move {
             if let Err(e) = tx.lock().await.send(&msg).await {
                 lose(&pending, e.to_string(), false);
             }
-        });
+        };
+        if Handle::try_current().is_ok() {
+            self.runtime.spawn(send);
+        } else {
+            // A plain thread (the FUSE thread): send from here, saving a
+            // hand-off; it waits only while the channel has no credit.
+            self.runtime.block_on(send);
+        }
     }
 
     /// Runs one call on the master; `EIO` once the channel is gone.
