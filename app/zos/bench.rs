@@ -4,7 +4,8 @@
 //! one session channel's throughput and CPU per GB, plain TCP, and an
 //! `ssh -L` tunnel (a private sshd on 127.0.0.1), and prints the ratios.
 //! `zos bench discovery` measures the time from starting a zombie to a
-//! master seeing it over mDNS.
+//! master seeing it over mDNS. `zos bench fs` compares shared folders with
+//! sshfs (see `bench/fs.rs`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ use crate::cli::BenchKind;
 mod cpu;
 mod discovery;
 mod display;
+mod fs;
 mod ssh;
 
 /// Runs a benchmark and prints its figures.
@@ -39,6 +41,7 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
             viewer_socket,
             animate,
         } => display::run(runs, seconds, viewer_socket, animate)?,
+        BenchKind::Fs { mib, files, runs } => fs::run(mib, files, runs.max(1))?,
     }
     Ok(ExitCode::SUCCESS)
 }

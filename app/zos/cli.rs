@@ -269,6 +269,19 @@ pub enum BenchKind {
         #[arg(long, hide = true)]
         animate: bool,
     },
+    /// Shared folders against sshfs on loopback (as root): 512 MiB write +
+    /// fsync, cold read, create+stat+delete of small files (median of runs).
+    Fs {
+        /// Size of the big file, in MiB.
+        #[arg(long, default_value_t = 512)]
+        mib: u64,
+        /// How many small files.
+        #[arg(long, default_value_t = 5000)]
+        files: usize,
+        /// Repetitions (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Time from starting a zombie to the master seeing it over mDNS.
     Discovery {
         /// Repetitions (the median is reported).
