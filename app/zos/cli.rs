@@ -59,6 +59,42 @@ pub enum Command {
         #[arg(long)]
         no_viewers: bool,
     },
+    /// On a master: share a folder with dominated zombies (or hide one).
+    ///
+    /// The folder appears on each zombie this master dominates, inside the
+    /// zombie's mount of the master's shared folders (`zos status` there
+    /// shows where). The master checks every request against this list:
+    /// nothing outside an export is reachable, symlinks are never followed
+    /// on the master, read-only exports refuse writes, and a `--never` path
+    /// stays hidden even inside a wider export. Changes apply from the next
+    /// domination on.
+    Export {
+        /// The folder (or, with --never, any path) to share or hide.
+        path: PathBuf,
+        /// Only for this zombie (its name or fingerprint); default: all.
+        #[arg(long, value_name = "HOST")]
+        to: Option<String>,
+        /// Zombies may read but not change it.
+        #[arg(long, conflicts_with = "never")]
+        read_only: bool,
+        /// Never show this path, even inside a wider export.
+        #[arg(long)]
+        never: bool,
+    },
+    /// On a master: list the exports (path, access, for which zombie).
+    Exports {
+        /// Machine-readable output (a JSON array).
+        #[arg(long)]
+        json: bool,
+    },
+    /// On a master: stop sharing (or hiding) a path.
+    Unexport {
+        /// The path as exported.
+        path: PathBuf,
+        /// Only its entry for this zombie.
+        #[arg(long, value_name = "HOST")]
+        to: Option<String>,
+    },
     /// On a zombie: accept the domination request waiting for an answer.
     Accept,
     /// On a zombie: refuse the domination request waiting for an answer.

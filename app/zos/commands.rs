@@ -149,6 +149,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Dominate { host, level } => crate::domination::dominate(&paths, host, level),
         Command::Release { host } => crate::domination::release(&paths, host),
+        Command::Export {
+            path,
+            to,
+            read_only,
+            never,
+        } => crate::exports::export(&paths, &path, to.as_deref(), read_only, never),
+        Command::Exports { json } => crate::exports::list(&paths, json),
+        Command::Unexport { path, to } => crate::exports::unexport(&paths, &path, to.as_deref()),
         Command::Accept => crate::domination::answer(&paths, true),
         Command::Refuse => crate::domination::answer(&paths, false),
         Command::View { task, snapshot } => crate::view::view(&paths, task, snapshot),

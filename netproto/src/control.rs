@@ -127,6 +127,10 @@ pub struct SessionInfo {
     /// us (master).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dominating: Option<Level>,
+    /// Where the master's shared folders are mounted (zombie, while
+    /// dominated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<String>,
 }
 
 /// The daemon's state.

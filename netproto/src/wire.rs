@@ -119,6 +119,25 @@ pub enum Message {
         /// How long the user has to answer, in seconds.
         timeout_s: u32,
     },
+    /// The zombie mounted the master's exports (zombie → master, after
+    /// `Dominated`; it served them on a `fileshare` channel it opened).
+    Mounted {
+        /// The exports' names as they appear in the mount.
+        exports: Vec<String>,
+        /// Where, on the zombie.
+        at: String,
+    },
+    /// The zombie could not mount the exports; domination goes on without.
+    MountFailed {
+        /// Why.
+        reason: String,
+    },
+    /// The zombie shows the announced tasks (zombie → master, after each
+    /// `Tasks`).
+    Shown {
+        /// Viewer windows it opened for them.
+        viewers: u32,
+    },
 }
 
 /// A master's task as a dominated zombie sees it.
@@ -131,6 +150,10 @@ pub struct TaskSummary {
     /// Its command line.
     pub command: Vec<String>,
 }
+
+/// The label of the channel on which a dominated zombie reaches the
+/// master's shared folders.
+pub const FILESHARE_LABEL: &str = "fileshare";
 
 /// The label of the channel a zombie opens to view the master's task `id`
 /// (the channel then carries the app's RFB stream).

@@ -9,6 +9,7 @@
 //! session ends for any reason the dominion is forgotten.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,8 @@ use crate::views;
 pub const KEEPALIVE: Duration = Duration::from_secs(2);
 /// A dominated zombie that has said nothing for this long is given up.
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(10);
+/// How long a zombie may take to mount and to open its viewers.
+const SET_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a zombie may take to clean up after `Release`.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -62,6 +65,8 @@ pub struct DominionInfo {
 /// The zombies this master dominates, by key.
 pub struct Dominions {
     tasks: Arc<Tasks>,
+    /// The export list (`exports.toml`), read afresh for each zombie.
+    exports: PathBuf,
     shutdown: CancellationToken,
     live: Mutex<BTreeMap<PublicKey, (Dominion, std::net::SocketAddr)>>,
 }
@@ -78,9 +83,11 @@ pub struct Dominated {
 
 impl Dominions {
     /// No dominions yet; every one ends when `shutdown` is cancelled.
-    pub fn new(tasks: Arc<Tasks>, shutdown: CancellationToken) -> Arc<Dominions> {
+    /// `exports` is the master's export list file.
+    pub fn new(tasks: Arc<Tasks>, exports: PathBuf, shutdown: CancellationToken) -> Arc<Dominions> {
         Arc::new(Dominions {
             tasks,
+            exports,
             shutdown,
             live: Mutex::new(BTreeMap::new()),
         })
@@ -161,12 +168,56 @@ impl Dominions {
             tracing::info!("{name}'s user accepted after {:.1} s", waited.as_secs_f64());
         }
 
+        // The file-system mount: the zombie opens the file service's
+        // channel, mounts, and says how it went.
+        let fs_start = Instant::now();
+        match self.answer_serving(&mut session, &name).await? {
+            Message::Mounted { exports, at } => {
+                tracing::info!("{name} mounted {} export(s) at {at}", exports.len());
+                out.send(&Reply::Progress {
+                    message: match exports.len() {
+                        0 => format!("{name}: no folder is exported to it (`zos export PATH`)"),
+                        _ => format!("{name}: shared folders {} at {at}", exports.join(", ")),
+                    },
+                })
+                .await?;
+            }
+            Message::MountFailed { reason } => {
+                tracing::warn!("{name} could not mount the shared folders: {reason}");
+                out.send(&Reply::Progress {
+                    message: format!("{name} could not mount the shared folders: {reason}"),
+                })
+                .await?;
+            }
+            other => {
+                session.mux.close();
+                return Err(DaemonError::User(format!(
+                    "zombie {name} answered {} instead of its mount",
+                    crate::zombie::variant(&other)
+                )));
+            }
+        }
+        let fs = fs_start.elapsed();
+
+        // The display set-up: the task list, and the zombie's viewers.
         let xt_start = Instant::now();
         session
             .send(&Message::Tasks {
                 tasks: self.tasks.summaries(),
             })
             .await?;
+        match self.answer_serving(&mut session, &name).await? {
+            Message::Shown { viewers } => {
+                tracing::info!("{name} opened {viewers} viewer(s)");
+            }
+            other => {
+                session.mux.close();
+                return Err(DaemonError::User(format!(
+                    "zombie {name} answered {} to the task list",
+                    crate::zombie::variant(&other)
+                )));
+            }
+        }
         let xt = xt_start.elapsed();
 
         let release = CancellationToken::new();
@@ -187,9 +238,10 @@ impl Dominions {
             ),
         );
         tracing::info!(
-            "dominating {name} ({}) at level {granted}: zt {:.1} ms, xt {:.1} ms",
+            "dominating {name} ({}) at level {granted}: zt {:.1} ms, fs {:.1} ms, xt {:.1} ms",
             key.fingerprint(),
             zt.as_secs_f64() * 1e3,
+            fs.as_secs_f64() * 1e3,
             xt.as_secs_f64() * 1e3
         );
         let me = self.clone();
@@ -203,7 +255,7 @@ impl Dominions {
         Ok(Dominated {
             name,
             level: granted,
-            timing: vec![("zt".into(), zt), ("xt".into(), xt)],
+            timing: vec![("zt".into(), zt), ("fs".into(), fs), ("xt".into(), xt)],
         })
     }
 
@@ -289,14 +341,14 @@ impl Dominions {
                 channel = mux.accept() => match channel {
                     Some(channel) => {
                         last_heard = Instant::now();
-                        self.serve_channel(channel, &name);
+                        self.serve_channel(channel, &name, &session.remote);
                     }
                     None => return format!("session lost: {}", mux.end_reason().unwrap_or_default()),
                 },
                 message = session.recv() => {
                     last_heard = Instant::now();
                     match message {
-                        Ok(Message::Pong { .. }) => {}
+                        Ok(Message::Pong { .. } | Message::Shown { .. }) => {}
                         Ok(Message::Bye { reason }) => {
                             mux.close();
                             return format!("{name} ended it: {reason}");
@@ -333,8 +385,52 @@ impl Dominions {
         }
     }
 
+    /// The zombie's next control message, serving the channels it opens
+    /// meanwhile (its mount needs the file service while it waits).
+    async fn answer_serving(&self, session: &mut Session, name: &str) -> Result<Message> {
+        let mux = session.mux.clone();
+        let key = session.remote;
+        let deadline = tokio::time::sleep(SET_UP_TIMEOUT);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => {
+                    mux.close();
+                    return Err(DaemonError::User(format!(
+                        "zombie {name} did not finish setting up within {} s",
+                        SET_UP_TIMEOUT.as_secs()
+                    )));
+                }
+                channel = mux.accept() => match channel {
+                    Some(channel) => self.serve_channel(channel, name, &key),
+                    None => return Err(DaemonError::User(format!("the session with {name} ended"))),
+                },
+                message = session.expect() => return Ok(message?),
+            }
+        }
+    }
+
     /// Serves one channel the zombie opened.
-    fn serve_channel(&self, mut channel: zos_netproto::mux::Channel, zombie: &str) {
+    fn serve_channel(&self, mut channel: zos_netproto::mux::Channel, zombie: &str, key: &PublicKey) {
+        if channel.label() == wire::FILESHARE_LABEL {
+            let policy = match zos_fileshare::ExportStore::load(&self.exports) {
+                Ok(store) => store.policy_for(zombie, &key.fingerprint()),
+                Err(e) => {
+                    tracing::warn!("cannot read the export list: {e}");
+                    channel.reset(&format!("the master cannot read its export list: {e}"));
+                    return;
+                }
+            };
+            let zombie = zombie.to_string();
+            tokio::spawn(async move {
+                tracing::info!("serving {} export(s) to {zombie}", policy.names().len());
+                match zos_fileshare::serve(channel, policy).await {
+                    Ok(()) => tracing::info!("{zombie} unmounted the shared folders"),
+                    Err(e) => tracing::info!("file service for {zombie} ended: {e}"),
+                }
+            });
+            return;
+        }
         match wire::parse_view_label(channel.label()) {
             Some(id) => match self.tasks.rfb_socket(id) {
                 Some(socket) => {

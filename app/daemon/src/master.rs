@@ -67,7 +67,7 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
         identity,
         zombies: Mutex::new(zombies),
         hosts: hosts.clone(),
-        dominions: Dominions::new(tasks.clone(), shutdown.clone()),
+        dominions: Dominions::new(tasks.clone(), cfg.paths.exports(), shutdown.clone()),
         tasks,
         shutdown: shutdown.clone(),
         cfg,
@@ -373,6 +373,7 @@ impl Master {
                     addr: d.addr.to_string(),
                     age_s: d.started.elapsed().as_secs(),
                     dominating: Some(d.level),
+                    mount: None,
                 })
                 .collect(),
             asking: None,

@@ -53,6 +53,11 @@ impl Paths {
         Ok(Paths { home, runtime })
     }
 
+    /// A master's export list.
+    pub fn exports(&self) -> PathBuf {
+        self.home.join("exports.toml")
+    }
+
     /// A zombie's settings file.
     pub fn zombie_settings(&self) -> PathBuf {
         self.home.join("zombie.toml")

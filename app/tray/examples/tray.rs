@@ -44,6 +44,7 @@ fn demo() -> FakeDaemon {
                         addr: "10.0.0.1:51234".into(),
                         age_s: 42,
                         dominating: None,
+                        mount: None,
                     }],
                     asking: None,
                 })]

@@ -78,6 +78,7 @@ fn fake_zombie(answers: mpsc::Sender<bool>) -> FakeDaemon {
                 addr: "127.0.0.1:5000".into(),
                 age_s: 7,
                 dominating: Some(Level::Partial),
+                mount: Some("/run/user/0/zos-x/anima".into()),
             }],
             asking: asking.lock().unwrap().clone(),
         })],

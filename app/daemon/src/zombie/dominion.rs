@@ -50,6 +50,13 @@ pub(crate) struct Dominion {
     pub since: Instant,
     /// Viewer windows opened here for the master's shared apps.
     pub viewers: Viewers,
+    /// The master's shared folders, mounted here.
+    pub share: Option<zos_fileshare::Mount>,
+}
+
+/// Where a dominating master's shared folders are mounted on the zombie.
+pub(crate) fn mountpoint(runtime: &std::path::Path) -> std::path::PathBuf {
+    runtime.join("anima")
 }
 
 impl Zombie {
@@ -135,6 +142,7 @@ impl Zombie {
             tasks: Vec::new(),
             since: Instant::now(),
             viewers: Viewers::new(self.cfg.paths.home.clone(), self.cfg.open_viewers),
+            share: None,
         });
         self.advert_changed.notify_one();
         tracing::info!(
@@ -206,9 +214,85 @@ impl Zombie {
             .map(|d| d.level)
     }
 
+    /// Mounts the dominating master's shared folders (served on a channel
+    /// opened here) and answers `Mounted` or `MountFailed`.
+    pub(super) async fn mount_share(&self, id: u64, session: &mut Session) -> Result<()> {
+        let answer = match self.try_mount(id, session).await {
+            Ok((exports, at)) => {
+                tracing::info!(
+                    "shared folders of {} mounted at {at}: {}",
+                    session.remote_name,
+                    if exports.is_empty() {
+                        "(none exported to this zombie)".to_string()
+                    } else {
+                        exports.join(", ")
+                    }
+                );
+                Message::Mounted { exports, at }
+            }
+            Err(reason) => {
+                tracing::warn!("cannot mount the shared folders of {}: {reason}", session.remote_name);
+                Message::MountFailed { reason }
+            }
+        };
+        session.send(&answer).await?;
+        Ok(())
+    }
+
+    async fn try_mount(
+        &self,
+        id: u64,
+        session: &Session,
+    ) -> std::result::Result<(Vec<String>, String), String> {
+        let at = mountpoint(&self.cfg.paths.runtime);
+        // A mount point left by a crashed run is empty; anything else is not ours.
+        if at.exists() {
+            std::fs::remove_dir(&at).map_err(|e| format!("{} is in the way: {e}", at.display()))?;
+        }
+        std::fs::create_dir(&at).map_err(|e| format!("create {}: {e}", at.display()))?;
+        let channel = session
+            .mux
+            .open(wire::FILESHARE_LABEL)
+            .map_err(|e| e.to_string())?;
+        let mount = match zos_fileshare::mount_async(channel, &at, Default::default()).await {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_dir(&at);
+                return Err(e.to_string());
+            }
+        };
+        let names = mount.exports().iter().map(|e| e.name.clone()).collect();
+        let mut dominion = self.dominion.lock().expect("dominion");
+        match dominion.as_mut().filter(|d| d.session_id == id) {
+            Some(d) => d.share = Some(mount),
+            // Released meanwhile: undo at once.
+            None => {
+                drop(dominion);
+                let at = at.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _ = mount.unmount();
+                    let _ = std::fs::remove_dir(&at);
+                });
+                return Err("the domination ended while mounting".into());
+            }
+        }
+        Ok((names, at.display().to_string()))
+    }
+
+    /// Where session `id`'s shared folders are mounted, if they are.
+    pub(super) fn mount_of(&self, id: u64) -> Option<String> {
+        self.dominion
+            .lock()
+            .expect("dominion")
+            .as_ref()
+            .filter(|d| d.session_id == id)
+            .and_then(|d| d.share.as_ref())
+            .map(|m| m.mountpoint().display().to_string())
+    }
+
     /// Records the task list the dominating master announced, and opens
-    /// viewers for new shared apps.
-    pub(super) fn set_master_tasks(&self, id: u64, tasks: Vec<TaskSummary>) {
+    /// viewers for new shared apps; returns how many viewers it opened.
+    pub(super) fn set_master_tasks(&self, id: u64, tasks: Vec<TaskSummary>) -> u32 {
         if let Some(d) = self
             .dominion
             .lock()
@@ -216,7 +300,7 @@ impl Zombie {
             .as_mut()
             .filter(|d| d.session_id == id)
         {
-            d.viewers.follow(&tasks);
+            let opened = d.viewers.follow(&tasks);
             tracing::info!(
                 "master {} shares {} task(s): {}",
                 d.master_name,
@@ -228,7 +312,9 @@ impl Zombie {
                     .join(", ")
             );
             d.tasks = tasks;
+            return opened;
         }
+        0
     }
 
     /// Ends the domination held by session `id`, if it holds it.
@@ -248,12 +334,26 @@ impl Zombie {
             mut viewers,
             master_name,
             since,
+            share,
             ..
         } = dominion;
-        // Views end with their channels; the viewer windows are closed too.
-        tokio::task::spawn_blocking(move || viewers.close_all())
-            .await
-            .ok();
+        // Views end with their channels; the viewer windows are closed,
+        // the shared folders unmounted (lazily if busy) and the mount
+        // point removed.
+        tokio::task::spawn_blocking(move || {
+            viewers.close_all();
+            if let Some(share) = share {
+                let at = share.mountpoint().to_path_buf();
+                if let Err(e) = share.unmount() {
+                    tracing::warn!("unmounting {}: {e}", at.display());
+                }
+                if let Err(e) = std::fs::remove_dir(&at) {
+                    tracing::warn!("removing {}: {e}", at.display());
+                }
+            }
+        })
+        .await
+        .ok();
         tracing::info!(
             "domination by {} ended after {} s: {why}; cleaned up",
             master_name,

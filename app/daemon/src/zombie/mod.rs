@@ -303,14 +303,20 @@ impl Zombie {
                 Message::Dominate { level: asked } => {
                     *level = self.trusted_level(&session.remote);
                     match self.decide_domination(id, session, asked, *level).await? {
-                        Ok(granted) => session.send(&Message::Dominated { level: granted }).await?,
+                        Ok(granted) => {
+                            session.send(&Message::Dominated { level: granted }).await?;
+                            self.mount_share(id, session).await?;
+                        }
                         Err(reason) => {
                             session.send(&Message::Refused { reason }).await?;
                             return Ok(());
                         }
                     }
                 }
-                Message::Tasks { tasks } if dominated => self.set_master_tasks(id, tasks),
+                Message::Tasks { tasks } if dominated => {
+                    let viewers = self.set_master_tasks(id, tasks);
+                    session.send(&Message::Shown { viewers }).await?;
+                }
                 Message::Release { reason } if dominated => {
                     if let Some(dominion) = self.take_dominion(id) {
                         self.let_go(dominion, &format!("released by the master ({reason})"))
@@ -376,6 +382,7 @@ impl Zombie {
                     addr: s.addr.to_string(),
                     age_s: s.started.elapsed().as_secs(),
                     dominating: self.dominion_level(s.id),
+                    mount: self.mount_of(s.id),
                 })
                 .collect(),
         }

@@ -22,5 +22,8 @@ pub(crate) fn variant(m: &Message) -> &'static str {
         Message::Release { .. } => "Release",
         Message::Released => "Released",
         Message::Asking { .. } => "Asking",
+        Message::Mounted { .. } => "Mounted",
+        Message::MountFailed { .. } => "MountFailed",
+        Message::Shown { .. } => "Shown",
     }
 }

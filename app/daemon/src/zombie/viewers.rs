@@ -33,12 +33,13 @@ impl Viewers {
     }
 
     /// Opens a viewer for each shared app not shown yet; forgets viewers
-    /// that have exited.
-    pub(crate) fn follow(&mut self, tasks: &[TaskSummary]) {
+    /// that have exited. Returns how many it opened.
+    pub(crate) fn follow(&mut self, tasks: &[TaskSummary]) -> u32 {
         self.open
             .retain(|_, child| matches!(child.try_wait(), Ok(None)));
+        let mut opened = 0;
         if !self.enabled {
-            return;
+            return opened;
         }
         for task in tasks.iter().filter(|t| t.kind == "shared") {
             if self.open.contains_key(&task.id) {
@@ -52,10 +53,12 @@ impl Viewers {
                         child.id()
                     );
                     self.open.insert(task.id, child);
+                    opened += 1;
                 }
                 Err(e) => tracing::warn!("cannot open a viewer for task {}: {e}", task.id),
             }
         }
+        opened
     }
 
     fn spawn(&self, task: u64) -> std::io::Result<Child> {
