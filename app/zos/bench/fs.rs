@@ -53,7 +53,7 @@ pub fn run(mib: u64, files: usize, runs: usize) -> Result<()> {
         fs::create_dir_all(d)?;
     }
     println!("zos bench fs: loopback, {mib} MiB file, {files} small files, median of {runs} runs");
-    let result = (|| {
+    (|| {
         let rt = tokio::runtime::Runtime::new()?;
         let share = Share::start(&rt, &master, &ours_mnt)?;
         let sshd = Sshd::start()?;
@@ -91,8 +91,7 @@ pub fn run(mib: u64, files: usize, runs: usize) -> Result<()> {
         drop(share);
         print_table(&figures, targets[1].is_some(), mib, files);
         anyhow::Ok(())
-    })();
-    result
+    })()
 }
 
 /// Removes the benchmark's mounts and directory, also after a panic.
