@@ -47,12 +47,13 @@ pub fn run(mib: u64, files: usize, runs: usize) -> Result<()> {
     }
     let base = std::env::temp_dir().join(format!("zos-bench-fs-{}", std::process::id()));
     let _ = fs::remove_dir_all(&base);
+    let _cleanup = Cleanup(base.clone());
     let (master, ours_mnt, ssh_mnt) = (base.join("master"), base.join("zos"), base.join("sshfs"));
     for d in [&master, &ours_mnt, &ssh_mnt] {
         fs::create_dir_all(d)?;
     }
     println!("zos bench fs: loopback, {mib} MiB file, {files} small files, median of {runs} runs");
-    let result = (|| {
+    (|| {
         let rt = tokio::runtime::Runtime::new()?;
         let share = Share::start(&rt, &master, &ours_mnt)?;
         let sshd = Sshd::start()?;
@@ -90,12 +91,19 @@ pub fn run(mib: u64, files: usize, runs: usize) -> Result<()> {
         drop(share);
         print_table(&figures, targets[1].is_some(), mib, files);
         anyhow::Ok(())
-    })();
-    for m in [&ours_mnt, &ssh_mnt] {
-        let _ = nix::mount::umount2(m.as_path(), nix::mount::MntFlags::MNT_DETACH);
+    })()
+}
+
+/// Removes the benchmark's mounts and directory, also after a panic.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for m in ["zos", "sshfs"] {
+            let _ = nix::mount::umount2(&self.0.join(m), nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = fs::remove_dir_all(&self.0);
     }
-    let _ = fs::remove_dir_all(&base);
-    result
 }
 
 fn print_table(figures: &[Figures], with_sshfs: bool, mib: u64, files: usize) {

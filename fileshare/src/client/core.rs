@@ -58,6 +58,15 @@ fn lose(pending: &Mutex<Pending>, reason: String, clean: bool) {
     }
 }
 
+/// Fails every waiting call when dropped (a no-op once the channel is lost).
+struct LoseOnDrop(Arc<Mutex<Pending>>);
+
+impl Drop for LoseOnDrop {
+    fn drop(&mut self) {
+        lose(&self.0, "the file service's runtime stopped".into(), false);
+    }
+}
+
 /// The errno a server sent, or `EIO` for nonsense.
 fn errno(raw: i32) -> Errno {
     if (1..4096).contains(&raw) {
@@ -73,6 +82,9 @@ impl Core {
         let pending = Arc::new(Mutex::new(Pending::default()));
         let reader_pending = pending.clone();
         runtime.spawn(async move {
+            // Should the runtime drop this task (shutdown), waiting calls
+            // still fail instead of hanging.
+            let _guard = LoseOnDrop(reader_pending.clone());
             let mut clean = false;
             let reason = loop {
                 let bytes = match rx.recv().await {
