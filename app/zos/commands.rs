@@ -256,6 +256,9 @@ fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
             "session with {} ({}) at {}, {} s{dominating}",
             sess.peer, sess.fingerprint, sess.addr, sess.age_s
         );
+        if let Some(at) = &sess.mount {
+            println!("  its shared folders are at {at}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
