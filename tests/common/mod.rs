@@ -11,6 +11,7 @@
 pub mod avahi;
 pub mod host;
 pub mod lan;
+pub mod nsenter;
 pub mod poll;
 pub mod proc;
 pub mod screen;

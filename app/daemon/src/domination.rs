@@ -411,7 +411,12 @@ impl Dominions {
     }
 
     /// Serves one channel the zombie opened.
-    fn serve_channel(&self, mut channel: zos_netproto::mux::Channel, zombie: &str, key: &PublicKey) {
+    fn serve_channel(
+        &self,
+        mut channel: zos_netproto::mux::Channel,
+        zombie: &str,
+        key: &PublicKey,
+    ) {
         if channel.label() == wire::FILESHARE_LABEL {
             let policy = match zos_fileshare::ExportStore::load(&self.exports) {
                 Ok(store) => store.policy_for(zombie, &key.fingerprint()),

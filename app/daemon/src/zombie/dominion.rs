@@ -231,7 +231,10 @@ impl Zombie {
                 Message::Mounted { exports, at }
             }
             Err(reason) => {
-                tracing::warn!("cannot mount the shared folders of {}: {reason}", session.remote_name);
+                tracing::warn!(
+                    "cannot mount the shared folders of {}: {reason}",
+                    session.remote_name
+                );
                 Message::MountFailed { reason }
             }
         };

@@ -68,6 +68,9 @@ impl Viewers {
             .arg("--home")
             .arg(&self.home)
             .args(["view", &task.to_string()])
+            // Mesa would keep a shader cache in the user's home: the
+            // master's viewers must leave nothing behind.
+            .env("MESA_SHADER_CACHE_DISABLE", "true")
             .stdin(Stdio::null());
         // SAFETY: the closure runs in the child between fork and exec and
         // only calls prctl(2), which is async-signal-safe.

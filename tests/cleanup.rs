@@ -1,0 +1,224 @@
+//! Issue 5: a zombie keeps nothing of the master. Its file system (home,
+//! /tmp, /var/tmp, runtime dir), its mounts and its processes are the same
+//! before domination and after it ends — by release, by the master being
+//! killed, or by the master's cable being pulled (the lease); and writes
+//! the master acknowledged are on the master's disk.
+//!
+//! One test binary of its own: it compares /tmp, which other tests running
+//! beside it would change.
+
+mod common;
+
+use std::path::Path;
+
+use common::nsenter::sh_ok;
+use common::snapshot::{Tree, descendants, mounts};
+use common::zos::{self, text};
+use common::{Lan, secs};
+
+/// What the zombie holds, everything compared.
+#[derive(Debug, PartialEq)]
+struct ZombieState {
+    files: Tree,
+    mounts: Vec<String>,
+    processes: Vec<String>,
+}
+
+fn zombie_state(lan: &Lan, pid: i32) -> ZombieState {
+    let z = lan.host("z1");
+    // The harness's logs grow as the daemons run: they are the test's, not
+    // the zombie's. So are the hosts' own temp dirs under /tmp (the zombie's
+    // home and runtime dir inside them are walked as roots of their own).
+    let mut skip: Vec<std::path::PathBuf> = std::fs::read_dir(&z.home)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    for host in ["m", "z1"] {
+        skip.push(lan.host(host).home.parent().unwrap().to_path_buf());
+    }
+    let skip: Vec<&Path> = skip.iter().map(|p| p.as_path()).collect();
+    ZombieState {
+        files: Tree::of(
+            &[
+                &z.home,
+                &z.runtime,
+                Path::new("/tmp"),
+                Path::new("/var/tmp"),
+            ],
+            &skip,
+        ),
+        mounts: mounts(pid),
+        processes: descendants(pid),
+    }
+}
+
+fn assert_same(before: &ZombieState, after: &ZombieState, how: &str) {
+    // Something of others' removed from the shared /tmp is not something
+    // left behind; everything added or changed anywhere is.
+    let shared = |line: &&String| line.starts_with("- /tmp/") || line.starts_with("- /var/tmp/");
+    let diff: Vec<String> = after
+        .files
+        .diff(&before.files)
+        .into_iter()
+        .filter(|l| !shared(&l))
+        .collect();
+    assert!(
+        diff.is_empty(),
+        "after {how}, files differ:\n{}",
+        diff.join("\n")
+    );
+    assert_eq!(
+        before.mounts, after.mounts,
+        "after {how}, the mounts differ"
+    );
+    assert_eq!(
+        before.processes, after.processes,
+        "after {how}, the zombie's processes differ"
+    );
+}
+
+/// Dominates `z1`, uses everything the domination sets up on it (a view,
+/// the shared folder, a viewer window), and returns the mount path.
+fn dominate_and_use(lan: &Lan, zombie_pid: i32) -> String {
+    let (m, z) = (lan.host("m"), lan.host("z1"));
+    let out = m.run(&["dominate", "z1"]);
+    assert!(out.status.success(), "zos dominate: {}", text(&out));
+    let status = zos::json(z, &["status", "--json"]);
+    let mount = status["sessions"][0]["mount"]
+        .as_str()
+        .expect("mounted")
+        .to_string();
+    sh_ok(
+        zombie_pid,
+        &format!(
+            "echo written-on-the-zombie > {mount}/docs/from-zombie; ls -R {mount} > /dev/null"
+        ),
+    );
+    // The zombie opened a viewer window for the shared app.
+    let viewer = common::until(secs(15), || {
+        descendants(zombie_pid)
+            .into_iter()
+            .find(|p| p.ends_with(" zos"))
+    });
+    assert!(
+        viewer.is_some(),
+        "no viewer window was opened on the zombie"
+    );
+    let view = common::view::View::open(z, 1);
+    view.wait_frame(secs(10), |f| f.width > 0).expect("a frame");
+    drop(view);
+    mount
+}
+
+#[test]
+fn nothing_stays_on_the_zombie_after_release_kill_or_cable_pull() {
+    let lan = Lan::new(&["m", "z1"]);
+    let (m, z) = (lan.host("m"), lan.host("z1"));
+    let docs = m.home.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    m.run_ok(&["export", docs.to_str().unwrap()]);
+    let mut master = zos::start_master(m);
+    // The zombie has a screen, so it opens viewer windows.
+    let screen = z.xvfb();
+    let zombie = {
+        let proc = z.spawn_env(
+            &["zombie", "--name", "z1", "--auto-accept"],
+            &[("DISPLAY", &screen.display)],
+        );
+        proc.wait_log("listening on", zos::STARTUP);
+        proc
+    };
+    let zpid = zombie.pid();
+    zos::pair(m, z, "z1", "complete");
+    m.run_ok(&["run", "--shared", "--", "xterm"]);
+    // Settle: the pairing's trust file is written, the first adverts sent.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let before = zombie_state(&lan, zpid);
+
+    // 1. Release.
+    dominate_and_use(&lan, zpid);
+    assert_ne!(
+        zombie_state(&lan, zpid).mounts,
+        before.mounts,
+        "the share was mounted"
+    );
+    m.run_ok(&["release", "z1"]);
+    assert_same(&before, &zombie_state(&lan, zpid), "release");
+    assert_eq!(
+        std::fs::read_to_string(docs.join("from-zombie")).unwrap(),
+        "written-on-the-zombie\n"
+    );
+
+    // 2. The master's cable is pulled while a writer on the zombie runs:
+    // the lease ends, and every write the master acknowledged is on its disk.
+    let mount = dominate_and_use(&lan, zpid);
+    let writer = format!(
+        "python3 -u -c '
+import os, sys
+fd = os.open(\"{mount}/docs/log\", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+n = 0
+while True:
+    block = (\"%08d\" % n).encode() * 512
+    try:
+        os.write(fd, block)
+    except OSError as e:
+        print(\"error\", e, flush=True)
+        break
+    n += 1
+    print(n, flush=True)
+' > {out} 2>&1 &",
+        out = z.home.join("writer.out").display()
+    );
+    sh_ok(zpid, &writer);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    m.link_down();
+    let pulled = std::time::Instant::now();
+    zombie.wait_log("its lease ended", secs(15));
+    let after_lease = pulled.elapsed();
+    let lines = std::fs::read_to_string(z.home.join("writer.out")).unwrap();
+    let acked: usize = lines
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .last()
+        .unwrap_or(0);
+    assert!(acked > 0, "the writer wrote nothing: {lines}");
+    let on_disk = std::fs::read(docs.join("log")).unwrap();
+    assert!(
+        on_disk.len() >= acked * 4096,
+        "{acked} blocks were acknowledged but only {} bytes are on the master",
+        on_disk.len()
+    );
+    for (i, block) in on_disk.chunks(4096).take(acked).enumerate() {
+        assert_eq!(block, format!("{i:08}").repeat(512).as_bytes(), "block {i}");
+    }
+    // The writer saw its error and ended; nothing else of the session runs.
+    let gone = common::until(secs(10), || {
+        (zombie_state(&lan, zpid).processes == before.processes).then_some(())
+    });
+    assert!(gone.is_some(), "processes left: {:?}", descendants(zpid));
+    let _ = std::fs::remove_file(z.home.join("writer.out"));
+    assert_same(&before, &zombie_state(&lan, zpid), "the lease ended");
+    eprintln!(
+        "lease ended {:.1} s after the cable was pulled",
+        after_lease.as_secs_f64()
+    );
+    m.link_up();
+
+    // 3. The master is killed outright.
+    zos::wait_listed(m, "z1", secs(20)).expect("the master sees z1 again");
+    dominate_and_use(&lan, zpid);
+    master.kill9();
+    let _ = master.wait_exit(secs(5));
+    zombie.wait_log("the session was lost", secs(15));
+    let clean = common::until(secs(10), || {
+        let now = zombie_state(&lan, zpid);
+        (now.mounts == before.mounts && now.processes == before.processes).then_some(())
+    });
+    assert!(
+        clean.is_some(),
+        "the zombie did not let go after the master died"
+    );
+    assert_same(&before, &zombie_state(&lan, zpid), "the master was killed");
+}
