@@ -289,3 +289,43 @@ async fn colours_are_exact_in_every_codec() {
         viewer.close().await.unwrap();
     }
 }
+
+/// A reader that stalls while the app keeps drawing makes nothing queue up: afterwards it gets
+/// one bounded set of merged rectangles with their latest pixels, however much arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_reader_gets_only_the_latest_pixels() {
+    init_tracing();
+    let dir = RuntimeDir::new("stall");
+    let vd = VirtualDisplay::start(dir.path(), (640, 480)).unwrap();
+    // A terminal that scrolls a counter as fast as it can.
+    let _xterm = xterm(
+        &vd,
+        &[
+            "-e",
+            "sh",
+            "-c",
+            "i=0; while :; do i=$((i+1)); echo $i; done",
+        ],
+    );
+    let viewer = connect(&vd).await;
+    let source = viewer.source();
+    wait_for_xterm(&viewer).await;
+    let _ = source.take_update();
+    let before = source.stats();
+    // The reader stalls for two seconds.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = source.stats();
+    assert!(
+        during.rects > before.rects + 50,
+        "the app did not draw much: {before:?} -> {during:?}"
+    );
+    let update = source.take_update().expect("changes while stalled");
+    assert!(
+        update.rects.len() <= 64,
+        "{} rectangles",
+        update.rects.len()
+    );
+    let bytes: usize = update.rects.iter().map(|r| r.rgba.len()).sum();
+    assert!(bytes <= 64 * 640 * 480 * 4, "{bytes} bytes");
+    viewer.close().await.unwrap();
+}
