@@ -2,28 +2,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{RuntimeDir, init_tracing, wait_until};
+use common::{
+    RuntimeDir, assert_matches_server, connect, init_tracing, non_background, read, wait_for_xterm,
+    wait_until, x_tool, xterm,
+};
 use tokio::net::UnixStream;
 use zos_display::{Codec, Frame, ViewerConnection, ViewerOptions, VirtualDisplay, launch_app};
 
 const XK_RETURN: u32 = 0xff0d;
-
-async fn connect(vd: &VirtualDisplay) -> ViewerConnection {
-    let stream = UnixStream::connect(vd.rfb_socket()).await.unwrap();
-    ViewerConnection::connect(stream).await.unwrap()
-}
-
-/// Pixels that differ from the bottom-right corner (the bare root window).
-fn non_background(frame: &Frame) -> usize {
-    let Some(bg) = frame.rgba.len().checked_sub(4).map(|i| &frame.rgba[i..]) else {
-        return 0;
-    };
-    frame.rgba.chunks_exact(4).filter(|p| p != &bg).count()
-}
 
 fn differing(a: &Frame, b: &Frame) -> usize {
     a.rgba
@@ -31,29 +19,6 @@ fn differing(a: &Frame, b: &Frame) -> usize {
         .zip(b.rgba.chunks_exact(4))
         .filter(|(x, y)| x[..3] != y[..3])
         .count()
-}
-
-/// The X server's own picture of the root window, RGBA, taken with ImageMagick's `import`.
-fn server_screenshot(vd: &VirtualDisplay) -> Vec<u8> {
-    let out = Command::new("import")
-        .env("XAUTHORITY", vd.xauthority())
-        .args([
-            "-display",
-            &vd.display(),
-            "-window",
-            "root",
-            "-depth",
-            "8",
-            "rgba:-",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 async fn type_text(viewer: &ViewerConnection, text: &str) {
@@ -64,51 +29,11 @@ async fn type_text(viewer: &ViewerConnection, text: &str) {
     }
 }
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-/// Waits until the viewer's framebuffer equals the X server's own screenshot, except perhaps
-/// the pointer that Xvnc draws into the picture it sends.
-async fn assert_matches_server(vd: &VirtualDisplay, viewer: &ViewerConnection) {
-    let mut mismatched = usize::MAX;
-    let ok = wait_until(Duration::from_secs(10), || {
-        let shot = server_screenshot(vd);
-        let frame = viewer.frame();
-        if shot.len() != frame.rgba.len() {
-            return false;
-        }
-        mismatched = shot
-            .chunks_exact(4)
-            .zip(frame.rgba.chunks_exact(4))
-            .filter(|(a, b)| a[..3] != b[..3])
-            .count();
-        mismatched < 400
-    })
-    .await;
-    assert!(
-        ok,
-        "{mismatched} pixels differ from the server's screenshot"
-    );
-}
-
 async fn see_xterm(codec: Codec) {
     init_tracing();
     let dir = RuntimeDir::new(&format!("see-{codec:?}"));
     let vd = VirtualDisplay::start(dir.path(), (640, 480)).unwrap();
-    let _xterm = launch_app(
-        &vd,
-        &[
-            "xterm",
-            "-geometry",
-            "60x12+0+0",
-            "-bg",
-            "white",
-            "-fg",
-            "black",
-        ],
-    )
-    .unwrap();
+    let _xterm = xterm(&vd, &[]);
     let stream = UnixStream::connect(vd.rfb_socket()).await.unwrap();
     let viewer = ViewerConnection::connect_with(stream, ViewerOptions { codec })
         .await
@@ -116,11 +41,11 @@ async fn see_xterm(codec: Codec) {
     assert!(
         wait_until(Duration::from_secs(15), || {
             let f = viewer.frame();
-            (f.width, f.height) == (640, 480) && non_background(&f) > 20_000
+            (f.width, f.height) == (640, 480) && non_background(&f.rgba) > 20_000
         })
         .await,
         "no xterm in the framebuffer: {} non-background pixels",
-        non_background(&viewer.frame())
+        non_background(&viewer.frame().rgba)
     );
     assert!(!viewer.take_dirty().is_empty());
 
@@ -149,39 +74,17 @@ async fn viewer_follows_a_server_side_resize() {
     init_tracing();
     let dir = RuntimeDir::new("resize");
     let vd = VirtualDisplay::start(dir.path(), (640, 480)).unwrap();
-    let _xterm = launch_app(
-        &vd,
-        &[
-            "xterm",
-            "-geometry",
-            "60x12+0+0",
-            "-bg",
-            "white",
-            "-fg",
-            "black",
-        ],
-    )
-    .unwrap();
+    let _xterm = xterm(&vd, &[]);
     let viewer = connect(&vd).await;
-    assert!(
-        wait_until(Duration::from_secs(15), || non_background(&viewer.frame())
-            > 20_000)
-        .await
-    );
-    let status = Command::new("xrandr")
-        .args(["--fb", "800x600"])
-        .env("DISPLAY", vd.display())
-        .env("XAUTHORITY", vd.xauthority())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    wait_for_xterm(&viewer).await;
+    x_tool(&vd, "xrandr", &["--fb", "800x600"]);
     assert!(
         wait_until(Duration::from_secs(10), || viewer.size() == (800, 600)).await,
         "viewer size {:?}",
         viewer.size()
     );
     assert_matches_server(&vd, &viewer).await;
-    assert!(non_background(&viewer.frame()) > 20_000);
+    assert!(non_background(&viewer.frame().rgba) > 20_000);
     viewer.close().await.unwrap();
 }
 
@@ -191,16 +94,9 @@ async fn typed_command_runs_in_xterm_and_changes_the_screen() {
     let dir = RuntimeDir::new("type");
     let log = dir.path().join("xterm.log");
     let vd = VirtualDisplay::start(dir.path(), (640, 480)).unwrap();
-    let _xterm = launch_app(
+    let _xterm = xterm(
         &vd,
         &[
-            "xterm",
-            "-geometry",
-            "60x12+0+0",
-            "-bg",
-            "white",
-            "-fg",
-            "black",
             "-l",
             "-lf",
             log.to_str().unwrap(),
@@ -209,15 +105,9 @@ async fn typed_command_runs_in_xterm_and_changes_the_screen() {
             "--norc",
             "--noprofile",
         ],
-    )
-    .unwrap();
-    let viewer = connect(&vd).await;
-    assert!(
-        wait_until(Duration::from_secs(15), || non_background(&viewer.frame())
-            > 20_000)
-        .await,
-        "xterm did not appear"
     );
+    let viewer = connect(&vd).await;
+    wait_for_xterm(&viewer).await;
     // Without a window manager the focus follows the pointer: put it on the xterm.
     viewer.pointer(100, 60, 0).await.unwrap();
     // Let the prompt settle, then remember the screen.
@@ -283,13 +173,7 @@ async fn pointer_moves_and_clicks_reach_an_x_client() {
     );
 
     // Independent check of the pointer position with xdotool.
-    let out = Command::new("xdotool")
-        .arg("getmouselocation")
-        .env("DISPLAY", vd.display())
-        .env("XAUTHORITY", vd.xauthority())
-        .output()
-        .unwrap();
-    let location = String::from_utf8_lossy(&out.stdout);
+    let location = x_tool(&vd, "xdotool", &["getmouselocation"]);
     assert!(location.starts_with("x:150 y:100 "), "{location}");
     viewer.close().await.unwrap();
 }
@@ -323,25 +207,9 @@ async fn key_to_pixel_latency_is_small() {
     init_tracing();
     let dir = RuntimeDir::new("latency");
     let vd = VirtualDisplay::start(dir.path(), (640, 480)).unwrap();
-    let _xterm = launch_app(
-        &vd,
-        &[
-            "xterm",
-            "-geometry",
-            "60x12+0+0",
-            "-e",
-            "bash",
-            "--norc",
-            "--noprofile",
-        ],
-    )
-    .unwrap();
+    let _xterm = xterm(&vd, &["-e", "bash", "--norc", "--noprofile"]);
     let viewer = connect(&vd).await;
-    assert!(
-        wait_until(Duration::from_secs(15), || non_background(&viewer.frame())
-            > 20_000)
-        .await
-    );
+    wait_for_xterm(&viewer).await;
     viewer.pointer(100, 60, 0).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut versions = viewer.subscribe();

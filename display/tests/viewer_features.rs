@@ -3,55 +3,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{RuntimeDir, init_tracing, wait_until};
+use common::{
+    RuntimeDir, assert_matches_server, connect, init_tracing, non_background, read, try_x_tool,
+    wait_for_xterm, wait_until, x_tool, xterm,
+};
 use tokio::net::UnixStream;
 use zos_display::{
     Codec, ResizeStatus, ViewerConnection, ViewerOptions, VirtualDisplay, Wheel, launch_app,
 };
-
-async fn connect(vd: &VirtualDisplay) -> ViewerConnection {
-    let stream = UnixStream::connect(vd.rfb_socket()).await.unwrap();
-    ViewerConnection::connect(stream).await.unwrap()
-}
-
-fn xterm(vd: &VirtualDisplay) -> tokio::process::Child {
-    launch_app(
-        vd,
-        &[
-            "xterm",
-            "-geometry",
-            "60x12+0+0",
-            "-bg",
-            "white",
-            "-fg",
-            "black",
-        ],
-    )
-    .unwrap()
-}
-
-/// Pixels that differ from the bottom-right corner (the bare root window).
-fn non_background(rgba: &[u8]) -> usize {
-    let Some(bg) = rgba.len().checked_sub(4).map(|i| &rgba[i..]) else {
-        return 0;
-    };
-    rgba.chunks_exact(4).filter(|p| p != &bg).count()
-}
-
-fn x_tool(vd: &VirtualDisplay, program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .env("DISPLAY", vd.display())
-        .env("XAUTHORITY", vd.xauthority())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{program}: {:?}", out);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The screen size the X server itself reports.
 fn server_size(vd: &VirtualDisplay) -> String {
@@ -63,34 +24,6 @@ fn server_size(vd: &VirtualDisplay) -> String {
         .to_owned()
 }
 
-fn server_screenshot(vd: &VirtualDisplay) -> Vec<u8> {
-    let out = Command::new("import")
-        .env("XAUTHORITY", vd.xauthority())
-        .args(["-display", &vd.display(), "-window", "root", "-depth", "8"])
-        .arg("rgba:-")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    out.stdout
-}
-
-/// Pixels of the viewer's frame that differ from the server's screenshot.
-fn mismatch(vd: &VirtualDisplay, viewer: &ViewerConnection) -> usize {
-    let shot = server_screenshot(vd);
-    let frame = viewer.frame();
-    if shot.len() != frame.rgba.len() {
-        return usize::MAX;
-    }
-    shot.chunks_exact(4)
-        .zip(frame.rgba.chunks_exact(4))
-        .filter(|(a, b)| a[..3] != b[..3])
-        .count()
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
 /// The pointer shape comes as its own image: the xterm's text cursor over the xterm (with its
 /// hotspot inside), another shape over the root window, each with a new version; and since the
 /// server no longer paints the pointer, the pixels equal the server's own screenshot exactly.
@@ -99,15 +32,9 @@ async fn pointer_shape_follows_the_window_under_it() {
     init_tracing();
     let dir = RuntimeDir::new("cursor");
     let vd = VirtualDisplay::start(dir.path(), (640, 480)).unwrap();
-    let _xterm = xterm(&vd);
+    let _xterm = xterm(&vd, &[]);
     let viewer = connect(&vd).await;
-    assert!(
-        wait_until(Duration::from_secs(15), || non_background(
-            &viewer.frame().rgba
-        ) > 20_000)
-        .await,
-        "xterm did not appear"
-    );
+    wait_for_xterm(&viewer).await;
     // Over the xterm, then over the root window (bottom right), then the xterm again. Each
     // change of shape comes with a new version. (Before the pointer first moves, Xvnc may
     // announce an empty shape.)
@@ -149,15 +76,7 @@ async fn pointer_shape_follows_the_window_under_it() {
         (text.hotspot_x, text.hotspot_y, &text.rgba),
         (text_again.hotspot_x, text_again.hotspot_y, &text_again.rgba)
     );
-    let mut left = usize::MAX;
-    assert!(
-        wait_until(Duration::from_secs(10), || {
-            left = mismatch(&vd, &viewer);
-            left == 0
-        })
-        .await,
-        "{left} pixels differ from the server's screenshot"
-    );
+    assert_matches_server(&vd, &viewer).await;
     viewer.close().await.unwrap();
 }
 
@@ -168,14 +87,9 @@ async fn resize_request_changes_the_server_screen() {
     init_tracing();
     let dir = RuntimeDir::new("resize-request");
     let vd = VirtualDisplay::start(dir.path(), (640, 480)).unwrap();
-    let _xterm = xterm(&vd);
+    let _xterm = xterm(&vd, &[]);
     let viewer = connect(&vd).await;
-    assert!(
-        wait_until(Duration::from_secs(15), || non_background(
-            &viewer.frame().rgba
-        ) > 20_000)
-        .await
-    );
+    wait_for_xterm(&viewer).await;
     assert_eq!(viewer.resize_status(), ResizeStatus::None);
 
     // Impossible dimensions: refused, reported, and the connection lives on.
@@ -204,15 +118,7 @@ async fn resize_request_changes_the_server_screen() {
     );
     assert!(wait_until(Duration::from_secs(10), || viewer.size() == (800, 600)).await);
     assert_eq!(server_size(&vd), "800x600");
-    let mut left = usize::MAX;
-    assert!(
-        wait_until(Duration::from_secs(10), || {
-            left = mismatch(&vd, &viewer);
-            left == 0
-        })
-        .await,
-        "{left} pixels differ after the resize"
-    );
+    assert_matches_server(&vd, &viewer).await;
 
     // Several requests in a row: the last one wins.
     for (w, h) in [(700, 500), (720, 520), (1024, 700)] {
@@ -249,12 +155,12 @@ async fn wheel_reaches_an_x_client() {
     let viewer = connect(&vd).await;
     // xev prints nothing for `-event button` until a button event; wait for its window.
     assert!(
-        wait_until(Duration::from_secs(15), || Command::new("xdotool")
-            .args(["search", "--name", "Event Tester"])
-            .env("DISPLAY", vd.display())
-            .env("XAUTHORITY", vd.xauthority())
-            .output()
-            .is_ok_and(|o| o.status.success()))
+        wait_until(Duration::from_secs(15), || try_x_tool(
+            &vd,
+            "xdotool",
+            &["search", "--name", "Event Tester"]
+        )
+        .is_some())
         .await,
         "no xev window"
     );
@@ -379,15 +285,47 @@ async fn colours_are_exact_in_every_codec() {
             source.pixel(319, 199),
             source.pixel(2, 2)
         );
-        let mut left = usize::MAX;
-        assert!(
-            wait_until(Duration::from_secs(10), || {
-                left = mismatch(&vd, &viewer);
-                left == 0
-            })
-            .await,
-            "{codec:?}: {left} pixels differ from the server's screenshot"
-        );
+        assert_matches_server(&vd, &viewer).await;
         viewer.close().await.unwrap();
     }
+}
+
+/// A reader that stalls while the app keeps drawing makes nothing queue up: afterwards it gets
+/// one bounded set of merged rectangles with their latest pixels, however much arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_reader_gets_only_the_latest_pixels() {
+    init_tracing();
+    let dir = RuntimeDir::new("stall");
+    let vd = VirtualDisplay::start(dir.path(), (640, 480)).unwrap();
+    // A terminal that scrolls a counter as fast as it can.
+    let _xterm = xterm(
+        &vd,
+        &[
+            "-e",
+            "sh",
+            "-c",
+            "i=0; while :; do i=$((i+1)); echo $i; done",
+        ],
+    );
+    let viewer = connect(&vd).await;
+    let source = viewer.source();
+    wait_for_xterm(&viewer).await;
+    let _ = source.take_update();
+    let before = source.stats();
+    // The reader stalls for two seconds.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = source.stats();
+    assert!(
+        during.rects > before.rects + 50,
+        "the app did not draw much: {before:?} -> {during:?}"
+    );
+    let update = source.take_update().expect("changes while stalled");
+    assert!(
+        update.rects.len() <= 64,
+        "{} rectangles",
+        update.rects.len()
+    );
+    let bytes: usize = update.rects.iter().map(|r| r.rgba.len()).sum();
+    assert!(bytes <= 64 * 640 * 480 * 4, "{bytes} bytes");
+    viewer.close().await.unwrap();
 }

@@ -20,9 +20,11 @@ use zos_display::{FrameSource, ViewerConnection, ViewerOptions, Wheel};
 
 use crate::wake::Coalescer;
 
+/// How long closing the view may take when the window goes.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The delay of a wake-up (see `serve`).
 const WAKE_DELAY: Duration = Duration::from_micros(100);
-/// How long the server may take to tell its screen size after the handshake.
+/// How long the server may take for the handshake, and then to tell its screen size.
 const FIRST_SIZE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the window asks the connection to do.
@@ -45,6 +47,8 @@ pub struct Net {
     waker: Arc<OnceLock<egui::Context>>,
     ended: Arc<Mutex<Option<String>>>,
     thread: Option<JoinHandle<()>>,
+    /// Disconnects when the thread is done.
+    done: std::sync::mpsc::Receiver<()>,
 }
 
 impl Net {
@@ -58,12 +62,14 @@ impl Net {
         let waker = Arc::new(OnceLock::<egui::Context>::new());
         let ended = Arc::new(Mutex::new(None));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
         let thread = {
             let waker = Arc::clone(&waker);
             let ended = Arc::clone(&ended);
             std::thread::Builder::new()
                 .name("zos-viewer-net".into())
                 .spawn(move || {
+                    let _done = done_tx;
                     let runtime = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
@@ -95,6 +101,7 @@ impl Net {
             waker,
             ended,
             thread: Some(thread),
+            done,
         })
     }
 
@@ -125,8 +132,20 @@ impl Drop for Net {
         // Closing the input channel ends the thread's loop, which closes the connection.
         let (closed, _) = mpsc::unbounded_channel();
         self.input = closed;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        // A stalled stream could hold the thread in a write; do not hang the window's exit on
+        // it (the thread then ends with the process).
+        let finished = !matches!(
+            self.done.recv_timeout(CLOSE_TIMEOUT),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        );
+        match self.thread.take() {
+            Some(thread) if finished => {
+                let _ = thread.join();
+            }
+            _ => warn!(
+                "the view did not close within {} s",
+                CLOSE_TIMEOUT.as_secs()
+            ),
         }
     }
 }
@@ -216,9 +235,18 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// The RFB handshake, then a wait for the first screen size.
 async fn connect(stream: UnixStream, options: ViewerOptions) -> Result<ViewerConnection> {
     let stream = tokio::net::UnixStream::from_std(stream).context("adopt the view stream")?;
-    let connection = ViewerConnection::connect_with(stream, options)
-        .await
-        .context("RFB handshake with the app's display")?;
+    let connection = tokio::time::timeout(
+        FIRST_SIZE_TIMEOUT,
+        ViewerConnection::connect_with(stream, options),
+    )
+    .await
+    .map_err(|_| {
+        anyhow!(
+            "the display did not complete the RFB handshake within {} s",
+            FIRST_SIZE_TIMEOUT.as_secs()
+        )
+    })?
+    .context("RFB handshake with the app's display")?;
     let deadline = Instant::now() + FIRST_SIZE_TIMEOUT;
     let mut frames = connection.subscribe();
     while connection.size().0 == 0 {

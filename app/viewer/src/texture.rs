@@ -110,6 +110,14 @@ impl CursorTexture {
             return;
         }
         self.version = shape.version;
+        tracing::debug!(
+            version = shape.version,
+            "pointer shape {}x{} hotspot {},{}",
+            shape.width,
+            shape.height,
+            shape.hotspot_x,
+            shape.hotspot_y
+        );
         if shape.is_hidden() {
             self.shape = None;
             return;

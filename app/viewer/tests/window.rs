@@ -58,7 +58,7 @@ fn main() {
 fn inner(socket: PathBuf) {
     let _ = tracing_subscriber::fmt()
         .with_ansi(false)
-        .with_env_filter("zos_viewer=info,zos_display=info")
+        .with_env_filter("zos_viewer=debug,zos_display=info")
         .try_init();
     let options = ViewerWindowOptions::new(TITLE, move || {
         std::os::unix::net::UnixStream::connect(socket)
@@ -96,6 +96,19 @@ fn viewer_connect_failure_is_a_clear_error() {
         text.contains("cannot connect to the display of closed on nowhere"),
         "{text}"
     );
+    // A peer that never speaks: the handshake times out instead of hanging.
+    let (ours, silent) = std::os::unix::net::UnixStream::pair().unwrap();
+    let err = zos_viewer::run(ViewerWindowOptions::new("silent on nowhere", move || {
+        Ok(ours)
+    }))
+    .expect_err("a silent stream");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("cannot connect to the display of silent on nowhere")
+            && text.contains("did not complete the RFB handshake"),
+        "{text}"
+    );
+    drop(silent);
 }
 
 /// Where the viewer window is on the Xvfb screen: x, y, width, height.
@@ -243,26 +256,35 @@ fn viewer_window_shows_and_drives_an_app() {
     let before = assert_shows(&screen, &app, (wx, wy), None);
 
     // 2. The pointer over the xterm: Xvnc's text cursor, drawn with its hotspot at the pointer.
+    // Xvnc gives the pointer's shape only to the viewer that moved it last (the others get an
+    // empty shape and the pointer painted into their pixels). So the witness learns the shape
+    // first, then the window's pointer moves there (from a pixel aside, so it really moves).
     screen.xdotool(&["windowfocus", "--sync", &wid]);
+    std::thread::sleep(Duration::from_millis(300));
     let (rx, ry) = (100usize, 60usize);
-    screen.xdotool(&["mousemove", &(wx + rx).to_string(), &(wy + ry).to_string()]);
-    // Xvnc tells a client the pointer shape after that client moves the pointer: the
-    // witness moves it to the same place.
-    runtime
-        .block_on(witness.pointer(rx as u16, ry as u16, 0))
-        .unwrap();
     let mut shape = None;
+    let mut nudge = 0;
     assert!(
         wait_until(Duration::from_secs(10), || {
+            nudge = 1 - nudge;
+            runtime
+                .block_on(witness.pointer((rx + nudge) as u16, ry as u16, 0))
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(100));
             shape = witness
                 .cursor()
                 .filter(|c| !c.is_hidden() && c.height > c.width);
             shape.is_some()
         }),
         "Xvnc announced no text cursor: {:?}",
-        witness.cursor()
+        witness.cursor().map(|c| (c.width, c.height, c.version))
     );
     let shape = shape.unwrap();
+    for dx in [1, 0] {
+        let x = (wx + rx + dx).to_string();
+        screen.xdotool(&["mousemove", &x, &(wy + ry).to_string()]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (hx, hy) = (usize::from(shape.hotspot_x), usize::from(shape.hotspot_y));
     let (cw, ch) = (usize::from(shape.width), usize::from(shape.height));
     let mut wrong = usize::MAX;

@@ -71,6 +71,15 @@ pub fn run(runs: usize, seconds: u64, viewer_socket: Option<PathBuf>, animate: b
     Ok(())
 }
 
+/// CPU with some viewers attached, in cores.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Load {
+    /// The serving side (`Target::server_pids`).
+    pub server: f64,
+    /// The viewers themselves.
+    pub viewers: f64,
+}
+
 /// The figures of [`measure`], medians over the runs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Figures {
@@ -83,16 +92,14 @@ pub struct Figures {
     pub window_cores: f64,
     /// Server CPU with the animation running and no viewer.
     pub server_alone: f64,
-    /// Server + viewers' CPU with one and two decode-only viewers.
-    pub decode_one: f64,
-    pub decode_two: f64,
-    /// Server + viewers' CPU with one and two windows.
-    pub window_one: f64,
-    pub window_two: f64,
+    /// With one and two decode-only viewers.
+    pub decode: [Load; 2],
+    /// With one and two viewer windows.
+    pub windows: [Load; 2],
 }
 
 /// Runs every measurement `runs` times against the two targets; viewer windows go to the X
-/// displays in `screens` (at least two: one per window).
+/// displays in `screens` (one per window).
 pub fn measure(
     xterm: &Target,
     animated: &Target,
@@ -121,7 +128,10 @@ pub fn measure(
         f.screens_per_s = d.screens_per_s;
         f.bytes_per_frame = d.bytes_per_frame;
         f.decode_cores = d.cores;
-        f.decode_one = server_cores + d.cores;
+        f.decode[0] = Load {
+            server: server_cores,
+            viewers: d.cores,
+        };
 
         let (a, b) = (
             DecodeViewer::start(animated)?,
@@ -130,20 +140,29 @@ pub fn measure(
         let span = CpuSpan::start(server);
         std::thread::sleep(seconds);
         let server_cores = span.cores();
-        f.decode_two = server_cores + a.finish()?.cores + b.finish()?.cores;
+        f.decode[1] = Load {
+            server: server_cores,
+            viewers: a.finish()?.cores + b.finish()?.cores,
+        };
 
         let first = Window::start(animated, &screens[0], WINDOW_WARMUP)?;
         let span = CpuSpan::start(server);
         let window = CpuSpan::start(&[first.pid()]);
         std::thread::sleep(seconds);
         f.window_cores = window.cores();
-        f.window_one = span.cores() + f.window_cores;
+        f.windows[0] = Load {
+            server: span.cores(),
+            viewers: f.window_cores,
+        };
 
         let second = Window::start(animated, &screens[1], WINDOW_WARMUP)?;
         let span = CpuSpan::start(server);
         let windows = CpuSpan::start(&[first.pid(), second.pid()]);
         std::thread::sleep(seconds);
-        f.window_two = span.cores() + windows.cores();
+        f.windows[1] = Load {
+            server: span.cores(),
+            viewers: windows.cores(),
+        };
         drop((first, second));
         println!(
             "  run {run}: {:.1} ms key-to-pixel, {:.1} frames/s, window {:.2} cores, decode {:.2} cores",
@@ -154,20 +173,22 @@ pub fn measure(
         );
         all.push(f);
     }
-    let m = |get: fn(&Figures) -> f64| median(all.iter().map(get).collect());
+    let m = |get: &dyn Fn(&Figures) -> f64| median(all.iter().map(get).collect());
+    let load = |get: &dyn Fn(&Figures) -> Load| Load {
+        server: m(&|f| get(f).server),
+        viewers: m(&|f| get(f).viewers),
+    };
     Ok(Figures {
-        latency_median: m(|f| f.latency_median),
-        latency_p95: m(|f| f.latency_p95),
-        frames_per_s: m(|f| f.frames_per_s),
-        screens_per_s: m(|f| f.screens_per_s),
-        bytes_per_frame: m(|f| f.bytes_per_frame),
-        decode_cores: m(|f| f.decode_cores),
-        window_cores: m(|f| f.window_cores),
-        server_alone: m(|f| f.server_alone),
-        decode_one: m(|f| f.decode_one),
-        decode_two: m(|f| f.decode_two),
-        window_one: m(|f| f.window_one),
-        window_two: m(|f| f.window_two),
+        latency_median: m(&|f| f.latency_median),
+        latency_p95: m(&|f| f.latency_p95),
+        frames_per_s: m(&|f| f.frames_per_s),
+        screens_per_s: m(&|f| f.screens_per_s),
+        bytes_per_frame: m(&|f| f.bytes_per_frame),
+        decode_cores: m(&|f| f.decode_cores),
+        window_cores: m(&|f| f.window_cores),
+        server_alone: m(&|f| f.server_alone),
+        decode: [load(&|f| f.decode[0]), load(&|f| f.decode[1])],
+        windows: [load(&|f| f.windows[0]), load(&|f| f.windows[1])],
     })
 }
 
@@ -179,13 +200,13 @@ fn verdict(ok: bool) -> &'static str {
 pub fn print(path: &str, f: &Figures) {
     println!("path: {path}");
     println!(
-        "(a) key-to-pixel (xterm echo):  median {:.1} ms, p95 {:.1} ms          goal < 15 ms: {}",
+        "(a) key-to-pixel (xterm echo): median {:.1} ms, p95 {:.1} ms   [goal < 15 ms: {}]",
         f.latency_median * 1e3,
         f.latency_p95 * 1e3,
         verdict(f.latency_median < 0.015)
     );
     println!(
-        "(b) {}x{} animation at {FPS} fps: {:.1} frames/s seen, {:.1} full screens/s of pixels, {:.2} MB per frame   goal >= 25: {}",
+        "(b) {}x{} app at {FPS} fps: {:.1} frames/s seen, {:.1} full screens/s of pixels, {:.2} MB per frame   [goal >= 25 frames/s: {}]",
         ANIMATED.0,
         ANIMATED.1,
         f.frames_per_s,
@@ -194,27 +215,38 @@ pub fn print(path: &str, f: &Figures) {
         verdict(f.frames_per_s >= 25.0)
     );
     println!(
-        "(c) CPU per viewer: window {:.2} cores (Xvfb, llvmpipe), decode only {:.2} cores   goal < 0.5: {}",
+        "(c) CPU per viewer: window {:.2} cores (under Xvfb, llvmpipe), decode only {:.2} cores   [goal < 0.5: {}]",
         f.window_cores,
         f.decode_cores,
         verdict(f.window_cores < 0.5)
     );
-    let row = |what: &str, one: f64, two: f64| {
-        let first = one - f.server_alone;
-        let second = two - one;
+    println!(
+        "(d) a second viewer, Xvnc alone {:.2} cores; added by viewer 1 and viewer 2:",
+        f.server_alone
+    );
+    let row = |what: &str, loads: &[Load; 2]| {
+        let server = (
+            loads[0].server - f.server_alone,
+            loads[1].server - loads[0].server,
+        );
+        let all = (
+            server.0 + loads[0].viewers,
+            server.1 + loads[1].viewers - loads[0].viewers,
+        );
+        let pct = |(a, b): (f64, f64)| 100.0 * b / a.max(1e-9);
         println!(
-            "(d) {what:<12} Xvnc alone {:.2}, +1 viewer {:.2}, +2 viewers {:.2} cores: first costs {:.2}, second {:.2} ({:.0} %)   goal < 50 %: {}",
-            f.server_alone,
-            one,
-            two,
-            first,
-            second,
-            100.0 * second / first.max(1e-9),
-            verdict(second < 0.5 * first)
+            "    {what:<13} Xvnc +{:.2} then +{:.2} ({:.0} %)   [goal < 50 %: {}];   with the viewers' own CPU +{:.2} then +{:.2} ({:.0} %)",
+            server.0,
+            server.1,
+            pct(server),
+            verdict(server.1 < 0.5 * server.0),
+            all.0,
+            all.1,
+            pct(all)
         );
     };
-    row("windows:", f.window_one, f.window_two);
-    row("decode only:", f.decode_one, f.decode_two);
+    row("windows:", &f.windows);
+    row("decode only:", &f.decode);
 }
 
 /// This bench's own set-up: two virtual displays with their apps, two Xvfb screens for the

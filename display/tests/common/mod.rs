@@ -4,7 +4,11 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use tokio::net::UnixStream;
+use zos_display::{ViewerConnection, VirtualDisplay, launch_app};
 
 /// A private (0700) directory removed on drop.
 pub struct RuntimeDir(PathBuf);
@@ -62,4 +66,108 @@ pub fn process_alive(pid: u32) -> bool {
             .starts_with('Z'),
         Err(_) => false,
     }
+}
+
+/// A viewer of `vd` over its unix socket.
+pub async fn connect(vd: &VirtualDisplay) -> ViewerConnection {
+    let stream = UnixStream::connect(vd.rfb_socket()).await.unwrap();
+    ViewerConnection::connect(stream).await.unwrap()
+}
+
+/// An X tool run against `vd`; `None` if it fails.
+pub fn try_x_tool(vd: &VirtualDisplay, program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
+        .env("DISPLAY", vd.display())
+        .env("XAUTHORITY", vd.xauthority())
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// An X tool run against `vd` that must succeed; its output.
+pub fn x_tool(vd: &VirtualDisplay, program: &str, args: &[&str]) -> String {
+    try_x_tool(vd, program, args).unwrap_or_else(|| panic!("{program} {args:?} failed"))
+}
+
+/// The X server's own picture of the root window, RGBA, taken with ImageMagick's `import`.
+pub fn server_screenshot(vd: &VirtualDisplay) -> Vec<u8> {
+    let out = Command::new("import")
+        .env("XAUTHORITY", vd.xauthority())
+        .args(["-display", &vd.display(), "-window", "root", "-depth", "8"])
+        .arg("rgba:-")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Pixels of `rgba` that differ from its last one (the bottom-right corner: the bare root
+/// window).
+pub fn non_background(rgba: &[u8]) -> usize {
+    let Some(bg) = rgba.len().checked_sub(4).map(|i| &rgba[i..]) else {
+        return 0;
+    };
+    rgba.chunks_exact(4).filter(|p| p != &bg).count()
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// A 60×12 black-on-white xterm at the top left of `vd`, with `extra` arguments.
+pub fn xterm(vd: &VirtualDisplay, extra: &[&str]) -> tokio::process::Child {
+    let mut argv = vec![
+        "xterm",
+        "-geometry",
+        "60x12+0+0",
+        "-bg",
+        "white",
+        "-fg",
+        "black",
+    ];
+    argv.extend_from_slice(extra);
+    launch_app(vd, &argv).unwrap()
+}
+
+/// Waits until `viewer` shows the xterm of [`xterm`].
+pub async fn wait_for_xterm(viewer: &ViewerConnection) {
+    assert!(
+        wait_until(Duration::from_secs(15), || non_background(
+            &viewer.frame().rgba
+        ) > 20_000)
+        .await,
+        "no xterm in the framebuffer: {} non-background pixels",
+        non_background(&viewer.frame().rgba)
+    );
+}
+
+/// Waits until the viewer's framebuffer equals the X server's own screenshot, pixel for pixel
+/// (with the Cursor pseudo-encoding the server no longer paints the pointer into it).
+pub async fn assert_matches_server(vd: &VirtualDisplay, viewer: &ViewerConnection) {
+    let mut mismatched = usize::MAX;
+    let ok = wait_until(Duration::from_secs(10), || {
+        let shot = server_screenshot(vd);
+        let frame = viewer.frame();
+        if shot.len() != frame.rgba.len() {
+            return false;
+        }
+        mismatched = shot
+            .chunks_exact(4)
+            .zip(frame.rgba.chunks_exact(4))
+            .filter(|(a, b)| a[..3] != b[..3])
+            .count();
+        mismatched == 0
+    })
+    .await;
+    assert!(
+        ok,
+        "{mismatched} pixels differ from the server's screenshot"
+    );
 }
