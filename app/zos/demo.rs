@@ -17,7 +17,14 @@ use zos_netproto::control::{Reply, Request};
 use crate::commands::ask;
 
 /// Kills a child daemon when dropped.
-struct Daemon(Child, &'static str);
+pub(crate) struct Daemon(Child, &'static str);
+
+impl Daemon {
+    /// The daemon's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -38,7 +45,8 @@ impl Drop for Daemon {
     }
 }
 
-fn spawn(home: &Path, args: &[&str], what: &'static str) -> Result<Daemon> {
+/// Starts `zos --home HOME ARGS…` as a daemon that ends with us.
+pub(crate) fn spawn(home: &Path, args: &[&str], what: &'static str) -> Result<Daemon> {
     let exe = std::env::current_exe().context("find own executable")?;
     let mut command = std::process::Command::new(exe);
     // SAFETY: the closure runs in the child between fork and exec and only
@@ -61,7 +69,8 @@ fn spawn(home: &Path, args: &[&str], what: &'static str) -> Result<Daemon> {
     Ok(Daemon(child, what))
 }
 
-fn wait_for_socket(paths: &Paths, what: &str) -> Result<()> {
+/// Waits until the daemon of `paths` answers on its control socket.
+pub(crate) fn wait_for_socket(paths: &Paths, what: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if ask(paths, &Request::Status).is_ok() {
@@ -70,6 +79,41 @@ fn wait_for_socket(paths: &Paths, what: &str) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!("{what} did not start within 10 s (see its log above)")
+}
+
+/// Waits until the master of `paths` sees the zombie `name` (of
+/// `zombie_paths`, on this machine) over mDNS, then pairs them at level
+/// complete with a code the zombie issues.
+pub(crate) fn pair_local(paths: &Paths, zombie_paths: &Paths, name: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Reply::Hosts { hosts } = ask(paths, &Request::Hosts)?
+            && hosts.iter().any(|h| h.name == name)
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the master did not discover {name} within 15 s over mDNS");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let Reply::PairCode(code) = ask(
+        zombie_paths,
+        &Request::PairCode {
+            level: Level::Complete,
+        },
+    )?
+    else {
+        bail!("{name} gave no pairing code")
+    };
+    ask(
+        paths,
+        &Request::Pair {
+            host: name.into(),
+            code: code.code,
+        },
+    )?;
+    Ok(())
 }
 
 /// Runs the demo until the window closes (or, headless, until interrupted).
@@ -94,37 +138,7 @@ pub fn run(paths: &Paths, interfaces: Vec<String>, headless: bool) -> Result<Exi
     let _zombie = spawn(&zombie_home, &zombie_args, "demo zombie")?;
     wait_for_socket(&zombie_paths, "the demo zombie")?;
 
-    // Wait until the master sees the zombie over mDNS, then pair them.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Reply::Hosts { hosts } = ask(paths, &Request::Hosts)?
-            && hosts.iter().any(|h| h.name == "demo-zombie")
-        {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "the master did not discover the demo zombie within 15 s over mDNS on {interfaces:?}"
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let Reply::PairCode(code) = ask(
-        &zombie_paths,
-        &Request::PairCode {
-            level: Level::Complete,
-        },
-    )?
-    else {
-        bail!("demo zombie gave no pairing code")
-    };
-    ask(
-        paths,
-        &Request::Pair {
-            host: "demo-zombie".into(),
-            code: code.code,
-        },
-    )?;
+    pair_local(paths, &zombie_paths, "demo-zombie")?;
     println!("demo: master and demo-zombie are running and paired.");
     println!("      try: zos --home {} hosts", paths.home.display());
     println!(

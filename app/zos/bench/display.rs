@@ -23,6 +23,7 @@
 
 mod animator;
 mod measure;
+mod session;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -68,6 +69,17 @@ pub fn run(runs: usize, seconds: u64, viewer_socket: Option<PathBuf>, animate: b
     let bench = Bench::start()?;
     let figures = measure(&bench.xterm, &bench.animated, runs, seconds, &bench.screens)?;
     print("direct (viewer on Xvnc's socket)", &figures);
+    let screens = bench.screens.clone();
+    drop((bench._apps, bench._displays));
+    let exe = std::env::current_exe()?;
+    let session = session::SessionBench::start(&exe).context("the session set-up")?;
+    let figures = measure(&session.xterm, &session.animated, runs, seconds, &screens)?;
+    print(
+        "through a session (zombie daemon → Noise session → master daemon → Xvnc; server CPU includes both daemons)",
+        &figures,
+    );
+    drop(session);
+    drop(bench._xvfbs);
     Ok(())
 }
 
@@ -265,7 +277,7 @@ struct Bench {
 
 impl Bench {
     fn start() -> Result<Bench> {
-        let dir = TempDir::new()?;
+        let dir = TempDir::new("direct")?;
         let runtime = tokio::runtime::Runtime::new()?;
         let exe = std::env::current_exe()?;
         let xterm_vd = VirtualDisplay::start(dir.0.as_path(), (640, 480))?;
@@ -328,8 +340,11 @@ impl Bench {
 struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Result<TempDir> {
-        let dir = std::env::temp_dir().join(format!("zos-bench-display-{}", std::process::id()));
+    fn new(tag: &str) -> Result<TempDir> {
+        let dir = std::env::temp_dir().join(format!(
+            "zos-bench-display-{}-{tag}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;

@@ -1,0 +1,153 @@
+//! The same measurements through a real session: a master daemon and a
+//! zombie daemon on this machine (mDNS on `lo`), paired, the zombie
+//! dominated, the two apps run with `zos run --shared` on the master, and
+//! every viewer on the zombie's side: its streams come from the zombie
+//! daemon's `View` (zombie daemon → Noise session → master daemon → Xvnc),
+//! its windows are `zos view TASK`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use zos_daemon::Paths;
+use zos_netproto::control::{self, Reply, Request};
+
+use super::{TempDir, measure::Target};
+use crate::commands::ask;
+use crate::demo::{Daemon, pair_local, spawn, wait_for_socket};
+
+/// The zombie's name in the bench.
+const ZOMBIE: &str = "bench-zombie";
+
+/// Two daemons, paired, the zombie dominated, the two apps shared.
+pub struct SessionBench {
+    /// The xterm, viewed from the zombie.
+    pub xterm: Target,
+    /// The animator, viewed from the zombie.
+    pub animated: Target,
+    // Dropped in this order: the daemons (they end the apps), their
+    // runtime dirs, the homes.
+    _zombie: Daemon,
+    _master: Daemon,
+    _runtimes: RuntimeDirs,
+    _dir: TempDir,
+}
+
+impl SessionBench {
+    /// Sets it all up under a fresh directory.
+    pub fn start(exe: &Path) -> Result<SessionBench> {
+        let dir = TempDir::new("session")?;
+        let master_paths = Paths::resolve(Some(dir.0.join("master")))?;
+        let zombie_paths = Paths::resolve(Some(dir.0.join("zombie")))?;
+        let runtimes = RuntimeDirs(vec![
+            master_paths.runtime.clone(),
+            zombie_paths.runtime.clone(),
+        ]);
+        let master = spawn(
+            &master_paths.home,
+            &["master", "--name", "bench-master", "--interface", "lo"],
+            "bench master",
+        )?;
+        wait_for_socket(&master_paths, "the bench master")?;
+        let zombie = spawn(
+            &zombie_paths.home,
+            &[
+                "zombie",
+                "--name",
+                ZOMBIE,
+                "--interface",
+                "lo",
+                "--auto-accept",
+                "--no-viewers",
+            ],
+            "bench zombie",
+        )?;
+        wait_for_socket(&zombie_paths, "the bench zombie")?;
+        pair_local(&master_paths, &zombie_paths, ZOMBIE)?;
+        let xterm = run_shared(&master_paths, &["xterm", "-e", "bash", "--norc"])?;
+        let exe_text = exe.to_string_lossy();
+        let animated = run_shared(&master_paths, &[&exe_text, "bench", "display", "--animate"])?;
+        match ask(
+            &master_paths,
+            &Request::Dominate {
+                host: ZOMBIE.into(),
+                level: zos_netproto::Level::Partial,
+            },
+        )? {
+            Reply::Dominated { .. } => {}
+            other => bail!("unexpected answer to dominate: {other:?}"),
+        }
+        let daemons = [master.pid(), zombie.pid()];
+        let target = |task: u64, display: &str| -> Result<Target> {
+            let socket = zombie_paths.socket();
+            let home = zombie_paths.home.clone();
+            let exe = exe.to_path_buf();
+            let mut server_pids = vec![xvnc_pid(display)?];
+            server_pids.extend(daemons);
+            Ok(Target {
+                connect: Arc::new(move || {
+                    control::open_stream(&socket, &Request::View { task })
+                        .map_err(|e| std::io::Error::other(e.to_string()))
+                }),
+                spawn_window: Arc::new(move |screen: &str| {
+                    Command::new(&exe)
+                        .arg("--home")
+                        .arg(&home)
+                        .args(["view", &task.to_string()])
+                        .env("DISPLAY", screen)
+                        .env("MESA_SHADER_CACHE_DISABLE", "true")
+                        .env_remove("XAUTHORITY")
+                        .env_remove("WAYLAND_DISPLAY")
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                }),
+                server_pids,
+            })
+        };
+        Ok(SessionBench {
+            xterm: target(xterm.0, &xterm.1)?,
+            animated: target(animated.0, &animated.1)?,
+            _zombie: zombie,
+            _master: master,
+            _runtimes: runtimes,
+            _dir: dir,
+        })
+    }
+}
+
+/// Starts a shared app on the master; returns its task id and X display.
+fn run_shared(paths: &Paths, argv: &[&str]) -> Result<(u64, String)> {
+    let request = Request::Run {
+        shared: true,
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+    };
+    match ask(paths, &request)? {
+        Reply::Started { task } => Ok((task.id, task.display.context("a display")?)),
+        other => bail!("unexpected answer to run: {other:?}"),
+    }
+}
+
+/// The Xvnc serving X display `:N`, from its lock file.
+fn xvnc_pid(display: &str) -> Result<u32> {
+    let number = display.trim_start_matches(':');
+    let lock = format!("/tmp/.X{number}-lock");
+    let text = std::fs::read_to_string(&lock).with_context(|| format!("read {lock}"))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("{lock} holds {text:?}"))
+}
+
+/// The daemons' runtime dirs, removed on drop (the daemons remove their
+/// own sockets; the directories stay otherwise).
+struct RuntimeDirs(Vec<PathBuf>);
+
+impl Drop for RuntimeDirs {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
