@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use zos_daemon::Paths;
 use zos_netproto::control::{self, Reply, Request};
 
@@ -78,13 +78,18 @@ impl SessionBench {
             Reply::Dominated { .. } => {}
             other => bail!("unexpected answer to dominate: {other:?}"),
         }
-        let daemons = [master.pid(), zombie.pid()];
-        let target = |task: u64, display: &str| -> Result<Target> {
+        // The serving side: the master's Xvnc servers (the idle one costs
+        // nothing) and both daemons.
+        let mut server_pids = xvnc_pids(&master_paths.runtime);
+        if server_pids.len() != 2 {
+            bail!("expected the two apps' Xvnc, found {server_pids:?}");
+        }
+        server_pids.extend([master.pid(), zombie.pid()]);
+        let target = |task: u64| -> Result<Target> {
             let socket = zombie_paths.socket();
             let home = zombie_paths.home.clone();
             let exe = exe.to_path_buf();
-            let mut server_pids = vec![xvnc_pid(display)?];
-            server_pids.extend(daemons);
+            let server_pids = server_pids.clone();
             Ok(Target {
                 connect: Arc::new(move || {
                     control::open_stream(&socket, &Request::View { task })
@@ -108,8 +113,8 @@ impl SessionBench {
             })
         };
         Ok(SessionBench {
-            xterm: target(xterm.0, &xterm.1)?,
-            animated: target(animated.0, &animated.1)?,
+            xterm: target(xterm)?,
+            animated: target(animated)?,
             _zombie: zombie,
             _master: master,
             _runtimes: runtimes,
@@ -118,26 +123,33 @@ impl SessionBench {
     }
 }
 
-/// Starts a shared app on the master; returns its task id and X display.
-fn run_shared(paths: &Paths, argv: &[&str]) -> Result<(u64, String)> {
+/// Starts a shared app on the master; returns its task id.
+fn run_shared(paths: &Paths, argv: &[&str]) -> Result<u64> {
     let request = Request::Run {
         shared: true,
         argv: argv.iter().map(|s| s.to_string()).collect(),
     };
     match ask(paths, &request)? {
-        Reply::Started { task } => Ok((task.id, task.display.context("a display")?)),
+        Reply::Started { task } => Ok(task.id),
         other => bail!("unexpected answer to run: {other:?}"),
     }
 }
 
-/// The Xvnc serving X display `:N`, from its lock file.
-fn xvnc_pid(display: &str) -> Result<u32> {
-    let number = display.trim_start_matches(':');
-    let lock = format!("/tmp/.X{number}-lock");
-    let text = std::fs::read_to_string(&lock).with_context(|| format!("read {lock}"))?;
-    text.trim()
-        .parse()
-        .with_context(|| format!("{lock} holds {text:?}"))
+/// The Xvnc processes whose sockets are under `runtime`.
+fn xvnc_pids(runtime: &Path) -> Vec<u32> {
+    let needle = runtime.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "Xvnc")
+                && std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+        })
+        .collect()
 }
 
 /// The daemons' runtime dirs, removed on drop (the daemons remove their
