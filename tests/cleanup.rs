@@ -4,8 +4,10 @@
 //! killed, or by the master's cable being pulled (the lease); and writes
 //! the master acknowledged are on the master's disk.
 //!
-//! One test binary of its own: it compares /tmp, which other tests running
-//! beside it would change.
+//! The zombie gets a /tmp and /var/tmp of its own (a private tmpfs each, as
+//! a separate machine has; its home is bound back in), so what is compared
+//! is exactly what the zombie and its children see, whatever else runs on
+//! this machine meanwhile.
 
 mod common;
 
@@ -123,8 +125,19 @@ fn nothing_stays_on_the_zombie_after_release_kill_or_cable_pull() {
     // The zombie has a screen, so it opens viewer windows.
     let screen = z.xvfb();
     let zombie = {
-        let proc = z.spawn_env(
-            &["zombie", "--name", "z1", "--auto-accept"],
+        // Private /tmp and /var/tmp, the host's directory bound back in.
+        let host_dir = z.home.parent().unwrap().display().to_string();
+        let script = format!(
+            "set -e; keep=$(mktemp -d /run/zos-e2e-keep.XXXXXX); mount --bind /tmp $keep
+             mount -t tmpfs -o mode=1777 tmpfs /tmp; mount -t tmpfs -o mode=1777 tmpfs /var/tmp
+             mkdir -p {host_dir}; mount --bind $keep{rel} {host_dir}; umount $keep; rmdir $keep
+             exec {zos} zombie --name z1 --auto-accept",
+            rel = host_dir.strip_prefix("/tmp").unwrap(),
+            zos = common::host::ZOS,
+        );
+        let proc = z.spawn_program(
+            "unshare",
+            &["-m", "--propagation", "private", "sh", "-c", &script],
             &[("DISPLAY", &screen.display)],
         );
         proc.wait_log("listening on", zos::STARTUP);
