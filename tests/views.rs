@@ -399,3 +399,67 @@ fn a_stalled_viewer_slows_neither_the_app_nor_the_other_viewers() {
         );
     }
 }
+
+#[test]
+fn zos_view_on_the_zombie_opens_a_window_that_shows_and_drives_the_app() {
+    let d = dominated_lan(&["xterm", "-e", "bash", "--norc", "--noprofile"]);
+    let (m, z) = (d.lan.host("m"), d.lan.host("z1"));
+    let screen = z.xvfb();
+    let _window = z.spawn_env(&["view", "1"], &[("DISPLAY", &screen.display)]);
+    // The window appears, titled with the app and its master.
+    let found = common::until(secs(20), || {
+        let out = z.exec_env(
+            "xdotool",
+            &["search", "--name", "^xterm on .* \\(task 1\\)$"],
+            &[("DISPLAY", &screen.display)],
+        );
+        let id = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()?
+            .to_string();
+        Some(id)
+    })
+    .expect("no viewer window on the zombie's screen");
+    // Once it shows the app (xterm's white page) …
+    let png = common::screen::screenshot_dir().join("zombie-viewer-window.png");
+    let up = common::until(secs(20), || {
+        common::screen::screenshot(z, &screen.display, &png);
+        (common::screen::count_pixels(z, &png, [255, 255, 255]) > 500_000).then_some(())
+    });
+    assert!(
+        up.is_some(),
+        "the window never showed the app (see {})",
+        png.display()
+    );
+    // … what is typed into the window on the zombie's screen …
+    let env = [("DISPLAY", screen.display.as_str())];
+    z.exec_env("xdotool", &["windowfocus", "--sync", &found], &env);
+    let command = bar_command(41, 40);
+    z.exec_env("xdotool", &["type", "--delay", "15", &command], &env);
+    z.exec_env("xdotool", &["key", "Return"], &env);
+    // … shows in that window …
+    let shown = common::until(secs(15), || {
+        common::screen::screenshot(z, &screen.display, &png);
+        (common::screen::count_pixels(z, &png, XTERM_RED) > 2000).then_some(())
+    });
+    assert!(
+        shown.is_some(),
+        "the zombie's window never showed the red bar (see {})",
+        png.display()
+    );
+    // … and on the master, from the same app.
+    let on_master = View::open(m, 1);
+    assert!(
+        on_master
+            .wait_frame(secs(10), |f| count_rgb(f, XTERM_RED) > 2000)
+            .is_ok(),
+        "the master does not see what was typed in the zombie's window"
+    );
+    // Releasing the zombie closes its window.
+    m.run_ok(&["release", "z1"]);
+    let mut window = _window;
+    assert!(
+        window.wait_exit(secs(10)).is_some(),
+        "the viewer window outlived the domination"
+    );
+}
