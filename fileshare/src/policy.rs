@@ -14,8 +14,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -223,19 +221,12 @@ impl ExportStore {
             path: self.path.display().to_string(),
             reason: e.to_string(),
         })?;
-        let tmp = self.path.with_extension("toml.new");
-        let _ = fs::remove_file(&tmp);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
-        f.write_all(text.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
-        fs::rename(&tmp, &self.path)
-            .map_err(|e| Error::io(format!("replace {}", self.path.display()), e))
+        zos_netproto::trust::write_private_atomically(&self.path, text.as_bytes()).map_err(|e| {
+            Error::BadFile {
+                path: self.path.display().to_string(),
+                reason: e.to_string(),
+            }
+        })
     }
 }
 

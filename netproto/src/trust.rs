@@ -183,20 +183,28 @@ impl PeerStore {
             path: self.path.display().to_string(),
             reason: e.to_string(),
         })?;
-        let tmp = self.path.with_extension("toml.new");
-        let _ = fs::remove_file(&tmp);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
-        f.write_all(text.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
-        fs::rename(&tmp, &self.path)
-            .map_err(|e| Error::io(format!("replace {}", self.path.display()), e))
+        write_private_atomically(&self.path, text.as_bytes())
     }
+}
+
+/// Replaces `path` with `bytes` atomically (a sibling `.new` file, synced,
+/// renamed over it), mode 0600: readers see the old or the new file, never
+/// half of one. For the stores of this and other crates.
+pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io(format!("replace {}", path.display()), e))
 }
 
 #[cfg(test)]

@@ -2,29 +2,12 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::pair_of_sessions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use zos_netproto::Identity;
 use zos_netproto::mux::WINDOW;
 use zos_netproto::pipe::splice;
-use zos_netproto::session::Session;
-use zos_netproto::wire::Role;
-
-/// Connects a master session to a zombie session on loopback.
-async fn pair_of_sessions() -> (Session, Session) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let zid = Identity::generate().unwrap();
-    let mid = Identity::generate().unwrap();
-    let server = tokio::spawn(async move {
-        let (s, _) = l.accept().await.unwrap();
-        Session::accept(s, &zid, Role::Zombie, "z").await.unwrap()
-    });
-    let m = Session::connect(addr, &mid, Role::Master, "m")
-        .await
-        .unwrap();
-    (m, server.await.unwrap())
-}
 
 #[tokio::test]
 async fn split_halves_send_and_receive_at_once() {

@@ -1,35 +1,16 @@
 //! Sessions over real TCP on loopback: handshake, channels, and bad input.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
+mod common;
+
+use common::{listener, pair_of_sessions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use zos_netproto::mux::{Mux, WINDOW};
 use zos_netproto::session::Session;
 use zos_netproto::wire::{Message, Role};
 use zos_netproto::{Error, Identity, noise};
-
-async fn listener() -> (TcpListener, SocketAddr) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a = l.local_addr().unwrap();
-    (l, a)
-}
-
-/// Connects a master session to a zombie session on loopback.
-async fn pair_of_sessions() -> (Session, Session) {
-    let (l, addr) = listener().await;
-    let zid = Identity::generate().unwrap();
-    let mid = Identity::generate().unwrap();
-    let server = tokio::spawn(async move {
-        let (s, _) = l.accept().await.unwrap();
-        Session::accept(s, &zid, Role::Zombie, "z").await.unwrap()
-    });
-    let m = Session::connect(addr, &mid, Role::Master, "m")
-        .await
-        .unwrap();
-    (m, server.await.unwrap())
-}
 
 #[tokio::test]
 async fn handshake_authenticates_both_static_keys() {
