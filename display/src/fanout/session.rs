@@ -263,9 +263,12 @@ fn compose(
     sent_cursor: &mut u64,
     buf: &mut Vec<u8>,
 ) -> Result<bool> {
-    let source = viewer.fanout.upstream.source();
-    let cursor = source.cursor();
     let mut w = viewer.wishes();
+    if !w.requested && w.resize.is_none() {
+        // Nothing to do; most wake-ups of a viewer that has not asked end here.
+        return Ok(false);
+    }
+    let cursor = viewer.fanout.upstream.cursor();
     let mut fb = viewer.fanout.fb();
     let size = fb.size();
     settle_resize(&mut w, &resizes.borrow(), size);
