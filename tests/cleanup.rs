@@ -181,7 +181,7 @@ while True:
     let acked: usize = lines
         .lines()
         .filter_map(|l| l.trim().parse().ok())
-        .last()
+        .next_back()
         .unwrap_or(0);
     assert!(acked > 0, "the writer wrote nothing: {lines}");
     let on_disk = std::fs::read(docs.join("log")).unwrap();
