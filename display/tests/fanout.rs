@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    RuntimeDir, assert_matches_server, init_tracing, read, try_x_tool, wait_for_xterm, wait_until,
+    RuntimeDir, assert_matches_server, button_xev, init_tracing, read, wait_for_xterm, wait_until,
     x_tool, xterm,
 };
 use tokio::net::{UnixListener, UnixStream};
@@ -107,7 +107,6 @@ async fn viewers_see_the_server_pixels_and_type_into_the_app() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     for v in &viewers {
         assert_matches_server(&vd, v).await;
     }
@@ -119,23 +118,9 @@ async fn clicks_and_the_wheel_from_either_viewer_reach_the_app() {
     let dir = RuntimeDir::new("fanout-click");
     let log = dir.path().join("xev.log");
     let vd = VirtualDisplay::start(dir.path(), (640, 480)).unwrap();
-    let script = format!(
-        "exec stdbuf -oL xev -event button -geometry 300x200+0+0 > '{}'",
-        log.display()
-    );
-    let _xev = launch_app(&vd, &["sh", "-c", &script]).unwrap();
+    let _xev = button_xev(&vd, &log).await;
     let exposed = expose(&vd, dir.path()).await;
     let (one, two) = (viewer(&exposed.socket).await, viewer(&exposed.socket).await);
-    assert!(
-        wait_until(Duration::from_secs(15), || try_x_tool(
-            &vd,
-            "xdotool",
-            &["search", "--name", "Event Tester"]
-        )
-        .is_some())
-        .await,
-        "no xev window"
-    );
     one.pointer(150, 100, 0).await.unwrap();
     one.pointer(150, 100, 1).await.unwrap();
     assert!(
@@ -264,9 +249,11 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Does the handshake with only Raw, asks for many full updates, and never reads again.
-fn stalled_viewer(socket: &Path) -> std::os::unix::net::UnixStream {
+/// Connects as a bare RFB 3.8 client (security None, shared) and returns the stream and the
+/// ServerInit's size.
+fn bare_client(socket: &Path) -> (std::os::unix::net::UnixStream, [u8; 4]) {
     let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut version = [0u8; 12];
     s.read_exact(&mut version).unwrap();
     s.write_all(b"RFB 003.008\n").unwrap();
@@ -280,11 +267,22 @@ fn stalled_viewer(socket: &Path) -> std::os::unix::net::UnixStream {
     s.read_exact(&mut init).unwrap();
     let mut name = vec![0u8; u32::from_be_bytes(init[20..24].try_into().unwrap()) as usize];
     s.read_exact(&mut name).unwrap();
-    s.write_all(&[2, 0, 0, 1, 0, 0, 0, 0]).unwrap();
+    (s, init[0..4].try_into().unwrap())
+}
+
+/// Asks for the whole screen of `size` (ServerInit's first 4 bytes), not incrementally.
+fn full_request(size: [u8; 4]) -> Vec<u8> {
     let mut request = vec![3u8, 0, 0, 0, 0, 0];
-    request.extend_from_slice(&init[0..4]);
+    request.extend_from_slice(&size);
+    request
+}
+
+/// Does the handshake with only Raw, asks for many full updates, and never reads again.
+fn stalled_viewer(socket: &Path) -> std::os::unix::net::UnixStream {
+    let (mut s, size) = bare_client(socket);
+    s.write_all(&[2, 0, 0, 1, 0, 0, 0, 0]).unwrap();
     for _ in 0..50 {
-        s.write_all(&request).unwrap();
+        s.write_all(&full_request(size)).unwrap();
     }
     s
 }
@@ -526,32 +524,16 @@ async fn other_pixel_formats_are_converted_or_refused() {
 /// Connects as a bare RFB client asking for `format` and Raw only, requests the whole screen
 /// and returns its pixels (4 bytes each), or `None` if the server closed the connection.
 fn raw_full_update(socket: &Path, format: [u8; 16]) -> Option<Vec<u8>> {
-    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut version = [0u8; 12];
-    s.read_exact(&mut version).unwrap();
-    s.write_all(b"RFB 003.008\n").unwrap();
-    let mut types = [0u8; 2];
-    s.read_exact(&mut types).unwrap();
-    s.write_all(&[1]).unwrap();
-    let mut result = [0u8; 4];
-    s.read_exact(&mut result).unwrap();
-    s.write_all(&[1]).unwrap();
-    let mut init = [0u8; 24];
-    s.read_exact(&mut init).unwrap();
-    let mut name = vec![0u8; u32::from_be_bytes(init[20..24].try_into().unwrap()) as usize];
-    s.read_exact(&mut name).unwrap();
+    let (mut s, size) = bare_client(socket);
     let (w, h) = (
-        usize::from(u16::from_be_bytes([init[0], init[1]])),
-        usize::from(u16::from_be_bytes([init[2], init[3]])),
+        usize::from(u16::from_be_bytes([size[0], size[1]])),
+        usize::from(u16::from_be_bytes([size[2], size[3]])),
     );
     let mut set = vec![0u8, 0, 0, 0];
     set.extend_from_slice(&format);
     s.write_all(&set).unwrap();
     s.write_all(&[2, 0, 0, 1, 0, 0, 0, 0]).unwrap();
-    let mut request = vec![3u8, 0, 0, 0, 0, 0];
-    request.extend_from_slice(&init[0..4]);
-    s.write_all(&request).unwrap();
+    s.write_all(&full_request(size)).unwrap();
     let mut screen = vec![0u8; w * h * 4];
     let mut header = [0u8; 4];
     s.read_exact(&mut header).ok()?;
