@@ -26,6 +26,18 @@ pub struct DirtyRect {
     pub height: u16,
 }
 
+impl DirtyRect {
+    /// The rectangle of `width` × `height` pixels whose top left corner is (`x`, `y`).
+    pub const fn new(x: u16, y: u16, width: u16, height: u16) -> DirtyRect {
+        DirtyRect {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+}
+
 impl From<vnc::Rect> for DirtyRect {
     fn from(r: vnc::Rect) -> Self {
         DirtyRect {
@@ -336,34 +348,25 @@ impl Framebuffer {
 mod tests {
     use super::*;
 
-    fn rect(x: u16, y: u16, width: u16, height: u16) -> DirtyRect {
-        DirtyRect {
-            x,
-            y,
-            width,
-            height,
-        }
-    }
-
     #[test]
     fn put_sets_alpha_and_clips() {
         let mut fb = Framebuffer::default();
         fb.resize(4, 2);
         fb.take_dirty();
-        fb.put(rect(3, 1, 2, 1), &[3, 2, 1, 0, 9, 9, 9, 0]);
+        fb.put(DirtyRect::new(3, 1, 2, 1), &[3, 2, 1, 0, 9, 9, 9, 0]);
         assert_eq!(&fb.pixels[(4 + 3) * 4..], &[1, 2, 3, 255]);
         assert_eq!(fb.pixel(3, 1), Some([1, 2, 3, 255]));
         assert_eq!(fb.pixel(4, 1), None);
-        assert_eq!(fb.take_dirty(), vec![rect(3, 1, 1, 1)]);
+        assert_eq!(fb.take_dirty(), vec![DirtyRect::new(3, 1, 1, 1)]);
     }
 
     #[test]
     fn copy_handles_overlap_downwards() {
         let mut fb = Framebuffer::default();
         fb.resize(1, 3);
-        fb.put(rect(0, 0, 1, 1), &[0, 0, 10, 0]);
-        fb.put(rect(0, 1, 1, 1), &[0, 0, 20, 0]);
-        fb.copy(rect(0, 1, 1, 2), rect(0, 0, 1, 2));
+        fb.put(DirtyRect::new(0, 0, 1, 1), &[0, 0, 10, 0]);
+        fb.put(DirtyRect::new(0, 1, 1, 1), &[0, 0, 20, 0]);
+        fb.copy(DirtyRect::new(0, 1, 1, 2), DirtyRect::new(0, 0, 1, 2));
         let reds: Vec<u8> = fb.pixels.chunks(4).map(|p| p[0]).collect();
         assert_eq!(reds, vec![10, 10, 20]);
     }
@@ -378,13 +381,13 @@ mod tests {
         assert_eq!(first.rects[0].rgba.len(), 3 * 2 * 4);
         assert!(fb.take_update().is_none());
 
-        fb.put(rect(1, 1, 2, 1), &[0, 0, 1, 0, 0, 0, 2, 0]);
+        fb.put(DirtyRect::new(1, 1, 2, 1), &[0, 0, 1, 0, 0, 0, 2, 0]);
         // A later change of the same pixels: only the latest survive.
-        fb.put(rect(2, 1, 1, 1), &[0, 0, 3, 0]);
+        fb.put(DirtyRect::new(2, 1, 1, 1), &[0, 0, 3, 0]);
         let u = fb.take_update().unwrap();
         assert!(!u.resized);
         assert_eq!((u.width, u.height), (3, 2));
-        assert_eq!(u.rects[0].rect, rect(1, 1, 2, 1));
+        assert_eq!(u.rects[0].rect, DirtyRect::new(1, 1, 2, 1));
         assert_eq!(u.rects[0].rgba, vec![1, 0, 0, 255, 3, 0, 0, 255]);
         assert_eq!(u.version, fb.version());
     }
@@ -394,10 +397,12 @@ mod tests {
         let mut fb = Framebuffer::default();
         fb.resize(100, 100);
         for i in 0..100 {
-            fb.put(rect(i, i, 1, 1), &[0; 4]);
+            fb.put(DirtyRect::new(i, i, 1, 1), &[0; 4]);
         }
         let dirty = fb.take_dirty();
         assert!(dirty.len() <= crate::region::MAX_DIRTY);
-        assert!(dirty.contains(&rect(0, 0, 100, 100)) || dirty.iter().any(|r| r.width > 1));
+        assert!(
+            dirty.contains(&DirtyRect::new(0, 0, 100, 100)) || dirty.iter().any(|r| r.width > 1)
+        );
     }
 }

@@ -173,47 +173,41 @@ pub(crate) fn union(a: DirtyRect, b: DirtyRect) -> DirtyRect {
 mod tests {
     use super::*;
 
-    fn rect(x: u16, y: u16, width: u16, height: u16) -> DirtyRect {
-        DirtyRect {
-            x,
-            y,
-            width,
-            height,
-        }
-    }
-
     #[test]
     fn copies_are_kept_only_while_their_source_is_clean() {
         let mut r = Region::with_copies();
-        r.copied(rect(0, 0, 10, 10), 0, 5);
-        r.mark(rect(0, 20, 5, 5));
+        r.copied(DirtyRect::new(0, 0, 10, 10), 0, 5);
+        r.mark(DirtyRect::new(0, 20, 5, 5));
         // Source overlaps a dirty rectangle: the destination becomes dirty.
-        r.copied(rect(30, 30, 5, 5), 0, 20);
+        r.copied(DirtyRect::new(30, 30, 5, 5), 0, 20);
         let c = r.take();
         assert_eq!(
             c.copies,
             vec![Copy {
-                dst: rect(0, 0, 10, 10),
+                dst: DirtyRect::new(0, 0, 10, 10),
                 src_x: 0,
                 src_y: 5
             }]
         );
-        assert_eq!(c.dirty, vec![rect(0, 20, 5, 5), rect(30, 30, 5, 5)]);
+        assert_eq!(
+            c.dirty,
+            vec![DirtyRect::new(0, 20, 5, 5), DirtyRect::new(30, 30, 5, 5)]
+        );
         assert!(r.is_empty());
     }
 
     #[test]
     fn a_region_without_copies_marks_destinations() {
         let mut r = Region::default();
-        r.copied(rect(1, 1, 2, 2), 5, 5);
-        assert_eq!(r.take_dirty(), vec![rect(1, 1, 2, 2)]);
+        r.copied(DirtyRect::new(1, 1, 2, 2), 5, 5);
+        assert_eq!(r.take_dirty(), vec![DirtyRect::new(1, 1, 2, 2)]);
     }
 
     #[test]
     fn too_many_copies_become_dirt() {
         let mut r = Region::with_copies();
         for i in 0..(MAX_COPIES as u16 + 3) {
-            r.copied(rect(i * 10, 0, 5, 5), i * 10, 100);
+            r.copied(DirtyRect::new(i * 10, 0, 5, 5), i * 10, 100);
         }
         let c = r.take();
         assert_eq!(c.copies.len(), MAX_COPIES);
@@ -224,12 +218,12 @@ mod tests {
     fn contained_rects_are_not_repeated_and_many_merge() {
         let mut r = Region::default();
         r.resized(100, 100);
-        r.mark(rect(3, 3, 4, 4));
+        r.mark(DirtyRect::new(3, 3, 4, 4));
         assert!(r.take_resized());
         assert!(!r.is_resized());
-        assert_eq!(r.take_dirty(), vec![rect(0, 0, 100, 100)]);
+        assert_eq!(r.take_dirty(), vec![DirtyRect::new(0, 0, 100, 100)]);
         for i in 0..100 {
-            r.mark(rect(i, i, 1, 1));
+            r.mark(DirtyRect::new(i, i, 1, 1));
         }
         let dirty = r.take_dirty();
         assert!(dirty.len() <= MAX_DIRTY);
@@ -238,9 +232,21 @@ mod tests {
 
     #[test]
     fn intersection_and_containment() {
-        assert!(intersects(rect(0, 0, 2, 2), rect(1, 1, 2, 2)));
-        assert!(!intersects(rect(0, 0, 2, 2), rect(2, 0, 2, 2)));
-        assert!(contains(rect(0, 0, 4, 4), rect(1, 1, 3, 3)));
-        assert!(!contains(rect(0, 0, 4, 4), rect(1, 1, 4, 3)));
+        assert!(intersects(
+            DirtyRect::new(0, 0, 2, 2),
+            DirtyRect::new(1, 1, 2, 2)
+        ));
+        assert!(!intersects(
+            DirtyRect::new(0, 0, 2, 2),
+            DirtyRect::new(2, 0, 2, 2)
+        ));
+        assert!(contains(
+            DirtyRect::new(0, 0, 4, 4),
+            DirtyRect::new(1, 1, 3, 3)
+        ));
+        assert!(!contains(
+            DirtyRect::new(0, 0, 4, 4),
+            DirtyRect::new(1, 1, 4, 3)
+        ));
     }
 }

@@ -146,25 +146,16 @@ mod tests {
     use super::*;
     use crate::framebuffer::PixelOrder;
 
-    fn rect(x: u16, y: u16, width: u16, height: u16) -> DirtyRect {
-        DirtyRect {
-            x,
-            y,
-            width,
-            height,
-        }
-    }
-
     #[test]
     fn raw_and_copy_rectangles() {
         let mut fb = Framebuffer::new(PixelOrder::Wire);
         fb.resize(3, 2);
-        fb.put(rect(1, 1, 2, 1), &[1, 2, 3, 0, 4, 5, 6, 0]);
+        fb.put(DirtyRect::new(1, 1, 2, 1), &[1, 2, 3, 0, 4, 5, 6, 0]);
         let mut buf = vec![9; 100];
         let mut u = Update::begin(&mut buf, Converter::Same);
-        u.raw(&fb, rect(1, 1, 2, 1));
+        u.raw(&fb, DirtyRect::new(1, 1, 2, 1));
         u.copy(Copy {
-            dst: rect(0, 0, 1, 1),
+            dst: DirtyRect::new(0, 0, 1, 1),
             src_x: 2,
             src_y: 1,
         });
