@@ -60,6 +60,8 @@ fn a_zombie_sees_and_types_into_a_master_app_and_the_master_sees_it() {
         let frame = v.wait_frame(secs(10), |f| f.width == 1280 && f.height == 800);
         assert!(frame.is_ok(), "{side}: no 1280x800 frame");
     }
+    // Both views come from the app's fan-out: Xvnc has one client.
+    assert_eq!(app_socket_clients(m), 1, "Xvnc's clients");
 
     // Typed on the zombie, the command's output shows on the master.
     on_zombie.type_text(&bar_command(41, 40));
@@ -136,6 +138,17 @@ fn app_socket(master_runtime: &Path) -> std::path::PathBuf {
         }
     }
     panic!("no app socket under {}", master_runtime.display());
+}
+
+/// How many connections the app's Xvnc has accepted on its RFB socket and
+/// still holds (from `ss`, in the master's network namespace).
+fn app_socket_clients(m: &common::Host) -> usize {
+    let socket = app_socket(&m.runtime);
+    let out = m.exec("ss", &["-xH", "state", "connected"]);
+    text(&out)
+        .lines()
+        .filter(|l| l.split_whitespace().any(|w| Path::new(w) == socket))
+        .count()
 }
 
 #[test]

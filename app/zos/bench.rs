@@ -40,7 +40,17 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
             seconds,
             viewer_socket,
             animate,
-        } => display::run(runs, seconds, viewer_socket, animate)?,
+            fanout_of,
+            fanout_listen,
+        } => display::run(
+            runs,
+            seconds,
+            display::Helpers {
+                viewer_socket,
+                animate,
+                fanout: fanout_of.zip(fanout_listen),
+            },
+        )?,
         BenchKind::Fs { mib, files, runs } => fs::run(mib, files, runs.max(1))?,
     }
     Ok(ExitCode::SUCCESS)

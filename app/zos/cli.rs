@@ -304,6 +304,12 @@ pub enum BenchKind {
         /// Internal: be the animated test app on $DISPLAY.
         #[arg(long, hide = true)]
         animate: bool,
+        /// Internal: be a fan-out of this RFB socket (the benchmark starts these).
+        #[arg(long, hide = true, requires = "fanout_listen")]
+        fanout_of: Option<std::path::PathBuf>,
+        /// Internal: where that fan-out serves its viewers.
+        #[arg(long, hide = true)]
+        fanout_listen: Option<std::path::PathBuf>,
     },
     /// Shared folders against sshfs on loopback (as root): 512 MiB write +
     /// fsync, cold read, create+stat+delete of small files (median of runs).

@@ -6,12 +6,13 @@
 //! particular after a desktop-size update, which with ExtendedDesktopSize carries no pixels
 //! (trap 3). A desktop resize request runs in a task of its own on a clone of the client —
 //! `resize_desktop` waits for the server's answer, which only comes while this task keeps
-//! draining events — and reports back here.
+//! draining events — and reports back here. While its owner wants no updates (a fan-out with
+//! no viewers), it stops asking for them, so the server encodes nothing for it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, trace, warn};
 use vnc::{DesktopLayout, ResizeError, VncClient, VncError, VncEvent, X11Event};
 
@@ -113,6 +114,7 @@ pub(crate) async fn drive(
     client: VncClient,
     mut input: mpsc::Receiver<Command>,
     mut stop: oneshot::Receiver<()>,
+    mut wanted: watch::Receiver<bool>,
     shared: Arc<Shared>,
     publisher: Publisher,
 ) -> Result<()> {
@@ -161,8 +163,10 @@ pub(crate) async fn drive(
                     trace!("desktop size changed; asking for pixels (trap 3)");
                 }
                 // Ask for the next update: the server only sends after a request.
-                if let Err(e) = client.input(X11Event::Refresh).await {
-                    break Err(e.into());
+                if *wanted.borrow() {
+                    if let Err(e) = client.input(X11Event::Refresh).await {
+                        break Err(e.into());
+                    }
                 }
                 tick.reset();
             }
@@ -180,10 +184,21 @@ pub(crate) async fn drive(
             Some((size, result)) = resize_done.recv() => {
                 resizes.finished(size, result, &client, &shared);
             }
+            Ok(()) = wanted.changed() => {
+                let now = *wanted.borrow_and_update();
+                debug!(wanted = now, "updates wanted");
+                if now {
+                    if let Err(e) = client.input(X11Event::Refresh).await {
+                        break Err(e.into());
+                    }
+                }
+            }
             _ = &mut stop => break Ok(()),
             _ = tick.tick() => {
-                if let Err(e) = client.input(X11Event::Refresh).await {
-                    break Err(e.into());
+                if *wanted.borrow() {
+                    if let Err(e) = client.input(X11Event::Refresh).await {
+                        break Err(e.into());
+                    }
                 }
             }
         }

@@ -41,6 +41,18 @@ pub enum DisplayError {
     /// The viewer's connection task has ended; no more input can be sent.
     #[error("the viewer connection is closed")]
     ViewerClosed,
+    /// Reading from or writing to a fan-out's viewer failed.
+    #[error("viewer stream: {0}")]
+    Io(#[from] std::io::Error),
+    /// A fan-out's viewer broke the RFB protocol.
+    #[error("RFB protocol error from a viewer: {0}")]
+    Protocol(String),
+    /// A fan-out's viewer asked for a pixel format it does not serve.
+    #[error("unsupported pixel format: {0}")]
+    PixelFormat(String),
+    /// A fan-out's upstream connection never told the screen size.
+    #[error("the app's display sent no screen within {0:?}")]
+    NoScreen(std::time::Duration),
 }
 
 impl DisplayError {
@@ -50,7 +62,7 @@ impl DisplayError {
         use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
         match self {
             DisplayError::ViewerClosed | DisplayError::Vnc(vnc::VncError::ClientNotRunning) => true,
-            DisplayError::Vnc(vnc::VncError::IoError(e)) => {
+            DisplayError::Vnc(vnc::VncError::IoError(e)) | DisplayError::Io(e) => {
                 matches!(e.kind(), BrokenPipe | ConnectionReset | UnexpectedEof)
             }
             _ => false,

@@ -1,4 +1,9 @@
-//! The viewer's RGBA framebuffer: applies decoded VNC rectangles and tracks what changed.
+//! The viewer's framebuffer: applies decoded VNC rectangles and tracks, for each consumer, what
+//! changed.
+
+use std::collections::BTreeMap;
+
+use crate::region::Region;
 
 /// The pixel format asked of the server: 32-bit little-endian with red at bit 16, i.e. bytes
 /// blue, green, red, padding. It is Xvnc's own format at depth 24, so the server copies pixels
@@ -9,7 +14,7 @@ pub(crate) fn wire_format() -> vnc::PixelFormat {
 }
 
 /// A rectangle of the framebuffer, in pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DirtyRect {
     /// Left edge.
     pub x: u16,
@@ -19,6 +24,18 @@ pub struct DirtyRect {
     pub width: u16,
     /// Height.
     pub height: u16,
+}
+
+impl DirtyRect {
+    /// The rectangle of `width` × `height` pixels whose top left corner is (`x`, `y`).
+    pub const fn new(x: u16, y: u16, width: u16, height: u16) -> DirtyRect {
+        DirtyRect {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
 }
 
 impl From<vnc::Rect> for DirtyRect {
@@ -73,22 +90,48 @@ pub struct FrameUpdate {
     pub version: u64,
 }
 
-/// The RGBA framebuffer a viewer maintains.
+/// How a [`Framebuffer`] stores its pixels, 4 bytes each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum PixelOrder {
+    /// Red, green, blue, alpha (255): what viewers hand to windows.
+    #[default]
+    Rgba,
+    /// As they come on the wire (see [`wire_format`]): blue, green, red, padding. A fan-out
+    /// keeps them so, to serve viewers of the same format with plain copies.
+    Wire,
+}
+
+/// Identifies one extra consumer of a [`Framebuffer`] (see [`Framebuffer::add_region`]).
+pub(crate) type RegionId = u64;
+
+/// The framebuffer a viewer maintains.
+///
+/// Besides the pixels it keeps, for each consumer, what changed since that consumer last took
+/// its changes: the frame source's [`Region`] and any number of extra ones (a fan-out's
+/// viewers), all updated under the same lock as the pixels so they never disagree.
 #[derive(Debug, Default)]
 pub(crate) struct Framebuffer {
     width: u16,
     height: u16,
-    rgba: Vec<u8>,
+    order: PixelOrder,
+    pixels: Vec<u8>,
     version: u64,
-    dirty: Vec<DirtyRect>,
-    /// The size changed since the last `take_update`.
-    resized: bool,
+    /// The frame source's pending changes.
+    source: Region,
+    /// Other consumers' pending changes.
+    regions: BTreeMap<RegionId, Region>,
+    next_region: RegionId,
 }
 
-/// How many pending dirty rectangles are kept before they merge into one bounding box.
-const MAX_DIRTY: usize = 64;
-
 impl Framebuffer {
+    /// An empty (0×0) framebuffer storing pixels in `order`.
+    pub(crate) fn new(order: PixelOrder) -> Framebuffer {
+        Framebuffer {
+            order,
+            ..Framebuffer::default()
+        }
+    }
+
     pub(crate) fn version(&self) -> u64 {
         self.version
     }
@@ -97,13 +140,20 @@ impl Framebuffer {
         (self.width, self.height)
     }
 
-    /// The pixel at (`x`, `y`), if it is on the screen.
+    /// The pixel at (`x`, `y`) in the framebuffer's order, if it is on the screen.
     pub(crate) fn pixel(&self, x: u16, y: u16) -> Option<[u8; 4]> {
         if x >= self.width || y >= self.height {
             return None;
         }
         let i = (usize::from(y) * usize::from(self.width) + usize::from(x)) * 4;
-        self.rgba.get(i..i + 4)?.try_into().ok()
+        self.pixels.get(i..i + 4)?.try_into().ok()
+    }
+
+    /// The stored bytes of `width` pixels of row `y` from column `x`, which must lie on the
+    /// screen.
+    pub(crate) fn row(&self, x: u16, y: u16, width: u16) -> &[u8] {
+        let start = (usize::from(y) * usize::from(self.width) + usize::from(x)) * 4;
+        &self.pixels[start..start + usize::from(width) * 4]
     }
 
     /// Resizes to `width`×`height` (black, opaque) if the size differs; true if it did.
@@ -113,14 +163,16 @@ impl Framebuffer {
         }
         self.width = width;
         self.height = height;
-        self.rgba = [0, 0, 0, 255].repeat(usize::from(width) * usize::from(height));
-        self.resized = true;
-        self.mark(DirtyRect {
-            x: 0,
-            y: 0,
-            width,
-            height,
-        });
+        let black = match self.order {
+            PixelOrder::Rgba => [0, 0, 0, 255],
+            PixelOrder::Wire => [0, 0, 0, 0],
+        };
+        self.pixels = black.repeat(usize::from(width) * usize::from(height));
+        self.version += 1;
+        self.source.resized(width, height);
+        for region in self.regions.values_mut() {
+            region.resized(width, height);
+        }
         true
     }
 
@@ -138,7 +190,7 @@ impl Framebuffer {
     }
 
     /// Writes `data` (BGRx pixels — the wire format, see [`wire_format`] — `r.width *
-    /// r.height` of them) at `r`, as RGBA.
+    /// r.height` of them) at `r`, in the framebuffer's order.
     pub(crate) fn put(&mut self, r: DirtyRect, data: &[u8]) {
         let Some(c) = self.clip(r) else { return };
         let src_stride = usize::from(r.width) * 4;
@@ -149,9 +201,14 @@ impl Framebuffer {
                 break;
             };
             let dst = ((usize::from(c.y) + row) * usize::from(self.width) + usize::from(c.x)) * 4;
-            let dst_row = &mut self.rgba[dst..dst + row_len];
-            for (d, s) in dst_row.chunks_exact_mut(4).zip(src_row.chunks_exact(4)) {
-                d.copy_from_slice(&[s[2], s[1], s[0], 255]);
+            let dst_row = &mut self.pixels[dst..dst + row_len];
+            match self.order {
+                PixelOrder::Wire => dst_row.copy_from_slice(src_row),
+                PixelOrder::Rgba => {
+                    for (d, s) in dst_row.chunks_exact_mut(4).zip(src_row.chunks_exact(4)) {
+                        d.copy_from_slice(&[s[2], s[1], s[0], 255]);
+                    }
+                }
             }
         }
         self.mark(c);
@@ -162,8 +219,13 @@ impl Framebuffer {
         let (Some(d), Some(s)) = (self.clip(dst), self.clip(src)) else {
             return;
         };
-        let w = usize::from(d.width.min(s.width)) * 4;
-        let h = usize::from(d.height.min(s.height));
+        let d = DirtyRect {
+            width: d.width.min(s.width),
+            height: d.height.min(s.height),
+            ..d
+        };
+        let w = usize::from(d.width) * 4;
+        let h = usize::from(d.height);
         let stride = usize::from(self.width) * 4;
         let rows: Vec<usize> = if d.y > s.y {
             (0..h).rev().collect()
@@ -173,34 +235,72 @@ impl Framebuffer {
         for row in rows {
             let from = (usize::from(s.y) + row) * stride + usize::from(s.x) * 4;
             let to = (usize::from(d.y) + row) * stride + usize::from(d.x) * 4;
-            self.rgba.copy_within(from..from + w, to);
+            self.pixels.copy_within(from..from + w, to);
         }
-        self.mark(d);
+        self.version += 1;
+        self.source.mark(d);
+        for region in self.regions.values_mut() {
+            region.copied(d, s.x, s.y);
+        }
     }
 
     fn mark(&mut self, r: DirtyRect) {
         self.version += 1;
-        if self.dirty.len() >= MAX_DIRTY {
-            let all = self.dirty.drain(..).fold(r, union);
-            self.dirty.push(all);
-        } else {
-            self.dirty.push(r);
+        self.source.mark(r);
+        for region in self.regions.values_mut() {
+            region.mark(r);
+        }
+    }
+
+    /// Adds a consumer that tracks copies, with the whole screen pending; returns its id and
+    /// the screen size it starts from.
+    pub(crate) fn add_region(&mut self) -> (RegionId, (u16, u16)) {
+        let id = self.next_region;
+        self.next_region += 1;
+        let mut region = Region::with_copies();
+        if self.width > 0 && self.height > 0 {
+            region.mark(DirtyRect {
+                x: 0,
+                y: 0,
+                width: self.width,
+                height: self.height,
+            });
+        }
+        self.regions.insert(id, region);
+        (id, self.size())
+    }
+
+    /// Forgets consumer `id`.
+    pub(crate) fn remove_region(&mut self, id: RegionId) {
+        self.regions.remove(&id);
+    }
+
+    /// Consumer `id`'s pending changes (`None` for an unknown id).
+    pub(crate) fn region(&mut self, id: RegionId) -> Option<&mut Region> {
+        self.regions.get_mut(&id)
+    }
+
+    /// Marks `r` (clipped) as changed for consumer `id` only: it asked for those pixels again.
+    pub(crate) fn mark_region(&mut self, id: RegionId, r: DirtyRect) {
+        let clipped = self.clip(r);
+        if let (Some(region), Some(r)) = (self.regions.get_mut(&id), clipped) {
+            region.mark(r);
         }
     }
 
     /// Returns and forgets the rectangles changed since the last call.
     pub(crate) fn take_dirty(&mut self) -> Vec<DirtyRect> {
-        std::mem::take(&mut self.dirty)
+        self.source.take_dirty()
     }
 
     /// Returns the current pixels of everything changed since the last call (None if nothing
     /// did) and forgets the changes.
     pub(crate) fn take_update(&mut self) -> Option<FrameUpdate> {
-        if self.dirty.is_empty() && !self.resized {
+        if self.source.is_empty() {
             return None;
         }
-        let dirty = std::mem::take(&mut self.dirty);
-        let resized = std::mem::take(&mut self.resized);
+        let resized = self.source.take_resized();
+        let dirty = self.source.take_dirty();
         let full = DirtyRect {
             x: 0,
             y: 0,
@@ -210,7 +310,7 @@ impl Framebuffer {
         let rects = if resized || dirty.contains(&full) {
             vec![RectPixels {
                 rect: full,
-                rgba: self.rgba.clone(),
+                rgba: self.pixels.clone(),
             }]
         } else {
             dirty.into_iter().map(|r| self.pixels_of(r)).collect()
@@ -227,11 +327,9 @@ impl Framebuffer {
     /// A copy of the pixels of `r`, which lies within the screen.
     fn pixels_of(&self, r: DirtyRect) -> RectPixels {
         let row_len = usize::from(r.width) * 4;
-        let stride = usize::from(self.width) * 4;
         let mut rgba = Vec::with_capacity(row_len * usize::from(r.height));
-        for row in 0..usize::from(r.height) {
-            let start = (usize::from(r.y) + row) * stride + usize::from(r.x) * 4;
-            rgba.extend_from_slice(&self.rgba[start..start + row_len]);
+        for row in 0..r.height {
+            rgba.extend_from_slice(self.row(r.x, r.y + row, r.width));
         }
         RectPixels { rect: r, rgba }
     }
@@ -240,23 +338,9 @@ impl Framebuffer {
         Frame {
             width: self.width,
             height: self.height,
-            rgba: self.rgba.clone(),
+            rgba: self.pixels.clone(),
             version: self.version,
         }
-    }
-}
-
-/// The bounding box of two rectangles.
-fn union(a: DirtyRect, b: DirtyRect) -> DirtyRect {
-    let x0 = a.x.min(b.x);
-    let y0 = a.y.min(b.y);
-    let x1 = (u32::from(a.x) + u32::from(a.width)).max(u32::from(b.x) + u32::from(b.width));
-    let y1 = (u32::from(a.y) + u32::from(a.height)).max(u32::from(b.y) + u32::from(b.height));
-    DirtyRect {
-        x: x0,
-        y: y0,
-        width: (x1 - u32::from(x0)) as u16,
-        height: (y1 - u32::from(y0)) as u16,
     }
 }
 
@@ -264,35 +348,26 @@ fn union(a: DirtyRect, b: DirtyRect) -> DirtyRect {
 mod tests {
     use super::*;
 
-    fn rect(x: u16, y: u16, width: u16, height: u16) -> DirtyRect {
-        DirtyRect {
-            x,
-            y,
-            width,
-            height,
-        }
-    }
-
     #[test]
     fn put_sets_alpha_and_clips() {
         let mut fb = Framebuffer::default();
         fb.resize(4, 2);
         fb.take_dirty();
-        fb.put(rect(3, 1, 2, 1), &[3, 2, 1, 0, 9, 9, 9, 0]);
-        assert_eq!(&fb.rgba[(4 + 3) * 4..], &[1, 2, 3, 255]);
+        fb.put(DirtyRect::new(3, 1, 2, 1), &[3, 2, 1, 0, 9, 9, 9, 0]);
+        assert_eq!(&fb.pixels[(4 + 3) * 4..], &[1, 2, 3, 255]);
         assert_eq!(fb.pixel(3, 1), Some([1, 2, 3, 255]));
         assert_eq!(fb.pixel(4, 1), None);
-        assert_eq!(fb.take_dirty(), vec![rect(3, 1, 1, 1)]);
+        assert_eq!(fb.take_dirty(), vec![DirtyRect::new(3, 1, 1, 1)]);
     }
 
     #[test]
     fn copy_handles_overlap_downwards() {
         let mut fb = Framebuffer::default();
         fb.resize(1, 3);
-        fb.put(rect(0, 0, 1, 1), &[0, 0, 10, 0]);
-        fb.put(rect(0, 1, 1, 1), &[0, 0, 20, 0]);
-        fb.copy(rect(0, 1, 1, 2), rect(0, 0, 1, 2));
-        let reds: Vec<u8> = fb.rgba.chunks(4).map(|p| p[0]).collect();
+        fb.put(DirtyRect::new(0, 0, 1, 1), &[0, 0, 10, 0]);
+        fb.put(DirtyRect::new(0, 1, 1, 1), &[0, 0, 20, 0]);
+        fb.copy(DirtyRect::new(0, 1, 1, 2), DirtyRect::new(0, 0, 1, 2));
+        let reds: Vec<u8> = fb.pixels.chunks(4).map(|p| p[0]).collect();
         assert_eq!(reds, vec![10, 10, 20]);
     }
 
@@ -306,13 +381,13 @@ mod tests {
         assert_eq!(first.rects[0].rgba.len(), 3 * 2 * 4);
         assert!(fb.take_update().is_none());
 
-        fb.put(rect(1, 1, 2, 1), &[0, 0, 1, 0, 0, 0, 2, 0]);
+        fb.put(DirtyRect::new(1, 1, 2, 1), &[0, 0, 1, 0, 0, 0, 2, 0]);
         // A later change of the same pixels: only the latest survive.
-        fb.put(rect(2, 1, 1, 1), &[0, 0, 3, 0]);
+        fb.put(DirtyRect::new(2, 1, 1, 1), &[0, 0, 3, 0]);
         let u = fb.take_update().unwrap();
         assert!(!u.resized);
         assert_eq!((u.width, u.height), (3, 2));
-        assert_eq!(u.rects[0].rect, rect(1, 1, 2, 1));
+        assert_eq!(u.rects[0].rect, DirtyRect::new(1, 1, 2, 1));
         assert_eq!(u.rects[0].rgba, vec![1, 0, 0, 255, 3, 0, 0, 255]);
         assert_eq!(u.version, fb.version());
     }
@@ -322,10 +397,12 @@ mod tests {
         let mut fb = Framebuffer::default();
         fb.resize(100, 100);
         for i in 0..100 {
-            fb.put(rect(i, i, 1, 1), &[0; 4]);
+            fb.put(DirtyRect::new(i, i, 1, 1), &[0; 4]);
         }
         let dirty = fb.take_dirty();
-        assert!(dirty.len() <= MAX_DIRTY);
-        assert!(dirty.contains(&rect(0, 0, 100, 100)) || dirty.iter().any(|r| r.width > 1));
+        assert!(dirty.len() <= crate::region::MAX_DIRTY);
+        assert!(
+            dirty.contains(&DirtyRect::new(0, 0, 100, 100)) || dirty.iter().any(|r| r.width > 1)
+        );
     }
 }

@@ -5,14 +5,18 @@
 //! that display over any byte stream (the unix socket locally, a ZOS session channel across
 //! machines) and keeps an RGBA framebuffer and the pointer shape, while sending keys, pointer
 //! and wheel events and desktop resize requests back. Its [`FrameSource`] hands the changed
-//! pixels to another thread (a window) without ever letting them queue up. [`AppWindows`]
+//! pixels to another thread (a window) without ever letting them queue up. A [`Fanout`] is the
+//! one such connection to an app's display that the master holds, serving any number of
+//! viewers with a small RFB server of its own, so Xvnc encodes each update once. [`AppWindows`]
 //! stands in for a window manager: the app's windows fill the display and have the keyboard.
 
 mod app;
 mod cursor;
 mod driver;
 mod error;
+mod fanout;
 mod framebuffer;
+mod region;
 mod source;
 mod stats;
 mod sys;
@@ -24,6 +28,7 @@ mod xvnc;
 pub use app::launch_app;
 pub use cursor::CursorShape;
 pub use error::{DisplayError, Result};
+pub use fanout::{Fanout, ViewEnd};
 pub use framebuffer::{DirtyRect, Frame, FrameUpdate, RectPixels};
 pub use source::{FrameSource, ResizeStatus};
 pub use stats::ViewerStats;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use crate::cursor::CursorShape;
-use crate::framebuffer::{DirtyRect, Frame, FrameUpdate, Framebuffer};
+use crate::framebuffer::{DirtyRect, Frame, FrameUpdate, Framebuffer, PixelOrder};
 use crate::stats::{Counters, ViewerStats};
 
 /// How the last desktop resize request went.
@@ -45,7 +45,7 @@ pub enum ResizeStatus {
 pub(crate) struct Shared {
     framebuffer: Mutex<Framebuffer>,
     cursor: Mutex<Option<CursorShape>>,
-    resize: Mutex<ResizeStatus>,
+    resize: watch::Sender<ResizeStatus>,
     pub(crate) counters: Counters,
     /// Receivers to clone for subscribers; the driver task owns the senders, so they close
     /// when it ends.
@@ -66,14 +66,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// New, empty state and the publisher the driver task keeps.
-    pub(crate) fn new() -> (Shared, Publisher) {
+    /// New, empty state storing pixels in `order`, and the publisher the driver task keeps.
+    pub(crate) fn new(order: PixelOrder) -> (Shared, Publisher) {
         let (frame, frame_versions) = watch::channel(0);
         let (cursor, cursor_versions) = watch::channel(0);
         let shared = Shared {
-            framebuffer: Mutex::default(),
+            framebuffer: Mutex::new(Framebuffer::new(order)),
             cursor: Mutex::default(),
-            resize: Mutex::default(),
+            resize: watch::Sender::new(ResizeStatus::None),
             counters: Counters::default(),
             frame_versions,
             cursor_versions,
@@ -100,7 +100,12 @@ impl Shared {
     }
 
     pub(crate) fn set_resize(&self, status: ResizeStatus) {
-        *lock(&self.resize) = status;
+        self.resize.send_replace(status);
+    }
+
+    /// A receiver that sees every new resize status.
+    pub(crate) fn subscribe_resize(&self) -> watch::Receiver<ResizeStatus> {
+        self.resize.subscribe()
     }
 }
 
@@ -176,7 +181,7 @@ impl FrameSource {
 
     /// How the latest desktop resize request went.
     pub fn resize_status(&self) -> ResizeStatus {
-        lock(&self.shared.resize).clone()
+        self.shared.resize.borrow().clone()
     }
 
     /// What has been received so far.

@@ -13,7 +13,7 @@ use vnc::{VncConnector, VncEncoding, VncError, X11Event};
 use crate::cursor::CursorShape;
 use crate::driver::{self, Command};
 use crate::error::{DisplayError, Result};
-use crate::framebuffer::{DirtyRect, Frame, wire_format};
+use crate::framebuffer::{DirtyRect, Frame, PixelOrder, wire_format};
 use crate::source::{FrameSource, ResizeStatus, Shared};
 use crate::stats::ViewerStats;
 
@@ -74,6 +74,8 @@ impl Wheel {
 pub struct ViewerConnection {
     input: mpsc::Sender<Command>,
     source: FrameSource,
+    /// Whether the driver keeps asking the server for updates.
+    wanted: watch::Sender<bool>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<()>>>,
 }
@@ -97,7 +99,19 @@ impl ViewerConnection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
     {
-        let (shared, publisher) = Shared::new();
+        Self::connect_ordered(stream, options, PixelOrder::Rgba).await
+    }
+
+    /// Like [`connect_with`](Self::connect_with), keeping pixels in `order`.
+    pub(crate) async fn connect_ordered<S>(
+        stream: S,
+        options: ViewerOptions,
+        order: PixelOrder,
+    ) -> Result<ViewerConnection>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
+    {
+        let (shared, publisher) = Shared::new(order);
         let shared = Arc::new(shared);
         let stream = shared.counters.count(stream);
         let mut connector = VncConnector::new(stream)
@@ -122,16 +136,19 @@ impl ViewerConnection {
         info!(codec = ?options.codec, "VNC viewer connected");
         let (input, input_rx) = mpsc::channel(INPUT_QUEUE);
         let (stop, stop_rx) = oneshot::channel();
+        let (wanted, wanted_rx) = watch::channel(true);
         let task = tokio::spawn(driver::drive(
             client,
             input_rx,
             stop_rx,
+            wanted_rx,
             Arc::clone(&shared),
             publisher,
         ));
         Ok(ViewerConnection {
             input,
             source: FrameSource { shared },
+            wanted,
             stop: Some(stop),
             task: Some(task),
         })
@@ -141,6 +158,19 @@ impl ViewerConnection {
     /// connection and then shows the last screen).
     pub fn source(&self) -> FrameSource {
         self.source.clone()
+    }
+
+    /// Starts or stops asking the server for updates (it asks from the start). Stopped, the
+    /// server encodes nothing for this connection; started again, the next update carries
+    /// everything that changed meanwhile.
+    pub(crate) fn want_updates(&self, wanted: bool) {
+        self.wanted
+            .send_if_modified(|w| std::mem::replace(w, wanted) != wanted);
+    }
+
+    /// The state the driver updates (for a fan-out in this crate).
+    pub(crate) fn source_shared(&self) -> &Shared {
+        &self.source.shared
     }
 
     /// A copy of the current screen.

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    RuntimeDir, assert_matches_server, connect, init_tracing, non_background, read, try_x_tool,
+    RuntimeDir, assert_matches_server, button_xev, connect, init_tracing, non_background, read,
     wait_for_xterm, wait_until, x_tool, xterm,
 };
 use tokio::net::UnixStream;
@@ -147,23 +147,8 @@ async fn wheel_reaches_an_x_client() {
     let dir = RuntimeDir::new("wheel");
     let log = dir.path().join("xev.log");
     let vd = VirtualDisplay::start(dir.path(), (640, 480)).unwrap();
-    let script = format!(
-        "exec stdbuf -oL xev -event button -geometry 300x200+0+0 > '{}'",
-        log.display()
-    );
-    let _xev = launch_app(&vd, &["sh", "-c", &script]).unwrap();
+    let _xev = button_xev(&vd, &log).await;
     let viewer = connect(&vd).await;
-    // xev prints nothing for `-event button` until a button event; wait for its window.
-    assert!(
-        wait_until(Duration::from_secs(15), || try_x_tool(
-            &vd,
-            "xdotool",
-            &["search", "--name", "Event Tester"]
-        )
-        .is_some())
-        .await,
-        "no xev window"
-    );
     viewer.pointer(150, 100, 0).await.unwrap();
     for wheel in [Wheel::Up, Wheel::Down, Wheel::Left, Wheel::Right] {
         viewer.wheel(150, 100, 0, wheel).await.unwrap();

@@ -437,12 +437,12 @@ impl Dominions {
             return;
         }
         match wire::parse_view_label(channel.label()) {
-            Some(id) => match self.tasks.rfb_socket(id) {
-                Some(socket) => {
+            Some(id) => match self.tasks.fanout(id) {
+                Some(fanout) => {
                     let zombie = zombie.to_string();
                     tokio::spawn(async move {
                         tracing::info!("{zombie} views task {id}");
-                        views::serve_channel(channel, &socket).await;
+                        views::serve_channel(channel, fanout).await;
                         tracing::info!("{zombie} stopped viewing task {id}");
                     });
                 }

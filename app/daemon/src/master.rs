@@ -318,13 +318,13 @@ impl Master {
     }
 
     fn view(&self, task: u64, out: &mut Replies) -> Reply {
-        let Some(socket) = self.tasks.rfb_socket(task) else {
+        let Some(fanout) = self.tasks.fanout(task) else {
             return Reply::Error {
                 message: format!("no shared task {task} (see `zos tasks`)"),
             };
         };
         out.upgrade(Box::new(move |stream| {
-            Box::pin(async move { crate::views::serve_local(stream, &socket).await })
+            Box::pin(crate::views::serve_local(stream, fanout))
         }));
         Reply::Stream
     }

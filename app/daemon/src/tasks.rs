@@ -2,9 +2,11 @@
 //! virtual display (one Xvnc per app, RFB on a private unix socket).
 //!
 //! Each shared app is kept by a thread of its own, which starts the display
-//! (Xvnc dies with the thread that started it), launches the app, and waits
-//! for it to exit or for the daemon to stop; then it ends the app, removes the
-//! display and unregisters the task. Nothing outlives the daemon.
+//! (Xvnc dies with the thread that started it), connects the app's
+//! [`Fanout`] — the one RFB client of that Xvnc, which serves every view —
+//! launches the app, and waits for it to exit or for the daemon to stop; then
+//! it ends the app and the fan-out (so every view closes), removes the display
+//! and unregisters the task. Nothing outlives the daemon.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use zos_display::{AppWindows, VirtualDisplay, launch_app};
+use zos_display::{AppWindows, Fanout, VirtualDisplay, launch_app};
 use zos_netproto::control::TaskInfo;
 use zos_netproto::wire::TaskSummary;
 
@@ -22,10 +24,10 @@ use crate::error::{DaemonError, Result};
 /// Size of a new shared app's virtual display.
 pub const DEFAULT_GEOMETRY: (u16, u16) = (1280, 800);
 
-/// A registered task and where its display is served.
+/// A registered task and the fan-out that serves its display.
 struct Entry {
     info: TaskInfo,
-    rfb_socket: PathBuf,
+    fanout: Arc<Fanout>,
 }
 
 /// Registered tasks.
@@ -80,20 +82,20 @@ impl Tasks {
         self.changes.subscribe()
     }
 
-    /// The RFB socket of shared task `id`'s display.
-    pub fn rfb_socket(&self, id: u64) -> Option<PathBuf> {
+    /// The fan-out that serves shared task `id`'s display to its viewers.
+    pub fn fanout(&self, id: u64) -> Option<Arc<Fanout>> {
         self.tasks
             .lock()
             .expect("tasks")
             .get(&id)
-            .map(|e| e.rfb_socket.clone())
+            .map(|e| Arc::clone(&e.fanout))
     }
 
-    fn insert(&self, info: TaskInfo, rfb_socket: PathBuf) {
+    fn insert(&self, info: TaskInfo, fanout: Arc<Fanout>) {
         self.tasks
             .lock()
             .expect("tasks")
-            .insert(info.id, Entry { info, rfb_socket });
+            .insert(info.id, Entry { info, fanout });
         self.changes.send_modify(|v| *v += 1);
     }
 
@@ -155,6 +157,17 @@ impl Tasks {
         let _windows = AppWindows::start(&screen)
             .inspect_err(|e| tracing::warn!("task {id}: cannot manage its windows: {e}"));
         runtime.block_on(async {
+            // The fan-out's upstream connection runs on this thread's runtime and
+            // ends with it.
+            let fanout = match Fanout::start(screen.rfb_socket()).await {
+                Ok(f) => Arc::new(f),
+                Err(e) => {
+                    let _ = started.send(Err(DaemonError::User(format!(
+                        "cannot connect to the app's display: {e}"
+                    ))));
+                    return;
+                }
+            };
             let mut child = match launch_app(&screen, &argv) {
                 Ok(c) => c,
                 Err(e) => {
@@ -171,7 +184,7 @@ impl Tasks {
                 pid: child.id(),
                 host: None,
             };
-            self.insert(info.clone(), screen.rfb_socket().to_owned());
+            self.insert(info.clone(), fanout);
             tracing::info!("task {id} started: {:?} on display {}", argv, screen.display());
             let _ = started.send(Ok(info));
             tokio::select! {
@@ -184,8 +197,10 @@ impl Tasks {
                 }
             }
         });
-        // Unregister only once the display is gone: a stopping daemon waits
-        // for the list to empty, so nothing of the display outlives it.
+        // Dropping the runtime ends the fan-out's upstream connection, and so
+        // every view. Unregister only once the display is gone: a stopping
+        // daemon waits for the list to empty, so nothing of it outlives it.
+        drop(runtime);
         drop(screen);
         self.remove(id);
         tracing::info!("task {id}: virtual display removed");

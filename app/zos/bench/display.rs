@@ -7,7 +7,12 @@
 //!   1280×800 screen at 30 fps;
 //! - (c) CPU per viewer at that rate: a real viewer window process (`zos_viewer::run` under
 //!   Xvfb and Mesa's llvmpipe) and a decode-only viewer;
-//! - (d) what a second viewer adds: Xvnc + viewer CPU with none, one and two viewers.
+//! - (d) what a second viewer adds: serving CPU (Xvnc, plus the fan-out where there is one)
+//!   and viewer CPU with none, one and two viewers.
+//!
+//! Everything is measured twice: with each viewer its own client of Xvnc (how views worked
+//! before the fan-out), and through a [`Fanout`](zos_display::Fanout) in a helper process
+//! ([`fanout`]), the one client of Xvnc, as the master daemon serves views now.
 //!
 //! # Measuring through a session
 //!
@@ -22,6 +27,7 @@
 //! second set of figures.
 
 mod animator;
+mod fanout;
 mod measure;
 mod session;
 
@@ -49,10 +55,29 @@ const KEYS: usize = 40;
 /// How long a viewer window gets to open and settle before it is measured.
 const WINDOW_WARMUP: Duration = Duration::from_secs(4);
 
+/// Which helper process of the benchmark to be, if any.
+#[derive(Debug, Default)]
+pub struct Helpers {
+    /// Be a viewer window of this RFB socket.
+    pub viewer_socket: Option<PathBuf>,
+    /// Be the animated test app on `$DISPLAY`.
+    pub animate: bool,
+    /// Be a fan-out of this RFB socket, serving viewers on the second path.
+    pub fanout: Option<(PathBuf, PathBuf)>,
+}
+
 /// `zos bench display`, or one of its helper processes.
-pub fn run(runs: usize, seconds: u64, viewer_socket: Option<PathBuf>, animate: bool) -> Result<()> {
+pub fn run(runs: usize, seconds: u64, helpers: Helpers) -> Result<()> {
+    let Helpers {
+        viewer_socket,
+        animate,
+        fanout,
+    } = helpers;
     if animate {
         return animator::run(FPS);
+    }
+    if let Some((rfb_socket, listen)) = fanout {
+        return fanout::serve(&rfb_socket, &listen);
     }
     if let Some(socket) = viewer_socket {
         let options = zos_viewer::ViewerWindowOptions::new("zos bench display", move || {
@@ -67,16 +92,47 @@ pub fn run(runs: usize, seconds: u64, viewer_socket: Option<PathBuf>, animate: b
         seconds.as_secs()
     );
     let bench = Bench::start()?;
-    let figures = measure(&bench.xterm, &bench.animated, runs, seconds, &bench.screens)?;
-    print("direct (viewer on Xvnc's socket)", &figures);
+    let direct = measure(&bench.xterm, &bench.animated, runs, seconds, &bench.screens)?;
+    print(
+        "direct (each viewer its own client of Xvnc)",
+        "Xvnc",
+        &direct,
+    );
+    let fanned = measure(
+        &bench.fanout_xterm,
+        &bench.fanout_animated,
+        runs,
+        seconds,
+        &bench.screens,
+    )?;
+    print(
+        "fan-out (one client of Xvnc, our RFB server in a helper process)",
+        "Xvnc+fan-out",
+        &fanned,
+    );
+    let share = |f: &Figures| {
+        let first = f.decode[0].server - f.server_alone;
+        let second = f.decode[1].server - f.decode[0].server;
+        100.0 * second / first.max(1e-9)
+    };
+    println!(
+        "(d) summary: a second decode-only viewer costs the serving side {:.0} % of the first directly, {:.0} % through the fan-out",
+        share(&direct),
+        share(&fanned)
+    );
     let screens = bench.screens.clone();
     drop((bench._apps, bench._displays));
     let exe = std::env::current_exe()?;
     let session = session::SessionBench::start(&exe).context("the session set-up")?;
-    let figures = measure(&session.xterm, &session.animated, runs, seconds, &screens)?;
+    let through = measure(&session.xterm, &session.animated, runs, seconds, &screens)?;
     print(
-        "through a session (zombie daemon → Noise session → master daemon → Xvnc; server CPU includes both daemons)",
-        &figures,
+        "through a session (zombie daemon → Noise session → master daemon's fan-out → Xvnc)",
+        "Xvnc+daemons",
+        &through,
+    );
+    println!(
+        "(d) through the session, a second decode-only viewer costs the serving side {:.0} % of the first",
+        share(&through)
     );
     drop(session);
     drop(bench._xvfbs);
@@ -208,8 +264,9 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
 
-/// Prints one set of figures, labelled with the path the viewers took, against the goals.
-pub fn print(path: &str, f: &Figures) {
+/// Prints one set of figures, labelled with the path the viewers took and what the serving
+/// side is, against the goals.
+pub fn print(path: &str, serving: &str, f: &Figures) {
     println!("path: {path}");
     println!(
         "(a) key-to-pixel (xterm echo): median {:.1} ms, p95 {:.1} ms   [goal < 15 ms: {}]",
@@ -233,7 +290,7 @@ pub fn print(path: &str, f: &Figures) {
         verdict(f.window_cores < 0.5)
     );
     println!(
-        "(d) a second viewer, Xvnc alone {:.2} cores; added by viewer 1 and viewer 2:",
+        "(d) a second viewer, {serving} alone {:.2} cores; added by viewer 1 and viewer 2:",
         f.server_alone
     );
     let row = |what: &str, loads: &[Load; 2]| {
@@ -247,7 +304,7 @@ pub fn print(path: &str, f: &Figures) {
         );
         let pct = |(a, b): (f64, f64)| 100.0 * b / a.max(1e-9);
         println!(
-            "    {what:<13} Xvnc +{:.2} then +{:.2} ({:.0} %)   [goal < 50 %: {}];   with the viewers' own CPU +{:.2} then +{:.2} ({:.0} %)",
+            "    {what:<13} {serving} +{:.2} then +{:.2} ({:.0} %)   [goal < 50 %: {}];   with the viewers' own CPU +{:.2} then +{:.2} ({:.0} %)",
             server.0,
             server.1,
             pct(server),
@@ -261,13 +318,16 @@ pub fn print(path: &str, f: &Figures) {
     row("decode only:", &f.decode);
 }
 
-/// This bench's own set-up: two virtual displays with their apps, two Xvfb screens for the
-/// windows, all stopped and removed on drop.
+/// This bench's own set-up: two virtual displays with their apps, a fan-out helper for each,
+/// two Xvfb screens for the windows, all stopped and removed on drop.
 struct Bench {
     xterm: Target,
     animated: Target,
+    fanout_xterm: Target,
+    fanout_animated: Target,
     screens: [String; 2],
-    // Dropped in this order: apps, displays, screens, the runtime, the directory.
+    // Dropped in this order: fan-outs, apps, displays, screens, the runtime, the directory.
+    _fanouts: Vec<fanout::Helper>,
     _apps: Vec<tokio::process::Child>,
     _displays: Vec<VirtualDisplay>,
     _xvfbs: Vec<Xvfb>,
@@ -302,8 +362,8 @@ impl Bench {
         };
         let xvfbs = vec![Xvfb::start()?, Xvfb::start()?];
         let screens = [xvfbs[0].display.clone(), xvfbs[1].display.clone()];
-        let target = |vd: &VirtualDisplay| {
-            let socket = vd.rfb_socket().to_owned();
+        let target = |socket: &std::path::Path, server_pids: Vec<u32>| {
+            let socket = socket.to_owned();
             let window_socket = socket.clone();
             let exe = exe.clone();
             Target {
@@ -320,13 +380,20 @@ impl Bench {
                         .stderr(Stdio::null())
                         .spawn()
                 }),
-                server_pids: vec![vd.pid()],
+                server_pids,
             }
         };
+        let fanouts = vec![
+            fanout::Helper::start(&exe, xterm_vd.rfb_socket(), dir.0.join("fanout-xterm.sock"))?,
+            fanout::Helper::start(&exe, anim_vd.rfb_socket(), dir.0.join("fanout-anim.sock"))?,
+        ];
         Ok(Bench {
-            xterm: target(&xterm_vd),
-            animated: target(&anim_vd),
+            xterm: target(xterm_vd.rfb_socket(), vec![xterm_vd.pid()]),
+            animated: target(anim_vd.rfb_socket(), vec![anim_vd.pid()]),
+            fanout_xterm: target(&fanouts[0].socket, vec![xterm_vd.pid(), fanouts[0].pid()]),
+            fanout_animated: target(&fanouts[1].socket, vec![anim_vd.pid(), fanouts[1].pid()]),
             screens,
+            _fanouts: fanouts,
             _apps: apps,
             _displays: vec![xterm_vd, anim_vd],
             _xvfbs: xvfbs,

@@ -171,3 +171,24 @@ pub async fn assert_matches_server(vd: &VirtualDisplay, viewer: &ViewerConnectio
         "{mismatched} pixels differ from the server's screenshot"
     );
 }
+
+/// An `xev -event button` window at the top left of `vd`, logging to `log`; returns once the
+/// window exists (xev prints nothing for button events until the first one).
+pub async fn button_xev(vd: &VirtualDisplay, log: &Path) -> tokio::process::Child {
+    let script = format!(
+        "exec stdbuf -oL xev -event button -geometry 300x200+0+0 > '{}'",
+        log.display()
+    );
+    let xev = launch_app(vd, &["sh", "-c", &script]).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || try_x_tool(
+            vd,
+            "xdotool",
+            &["search", "--name", "Event Tester"]
+        )
+        .is_some())
+        .await,
+        "no xev window"
+    );
+    xev
+}
