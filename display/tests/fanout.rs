@@ -531,9 +531,10 @@ fn raw_full_update(socket: &Path, format: [u8; 16]) -> Option<Vec<u8>> {
     );
     let mut set = vec![0u8, 0, 0, 0];
     set.extend_from_slice(&format);
-    s.write_all(&set).unwrap();
-    s.write_all(&[2, 0, 0, 1, 0, 0, 0, 0]).unwrap();
-    s.write_all(&full_request(size)).unwrap();
+    // A server that refuses the format may close before the rest is written.
+    s.write_all(&set).ok()?;
+    s.write_all(&[2, 0, 0, 1, 0, 0, 0, 0]).ok()?;
+    s.write_all(&full_request(size)).ok()?;
     let mut screen = vec![0u8; w * h * 4];
     let mut header = [0u8; 4];
     s.read_exact(&mut header).ok()?;
