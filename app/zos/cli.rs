@@ -14,7 +14,8 @@ use zos_netproto::Level;
 #[derive(Parser, Debug)]
 #[command(name = "zos", version, propagate_version = true)]
 pub struct Cli {
-    /// The instance's home: identity.key, trust.toml, zombies.toml.
+    /// The instance's home: identity.key, trust.toml (zombie), zombies.toml
+    /// and exports.toml (master), zombie.toml (zombie settings).
     /// Default: $XDG_CONFIG_HOME/zos or ~/.config/zos.
     #[arg(long, global = true, env = "ZOS_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
@@ -59,46 +60,6 @@ pub enum Command {
         #[arg(long)]
         no_viewers: bool,
     },
-    /// On a master: share a folder with dominated zombies (or hide one).
-    ///
-    /// The folder appears on each zombie this master dominates, inside the
-    /// zombie's mount of the master's shared folders (`zos status` there
-    /// shows where). The master checks every request against this list:
-    /// nothing outside an export is reachable, symlinks are never followed
-    /// on the master, read-only exports refuse writes, and a `--never` path
-    /// stays hidden even inside a wider export. Changes apply from the next
-    /// domination on.
-    Export {
-        /// The folder (or, with --never, any path) to share or hide.
-        path: PathBuf,
-        /// Only for this zombie (its name or fingerprint); default: all.
-        #[arg(long, value_name = "HOST")]
-        to: Option<String>,
-        /// Zombies may read but not change it.
-        #[arg(long, conflicts_with = "never")]
-        read_only: bool,
-        /// Never show this path, even inside a wider export.
-        #[arg(long)]
-        never: bool,
-    },
-    /// On a master: list the exports (path, access, for which zombie).
-    Exports {
-        /// Machine-readable output (a JSON array).
-        #[arg(long)]
-        json: bool,
-    },
-    /// On a master: stop sharing (or hiding) a path.
-    Unexport {
-        /// The path as exported.
-        path: PathBuf,
-        /// Only its entry for this zombie.
-        #[arg(long, value_name = "HOST")]
-        to: Option<String>,
-    },
-    /// On a zombie: accept the domination request waiting for an answer.
-    Accept,
-    /// On a zombie: refuse the domination request waiting for an answer.
-    Refuse,
     /// Print this instance's public-key fingerprint (creating the identity on first use).
     Id,
     /// Show the local daemon's state.
@@ -161,9 +122,13 @@ pub enum Command {
     /// and keeps a lease while the master is there.
     ///
     /// The zombie grants at most the level its trust entry for this master
-    /// allows. One master dominates a zombie at a time. Prints how long each
-    /// part of the set-up took (zt: authentication and set-up, xt: display
-    /// set-up).
+    /// allows; unless it accepts by itself (`--auto-accept`), its user must
+    /// accept (`zos accept` there, or its tray) within 45 s. One master
+    /// dominates a zombie at a time. The zombie mounts this master's exports
+    /// (`zos export`) and opens viewers for its shared apps. Prints how long
+    /// each part of the set-up took (zt: authentication and acceptance, not
+    /// counting the user's thinking time; fs: mounting the shared folders;
+    /// xt: display set-up).
     Dominate {
         /// The zombie: its name, fingerprint prefix, or ip:port.
         host: String,
@@ -177,6 +142,46 @@ pub enum Command {
         /// The zombie: its name, fingerprint prefix, or ip:port.
         host: String,
     },
+    /// On a master: share a folder with dominated zombies (or hide one).
+    ///
+    /// The folder appears on each zombie this master dominates, inside the
+    /// zombie's mount of the master's shared folders (`zos status` there
+    /// shows where). The master checks every request against this list:
+    /// nothing outside an export is reachable, symlinks are never followed
+    /// on the master, read-only exports refuse writes, and a `--never` path
+    /// stays hidden even inside a wider export. Changes apply from the next
+    /// domination on.
+    Export {
+        /// The folder (or, with --never, any path) to share or hide.
+        path: PathBuf,
+        /// Only for this zombie (its name or fingerprint); default: all.
+        #[arg(long, value_name = "HOST")]
+        to: Option<String>,
+        /// Zombies may read but not change it.
+        #[arg(long, conflicts_with = "never")]
+        read_only: bool,
+        /// Never show this path, even inside a wider export.
+        #[arg(long)]
+        never: bool,
+    },
+    /// On a master: list the exports (path, access, for which zombie).
+    Exports {
+        /// Machine-readable output (a JSON array).
+        #[arg(long)]
+        json: bool,
+    },
+    /// On a master: stop sharing (or hiding) a path.
+    Unexport {
+        /// The path as exported.
+        path: PathBuf,
+        /// Only its entry for this zombie.
+        #[arg(long, value_name = "HOST")]
+        to: Option<String>,
+    },
+    /// On a zombie: accept the domination request waiting for an answer.
+    Accept,
+    /// On a zombie: refuse the domination request waiting for an answer.
+    Refuse,
     /// Open a viewer for a shared app; on a zombie, for an app of the master
     /// dominating it (its frames and your input travel through the session).
     View {
@@ -196,9 +201,12 @@ pub enum Command {
     },
     /// Stop the local daemon.
     Stop,
-    /// Open the master window (hosts as icons, pairing, ping) on the local master daemon.
+    /// Open the master window on the local master daemon: zombies as icons
+    /// (pair, ping, dominate, release) and tasks as tiles (each shared app
+    /// gets a viewer window).
     Gui,
-    /// Run the zombie's tray helper (StatusNotifierItem: state, pairing code, sessions).
+    /// Run the zombie's tray helper (StatusNotifierItem: state, pairing code,
+    /// domination requests to accept, the master's shared apps to view).
     Tray,
     /// Run a master, a local demo zombie paired with it, and the master window.
     Demo {
