@@ -197,6 +197,23 @@ fn views_close_and_the_list_empties_when_the_domination_ends() {
     let (m, z) = (d.lan.host("m"), d.lan.host("z1"));
     let on_zombie = View::open(z, 1);
     on_zombie.wait_frame(secs(10), |f| f.width > 0).unwrap();
+    // A task registered during the domination is announced live, and so is
+    // its end.
+    let count = || zos::json(z, &["tasks", "--json"]).as_array().map(Vec::len);
+    m.run_ok(&["run", "--shared", "--", "xterm", "-e", "sleep", "1000"]);
+    assert!(
+        common::until(secs(10), || (count() == Some(2)).then_some(())).is_some(),
+        "the new task never reached the zombie"
+    );
+    let pid = zos::json(m, &["tasks", "--json"])[1]["pid"]
+        .as_u64()
+        .unwrap() as i32;
+    // SAFETY: kill(2) on the app this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert!(
+        common::until(secs(10), || (count() == Some(1)).then_some(())).is_some(),
+        "the ended task stayed listed on the zombie"
+    );
     let out = m.run(&["release", "z1"]);
     assert!(out.status.success(), "zos release: {}", text(&out));
     assert!(text(&out).contains("released z1"), "{}", text(&out));
