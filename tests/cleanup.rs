@@ -125,14 +125,28 @@ fn nothing_stays_on_the_zombie_after_release_kill_or_cable_pull() {
     // The zombie has a screen, so it opens viewer windows.
     let screen = z.xvfb();
     let zombie = {
-        // Private /tmp and /var/tmp, the host's directory bound back in.
-        let host_dir = z.home.parent().unwrap().display().to_string();
+        // Private /tmp and /var/tmp, the host's directory (and the binary's,
+        // for a checkout under /tmp) bound back in.
+        let mut keep = vec![z.home.parent().unwrap().to_path_buf()];
+        let exe_dir = Path::new(common::host::ZOS).parent().unwrap();
+        if exe_dir.starts_with("/tmp") {
+            keep.push(exe_dir.to_path_buf());
+        }
+        let rebind: String = keep
+            .iter()
+            .map(|dir| {
+                let rel = dir.strip_prefix("/tmp").unwrap().display();
+                format!(
+                    "mkdir -p {0}; mount --bind $keep/{rel} {0}; ",
+                    dir.display()
+                )
+            })
+            .collect();
         let script = format!(
             "set -e; keep=$(mktemp -d /run/zos-e2e-keep.XXXXXX); mount --bind /tmp $keep
              mount -t tmpfs -o mode=1777 tmpfs /tmp; mount -t tmpfs -o mode=1777 tmpfs /var/tmp
-             mkdir -p {host_dir}; mount --bind $keep{rel} {host_dir}; umount $keep; rmdir $keep
+             {rebind}umount $keep; rmdir $keep
              exec {zos} zombie --name z1 --auto-accept",
-            rel = host_dir.strip_prefix("/tmp").unwrap(),
             zos = common::host::ZOS,
         );
         let proc = z.spawn_program(
