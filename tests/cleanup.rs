@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::nsenter::sh_ok;
 use common::snapshot::{Tree, descendants, mounts};
@@ -28,44 +28,34 @@ struct ZombieState {
 
 fn zombie_state(lan: &Lan, pid: i32) -> ZombieState {
     let z = lan.host("z1");
+    // The zombie's own /tmp and /var/tmp, seen through its root.
+    let tmp = PathBuf::from(format!("/proc/{pid}/root/tmp"));
+    let var_tmp = PathBuf::from(format!("/proc/{pid}/root/var/tmp"));
     // The harness's logs grow as the daemons run: they are the test's, not
-    // the zombie's. So are the hosts' own temp dirs under /tmp (the zombie's
-    // home and runtime dir inside them are walked as roots of their own).
-    let mut skip: Vec<std::path::PathBuf> = std::fs::read_dir(&z.home)
+    // the zombie's. So are the directories bound into the zombie's /tmp: the
+    // host's (its home and runtime dir inside are walked as roots of their
+    // own) and, for a checkout under /tmp, the binary's.
+    let mut skip: Vec<PathBuf> = std::fs::read_dir(&z.home)
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "log"))
         .collect();
-    for host in ["m", "z1"] {
-        skip.push(lan.host(host).home.parent().unwrap().to_path_buf());
+    for bound in [z.home.parent().unwrap(), Path::new(common::host::ZOS)] {
+        if let Ok(rel) = bound.strip_prefix("/tmp") {
+            skip.push(tmp.join(rel.components().next().unwrap()));
+        }
     }
     let skip: Vec<&Path> = skip.iter().map(|p| p.as_path()).collect();
     ZombieState {
-        files: Tree::of(
-            &[
-                &z.home,
-                &z.runtime,
-                Path::new("/tmp"),
-                Path::new("/var/tmp"),
-            ],
-            &skip,
-        ),
+        files: Tree::of(&[&z.home, &z.runtime, &tmp, &var_tmp], &skip),
         mounts: mounts(pid),
         processes: descendants(pid),
     }
 }
 
 fn assert_same(before: &ZombieState, after: &ZombieState, how: &str) {
-    // Something of others' removed from the shared /tmp is not something
-    // left behind; everything added or changed anywhere is.
-    let shared = |line: &&String| line.starts_with("- /tmp/") || line.starts_with("- /var/tmp/");
-    let diff: Vec<String> = after
-        .files
-        .diff(&before.files)
-        .into_iter()
-        .filter(|l| !shared(&l))
-        .collect();
+    let diff = after.files.diff(&before.files);
     assert!(
         diff.is_empty(),
         "after {how}, files differ:\n{}",
