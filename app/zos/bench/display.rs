@@ -369,16 +369,11 @@ impl Bench {
             Target {
                 connect: Arc::new(move || UnixStream::connect(&socket)),
                 spawn_window: Arc::new(move |screen: &str| {
-                    Command::new(&exe)
+                    let mut command = Command::new(&exe);
+                    command
                         .args(["bench", "display", "--viewer-socket"])
-                        .arg(&window_socket)
-                        .env("DISPLAY", screen)
-                        .env_remove("XAUTHORITY")
-                        .env_remove("WAYLAND_DISPLAY")
-                        .stdin(Stdio::null())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()
+                        .arg(&window_socket);
+                    spawn_quiet_window(command, screen)
                 }),
                 server_pids,
             }
@@ -401,6 +396,23 @@ impl Bench {
             _dir: dir,
         })
     }
+}
+
+/// Starts `command` as a viewer window on X display `screen`, with no
+/// output, no inherited X cookie and no shader cache left behind.
+pub(crate) fn spawn_quiet_window(
+    mut command: Command,
+    screen: &str,
+) -> std::io::Result<std::process::Child> {
+    command
+        .env("DISPLAY", screen)
+        .env("MESA_SHADER_CACHE_DISABLE", "true")
+        .env_remove("XAUTHORITY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
 }
 
 /// A private directory for the displays' sockets, removed on drop.

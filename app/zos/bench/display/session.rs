@@ -6,7 +6,7 @@
 //! its windows are `zos view TASK`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
@@ -96,18 +96,12 @@ impl SessionBench {
                         .map_err(|e| std::io::Error::other(e.to_string()))
                 }),
                 spawn_window: Arc::new(move |screen: &str| {
-                    Command::new(&exe)
+                    let mut command = Command::new(&exe);
+                    command
                         .arg("--home")
                         .arg(&home)
-                        .args(["view", &task.to_string()])
-                        .env("DISPLAY", screen)
-                        .env("MESA_SHADER_CACHE_DISABLE", "true")
-                        .env_remove("XAUTHORITY")
-                        .env_remove("WAYLAND_DISPLAY")
-                        .stdin(Stdio::null())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()
+                        .args(["view", &task.to_string()]);
+                    super::spawn_quiet_window(command, screen)
                 }),
                 server_pids,
             })
