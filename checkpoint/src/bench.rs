@@ -47,6 +47,7 @@ fn one(bytes: usize, dir: &PathBuf) -> Result<Sample> {
         dir,
         &DumpOptions {
             leave_running: true,
+            ..Default::default()
         },
     );
     let live_frozen = live.as_ref().map(|s| s.frozen).unwrap_or_default();

@@ -79,10 +79,12 @@
 
 pub mod bench;
 mod check;
+pub mod creds;
 mod dump;
 mod error;
 mod fdclass;
 mod freeze;
+mod imagedir;
 pub mod image;
 mod inject;
 mod proc;
@@ -92,8 +94,10 @@ mod sys;
 mod vmas;
 
 pub use check::{CheckReport, check};
+pub use creds::Credentials;
 pub use dump::{DumpOptions, DumpStats, checkpoint, checkpoint_to_writer};
 pub use error::{Error, Result};
+pub use image::key::ImageKey;
 pub use restore::{RestoreOptions, RestoreStats, restore, restore_from_bytes};
 
 /// Make the calling process a child subreaper, so that processes restored by it are

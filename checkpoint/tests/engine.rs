@@ -19,6 +19,7 @@ fn roundtrip(args: &[&str], dir: &TempDir) {
         stdin: Some(go_file(dir)),
         stdout: Some(out.clone()),
         stderr: None,
+        ..Default::default()
     };
     let r = restore(&img, &opts).expect("restore");
     p.track(r.pid);
@@ -57,6 +58,7 @@ fn same_image_restores_twice() {
             stdin: Some(go_file(&dir)),
             stdout: Some(out.clone()),
             stderr: None,
+            ..Default::default()
         };
         let r = restore(&img, &opts).expect("restore");
         p.track(r.pid);
@@ -78,6 +80,7 @@ fn leave_running_keeps_original_and_image_restores() {
     let img = dir.join("img");
     let opts = DumpOptions {
         leave_running: true,
+        ..Default::default()
     };
     let stats = checkpoint(p.pid, &img, &opts).expect("checkpoint");
     assert!(stats.frozen <= stats.total);
@@ -90,6 +93,7 @@ fn leave_running_keeps_original_and_image_restores() {
         stdin: Some(go_file(&dir)),
         stdout: Some(out.clone()),
         stderr: None,
+        ..Default::default()
     };
     let r = restore(&img, &ropts).expect("restore");
     p.track(r.pid);
@@ -197,6 +201,7 @@ fn corrupt_truncated_and_foreign_images_are_refused() {
         &img,
         &DumpOptions {
             leave_running: true,
+            ..Default::default()
         },
     )
     .expect("checkpoint");
@@ -250,6 +255,7 @@ fn interrupted_nanosleep_sleeps_only_the_remaining_time() {
         stdin: None,
         stdout: Some(out.clone()),
         stderr: None,
+        ..Default::default()
     };
     let r = restore(&img, &opts).expect("restore");
     p.track(r.pid);
@@ -277,6 +283,7 @@ fn image_stream_through_a_writer_restores_from_bytes() {
         stdin: Some(go_file(&dir)),
         stdout: Some(out.clone()),
         stderr: None,
+        ..Default::default()
     };
     let r = zos_checkpoint::restore_from_bytes(&bytes, &opts).expect("restore");
     p.track(r.pid);
@@ -298,6 +305,7 @@ fn checkpoints_under_a_signal_storm_lose_nothing() {
             &img,
             &DumpOptions {
                 leave_running: true,
+                ..Default::default()
             },
         )
         .expect("checkpoint");
@@ -313,6 +321,7 @@ fn checkpoints_under_a_signal_storm_lose_nothing() {
         stdin: Some(go_file(&dir)),
         stdout: Some(out.clone()),
         stderr: None,
+        ..Default::default()
     };
     let r = restore(&img, &opts).expect("restore");
     p.track(r.pid);
@@ -338,6 +347,7 @@ fn zero_pages_are_not_saved() {
         stdin: Some(go_file(&dir)),
         stdout: Some(out.clone()),
         stderr: None,
+        ..Default::default()
     };
     let r = restore(&img, &opts).expect("restore");
     p.track(r.pid);
@@ -357,6 +367,7 @@ fn multithreaded_copy_restores_under_new_pids_beside_the_original() {
         &img,
         &DumpOptions {
             leave_running: true,
+            ..Default::default()
         },
     )
     .expect("checkpoint");
@@ -365,6 +376,7 @@ fn multithreaded_copy_restores_under_new_pids_beside_the_original() {
         stdin: Some(go_file(&dir)),
         stdout: Some(out.clone()),
         stderr: None,
+        ..Default::default()
     };
     let r = restore(&img, &opts).expect("restore");
     p.track(r.pid);

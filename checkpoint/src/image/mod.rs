@@ -1,6 +1,8 @@
 //! The checkpoint image: its metadata model and its byte format.
 
 pub mod format;
+pub mod key;
+pub mod validate;
 pub mod model;
 
 /// File name of the image stream inside an image directory.
