@@ -6,12 +6,18 @@ use common::*;
 use std::fs;
 use zos_checkpoint::{DumpOptions, Error, RestoreOptions, check, checkpoint, restore};
 
-/// Checkpoint a program waiting in read(0), restore it with "go" on stdin, expect PASS.
+/// Checkpoint a program waiting in read(0), restore it with "go" on stdin, expect PASS. The
+/// image is signed with this test's key, so a program that changed its credentials comes
+/// back with them.
 fn roundtrip(args: &[&str], dir: &TempDir) {
     let mut p = Running::start(args);
     p.wait_line("READY");
     let img = dir.join("img");
-    let stats = checkpoint(p.pid, &img, &DumpOptions::default()).expect("checkpoint");
+    let dump = DumpOptions {
+        key: Some(test_key()),
+        ..Default::default()
+    };
+    let stats = checkpoint(p.pid, &img, &dump).expect("checkpoint");
     assert!(stats.pages > 0 && stats.bytes_written > 0);
     p.reap();
     let out = dir.join("out.txt");
@@ -19,6 +25,7 @@ fn roundtrip(args: &[&str], dir: &TempDir) {
         stdin: Some(go_file(dir)),
         stdout: Some(out.clone()),
         stderr: None,
+        key: Some(test_key()),
         ..Default::default()
     };
     let r = restore(&img, &opts).expect("restore");
@@ -38,6 +45,8 @@ fn state_program_restores_bit_for_bit() {
     roundtrip(&[&prog("state"), &dir.path()], &dir);
 }
 
+/// The state program drops to nobody (uid/gid 65534, groups 100 and 65534) before it is saved;
+/// root restores it with those credentials because the image carries this machine's signature.
 #[test]
 fn state_program_with_other_credentials() {
     let dir = TempDir::new("state-drop");
@@ -376,6 +385,7 @@ fn multithreaded_copy_restores_under_new_pids_beside_the_original() {
         stdin: Some(go_file(&dir)),
         stdout: Some(out.clone()),
         stderr: None,
+        force: true,
         ..Default::default()
     };
     let r = restore(&img, &opts).expect("restore");

@@ -55,6 +55,11 @@ pub fn progs() -> PathBuf {
     out
 }
 
+/// The image key these tests sign with (stands for this machine's).
+pub fn test_key() -> zos_checkpoint::ImageKey {
+    zos_checkpoint::ImageKey::from_bytes(*b"zos checkpoint tests' image key!")
+}
+
 /// Path of a compiled test program.
 pub fn prog(name: &str) -> String {
     progs().join(name).to_string_lossy().into_owned()
