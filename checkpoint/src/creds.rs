@@ -60,10 +60,18 @@ fn differences(image: &Creds, caller: &Creds) -> String {
     let mut d = Vec::new();
     let ids = |v: &[u32; 4]| format!("{}/{}/{}/{}", v[0], v[1], v[2], v[3]);
     if image.uids != caller.uids {
-        d.push(format!("uids {} (yours {})", ids(&image.uids), ids(&caller.uids)));
+        d.push(format!(
+            "uids {} (yours {})",
+            ids(&image.uids),
+            ids(&caller.uids)
+        ));
     }
     if image.gids != caller.gids {
-        d.push(format!("gids {} (yours {})", ids(&image.gids), ids(&caller.gids)));
+        d.push(format!(
+            "gids {} (yours {})",
+            ids(&image.gids),
+            ids(&caller.gids)
+        ));
     }
     let mut groups = image.groups.clone();
     groups.sort_unstable();
@@ -77,7 +85,11 @@ fn differences(image: &Creds, caller: &Creds) -> String {
 }
 
 /// Decide whether the caller may restore `img` under `mode`, and how.
-pub fn authorize(img: &ParsedImage<'_>, mode: Credentials, key: Option<&ImageKey>) -> Result<CredsPlan> {
+pub fn authorize(
+    img: &ParsedImage<'_>,
+    mode: Credentials,
+    key: Option<&ImageKey>,
+) -> Result<CredsPlan> {
     let caller = caller();
     let wanted = &img.meta.attrs.creds;
     let mut sorted = wanted.clone();

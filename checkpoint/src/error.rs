@@ -43,9 +43,7 @@ pub enum Error {
     #[error("not allowed: {0}")]
     Denied(String),
     /// The process an image was taken from still runs (same PID, start time and boot).
-    #[error(
-        "the original process still runs as PID {0}; stop it first, or force a second copy"
-    )]
+    #[error("the original process still runs as PID {0}; stop it first, or force a second copy")]
     OriginalRunning(i32),
     /// Restoring failed; nothing of the half-built process is left.
     #[error("restore failed: {0}")]

@@ -132,13 +132,10 @@ impl ImageDir {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(errno(&path)(e)),
         }
-        let flags = OFlag::O_WRONLY
-            | OFlag::O_CREAT
-            | OFlag::O_EXCL
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_CLOEXEC;
-        let fd = openat(&self.fd, name, flags, Mode::from_bits_truncate(0o600))
-            .map_err(errno(&path))?;
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd =
+            openat(&self.fd, name, flags, Mode::from_bits_truncate(0o600)).map_err(errno(&path))?;
         Ok(File::from(fd))
     }
 

@@ -266,14 +266,18 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
 fn mac_frame(bytes: &[u8], at: usize) -> Result<(&[u8], &[u8])> {
     let rest = &bytes[at..];
     if rest.len() != FRAME_HDR + KEY_LEN {
-        return Err(bad("signed image without a well-formed MAC frame after END"));
+        return Err(bad(
+            "signed image without a well-formed MAC frame after END",
+        ));
     }
     let kind = u32::from_le_bytes(rest[..4].try_into().unwrap());
     let len = u64::from_le_bytes(rest[4..12].try_into().unwrap());
     let crc = u32::from_le_bytes(rest[12..16].try_into().unwrap());
     let tag = &rest[FRAME_HDR..];
     if kind != MAC || len != KEY_LEN as u64 || frame_crc(MAC, &[], tag) != crc {
-        return Err(bad("signed image without a well-formed MAC frame after END"));
+        return Err(bad(
+            "signed image without a well-formed MAC frame after END",
+        ));
     }
     Ok((&bytes[..at], tag))
 }

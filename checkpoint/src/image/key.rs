@@ -128,7 +128,10 @@ mod tests {
         assert!(e.to_string().contains("0600"), "{e}");
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink("/etc/hostname", &path).unwrap();
-        assert!(ImageKey::load_or_create(&path).is_err(), "followed a symlink");
+        assert!(
+            ImageKey::load_or_create(&path).is_err(),
+            "followed a symlink"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -2,8 +2,8 @@
 
 pub mod format;
 pub mod key;
-pub mod validate;
 pub mod model;
+pub mod validate;
 
 /// File name of the image stream inside an image directory.
 pub const IMAGE_FILE: &str = "image.zckpt";

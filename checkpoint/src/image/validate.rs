@@ -143,7 +143,9 @@ fn vmas(v: &[Vma]) -> Result<()> {
             VmaKind::Vvar => vvar += 1,
         }
         if matches!(m.kind, VmaKind::Vdso | VmaKind::Vvar) {
-            ensure(!m.shared && !m.growsdown, || format!("{}: bad vDSO", what()))?;
+            ensure(!m.shared && !m.growsdown, || {
+                format!("{}: bad vDSO", what())
+            })?;
         }
     }
     ensure(vdso <= 1 && vvar <= 2, || "more than one vDSO".into())
@@ -158,7 +160,9 @@ fn pages(v: &[Vma], pages: &[(u64, &[u8])]) -> Result<()> {
         ensure(addr % PAGE == 0 && len > 0 && len % PAGE == 0, || {
             format!("pages at {addr:#x}: not whole pages")
         })?;
-        ensure(addr >= prev_end, || format!("pages at {addr:#x}: out of order"))?;
+        ensure(addr >= prev_end, || {
+            format!("pages at {addr:#x}: out of order")
+        })?;
         prev_end = end;
         let i = v.partition_point(|m| m.end <= addr);
         let inside = v.get(i).is_some_and(|m| {
@@ -262,7 +266,9 @@ fn attrs(a: &ProcAttrs) -> Result<()> {
     ensure(
         a.rlimits.len() == 16
             && resources.len() == 16
-            && a.rlimits.iter().all(|&(r, soft, hard)| r < 16 && soft <= hard),
+            && a.rlimits
+                .iter()
+                .all(|&(r, soft, hard)| r < 16 && soft <= hard),
         || "resource limits".into(),
     )?;
     let mut sigs = HashSet::new();
@@ -280,7 +286,10 @@ fn attrs(a: &ProcAttrs) -> Result<()> {
     }
     for t in &a.itimers {
         ensure(
-            t[0] >= 0 && t[2] >= 0 && (0..1_000_000).contains(&t[1]) && (0..1_000_000).contains(&t[3]),
+            t[0] >= 0
+                && t[2] >= 0
+                && (0..1_000_000).contains(&t[1])
+                && (0..1_000_000).contains(&t[3]),
             || "interval timer".into(),
         )?;
     }

@@ -58,14 +58,13 @@ fn fail(fd: i32, path: &str, what: impl std::fmt::Display) -> Error {
 }
 
 /// Recreate deleted file `f` (with `data`) under its name or a free one beside it.
-fn recreate(
-    f: &FdImage,
-    data: &[u8],
-    owner: Owner,
-    notes: &mut Vec<String>,
-) -> Result<Recreated> {
+fn recreate(f: &FdImage, data: &[u8], owner: Owner, notes: &mut Vec<String>) -> Result<Recreated> {
     let FdKind::Deleted {
-        path, mode, uid, gid, ..
+        path,
+        mode,
+        uid,
+        gid,
+        ..
     } = &f.kind
     else {
         unreachable!("only deleted files are recreated")
@@ -105,7 +104,10 @@ fn recreate(
     if owner == Owner::Saved && (me == 0 || *uid == me) {
         let g = fchown(&file, Some(Uid::from_raw(*uid)), Some(Gid::from_raw(*gid)));
         if let Err(e) = g {
-            notes.push(format!("fd {}: deleted file {path}: group {gid} not kept: {e}", f.fd));
+            notes.push(format!(
+                "fd {}: deleted file {path}: group {gid} not kept: {e}",
+                f.fd
+            ));
         }
     } else if owner == Owner::Saved && *uid != me {
         notes.push(format!(
