@@ -52,7 +52,11 @@ fn deleted_file_keeps_its_name_mode_and_owner() {
     assert!(out.contains("OWNER 65534:65534\n"), "{out}");
     assert!(out.contains("CONTENT boo\n"), "{out}");
     assert!(r.notes.is_empty(), "{:?}", r.notes);
-    assert_eq!(fs::read_dir(&files).unwrap().count(), 0, "a name was left behind");
+    assert_eq!(
+        fs::read_dir(&files).unwrap().count(),
+        0,
+        "a name was left behind"
+    );
 }
 
 #[test]
@@ -65,15 +69,30 @@ fn deleted_file_whose_name_was_taken_comes_back_beside_it() {
     let r = restore(&dir.join("img"), &restore_opts(&dir)).expect("restore");
     let out = report(&mut p, &dir, r.pid);
     let beside = format!("LINK {}/.ghost.txt.zckpt-", files.display());
-    assert!(out.contains(&beside) && out.contains(" (deleted)\n"), "{out}");
-    assert!(out.contains("MODE 645\n") && out.contains("CONTENT boo\n"), "{out}");
     assert!(
-        r.notes.iter().any(|n| n.contains("ghost.txt") && n.contains("taken")),
+        out.contains(&beside) && out.contains(" (deleted)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("MODE 645\n") && out.contains("CONTENT boo\n"),
+        "{out}"
+    );
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("ghost.txt") && n.contains("taken")),
         "{:?}",
         r.notes
     );
-    assert_eq!(fs::read_to_string(files.join("ghost.txt")).unwrap(), "newer");
-    assert_eq!(fs::read_dir(&files).unwrap().count(), 1, "a name was left behind");
+    assert_eq!(
+        fs::read_to_string(files.join("ghost.txt")).unwrap(),
+        "newer"
+    );
+    assert_eq!(
+        fs::read_dir(&files).unwrap().count(),
+        1,
+        "a name was left behind"
+    );
 }
 
 #[test]
@@ -84,7 +103,9 @@ fn deleted_file_whose_directory_is_gone_is_refused() {
     let _p = saved(&files, 0, &dir.join("img"));
     fs::remove_dir(&files).unwrap();
     match restore(&dir.join("img"), &restore_opts(&dir)) {
-        Err(Error::Restore(m)) => assert!(m.contains("ghost.txt") && m.contains("directory"), "{m}"),
+        Err(Error::Restore(m)) => {
+            assert!(m.contains("ghost.txt") && m.contains("directory"), "{m}")
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert!(!files.exists());

@@ -182,8 +182,13 @@ impl Drop for Running {
 
 /// SIGKILL a process.
 pub fn kill(pid: i32) {
+    kill_with(pid, "KILL");
+}
+
+/// Send signal `sig` (a name: "STOP", "CONT"…) to a process.
+pub fn kill_with(pid: i32, sig: &str) {
     let _ = Command::new("kill")
-        .args(["-9", &pid.to_string()])
+        .args([&format!("-{sig}"), &pid.to_string()])
         .stderr(Stdio::null())
         .status();
 }
