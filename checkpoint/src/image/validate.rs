@@ -156,7 +156,7 @@ fn pages(v: &[Vma], pages: &[(u64, &[u8])]) -> Result<()> {
     let mut prev_end = 0;
     for &(addr, data) in pages {
         let len = data.len() as u64;
-        let end = addr.checked_add(len).unwrap_or(u64::MAX);
+        let end = addr.saturating_add(len);
         ensure(addr % PAGE == 0 && len > 0 && len % PAGE == 0, || {
             format!("pages at {addr:#x}: not whole pages")
         })?;
@@ -231,7 +231,7 @@ fn files(f: &[FdImage], contents: usize) -> Result<()> {
     let mut indexes = HashSet::new();
     for d in f {
         let what = || format!("fd {}", d.fd);
-        ensure(d.fd >= 0 && (d.fd as usize) < MAX_FDS, || what())?;
+        ensure(d.fd >= 0 && (d.fd as usize) < MAX_FDS, what)?;
         ensure(fds.insert(d.fd), || format!("{} twice", what()))?;
         ensure(
             d.flags & !allowed == 0 && d.flags & libc::O_ACCMODE as u32 != 3,
