@@ -3,7 +3,7 @@
 //! "frozen" is for a checkpoint that ends the process (until SIGKILL); "frozen (leave-running)"
 //! is how long a checkpoint that lets the process go on stops it. A third row is the 1 GiB
 //! process of another user (nobody), whose image root signs and checks (HMAC-SHA256). CRIU is
-//! measured in the same run when it is installed ([`criu`]).
+//! measured in the same run when it is installed.
 
 mod criu;
 
