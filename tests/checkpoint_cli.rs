@@ -325,6 +325,18 @@ fn sleeper(wrapper: &[&str]) -> (Child, Kill) {
     (child, Kill(pid))
 }
 
+/// A `sleep 1000` (through `wrapper`) checkpointed by root's `zos` into `dir/name`; the
+/// image directory.
+fn sleeper_image(dir: &Scratch, wrapper: &[&str], name: &str) -> PathBuf {
+    let (mut p, _kill) = sleeper(wrapper);
+    let image = dir.0.join(name);
+    let pid = p.id().to_string();
+    let out = zos(dir, &["checkpoint", &pid, "--out", image.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    p.wait().unwrap();
+    image
+}
+
 fn uids_of(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -348,15 +360,7 @@ fn chown_nobody(p: &Path) {
 #[test]
 fn non_root_caller_restores_its_own_image_but_not_roots() {
     let dir = Scratch::new("nonroot");
-    let (mut own, _k) = sleeper(&AS_NOBODY);
-    let own_pid = own.id().to_string();
-    let image = dir.0.join("own");
-    let out = zos(
-        &dir,
-        &["checkpoint", &own_pid, "--out", image.to_str().unwrap()],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    own.wait().unwrap();
+    let image = sleeper_image(&dir, &AS_NOBODY, "own");
     chown_nobody(&image);
     let r = zos_as(&dir, &AS_NOBODY, &["restore", image.to_str().unwrap()]);
     let pid = restored_pid(&r);
@@ -367,19 +371,7 @@ fn non_root_caller_restores_its_own_image_but_not_roots() {
     });
     eprintln!("{}", text(&r));
 
-    let (mut roots, _k2) = sleeper(&[]);
-    let image = dir.0.join("roots");
-    let out = zos(
-        &dir,
-        &[
-            "checkpoint",
-            &roots.id().to_string(),
-            "--out",
-            image.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    roots.wait().unwrap();
+    let image = sleeper_image(&dir, &[], "roots");
     // Readable by nobody, so that only the credentials rule stands in the way.
     let st = Command::new("chmod")
         .args(["-R", "go+rX"])
@@ -401,19 +393,7 @@ fn non_root_caller_restores_its_own_image_but_not_roots() {
 fn root_restores_another_users_process_only_from_images_signed_here() {
     let dir = Scratch::new("signed");
     let elsewhere = Scratch::new("signed-elsewhere");
-    let (mut p, _k) = sleeper(&AS_NOBODY);
-    let image = dir.0.join("image");
-    let out = zos(
-        &dir,
-        &[
-            "checkpoint",
-            &p.id().to_string(),
-            "--out",
-            image.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    p.wait().unwrap();
+    let image = sleeper_image(&dir, &AS_NOBODY, "image");
     let key = dir.0.join("home/image.key");
     let md = std::fs::metadata(&key).expect("the image key was made");
     assert_eq!(

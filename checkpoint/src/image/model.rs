@@ -55,6 +55,25 @@ pub struct MmInfo {
     pub exe: String,
 }
 
+impl MmInfo {
+    /// The eleven bounds in `struct prctl_mm_map` order: code, data, brk, stack, arg, env.
+    pub fn bounds(&self) -> [u64; 11] {
+        [
+            self.start_code,
+            self.end_code,
+            self.start_data,
+            self.end_data,
+            self.start_brk,
+            self.brk,
+            self.start_stack,
+            self.arg_start,
+            self.arg_end,
+            self.env_start,
+            self.env_end,
+        ]
+    }
+}
+
 /// What backs a mapping.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VmaKind {

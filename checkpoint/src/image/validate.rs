@@ -178,21 +178,7 @@ fn pages(v: &[Vma], pages: &[(u64, &[u8])]) -> Result<()> {
 }
 
 fn mm(mm: &MmInfo) -> Result<()> {
-    let below = [
-        mm.start_code,
-        mm.end_code,
-        mm.start_data,
-        mm.end_data,
-        mm.start_brk,
-        mm.brk,
-        mm.start_stack,
-        mm.arg_start,
-        mm.arg_end,
-        mm.env_start,
-        mm.env_end,
-    ]
-    .iter()
-    .all(|&a| a < TASK_SIZE);
+    let below = mm.bounds().iter().all(|&a| a < TASK_SIZE);
     let ordered = mm.start_code <= mm.end_code
         && mm.start_data <= mm.end_data
         && mm.start_brk <= mm.brk

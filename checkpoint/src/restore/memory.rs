@@ -175,23 +175,12 @@ pub fn set_mm(child: &mut Child, mm: &MmInfo, notes: &mut Vec<String>) -> Result
 fn prctl_mm_map(child: &mut Child, mm: &MmInfo, exe_fd: i32) -> Result<()> {
     let auxv: Vec<u8> = mm.auxv.iter().flat_map(|w| w.to_le_bytes()).collect();
     let auxv_addr = child.put(1024, &auxv)?;
-    let mut s: Vec<u8> = [
-        mm.start_code,
-        mm.end_code,
-        mm.start_data,
-        mm.end_data,
-        mm.start_brk,
-        mm.brk,
-        mm.start_stack,
-        mm.arg_start,
-        mm.arg_end,
-        mm.env_start,
-        mm.env_end,
-        auxv_addr,
-    ]
-    .iter()
-    .flat_map(|w| w.to_le_bytes())
-    .collect();
+    let mut s: Vec<u8> = mm
+        .bounds()
+        .iter()
+        .chain([&auxv_addr])
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
     s.extend((auxv.len() as u32).to_le_bytes());
     s.extend((exe_fd as u32).to_le_bytes());
     let p = child.put(0, &s)?;
