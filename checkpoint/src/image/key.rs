@@ -53,7 +53,15 @@ impl ImageKey {
         let mut file = match open {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Self::create(path);
+                return match Self::create(path) {
+                    // Another caller made it meanwhile: use theirs.
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                    {
+                        Self::load_or_create(path)
+                    }
+                    r => r,
+                };
             }
             Err(e) => return Err(io_err(path)(e)),
         };
