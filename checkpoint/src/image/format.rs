@@ -1,51 +1,70 @@
 //! The byte format of an image: a header and a sequence of checksummed frames.
 //!
 //! ```text
-//! header  = "ZOSCKPT\0" (8 bytes) | version: u32 LE | flags: u32 LE (0)
+//! header  = "ZOSCKPT\0" (8 bytes) | version: u32 LE | flags: u32 LE
+//!           flags: bit 0 = SIGNED (a MAC frame follows END); every other bit must be 0
 //! frame   = kind: u32 LE | len: u64 LE | crc: u32 LE | payload (len bytes)
 //!           crc = CRC-32 (IEEE) over kind, len and payload
 //! kinds   = 1 META       payload: postcard-encoded `ProcessImage`, always the first frame
 //!           2 PAGES      payload: address u64 LE | page bytes (a whole number of pages)
 //!           3 FILE_DATA  payload: index u32 LE | content of a deleted-while-open file
-//!           0x21444e45 END  payload: number of frames before it, u64 LE; always last
+//!           0x21444e45 END  payload: number of frames before it, u64 LE
+//!           0x2143414d MAC  payload: HMAC-SHA256 (32 bytes), with the writer's image key, of
+//!                           every byte before this frame; present exactly when SIGNED
 //! ```
 //!
-//! Frames are written strictly in this order (META, PAGES…, FILE_DATA…, END), so the same
-//! bytes can be written to a file or a socket and consumed as they arrive.
+//! Frames are written strictly in this order (META, PAGES…, FILE_DATA…, END[, MAC]), so the
+//! same bytes can be written to a file or a socket and consumed as they arrive. The CRCs catch
+//! accidents; only the MAC shows that this machine wrote the image.
 
+use super::key::{ImageKey, ImageMac, KEY_LEN};
 use super::model::ProcessImage;
 use crate::error::{Error, Result};
+use hmac::Mac;
 use std::io::Write;
 
 /// First eight bytes of every image.
 pub const MAGIC: &[u8; 8] = b"ZOSCKPT\0";
 /// Current format version; any other is refused.
-pub const VERSION: u32 = 1;
-const HEADER_LEN: usize = 16;
+pub const VERSION: u32 = 2;
+/// Header flag: the image ends with a MAC frame.
+pub const FLAG_SIGNED: u32 = 1;
+const KNOWN_FLAGS: u32 = FLAG_SIGNED;
+/// Length of the header.
+pub const HEADER_LEN: usize = 16;
 const FRAME_HDR: usize = 16;
 const META: u32 = 1;
 const PAGES: u32 = 2;
 const FILE_DATA: u32 = 3;
 const END: u32 = 0x2144_4e45;
+const MAC: u32 = 0x2143_414d;
 
 /// Writes an image stream.
 pub struct ImageWriter<W: Write> {
     out: W,
     frames: u64,
     bytes: u64,
+    mac: Option<ImageMac>,
 }
 
 impl<W: Write> ImageWriter<W> {
-    /// Start a stream (writes the header).
-    pub fn new(mut out: W) -> std::io::Result<Self> {
+    /// Start a stream (writes the header); with a key, the stream is signed.
+    pub fn new(mut out: W, key: Option<&ImageKey>) -> std::io::Result<Self> {
         let mut h = [0u8; HEADER_LEN];
         h[..8].copy_from_slice(MAGIC);
         h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        let flags = if key.is_some() { FLAG_SIGNED } else { 0 };
+        h[12..16].copy_from_slice(&flags.to_le_bytes());
         out.write_all(&h)?;
+        let mut mac = key.map(ImageKey::mac);
+        if let Some(m) = &mut mac {
+            m.update(&h);
+        }
         Ok(ImageWriter {
             out,
             frames: 0,
             bytes: HEADER_LEN as u64,
+            mac,
         })
     }
 
@@ -66,6 +85,11 @@ impl<W: Write> ImageWriter<W> {
         hdr[..4].copy_from_slice(&kind.to_le_bytes());
         hdr[4..12].copy_from_slice(&len.to_le_bytes());
         hdr[12..16].copy_from_slice(&crc.to_le_bytes());
+        if let Some(m) = &mut self.mac {
+            m.update(&hdr);
+            m.update(prefix);
+            m.update(body);
+        }
         self.out.write_all(&hdr)?;
         self.out.write_all(prefix)?;
         self.out.write_all(body)?;
@@ -96,10 +120,15 @@ impl<W: Write> ImageWriter<W> {
         self.frame(FILE_DATA, &index.to_le_bytes(), data)
     }
 
-    /// Write the END frame and flush; returns the total bytes written.
+    /// Write the END frame (and the MAC frame of a signed stream) and flush; returns the
+    /// total bytes written.
     pub fn finish(mut self) -> std::io::Result<(W, u64)> {
         let n = self.frames;
         self.frame(END, &[], &n.to_le_bytes())?;
+        if let Some(m) = self.mac.take() {
+            let tag = m.finalize().into_bytes();
+            self.frame(MAC, &[], &tag)?;
+        }
         self.out.flush()?;
         Ok((self.out, self.bytes))
     }
@@ -128,6 +157,16 @@ pub struct ParsedImage<'a> {
     pub pages: Vec<(u64, &'a [u8])>,
     /// Contents of deleted files, by index.
     pub files: Vec<&'a [u8]>,
+    /// For a signed image: the bytes the MAC covers, and the MAC.
+    pub signature: Option<(&'a [u8], &'a [u8])>,
+}
+
+impl ParsedImage<'_> {
+    /// Whether the image carries a MAC made with `key` (this machine's key).
+    pub fn signed_by(&self, key: &ImageKey) -> bool {
+        self.signature
+            .is_some_and(|(signed, tag)| key.verifies(signed, tag))
+    }
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -145,6 +184,15 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
             "format version {version}, this build reads only {VERSION}"
         )));
     }
+    let flags = u32::from_le_bytes(bytes[12..16].try_into().unwrap());
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(bad(format!(
+            "unknown header flags {:#x}",
+            flags & !KNOWN_FLAGS
+        )));
+    }
+    let signed = flags & FLAG_SIGNED != 0;
+    let mut signature = None;
     let mut at = HEADER_LEN;
     let mut meta = None;
     let mut pages = Vec::new();
@@ -191,7 +239,10 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
                 if u64::from_le_bytes(body.try_into().unwrap()) != frames {
                     return Err(bad("frame count mismatch"));
                 }
-                if body_at + 8 != bytes.len() {
+                let end = body_at + 8;
+                if signed {
+                    signature = Some(mac_frame(bytes, end)?);
+                } else if end != bytes.len() {
                     return Err(bad("trailing bytes after END"));
                 }
                 break;
@@ -203,7 +254,32 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
     }
     verify(bytes, &spans)?;
     let meta = meta.ok_or_else(|| bad("no metadata"))?;
-    Ok(ParsedImage { meta, pages, files })
+    Ok(ParsedImage {
+        meta,
+        pages,
+        files,
+        signature,
+    })
+}
+
+/// The MAC frame at `at`, which must be the last thing in `bytes`: (signed bytes, MAC).
+fn mac_frame(bytes: &[u8], at: usize) -> Result<(&[u8], &[u8])> {
+    let rest = &bytes[at..];
+    if rest.len() != FRAME_HDR + KEY_LEN {
+        return Err(bad(
+            "signed image without a well-formed MAC frame after END",
+        ));
+    }
+    let kind = u32::from_le_bytes(rest[..4].try_into().unwrap());
+    let len = u64::from_le_bytes(rest[4..12].try_into().unwrap());
+    let crc = u32::from_le_bytes(rest[12..16].try_into().unwrap());
+    let tag = &rest[FRAME_HDR..];
+    if kind != MAC || len != KEY_LEN as u64 || frame_crc(MAC, &[], tag) != crc {
+        return Err(bad(
+            "signed image without a well-formed MAC frame after END",
+        ));
+    }
+    Ok((&bytes[..at], tag))
 }
 
 /// Check every frame's CRC, on two threads for large images.
@@ -245,11 +321,12 @@ fn verify(bytes: &[u8], spans: &[(usize, u32, &[u8])]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::model::{MmInfo, ProcAttrs};
+    use crate::image::model::{MmInfo, Origin, ProcAttrs};
 
-    fn sample() -> Vec<u8> {
+    fn sample(key: Option<&ImageKey>) -> Vec<u8> {
         let img = ProcessImage {
             pid: 42,
+            origin: Origin::default(),
             xcr0: 7,
             mm: MmInfo::default(),
             vmas: vec![],
@@ -257,7 +334,7 @@ mod tests {
             files: vec![],
             attrs: ProcAttrs::default(),
         };
-        let mut w = ImageWriter::new(Vec::new()).unwrap();
+        let mut w = ImageWriter::new(Vec::new(), key).unwrap();
         w.meta(&img).unwrap();
         w.pages(0x1000, &[7u8; 4096]).unwrap();
         let crc = pages_crc(0x3000, &[9u8; 8192]);
@@ -268,32 +345,69 @@ mod tests {
 
     #[test]
     fn roundtrip() {
-        let bytes = sample();
+        let bytes = sample(None);
         let p = parse(&bytes).unwrap();
         assert_eq!(p.meta.pid, 42);
         assert_eq!(p.pages.len(), 2);
         assert_eq!((p.pages[1].0, p.pages[1].1.len()), (0x3000, 8192));
         assert_eq!(p.files, vec![&b"content"[..]]);
+        assert!(p.signature.is_none());
     }
 
     #[test]
+    fn signed_image_verifies_only_with_its_key() {
+        let key = ImageKey::from_bytes([5; KEY_LEN]);
+        let bytes = sample(Some(&key));
+        let p = parse(&bytes).unwrap();
+        assert!(p.signed_by(&key));
+        assert!(!p.signed_by(&ImageKey::from_bytes([6; KEY_LEN])));
+        // Dropping the MAC frame without clearing the flag is refused; clearing the flag too
+        // leaves an image that no longer claims to be signed.
+        let stripped = &bytes[..bytes.len() - FRAME_HDR - KEY_LEN];
+        assert!(parse(stripped).is_err());
+        let mut unsigned = stripped.to_vec();
+        unsigned[12] = 0;
+        let p = parse(&unsigned).unwrap();
+        assert!(p.signature.is_none() && !p.signed_by(&key));
+    }
+
+    /// Every byte of a small image (unsigned and signed), each changed in every single bit
+    /// and inverted whole: every such change is refused.
+    #[test]
     fn every_single_byte_flip_is_detected() {
-        let bytes = sample();
-        for i in (0..bytes.len()).step_by(97) {
+        let key = ImageKey::from_bytes([5; KEY_LEN]);
+        for bytes in [sample(None), sample(Some(&key))] {
+            for i in 0..bytes.len() {
+                for mask in [1u8, 2, 4, 8, 16, 32, 64, 128, 0xff] {
+                    let mut b = bytes.clone();
+                    b[i] ^= mask;
+                    assert!(parse(&b).is_err(), "flip {mask:#x} at {i} not detected");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_header_flags_are_refused() {
+        let bytes = sample(None);
+        for bit in 1..32 {
             let mut b = bytes.clone();
-            b[i] ^= 1;
-            assert!(parse(&b).is_err(), "flip at {i} not detected");
+            b[12..16].copy_from_slice(&(1u32 << bit).to_le_bytes());
+            assert!(
+                matches!(parse(&b), Err(Error::BadImage(m)) if m.contains("flags")),
+                "flag bit {bit}"
+            );
         }
     }
 
     #[test]
     fn truncation_and_versions_are_refused() {
-        let bytes = sample();
+        let bytes = sample(None);
         for n in [0, 10, 16, 40, bytes.len() - 1] {
             assert!(parse(&bytes[..n]).is_err(), "truncated to {n}");
         }
         let mut b = bytes.clone();
-        b[8] = 2;
+        b[8] = 1;
         assert!(matches!(parse(&b), Err(Error::BadImage(m)) if m.contains("version")));
     }
 }
