@@ -7,11 +7,29 @@
 //! `/tmp` (so the machine's real `/tmp/zos-0` is never touched), where the
 //! user `nobody` plays the other local user and root the victim.
 
+#[path = "common/tools.rs"]
+mod tools;
+
 use std::process::{Command, Output};
 
 /// Runs `script` with `sh` in a private mount namespace with an empty,
 /// world-writable, sticky tmpfs on `/tmp`; `$ZOS` is the binary under test.
 fn in_private_tmp(script: &str) -> Output {
+    // SAFETY: geteuid(2) has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "these tests mount a tmpfs and act as nobody: run them as root"
+    );
+    tools::require_all(&[
+        "unshare",
+        "mount",
+        "setpriv",
+        "timeout",
+        "sha256sum",
+        "stat",
+    ]);
+    tools::require("/usr/bin/python3");
     let setup = "set -eu\nmount -t tmpfs -o mode=1777 zos-test-tmp /tmp\n";
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
