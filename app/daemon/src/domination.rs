@@ -10,7 +10,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -95,18 +97,13 @@ impl Dominions {
 
     /// Whether the zombie with `key` is dominated by us, and at what level.
     pub fn level_of(&self, key: &PublicKey) -> Option<Level> {
-        self.live
-            .lock()
-            .expect("dominions")
-            .get(key)
-            .map(|(d, _)| d.level)
+        self.live.lock().get(key).map(|(d, _)| d.level)
     }
 
     /// Every live dominion.
     pub fn list(&self) -> Vec<DominionInfo> {
         self.live
             .lock()
-            .expect("dominions")
             .values()
             .map(|(d, addr)| DominionInfo {
                 name: d.name.clone(),
@@ -120,7 +117,7 @@ impl Dominions {
 
     /// Finds a dominion by the zombie's name or key fingerprint prefix.
     pub fn find(&self, query: &str) -> Option<PublicKey> {
-        let live = self.live.lock().expect("dominions");
+        let live = self.live.lock();
         live.values()
             .find(|(d, _)| d.name == query || d.key.fingerprint().matches(query))
             .map(|(d, _)| d.key)
@@ -223,7 +220,7 @@ impl Dominions {
         let release = CancellationToken::new();
         let (ended_tx, ended_rx) = oneshot::channel();
         let addr = session.peer_addr;
-        self.live.lock().expect("dominions").insert(
+        self.live.lock().insert(
             key,
             (
                 Dominion {
@@ -248,7 +245,7 @@ impl Dominions {
         let zombie = name.clone();
         tokio::spawn(async move {
             let why = me.drive(session, release).await;
-            me.live.lock().expect("dominions").remove(&key);
+            me.live.lock().remove(&key);
             tracing::info!("domination of {zombie} ended: {why}");
             let _ = ended_tx.send(());
         });
@@ -282,7 +279,7 @@ impl Dominions {
     /// Releases the zombie with `key` and waits until it has let go.
     pub async fn release(&self, key: &PublicKey) -> Result<String> {
         let (name, ended) = {
-            let mut live = self.live.lock().expect("dominions");
+            let mut live = self.live.lock();
             let Some((d, _)) = live.get_mut(key) else {
                 return Err(DaemonError::User(
                     "that zombie is not dominated by this master".into(),
@@ -300,8 +297,7 @@ impl Dominions {
     /// Waits (up to `limit`) until every dominion has ended after a shutdown.
     pub async fn wait_all_ended(&self, limit: Duration) {
         let end = tokio::time::Instant::now() + limit;
-        while !self.live.lock().expect("dominions").is_empty() && tokio::time::Instant::now() < end
-        {
+        while !self.live.lock().is_empty() && tokio::time::Instant::now() < end {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

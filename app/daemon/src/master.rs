@@ -1,7 +1,9 @@
 //! The master role: browse for zombies, pair with them, open sessions.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -129,13 +131,7 @@ impl Master {
                 "zombie {name} refused: this master is not paired with it (run `zos pair-code` on {name}, then `zos pair {name} --code CODE` here)"
             )));
         }
-        if self
-            .zombies
-            .lock()
-            .expect("zombies")
-            .get(&session.remote)
-            .is_none()
-        {
+        if self.zombies.lock().get(&session.remote).is_none() {
             session.mux.close();
             return Err(DaemonError::User(format!(
                 "zombie {name} at {addr} presents key {}, which this master never paired with; pair again with `zos pair {name} --code CODE`",
@@ -198,11 +194,9 @@ impl Master {
                         session.remote_name
                     )))
                 } else {
-                    self.zombies.lock().expect("zombies").insert(
-                        &zombie_key,
-                        &session.remote_name,
-                        level,
-                    )?;
+                    self.zombies
+                        .lock()
+                        .insert(&zombie_key, &session.remote_name, level)?;
                     tracing::info!(
                         "paired with zombie {} ({}), level {level}",
                         session.remote_name,
@@ -361,7 +355,7 @@ impl Master {
             name: self.cfg.name.clone(),
             fingerprint: self.identity.public().fingerprint().0,
             listen: None,
-            trusted: self.zombies.lock().expect("zombies").entries().len(),
+            trusted: self.zombies.lock().entries().len(),
             pairing: None,
             sessions: self
                 .dominions
@@ -398,9 +392,9 @@ impl Handler for Master {
                 .await
                 .unwrap_or_else(error_reply),
             Request::TrustList => Reply::Trust {
-                entries: self.zombies.lock().expect("zombies").entries().to_vec(),
+                entries: self.zombies.lock().entries().to_vec(),
             },
-            Request::TrustRevoke { what } => match self.zombies.lock().expect("zombies").remove(&what) {
+            Request::TrustRevoke { what } => match self.zombies.lock().remove(&what) {
                 Ok(entries) if entries.is_empty() => Reply::Error {
                     message: format!("no paired zombie matches {what:?} (see `zos trust list`)"),
                 },

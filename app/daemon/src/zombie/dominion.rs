@@ -86,7 +86,7 @@ impl Zombie {
         if !self.cfg.auto_accept {
             let (answer, decision) = oneshot::channel();
             {
-                let mut asking = self.asking.lock().expect("asking");
+                let mut asking = self.asking.lock();
                 if asking.is_some() {
                     return Ok(Err(format!(
                         "{} is already asking its user about another master",
@@ -113,7 +113,7 @@ impl Zombie {
                 })
                 .await?;
             let answer = tokio::time::timeout(CONSENT_TIMEOUT, decision).await;
-            self.asking.lock().expect("asking").take();
+            self.asking.lock().take();
             match answer {
                 Ok(Ok(true)) => tracing::info!("the user accepted {}", session.remote_name),
                 Ok(Ok(false)) | Ok(Err(_)) => {
@@ -133,7 +133,7 @@ impl Zombie {
         if let Err(reason) = self.check_free(session) {
             return Ok(Err(reason));
         }
-        *self.dominion.lock().expect("dominion") = Some(Dominion {
+        *self.dominion.lock() = Some(Dominion {
             session_id: id,
             master: session.remote,
             master_name: session.remote_name.clone(),
@@ -155,7 +155,7 @@ impl Zombie {
 
     /// Refuses while another master (or this one) dominates.
     fn check_free(&self, session: &Session) -> std::result::Result<(), String> {
-        match self.dominion.lock().expect("dominion").as_ref() {
+        match self.dominion.lock().as_ref() {
             None => Ok(()),
             Some(d) if d.master == session.remote => Err(format!(
                 "{} is already dominated by this master",
@@ -175,7 +175,6 @@ impl Zombie {
         let ask = self
             .asking
             .lock()
-            .expect("asking")
             .take()
             .ok_or_else(|| "no domination request is waiting".to_string())?;
         let name = ask.master_name.clone();
@@ -187,16 +186,12 @@ impl Zombie {
 
     /// The waiting request, for `zos status` and the tray.
     pub(super) fn ask_info(&self) -> Option<AskInfo> {
-        self.asking
-            .lock()
-            .expect("asking")
-            .as_ref()
-            .map(|a| AskInfo {
-                master: a.master_name.clone(),
-                fingerprint: a.master.fingerprint().0,
-                level: a.level,
-                expires_in_s: CONSENT_TIMEOUT.saturating_sub(a.since.elapsed()).as_secs(),
-            })
+        self.asking.lock().as_ref().map(|a| AskInfo {
+            master: a.master_name.clone(),
+            fingerprint: a.master.fingerprint().0,
+            level: a.level,
+            expires_in_s: CONSENT_TIMEOUT.saturating_sub(a.since.elapsed()).as_secs(),
+        })
     }
 
     /// Whether session `id` dominates this zombie.
@@ -208,7 +203,6 @@ impl Zombie {
     pub(super) fn dominion_level(&self, id: u64) -> Option<Level> {
         self.dominion
             .lock()
-            .expect("dominion")
             .as_ref()
             .filter(|d| d.session_id == id)
             .map(|d| d.level)
@@ -265,7 +259,7 @@ impl Zombie {
             }
         };
         let names = mount.exports().iter().map(|e| e.name.clone()).collect();
-        let mut dominion = self.dominion.lock().expect("dominion");
+        let mut dominion = self.dominion.lock();
         match dominion.as_mut().filter(|d| d.session_id == id) {
             Some(d) => d.share = Some(mount),
             // Released meanwhile: undo at once.
@@ -286,7 +280,6 @@ impl Zombie {
     pub(super) fn mount_of(&self, id: u64) -> Option<String> {
         self.dominion
             .lock()
-            .expect("dominion")
             .as_ref()
             .filter(|d| d.session_id == id)
             .and_then(|d| d.share.as_ref())
@@ -296,13 +289,7 @@ impl Zombie {
     /// Records the task list the dominating master announced, and opens
     /// viewers for new shared apps; returns how many viewers it opened.
     pub(super) fn set_master_tasks(&self, id: u64, tasks: Vec<TaskSummary>) -> u32 {
-        if let Some(d) = self
-            .dominion
-            .lock()
-            .expect("dominion")
-            .as_mut()
-            .filter(|d| d.session_id == id)
-        {
+        if let Some(d) = self.dominion.lock().as_mut().filter(|d| d.session_id == id) {
             let opened = d.viewers.follow(&tasks);
             tracing::info!(
                 "master {} shares {} task(s): {}",
@@ -322,7 +309,7 @@ impl Zombie {
 
     /// Ends the domination held by session `id`, if it holds it.
     pub(super) fn take_dominion(&self, id: u64) -> Option<Dominion> {
-        let mut dominion = self.dominion.lock().expect("dominion");
+        let mut dominion = self.dominion.lock();
         if dominion.as_ref().is_some_and(|d| d.session_id == id) {
             dominion.take()
         } else {
@@ -366,7 +353,7 @@ impl Zombie {
 
     /// The dominating master's tasks, as `zos tasks` lists them here.
     pub(super) fn master_tasks(&self) -> Vec<TaskInfo> {
-        let dominion = self.dominion.lock().expect("dominion");
+        let dominion = self.dominion.lock();
         let Some(d) = dominion.as_ref() else {
             return Vec::new();
         };
@@ -386,7 +373,7 @@ impl Zombie {
 
     /// Opens a view channel for the dominating master's task `task`.
     pub(super) fn open_view(&self, task: u64) -> Result<Channel> {
-        let dominion = self.dominion.lock().expect("dominion");
+        let dominion = self.dominion.lock();
         let Some(d) = dominion.as_ref() else {
             return Err(DaemonError::User(format!(
                 "{} is not dominated by a master, so there is nothing to view",

@@ -10,8 +10,10 @@ mod viewers;
 pub(crate) use variant::variant;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
@@ -170,12 +172,14 @@ impl Zombie {
             load1: (sysinfo::load1() * 10.0).round() / 10.0,
             mem_free_mib: sysinfo::mem_available_mib() / 16 * 16,
             levels: self.cfg.levels.clone(),
-            dominated: self.dominion.lock().expect("dominion").as_ref().map(|d| {
-                zos_netproto::discovery::Domination {
+            dominated: self
+                .dominion
+                .lock()
+                .as_ref()
+                .map(|d| zos_netproto::discovery::Domination {
                     master: d.master_name.clone(),
                     level: d.level,
-                }
-            }),
+                }),
         }
     }
 
@@ -195,7 +199,7 @@ impl Zombie {
     }
 
     fn trusted_level(&self, key: &PublicKey) -> Option<Level> {
-        self.trust.lock().expect("trust").get(key).map(|e| e.level)
+        self.trust.lock().get(key).map(|e| e.level)
     }
 
     async fn session(self: &Arc<Self>, stream: TcpStream, addr: SocketAddr) -> Result<()> {
@@ -214,7 +218,7 @@ impl Zombie {
         session.send(&Message::Welcome { level }).await?;
         let cancel = CancellationToken::new();
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
-        self.sessions.lock().expect("sessions").push(LiveSession {
+        self.sessions.lock().push(LiveSession {
             id,
             master: session.remote,
             master_name: session.remote_name.clone(),
@@ -233,10 +237,7 @@ impl Zombie {
         let result = self
             .session_loop(id, &mut session, &mut level, &cancel)
             .await;
-        self.sessions
-            .lock()
-            .expect("sessions")
-            .retain(|s| s.id != id);
+        self.sessions.lock().retain(|s| s.id != id);
         if let Some(dominion) = self.take_dominion(id) {
             let why = match &result {
                 Ok(()) => "the session ended".to_string(),
@@ -345,7 +346,7 @@ impl Zombie {
     }
 
     fn end_sessions(&self, which: impl Fn(&LiveSession) -> bool, why: &str) -> usize {
-        let sessions = self.sessions.lock().expect("sessions");
+        let sessions = self.sessions.lock();
         let mut n = 0;
         for s in sessions.iter().filter(|s| which(s)) {
             tracing::info!("ending session {} with {}: {why}", s.id, s.master_name);
@@ -359,7 +360,6 @@ impl Zombie {
         let pairing = self
             .pending
             .lock()
-            .expect("pending code")
             .as_ref()
             .filter(|c| c.usable())
             .map(code_info);
@@ -368,13 +368,12 @@ impl Zombie {
             name: self.cfg.name.clone(),
             fingerprint: self.identity.public().fingerprint().0,
             listen: Some(self.listen.to_string()),
-            trusted: self.trust.lock().expect("trust").entries().len(),
+            trusted: self.trust.lock().entries().len(),
             pairing,
             asking: self.ask_info(),
             sessions: self
                 .sessions
                 .lock()
-                .expect("sessions")
                 .iter()
                 .map(|s| SessionInfo {
                     peer: s.master_name.clone(),
