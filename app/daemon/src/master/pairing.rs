@@ -7,6 +7,7 @@
 use zos_netproto::PublicKey;
 use zos_netproto::control::Reply;
 use zos_netproto::pairing::{self, Side};
+use zos_netproto::trust::PeerEntry;
 use zos_netproto::wire::Message;
 
 use super::Master;
@@ -65,7 +66,11 @@ impl Master {
                         "{who} could not prove it knows the code: not pairing (possible impostor)"
                     )));
                 }
-                let name = self.unique_name(&peer.info().announced_name, &zombie_key);
+                let name = unique_name(
+                    &peer.info().announced_name,
+                    &zombie_key,
+                    self.zombies.lock().entries(),
+                );
                 self.zombies.lock().insert(&zombie_key, &name, level)?;
                 tracing::info!(
                     "paired with zombie {name} ({}), level {level}",
@@ -83,34 +88,63 @@ impl Master {
             other => Err(unexpected(who, &other, "PairConfirm")),
         }
     }
+}
 
-    /// `announced`, or `announced-2`, `-3` … if another paired zombie
-    /// (another key) already goes by it. Control characters are dropped and
-    /// the name is cut to 64 characters.
-    fn unique_name(&self, announced: &str, key: &PublicKey) -> String {
-        let base: String = announced
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(64)
-            .collect();
-        let base = if base.trim().is_empty() {
-            "zombie".to_string()
-        } else {
-            base
-        };
-        let store = self.zombies.lock();
-        let taken = |name: &str| {
-            store
-                .entries()
-                .iter()
-                .any(|e| e.name == name && e.public_key().ok() != Some(*key))
-        };
-        let mut name = base.clone();
-        let mut n = 2;
-        while taken(&name) {
-            name = format!("{base}-{n}");
-            n += 1;
+/// `announced`, or `announced-2`, `-3` … if another paired zombie (another
+/// key) in `paired` already goes by it. Control characters are dropped and
+/// the name is cut to 64 characters.
+fn unique_name(announced: &str, key: &PublicKey, paired: &[PeerEntry]) -> String {
+    let base: String = announced
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    let base = if base.trim().is_empty() {
+        "zombie".to_string()
+    } else {
+        base
+    };
+    let taken = |name: &str| {
+        paired
+            .iter()
+            .any(|e| e.name == name && e.public_key().ok() != Some(*key))
+    };
+    let mut name = base.clone();
+    let mut n = 2;
+    while taken(&name) {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zos_netproto::Level;
+
+    fn entry(name: &str, key: &PublicKey) -> PeerEntry {
+        PeerEntry {
+            key: key.to_hex(),
+            name: name.into(),
+            level: Level::Complete,
+            added: 0,
         }
-        name
+    }
+
+    #[test]
+    fn a_name_another_paired_zombie_holds_gets_a_suffix() {
+        let (desk, other, third) = (PublicKey([1; 32]), PublicKey([2; 32]), PublicKey([3; 32]));
+        let paired = vec![entry("desk", &desk), entry("desk-2", &other)];
+        assert_eq!(
+            unique_name("desk", &desk, &paired),
+            "desk",
+            "re-pairing keeps it"
+        );
+        assert_eq!(unique_name("desk", &third, &paired), "desk-3");
+        assert_eq!(unique_name("lab", &third, &paired), "lab");
+        assert_eq!(unique_name("a\u{7}b\n", &third, &paired), "ab");
+        assert_eq!(unique_name(" ", &third, &paired), "zombie");
+        assert_eq!(unique_name(&"x".repeat(500), &third, &paired).len(), 64);
     }
 }
