@@ -185,3 +185,66 @@ async fn serve_client<H: Handler>(stream: UnixStream, handler: Arc<H>) {
     watch.abort();
     let _ = write_reply(&mut out.writer, &reply).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncBufReadExt;
+
+    use super::*;
+    use crate::limits::{CONTROL_REQUEST_TIMEOUT, MAX_CONTROL_CLIENTS};
+
+    /// Answers every request with `Done`.
+    struct Done;
+
+    impl Handler for Done {
+        async fn handle(self: Arc<Self>, _request: Request, _out: &mut Replies) -> Reply {
+            Reply::Done
+        }
+    }
+
+    async fn reply_line(stream: UnixStream) -> String {
+        let mut line = String::new();
+        let _ = BufReader::new(stream).read_line(&mut line).await;
+        line
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_clients_are_capped_and_dropped_after_the_request_timeout() {
+        let dir = std::env::temp_dir().join(format!("zos-control-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("control.sock");
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(
+            bind(&path).unwrap(),
+            path.clone(),
+            Arc::new(Done),
+            shutdown.clone(),
+        ));
+        let mut silent = Vec::new();
+        for _ in 0..MAX_CONTROL_CLIENTS {
+            silent.push(UnixStream::connect(&path).await.unwrap());
+        }
+        // One more is closed at once, without an answer.
+        let extra = UnixStream::connect(&path).await.unwrap();
+        assert_eq!(reply_line(extra).await, "");
+        // The silent ones are answered with an error once their time is up.
+        let start = tokio::time::Instant::now();
+        let first = reply_line(silent.remove(0)).await;
+        assert!(first.contains("no request within"), "{first:?}");
+        assert_eq!(start.elapsed().as_secs(), CONTROL_REQUEST_TIMEOUT.as_secs());
+        for s in silent {
+            assert!(reply_line(s).await.contains("no request within"));
+        }
+        // Then there is room again.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut client = UnixStream::connect(&path).await.unwrap();
+        client.write_all(b"{\"op\":\"status\"}\n").await.unwrap();
+        assert!(reply_line(client).await.contains("done"));
+        shutdown.cancel();
+        server.await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
