@@ -85,16 +85,23 @@ mod fdclass;
 mod freeze;
 pub mod image;
 mod inject;
+mod objects;
+pub mod pod;
 mod proc;
 mod restart;
-mod restore;
+pub(crate) mod restore;
 mod sys;
+mod tree;
 mod vmas;
 
 pub use check::{CheckReport, check};
 pub use dump::{DumpOptions, DumpStats, checkpoint, checkpoint_to_writer};
 pub use error::{Error, Result};
 pub use restore::{RestoreOptions, RestoreStats, restore, restore_from_bytes};
+pub use tree::{
+    AfterDump, FrozenTree, RestoredTree, TreeDumpOptions, TreeDumpStats, TreeRestoreOptions,
+    check_tree, checkpoint_tree, restore_tree,
+};
 
 /// Make the calling process a child subreaper, so that processes restored by it are
 /// reparented to it (and can be reaped by it) rather than to PID 1.

@@ -5,10 +5,10 @@
 //! the saved PID (`clone3` with `set_tid`) when that PID is free, taken over with ptrace, and
 //! rebuilt by system calls injected into it. A failure at any step kills the placeholder.
 
-mod child;
+pub(crate) mod child;
 mod files;
-mod memory;
-mod task;
+pub(crate) mod memory;
+pub(crate) mod task;
 
 use crate::error::{Error, Result, io_err};
 use crate::image::IMAGE_FILE;

@@ -2,7 +2,9 @@
 //! ptrace, `process_vm_readv`/`writev`, `mmap`, `fork`/`clone3` and a few raw system calls.
 //! The rest of the crate is safe Rust.
 
+pub mod fds;
 pub mod mem;
+pub mod podns;
 pub mod ptrace;
 pub mod spawn;
 
@@ -44,6 +46,14 @@ pub mod nr {
     pub const RT_TGSIGQUEUEINFO: u64 = 297;
     pub const RSEQ: u64 = 334;
     pub const CLONE3: u64 = 435;
+    pub const IOCTL: u64 = 16;
+    pub const MINCORE: u64 = 27;
+    pub const RECVMSG: u64 = 47;
+    pub const SETPGID: u64 = 109;
+    pub const CAPSET: u64 = 126;
+    pub const EXIT_GROUP: u64 = 231;
+    pub const MKNODAT: u64 = 259;
+    pub const WRITE: u64 = 1;
 }
 
 /// The x86-64 general registers as `PTRACE_GETREGS` lays them out (`struct user_regs_struct`).
