@@ -15,6 +15,7 @@
 mod facts;
 
 pub(crate) use facts::{Claim, DumpCx, FdFacts, Installer, PodView, RestoreCx};
+pub(crate) use pty::SLAVE as PTY_SLAVE;
 
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
@@ -107,7 +108,7 @@ macro_rules! kinds {
 
 mod file;
 mod pipe;
-mod pty;
+pub(crate) mod pty;
 
 // The registry: one line per kind, new kinds at the end.
 kinds! {

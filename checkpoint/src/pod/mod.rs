@@ -127,6 +127,91 @@ impl Pod {
 /// `zos-pod-init` running the task on the pod's pty. Returns once the init has handed over the
 /// pty master, or with the step that failed (nothing is left running then).
 pub fn spawn(spec: &PodSpec) -> Result<Pod> {
-    let _ = spec;
-    Err(Error::Restore("pod::spawn: not implemented yet".into()))
+    use crate::sys::{fds, podns};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    if spec.argv.is_empty() {
+        return Err(Error::Restore("pod: empty command".into()));
+    }
+    if !spec.init.is_file() {
+        return Err(Error::Restore(format!(
+            "pod: {} not found (build or install {INIT_NAME})",
+            spec.init.display()
+        )));
+    }
+    let mut mounts = mounts::prepare(&spec.mounts)?;
+    mounts.cwd = Some(mounts::cstring(spec.cwd.as_os_str())?);
+    let mut argv = vec![
+        mounts::cstring(spec.init.as_os_str())?,
+        c"--pty-sock".to_owned(),
+        c"3".to_owned(),
+        c"--".to_owned(),
+    ];
+    for a in &spec.argv {
+        argv.push(mounts::cstring(a)?);
+    }
+    let envp = spec
+        .env
+        .iter()
+        .map(|e| mounts::cstring(e))
+        .collect::<Result<Vec<_>>>()?;
+    let then = podns::Then::Exec {
+        path: mounts::cstring(spec.init.as_os_str())?,
+        argv,
+        envp,
+    };
+    let (ours, theirs) = fds::socketpair().map_err(|e| sys_err("socketpair", e))?;
+    let mut root = podns::clone_root(&mounts, &then, theirs.as_raw_fd())
+        .map_err(|e| sys_err("create the pod's namespaces", userns_hint(e)))?;
+    drop(theirs);
+    let fail = |pid: i32, e: Error| {
+        let _ = crate::sys::kill(pid, libc::SIGKILL);
+        let _ = crate::sys::ptrace::reap(pid);
+        e
+    };
+    let outside = (crate::sys::euid(), crate::sys::egid());
+    podns::write_maps(
+        root.pid,
+        (spec.inside_uid, outside.0),
+        (spec.inside_gid, outside.1),
+    )
+    .map_err(|e| fail(root.pid, sys_err("write the pod's uid/gid maps", e)))?;
+    if let Err((step, e)) = root.start() {
+        return Err(fail(root.pid, sys_err(&format!("pod set-up: {step}"), e)));
+    }
+    match fds::recv_fd(ours.as_raw_fd(), 10_000) {
+        Ok(Some(master)) => Ok(Pod::new(root.pid, Some(master))),
+        Ok(None) | Err(_) => {
+            let code = crate::wait_child(root.pid, Duration::from_secs(2))?;
+            let _ = fail(root.pid, Error::Gone(root.pid));
+            Err(Error::Restore(format!(
+                "{INIT_NAME} ended before handing over the pty (exit {code:?}); cannot run {:?}?",
+                std::ffi::OsStr::from_bytes(spec.argv[0].as_bytes())
+            )))
+        }
+    }
+}
+
+fn sys_err(op: &str, source: std::io::Error) -> Error {
+    Error::Sys {
+        op: op.to_string(),
+        source,
+    }
+}
+
+/// Say what to allow when the kernel refuses an unprivileged user namespace.
+fn userns_hint(e: std::io::Error) -> std::io::Error {
+    match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::ENOSPC) | Some(libc::EUSERS) | Some(libc::EINVAL) => {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "{e} (the kernel refused a new user namespace: allow unprivileged user \
+                     namespaces, e.g. sysctl kernel.unprivileged_userns_clone=1 and \
+                     user.max_user_namespaces > 0, and no AppArmor restriction)"
+                ),
+            )
+        }
+        _ => e,
+    }
 }

@@ -136,6 +136,12 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// The effective GID of the calling process.
+pub fn egid() -> u32 {
+    // SAFETY: getegid cannot fail and has no arguments.
+    unsafe { libc::getegid() }
+}
+
 /// XCR0: the XSAVE features this CPU and kernel enable.
 pub fn xcr0() -> u64 {
     let (lo, hi): (u32, u32);

@@ -1,10 +1,11 @@
 //! Everything that keeps a pod from being checkpointed, found before it is touched.
 
-use super::fdtable;
+use super::fdtable::{self, FdTable};
 use super::model::ShmRegion;
 use super::scan::{PodScan, ProcInfo, scan, strangers};
 use crate::check::CheckReport;
 use crate::error::Result;
+use crate::objects::DumpCx;
 use crate::proc::{self, MapLine};
 use crate::sys::fds;
 use crate::vmas::{self, VmaClass};
@@ -146,7 +147,7 @@ fn process_reasons(
         if p.tracer != 0 && p.tracer != me {
             say(format!("is traced by host PID {}", p.tracer));
         }
-        if p.state == 't' {
+        if p.state == 't' && p.tracer != me {
             say("is stopped by a tracer".into());
         }
         if p.seccomp != 0 {
@@ -212,21 +213,41 @@ fn process_reasons(
     maps
 }
 
-/// Every reason the scanned pod cannot be checkpointed.
-pub(crate) fn reasons(s: &PodScan) -> Result<Vec<String>> {
+/// What examining a pod found: every reason it cannot be saved, its descriptors grouped into
+/// objects, each live process's mappings and the shared memory regions (by inode).
+pub(crate) struct Verdict<'a> {
+    /// Every reason, naming process and descriptor.
+    pub reasons: Vec<String>,
+    /// The object table (captured when examined with a [`DumpCx`]).
+    pub table: FdTable<'a>,
+    /// Mappings of each live process (by host PID).
+    pub maps: HashMap<i32, Vec<MapLine>>,
+    /// Shared anonymous regions by inode.
+    pub shm: HashMap<u64, ShmRegion>,
+}
+
+/// Examine the scanned pod; with `cx` (a frozen pod) also capture the objects' contents.
+pub(crate) fn examine<'a>(s: &'a PodScan, cx: Option<&mut DumpCx>) -> Result<Verdict<'a>> {
     let mut out = Vec::new();
     let root = &s.procs[0];
     let ours = proc::link(std::process::id() as i32, "ns/user").ok();
+    let empty = |reasons| Verdict {
+        reasons,
+        table: FdTable::default(),
+        maps: HashMap::new(),
+        shm: HashMap::new(),
+    };
     if root.pid != 1 || proc::link(root.host, "ns/user").ok() == ours {
         out.push(format!(
             "host PID {} is not the init of a pod (PID 1 of its own user and PID namespaces)",
             root.host
         ));
-        return Ok(out);
+        return Ok(empty(out));
     }
     if s.uid_map.len() != 1 || s.uid_map[0][2] != 1 || s.gid_map.len() != 1 || s.gid_map[0][2] != 1
     {
         out.push("the pod maps more than one uid or gid".into());
+        return Ok(empty(out));
     }
     for h in strangers(root.host, &s.to_pod) {
         let comm = proc::read(h, "comm").unwrap_or_default();
@@ -237,11 +258,18 @@ pub(crate) fn reasons(s: &PodScan) -> Result<Vec<String>> {
     }
     let root_fd = pod_root(root.host)?;
     let maps = process_reasons(s, &root_fd, &mut out);
-    if let Err(r) = shm_regions(&maps) {
+    let shm = shm_regions(&maps).unwrap_or_else(|r| {
         out.push(r);
-    }
-    out.extend(fdtable::build(s, None)?.reasons);
-    Ok(out)
+        HashMap::new()
+    });
+    let table = fdtable::build(s, cx)?;
+    out.extend(table.reasons.iter().cloned());
+    Ok(Verdict {
+        reasons: out,
+        table,
+        maps,
+        shm,
+    })
 }
 
 /// See [`crate::check_tree`].
@@ -249,6 +277,6 @@ pub(crate) fn check_tree(root_pid: i32) -> Result<CheckReport> {
     let s = scan(root_pid)?;
     Ok(CheckReport {
         pid: root_pid,
-        reasons: reasons(&s)?,
+        reasons: examine(&s, None)?.reasons,
     })
 }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 
 /// The object table of a pod.
+#[derive(Default)]
 pub(crate) struct FdTable<'a> {
     /// Every object, with the facts of its first holder.
     pub objects: Vec<(Object, FdFacts<'a>)>,

@@ -4,6 +4,7 @@ use super::scan::{PodScan, scan};
 use crate::error::{Error, Result};
 use crate::freeze::{Frozen, freeze};
 use crate::sys;
+use std::collections::HashMap;
 
 /// Every live process of a pod, frozen (defunct ones cannot be seized and need not be).
 #[derive(Default)]
@@ -12,6 +13,9 @@ pub struct TreeFreeze {
     pub root: i32,
     /// The frozen processes, in scan order.
     pub procs: Vec<Frozen>,
+    /// State letter of each frozen process (host PID) just before we froze it (`T` for a
+    /// stopped one: under our ptrace every process shows `t`).
+    pub states: HashMap<i32, char>,
 }
 
 impl std::fmt::Debug for TreeFreeze {
@@ -27,7 +31,7 @@ impl std::fmt::Debug for TreeFreeze {
 pub fn freeze_tree(root: i32) -> Result<(TreeFreeze, PodScan)> {
     let mut hold = TreeFreeze {
         root,
-        procs: Vec::new(),
+        ..Default::default()
     };
     for _round in 0..64 {
         let s = scan(root)?;
@@ -38,7 +42,10 @@ pub fn freeze_tree(root: i32) -> Result<(TreeFreeze, PodScan)> {
             }
             fresh = true;
             match freeze(p.host) {
-                Ok(f) => hold.procs.push(f),
+                Ok(f) => {
+                    hold.states.insert(p.host, p.state);
+                    hold.procs.push(f);
+                }
                 // Exited meanwhile: the next scan shows it defunct or gone.
                 Err(Error::Gone(_) | Error::NoProcess(_)) => {}
                 Err(e) => {

@@ -12,6 +12,7 @@
 //! `Sync`: keep them on the thread that made them.
 
 mod check;
+mod dump;
 mod fdtable;
 mod freeze;
 mod model;
@@ -189,10 +190,7 @@ pub fn checkpoint_tree(
     opts: &TreeDumpOptions,
     out: impl Write,
 ) -> Result<TreeDumpStats> {
-    let _ = (root_pid, opts, out);
-    Err(Error::Restore(
-        "checkpoint_tree: not implemented yet".into(),
-    ))
+    dump::checkpoint_tree(root_pid, opts, out)
 }
 
 /// Restore a pod from a complete image stream: validated in full first, then a new pod

