@@ -130,7 +130,7 @@ impl RestoreCx<'_> {
     /// `openat(AT_FDCWD, path, flags, mode)` inside the pod (its mount namespace, its
     /// credentials); the new description, now held by the restorer.
     pub fn open_in_pod(&mut self, path: &str, flags: i32, mode: u32) -> Result<OwnedFd> {
-        let fd = self.root.open(path, flags | libc::O_CLOEXEC, mode)?;
+        let fd = self.root.open_here(path, flags | libc::O_CLOEXEC, mode)?;
         self.take_from_root(fd)
     }
 

@@ -14,7 +14,7 @@
 
 mod facts;
 
-pub(crate) use facts::{Claim, DumpCx, FdFacts, Installer, PodView, RestoreCx};
+pub(crate) use facts::{Claim, DumpCx, FdFacts, Installer, PodView, RestoreCx, TypeMap};
 pub(crate) use pty::SLAVE as PTY_SLAVE;
 
 use crate::error::Result;

@@ -116,7 +116,7 @@ pub fn restore_from_bytes(image: &[u8], opts: &RestoreOptions) -> Result<Restore
         "memory restored"
     );
     files::restore_files(&mut child, &m.files, &img.files, opts)?;
-    task::restore_attrs(&mut child, &m.attrs)?;
+    task::restore_attrs(&mut child, &m.attrs, false)?;
     tracing::debug!(pid, files = m.files.len(), "files and attributes restored");
     let tids = task::create_threads(&mut child, &m.threads, free)?;
     let mut tracees = Vec::new();

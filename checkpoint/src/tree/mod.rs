@@ -16,6 +16,7 @@ mod dump;
 mod fdtable;
 mod freeze;
 mod model;
+mod restore;
 mod scan;
 
 use crate::check::CheckReport;
@@ -196,25 +197,7 @@ pub fn checkpoint_tree(
 /// Restore a pod from a complete image stream: validated in full first, then a new pod
 /// (namespaces, maps, mount plan) with every process at its PID, held stopped.
 pub fn restore_tree(image: &[u8], opts: &TreeRestoreOptions) -> Result<RestoredTree> {
-    let _ = (image, opts);
-    Err(Error::Restore("restore_tree: not implemented yet".into()))
-}
-
-pub(crate) mod restore {
-    //! Restoring a tree.
-    /// A restored tree held stopped.
-    #[derive(Debug)]
-    pub struct Held {
-        pub root: i32,
-        pub pids: Vec<(i32, i32)>,
-        pub pty_master: Option<std::os::fd::OwnedFd>,
-    }
-    impl Held {
-        pub fn resume(self) -> crate::Result<crate::pod::Pod> {
-            Ok(crate::pod::Pod::new(self.root, self.pty_master))
-        }
-        pub fn kill(self) {}
-    }
+    restore::restore_tree(image, opts)
 }
 
 #[allow(unused)]
