@@ -70,8 +70,11 @@ fn fresh_pod_runs_its_task_as_pid_2_in_its_own_namespaces_on_its_pty() {
         text.contains("zos-pod-init --pty-sock 3 -- sh -c"),
         "{text}"
     );
+    let init = p.0.pid();
+    for ns in ["user", "pid", "mnt", "ipc"] {
+        let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        let pods = std::fs::read_link(format!("/proc/{init}/ns/{ns}")).unwrap();
+        assert_ne!(ours, pods, "the pod shares our {ns} namespace");
+    }
     assert_eq!(p.0.wait_timeout(Duration::from_secs(10)).unwrap(), Some(7));
-    let host_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
-    assert!(std::fs::read_link(format!("/proc/{}/ns/pid", p.0.pid())).is_err() || true);
-    drop(host_ns);
 }

@@ -97,7 +97,8 @@ fn process_reasons(
         s.uid_map.first().map(|m| m[1]),
         s.gid_map.first().map(|m| m[1]),
     );
-    let me = std::process::id() as i32;
+    // A tracer is a thread: ours when it is one of our tasks.
+    let ours = |t: i32| std::path::Path::new(&format!("/proc/self/task/{t}")).exists();
     let mut maps = HashMap::new();
     for p in &s.procs {
         let name = p.name();
@@ -144,10 +145,10 @@ fn process_reasons(
             }
             continue;
         }
-        if p.tracer != 0 && p.tracer != me {
+        if p.tracer != 0 && !ours(p.tracer) {
             say(format!("is traced by host PID {}", p.tracer));
         }
-        if p.state == 't' && p.tracer != me {
+        if p.state == 't' && !ours(p.tracer) {
             say("is stopped by a tracer".into());
         }
         if p.seccomp != 0 {
@@ -170,8 +171,9 @@ fn process_reasons(
                 ));
             }
         }
-        let dir = std::fs::metadata(format!("/proc/{}/root", p.host)).ok();
-        if dir.as_ref().map(|d| (d.dev(), d.ino())) != root_dir.as_ref().map(|d| (d.dev(), d.ino()))
+        // Unreadable while the process exits (its file system view is gone): nothing to say.
+        if let Ok(d) = std::fs::metadata(format!("/proc/{}/root", p.host))
+            && Some((d.dev(), d.ino())) != root_dir.as_ref().map(|r| (r.dev(), r.ino()))
         {
             say("has its own root directory (chroot)".into());
         }
@@ -272,11 +274,22 @@ pub(crate) fn examine<'a>(s: &'a PodScan, cx: Option<&mut DumpCx>) -> Result<Ver
     })
 }
 
-/// See [`crate::check_tree`].
+/// See [`crate::check_tree`]. Processes come and go while a live tree is examined (a shell
+/// forks a pipeline every few milliseconds, and a process caught exiting or in `execve` looks
+/// odd): a reason counts only if it is still there when the tree is examined again, up to
+/// three times. The frozen tree is examined once more before anything is saved.
 pub(crate) fn check_tree(root_pid: i32) -> Result<CheckReport> {
-    let s = scan(root_pid)?;
+    let mut reasons = examine(&scan(root_pid)?, None)?.reasons;
+    for _ in 0..2 {
+        if reasons.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let again = examine(&scan(root_pid)?, None)?.reasons;
+        reasons.retain(|r| again.contains(r));
+    }
     Ok(CheckReport {
         pid: root_pid,
-        reasons: examine(&s, None)?.reasons,
+        reasons,
     })
 }

@@ -157,7 +157,15 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
             }
             images.push((f.pid, img, overrides));
         }
-        let fds: Vec<FdRef> = verdict.table.fds.get(&p.host).cloned().unwrap_or_default();
+        let mut fds: Vec<FdRef> = verdict.table.fds.get(&p.host).cloned().unwrap_or_default();
+        if !p.defunct() {
+            let f = hold
+                .procs
+                .iter()
+                .find(|f| f.pid == p.host)
+                .ok_or(Error::Gone(p.host))?;
+            close_on_exec(f, &mut fds)?;
+        }
         entries.push(ProcEntry {
             pid: p.pid,
             ppid: p.ppid,
@@ -208,6 +216,18 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
         pty_input_lost,
         ..Default::default()
     })
+}
+
+/// The real close-on-exec flag of each descriptor, asked inside the process: fdinfo's
+/// `O_CLOEXEC` bit also shows when the file was opened with it, even if the flag was cleared
+/// since.
+fn close_on_exec(f: &crate::freeze::Frozen, fds: &mut [FdRef]) -> Result<()> {
+    let mut t = Tracee::new(f.pid, f.pid, f.gadget)?;
+    for r in fds {
+        let flags = t.call("F_GETFD", nr::FCNTL, &[r.fd as u64, libc::F_GETFD as u64])?;
+        r.cloexec = flags & libc::FD_CLOEXEC as u64 != 0;
+    }
+    Ok(())
 }
 
 /// Addresses of the pages of `start..end` (shared memory) that exist in the shared object,

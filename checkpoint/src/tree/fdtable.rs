@@ -98,9 +98,15 @@ pub(crate) fn build<'a>(scan: &'a PodScan, mut cx: Option<&mut DumpCx>) -> Resul
             let key = (f.dev, f.ino);
             let mut found = None;
             for &(obj, hp, hfd) in by_inode.get(&key).into_iter().flatten() {
-                if fds::same_file(hp, hfd, p.host, fd).sys(|| format!("kcmp {name}"))? {
-                    found = Some(obj);
-                    break;
+                match fds::same_file(hp, hfd, p.host, fd) {
+                    Ok(true) => {
+                        found = Some(obj);
+                        break;
+                    }
+                    Ok(false) => {}
+                    // A live tree: the process (or the other holder) went away meanwhile.
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) && cx.is_none() => {}
+                    Err(e) => return Err(e).sys(|| format!("kcmp {name}")),
                 }
             }
             let object = match found {

@@ -2,6 +2,8 @@
 //! them, and cleaning up every process and directory even when a test fails.
 #![allow(dead_code)]
 
+pub mod pods;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};

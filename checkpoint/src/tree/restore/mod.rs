@@ -60,17 +60,29 @@ impl std::fmt::Debug for Held {
 }
 
 impl Held {
-    /// Load every thread's final registers and let it run; stopped processes stop again.
+    /// Load every thread's final registers and let it run. Stopped processes go first: each
+    /// gets SIGSTOP before it is let go, and nobody else runs before they show as stopped.
     pub fn resume(mut self) -> Result<Pod> {
         self.done = true;
         let mut first = None;
-        for p in &self.procs {
-            if p.stop {
-                let _ = sys::kill(p.pid, libc::SIGSTOP);
+        for stopped in [true, false] {
+            for p in self.procs.iter().filter(|p| p.stop == stopped) {
+                if p.stop {
+                    let _ = sys::kill(p.pid, libc::SIGSTOP);
+                }
+                for (th, tid) in p.threads.iter().rev() {
+                    if let Err(e) = crate::restore::task::release_thread(p.pid, *tid, th) {
+                        first.get_or_insert(e);
+                    }
+                }
             }
-            for (th, tid) in p.threads.iter().rev() {
-                if let Err(e) = crate::restore::task::release_thread(p.pid, *tid, th) {
-                    first.get_or_insert(e);
+            for p in self.procs.iter().filter(|p| p.stop && stopped) {
+                let t = Instant::now();
+                while t.elapsed() < std::time::Duration::from_secs(2)
+                    && !crate::proc::read(p.pid, "stat")
+                        .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('T')))
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
                 }
             }
         }
