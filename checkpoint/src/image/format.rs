@@ -12,7 +12,7 @@
 //!           0x21444e45 END  payload: number of frames before it, u64 LE; always last
 //! ```
 //!
-//! A single-process image (version 1) is META, PAGES…, FILE_DATA…, END. A pod image (version 2)
+//! A single-process image (version 1) is META, PAGES…, FILE_DATA…, END. A pod image (version 3)
 //! is TREE, then for each live process META and its PAGES…, then OBJECT_DATA… in index order,
 //! then END. Frames are written strictly in this order, so the same bytes can be written to a
 //! file or a socket and consumed as they arrive.
@@ -26,7 +26,7 @@ pub const MAGIC: &[u8; 8] = b"ZOSCKPT\0";
 /// Format version of a single-process image; any other is refused by [`parse`].
 pub const VERSION: u32 = 1;
 /// Format version of a pod image (process tree); read by [`parse_tree`].
-pub const TREE_VERSION: u32 = 2;
+pub const TREE_VERSION: u32 = 3;
 const HEADER_LEN: usize = 16;
 const FRAME_HDR: usize = 16;
 const META: u32 = 1;
