@@ -5,11 +5,10 @@
 //! `zckpt tree-restore FILE` (relay the restored pod's pty, exit with its code).
 
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
 
 fn relay(mut pod: zos_checkpoint::pod::Pod) -> i32 {
     if let Some(m) = pod.take_pty_master() {
-        let mut f = std::fs::File::from(OwnedFd::from(m));
+        let mut f = std::fs::File::from(m);
         let mut buf = [0u8; 4096];
         while let Ok(n) = f.read(&mut buf) {
             if n == 0 {

@@ -126,10 +126,8 @@ fn pty_output_is_complete_and_in_order_and_its_settings_survive() {
         ws_ypixel: 0,
     };
     // SAFETY: TIOCSWINSZ with a valid winsize on the pty master we hold.
-    assert_eq!(
-        unsafe { libc::ioctl(run.master_fd(), libc::TIOCSWINSZ, &ws) },
-        0
-    );
+    let r = unsafe { libc::ioctl(run.master_fd(), libc::TIOCSWINSZ, &ws) };
+    assert_eq!(r, 0);
     run.wait_for("line 20\r\n", 20);
     let (image, before) = run.checkpoint_and_end();
     let after = restore_running(&image);
@@ -203,7 +201,7 @@ fn bash_loop_with_a_pipe_finishes_with_the_uninterrupted_result() {
         .expect("bash");
     let want = String::from_utf8(reference.stdout).unwrap();
     let run = PodRun::start(&spec(&["bash", "-c", script]));
-    run.wait_for(&want.lines().nth(60).unwrap().to_string(), 30);
+    run.wait_for(want.lines().nth(60).unwrap(), 30);
     let (image, before) = run.checkpoint_and_end();
     let after = restore_running(&image);
     let (code, rest) = after.finish(60);

@@ -100,11 +100,8 @@ fn main() {
         return;
     }
     // SAFETY: getuid cannot fail.
-    assert_eq!(
-        unsafe { libc::getuid() },
-        0,
-        "run this test as root: it drops to nobody"
-    );
+    let uid = unsafe { libc::getuid() };
+    assert_eq!(uid, 0, "run this test as root: it drops to nobody");
     let filter: Vec<&String> = args
         .iter()
         .skip(1)

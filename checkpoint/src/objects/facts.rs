@@ -162,3 +162,16 @@ pub(crate) struct Installer<'a> {
     /// The process.
     pub child: &'a mut Child,
 }
+
+#[allow(dead_code)] // the extension point for kinds with per-holder state (epoll, locks, …)
+impl Installer<'_> {
+    /// Run system call `nr` in the process; an error names `what`.
+    pub fn call(&mut self, what: &str, nr: u64, args: &[u64]) -> Result<u64> {
+        self.child.main.call(what, nr, args)
+    }
+
+    /// Copy `bytes` into the process's scratch argument area at `off`; their address there.
+    pub fn put(&mut self, off: u64, bytes: &[u8]) -> Result<u64> {
+        self.child.put(off, bytes)
+    }
+}

@@ -92,10 +92,12 @@ impl Kind for PipeEnd {
         let write = self.flags as i32 & libc::O_ACCMODE != libc::O_RDONLY;
         let end = match &self.fifo {
             None => {
-                if !cx.state.get::<Made>().0.contains_key(&self.ino) {
+                if let std::collections::hash_map::Entry::Vacant(v) =
+                    cx.state.get::<Made>().0.entry(self.ino)
+                {
                     let (r, w) = fds::pipe(libc::O_NONBLOCK).sys(|| "pipe2".into())?;
                     fill(&w, capacity, &data)?;
-                    cx.state.get::<Made>().0.insert(self.ino, (r, Some(w)));
+                    v.insert((r, Some(w)));
                 }
                 let (r, w) = &cx.state.get::<Made>().0[&self.ino];
                 let fd = if write { w.as_ref().unwrap_or(r) } else { r };
@@ -144,12 +146,8 @@ fn peek(proc_path: &str) -> Result<(u32, Vec<u8>)> {
             out.len()
         )));
     }
-    let total = fds::ioctl_int(
-        std::os::fd::AsRawFd::as_raw_fd(&src),
-        libc::FIONREAD as u64,
-        0,
-    )
-    .sys(|| "FIONREAD".into())?;
+    let total = fds::ioctl_int(std::os::fd::AsRawFd::as_raw_fd(&src), libc::FIONREAD, 0)
+        .sys(|| "FIONREAD".into())?;
     if total as usize != out.len() {
         return Err(Error::Restore(format!(
             "pipe {proc_path} holds {total} bytes, only {} could be copied",

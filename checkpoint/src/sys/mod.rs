@@ -54,7 +54,6 @@ pub mod nr {
     pub const CAPSET: u64 = 126;
     pub const EXIT_GROUP: u64 = 231;
     pub const MKNODAT: u64 = 259;
-    pub const WRITE: u64 = 1;
 }
 
 /// The x86-64 general registers as `PTRACE_GETREGS` lays them out (`struct user_regs_struct`).

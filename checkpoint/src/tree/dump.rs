@@ -275,9 +275,7 @@ fn pty_state(scan: &PodScan, v: &Verdict<'_>) -> (Option<PtyState>, usize) {
     let (Ok(t), Ok(winsize)) = (fds::get_termios(raw), fds::get_winsize(raw)) else {
         return (None, 0);
     };
-    let pending = fds::ioctl_int(raw, libc::FIONREAD as u64, 0)
-        .unwrap_or(0)
-        .max(0) as usize;
+    let pending = fds::ioctl_int(raw, libc::FIONREAD, 0).unwrap_or(0).max(0) as usize;
     let to_pod: &HashMap<i32, i32> = &scan.to_pod;
     let foreground = scan
         .procs

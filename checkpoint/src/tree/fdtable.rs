@@ -74,8 +74,9 @@ pub(crate) fn build<'a>(scan: &'a PodScan, mut cx: Option<&mut DumpCx>) -> Resul
         fds: HashMap::new(),
         reasons: Vec::new(),
     };
-    // (dev, ino) → objects of that file, with a holder each.
-    let mut by_inode: HashMap<(u64, u64), Vec<(u32, i32, i32)>> = HashMap::new();
+    // (dev, ino) → objects of that file, with a holder each: (object, host PID, fd).
+    type Holders = Vec<(u32, i32, i32)>;
+    let mut by_inode: HashMap<(u64, u64), Holders> = HashMap::new();
     for p in scan.procs.iter().filter(|p| !p.defunct()) {
         let mut refs = Vec::new();
         let list = match proc::fds(p.host) {
