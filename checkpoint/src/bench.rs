@@ -142,6 +142,7 @@ pub fn run(report: &mut dyn std::io::Write) -> Result<()> {
         report,
         "CRIU 4.2 here: 1 GiB dump 0.57 s, restore 0.82 s; 4 MiB frozen 13.5 ms.".into(),
     )?;
+    crate::pod::bench::run(report, &std::path::PathBuf::from(base))?;
     w(report, "Goals: 1 GiB checkpoint and restore < 0.4 s each, 4 MiB frozen < 10 ms, image <= memory + 1 %.".into())?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! (effective) uid/gid; `setgroups` is denied. No privilege beyond the caller's is needed, as
 //! long as the kernel allows unprivileged user namespaces.
 
+pub mod bench;
 pub(crate) mod mounts;
 
 pub use mounts::{BindMount, MountPlan, ZOMBIE_MASKS};
