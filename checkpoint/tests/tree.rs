@@ -222,3 +222,25 @@ fn frozen_checkpoint_resumes_the_tree() {
     assert!(text.contains("REAPED 3 pid-ok=1 exit=42"), "{text}");
     assert_eq!(code, 0);
 }
+
+#[test]
+fn new_processes_after_restore_continue_the_pod_pid_sequence() {
+    let script = "for i in $(seq 1 20); do /bin/true; done; echo READY; read go; \
+                  sh -c 'echo newpid=$$'";
+    let run = PodRun::start(&spec(&["sh", "-c", script]));
+    run.wait_for("READY", 20);
+    let (image, _) = run.checkpoint_and_end();
+    let after = restore_running(&image);
+    after.type_in("go\n");
+    let (code, text) = after.finish(20);
+    let pid: i32 = text
+        .split("newpid=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        pid > 22,
+        "a new process got PID {pid}, a PID freed before the checkpoint"
+    );
+    assert_eq!(code, 0);
+}

@@ -47,6 +47,8 @@ pub mod nr {
     pub const RSEQ: u64 = 334;
     pub const CLONE3: u64 = 435;
     pub const IOCTL: u64 = 16;
+    pub const READ: u64 = 0;
+    pub const WRITE: u64 = 1;
     pub const FCNTL: u64 = 72;
     pub const MINCORE: u64 = 27;
     pub const RECVMSG: u64 = 47;

@@ -87,6 +87,7 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
     let mut images: Vec<(i32, ProcessImage, memory::Overrides)> = Vec::new();
     let mut entries = Vec::new();
     let mut mapped_files = BTreeSet::new();
+    let mut last_pid = 0;
     for p in &scan.procs {
         let state = if p.defunct() {
             ProcState::Defunct {
@@ -155,6 +156,9 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
                 }
                 overrides.insert(m.start, ranges);
             }
+            if p.pid == 1 {
+                last_pid = read_last_pid(f)?;
+            }
             images.push((f.pid, img, overrides));
         }
         let mut fds: Vec<FdRef> = verdict.table.fds.get(&p.host).cloned().unwrap_or_default();
@@ -192,6 +196,7 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
             .collect(),
         pty,
         shm: regions.iter().map(|ino| verdict.shm[ino]).collect(),
+        last_pid,
     };
     let payload = postcard::to_stdvec(&tree).map_err(|e| Error::Restore(e.to_string()))?;
     let name = "image stream";
@@ -216,6 +221,30 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
         pty_input_lost,
         ..Default::default()
     })
+}
+
+/// `/proc/sys/kernel/ns_last_pid` as the pod sees it, read inside its frozen init.
+fn read_last_pid(f: &crate::freeze::Frozen) -> Result<i32> {
+    let scratch = f
+        .scratch
+        .ok_or_else(|| Error::Restore("no scratch page".into()))?;
+    let mut t = Tracee::new(f.pid, f.pid, f.gadget)?;
+    let path = b"/proc/sys/kernel/ns_last_pid\0";
+    crate::sys::mem::write_remote(f.pid, scratch, path)
+        .map_err(|e| crate::inject::gone(f.pid, e))?;
+    let fd = t.call(
+        "open ns_last_pid",
+        nr::OPENAT,
+        &[libc::AT_FDCWD as u64, scratch, libc::O_RDONLY as u64, 0],
+    )?;
+    let n = t.raw(nr::READ, &[fd, scratch, 32]);
+    t.call("close", nr::CLOSE, &[fd])?;
+    let n = n?;
+    if n <= 0 {
+        return Ok(0);
+    }
+    let text = collect::peek(f.pid, scratch, n as usize)?;
+    Ok(String::from_utf8_lossy(&text).trim().parse().unwrap_or(0))
 }
 
 /// The real close-on-exec flag of each descriptor, asked inside the process: fdinfo's

@@ -20,6 +20,9 @@ pub(crate) struct TreeImage {
     /// Shared anonymous memory regions (`MAP_SHARED|MAP_ANONYMOUS`), referenced by
     /// [`ShmUse::region`].
     pub shm: Vec<ShmRegion>,
+    /// The pod's `ns_last_pid` (so new processes after a restore get the PIDs they would
+    /// have got, not freed low ones).
+    pub last_pid: i32,
 }
 
 /// One process of the tree (PIDs as seen inside the pod).

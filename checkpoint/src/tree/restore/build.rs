@@ -114,3 +114,21 @@ pub(super) fn groups(tree: &TreeImage, procs: &mut [Child], slave: &OwnedFd) -> 
     let p = c.put(512, &fg.to_le_bytes())?;
     tty_ioctl(c, slave, "TIOCSPGRP", libc::TIOCSPGRP, p)
 }
+
+/// Set the pod's `ns_last_pid` (from its init, which may: it has every capability in the
+/// pod's user namespace), so that the next fork gets the PID it would have got.
+pub(super) fn last_pid(root: &mut Child, last: i32) -> Result<()> {
+    if last <= 1 {
+        return Ok(());
+    }
+    let fd = root.open_here("/proc/sys/kernel/ns_last_pid", libc::O_WRONLY, 0)?;
+    let text = last.to_string();
+    let p = root.put(256, text.as_bytes())?;
+    let r = root.main.call(
+        "write ns_last_pid",
+        nr::WRITE,
+        &[fd as u64, p, text.len() as u64],
+    );
+    root.main.call("close", nr::CLOSE, &[fd as u64])?;
+    r.map(drop)
+}

@@ -151,6 +151,7 @@ pub(crate) fn restore_tree(image: &[u8], opts: &TreeRestoreOptions) -> Result<Re
     let (objects, keep) = root::objects(&mut pod, &tree, &parsed.data)?;
     let mut procs = build::fork_tree(&tree, pod.root, &pty.1)?;
     build::groups(&tree, &mut procs, &pty.1)?;
+    build::last_pid(&mut procs[0], tree.last_pid)?;
     let mut held = Vec::new();
     let mut live = parsed.procs.iter();
     for (e, child) in tree.processes.iter().zip(procs.iter_mut()) {
