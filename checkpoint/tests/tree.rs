@@ -244,3 +244,62 @@ fn new_processes_after_restore_continue_the_pod_pid_sequence() {
     );
     assert_eq!(code, 0);
 }
+
+#[test]
+fn executables_that_travelled_are_mapped_from_their_substitutes() {
+    let dir = TempDir::new("subst");
+    let original = dir.join("forkwait-here");
+    let travelled = dir.join("files-sha256");
+    std::fs::copy(prog("forkwait"), &original).unwrap();
+    let run = PodRun::start(&spec(&[&original.to_string_lossy()]));
+    run.wait_for("READY", 20);
+    let (image, _) = run.checkpoint_and_end();
+    std::fs::rename(&original, &travelled).unwrap();
+    let missing = zos_checkpoint::restore_tree(&image, &Default::default());
+    assert!(missing.is_err(), "restored without its executable");
+    let opts = zos_checkpoint::TreeRestoreOptions {
+        substitutions: [(original.to_string_lossy().into_owned(), travelled.clone())]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    let held = zos_checkpoint::restore_tree(&image, &opts).expect("restore with substitutes");
+    let task = held.pids().iter().find(|p| p.0 == 2).unwrap().1;
+    let exe = std::fs::read_link(format!("/proc/{task}/exe")).unwrap();
+    assert_eq!(exe, travelled);
+    let after = PodRun::adopt(held.resume().unwrap());
+    after.type_in("go\n");
+    let (code, text) = after.finish(20);
+    assert!(text.contains("REAPED 3 pid-ok=1 exit=42"), "{text}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn frozen_tree_killed_after_commit_ends_and_its_image_restores() {
+    let run = start_prog("forkwait", &[]);
+    run.wait_for("READY", 20);
+    let (image, stats) = run.checkpoint(AfterDump::KeepFrozen);
+    stats.held.expect("held").kill();
+    let (code, _) = run.finish(10);
+    assert_eq!(code, 128 + 9);
+    let after = restore_running(&image);
+    after.type_in("go\n");
+    let (code, text) = after.finish(20);
+    assert!(text.contains("REAPED 3 pid-ok=1 exit=42"), "{text}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn restored_tree_killed_before_resume_leaves_no_process() {
+    let run = start_prog("groups", &[]);
+    run.wait_for("READY", 20);
+    let (image, _) = run.checkpoint_and_end();
+    let held = restore(&image);
+    let hosts: Vec<i32> = held.pids().iter().map(|p| p.1).collect();
+    assert_eq!(hosts.len(), 7, "{:?}", held.pids());
+    held.kill();
+    for h in hosts {
+        let stat = std::fs::read_to_string(format!("/proc/{h}/stat"));
+        assert!(stat.is_err(), "process {h} left: {stat:?}");
+    }
+}

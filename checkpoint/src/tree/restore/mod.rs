@@ -101,7 +101,9 @@ impl Held {
     fn kill_all(&mut self) {
         self.done = true;
         let _ = sys::kill(self.root, libc::SIGKILL);
-        for p in &self.procs {
+        // Children first: the dying init waits to reap them, which it cannot while we still
+        // have their exits to collect as their tracer.
+        for p in self.procs.iter().rev() {
             for (_, tid) in &p.threads {
                 while let Ok(s) = ptrace::wait(*tid) {
                     if s == ptrace::Stop::Exited {
@@ -178,11 +180,11 @@ pub(crate) fn restore_tree(image: &[u8], opts: &TreeRestoreOptions) -> Result<Re
     let pids = tree
         .processes
         .iter()
-        .zip(&procs)
+        .zip(procs.iter())
         .map(|(e, c)| (e.pid, c.pid))
         .collect();
     let root_pid = procs[0].pid;
-    for c in &mut procs {
+    for c in procs.iter_mut() {
         c.disarm();
     }
     tracing::info!(root = root_pid, elapsed = ?t0.elapsed(), "pod restored (held stopped)");
