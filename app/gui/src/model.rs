@@ -356,6 +356,7 @@ mod tests {
             state: "running".into(),
             pid: Some(77),
             host: None,
+            ..TaskInfo::default()
         }
     }
 

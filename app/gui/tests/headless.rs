@@ -265,6 +265,7 @@ fn a_shared_app_gets_a_viewer_and_a_tile_whose_view_button_reopens_it() {
             state: "running".into(),
             pid: Some(99),
             host: None,
+            ..Default::default()
         },
     ])));
     h.frames(2, vec![]);
