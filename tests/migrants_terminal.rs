@@ -166,12 +166,13 @@ fn stopping_the_master_ends_every_pod() {
     let m = lan.host("m");
     let mut master = zos::start_master_with(m, &["--name", MASTER]);
     let polite = run_migrant(m, &m.home, &[], &["sleep", "1000"]);
-    // This one ignores SIGTERM (and its child inherits that): only SIGKILL ends it.
+    // This one ignores SIGTERM and SIGHUP (the hang-up of its terminal when the daemon goes),
+    // and its child inherits that: only SIGKILL ends it.
     let stubborn = run_migrant(
         m,
         &m.home,
         &[],
-        &["sh", "-c", "trap '' TERM; sleep 1000; sleep 1000"],
+        &["sh", "-c", "trap '' TERM HUP; sleep 1000; sleep 1000"],
     );
     let mut pids = Vec::new();
     for id in [polite, stubborn] {
@@ -207,5 +208,80 @@ fn stopping_the_master_ends_every_pod() {
     assert!(
         log.contains("SIGKILL"),
         "the stubborn pod needed SIGKILL:\n{log}"
+    );
+}
+
+/// `setpriv` arguments that run a program as `nobody`, without a login.
+const AS_NOBODY: [&str; 3] = ["--reuid=nobody", "--regid=nogroup", "--clear-groups"];
+
+/// Runs `zos ARGS` as nobody on `m`; its output.
+fn zos_as_nobody(m: &common::Host, args: &[&str]) -> std::process::Output {
+    let mut all: Vec<&str> = AS_NOBODY.to_vec();
+    all.push(ZOS);
+    all.extend_from_slice(args);
+    m.exec("setpriv", &all)
+}
+
+#[test]
+fn a_master_run_by_an_ordinary_user_runs_a_migrant_in_a_pod_of_its_own() {
+    use std::os::unix::fs::PermissionsExt;
+    common::require_root();
+    common::pod_init::ensure_built();
+    let lan = Lan::new(&["m"]);
+    let m = lan.host("m");
+    // nobody owns this host's home and runtime dir (and may pass through to them).
+    let parent = m.home.parent().unwrap();
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711)).unwrap();
+    for dir in [&m.home, &m.runtime] {
+        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
+    }
+    let mut args: Vec<&str> = AS_NOBODY.to_vec();
+    args.extend_from_slice(&[ZOS, "master", "--name", MASTER]);
+    let master = m.spawn_program("setpriv", &args, &[]);
+    master.wait_log("master daemon ready", zos::STARTUP);
+
+    let script =
+        "echo \"uid=$(id -u) pid=$$ map=$(cat /proc/self/uid_map | tr -s ' ')\"; sleep 1000";
+    let out = zos_as_nobody(m, &["run", "--migrant", "--", "sh", "-c", script]);
+    assert!(
+        out.status.success(),
+        "zos run --migrant as nobody:\n{}",
+        text(&out)
+    );
+    let tasks: Value = serde_json::from_slice(&zos_as_nobody(m, &["tasks", "--json"]).stdout)
+        .expect("zos tasks --json as nobody");
+    let t = &tasks[0];
+    assert_eq!(t["kind"], "migrant", "{tasks}");
+    assert_eq!(t["state"], "home", "{tasks}");
+    let id = t["id"].as_u64().unwrap().to_string();
+    let init = t["pid"].as_i64().expect("a pod init pid");
+
+    let log = common::poll::until(secs(10), || {
+        let out = zos_as_nobody(m, &["logs", &id]);
+        let log = String::from_utf8_lossy(&out.stdout).into_owned();
+        log.contains("uid=").then_some(log)
+    })
+    .expect("the task wrote its line");
+    // Inside: the daemon's own uid, mapped to itself; the task is PID 2.
+    assert!(
+        log.contains("uid=65534 pid=2 map= 65534 65534 1"),
+        "unexpected pod view: {log:?}"
+    );
+    // Outside: the pod's init runs as nobody, in a user namespace that is not the host's.
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|u| u == "65534"),
+        "{uid_line}"
+    );
+    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let pods = std::fs::read_link(format!("/proc/{init}/ns/user")).unwrap();
+    assert_ne!(ours, pods, "the pod has a user namespace of its own");
+
+    let out = zos_as_nobody(m, &["stop"]);
+    assert!(out.status.success(), "zos stop as nobody: {}", text(&out));
+    assert!(
+        common::poll::until(secs(10), || (!common::pid_alive(init as i32)).then_some(())).is_some(),
+        "the pod outlived the master"
     );
 }
