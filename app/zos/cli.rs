@@ -148,12 +148,55 @@ pub enum Command {
         /// The control level asked for.
         #[arg(long, default_value_t = Level::Complete)]
         level: Level,
+        /// Move these migrant tasks there right after (comma-separated ids);
+        /// prints each one's time (pt) and tm = zt + fs + xt + Σ pt.
+        #[arg(long, value_delimiter = ',', value_name = "TASK,…")]
+        with_tasks: Vec<u64>,
     },
-    /// End the domination of a zombie (master): its viewers close and it
-    /// keeps nothing of this master.
+    /// End the domination of a zombie (master): every migrant running there
+    /// comes home first (with progress), its viewers close and it keeps
+    /// nothing of this master.
     Release {
         /// The zombie: its name, fingerprint prefix, or ip:port.
         host: String,
+        /// Release even if a migrant cannot come home: that task is then
+        /// `lost`, and `zos home TASK --from-image` restarts it from the
+        /// last image this master holds.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Move a migrant task to a zombie dominated at level complete.
+    ///
+    /// The task is checked (anything the engine cannot carry is named and the
+    /// task runs on), frozen, and its image streamed to the zombie, which
+    /// restores it in a pod of its own (the zombie's user, its private places
+    /// hidden, this master's exports at the same paths; executables and
+    /// libraries it lacks travel too) and holds it stopped; only then does
+    /// this master end its copy and let the zombie's run. If anything fails
+    /// before that, the task resumes here and the reason is printed; the exit
+    /// status is then non-zero. Shows the phase, bytes, rate and time left,
+    /// then each phase's time. The image is also kept here (HOME/images) as
+    /// the task's last image.
+    Migrate {
+        /// The task id (see `zos tasks`).
+        task: u64,
+        /// The zombie: its paired name or fingerprint prefix.
+        host: String,
+        /// Compression of the image on the link: auto (by this link's rate
+        /// and each codec's speed, measured), none, lz4 or zstd.
+        #[arg(long, default_value = "auto")]
+        compress: zos_netproto::control::Compression,
+    },
+    /// Bring a migrant task home from the zombie it runs on (the same
+    /// fail-safe steps the other way round).
+    Home {
+        /// The task id (see `zos tasks`).
+        task: u64,
+        /// For a task lost with its zombie: restart it here from the last
+        /// image this master holds (says how old it is; what the task did
+        /// since is lost).
+        #[arg(long)]
+        from_image: bool,
     },
     /// On a master: share a folder with dominated zombies (or hide one).
     ///
@@ -258,7 +301,8 @@ pub enum Command {
     /// untouched. Needs root.
     Checkpoint {
         /// The process.
-        pid: i32,
+        #[arg(required_unless_present = "task")]
+        pid: Option<i32>,
         /// The image directory: created mode 0700 if missing; an existing one
         /// must be a real directory (not a symbolic link) of yours that group
         /// and others cannot write.
@@ -270,6 +314,10 @@ pub enum Command {
         /// Only say whether the process can be checkpointed, and why not.
         #[arg(long, conflicts_with_all = ["out", "leave_running"])]
         check: bool,
+        /// Checkpoint a migrant task (its whole pod, at home) through the
+        /// daemon instead of a process; it runs on (DIR/image.zckpt).
+        #[arg(long, value_name = "TASK", conflicts_with_all = ["pid", "check", "leave_running"])]
+        task: Option<u64>,
     },
     /// Restore a process from an image directory and print its PID.
     ///

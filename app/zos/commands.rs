@@ -19,11 +19,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     // Commands that need no instance home.
     let command = match cli.command {
         Command::Checkpoint {
+            task: Some(task),
+            out,
+            ..
+        } => {
+            let paths = Paths::resolve(cli.home.clone())?;
+            let out = out.ok_or_else(|| anyhow!("--out DIR is required"))?;
+            return crate::migrate::checkpoint_task(&paths, task, out);
+        }
+        Command::Checkpoint {
             pid,
             out,
             leave_running,
             check,
-        } => return crate::checkpointing::checkpoint(cli.home, pid, out, leave_running, check),
+            task: None,
+        } => {
+            let pid = pid.ok_or_else(|| anyhow!("say which process (PID) or --task"))?;
+            return crate::checkpointing::checkpoint(cli.home, pid, out, leave_running, check);
+        }
         Command::Restore {
             dir,
             stdin,
@@ -69,6 +82,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 levels,
                 auto_accept: auto_accept || settings.auto_accept,
                 open_viewers: !no_viewers && settings.viewers && has_display,
+                migrant_grace: Duration::from_secs(settings.migrant_grace),
             };
             run_daemon(|token| zos_daemon::zombie::run(cfg, token))
         }
@@ -131,8 +145,21 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tasks { json } => crate::tasks::tasks(&paths, json),
         Command::Attach { task } => crate::attach::attach(&paths, task),
         Command::Logs { task, follow } => crate::tasks::logs(&paths, task, follow),
-        Command::Dominate { host, level } => crate::domination::dominate(&paths, host, level),
-        Command::Release { host } => crate::domination::release(&paths, host),
+        Command::Dominate {
+            host,
+            level,
+            with_tasks,
+        } if !with_tasks.is_empty() => {
+            crate::migrate::dominate_with_tasks(&paths, host, level, &with_tasks)
+        }
+        Command::Dominate { host, level, .. } => crate::domination::dominate(&paths, host, level),
+        Command::Release { host, force } => crate::migrate::release(&paths, host, force),
+        Command::Migrate {
+            task,
+            host,
+            compress,
+        } => crate::migrate::migrate(&paths, task, host, compress),
+        Command::Home { task, from_image } => crate::migrate::home(&paths, task, from_image),
         Command::Export {
             path,
             to,

@@ -38,15 +38,6 @@ pub fn dominate(paths: &Paths, host: String, level: Level) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ends a domination.
-pub fn release(paths: &Paths, host: String) -> Result<ExitCode> {
-    let Reply::Released { name } = ask(paths, &Request::Release { host })? else {
-        bail!("unexpected reply from the daemon")
-    };
-    println!("released {name}");
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Answers the domination request waiting on this zombie.
 pub fn answer(paths: &Paths, accept: bool) -> Result<ExitCode> {
     let Reply::Done = ask(paths, &Request::Answer { accept })? else {

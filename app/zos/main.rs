@@ -11,6 +11,7 @@ mod commands;
 mod demo;
 mod domination;
 mod exports;
+mod migrate;
 mod tasks;
 mod view;
 

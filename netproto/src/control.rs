@@ -71,10 +71,16 @@ pub enum Request {
         /// The level asked for; the zombie may grant less.
         level: Level,
     },
-    /// End the domination of a zombie (master).
+    /// End the domination of a zombie (master). Every migrant running there
+    /// comes home first (with progress replies); if one cannot, the zombie
+    /// is not released unless `force` (such a task is then `lost`, its last
+    /// image kept for `zos home TASK --from-image`).
     Release {
         /// As for `Pair`.
         host: String,
+        /// Release even if a migrant cannot come home.
+        #[serde(default)]
+        force: bool,
     },
     /// Answer the domination request waiting on this zombie (zombie).
     Answer {

@@ -16,6 +16,7 @@ pub mod hosts;
 pub mod limits;
 pub mod master;
 pub mod migrants;
+pub mod migration;
 pub mod paths;
 pub mod peer;
 pub mod rlimit;

@@ -20,10 +20,18 @@ pub struct ZombieSettings {
     /// machine's display (when it has one).
     #[serde(default = "yes")]
     pub viewers: bool,
+    /// Seconds the migrants of a master that went away (its lease ended)
+    /// are kept here, stopped, for it to come back; then they are killed.
+    #[serde(default = "default_grace")]
+    pub migrant_grace: u64,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn default_grace() -> u64 {
+    crate::migration::DEFAULT_GRACE.as_secs()
 }
 
 impl Default for ZombieSettings {
@@ -31,6 +39,7 @@ impl Default for ZombieSettings {
         ZombieSettings {
             auto_accept: false,
             viewers: true,
+            migrant_grace: default_grace(),
         }
     }
 }
@@ -64,8 +73,12 @@ mod tests {
 
     #[test]
     fn keys_are_read_and_typos_refused() {
-        let s = ZombieSettings::parse("auto_accept = true\nviewers = false\n").unwrap();
+        let s = ZombieSettings::parse("auto_accept = true\nviewers = false\nmigrant_grace = 30\n")
+            .unwrap();
         assert!(s.auto_accept && !s.viewers);
+        assert_eq!(s.migrant_grace, 30);
+        assert_eq!(ZombieSettings::default().migrant_grace, 600);
+        assert!(ZombieSettings::parse("migrant_grace = \"10m\"").is_err());
         let err = ZombieSettings::parse("auto_acept = true").unwrap_err();
         assert!(err.contains("auto_acept"), "{err}");
     }

@@ -188,11 +188,16 @@ fn run_command(socket: &Path, command: Command, events: &Sender<Event>, notify: 
                     Event::Domination { host, result }
                 }
                 Command::Release { host } => {
-                    let result =
-                        match control::request(&socket, &Request::Release { host: host.clone() }) {
-                            Ok(Reply::Released { name }) => Ok(format!("released {name}")),
-                            other => Err(failure(other)),
-                        };
+                    let result = match control::request(
+                        &socket,
+                        &Request::Release {
+                            host: host.clone(),
+                            force: false,
+                        },
+                    ) {
+                        Ok(Reply::Released { name }) => Ok(format!("released {name}")),
+                        other => Err(failure(other)),
+                    };
                     Event::Domination { host, result }
                 }
                 Command::View { .. } => return,

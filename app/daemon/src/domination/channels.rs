@@ -1,7 +1,8 @@
 //! The channels a dominated zombie opens on its session: the file service
 //! (with the export policy of the name and key it was paired under, read
-//! afresh from `exports.toml`), views of shared apps and the terminals of
-//! migrants running there (`pty/<task>`). Any other label is reset.
+//! afresh from `exports.toml`), views of shared apps, the terminals of
+//! migrants running there (`pty/<task>`) and migrants it sends home when
+//! recalled (`home/<task>`). Any other label is reset.
 
 use std::sync::Arc;
 
@@ -38,6 +39,10 @@ impl Dominions {
                     Err(e) => tracing::info!("file service for {name} ended: {e}"),
                 }
             });
+            return;
+        }
+        if let Some(task) = zos_netproto::migration::parse_home_label(channel.label()) {
+            self.home_channels.deliver(task, &zombie.key, channel);
             return;
         }
         if crate::migrants::parse_pty_label(channel.label()).is_some() {

@@ -92,6 +92,7 @@ impl Dominions {
                 started: Instant::now(),
                 release: release.clone(),
                 ended: Some(ended_rx),
+                mux: peer.mux().cloned(),
             },
         );
         tracing::info!(
@@ -108,6 +109,8 @@ impl Dominions {
             let why = me.drive(peer, &name, release).await;
             me.live.lock().remove(&key);
             tracing::info!("domination of {name} ended: {why}");
+            // Migrants still there are lost with it (until it comes back with them).
+            crate::migration::zombie_gone(me.tasks.migrants(), &key);
             let _ = ended_tx.send(());
         });
         Ok(Dominated {

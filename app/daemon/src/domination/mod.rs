@@ -25,10 +25,12 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use zos_netproto::mux::Mux;
 use zos_netproto::{Level, PublicKey};
 
 use crate::error::{DaemonError, Result};
 use crate::limits::RELEASE_TIMEOUT;
+use crate::migration::HomeChannels;
 use crate::tasks::Tasks;
 
 pub use crate::limits::{KEEPALIVE, SILENCE_LIMIT};
@@ -51,6 +53,21 @@ struct Dominion {
     release: CancellationToken,
     /// Fires when the driver has finished (the zombie is free).
     ended: Option<oneshot::Receiver<()>>,
+    /// The session's channels (the mover opens its channels here).
+    mux: Option<Mux>,
+}
+
+/// A dominated zombie's session, as the mover needs it.
+#[derive(Clone)]
+pub struct DominionSession {
+    /// The zombie.
+    pub zombie: PairedZombie,
+    /// The level granted.
+    pub level: Level,
+    /// The session's channels.
+    pub mux: Mux,
+    /// When the domination began (tells two sessions with the same zombie apart).
+    pub started: Instant,
 }
 
 /// What `zos status` shows of a dominion.
@@ -75,6 +92,8 @@ pub struct Dominions {
     exports: PathBuf,
     shutdown: CancellationToken,
     live: Mutex<BTreeMap<PublicKey, Dominion>>,
+    /// The `home/<task>` channels the mover waits for.
+    pub home_channels: Arc<HomeChannels>,
 }
 
 impl Dominions {
@@ -86,6 +105,25 @@ impl Dominions {
             exports,
             shutdown,
             live: Mutex::new(BTreeMap::new()),
+            home_channels: Arc::new(HomeChannels::default()),
+        })
+    }
+
+    /// The session of the dominated zombie `query` (paired name or fingerprint prefix).
+    pub fn session(&self, query: &str) -> Option<DominionSession> {
+        let key = self.find(query)?;
+        self.session_of(&key)
+    }
+
+    /// The session of the dominated zombie with `key`.
+    pub fn session_of(&self, key: &PublicKey) -> Option<DominionSession> {
+        let live = self.live.lock();
+        let d = live.get(key)?;
+        Some(DominionSession {
+            zombie: d.zombie.clone(),
+            level: d.level,
+            mux: d.mux.clone()?,
+            started: d.started,
         })
     }
 

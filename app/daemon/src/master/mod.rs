@@ -25,6 +25,7 @@ use crate::control_server::{self, Handler, Replies};
 use crate::domination::Dominions;
 use crate::error::{DaemonError, Result};
 use crate::hosts::{HostTable, PROBE_INTERVAL};
+use crate::migration::{Mover, Progress, run_with_progress};
 use crate::paths::Paths;
 
 /// How a master is configured.
@@ -46,6 +47,7 @@ pub struct Master {
     hosts: Arc<HostTable>,
     tasks: Arc<crate::tasks::Tasks>,
     dominions: Arc<Dominions>,
+    mover: Arc<Mover>,
     shutdown: CancellationToken,
 }
 
@@ -75,11 +77,20 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
         cfg.name.clone(),
         shutdown.clone(),
     );
+    let dominions = Dominions::new(tasks.clone(), cfg.paths.exports(), shutdown.clone());
+    let mover = Mover::new(
+        tasks.migrants().clone(),
+        dominions.clone(),
+        &cfg.paths.home,
+        &cfg.paths.runtime,
+        cfg.paths.exports(),
+    );
     let master = Arc::new(Master {
         identity,
         zombies: Mutex::new(zombies),
         hosts: hosts.clone(),
-        dominions: Dominions::new(tasks.clone(), cfg.paths.exports(), shutdown.clone()),
+        dominions,
+        mover,
         tasks,
         shutdown: shutdown.clone(),
         cfg,
@@ -133,8 +144,19 @@ impl Master {
         peer.set_channel_policy(self.dominions.channel_policy(zombie.clone()));
         let done = self
             .dominions
-            .start(peer, zombie, level, start, out)
+            .start(peer, zombie.clone(), level, start, out)
             .await?;
+        if done.level == zos_netproto::Level::Complete {
+            // Migrants it kept for us while we were away run again; stale copies go.
+            match self.mover.reconcile(&zombie).await {
+                Ok(lines) => {
+                    for message in lines {
+                        let _ = out.send(&Reply::Progress { message }).await;
+                    }
+                }
+                Err(e) => tracing::warn!("asking {} for our migrants: {e}", zombie.name),
+            }
+        }
         Ok(Reply::Dominated {
             name: done.name,
             level: done.level,
@@ -146,7 +168,7 @@ impl Master {
         })
     }
 
-    async fn release(&self, host: &str) -> Result<Reply> {
+    async fn release(&self, host: &str, force: bool, out: &mut Replies) -> Result<Reply> {
         let key = match self.dominions.find(host) {
             Some(key) => key,
             None => {
@@ -158,8 +180,75 @@ impl Master {
                 })?
             }
         };
+        let mut stuck = Vec::new();
+        for task in self.mover.away_on(&key) {
+            let _ = out
+                .send(&Reply::Progress {
+                    message: format!("bringing task {task} home…"),
+                })
+                .await;
+            let progress = Progress::new(task);
+            let (mover, p) = (self.mover.clone(), progress.clone());
+            let job = async move {
+                mover
+                    .home(task, zos_netproto::control::Compression::Auto, &p)
+                    .await
+            };
+            match run_with_progress(out, progress, job).await {
+                Reply::Moved { phases, .. } => {
+                    let total: u64 = phases.iter().map(|(_, us)| us).sum();
+                    let _ = out
+                        .send(&Reply::Progress {
+                            message: format!("task {task} is home ({:.2} s)", total as f64 / 1e6),
+                        })
+                        .await;
+                }
+                Reply::Error { message } => stuck.push(format!("task {task}: {message}")),
+                other => stuck.push(format!("task {task}: {other:?}")),
+            }
+        }
+        if !stuck.is_empty() && !force {
+            return Err(DaemonError::User(format!(
+                "not released: {}; `zos release {host} --force` releases anyway (such a task is then lost, and `zos home TASK --from-image` restarts it from its last image)",
+                stuck.join("; ")
+            )));
+        }
         let name = self.dominions.release(&key).await?;
         Ok(Reply::Released { name })
+    }
+
+    async fn migrate(
+        &self,
+        task: u64,
+        host: String,
+        compress: zos_netproto::control::Compression,
+        out: &mut Replies,
+    ) -> Reply {
+        let progress = Progress::new(task);
+        let (mover, p) = (self.mover.clone(), progress.clone());
+        let job = async move { mover.migrate(task, &host, compress, &p).await };
+        run_with_progress(out, progress, job).await
+    }
+
+    async fn home(&self, task: u64, from_image: bool, out: &mut Replies) -> Reply {
+        let progress = Progress::new(task);
+        let (mover, p) = (self.mover.clone(), progress.clone());
+        if from_image {
+            match self.mover.image_age_line(task) {
+                Ok(message) => {
+                    let _ = out.send(&Reply::Progress { message }).await;
+                }
+                Err(e) => return error_reply(e),
+            }
+            let job = async move { mover.home_from_image(task, &p).await };
+            return run_with_progress(out, progress, job).await;
+        }
+        let job = async move {
+            mover
+                .home(task, zos_netproto::control::Compression::Auto, &p)
+                .await
+        };
+        run_with_progress(out, progress, job).await
     }
 
     fn view(&self, task: u64, out: &mut Replies) -> Reply {
@@ -309,7 +398,7 @@ impl Handler for Master {
             },
             Request::Tasks => Reply::Tasks { tasks: self.tasks.list() },
             Request::Dominate { host, level } => self.dominate(&host, level, out).await.unwrap_or_else(error_reply),
-            Request::Release { host } => self.release(&host).await.unwrap_or_else(error_reply),
+            Request::Release { host, force } => self.release(&host, force, out).await.unwrap_or_else(error_reply),
             Request::View { task } => self.view(task, out),
             Request::Shutdown => {
                 self.shutdown.cancel();
@@ -328,9 +417,11 @@ impl Handler for Master {
             Request::Attach { task } => self.attach(task, out),
             Request::Resize { task, cols, rows } => self.resize(task, cols, rows),
             Request::Logs { task, follow } => self.logs(task, follow, out),
-            Request::Migrate { .. } | Request::Home { .. } | Request::CheckpointTask { .. } => Reply::Error {
-                message: "moving migrants is not built yet".into(),
-            },
+            Request::Migrate { task, host, compress } => self.migrate(task, host, compress, out).await,
+            Request::Home { task, from_image } => self.home(task, from_image, out).await,
+            Request::CheckpointTask { task, out: dir } => {
+                self.mover.checkpoint_task(task, &dir).await.unwrap_or_else(error_reply)
+            }
         }
     }
 }

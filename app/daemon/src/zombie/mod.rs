@@ -9,6 +9,7 @@
 //! | `pairing`, `attempts` | the SPAKE2 exchange; rate limits and the record of failed attempts |
 //! | `consent` | asking the user whether a master may dominate |
 //! | `dominion` | the dominating master: shares, tasks, letting go |
+//! | `migrant_channels` | the channels a master may open here: the migration's, at `complete` |
 //! | `control` | the control socket |
 
 mod attempts;
@@ -16,6 +17,7 @@ mod connection;
 mod consent;
 mod control;
 mod dominion;
+mod migrant_channels;
 mod pairing;
 mod session;
 mod variant;
@@ -73,6 +75,9 @@ pub struct ZombieConfig {
     /// Open a viewer window on this machine's display for each shared app
     /// of the dominating master.
     pub open_viewers: bool,
+    /// How long migrants wait, stopped, for a master that went away
+    /// (`migrant_grace` in zombie.toml).
+    pub migrant_grace: Duration,
 }
 
 /// How often the advertisement is refreshed with current load and memory.
@@ -107,6 +112,8 @@ pub struct Zombie {
     /// The migrants this zombie runs for its master (the mover's, see
     /// [`crate::migrants::HostedPods`]).
     pub hosted: Arc<crate::migrants::HostedPods>,
+    /// Migrants arriving, leaving, and held for a master that went away.
+    pub moves: Arc<crate::migration::ZombieMoves>,
     next_session: AtomicU64,
     listen: SocketAddr,
     shutdown: CancellationToken,
@@ -169,6 +176,13 @@ impl Zombie {
         listen: SocketAddr,
         shutdown: CancellationToken,
     ) -> Arc<Zombie> {
+        let hosted = crate::migrants::HostedPods::new(shutdown.clone());
+        let moves = crate::migration::ZombieMoves::new(
+            hosted.clone(),
+            cfg.paths.runtime.clone(),
+            cfg.migrant_grace,
+            shutdown.clone(),
+        );
         Arc::new(Zombie {
             identity,
             trust: Mutex::new(trust),
@@ -178,7 +192,8 @@ impl Zombie {
             dominion: Mutex::new(None),
             asking: Mutex::new(None),
             advert_changed: tokio::sync::Notify::new(),
-            hosted: crate::migrants::HostedPods::new(shutdown.clone()),
+            hosted,
+            moves,
             next_session: AtomicU64::new(1),
             listen,
             shutdown,

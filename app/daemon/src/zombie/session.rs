@@ -89,6 +89,8 @@ impl Zombie {
                 Ok(()) => "the session ended".to_string(),
                 Err(e) => format!("the session was lost ({e})"),
             };
+            // Its migrants wait here, stopped, for it to come back.
+            self.moves.master_gone(&dominion.master);
             self.let_go(dominion, &why).await;
         }
         tracing::info!("session {id} ended");
@@ -190,6 +192,8 @@ impl Zombie {
                 }
                 Message::Release { reason } if dominated => {
                     if let Some(dominion) = self.take_dominion(id) {
+                        // Nothing of the master stays: its migrants came home or end now.
+                        self.moves.master_released(&dominion.master).await;
                         self.let_go(dominion, &format!("released by the master ({reason})"))
                             .await;
                     }
