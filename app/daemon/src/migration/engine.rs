@@ -275,7 +275,10 @@ pub fn start_restore(
     let (done_tx, done) = oneshot::channel();
     let (decide, decisions) = std_mpsc::channel();
     let (outcome_tx, outcome) = oneshot::channel();
+    // The adoption starts the task's terminal relay, a task on the daemon's runtime.
+    let runtime = tokio::runtime::Handle::current();
     spawn(format!("restore-{task}"), move || {
+        let _runtime = runtime.enter();
         let tree = match zos_checkpoint::restore_tree(&image, &opts) {
             Ok(t) => t,
             Err(e) => {

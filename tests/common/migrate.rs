@@ -1,0 +1,207 @@
+//! Migration tests' setting: a master `m` with an exported work folder and a zombie `z1`
+//! dominated at level `complete` (auto-accept), and helpers for migrant tasks.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::host::ZOS;
+use super::zos::{self, text};
+use super::{Host, Lan, Proc, poll, secs};
+
+/// The master's name in these tests.
+pub const MASTER: &str = "laptop";
+/// The zombie's name.
+pub const ZOMBIE: &str = "z1";
+
+/// A master and a zombie it dominates at `complete`, with `work` exported.
+pub struct MoveLan {
+    /// The LAN (hosts `m` and `z1`).
+    pub lan: Lan,
+    /// The master daemon.
+    pub master: Proc,
+    /// The zombie daemon.
+    pub zombie: zos::Zombie,
+    /// The master's exported work folder (its tasks run there).
+    pub work: PathBuf,
+}
+
+impl MoveLan {
+    /// Builds it; `zombie_args` are extra arguments of `zos zombie`, `zombie_toml` the
+    /// zombie's settings file.
+    pub fn with(zombie_args: &[&str], zombie_toml: &str) -> MoveLan {
+        super::require_root();
+        super::pod_init::ensure_built();
+        let lan = Lan::new(&["m", "z1"]);
+        let (m, z) = (lan.host("m"), lan.host("z1"));
+        let work = m.home.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        m.run_ok(&["export", work.to_str().unwrap()]);
+        std::fs::write(z.home.join("zombie.toml"), zombie_toml).unwrap();
+        let master = zos::start_master_with(m, &["--name", MASTER]);
+        let mut args = vec!["--auto-accept", "--no-viewers"];
+        args.extend_from_slice(zombie_args);
+        let zombie = zos::start_zombie(z, ZOMBIE, &args);
+        zos::pair(m, z, ZOMBIE, "complete");
+        let out = m.run(&["dominate", ZOMBIE]);
+        assert!(out.status.success(), "zos dominate: {}", text(&out));
+        MoveLan {
+            lan,
+            master,
+            zombie,
+            work,
+        }
+    }
+
+    /// The default setting.
+    pub fn new() -> MoveLan {
+        MoveLan::with(&[], "")
+    }
+
+    /// The master host.
+    pub fn m(&self) -> &Host {
+        self.lan.host("m")
+    }
+
+    /// The zombie host.
+    pub fn z(&self) -> &Host {
+        self.lan.host("z1")
+    }
+
+    /// Starts `zos run --migrant -- ARGV` on the master in `cwd`; the task id.
+    pub fn run_migrant(&self, cwd: &Path, argv: &[&str]) -> u64 {
+        run_migrant_on(self.m(), cwd, argv)
+    }
+
+    /// `zos tasks --json`'s entry for task `id`.
+    pub fn task(&self, id: u64) -> Value {
+        task_of(self.m(), id)
+    }
+
+    /// `zos migrate ID z1`, which must succeed; its output.
+    pub fn migrate(&self, id: u64) -> String {
+        let out = self.m().run(&["migrate", &id.to_string(), ZOMBIE]);
+        assert!(
+            out.status.success(),
+            "zos migrate {id} {ZOMBIE} failed: {}\n{}",
+            text(&out),
+            self.task(id)
+        );
+        let t = self.task(id);
+        assert_eq!(t["where"], ZOMBIE, "{t}");
+        assert_eq!(t["state"], "running", "{t}");
+        text(&out)
+    }
+
+    /// `zos home ID`, which must succeed; its output.
+    pub fn home(&self, id: u64) -> String {
+        let out = self.m().run(&["home", &id.to_string()]);
+        assert!(
+            out.status.success(),
+            "zos home {id} failed: {}\n{}",
+            text(&out),
+            self.task(id)
+        );
+        let t = self.task(id);
+        assert_eq!(t["where"], MASTER, "{t}");
+        assert_eq!(t["state"], "home", "{t}");
+        text(&out)
+    }
+
+    /// Waits until task `id` has exited; its exit code.
+    pub fn wait_exit(&self, id: u64, timeout: Duration) -> i64 {
+        poll::until(timeout, || {
+            let t = self.task(id);
+            (t["state"] == "exited").then(|| t["exit"].as_i64().unwrap_or(-1))
+        })
+        .unwrap_or_else(|| panic!("task {id} did not end: {}", self.task(id)))
+    }
+
+    /// What task `id` wrote to its terminal.
+    pub fn logs(&self, id: u64) -> String {
+        let out = self.m().run(&["logs", &id.to_string()]);
+        assert!(out.status.success(), "zos logs: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Default for MoveLan {
+    fn default() -> Self {
+        MoveLan::new()
+    }
+}
+
+/// Starts `zos run --migrant -- ARGV` on `m` in `cwd`; the task id.
+pub fn run_migrant_on(m: &Host, cwd: &Path, argv: &[&str]) -> u64 {
+    let mut args = vec!["run", "--migrant", "--"];
+    args.extend_from_slice(argv);
+    let mut cmd = m.command(ZOS, &args);
+    cmd.current_dir(cwd).stdin(Stdio::null());
+    let out = cmd.output().expect("run zos run");
+    assert!(
+        out.status.success(),
+        "zos run --migrant failed:\n{}",
+        text(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .split_whitespace()
+        .nth(1)
+        .and_then(|id| id.trim_end_matches(':').parse().ok())
+        .unwrap_or_else(|| panic!("no task id in {stdout:?}"))
+}
+
+/// `zos tasks --json`'s entry for task `id` on `m`.
+pub fn task_of(m: &Host, id: u64) -> Value {
+    let tasks = zos::json(m, &["tasks", "--json"]);
+    tasks
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .find(|t| t["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("task {id} is not listed: {tasks}"))
+}
+
+/// Host PIDs of processes whose command line contains `needle` (any namespace).
+pub fn processes_with(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Waits until `file` holds `what` (the task wrote it).
+pub fn wait_file_contains(file: &Path, what: &str, timeout: Duration) {
+    poll::until(timeout, || {
+        std::fs::read_to_string(file)
+            .ok()
+            .filter(|t| t.contains(what))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{} never held {what:?}: {:?}",
+            file.display(),
+            std::fs::read_to_string(file)
+        )
+    });
+}
+
+/// A generous limit for a task to finish after its moves.
+pub const FINISH: Duration = Duration::from_secs(180);
+
+/// Seconds, re-exported for the tests.
+pub fn s(n: u64) -> Duration {
+    secs(n)
+}
