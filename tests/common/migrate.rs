@@ -11,6 +11,9 @@ use super::host::ZOS;
 use super::zos::{self, text};
 use super::{Host, Lan, Proc, poll, secs};
 
+/// The system's Python: a pyenv shim in root's home would be hidden in the zombie's pod.
+pub const PYTHON: &str = "/usr/bin/python3";
+
 /// The master's name in these tests.
 pub const MASTER: &str = "laptop";
 /// The zombie's name.
@@ -180,6 +183,12 @@ pub fn processes_with(needle: &str) -> Vec<i32> {
         }
     }
     out
+}
+
+/// Waits until task `id`'s terminal log shows `what`.
+pub fn wait_log(lan: &MoveLan, id: u64, what: &str, timeout: Duration) {
+    poll::until(timeout, || lan.logs(id).contains(what).then_some(()))
+        .unwrap_or_else(|| panic!("task {id} never wrote {what:?}: {:?}\n{}", lan.logs(id), lan.task(id)));
 }
 
 /// Waits until `file` holds `what` (the task wrote it).
