@@ -185,6 +185,16 @@ pub fn processes_with(needle: &str) -> Vec<i32> {
     out
 }
 
+/// Whether process `pid` runs in `host`'s network namespace.
+pub fn in_netns_of(pid: i32, host: &Host) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(format!("/run/netns/{}", host.ns)) else {
+        return false;
+    };
+    std::fs::read_link(format!("/proc/{pid}/ns/net"))
+        .is_ok_and(|l| l.display().to_string() == format!("net:[{}]", md.ino()))
+}
+
 /// Waits until task `id`'s terminal log shows `what`.
 pub fn wait_log(lan: &MoveLan, id: u64, what: &str, timeout: Duration) {
     poll::until(timeout, || lan.logs(id).contains(what).then_some(()))
@@ -213,4 +223,118 @@ pub const FINISH: Duration = Duration::from_secs(180);
 /// Seconds, re-exported for the tests.
 pub fn s(n: u64) -> Duration {
     secs(n)
+}
+
+/// A staged worker: holds `MIB` MiB of memory (blocks of SHA-256 output), then for each stage
+/// k = 1…6 waits for `STEPS/step-k`, folds a sixth of its memory into a hash and says
+/// `stage k done`; at `STEPS/step-7` it prints `result …` and ends.
+pub const WORKER: &str = r#"
+import hashlib, os, sys, time
+size, steps = int(sys.argv[1]) << 20, sys.argv[2]
+block = b''.join(hashlib.sha256(i.to_bytes(4, 'little')).digest() for i in range(1 << 15))
+data = bytearray(size)
+for off in range(0, size, len(block)):
+    data[off:off + len(block)] = block
+    data[off] = (off >> 20) & 0xff
+print('filled', flush=True)
+h = hashlib.sha256()
+part = size // 6
+view = memoryview(data)
+def wait(k):
+    while not os.path.exists(os.path.join(steps, 'step-%d' % k)):
+        time.sleep(0.02)
+for stage in range(1, 7):
+    wait(stage)
+    h.update(view[(stage - 1) * part:stage * part])
+    h.update(b'stage %d' % stage)
+    print('stage', stage, 'done', flush=True)
+wait(7)
+print('result', size, h.hexdigest(), flush=True)
+"#;
+
+/// A [`WORKER`] running as a migrant, with its step folder.
+pub struct Worker {
+    /// Task id.
+    pub id: u64,
+    /// Its step folder (in the export).
+    pub steps: PathBuf,
+    /// What an uninterrupted run prints.
+    pub expected: String,
+    /// Its script's path (in its command line).
+    pub script: String,
+}
+
+impl Worker {
+    /// Starts a worker of `mib` MiB on `lan`'s master, and waits until its memory is filled.
+    pub fn start(lan: &MoveLan, name: &str, mib: u32) -> Worker {
+        let script = lan.work.join(format!("{name}.py"));
+        std::fs::write(&script, WORKER).unwrap();
+        let all = lan.work.join(format!("{name}-all-steps"));
+        std::fs::create_dir_all(&all).unwrap();
+        for k in 1..=7 {
+            std::fs::write(all.join(format!("step-{k}")), "").unwrap();
+        }
+        let out = std::process::Command::new(PYTHON)
+            .arg(&script)
+            .arg(mib.to_string())
+            .arg(&all)
+            .output()
+            .expect("run python3");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let expected = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("result"))
+            .expect("a result line")
+            .to_string();
+        let steps = lan.work.join(format!("{name}-steps"));
+        std::fs::create_dir_all(&steps).unwrap();
+        let script = script.to_str().unwrap().to_string();
+        let id = lan.run_migrant(
+            &lan.work,
+            &[PYTHON, &script, &mib.to_string(), steps.to_str().unwrap()],
+        );
+        wait_log(lan, id, "filled", secs(120));
+        Worker {
+            id,
+            steps,
+            expected,
+            script,
+        }
+    }
+
+    /// Opens step `k` and waits until the worker has done it.
+    pub fn step(&self, lan: &MoveLan, k: u32) {
+        std::fs::write(self.steps.join(format!("step-{k}")), "").unwrap();
+        if k < 7 {
+            wait_log(lan, self.id, &format!("stage {k} done"), secs(120));
+        }
+    }
+
+    /// Does the remaining stages from `from` on, lets it finish, and checks its result
+    /// against the uninterrupted run.
+    pub fn finish(&self, lan: &MoveLan, from: u32) {
+        for k in from..=7 {
+            self.step(lan, k);
+        }
+        assert_eq!(lan.wait_exit(self.id, FINISH), 0);
+        let log = lan.logs(self.id);
+        let results: Vec<&str> = log
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("result"))
+            .collect();
+        assert_eq!(
+            results,
+            vec![self.expected.as_str()],
+            "one result, the uninterrupted run's: {log:?}"
+        );
+    }
+
+    /// Host PIDs of its processes on `host` (in its network namespace).
+    pub fn processes_on(&self, host: &Host) -> Vec<i32> {
+        processes_with(&self.script)
+            .into_iter()
+            .filter(|p| in_netns_of(*p, host))
+            .collect()
+    }
 }
