@@ -62,14 +62,19 @@ fn a_zombie_killed_while_it_restores_leaves_the_task_running_on_the_master_once(
     let w = Worker::start(&lan, "kill", 512);
     w.step(&lan, 1);
     let mut migrate = lan.m().spawn(&["migrate", &w.id.to_string(), ZOMBIE]);
-    lan.zombie.proc.wait_log(&format!("restoring task {}", w.id), s(120));
+    lan.zombie
+        .proc
+        .wait_log(&format!("restoring task {}", w.id), s(120));
     lan.zombie.proc.kill9();
     let status = migrate.wait_exit(s(90)).expect("zos migrate ends");
     assert!(!status.success(), "the move failed: {}", migrate.log());
     // Whatever the dead zombie had restored does not run on.
     std::thread::sleep(s(2));
     let stray = w.processes_on(lan.z());
-    assert!(stray.is_empty(), "a copy runs on the dead zombie's side: {stray:?}");
+    assert!(
+        stray.is_empty(),
+        "a copy runs on the dead zombie's side: {stray:?}"
+    );
     home_and_only_here(&lan, &w);
     w.finish(&lan, 2);
 }
@@ -114,22 +119,13 @@ fn a_zombie_killed_while_holding_the_task_makes_it_lost_and_home_from_image_rest
     .unwrap_or_else(|| panic!("never lost: {}", lan.task(w.id)));
     assert_eq!(t["where"], ZOMBIE, "{t}");
     let epoch = t["epoch"].as_u64().unwrap();
-    // Too early: the zombie might still run it until its lease ends.
-    let early = lan.m().run(&["home", &w.id.to_string(), "--from-image"]);
-    if !early.status.success() {
-        assert!(text(&early).contains("lease"), "{}", text(&early));
-        common::poll::until(s(30), || {
-            let out = lan.m().run(&["home", &w.id.to_string(), "--from-image"]);
-            out.status.success().then_some(text(&out))
-        })
-        .map(|said| assert!(said.contains("ago"), "says how old: {said}"))
-        .expect("home --from-image works once the lease is over");
-    } else {
-        assert!(text(&early).contains("ago"), "{}", text(&early));
-    }
+    common::migrate::home_from_image(&lan, w.id);
     let t = lan.task(w.id);
     assert_eq!(t["state"], "home", "{t}");
-    assert!(t["epoch"].as_u64().unwrap() > epoch, "the epoch went up: {t}");
+    assert!(
+        t["epoch"].as_u64().unwrap() > epoch,
+        "the epoch went up: {t}"
+    );
     // It restarts from the image taken when it left: stage 2 (done on the zombie) again.
     w.finish(&lan, 2);
 }

@@ -86,7 +86,11 @@ fn uninterrupted(script: &Path, arg: &str, dir: &Path) -> String {
         .arg(&steps)
         .output()
         .expect("run python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.lines()
         .find(|l| l.starts_with("result"))
@@ -105,7 +109,12 @@ fn five_round_trips(lan: &MoveLan, name: &str, script_text: &str, arg: &str) {
     std::fs::create_dir_all(&steps).unwrap();
     let id = lan.run_migrant(
         &lan.work,
-        &[PYTHON, script.to_str().unwrap(), arg, steps.to_str().unwrap()],
+        &[
+            PYTHON,
+            script.to_str().unwrap(),
+            arg,
+            steps.to_str().unwrap(),
+        ],
     );
     let marker = script.to_str().unwrap();
     let step = |k: u32| {

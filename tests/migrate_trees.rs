@@ -79,7 +79,11 @@ fn uninterrupted(argv: &[&str], steps: &Path) -> String {
         .args(&argv[1..])
         .output()
         .expect("run the program");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for k in 1..=4 {
         std::fs::remove_file(steps.join(format!("step-{k}"))).unwrap();
     }
@@ -136,8 +140,7 @@ fn pipes_fifos_a_pipeline_and_a_child_exiting_away_survive_two_moves() {
             })
             .count()
     };
-    common::poll::until(s(30), || (pythons() == 3).then_some(()))
-    .unwrap_or_else(|| {
+    common::poll::until(s(30), || (pythons() == 3).then_some(())).unwrap_or_else(|| {
         let procs = common::migrate::processes_with(tree_s);
         let states: Vec<String> = procs
             .iter()

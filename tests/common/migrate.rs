@@ -197,8 +197,13 @@ pub fn in_netns_of(pid: i32, host: &Host) -> bool {
 
 /// Waits until task `id`'s terminal log shows `what`.
 pub fn wait_log(lan: &MoveLan, id: u64, what: &str, timeout: Duration) {
-    poll::until(timeout, || lan.logs(id).contains(what).then_some(()))
-        .unwrap_or_else(|| panic!("task {id} never wrote {what:?}: {:?}\n{}", lan.logs(id), lan.task(id)));
+    poll::until(timeout, || lan.logs(id).contains(what).then_some(())).unwrap_or_else(|| {
+        panic!(
+            "task {id} never wrote {what:?}: {:?}\n{}",
+            lan.logs(id),
+            lan.task(id)
+        )
+    });
 }
 
 /// Waits until `file` holds `what` (the task wrote it).
@@ -280,7 +285,11 @@ impl Worker {
             .arg(&all)
             .output()
             .expect("run python3");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let expected = String::from_utf8_lossy(&out.stdout)
             .lines()
             .find(|l| l.starts_with("result"))
@@ -337,4 +346,32 @@ impl Worker {
             .filter(|p| in_netns_of(*p, host))
             .collect()
     }
+}
+
+/// `zos home ID --from-image` on a lost task: refused while the zombie's lease may still run
+/// (saying when to try again), then done, saying how old the image is.
+pub fn home_from_image(lan: &MoveLan, id: u64) {
+    let id_s = id.to_string();
+    let early = lan.m().run(&["home", &id_s, "--from-image"]);
+    let said = text(&early);
+    if early.status.success() {
+        assert!(said.contains("ago"), "says how old: {said}");
+        return;
+    }
+    assert!(said.contains("lease"), "{said}");
+    let wait: u64 = said
+        .split("try again in ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no time to wait in {said:?}"));
+    assert!(wait <= 13, "{said}");
+    std::thread::sleep(secs(wait));
+    let out = lan.m().run(&["home", &id_s, "--from-image"]);
+    let said = text(&out);
+    assert!(
+        out.status.success(),
+        "home --from-image after the lease: {said}"
+    );
+    assert!(said.contains("ago"), "says how old: {said}");
 }

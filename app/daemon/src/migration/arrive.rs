@@ -171,6 +171,7 @@ impl ZombieMoves {
         self.state.lock().meta.insert(
             task,
             TaskMeta {
+                master: key,
                 command: offer.command.clone(),
                 exports: exports.clone(),
                 originals,

@@ -76,13 +76,9 @@ impl ZombieMoves {
     ) -> Result<()> {
         let channel = master.mux.open(&home_label(task))?;
         let mut link = MoveLink::new(channel, &master.name);
-        let meta = self
-            .state
-            .lock()
-            .meta
-            .get(&task)
-            .cloned()
-            .unwrap_or_default();
+        let meta = self.state.lock().meta.get(&task).cloned().ok_or_else(|| {
+            DaemonError::User(format!("nothing is known here of how task {task} came"))
+        })?;
         let skip: Vec<String> = meta.exports.iter().map(|e| e.path.clone()).collect();
         let cache = self.cache.clone();
         let (skip2, originals) = (skip.clone(), meta.originals.clone());

@@ -260,8 +260,12 @@ impl Mover {
     }
 
     /// After a domination at `complete`: asks the zombie which of our migrants it holds;
-    /// resumes those it holds at their current epoch (a partition healed), discards the rest.
-    /// One line per migrant found.
+    /// resumes those it holds at their current epoch (a partition healed) and brings them
+    /// home, discards the rest. One line per migrant found.
+    ///
+    /// Why home: the exports a resumed task had open on the zombie went with the old
+    /// session (its file service ended), so there it would only see errors in its shared
+    /// folders; at home it has its files again.
     pub async fn reconcile(self: &Arc<Self>, zombie: &PairedZombie) -> Result<Vec<String>> {
         let MigrantsReply::Held { tasks } = self.ask(zombie, &MigrantsRequest::List).await? else {
             return Err(DaemonError::User(format!(
@@ -270,6 +274,7 @@ impl Mover {
             )));
         };
         let mut lines = Vec::new();
+        let mut resumed = Vec::new();
         for held in tasks {
             let info = self.migrants.info(held.task).ok();
             let ours = info.as_ref().is_some_and(|i| {
@@ -289,10 +294,13 @@ impl Mover {
                     epoch: held.epoch,
                 };
                 match self.ask(zombie, &request).await {
-                    Ok(MigrantsReply::Done) => lines.push(format!(
-                        "task {} runs on {} again (epoch {})",
-                        held.task, zombie.name, held.epoch
-                    )),
+                    Ok(MigrantsReply::Done) => {
+                        lines.push(format!(
+                            "task {} runs on {} again (epoch {})",
+                            held.task, zombie.name, held.epoch
+                        ));
+                        resumed.push(held.task);
+                    }
                     other => {
                         if was_lost {
                             let _ = self.migrants.mark_lost(held.task);
@@ -313,6 +321,19 @@ impl Mover {
                     "{} held a stale copy of task {} (epoch {}): discarded",
                     zombie.name, held.task, held.epoch
                 ));
+            }
+        }
+        for task in resumed {
+            let progress = Progress::new(task);
+            match self.home(task, Compression::Auto, &progress).await {
+                Ok(_) => lines.push(format!(
+                    "task {task} came home from {} after the partition",
+                    zombie.name
+                )),
+                Err(e) => lines.push(format!(
+                    "task {task} stays on {}: it could not come home ({e})",
+                    zombie.name
+                )),
             }
         }
         Ok(lines)

@@ -72,8 +72,9 @@ struct Frozen {
 }
 
 /// What the zombie keeps of a task it hosts, to send it home.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(super) struct TaskMeta {
+    pub master: PublicKey,
     pub command: Vec<String>,
     pub exports: Vec<ExportPath>,
     /// A travelled file's path here → the path it came from.
@@ -87,6 +88,8 @@ pub(super) struct State {
     pub meta: HashMap<u64, TaskMeta>,
     /// Tasks with a move in flight.
     pub moving: HashSet<u64>,
+    /// Masters that went away, and when their grace period ends.
+    gone: HashMap<PublicKey, Instant>,
 }
 
 /// The zombie's migrations (see the module docs).
@@ -322,6 +325,7 @@ impl ZombieMoves {
     pub fn master_gone(&self, key: &PublicKey) {
         let deadline = Instant::now() + self.grace;
         let mut st = self.state.lock();
+        st.gone.entry(*key).or_insert(deadline);
         for p in st.pending.values_mut().filter(|p| p.master == *key) {
             p.deadline.get_or_insert(deadline);
         }
@@ -369,11 +373,38 @@ impl ZombieMoves {
             tracing::info!("released with task {task} still here: it ends");
             self.discard(task, epoch, key).await;
         }
+        self.forget_master(key);
+    }
+
+    /// Forgets every task of the master with `key` that has nothing here any more (files of
+    /// tasks that went home are kept for their next visit until then).
+    fn forget_master(&self, key: &PublicKey) {
+        let tasks: Vec<u64> = {
+            let mut st = self.state.lock();
+            st.gone.remove(key);
+            st.meta
+                .iter()
+                .filter(|(_, m)| m.master == *key)
+                .map(|(t, _)| *t)
+                .collect()
+        };
+        for task in tasks {
+            self.forget(task);
+        }
+        let _ = std::fs::remove_dir(self.runtime.join("migrants"));
     }
 
     /// Kills what waited past its grace (or everything, when the daemon stops).
     async fn sweep(&self, all: bool) {
         let now = Instant::now();
+        let over: Vec<PublicKey> = {
+            let st = self.state.lock();
+            st.gone
+                .iter()
+                .filter(|(_, d)| all || **d <= now)
+                .map(|(k, _)| *k)
+                .collect()
+        };
         let expired: Vec<(u64, PublicKey, u64)> = {
             let st = self.state.lock();
             let frozen = st
@@ -412,6 +443,14 @@ impl ZombieMoves {
             self.discard(task, epoch, &master).await;
             self.thaw_forget(task);
         }
+        for key in over {
+            self.forget_master(&key);
+        }
+    }
+
+    /// The master with `key` dominates this zombie (again): no grace period runs for it.
+    pub fn master_back(&self, key: &PublicKey) {
+        self.state.lock().gone.remove(key);
     }
 
     /// SIGCONT to the processes of `task` we stopped.

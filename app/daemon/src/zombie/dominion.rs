@@ -66,6 +66,7 @@ impl Zombie {
             // The terminals of migrants held for this master go to it.
             self.hosted.connect(key, mux.clone());
         }
+        self.moves.master_back(&key);
         *self.dominion.lock() = Some(Dominion {
             session_id: id,
             master: key,
