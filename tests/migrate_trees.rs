@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::migrate::{FINISH, MoveLan, PYTHON, s, wait_log};
+use common::migrate::{FINISH, MoveLan, PYTHON, ZOMBIE, s, wait_log};
 
 /// A tree: a writer child filling a pipe the parent reads only at the end, a FIFO whose bytes
 /// wait unread, and a child that exits at step 2. Moves happen at steps 1 and 2.
@@ -227,4 +227,96 @@ fn a_task_keeps_writing_its_files_in_an_export_from_the_zombie_and_the_master_ha
         .flat_map(|k| (1..=200).map(move |i| format!("step {k} line {i}\n")))
         .collect();
     assert_eq!(text, want, "the master's file has every byte, in order");
+}
+
+/// A program that counts in stages (each waits for `STEPS/step-K`) and prints its result
+/// (at `step-5`).
+const STAGED_C: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    unsigned long long h = 1469598103934665603ULL;
+    char path[4096];
+    for (int k = 1; k <= 4; k++) {
+        snprintf(path, sizeof path, "%s/step-%d", argv[1], k);
+        while (access(path, F_OK) != 0) usleep(20000);
+        for (unsigned long long i = 0; i < 2000000; i++) h = (h ^ (i + k)) * 1099511628211ULL;
+        printf("stage %d done\n", k);
+        fflush(stdout);
+    }
+    snprintf(path, sizeof path, "%s/step-5", argv[1]);
+    while (access(path, F_OK) != 0) usleep(20000);
+    printf("result %llx\n", h);
+    return 0;
+}
+"#;
+
+#[test]
+fn an_executable_the_zombie_lacks_travels_with_the_task_and_is_found_again_at_home() {
+    let lan = MoveLan::new();
+    // Built in the master's home, outside the exports: hidden in the zombie's pod.
+    let bin_dir = lan.m().home.join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let src = bin_dir.join("staged.c");
+    std::fs::write(&src, STAGED_C).unwrap();
+    let exe = bin_dir.join("staged");
+    let cc = std::process::Command::new("cc")
+        .arg("-O1")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .expect("run cc");
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let steps = lan.work.join("c-steps");
+    std::fs::create_dir_all(&steps).unwrap();
+    let id = lan.run_migrant(&lan.work, &[exe.to_str().unwrap(), steps.to_str().unwrap()]);
+    let step = |k: u32| {
+        std::fs::write(steps.join(format!("step-{k}")), "").unwrap();
+        wait_log(&lan, id, &format!("stage {k} done"), s(60));
+    };
+    step(1);
+    lan.migrate(id);
+    // It travelled: the zombie keeps it under its runtime dir, read-only, by content.
+    let files = lan.z().runtime.clone();
+    let travelled: Vec<_> = walk(&files)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/migrants/") && p.is_file())
+        .collect();
+    assert_eq!(travelled.len(), 1, "{travelled:?}");
+    assert_eq!(
+        std::fs::read(&travelled[0]).unwrap(),
+        std::fs::read(&exe).unwrap()
+    );
+    step(2);
+    lan.home(id);
+    step(3);
+    lan.migrate(id);
+    step(4);
+    lan.home(id);
+    std::fs::write(steps.join("step-5"), "").unwrap();
+    assert_eq!(lan.wait_exit(id, FINISH), 0);
+    assert!(lan.logs(id).contains("result "), "{}", lan.logs(id));
+    // Released, the zombie keeps nothing of it.
+    lan.m().run_ok(&["release", ZOMBIE]);
+    assert!(
+        walk(&files).iter().all(|p| !p.to_string_lossy().contains("/migrants")),
+        "{:?}",
+        walk(&files)
+    );
+}
+
+/// Every path under `dir` (not following links).
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) && !p.ends_with("anima") {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+    }
+    out
 }
