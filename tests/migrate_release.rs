@@ -22,10 +22,17 @@ fn release_brings_every_migrant_home_first_then_lets_go() {
     let said = text(&out);
     assert!(out.status.success(), "{said}");
     for w in [&a, &b] {
-        assert!(said.contains(&format!("bringing task {} home", w.id)), "{said}");
+        assert!(
+            said.contains(&format!("bringing task {} home", w.id)),
+            "{said}"
+        );
         assert!(said.contains(&format!("task {} is home", w.id)), "{said}");
         let t = lan.task(w.id);
-        assert_eq!((t["state"].as_str(), t["where"].as_str()), (Some("home"), Some(MASTER)), "{t}");
+        assert_eq!(
+            (t["state"].as_str(), t["where"].as_str()),
+            (Some("home"), Some(MASTER)),
+            "{t}"
+        );
         assert!(w.processes_on(lan.z()).is_empty());
     }
     assert!(said.contains("released z1"), "{said}");
@@ -73,17 +80,32 @@ fn a_migrant_that_cannot_come_home_blocks_release_unless_forced_and_is_then_lost
     let out = lan.m().run(&["release", ZOMBIE]);
     let said = text(&out);
     assert!(!out.status.success(), "{said}");
-    assert!(said.contains("not released") && said.contains("--force"), "{said}");
+    assert!(
+        said.contains("not released") && said.contains("--force"),
+        "{said}"
+    );
     assert!(said.contains("socket"), "names what stops it: {said}");
     let t = lan.task(id);
-    assert_eq!((t["state"].as_str(), t["where"].as_str()), (Some("running"), Some(ZOMBIE)), "{t}");
+    assert_eq!(
+        (t["state"].as_str(), t["where"].as_str()),
+        (Some("running"), Some(ZOMBIE)),
+        "{t}"
+    );
     let status = common::zos::json(lan.m(), &["status", "--json"]);
-    assert_eq!(status["sessions"].as_array().map(Vec::len), Some(1), "still dominated: {status}");
+    assert_eq!(
+        status["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "still dominated: {status}"
+    );
 
     let out = lan.m().run(&["release", ZOMBIE, "--force"]);
     assert!(out.status.success(), "{}", text(&out));
     let t = lan.task(id);
-    assert_eq!((t["state"].as_str(), t["where"].as_str()), (Some("lost"), Some(ZOMBIE)), "{t}");
+    assert_eq!(
+        (t["state"].as_str(), t["where"].as_str()),
+        (Some("lost"), Some(ZOMBIE)),
+        "{t}"
+    );
     let marker = script.to_str().unwrap();
     common::poll::until(s(10), || {
         common::migrate::processes_with(marker)

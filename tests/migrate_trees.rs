@@ -267,7 +267,11 @@ fn an_executable_the_zombie_lacks_travels_with_the_task_and_is_found_again_at_ho
         .arg(&src)
         .output()
         .expect("run cc");
-    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
     let steps = lan.work.join("c-steps");
     std::fs::create_dir_all(&steps).unwrap();
     let id = lan.run_migrant(&lan.work, &[exe.to_str().unwrap(), steps.to_str().unwrap()]);
@@ -300,7 +304,9 @@ fn an_executable_the_zombie_lacks_travels_with_the_task_and_is_found_again_at_ho
     // Released, the zombie keeps nothing of it.
     lan.m().run_ok(&["release", ZOMBIE]);
     assert!(
-        walk(&files).iter().all(|p| !p.to_string_lossy().contains("/migrants")),
+        walk(&files)
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("/migrants")),
         "{:?}",
         walk(&files)
     );

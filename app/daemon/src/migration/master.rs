@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use parking_lot::Mutex;
+use zos_checkpoint::pod::ZOMBIE_MASKS;
 use zos_checkpoint::{AfterDump, TreeDumpOptions};
 use zos_netproto::control::{Compression, Reply};
 use zos_netproto::migration::{
@@ -101,18 +102,23 @@ impl Mover {
         let skip: Vec<String> = exports.iter().map(|e| e.path.clone()).collect();
         let cache = self.cache.clone();
         let skip2 = skip.clone();
-        let (reasons, executables, hint) = tokio::task::spawn_blocking(move || {
-            let report = zos_checkpoint::check_tree(root);
+        let (report, executables, hint) = tokio::task::spawn_blocking(move || {
+            let report = zos_checkpoint::check_tree(root).map(|mut r| {
+                r.reasons
+                    .extend(files::hidden_on_zombie(root, ZOMBIE_MASKS, &skip2));
+                r
+            });
             let paths = files::mapped_paths(root);
             let list = files::describe(root, &paths, &skip2, &HashMap::new(), &cache);
             (report, list, files::pod_resident_bytes(root))
         })
         .await
         .map_err(|_| DaemonError::User("the check failed".into()))?;
-        let report = reasons.map_err(|e| DaemonError::User(format!("task {task}: {e}")))?;
+        let report = report.map_err(|e| DaemonError::User(format!("task {task}: {e}")))?;
         if !report.ok() {
             return Err(DaemonError::User(format!(
-                "task {task} cannot move (it runs on here): {}",
+                "task {task} cannot move to {} (it runs on here): {}",
+                zombie.name,
                 report.reasons.join("; ")
             )));
         }
