@@ -5,7 +5,8 @@
 //! `ssh -L` tunnel (a private sshd on 127.0.0.1), and prints the ratios.
 //! `zos bench discovery` measures the time from starting a zombie to a
 //! master seeing it over mDNS. `zos bench fs` compares shared folders with
-//! sshfs (see `bench/fs.rs`).
+//! sshfs (see `bench/fs.rs`). `zos bench migrate` moves migrants between two
+//! daemons on this machine and dominates with n tasks (see `bench/migrate.rs`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ mod cpu;
 mod discovery;
 mod display;
 mod fs;
+mod migrate;
+mod migrate_plot;
 mod ssh;
 
 /// Runs a benchmark and prints its figures.
@@ -52,6 +55,7 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
             },
         )?,
         BenchKind::Fs { mib, files, runs } => fs::run(mib, files, runs.max(1))?,
+        BenchKind::Migrate { runs, sizes, png } => migrate::run(runs.max(1), &sizes, &png)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -164,7 +168,7 @@ async fn handshake_times(n: usize) -> Result<(f64, f64)> {
     Ok((times[n / 2], times[n * 95 / 100]))
 }
 
-async fn session_throughput(bytes: u64) -> Result<Throughput> {
+pub(crate) async fn session_throughput(bytes: u64) -> Result<Throughput> {
     let l = TcpListener::bind("127.0.0.1:0").await?;
     let addr = l.local_addr()?;
     let zid = Identity::generate()?;

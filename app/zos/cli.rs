@@ -426,6 +426,22 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Migrant moves between a master and a zombie daemon on this machine:
+    /// total time, time stopped and transfer rate (against the session's own
+    /// throughput) per size and codec, there and back; then the time to
+    /// dominate a zombie with 1–16 tasks (tm = zt + fs + xt + Σ pt) as a
+    /// table and a PNG plot. Run it as root in a fresh network namespace.
+    Migrate {
+        /// Repetitions (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Task memory sizes, in MiB.
+        #[arg(long, value_delimiter = ',', default_values_t = [4u32, 256, 1024])]
+        sizes: Vec<u32>,
+        /// Where the plot goes.
+        #[arg(long, default_value = "zos-bench-migrate.png")]
+        png: std::path::PathBuf,
+    },
     /// Time from starting a zombie to the master seeing it over mDNS.
     Discovery {
         /// Repetitions (the median is reported).

@@ -119,10 +119,19 @@ fn call_move(paths: &Paths, request: &Request) -> Result<Reply> {
 
 /// Prints where the task runs now and each phase's time.
 fn print_moved(reply: Reply) -> Result<ExitCode> {
-    let Reply::Moved { task, to, phases } = reply else {
+    let Reply::Moved {
+        task,
+        to,
+        phases,
+        image_bytes,
+    } = reply
+    else {
         bail!("unexpected reply from the daemon: {reply:?}")
     };
-    println!("task {task} runs on {to} now");
+    println!(
+        "task {task} runs on {to} now ({:.1} MiB image)",
+        image_bytes as f64 / 1048576.0
+    );
     let total: u64 = phases.iter().map(|(_, us)| us).sum();
     for (phase, us) in &phases {
         println!("  {phase:<10} {:>9.1} ms", *us as f64 / 1000.0);

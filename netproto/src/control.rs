@@ -486,6 +486,9 @@ pub enum Reply {
         to: String,
         /// How long each phase took, in order, microseconds.
         phases: Vec<(String, u64)>,
+        /// The image's size (raw, before compression on the link).
+        #[serde(default)]
+        image_bytes: u64,
     },
     /// For `CheckpointTask`: the image is written; the task runs on.
     Checkpointed {
@@ -751,6 +754,7 @@ mod tests {
             task: 3,
             to: "z1".into(),
             phases: vec![("check".into(), 12)],
+            image_bytes: 4096,
         };
         assert!(moved.is_final());
         assert_eq!(

@@ -172,6 +172,7 @@ impl Mover {
                 Err(DaemonError::User(why))
             }
         });
+        let image_bytes = received.image.len() as u64;
         let (restored, hold) = engine::start_restore(task, received.image, opts, adopt)?;
         let restored = match tokio::time::timeout(ENGINE_LIMIT, restored).await {
             Ok(Ok(r)) => r,
@@ -213,6 +214,7 @@ impl Mover {
             task,
             to: self.migrants.master_name().to_string(),
             phases: progress.finish(),
+            image_bytes,
         })
     }
 
@@ -263,7 +265,8 @@ impl Mover {
         let image = tokio::task::spawn_blocking(move || me.images.read(task))
             .await
             .map_err(|_| DaemonError::User("reading the image failed".into()))??;
-        progress.enter(Phase::Restore, image.len() as u64);
+        let image_bytes = image.len() as u64;
+        progress.enter(Phase::Restore, image_bytes);
         let adopt: engine::Adopt = Box::new(move |tree| ticket.adopt_restored(tree, next));
         let (restored, hold) =
             engine::start_restore(task, image, TreeRestoreOptions::default(), adopt)?;
@@ -278,6 +281,7 @@ impl Mover {
                 task,
                 to: self.migrants.master_name().to_string(),
                 phases: progress.finish(),
+                image_bytes,
             }),
             Some(Err(e)) => Err(e),
             None => Err(DaemonError::User("the restore's thread died".into())),

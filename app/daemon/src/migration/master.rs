@@ -216,6 +216,7 @@ impl Mover {
             task,
             to: zombie.name,
             phases: progress.finish(),
+            image_bytes: sent.summary.bytes,
         })
     }
 
