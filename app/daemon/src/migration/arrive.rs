@@ -290,3 +290,87 @@ fn substitutions(
     }
     (subst, originals)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn exe(path: &std::path::Path, content: &[u8]) -> Executable {
+        Executable {
+            path: path.display().to_string(),
+            original: None,
+            sha256: Sha256::digest(content).into(),
+            size: content.len() as u64,
+        }
+    }
+
+    #[test]
+    fn the_zombie_needs_what_its_pod_would_not_see_the_same() {
+        // A place no mask hides: the build's target directory.
+        let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/zos-needs-test")
+            .join(std::process::id().to_string());
+        std::fs::create_dir_all(&here).unwrap();
+        let same = here.join("same");
+        std::fs::write(&same, b"same bytes").unwrap();
+        std::fs::set_permissions(&same, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let private = here.join("private");
+        std::fs::write(&private, b"private bytes").unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let changed = here.join("changed");
+        std::fs::write(&changed, b"the zombie's version").unwrap();
+        std::fs::set_permissions(&changed, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir_all(here.join("runtime")).unwrap();
+        let store = FileStore::new(&here.join("runtime"), 9);
+        let cache = HashCache::default();
+        let offered = [
+            exe(&same, b"same bytes"),
+            exe(&private, b"private bytes"),
+            exe(&changed, b"the master's version"),
+            exe(
+                std::path::Path::new("/tmp/zos-needs/tool"),
+                b"a tool in /tmp",
+            ),
+            exe(std::path::Path::new("/home/u/work/run.sh"), b"in an export"),
+            exe(&here.join("missing"), b"nowhere here"),
+        ];
+        let exports = [ExportPath {
+            name: "work".into(),
+            path: "/home/u/work".into(),
+        }];
+        let need = zombie_needs(&offered, &exports, &store, &cache);
+        let wanted = |x: &Executable| need.contains(&x.sha256);
+        assert!(
+            !wanted(&offered[0]),
+            "identical and readable by all: not sent"
+        );
+        assert!(
+            wanted(&offered[1]),
+            "not readable by all: never compared, sent"
+        );
+        assert!(wanted(&offered[2]), "different: sent");
+        assert!(wanted(&offered[3]), "under a mask: sent");
+        assert!(!wanted(&offered[4]), "in an export: the same file");
+        assert!(wanted(&offered[5]), "missing: sent");
+        // Once here, a travelled file is reused and substituted; the others are not.
+        let mut f = store.incoming(offered[3].sha256, offered[3].size).unwrap();
+        f.write(b"a tool in /tmp").unwrap();
+        f.finish().unwrap();
+        assert!(
+            !zombie_needs(&offered[3..4], &exports, &store, &cache).contains(&offered[3].sha256)
+        );
+        let (subst, originals) = substitutions(&offered, &exports, &store);
+        assert_eq!(subst.len(), 1, "{subst:?}");
+        let here_path = store.path_of(&offered[3].sha256);
+        assert_eq!(subst.get("/tmp/zos-needs/tool"), Some(&here_path));
+        assert_eq!(
+            originals
+                .get(&here_path.display().to_string())
+                .map(String::as_str),
+            Some("/tmp/zos-needs/tool")
+        );
+        let _ = std::fs::remove_dir_all(&here);
+    }
+}

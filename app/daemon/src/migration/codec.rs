@@ -40,25 +40,43 @@ impl Encoder {
         }
     }
 
-    /// `raw` compressed with `codec`; raw itself (tagged [`Codec::None`]) when it would not
-    /// shrink.
-    pub fn encode(&mut self, codec: Codec, raw: &[u8]) -> (Codec, Vec<u8>) {
-        let packed = match codec {
-            Codec::None => None,
+    /// `raw` as an encoded `MoveMessage::Image`, compressed with `codec` (raw when that would
+    /// not shrink it); the codec used.
+    pub fn encode_message(&mut self, codec: Codec, raw: &[u8]) -> (Codec, Vec<u8>) {
+        let raw_len = raw.len() as u32;
+        if codec == Codec::None {
+            return (Codec::None, image_message(Codec::None, raw_len, raw));
+        }
+        match self.compress(codec, raw) {
+            Some(n) => (codec, image_message(codec, raw_len, &self.out[..n])),
+            None => (Codec::None, image_message(Codec::None, raw_len, raw)),
+        }
+    }
+
+    /// Compresses `raw` into the scratch buffer; its length if that shrank it.
+    fn compress(&mut self, codec: Codec, raw: &[u8]) -> Option<usize> {
+        let n = match codec {
+            Codec::None => return None,
             Codec::Lz4 => {
                 self.out
                     .resize(lz4_flex::block::get_maximum_output_size(raw.len()), 0);
-                lz4_flex::block::compress_into(raw, &mut self.out).ok()
+                lz4_flex::block::compress_into(raw, &mut self.out).ok()?
             }
             Codec::Zstd => {
                 self.out
                     .resize(zstd::zstd_safe::compress_bound(raw.len()), 0);
-                self.zstd.compress_to_buffer(raw, &mut self.out[..]).ok()
+                self.zstd.compress_to_buffer(raw, &mut self.out[..]).ok()?
             }
         };
-        match packed {
-            Some(n) if n < raw.len() => (codec, self.out[..n].to_vec()),
-            _ => (Codec::None, raw.to_vec()),
+        (n < raw.len()).then_some(n)
+    }
+
+    /// `raw` compressed with `codec`; raw itself (tagged [`Codec::None`]) when it would not
+    /// shrink.
+    pub fn encode(&mut self, codec: Codec, raw: &[u8]) -> (Codec, Vec<u8>) {
+        match self.compress(codec, raw) {
+            Some(n) => (codec, self.out[..n].to_vec()),
+            None => (Codec::None, raw.to_vec()),
         }
     }
 }
@@ -175,39 +193,29 @@ impl AutoCodec {
         }
     }
 
-    /// Encodes the next chunk: probing every codec when due, else with the one chosen.
-    pub fn encode(&mut self, enc: &mut Encoder, raw: &[u8]) -> (Codec, Vec<u8>) {
+    /// Encodes the next chunk as an image message: probing every codec when due, else with
+    /// the one chosen.
+    pub fn encode_message(&mut self, enc: &mut Encoder, raw: &[u8]) -> (Codec, Vec<u8>) {
         if self.since_probe % PROBE_EVERY != 0 {
             self.since_probe += 1;
-            return enc.encode(self.chosen, raw);
+            return enc.encode_message(self.chosen, raw);
         }
         self.since_probe = 1;
-        let mut best: Option<(Codec, Vec<u8>)> = None;
         for codec in [Codec::Lz4, Codec::Zstd] {
             let t = Instant::now();
-            let (used, out) = enc.encode(codec, raw);
+            let n = enc.compress(codec, raw);
             let secs = t.elapsed().as_secs_f64().max(1e-6);
             let probe = Probe {
                 speed_bps: raw.len() as f64 / secs,
-                ratio: if used == Codec::None {
-                    1.0
-                } else {
-                    out.len() as f64 / raw.len().max(1) as f64
-                },
+                ratio: n.map_or(1.0, |n| n as f64 / raw.len().max(1) as f64),
             };
             match codec {
                 Codec::Lz4 => self.lz4 = Some(probe),
                 _ => self.zstd = Some(probe),
             }
-            if best.as_ref().is_none_or(|(_, b)| out.len() < b.len()) {
-                best = Some((used, out));
-            }
         }
         self.chosen = pick(self.link_bps, self.lz4, self.zstd);
-        match best {
-            Some((used, out)) if used == self.chosen => (used, out),
-            _ => enc.encode(self.chosen, raw),
-        }
+        enc.encode_message(self.chosen, raw)
     }
 }
 
@@ -329,14 +337,123 @@ mod tests {
         let mut enc = Encoder::new();
         let mut auto = AutoCodec::new(1e6);
         let data = memory_like(IMAGE_CHUNK);
-        let (first, _) = auto.encode(&mut enc, &data);
+        let (first, message) = auto.encode_message(&mut enc, &data);
         // On a 1 MB/s link compressing always pays.
         assert_ne!(first, Codec::None);
+        let (codec, raw_len, packed) = parse_image(&bytes::Bytes::from(message)).unwrap();
+        let mut out = Vec::new();
+        Decoder::new()
+            .decode_into(codec, &packed, raw_len, &mut out)
+            .unwrap();
+        assert_eq!(out, data);
         for _ in 1..PROBE_EVERY {
-            assert_eq!(auto.encode(&mut enc, &data).0, first);
+            assert_eq!(auto.encode_message(&mut enc, &data).0, first);
         }
         auto.set_link_rate(1e12);
         // The next probe sees a link faster than any codec.
-        assert_eq!(auto.encode(&mut enc, &data).0, Codec::None);
+        assert_eq!(auto.encode_message(&mut enc, &data).0, Codec::None);
+    }
+}
+
+/// The postcard variant index of `MoveMessage::Image`.
+const IMAGE_VARIANT: u8 = 4;
+
+/// Encodes `MoveMessage::Image { codec, raw_len, data }` exactly as postcard does, with one
+/// copy of `data` (the message is 1 MiB: the image goes through here a megabyte at a time).
+pub fn image_message(codec: Codec, raw_len: u32, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 16);
+    out.push(IMAGE_VARIANT);
+    out.push(codec_index(codec));
+    push_varint(&mut out, raw_len as u64);
+    push_varint(&mut out, data.len() as u64);
+    out.extend_from_slice(data);
+    out
+}
+
+/// The parts of an encoded `MoveMessage::Image` without copying its data; `None` if the
+/// message is another one (or not well formed: the caller decodes it the slow way).
+pub fn parse_image(message: &bytes::Bytes) -> Option<(Codec, u32, bytes::Bytes)> {
+    let b = message.as_ref();
+    if b.first() != Some(&IMAGE_VARIANT) {
+        return None;
+    }
+    let codec = match b.get(1)? {
+        0 => Codec::None,
+        1 => Codec::Lz4,
+        2 => Codec::Zstd,
+        _ => return None,
+    };
+    let mut at = 2;
+    let raw_len = u32::try_from(read_varint(b, &mut at)?).ok()?;
+    let len = usize::try_from(read_varint(b, &mut at)?).ok()?;
+    if b.len() != at.checked_add(len)? {
+        return None;
+    }
+    Some((codec, raw_len, message.slice(at..)))
+}
+
+fn codec_index(codec: Codec) -> u8 {
+    match codec {
+        Codec::None => 0,
+        Codec::Lz4 => 1,
+        Codec::Zstd => 2,
+    }
+}
+
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn read_varint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::*;
+    use zos_netproto::migration::MoveMessage;
+
+    #[test]
+    fn image_messages_are_postcards_and_parse_back_without_copies() {
+        for (codec, raw_len, len) in [
+            (Codec::None, 1u32, 1usize),
+            (Codec::Lz4, 127, 128),
+            (Codec::Zstd, 1 << 20, 300_000),
+            (Codec::None, IMAGE_CHUNK as u32, IMAGE_CHUNK),
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let ours = image_message(codec, raw_len, &data);
+            let theirs = postcard::to_stdvec(&MoveMessage::Image {
+                codec,
+                raw_len,
+                data: data.clone(),
+            })
+            .unwrap();
+            assert_eq!(ours, theirs);
+            let (c, r, d) = parse_image(&bytes::Bytes::from(ours)).unwrap();
+            assert_eq!((c, r, &d[..]), (codec, raw_len, &data[..]));
+        }
+        let other = postcard::to_stdvec(&MoveMessage::ImageEnd { raw_bytes: 3 }).unwrap();
+        assert!(parse_image(&bytes::Bytes::from(other)).is_none());
+        // Truncated or padded: not taken for an image.
+        let mut bad = image_message(Codec::None, 4, b"abcd");
+        bad.pop();
+        assert!(parse_image(&bytes::Bytes::from(bad)).is_none());
+        let mut bad = image_message(Codec::None, 4, b"abcd");
+        bad.push(0);
+        assert!(parse_image(&bytes::Bytes::from(bad)).is_none());
     }
 }

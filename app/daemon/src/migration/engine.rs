@@ -14,11 +14,11 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use zos_checkpoint::{AfterDump, RestoredTree, TreeDumpOptions, TreeRestoreOptions};
-use zos_netproto::migration::{Codec, IMAGE_CHUNK, MoveMessage};
+use zos_netproto::migration::{Codec, IMAGE_CHUNK};
 
 use super::codec::{AutoCodec, Encoder};
 use crate::error::{DaemonError, Result};
@@ -78,6 +78,8 @@ pub struct Dump {
     pub hold: Hold<()>,
     /// The link rate the sender measures (bytes/s), for `auto`.
     pub link_bps: Arc<AtomicU64>,
+    /// Where the threads waited.
+    pub stalls: Arc<Stalls>,
 }
 
 /// Starts dumping the pod whose init has host PID `root` (see the module docs). `image_file`
@@ -106,14 +108,18 @@ pub fn start_dump(
         None => (None, None),
     };
     let rate = link_bps.clone();
+    let stalls = Arc::new(Stalls::default());
+    let compressor_stalls = stalls.clone();
     spawn(format!("compress-{task}"), move || {
-        compress_chunks(raw_rx, msg_tx, file_tx, codec, rate)
+        compress_chunks(raw_rx, msg_tx, file_tx, codec, rate, compressor_stalls)
     })?;
+    let writer_stalls = stalls.clone();
     spawn(format!("dump-{task}"), move || {
         let mut writer = ChunkWriter {
             buf: Vec::with_capacity(IMAGE_CHUNK),
             out: raw_tx,
             total: 0,
+            stalls: writer_stalls,
         };
         let opts = TreeDumpOptions {
             after: AfterDump::KeepFrozen,
@@ -161,7 +167,33 @@ pub fn start_dump(
         done,
         hold: Hold { decide, outcome },
         link_bps,
+        stalls,
     })
+}
+
+/// Where a dump's threads waited, µs: the dump for the compressor, the compressor for the
+/// image file and for the channel (the link) — which of them held the move back.
+#[derive(Debug, Default)]
+pub struct Stalls {
+    /// The engine waited for the compressor.
+    pub dump: AtomicU64,
+    /// The compressor waited for the image file.
+    pub file: AtomicU64,
+    /// The compressor waited for the channel.
+    pub link: AtomicU64,
+}
+
+impl Stalls {
+    /// One line for the log.
+    pub fn describe(&self) -> String {
+        let ms = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e3;
+        format!(
+            "the dump waited {:.0} ms for the compressor, which waited {:.0} ms for the image file and {:.0} ms for the link",
+            ms(&self.dump),
+            ms(&self.file),
+            ms(&self.link)
+        )
+    }
 }
 
 /// Cuts the engine's stream into raw chunks of [`IMAGE_CHUNK`] bytes.
@@ -169,6 +201,7 @@ struct ChunkWriter {
     buf: Vec<u8>,
     out: std_mpsc::SyncSender<Arc<Vec<u8>>>,
     total: u64,
+    stalls: Arc<Stalls>,
 }
 
 impl ChunkWriter {
@@ -177,9 +210,15 @@ impl ChunkWriter {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(IMAGE_CHUNK));
-        self.out
+        let t = Instant::now();
+        let sent = self
+            .out
             .send(Arc::new(chunk))
-            .map_err(|_| std::io::Error::other("the move's channel is gone"))
+            .map_err(|_| std::io::Error::other("the move's channel is gone"));
+        self.stalls
+            .dump
+            .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+        sent
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -210,6 +249,7 @@ fn compress_chunks(
     file: Option<std_mpsc::SyncSender<Arc<Vec<u8>>>>,
     codec: CodecChoice,
     link_bps: Arc<AtomicU64>,
+    stalls: Arc<Stalls>,
 ) {
     let mut enc = Encoder::new();
     let mut auto = match codec {
@@ -217,28 +257,30 @@ fn compress_chunks(
         CodecChoice::Fixed(_) => None,
     };
     while let Ok(chunk) = raw.recv() {
-        if let Some(f) = &file
-            && f.send(chunk.clone()).is_err()
-        {
-            return;
+        if let Some(f) = &file {
+            let t = Instant::now();
+            if f.send(chunk.clone()).is_err() {
+                return;
+            }
+            stalls
+                .file
+                .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
-        let (used, data) = match (&mut auto, codec) {
+        let (_, message) = match (&mut auto, codec) {
             (Some(auto), _) => {
                 auto.set_link_rate(link_bps.load(Ordering::Relaxed) as f64);
-                auto.encode(&mut enc, &chunk)
+                auto.encode_message(&mut enc, &chunk)
             }
-            (None, CodecChoice::Fixed(c)) => enc.encode(c, &chunk),
-            (None, CodecChoice::Auto(_)) => enc.encode(Codec::None, &chunk),
+            (None, CodecChoice::Fixed(c)) => enc.encode_message(c, &chunk),
+            (None, CodecChoice::Auto(_)) => enc.encode_message(Codec::None, &chunk),
         };
-        let message = MoveMessage::Image {
-            codec: used,
-            raw_len: chunk.len() as u32,
-            data,
-        };
-        let bytes = postcard::to_stdvec(&message).expect("image chunks encode");
-        if out.blocking_send((chunk.len() as u64, bytes)).is_err() {
+        let t = Instant::now();
+        if out.blocking_send((chunk.len() as u64, message)).is_err() {
             return;
         }
+        stalls
+            .link
+            .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 }
 

@@ -390,6 +390,7 @@ mod tests {
     #[test]
     fn a_received_file_is_checked_and_put_in_place_read_only() {
         let dir = std::env::temp_dir().join(format!("zos-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
         let store = FileStore::new(&dir, 7);
         let data = b"#!/bin/sh\necho hi\n";
         let sha: [u8; 32] = Sha256::digest(data).into();

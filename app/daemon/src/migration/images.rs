@@ -142,6 +142,7 @@ mod tests {
     #[test]
     fn an_image_replaces_the_last_one_only_when_complete_and_others_are_swept() {
         let home = std::env::temp_dir().join(format!("zos-images-{}", std::process::id()));
+        std::fs::create_dir_all(&home).unwrap();
         let store = ImageStore::new(&home);
         let (mut f, pending) = store.create(3).unwrap();
         f.write_all(b"first").unwrap();

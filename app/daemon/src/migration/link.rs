@@ -100,6 +100,44 @@ impl MoveLink {
         }
     }
 
+    /// The next message within `limit`, image chunks without copying their data; the other
+    /// side's `Abort` is an error with its reason.
+    pub async fn recv_frame(&mut self, limit: Duration, what: &str) -> Result<Frame> {
+        let next = async {
+            match self.rx.recv().await {
+                Ok(Some(bytes)) => {
+                    if let Some((codec, raw_len, data)) = super::codec::parse_image(&bytes) {
+                        return Ok(Frame::Image(codec, raw_len, data));
+                    }
+                    postcard::from_bytes::<MoveMessage>(&bytes)
+                        .map(Frame::Message)
+                        .map_err(|e| {
+                            DaemonError::User(format!(
+                                "{} sent an undecodable message: {e}",
+                                self.peer
+                            ))
+                        })
+                }
+                Ok(None) => Err(DaemonError::User(format!(
+                    "{} closed the move's channel",
+                    self.peer
+                ))),
+                Err(e) => Err(self.lost(e)),
+            }
+        };
+        match tokio::time::timeout(limit, next).await {
+            Ok(Ok(Frame::Message(MoveMessage::Abort { reason }))) => Err(DaemonError::User(
+                format!("{} gave up: {}", self.peer, bounded(&reason)),
+            )),
+            Ok(other) => other,
+            Err(_) => Err(DaemonError::User(format!(
+                "{} did not send {what} within {} s",
+                self.peer,
+                limit.as_secs()
+            ))),
+        }
+    }
+
     /// The next message, without a deadline (cancel-safe: for `select!`).
     pub async fn recv_any(&mut self) -> Result<MoveMessage> {
         match self.rx.recv_msg::<MoveMessage>().await {
@@ -115,6 +153,14 @@ impl MoveLink {
     fn lost(&self, e: zos_netproto::Error) -> DaemonError {
         DaemonError::User(format!("the link to {} broke: {e}", self.peer))
     }
+}
+
+/// What a move's channel brought.
+pub enum Frame {
+    /// An image chunk: its codec, raw length and data (a slice of the received message).
+    Image(zos_netproto::migration::Codec, u32, bytes::Bytes),
+    /// Any other message.
+    Message(MoveMessage),
 }
 
 /// A peer's text, cut to a reasonable length for one line.

@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use zos_netproto::migration::{Codec, Executable, MoveMessage, check_executables};
 
 use super::codec::Decoder;
 use super::files::{FileStore, IncomingFile};
-use super::link::MoveLink;
+use super::link::{Frame, MoveLink};
 use super::progress::{Phase, Progress};
 use super::sender::variant;
 use crate::error::{DaemonError, Result};
@@ -54,7 +55,7 @@ pub async fn receive(
         progress.enter(Phase::SendFiles, files_total);
     }
     let mut current: Option<IncomingFile> = None;
-    let (chunks_tx, chunks_rx) = mpsc::channel::<(Codec, u32, Vec<u8>)>(8);
+    let (chunks_tx, chunks_rx) = mpsc::channel::<(Codec, u32, Bytes)>(8);
     let (image_tx, image_rx) = oneshot::channel();
     let reserve = hint.min(limit) as usize;
     std::thread::Builder::new()
@@ -67,7 +68,31 @@ pub async fn receive(
     let mut raw = 0u64;
     let mut in_image = false;
     loop {
-        let message = link.recv(NEXT_TIMEOUT, "the next part of the task").await?;
+        let message = match link
+            .recv_frame(NEXT_TIMEOUT, "the next part of the task")
+            .await?
+        {
+            Frame::Image(codec, raw_len, data) => {
+                if current.is_some() {
+                    return Err(DaemonError::User(format!(
+                        "{} interrupted a file with the image",
+                        link.peer
+                    )));
+                }
+                if !in_image {
+                    in_image = true;
+                    progress.enter(Phase::SendImage, hint);
+                }
+                raw += raw_len as u64;
+                progress.add(raw_len as u64);
+                let tx = chunks_tx.as_ref().expect("open until the end");
+                if tx.send((codec, raw_len, data)).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Frame::Message(m) => m,
+        };
         match message {
             MoveMessage::File { sha256, data, last } => {
                 let Some(i) = pending.iter().position(|p| p.0 == sha256) else {
@@ -91,28 +116,6 @@ pub async fn receive(
                         f.finish()?;
                     }
                     pending.remove(i);
-                }
-            }
-            MoveMessage::Image {
-                codec,
-                raw_len,
-                data,
-            } => {
-                if current.is_some() {
-                    return Err(DaemonError::User(format!(
-                        "{} interrupted a file with the image",
-                        link.peer
-                    )));
-                }
-                if !in_image {
-                    in_image = true;
-                    progress.enter(Phase::SendImage, hint);
-                }
-                raw += raw_len as u64;
-                progress.add(raw_len as u64);
-                let tx = chunks_tx.as_ref().expect("open until the end");
-                if tx.send((codec, raw_len, data)).await.is_err() {
-                    break;
                 }
             }
             MoveMessage::More { executables } => {
@@ -165,7 +168,7 @@ pub async fn receive(
 }
 
 fn decode_chunks(
-    mut chunks: mpsc::Receiver<(Codec, u32, Vec<u8>)>,
+    mut chunks: mpsc::Receiver<(Codec, u32, Bytes)>,
     reserve: usize,
     limit: u64,
 ) -> std::result::Result<Vec<u8>, String> {

@@ -153,6 +153,14 @@ pub async fn send_task(
     } else {
         0.0
     };
+    tracing::info!(
+        "task {task}: image of {:.1} MiB sent as {:.1} MiB in {:.0} ms ({:.0} ms in send); {}",
+        sent_raw as f64 / 1048576.0,
+        wire as f64 / 1048576.0,
+        progress.spent(Phase::SendImage) as f64 / 1e3,
+        busy.as_secs_f64() * 1e3,
+        dump.stalls.describe()
+    );
     Ok(Sent {
         hold: dump.hold,
         summary,
