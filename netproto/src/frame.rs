@@ -19,7 +19,7 @@
 //! Any other kind, a short header, an over-long label or a credit body of
 //! the wrong size is [`Error::Malformed`] and ends the session.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
@@ -74,11 +74,18 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> Resu
     Ok(Some(len))
 }
 
-/// Reads outer frames through one large buffer: few system calls, and each
-/// frame is handed out in place (no copy) for decryption.
+/// Bytes read ahead for frame headers and small frames.
+const STAGE: usize = 8 << 10;
+
+/// Reads outer frames, each into a buffer of its own exact size, so a piece
+/// handed on from it pins no more memory than the frame it came in.
+///
+/// Headers and small frames come through a small staging buffer (few
+/// system calls for many small frames); the rest of a large frame is read
+/// straight into its own buffer, which is then decrypted in place.
 pub struct FrameReader<R> {
     inner: R,
-    buf: Vec<u8>,
+    stage: Box<[u8]>,
     start: usize,
     end: usize,
 }
@@ -88,7 +95,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R) -> Self {
         FrameReader {
             inner,
-            buf: vec![0u8; 8 * (MAX_NOISE_MESSAGE + 2)],
+            stage: vec![0u8; STAGE].into_boxed_slice(),
             start: 0,
             end: 0,
         }
@@ -96,56 +103,59 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next frame's body; `Ok(None)` on a clean end of stream between
     /// frames.
-    pub async fn next(&mut self) -> Result<Option<&[u8]>> {
-        let range = loop {
-            let have = self.end - self.start;
-            let need = if have >= 2 {
-                let len =
-                    u16::from_be_bytes([self.buf[self.start], self.buf[self.start + 1]]) as usize;
-                if len == 0 {
-                    return Err(Error::Malformed("zero-length frame".into()));
-                }
-                if have >= 2 + len {
-                    let body = self.start + 2..self.start + 2 + len;
-                    self.start += 2 + len;
-                    break body;
-                }
-                2 + len
-            } else {
-                2
-            };
-            if self.buf.len() - self.start < need {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
+    pub async fn next(&mut self) -> Result<Option<BytesMut>> {
+        while self.end - self.start < 2 {
+            self.stage.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
             let n = self
                 .inner
-                .read(&mut self.buf[self.end..])
+                .read(&mut self.stage[self.end..])
                 .await
                 .map_err(|e| Error::io("receive frame", e))?;
             if n == 0 {
-                return if have == 0 {
+                return if self.end == 0 {
                     Ok(None)
                 } else {
-                    Err(Error::Malformed(format!(
-                        "truncated frame: stream ended {have} bytes into a {need}-byte frame"
-                    )))
+                    Err(Error::Malformed(
+                        "truncated frame: stream ended inside a frame header".into(),
+                    ))
                 };
             }
             self.end += n;
-        };
-        Ok(Some(&self.buf[range]))
+        }
+        let len = u16::from_be_bytes([self.stage[self.start], self.stage[self.start + 1]]) as usize;
+        self.start += 2;
+        if len == 0 {
+            return Err(Error::Malformed("zero-length frame".into()));
+        }
+        let mut frame = BytesMut::with_capacity(len);
+        let staged = (self.end - self.start).min(len);
+        frame.extend_from_slice(&self.stage[self.start..self.start + staged]);
+        self.start += staged;
+        while frame.len() < len {
+            let want = (len - frame.len()) as u64;
+            let n = (&mut self.inner)
+                .take(want)
+                .read_buf(&mut frame)
+                .await
+                .map_err(|e| Error::io("receive frame", e))?;
+            if n == 0 {
+                return Err(Error::Malformed(format!(
+                    "truncated frame: stream ended {} bytes into a {len}-byte frame",
+                    frame.len()
+                )));
+            }
+        }
+        Ok(Some(frame))
     }
 }
 
-/// Encodes a data frame's plaintext (header and body) in one allocation.
-pub fn encode_data(channel: u32, last: bool, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(INNER_HEADER + body.len());
+/// Appends a data frame's plaintext (header and body) to `out`.
+pub fn encode_data(out: &mut Vec<u8>, channel: u32, last: bool, body: &[u8]) {
     out.push(if last { DATA } else { DATA_MORE });
     out.extend_from_slice(&channel.to_be_bytes());
     out.extend_from_slice(body);
-    out
 }
 
 /// One decoded inner frame.
@@ -216,7 +226,23 @@ impl Inner {
         }
     }
 
-    /// Decodes one inner frame; `body` is copied only for data.
+    /// Decodes one inner frame; a data frame's bytes stay where they are
+    /// (no copy): the returned `Bytes` is a view of `plain`'s buffer.
+    pub fn decode_owned(mut plain: BytesMut) -> Result<Inner> {
+        if plain.len() >= INNER_HEADER && matches!(plain[0], DATA | DATA_MORE) {
+            let last = plain[0] == DATA;
+            let channel = u32::from_be_bytes(plain[1..5].try_into().expect("4 bytes"));
+            plain.advance(INNER_HEADER);
+            return Ok(Inner::Data {
+                channel,
+                bytes: plain.freeze(),
+                last,
+            });
+        }
+        Self::decode(&plain)
+    }
+
+    /// Decodes one inner frame; a data frame's bytes are copied.
     pub fn decode(plain: &[u8]) -> Result<Inner> {
         if plain.len() < INNER_HEADER {
             return Err(Error::Malformed(format!(
@@ -328,9 +354,9 @@ mod tests {
             stream.extend_from_slice(body);
         }
         let mut r = FrameReader::new(&stream[..]);
-        assert_eq!(r.next().await.unwrap().unwrap(), b"abc");
+        assert_eq!(&r.next().await.unwrap().unwrap()[..], b"abc");
         assert_eq!(r.next().await.unwrap().unwrap().len(), 60000);
-        assert_eq!(r.next().await.unwrap().unwrap(), b"z");
+        assert_eq!(&r.next().await.unwrap().unwrap()[..], b"z");
         assert!(r.next().await.unwrap().is_none());
         let mut r = FrameReader::new(&[0u8, 10, 1, 2][..]);
         assert!(
