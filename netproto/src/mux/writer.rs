@@ -24,16 +24,16 @@ use crate::error::{Error, Result};
 use crate::frame::{Inner, MAX_NOISE_MESSAGE, encode_data};
 
 /// Bytes of data frames queued before senders wait.
-pub const DATA_QUEUE: usize = 1 << 20;
+pub const DATA_QUEUE: usize = 256 << 10;
 /// Bytes of small frames queued (accounted with [`SMALL_FRAME_COST`]) before
 /// the session ends for a peer that does not read.
 pub const SMALL_QUEUE: usize = 256 << 10;
 /// What a queued small frame is charged beyond its bytes.
 const SMALL_FRAME_COST: usize = 64;
 /// Bytes written in one go, at most (unless one frame is larger).
-const BATCH: usize = 512 << 10;
+const BATCH: usize = 256 << 10;
 /// Buffers kept for reuse by data frames.
-const POOL: usize = 24;
+const POOL: usize = 12;
 /// A buffer that holds any frame: length prefix, body, tag.
 const FRAME_CAPACITY: usize = 2 + MAX_NOISE_MESSAGE;
 

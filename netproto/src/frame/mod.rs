@@ -19,10 +19,14 @@
 //! Any other kind, a short header, an over-long label or a credit body of
 //! the wrong size is [`Error::Malformed`] and ends the session.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
+
+mod reader;
+
+pub use reader::{FrameReader, InFrame};
 
 /// The largest Noise message (and so the largest outer frame body).
 pub const MAX_NOISE_MESSAGE: usize = 65535;
@@ -72,83 +76,6 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> Resu
         }
     })?;
     Ok(Some(len))
-}
-
-/// Bytes read ahead for frame headers and small frames.
-const STAGE: usize = 8 << 10;
-
-/// Reads outer frames, each into a buffer of its own exact size, so a piece
-/// handed on from it pins no more memory than the frame it came in.
-///
-/// Headers and small frames come through a small staging buffer (few
-/// system calls for many small frames); the rest of a large frame is read
-/// straight into its own buffer, which is then decrypted in place.
-pub struct FrameReader<R> {
-    inner: R,
-    stage: Box<[u8]>,
-    start: usize,
-    end: usize,
-}
-
-impl<R: AsyncRead + Unpin> FrameReader<R> {
-    /// Wraps a stream.
-    pub fn new(inner: R) -> Self {
-        FrameReader {
-            inner,
-            stage: vec![0u8; STAGE].into_boxed_slice(),
-            start: 0,
-            end: 0,
-        }
-    }
-
-    /// The next frame's body; `Ok(None)` on a clean end of stream between
-    /// frames.
-    pub async fn next(&mut self) -> Result<Option<BytesMut>> {
-        while self.end - self.start < 2 {
-            self.stage.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            let n = self
-                .inner
-                .read(&mut self.stage[self.end..])
-                .await
-                .map_err(|e| Error::io("receive frame", e))?;
-            if n == 0 {
-                return if self.end == 0 {
-                    Ok(None)
-                } else {
-                    Err(Error::Malformed(
-                        "truncated frame: stream ended inside a frame header".into(),
-                    ))
-                };
-            }
-            self.end += n;
-        }
-        let len = u16::from_be_bytes([self.stage[self.start], self.stage[self.start + 1]]) as usize;
-        self.start += 2;
-        if len == 0 {
-            return Err(Error::Malformed("zero-length frame".into()));
-        }
-        let mut frame = BytesMut::with_capacity(len);
-        let staged = (self.end - self.start).min(len);
-        frame.extend_from_slice(&self.stage[self.start..self.start + staged]);
-        self.start += staged;
-        while frame.len() < len {
-            let want = (len - frame.len()) as u64;
-            let n = (&mut self.inner)
-                .take(want)
-                .read_buf(&mut frame)
-                .await
-                .map_err(|e| Error::io("receive frame", e))?;
-            if n == 0 {
-                return Err(Error::Malformed(format!(
-                    "truncated frame: stream ended {} bytes into a {len}-byte frame",
-                    frame.len()
-                )));
-            }
-        }
-        Ok(Some(frame))
-    }
 }
 
 /// Appends a data frame's plaintext (header and body) to `out`.
@@ -226,16 +153,15 @@ impl Inner {
         }
     }
 
-    /// Decodes one inner frame; a data frame's bytes stay where they are
-    /// (no copy): the returned `Bytes` is a view of `plain`'s buffer.
-    pub fn decode_owned(mut plain: BytesMut) -> Result<Inner> {
+    /// Decodes one received inner frame; a data frame's bytes stay where
+    /// they are (no copy): the returned `Bytes` is a view of the frame.
+    pub fn decode_owned(plain: InFrame) -> Result<Inner> {
         if plain.len() >= INNER_HEADER && matches!(plain[0], DATA | DATA_MORE) {
             let last = plain[0] == DATA;
             let channel = u32::from_be_bytes(plain[1..5].try_into().expect("4 bytes"));
-            plain.advance(INNER_HEADER);
             return Ok(Inner::Data {
                 channel,
-                bytes: plain.freeze(),
+                bytes: plain.into_bytes().slice(INNER_HEADER..),
                 last,
             });
         }
@@ -344,36 +270,6 @@ mod tests {
         let mut long = vec![OPEN, 0, 0, 0, 1];
         long.extend(std::iter::repeat_n(b'a', MAX_LABEL + 1));
         assert!(Inner::decode(&long).is_err());
-    }
-
-    #[tokio::test]
-    async fn frame_reader_splits_frames_and_rejects_bad_ones() {
-        let mut stream: Vec<u8> = Vec::new();
-        for body in [&b"abc"[..], &[9u8; 60000][..], b"z"] {
-            stream.extend_from_slice(&(body.len() as u16).to_be_bytes());
-            stream.extend_from_slice(body);
-        }
-        let mut r = FrameReader::new(&stream[..]);
-        assert_eq!(&r.next().await.unwrap().unwrap()[..], b"abc");
-        assert_eq!(r.next().await.unwrap().unwrap().len(), 60000);
-        assert_eq!(&r.next().await.unwrap().unwrap()[..], b"z");
-        assert!(r.next().await.unwrap().is_none());
-        let mut r = FrameReader::new(&[0u8, 10, 1, 2][..]);
-        assert!(
-            r.next()
-                .await
-                .unwrap_err()
-                .to_string()
-                .contains("truncated")
-        );
-        let mut r = FrameReader::new(&[0u8, 0][..]);
-        assert!(
-            r.next()
-                .await
-                .unwrap_err()
-                .to_string()
-                .contains("zero-length")
-        );
     }
 
     #[tokio::test]
