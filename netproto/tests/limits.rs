@@ -103,6 +103,22 @@ async fn frames_for_a_channel_never_opened_end_the_session() {
 }
 
 #[tokio::test]
+async fn data_after_the_peer_closed_a_channel_ends_the_session() {
+    let (l, addr) = listener().await;
+    let zombie = tokio::spawn(zombie_on(l));
+    let mut peer = RawPeer::connect_with_hello(addr, false).await;
+    let z = zombie.await.unwrap();
+    let channel = peer.open("closing").await;
+    let mut accepted = z.mux.accept().await.unwrap();
+    peer.data(channel, b"last words", true).await;
+    peer.send(&Inner::Close { channel }).await;
+    peer.data(channel, b"and more", true).await;
+    assert_eq!(&accepted.recv().await.unwrap().unwrap()[..], b"last words");
+    let reason = end_within(&z, 5).await;
+    assert!(reason.contains("after closing it"), "{reason}");
+}
+
+#[tokio::test]
 async fn an_oversized_control_message_ends_the_session_after_at_most_64_kib() {
     let (l, addr) = listener().await;
     let zombie = tokio::spawn(zombie_on(l));

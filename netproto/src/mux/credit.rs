@@ -41,6 +41,11 @@ pub(super) struct RecvWindow {
     to_return: usize,
     /// Bytes of the message now arriving (pieces since the last `last`).
     message_so_far: usize,
+    /// The peer has closed or reset its side: it sends nothing more.
+    peer_finished: bool,
+    /// Nobody receives any more: pieces are discarded, so no message is
+    /// too large.
+    discarding: bool,
 }
 
 /// What is wrong with an arriving piece.
@@ -60,6 +65,8 @@ impl RecvWindow {
             allowance: window,
             to_return: 0,
             message_so_far: 0,
+            peer_finished: false,
+            discarding: false,
         }
     }
 
@@ -101,6 +108,11 @@ impl RecvWindow {
                 "peer sent data on channel {channel} before it was accepted"
             ))));
         }
+        if self.peer_finished {
+            return Err(Refusal::Violation(Error::Malformed(format!(
+                "peer sent data on channel {channel} after closing it"
+            ))));
+        }
         let cost = cost(piece_len);
         if cost > self.allowance {
             return Err(Refusal::Violation(Error::Malformed(format!(
@@ -110,7 +122,7 @@ impl RecvWindow {
         }
         self.allowance -= cost;
         self.message_so_far += piece_len;
-        if self.message_so_far > max_message {
+        if self.message_so_far > max_message && !self.discarding {
             return Err(Refusal::TooLarge(format!(
                 "message larger than the {max_message} bytes this channel accepts"
             )));
@@ -119,6 +131,18 @@ impl RecvWindow {
             self.message_so_far = 0;
         }
         Ok(())
+    }
+
+    /// Records that the peer closed or reset its side; `true` the first
+    /// time only, so a channel gets one end event however often the peer
+    /// repeats itself.
+    pub fn peer_finished(&mut self) -> bool {
+        !std::mem::replace(&mut self.peer_finished, true)
+    }
+
+    /// Records that the receiver is gone: what arrives is discarded.
+    pub fn discard(&mut self) {
+        self.discarding = true;
     }
 
     /// Records that `cost` bytes were freed; returns credit to give back
@@ -190,6 +214,17 @@ mod tests {
         }
         assert!(returned as usize > WINDOW / 2);
         assert!(w.charge(1, piece, true, usize::MAX).is_ok());
+    }
+
+    #[test]
+    fn the_peer_finishes_once_and_sends_nothing_after() {
+        let mut w = RecvWindow::granted(WINDOW);
+        assert!(w.peer_finished());
+        assert!(!w.peer_finished(), "a repeated close is no new event");
+        assert!(matches!(
+            w.charge(1, 10, true, usize::MAX),
+            Err(Refusal::Violation(_))
+        ));
     }
 
     #[test]

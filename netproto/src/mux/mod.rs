@@ -41,8 +41,10 @@ pub use channel::{Channel, ChannelSender};
 pub use credit::{CONTROL_WINDOW, PIECE_OVERHEAD, WINDOW};
 pub use receiver::ChannelReceiver;
 
-/// The largest message a bulk channel accepts by default.
-pub const MAX_MESSAGE: usize = 64 << 20;
+/// The largest message a bulk channel accepts by default (one window; an
+/// application that needs more says so with `set_max_message`). A channel
+/// holds at most its window of queued pieces plus this much of a message.
+pub const MAX_MESSAGE: usize = 4 << 20;
 /// The largest message on the control channel: a larger one (even one never
 /// finished) ends the session once this much of it has arrived, and sending
 /// one fails before anything is sent.

@@ -94,7 +94,11 @@ impl Dispatch {
             }
             Inner::Close { channel } => {
                 self.known(channel)?;
-                self.shared.deliver(channel, Event::Close);
+                if let Some(slot) = self.shared.slot(channel)
+                    && slot.recv.lock().peer_finished()
+                {
+                    self.shared.deliver(channel, Event::Close);
+                }
                 Ok(())
             }
             Inner::Reset { channel, reason } => {
@@ -103,7 +107,9 @@ impl Dispatch {
                     slot.finished
                         .store(true, std::sync::atomic::Ordering::Release);
                     slot.send_credit.close();
-                    self.shared.deliver(channel, Event::Reset(reason));
+                    if slot.recv.lock().peer_finished() {
+                        self.shared.deliver(channel, Event::Reset(reason));
+                    }
                 }
                 Ok(())
             }

@@ -147,6 +147,7 @@ impl Drop for ChannelReceiver {
     fn drop(&mut self) {
         // What was queued for us is discarded: count it out and give its
         // credit back, as the reader does for what arrives from now on.
+        self.slot.recv.lock().discard();
         self.events.close();
         // The partial message's credit went back piece by piece already.
         self.shared.release(std::mem::take(&mut self.partial_cost));
