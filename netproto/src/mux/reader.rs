@@ -4,6 +4,7 @@
 //! only its own sender.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
@@ -94,20 +95,22 @@ impl Dispatch {
             }
             Inner::Close { channel } => {
                 self.known(channel)?;
-                if let Some(slot) = self.shared.slot(channel)
-                    && slot.recv.lock().peer_finished()
-                {
-                    self.shared.deliver(channel, Event::Close);
+                if let Some(slot) = self.shared.slot(channel) {
+                    // (The slot's lock is never held while taking the table's.)
+                    let first = slot.recv.lock().peer_finished();
+                    if first {
+                        self.shared.deliver(channel, Event::Close);
+                    }
                 }
                 Ok(())
             }
             Inner::Reset { channel, reason } => {
                 self.known(channel)?;
                 if let Some(slot) = self.shared.slot(channel) {
-                    slot.finished
-                        .store(true, std::sync::atomic::Ordering::Release);
+                    slot.finished.store(true, Ordering::Release);
                     slot.send_credit.close();
-                    if slot.recv.lock().peer_finished() {
+                    let first = slot.recv.lock().peer_finished();
+                    if first {
                         self.shared.deliver(channel, Event::Reset(reason));
                     }
                 }
@@ -141,7 +144,7 @@ impl Dispatch {
             return Ok(());
         };
         let cost = credit::cost(bytes.len());
-        let max_message = slot.max_message.load(std::sync::atomic::Ordering::Acquire);
+        let max_message = slot.max_message.load(Ordering::Acquire);
         let charged = slot
             .recv
             .lock()
@@ -157,10 +160,7 @@ impl Dispatch {
             }
             Err(Refusal::TooLarge(reason)) => {
                 // The channel fails; the session goes on.
-                if !slot
-                    .finished
-                    .swap(true, std::sync::atomic::Ordering::AcqRel)
-                {
+                if !slot.finished.swap(true, Ordering::AcqRel) {
                     self.shared.send_urgent(Inner::Reset {
                         channel,
                         reason: reason.clone(),

@@ -289,5 +289,5 @@ async fn write_batch<W: AsyncWrite + Unpin>(writer: &mut W, frames: &[Frame]) ->
         }
         IoSlice::advance_slices(&mut slices, n);
     }
-    Ok(())
+    writer.flush().await.map_err(|e| Error::io("send", e))
 }
