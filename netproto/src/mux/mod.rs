@@ -14,7 +14,7 @@
 //! [`MAX_OPEN_CHANNELS`], [`MAX_CONTROL_MESSAGE`], the windows, and the
 //! writer's queues ([`writer`]).
 //!
-//! One task reads and decrypts ([`reader`]), another encrypts and writes
+//! One task reads and decrypts (`reader`), another encrypts and writes
 //! ([`writer`]), each with its own nonce counter, so the two directions run
 //! on two cores.
 //!

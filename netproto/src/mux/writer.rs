@@ -1,6 +1,6 @@
 //! The writer: one task seals queued frames in order and writes them.
 //!
-//! Frames wait in the [`Outbox`], bounded in bytes: data frames (which a
+//! Frames wait in the outbox, bounded in bytes: data frames (which a
 //! channel's sender encodes into a pooled buffer, its one copy of the
 //! message) wait for room behind [`DATA_QUEUE`]; small frames never wait
 //! but are capped by [`SMALL_QUEUE`]: a peer that stops reading while we
@@ -25,7 +25,7 @@ use crate::frame::{Inner, MAX_NOISE_MESSAGE, encode_data};
 
 /// Bytes of data frames queued before senders wait.
 pub const DATA_QUEUE: usize = 256 << 10;
-/// Bytes of small frames queued (accounted with [`SMALL_FRAME_COST`]) before
+/// Bytes of small frames queued (each charged 64 bytes beyond its size) before
 /// the session ends for a peer that does not read.
 pub const SMALL_QUEUE: usize = 256 << 10;
 /// What a queued small frame is charged beyond its bytes.
