@@ -58,7 +58,9 @@
 //! Everything the server holds for one zombie between calls (node
 //! descriptors, open files and directories) is charged to that zombie's
 //! budget of [`server::MAX_DESCRIPTORS`]; an open beyond it fails with
-//! `EMFILE` on the zombie and the master goes on. Nodes keep a descriptor
+//! `EMFILE` on the zombie and the master goes on (listings kept for open
+//! directories are capped the same way, [`server::MAX_LISTED_ENTRIES`],
+//! `ENOMEM` beyond). Nodes keep a descriptor
 //! only while recently used, so trees with far more files than that can be
 //! walked.
 //!

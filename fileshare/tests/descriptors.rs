@@ -192,3 +192,40 @@ fn a_tree_with_more_files_than_the_cap_is_walked_and_read_twice() {
     });
     assert!(seen, "a file the master added never showed");
 }
+
+#[test]
+fn directory_listings_held_open_are_capped_and_the_master_goes_on() {
+    use zos_fileshare::server::MAX_LISTED_ENTRIES;
+    const ENTRIES: usize = 20_000;
+    let s = Share::start(Setup::rw(), |m| {
+        fs::create_dir(m.join("rw/big")).unwrap();
+        for i in 0..ENTRIES {
+            File::create(m.join(format!("rw/big/{i:05}"))).unwrap();
+        }
+    });
+    // Each open directory holds its listing on the master until closed.
+    let fits = MAX_LISTED_ENTRIES / (ENTRIES + 2);
+    let mut held = Vec::new();
+    let refused = loop {
+        match File::open(s.at("rw/big")) {
+            Ok(dir) => held.push(dir),
+            Err(e) => break e.raw_os_error(),
+        }
+        assert!(
+            held.len() <= fits,
+            "{} listings of {ENTRIES} held",
+            held.len()
+        );
+    };
+    assert_eq!(refused, Some(libc::ENOMEM));
+    assert_eq!(held.len(), fits);
+    // Small listings and everything else go on.
+    assert_eq!(fs::read_dir(s.at("rw")).unwrap().count(), 1);
+    fs::write(s.at("rw/f"), b"x").unwrap();
+    drop(held);
+    let again = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        fs::read_dir(s.at("rw/big")).is_ok_and(|d| d.count() == ENTRIES)
+    });
+    assert!(again, "the big directory never listed again");
+}

@@ -171,6 +171,7 @@ impl Server {
                 name: ByteBuf::from(raw.name.into_bytes()),
             });
         }
+        let listing = self.charge_listing(entries.len())?;
         let fh = self.next_handle();
         lock(&self.dirs).insert(
             fh,
@@ -178,6 +179,7 @@ impl Server {
                 node,
                 entries: Arc::new(entries),
                 _charge: charge,
+                _listing: listing,
             },
         );
         Ok(Answer::Opened(fh))

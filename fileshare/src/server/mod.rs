@@ -39,6 +39,12 @@ pub const MAX_IN_FLIGHT: usize = 64;
 /// duration (at most about three each, [`MAX_IN_FLIGHT`] calls).
 pub const MAX_DESCRIPTORS: usize = 4096;
 
+/// Directory entries the master keeps for one zombie's open directories at
+/// most (the listing read at `opendir`, about 80 bytes each). An opendir
+/// beyond fails with `ENOMEM` on the zombie; a single directory with more
+/// entries cannot be listed.
+pub const MAX_LISTED_ENTRIES: usize = 1 << 20;
+
 pub use nodes::{MAX_NODES, NODE_FDS};
 
 /// Serves `policy`'s exports to the zombie at the other end of `channel`

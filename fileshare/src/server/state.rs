@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use nix::errno::Errno;
 use nix::sys::stat::FileStat;
 
-use super::budget::{Budget, Charge};
+use super::budget::{Budget, Charge, Listing};
 use super::modes;
 use super::never::NeverIndex;
 use super::nodes::{self, Node, NodeTable};
@@ -66,6 +66,7 @@ pub(super) struct DirHandle {
     pub node: u64,
     pub entries: Arc<Vec<crate::proto::DirEntry>>,
     pub _charge: Charge,
+    pub _listing: Listing,
 }
 
 /// The state of one [`serve`](super::serve).
@@ -90,8 +91,13 @@ impl Server {
     /// cannot be opened are left out with a warning.
     pub fn new(policy: &ExportPolicy) -> Server {
         sys::raise_fd_limit();
+        // Never wins, also over exports added to the policy's fields later.
+        let policy = ExportPolicy {
+            zombie: policy.zombie.clone(),
+            ..ExportPolicy::new(policy.exports.clone(), policy.never.clone())
+        };
         let proc_fds = sys::open_proc_fds().expect("/proc is mounted");
-        let budget = Budget::for_zombie(policy.zombie.as_ref(), super::MAX_DESCRIPTORS);
+        let budget = Budget::for_zombie(policy.zombie.as_ref());
         let mut nodes = NodeTable::new(budget.clone());
         let mut roots = Vec::new();
         let mut root_paths = Vec::new();
@@ -355,8 +361,17 @@ impl Server {
                 return Ok(charge);
             }
         }
-        self.budget.refused();
+        self.budget.refused("descriptors");
         Err(Errno::EMFILE)
+    }
+
+    /// The zombie's budget for a listing of `entries` kept while its
+    /// directory is open; `ENOMEM` past the cap.
+    pub(super) fn charge_listing(&self, entries: usize) -> SysResult<Listing> {
+        self.budget.try_list(entries).ok_or_else(|| {
+            self.budget.refused("listed entries");
+            Errno::ENOMEM
+        })
     }
 
     /// An open file, refused once it left its export.
