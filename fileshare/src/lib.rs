@@ -67,8 +67,9 @@
 //! A node the master's user moves out of its export or under a never-path
 //! stops answering (`ESTALE` / `ENOENT`), open handles included: every call
 //! checks where its nodes and handles are now. Within the export a moved
-//! node is served where it now is while it holds a descriptor; after that
-//! it answers `ESTALE` and the zombie's kernel looks its name up again.
+//! node is served where it now is while it holds a descriptor or the zombie
+//! has it open; otherwise it answers `ESTALE` and the zombie's kernel looks
+//! its name up again.
 #![deny(unsafe_code)]
 
 pub mod client;

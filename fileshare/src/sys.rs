@@ -105,6 +105,16 @@ pub fn reopen(proc_fds: BorrowedFd<'_>, node: BorrowedFd<'_>, flags: i32) -> Sys
     Ok(File::from(fd))
 }
 
+/// An `O_PATH` descriptor of the inode an open descriptor refers to.
+pub fn path_of(proc_fds: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+    nix::fcntl::openat(
+        proc_fds,
+        fd_name(fd).as_c_str(),
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
 /// Creates and opens a regular file; fails on a symlink (`ELOOP`).
 pub fn create(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> SysResult<File> {
     let keep = OFlag::from_bits_truncate(flags) & !(OFlag::O_PATH | OFlag::O_DIRECTORY);

@@ -140,3 +140,47 @@ fn a_held_directory_moved_out_of_the_export_or_into_a_never_path_is_cut_off() {
     drop(open_at(&held, "made", libc::O_WRONLY | libc::O_CREAT).unwrap());
     assert!(s.on_master("rw/inner/stays/made").exists());
 }
+
+#[test]
+fn an_open_file_renamed_on_the_master_keeps_answering_after_its_node_was_evicted() {
+    let s = Share::start(Setup::rw(), |m| {
+        fs::write(m.join("rw/doc"), "first\n").unwrap();
+        fs::create_dir(m.join("rw/many")).unwrap();
+        for i in 0..2 * zos_fileshare::server::NODE_FDS {
+            fs::write(m.join(format!("rw/many/{i}")), "").unwrap();
+        }
+    });
+    let mut doc = fs::OpenOptions::new()
+        .append(true)
+        .read(true)
+        .open(s.at("rw/doc"))
+        .unwrap();
+    fs::create_dir(s.on_master("rw/elsewhere")).unwrap();
+    fs::rename(s.on_master("rw/doc"), s.on_master("rw/elsewhere/doc")).unwrap();
+    // The zombie uses many other nodes: the master gives back the
+    // descriptor of the open file's node.
+    for i in 0..2 * zos_fileshare::server::NODE_FDS {
+        fs::metadata(s.at(&format!("rw/many/{i}"))).unwrap();
+    }
+    let c = CString::new("").unwrap();
+    // SAFETY: statx is plain data; all zeros is a valid value.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: an open descriptor, an empty path with AT_EMPTY_PATH, and an
+    // out-pointer.
+    let r = unsafe {
+        libc::statx(
+            doc.as_raw_fd(),
+            c.as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_STATX_FORCE_SYNC,
+            libc::STATX_BASIC_STATS,
+            &mut st,
+        )
+    };
+    assert_eq!(r, 0, "fstat: {}", std::io::Error::last_os_error());
+    assert_eq!(st.stx_size, 6);
+    std::io::Write::write_all(&mut doc, b"second\n").unwrap();
+    assert_eq!(
+        fs::read_to_string(s.on_master("rw/elsewhere/doc")).unwrap(),
+        "first\nsecond\n"
+    );
+}

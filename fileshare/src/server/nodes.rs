@@ -16,7 +16,8 @@
 //! A node without one is opened again from its parent by name — the parent
 //! opened the same way if need be, up to a node that has one — and must
 //! still be the same (device, inode), or the call fails with `ESTALE` (the
-//! zombie's kernel then looks the name up afresh).
+//! zombie's kernel then looks the name up afresh) — unless the zombie has
+//! the node open: the server then takes the inode from that open file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CStr, CString};

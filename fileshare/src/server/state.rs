@@ -241,17 +241,29 @@ impl Server {
         self.next_handle.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A node the zombie holds, with a descriptor (reopened from its parent
-    /// if it had none); `ESTALE` for ids it was never given.
+    /// A node the zombie holds, with a descriptor: cached, else reopened
+    /// from its parent by name, else (the master renamed it meanwhile) from
+    /// a file the zombie has open of it; `ESTALE` for ids it was never given
+    /// and nodes that cannot be found again.
     fn node(&self, id: u64) -> SysResult<Node> {
         let cached = lock(&self.nodes).lookup_cached(id)?;
-        match cached {
-            Ok(node) => Ok(node),
-            Err(walk) => {
-                let opened = nodes::walk(&walk)?;
-                lock(&self.nodes).walked(id, opened)
+        let walk = match cached {
+            Ok(node) => return Ok(node),
+            Err(walk) => walk,
+        };
+        let opened = match nodes::walk(&walk) {
+            Ok(opened) => opened,
+            Err(e) => {
+                let open = lock(&self.files)
+                    .values()
+                    .find(|f| f.node == id)
+                    .map(|f| f.file.clone())
+                    .ok_or(e)?;
+                let fd = sys::path_of(self.places.proc_fds(), open.as_fd())?;
+                vec![(id, fd)]
             }
-        }
+        };
+        lock(&self.nodes).walked(id, opened)
     }
 
     /// A node and where it is, refused once it left its export or went
