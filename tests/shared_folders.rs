@@ -398,6 +398,8 @@ fn a_directory_the_zombie_works_in_is_cut_off_when_the_master_moves_it_away() {
         assert_eq!(shell.run("ls").0, 0);
 
         std::fs::rename(s.docs.join(dir), &to).unwrap();
+        // The master looks where a node is at most this long ago.
+        std::thread::sleep(2 * zos_fileshare::server::RECHECK_AFTER);
         for script in [
             "cat notes",
             "ls",

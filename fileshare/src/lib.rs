@@ -65,8 +65,9 @@
 //! walked.
 //!
 //! A node the master's user moves out of its export or under a never-path
-//! stops answering (`ESTALE` / `ENOENT`), open handles included: every call
-//! checks where its nodes and handles are now. Within the export a moved
+//! stops answering (`ESTALE` / `ENOENT`), open handles included, within
+//! [`server::RECHECK_AFTER`] (50 ms): calls check where their nodes and
+//! handles are now, asking the kernel again once the last answer is older. Within the export a moved
 //! node is served where it now is while it holds a descriptor or the zombie
 //! has it open; otherwise it answers `ESTALE` and the zombie's kernel looks
 //! its name up again.

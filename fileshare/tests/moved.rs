@@ -1,7 +1,7 @@
 //! Nodes the master moves away (issue 9, item 10): a directory the zombie
 //! holds stops answering once the master moves it out of the export or into
-//! a never-path, and so do files in it, whether the zombie had looked them
-//! up, opened them, or names them afresh.
+//! a never-path (within [`RECHECK_AFTER`]), and so do files in it, whether
+//! the zombie had looked them up, opened them, or names them afresh.
 
 mod common;
 
@@ -12,6 +12,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use common::{Setup, Share};
+use zos_fileshare::server::RECHECK_AFTER;
 
 /// `openat(dir, name, flags, 0644)`: the errno on failure.
 fn open_at(dir: &File, name: &str, flags: i32) -> Result<OwnedFd, i32> {
@@ -121,6 +122,8 @@ fn a_held_directory_moved_out_of_the_export_or_into_a_never_path_is_cut_off() {
         assert!(list(&held).unwrap().contains(&"a".to_string()));
 
         fs::rename(s.on_master(dir), s.on_master(to)).unwrap();
+        // The server looks where its nodes are at most this long ago.
+        std::thread::sleep(2 * RECHECK_AFTER);
         assert_cut_off(&held, &mut opened, &s.on_master(to), what);
         // Its old place is empty for the zombie.
         assert!(!s.at(dir).exists(), "{what}: still at its old path");

@@ -95,6 +95,7 @@ impl Server {
                 node: id,
                 export: node.export,
                 _charge: charge,
+                checked: Arc::default(),
             },
         );
         Ok(Answer::Opened(fh))

@@ -46,6 +46,7 @@ pub const MAX_DESCRIPTORS: usize = 4096;
 pub const MAX_LISTED_ENTRIES: usize = 1 << 20;
 
 pub use nodes::{MAX_NODES, NODE_FDS};
+pub use place::RECHECK_AFTER;
 
 /// Serves `policy`'s exports to the zombie at the other end of `channel`
 /// until it closes the channel (`Ok`) or the channel fails or carries a

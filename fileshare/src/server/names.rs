@@ -196,6 +196,7 @@ impl Server {
                 node: entry.node,
                 export: parent.export,
                 _charge: charge,
+                checked: Arc::default(),
             },
         );
         Ok(Answer::Created(entry, fh))

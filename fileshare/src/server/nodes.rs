@@ -28,6 +28,7 @@ use nix::errno::Errno;
 use nix::sys::stat::FileStat;
 
 use super::budget::{Budget, Charge};
+use super::place::Checked;
 
 /// Node ids allocated when the inode number is taken or unusable.
 const ALLOCATED: u64 = 1 << 63;
@@ -44,11 +45,14 @@ const MAX_DEPTH: usize = 4096;
 /// `(export, st_dev, st_ino)`.
 type Key = (usize, u64, u64);
 
-/// A node's `O_PATH` descriptor and what it costs the budget.
+/// A node's `O_PATH` descriptor, what it costs the budget, and where it
+/// was last found.
 pub struct NodeFd {
     fd: OwnedFd,
     /// `None` for a descriptor held only for one call.
     _charge: Option<Charge>,
+    /// The last place check of this descriptor.
+    pub checked: Checked,
 }
 
 impl AsFd for NodeFd {
@@ -213,6 +217,7 @@ impl NodeTable {
         slot.fd = Some(Arc::new(NodeFd {
             fd,
             _charge: Some(self.budget.force_charge()),
+            checked: Checked::default(),
         }));
         id
     }
@@ -309,7 +314,11 @@ impl NodeTable {
     /// spent); returns the descriptor to use for this call.
     fn keep(&mut self, id: u64, fd: OwnedFd) -> Arc<NodeFd> {
         let Some(slot) = self.by_id.get(&id) else {
-            return Arc::new(NodeFd { fd, _charge: None });
+            return Arc::new(NodeFd {
+                fd,
+                _charge: None,
+                checked: Checked::default(),
+            });
         };
         if let Some(cached) = &slot.fd {
             return cached.clone();
@@ -324,6 +333,7 @@ impl NodeTable {
         let fd = Arc::new(NodeFd {
             fd,
             _charge: charge,
+            checked: Checked::default(),
         });
         if fd._charge.is_some() {
             self.by_id.get_mut(&id).expect("held").fd = Some(fd.clone());

@@ -9,6 +9,10 @@
 //! hidden). Open handles are checked the same way on each call, so reads and
 //! writes stop too; what the zombie's page cache already holds stays there.
 //!
+//! The answer is remembered with the descriptor for [`RECHECK_AFTER`]
+//! (asking the kernel costs about as much as writing 32 KiB), so a move
+//! takes effect on the zombie within that time.
+//!
 //! A file whose every name was removed (`nlink == 0`: an open temporary
 //! file) is nowhere and stays usable. A descriptor whose name was removed
 //! while the inode has other names shows as `PATH (deleted)`: that counts
@@ -21,12 +25,18 @@ use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
 use crate::sys::{self, SysResult};
 
+/// How long a checked place is trusted before the kernel is asked again.
+pub const RECHECK_AFTER: Duration = Duration::from_millis(50);
+
 /// Where a node is.
+#[derive(Clone)]
 pub enum Place {
     /// At this path on the master, inside its export.
     At(PathBuf),
@@ -44,6 +54,10 @@ impl Place {
         }
     }
 }
+
+/// The last place found for one descriptor, and when.
+#[derive(Default)]
+pub struct Checked(Mutex<Option<(Instant, Place)>>);
 
 /// The export roots and never-paths as the kernel names them.
 pub struct Places {
@@ -68,6 +82,25 @@ impl Places {
     /// `/proc/self/fd`, for reopening nodes.
     pub fn proc_fds(&self) -> BorrowedFd<'_> {
         self.proc_fds.as_fd()
+    }
+
+    /// [`Places::check`], answered from `checked` when that is younger than
+    /// [`RECHECK_AFTER`].
+    pub fn check_cached(
+        &self,
+        export: usize,
+        fd: BorrowedFd<'_>,
+        checked: &Checked,
+    ) -> SysResult<Place> {
+        let mut last = checked.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, place)) = &*last
+            && at.elapsed() < RECHECK_AFTER
+        {
+            return Ok(place.clone());
+        }
+        let place = self.check(export, fd)?;
+        *last = Some((Instant::now(), place.clone()));
+        Ok(place)
     }
 
     /// Where the inode behind `fd` is now; refused outside export `export`

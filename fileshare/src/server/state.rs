@@ -40,7 +40,7 @@ use super::budget::{Budget, Charge, Listing};
 use super::modes;
 use super::never::NeverIndex;
 use super::nodes::{self, Node, NodeTable};
-use super::place::{Place, Places};
+use super::place::{Checked, Place, Places};
 use crate::policy::ExportPolicy;
 use crate::proto::{Attr, Entry, ExportInfo, Op, Time};
 use crate::sys::{self, SysResult};
@@ -59,6 +59,8 @@ pub(super) struct OpenFile {
     pub node: u64,
     pub export: usize,
     pub _charge: Charge,
+    /// The last place check of the open file.
+    pub checked: Arc<Checked>,
 }
 
 /// An open directory: its node and the entries read at open.
@@ -270,7 +272,9 @@ impl Server {
     /// under a never-path.
     pub(super) fn located(&self, id: u64) -> SysResult<(Node, Place)> {
         let node = self.node(id)?;
-        let place = self.places.check(node.export, node.fd.as_fd())?;
+        let place = self
+            .places
+            .check_cached(node.export, node.fd.as_fd(), &node.fd.checked)?;
         Ok((node, place))
     }
 
@@ -388,11 +392,11 @@ impl Server {
 
     /// An open file, refused once it left its export.
     pub(super) fn open_file(&self, fh: u64) -> SysResult<Arc<File>> {
-        let (file, export) = lock(&self.files)
+        let (file, export, checked) = lock(&self.files)
             .get(&fh)
-            .map(|f| (f.file.clone(), f.export))
+            .map(|f| (f.file.clone(), f.export, f.checked.clone()))
             .ok_or(Errno::EBADF)?;
-        self.places.check(export, file.as_fd())?;
+        self.places.check_cached(export, file.as_fd(), &checked)?;
         Ok(file)
     }
 
