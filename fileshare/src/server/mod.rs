@@ -11,6 +11,7 @@
 //! see the `state` module for how names are resolved and what is refused.
 
 mod budget;
+mod dispatch;
 mod io;
 mod modes;
 mod names;
