@@ -173,8 +173,10 @@ impl Drop for VirtualDisplay {
         if let Ok(text) = std::fs::read_to_string(&lock)
             && text.trim().parse::<u32>() == Ok(pid)
         {
-            let _ = std::fs::remove_file(&lock);
+            // The socket first: once the lock is gone another server may take the
+            // number, and its socket must not be the one removed.
             let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{}", self.number));
+            let _ = std::fs::remove_file(&lock);
         }
         info!(display = self.number, "virtual display stopped");
     }
