@@ -15,6 +15,9 @@ const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 const SIZE: (u32, u32) = (900, 560);
 
 /// Draws `rows` into the PNG file `png`.
+/// One plotted line: its legend, its colour and the figure it reads from a row.
+type Series = (&'static str, RGBColor, fn(&DomRow) -> f64);
+
 pub fn draw(rows: &[DomRow], png: &Path) -> Result<()> {
     let font = std::fs::read(FONT)
         .with_context(|| format!("the plot's font {FONT} (Debian: fonts-dejavu-core)"))?;
@@ -42,7 +45,7 @@ pub fn draw(rows: &[DomRow], png: &Path) -> Result<()> {
             .label_style(("sans-serif", 15))
             .draw()
             .map_err(|e| anyhow!("{e}"))?;
-        let series: [(&str, RGBColor, fn(&DomRow) -> f64); 5] = [
+        let series: [Series; 5] = [
             ("tm", BLACK, |r| r.tm()),
             ("Σ pt (migrants moved)", RED, |r| r.pt),
             ("zt (connect, authenticate)", BLUE, |r| r.zt),

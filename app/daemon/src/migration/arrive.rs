@@ -129,8 +129,10 @@ impl ZombieMoves {
             offer.executables.clone(),
             need,
             &store,
-            memory_for_images(),
-            offer.image_hint,
+            receiver::ImageSize {
+                limit: memory_for_images(),
+                hint: offer.image_hint,
+            },
             need_of,
             &progress,
         )

@@ -305,6 +305,9 @@ pub struct Restored {
 /// its registry; the init's host PID.
 pub type Adopt = Box<dyn FnOnce(RestoredTree) -> Result<i32> + Send>;
 
+/// How a restore started by [`start_restore`] went, and the hold of the restored tree.
+pub type RestoreStarted = (oneshot::Receiver<Result<Restored>>, Hold<Result<i32>>);
+
 /// Restores `image` on a thread of its own and holds it (see the module docs). The first
 /// receiver says how the restore went; the hold's outcome is the adoption's result (or
 /// `Ok(0)` when killed).
@@ -313,7 +316,7 @@ pub fn start_restore(
     image: Vec<u8>,
     opts: TreeRestoreOptions,
     adopt: Adopt,
-) -> Result<(oneshot::Receiver<Result<Restored>>, Hold<Result<i32>>)> {
+) -> Result<RestoreStarted> {
     let (done_tx, done) = oneshot::channel();
     let (decide, decisions) = std_mpsc::channel();
     let (outcome_tx, outcome) = oneshot::channel();

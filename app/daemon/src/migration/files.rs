@@ -358,6 +358,59 @@ fn make_private_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// What of the pod at `root` the zombie's pod would not have: working directories and open
+/// regular files or directories in a place the zombie hides (`masks`) and outside every
+/// export (`exports`), each naming the process and descriptor.
+pub fn hidden_on_zombie(root: i32, masks: &[&str], exports: &[String]) -> Vec<String> {
+    let hidden = |path: &str| {
+        masks.iter().any(|m| is_under(path, m)) && !exports.iter().any(|e| is_under(path, e))
+    };
+    let mut reasons = Vec::new();
+    for pid in pod_pids(root) {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let who = format!("process {} ({})", pod_pid(pid).unwrap_or(pid), comm.trim());
+        if let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd"))
+            && let Some(cwd) = cwd.to_str()
+            && hidden(cwd)
+        {
+            reasons.push(format!(
+                "{who} works in {cwd}, which the zombie hides (export it: `zos export DIR`)"
+            ));
+        }
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let Some(target) = target.to_str() else {
+                continue;
+            };
+            let regular = std::fs::metadata(fd.path()).is_ok_and(|m| m.is_file() || m.is_dir());
+            if regular && !target.ends_with(" (deleted)") && hidden(target) {
+                reasons.push(format!(
+                    "{who} has {target} open (fd {}), which the zombie hides (export it: `zos export DIR`)",
+                    fd.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    reasons
+}
+
+/// The PID a host process has inside its pod (the last of `NSpid`).
+fn pod_pid(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("NSpid:"))?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,57 +469,4 @@ mod tests {
         assert!(!dir.join("migrants/7").exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
-}
-
-/// What of the pod at `root` the zombie's pod would not have: working directories and open
-/// regular files or directories in a place the zombie hides (`masks`) and outside every
-/// export (`exports`), each naming the process and descriptor.
-pub fn hidden_on_zombie(root: i32, masks: &[&str], exports: &[String]) -> Vec<String> {
-    let hidden = |path: &str| {
-        masks.iter().any(|m| is_under(path, m)) && !exports.iter().any(|e| is_under(path, e))
-    };
-    let mut reasons = Vec::new();
-    for pid in pod_pids(root) {
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        let who = format!("process {} ({})", pod_pid(pid).unwrap_or(pid), comm.trim());
-        if let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd"))
-            && let Some(cwd) = cwd.to_str()
-            && hidden(cwd)
-        {
-            reasons.push(format!(
-                "{who} works in {cwd}, which the zombie hides (export it: `zos export DIR`)"
-            ));
-        }
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else {
-                continue;
-            };
-            let Some(target) = target.to_str() else {
-                continue;
-            };
-            let regular = std::fs::metadata(fd.path()).is_ok_and(|m| m.is_file() || m.is_dir());
-            if regular && !target.ends_with(" (deleted)") && hidden(target) {
-                reasons.push(format!(
-                    "{who} has {target} open (fd {}), which the zombie hides (export it: `zos export DIR`)",
-                    fd.file_name().to_string_lossy()
-                ));
-            }
-        }
-    }
-    reasons
-}
-
-/// The PID a host process has inside its pod (the last of `NSpid`).
-fn pod_pid(pid: i32) -> Option<i32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("NSpid:"))?
-        .split_whitespace()
-        .last()?
-        .parse()
-        .ok()
 }

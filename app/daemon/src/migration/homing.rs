@@ -146,8 +146,10 @@ impl Mover {
             offer.executables.clone(),
             need,
             &store,
-            limit,
-            offer.image_hint,
+            receiver::ImageSize {
+                limit,
+                hint: offer.image_hint,
+            },
             need_of,
             progress,
         )

@@ -28,18 +28,28 @@ pub struct Received {
     pub executables: Vec<Executable>,
 }
 
+/// The size an image may have and the size its sender announced.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageSize {
+    /// The most raw bytes this host takes.
+    pub limit: u64,
+    /// The sender's estimate (`Offer::image_hint`), used to reserve memory up to `limit`.
+    pub hint: u64,
+}
+
 /// Receives what follows an accepted offer (see the module docs). `need` is what the
-/// receiver asked for; `decide_more` answers a `More`. `limit` bounds the image's raw bytes.
+/// receiver asked for; `decide_more` answers a `More`. `size.limit` bounds the image's raw
+/// bytes.
 pub async fn receive(
     link: &mut MoveLink,
     executables: Vec<Executable>,
     need: Vec<[u8; 32]>,
     store: &FileStore,
-    limit: u64,
-    hint: u64,
+    size: ImageSize,
     mut decide_more: impl FnMut(&[Executable]) -> Vec<[u8; 32]>,
     progress: &Progress,
 ) -> Result<Received> {
+    let ImageSize { limit, hint } = size;
     let mut all = executables;
     let mut pending: Vec<([u8; 32], u64)> = need
         .iter()
