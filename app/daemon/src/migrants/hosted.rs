@@ -60,16 +60,20 @@ pub struct HostedPods {
     link: watch::Sender<Link>,
     links: Mutex<u64>,
     shutdown: CancellationToken,
+    /// The daemon's runtime (adoption may come from a thread outside it).
+    runtime: tokio::runtime::Handle,
 }
 
 impl HostedPods {
-    /// No pods; all are killed when `shutdown` is cancelled.
+    /// No pods; all are killed when `shutdown` is cancelled. Call inside the daemon's Tokio
+    /// runtime (relays run on it).
     pub fn new(shutdown: CancellationToken) -> Arc<HostedPods> {
         Arc::new(HostedPods {
             pods: Mutex::new(BTreeMap::new()),
             link: watch::channel(None).0,
             links: Mutex::new(0),
             shutdown,
+            runtime: tokio::runtime::Handle::current(),
         })
     }
 
@@ -285,7 +289,7 @@ impl HostedPods {
             handed_off,
             exit,
         };
-        tokio::spawn(relay.run());
+        self.runtime.spawn(relay.run());
         Ok(())
     }
 }

@@ -78,12 +78,14 @@ impl State {
 }
 
 impl Migrants {
-    /// An empty registry keeping its files under `runtime/migrants`; `ids` and `changes` are
-    /// shared with the task registry (one id space, one change signal). Every local pod ends
-    /// when `shutdown` is cancelled.
+    /// An empty registry keeping its files under `runtime/migrants`, starting pods with the
+    /// init at `init` (the daemon's: `zos_checkpoint::pod::default_init_path()`, next to
+    /// `zos`); `ids` and `changes` are shared with the task registry (one id space, one change
+    /// signal). Every local pod ends when `shutdown` is cancelled.
     pub fn new(
         runtime: &std::path::Path,
         master_name: String,
+        init: PathBuf,
         ids: Arc<AtomicU64>,
         changes: Arc<watch::Sender<u64>>,
         shutdown: CancellationToken,
@@ -91,7 +93,7 @@ impl Migrants {
         Arc::new(Migrants {
             dir: runtime.join("migrants"),
             master_name,
-            init: zos_checkpoint::pod::default_init_path(),
+            init,
             shutdown,
             ids,
             changes,
