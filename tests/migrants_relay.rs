@@ -335,7 +335,7 @@ async fn a_terminal_follows_its_task_to_the_zombie_and_back_and_its_end_there_is
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pty_channel_at_a_stale_epoch_is_refused() {
+async fn a_pty_channel_at_a_stale_epoch_or_beside_the_live_one_is_refused() {
     let p = pair().await;
     let id = p.start_counter().await;
     // At home, no zombie may feed its terminal.
@@ -350,6 +350,8 @@ async fn a_pty_channel_at_a_stale_epoch_is_refused() {
         refused(&p, id, 1).await,
         "a relay at a stale epoch was accepted"
     );
+    // So is a second relay while one feeds the terminal.
+    assert!(refused(&p, id, 2).await, "a second relay was accepted");
     assert!(!log_of(&p.migrants, id).contains("forged"));
 }
 

@@ -58,6 +58,8 @@ pub(crate) struct State {
     /// The zombie it runs on (away, lost, or moving home from there).
     pub zombie: Option<PairedZombie>,
     pub ticket_out: bool,
+    /// A zombie's `pty/<task>` relay feeds the terminal now (one at a time).
+    pub relay_open: bool,
     /// The pod generation numbers handed out so far.
     pub generations: u64,
 }
@@ -182,6 +184,7 @@ impl Migrants {
                 local: None,
                 zombie: None,
                 ticket_out: false,
+                relay_open: false,
                 generations: 0,
             }),
         });
@@ -425,7 +428,8 @@ impl Migrants {
         super::relay::serve_master_side(self.clone(), channel, zombie.clone());
     }
 
-    /// Checks a relay's hello: the task's terminal if it runs on `zombie` at `epoch`.
+    /// Checks a relay's hello: the task's terminal if it runs on `zombie` at `epoch` and no
+    /// other relay feeds it (then this one does, until [`Migrants::relay_closed`]).
     pub(super) fn relay_target(
         &self,
         id: u64,
@@ -433,7 +437,7 @@ impl Migrants {
         epoch: u64,
     ) -> Result<Arc<Terminal>> {
         let m = self.get(id)?;
-        let st = m.state.lock();
+        let mut st = m.state.lock();
         let away_there = matches!(&st.placement, Placement::Away { .. })
             && st.zombie.as_ref().map(|z| z.key) == Some(zombie.key);
         if !away_there || st.epoch != epoch {
@@ -442,7 +446,20 @@ impl Migrants {
                 zombie.name
             )));
         }
+        if st.relay_open {
+            return Err(DaemonError::User(format!(
+                "task {id}'s terminal is relayed already"
+            )));
+        }
+        st.relay_open = true;
         Ok(m.terminal.clone())
+    }
+
+    /// The relay accepted by [`Migrants::relay_target`] has ended.
+    pub(super) fn relay_closed(&self, id: u64) {
+        if let Ok(m) = self.get(id) {
+            m.state.lock().relay_open = false;
+        }
     }
 
     /// Waits (up to `limit`) until every local pod has ended after a shutdown.
