@@ -303,3 +303,52 @@ fn restored_tree_killed_before_resume_leaves_no_process() {
         assert!(stat.is_err(), "process {h} left: {stat:?}");
     }
 }
+
+#[test]
+fn root_restores_a_pod_for_another_outside_user_who_then_owns_it() {
+    let script = "read go; echo inside=$(id -u) map=$(cat /proc/self/uid_map | tr -s ' ' | \
+                  sed 's/^ //')";
+    let run = PodRun::start(&spec(&["sh", "-c", script]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (image, _) = run.checkpoint_and_end();
+    let opts = zos_checkpoint::TreeRestoreOptions {
+        outside_uid: Some(65534),
+        outside_gid: Some(65534),
+        ..Default::default()
+    };
+    let held = zos_checkpoint::restore_tree(&image, &opts).expect("restore for nobody");
+    let init = held.pid();
+    let owner = std::fs::read_link(format!("/proc/{init}/ns/user")).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.ends_with("65534")),
+        "{status}"
+    );
+    // The pod's user namespace belongs to nobody: nobody may enter it (needs to own it).
+    let ns = format!("/proc/{init}/ns/user");
+    let entered = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "nsenter",
+        ])
+        .args([format!("--user={ns}").as_str(), "--preserve-credentials"])
+        .arg("true")
+        .output()
+        .unwrap();
+    assert!(
+        entered.status.success(),
+        "nobody cannot enter {owner:?}: {}",
+        String::from_utf8_lossy(&entered.stderr)
+    );
+    let after = PodRun::adopt(held.resume().unwrap());
+    after.type_in("go\n");
+    let (code, text) = after.finish(20);
+    assert!(text.contains("inside=0 map=0 65534 1"), "{text}");
+    assert_eq!(code, 0);
+}

@@ -162,7 +162,7 @@ pub fn spawn(spec: &PodSpec) -> Result<Pod> {
         envp,
     };
     let (ours, theirs) = fds::socketpair().map_err(|e| sys_err("socketpair", e))?;
-    let mut root = podns::clone_root(&mounts, &then, theirs.as_raw_fd())
+    let mut root = podns::clone_root(&mounts, &then, theirs.as_raw_fd(), None)
         .map_err(|e| sys_err("create the pod's namespaces", userns_hint(e)))?;
     drop(theirs);
     let fail = |pid: i32, e: Error| {
