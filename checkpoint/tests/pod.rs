@@ -144,3 +144,29 @@ fn mount_plan_masks_private_places_and_binds_an_export_at_its_path_also_after_re
         "written\n"
     );
 }
+
+#[test]
+fn init_forwards_sigterm_to_the_task_and_exits_with_its_status() {
+    let script = "trap 'echo got TERM; exit 9' TERM; echo READY; while :; do sleep 0.05; done";
+    let mut p = PodGuard(pod::spawn(&spec(&["sh", "-c", script])).expect("spawn"));
+    let master = p.0.take_pty_master().unwrap();
+    read_until(&master, 10, |t| t.contains("READY"));
+    p.0.signal(libc::SIGTERM).unwrap();
+    let text = read_until(&master, 10, |t| t.contains("got TERM"));
+    assert!(text.contains("got TERM"), "{text}");
+    assert_eq!(p.0.wait_timeout(Duration::from_secs(10)).unwrap(), Some(9));
+}
+
+#[test]
+fn init_reaps_orphans_and_reports_a_task_killed_by_a_signal() {
+    let script = "( (sleep 0.2; exit 0) & ); sleep 1; \
+                  echo zombies=$(ps -eo stat= | grep -c '^Z'); echo READY; kill -KILL $$";
+    let mut p = PodGuard(pod::spawn(&spec(&["sh", "-c", script])).expect("spawn"));
+    let master = p.0.take_pty_master().unwrap();
+    let text = read_until(&master, 10, |t| t.contains("READY"));
+    assert!(text.contains("zombies=0"), "{text}");
+    assert_eq!(
+        p.0.wait_timeout(Duration::from_secs(10)).unwrap(),
+        Some(128 + 9)
+    );
+}
