@@ -352,3 +352,22 @@ fn root_restores_a_pod_for_another_outside_user_who_then_owns_it() {
     assert!(text.contains("inside=0 map=0 65534 1"), "{text}");
     assert_eq!(code, 0);
 }
+
+#[test]
+fn file_deleted_while_open_comes_back_deleted_with_name_mode_and_content() {
+    let dir = TempDir::new("pod-deleted");
+    let run = start_prog("deleted", &[&dir.path(), "0"]);
+    let (_, after, code) = go_across_restore(run, "READY");
+    let want = format!("LINK {}/ghost.txt (deleted)", dir.path());
+    assert!(after.contains(&want), "want {want}:\n{after}");
+    assert!(
+        after.contains("MODE 645") && after.contains("CONTENT boo"),
+        "{after}"
+    );
+    assert!(after.contains("PASS"), "{after}");
+    assert_eq!(code, 0);
+    assert!(
+        std::fs::read_dir(&dir.0).unwrap().next().is_none(),
+        "a name was left"
+    );
+}
