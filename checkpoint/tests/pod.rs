@@ -118,6 +118,16 @@ fn mount_plan_masks_private_places_and_binds_an_export_at_its_path_also_after_re
     assert!(!text.contains("LEAK"), "{text}");
     assert!(text.contains(&format!("cwd={work}")), "{text}");
     assert!(text.contains("from the master"), "{text}");
+    let mut seen = String::new();
+    pod::open_in_pod(p.0.pid(), &format!("{work}/hello.txt"))
+        .expect("open in the pod's view")
+        .read_to_string(&mut seen)
+        .unwrap();
+    assert_eq!(seen, "from the master\n");
+    assert!(
+        pod::open_in_pod(p.0.pid(), &marker).is_err(),
+        "the masked file is visible"
+    );
     let mut image = Vec::new();
     zos_checkpoint::checkpoint_tree(p.0.pid(), &Default::default(), &mut image).unwrap();
     drop(master);
