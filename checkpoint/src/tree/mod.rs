@@ -137,8 +137,9 @@ impl Drop for FrozenTree {
 /// Options of [`restore_tree`].
 #[derive(Debug, Clone, Default)]
 pub struct TreeRestoreOptions {
-    /// The uid the pod's user is mapped to outside (default: the caller's effective uid; only
-    /// root may give another).
+    /// The uid the pod's user is mapped to outside (default: the caller's effective uid). Only
+    /// root may give another: the pod's user namespace then belongs to that user (made by an
+    /// intermediate process with its credentials) and the caller becomes a child subreaper.
     pub outside_uid: Option<u32>,
     /// The gid mapped to outside (default: the caller's effective gid).
     pub outside_gid: Option<u32>,

@@ -136,19 +136,24 @@ pub(crate) fn restore_tree(image: &[u8], opts: &TreeRestoreOptions) -> Result<Re
         opts.outside_uid.unwrap_or_else(sys::euid),
         opts.outside_gid.unwrap_or_else(sys::egid),
     );
-    if outside != (sys::euid(), sys::egid()) {
+    let drop_to = if outside == (sys::euid(), sys::egid()) {
+        None
+    } else if sys::euid() == 0 {
+        // The root is then an orphan: collect it (and let Pod::wait work) as its subreaper.
+        crate::set_child_subreaper()?;
+        Some(outside)
+    } else {
         return Err(Error::Restore(format!(
-            "restoring for uid/gid {outside:?}: run the restore as that user (the pod's user \
-             namespace is owned by whoever restores it)"
+            "restoring for uid/gid {outside:?} needs root (or run the restore as that user)"
         )));
-    }
+    };
     let mut subst = std::collections::HashMap::new();
     for (orig, file) in &opts.substitutions {
         let f = sys::fds::open(&file.to_string_lossy(), libc::O_RDONLY)
             .sys(|| format!("open substitute {} for {orig}", file.display()))?;
         subst.insert(orig.clone(), f);
     }
-    let mut pod = root::create(&tree, &parsed, opts, subst)?;
+    let mut pod = root::create(&tree, &parsed, opts, subst, drop_to)?;
     let pty = root::pty(&mut pod, tree.pty.as_ref())?;
     let (objects, keep) = root::objects(&mut pod, &tree, &parsed.data)?;
     let mut procs = build::fork_tree(&tree, pod.root, &pty.1)?;
