@@ -34,7 +34,7 @@ pub fn tasks(paths: &Paths, json: bool) -> Result<ExitCode> {
             t.kind,
             place(t),
             state(t),
-            age(now.saturating_sub(t.since), t.since),
+            age(now, t.since),
             t.command.join(" ")
         );
     }
@@ -64,14 +64,16 @@ fn state(t: &TaskInfo) -> String {
     }
 }
 
-/// "42s", "5m", "3h", "2d" (or "-" when unknown).
-fn age(secs: u64, since: u64) -> String {
-    match (since, secs) {
-        (0, _) => "-".into(),
-        (_, s) if s < 120 => format!("{s}s"),
-        (_, s) if s < 7200 => format!("{}m", s / 60),
-        (_, s) if s < 172_800 => format!("{}h", s / 3600),
-        (_, s) => format!("{}d", s / 86_400),
+/// How long ago `since` was: "42s", "5m", "3h", "2d" ("-" when unknown).
+fn age(now: u64, since: u64) -> String {
+    if since == 0 {
+        return "-".into();
+    }
+    match now.saturating_sub(since) {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
     }
 }
 

@@ -155,6 +155,17 @@ impl Migrants {
         if self.shutdown.is_cancelled() {
             return Err(DaemonError::User("the daemon is stopping".into()));
         }
+        // The pod sees this host's files: say now what would only fail inside it.
+        if !std::path::Path::new(&cwd).is_dir() {
+            return Err(DaemonError::User(format!("no directory {cwd}")));
+        }
+        let path = env.iter().find_map(|e| e.strip_prefix("PATH="));
+        if find_program(&argv[0], path).is_none() {
+            return Err(DaemonError::User(format!(
+                "cannot find {:?} (not an executable file, nor in the PATH it was given)",
+                argv[0]
+            )));
+        }
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let dir = self.task_dir(id);
         make_private_dir(&self.dir)?;
@@ -309,5 +320,68 @@ fn make_private_dir(dir: &std::path::Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(DaemonError::io(format!("create {}", dir.display()), e)),
+    }
+}
+
+/// Where `program` is, as `execvp` would find it with `path` (relative names with a slash are
+/// not looked up; the pod resolves them in its directory).
+fn find_program(program: &str, path: Option<&str>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return (p.is_relative() || executable(&p)).then_some(p);
+    }
+    path.unwrap_or("/usr/local/bin:/usr/bin:/bin")
+        .split(':')
+        .map(|dir| std::path::Path::new(if dir.is_empty() { "." } else { dir }).join(program))
+        .find(|p| executable(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use super::{Migrants, find_program};
+
+    #[tokio::test]
+    async fn a_missing_directory_or_program_is_refused_before_any_pod() {
+        let dir = std::env::temp_dir().join(format!("zos-migrants-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let m = Migrants::new(
+            &dir,
+            "m".into(),
+            "/nonexistent/zos-pod-init".into(),
+            Arc::new(AtomicU64::new(1)),
+            Arc::new(tokio::sync::watch::channel(0).0),
+            Default::default(),
+        );
+        let sh = || vec!["sh".to_string()];
+        let e = m.run(sh(), "/nonexistent-zos-dir".into(), vec![]).await;
+        assert!(e.unwrap_err().to_string().contains("no directory"));
+        let e = m.run(sh(), "relative".into(), vec![]).await;
+        assert!(e.unwrap_err().to_string().contains("absolute"));
+        let e = m.run(sh(), "/".into(), vec!["NOEQUALS".into()]).await;
+        assert!(e.unwrap_err().to_string().contains("KEY=VALUE"));
+        let nothing = vec!["zos-no-such".to_string()];
+        let e = m.run(nothing, "/".into(), vec!["PATH=/bin".into()]).await;
+        assert!(e.unwrap_err().to_string().contains("cannot find"));
+        assert!(m.list().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn programs_are_found_as_execvp_would() {
+        assert!(find_program("sh", Some("/nonexistent:/bin:/usr/bin")).is_some());
+        assert!(find_program("sh", Some("/nonexistent")).is_none());
+        assert!(find_program("/bin/sh", None).is_some());
+        assert!(
+            find_program("/etc/passwd", None).is_none(),
+            "not executable"
+        );
+        assert!(find_program("zos-no-such-program", None).is_none());
     }
 }
