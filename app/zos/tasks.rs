@@ -106,9 +106,17 @@ pub fn run_migrant(paths: &Paths, argv: Vec<String>) -> Result<ExitCode> {
     }
 }
 
+/// Opens a stream request (`Attach`, `Logs`); the daemon's refusal is the error, in its words.
+pub fn open_stream(paths: &Paths, request: &Request) -> Result<std::os::unix::net::UnixStream> {
+    control::open_stream(&paths.socket(), request).map_err(|e| match e {
+        zos_netproto::Error::Refused(message) => anyhow::anyhow!(message),
+        e => e.into(),
+    })
+}
+
 /// `zos logs TASK [-f]`: copies the daemon's stream to stdout.
 pub fn logs(paths: &Paths, task: u64, follow: bool) -> Result<ExitCode> {
-    let mut stream = control::open_stream(&paths.socket(), &Request::Logs { task, follow })?;
+    let mut stream = open_stream(paths, &Request::Logs { task, follow })?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut buf = vec![0u8; 64 << 10];
