@@ -106,13 +106,22 @@ macro_rules! kinds {
     };
 }
 
+mod epoll;
+mod eventfd;
+mod fdinfo;
 mod file;
 mod pipe;
 pub(crate) mod pty;
+mod signalfd;
+mod timerfd;
 
 // The registry: one line per kind, new kinds at the end.
 kinds! {
     File => file::OpenFile,
     Pipe => pipe::PipeEnd,
     Pty => pty::PtySlave,
+    EventFd => eventfd::EventFd,
+    TimerFd => timerfd::TimerFd,
+    SignalFd => signalfd::SignalFd,
+    Epoll => epoll::Epoll,
 }

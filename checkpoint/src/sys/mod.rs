@@ -2,6 +2,7 @@
 //! ptrace, `process_vm_readv`/`writev`, `mmap`, `fork`/`clone3` and a few raw system calls.
 //! The rest of the crate is safe Rust.
 
+pub mod anon;
 pub mod fds;
 pub mod mem;
 pub mod podns;
