@@ -5,6 +5,7 @@
 mod common;
 
 use common::pods::*;
+use common::*;
 
 /// Run test program `name` in a pod, checkpoint it at READY (ending it), restore it, type
 /// "go"; returns what it wrote after the restore and its exit code.
@@ -23,4 +24,81 @@ fn eventfd_timerfd_signalfd_and_epoll_keep_their_state() {
     let (text, code) = restored_run("anonfds", &[]);
     assert!(text.contains("PASS"), "{text}");
     assert_eq!(code, 0, "{text}");
+}
+
+#[test]
+fn unix_socket_pairs_keep_queued_data_boundaries_and_shutdown_state() {
+    let (text, code) = restored_run("unixpairs", &[]);
+    assert!(
+        text.contains("CHILD PASS") && text.contains("\nPASS"),
+        "{text}"
+    );
+    assert_eq!(code, 0, "{text}");
+}
+
+#[test]
+fn refused_descriptors_name_process_descriptor_and_reason_and_the_pod_runs_on() {
+    let dir = TempDir::new("refusals");
+    let outside_path = dir.join("outside.sock");
+    let outside = std::os::unix::net::UnixListener::bind(&outside_path).expect("listener");
+    let run = start_prog("refusals", &[&dir.path(), &outside_path.to_string_lossy()]);
+    run.wait_for("READY", 20);
+    let _accepted = outside.accept().expect("the pod's connection");
+    let text = run.text();
+    let held: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.strip_prefix("HOLD ")?.split_whitespace();
+            let (what, pid, fd) = (w.next()?, w.next()?, w.next()?);
+            Some((what.to_string(), format!("pid {pid} (refusals): fd {fd}: ")))
+        })
+        .collect();
+    assert_eq!(held.len(), 6, "{text}");
+    let report = zos_checkpoint::check_tree(run.pod.pid()).expect("check");
+    let listener = dir.join("listener");
+    let want = |what: &str| -> Vec<String> {
+        match what {
+            "tcp" => vec![
+                "socket:[".into(),
+                "is a TCP socket: network connections do not migrate yet".into(),
+            ],
+            "bound" => vec![format!(
+                "is a unix socket bound to {}: network connections do not migrate yet",
+                listener.display()
+            )],
+            "inflight" => vec!["has 1 descriptor(s) in flight (SCM_RIGHTS) in its queue".into()],
+            "creds" => vec!["has credentials in flight (SO_PASSCRED with data queued)".into()],
+            "outside" => vec!["outside the pod: network connections do not migrate yet".into()],
+            "stale" => vec![
+                "epoll: registration of fd".into(),
+                "whose target is not an open descriptor of this process any more".into(),
+            ],
+            _ => unreachable!(),
+        }
+    };
+    for (what, prefix) in &held {
+        let line = report
+            .reasons
+            .iter()
+            .find(|r| r.starts_with(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no reason for {what} ({prefix}): {:#?}", report.reasons));
+        for part in want(what) {
+            assert!(line.contains(&part), "{what}: {line:?} lacks {part:?}");
+        }
+    }
+    let mut image = Vec::new();
+    let err = zos_checkpoint::checkpoint_tree(
+        run.pod.pid(),
+        &zos_checkpoint::TreeDumpOptions::default(),
+        &mut image,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, zos_checkpoint::Error::Refused { ref reasons, .. } if *reasons == report.reasons),
+        "{err}"
+    );
+    run.type_in("go\n");
+    let (code, text) = run.finish(20);
+    assert!(text.contains("DONE 6"), "{text}");
+    assert_eq!(code, 0);
 }

@@ -7,6 +7,7 @@ pub mod fds;
 pub mod mem;
 pub mod podns;
 pub mod ptrace;
+pub mod sock;
 pub mod spawn;
 
 use serde::{Deserialize, Serialize};

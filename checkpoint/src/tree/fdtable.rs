@@ -142,5 +142,13 @@ pub(crate) fn build<'a>(scan: &'a PodScan, mut cx: Option<&mut DumpCx>) -> Resul
         }
         t.fds.insert(p.host, refs);
     }
+    let all: Vec<&Object> = t.objects.iter().map(|(o, _)| o).collect();
+    for (o, f) in &t.objects {
+        if let Some(r) = o.related(&all) {
+            let holder = scan.procs.iter().find(|p| p.host == f.pid);
+            let name = holder.map(|p| p.name()).unwrap_or_default();
+            t.reasons.push(format!("{name}: fd {}: {r}", f.fd));
+        }
+    }
     Ok(t)
 }
