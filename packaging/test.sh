@@ -1,10 +1,12 @@
 #!/bin/sh
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
 # system packages, formatting, lints, then every test of every crate,
-# including the multi-host tests in network namespaces (needs root).
+# including the multi-host tests in network namespaces (needs root), and
+# last each fuzz target for a short fixed time (packaging/fuzz.sh).
 set -eu
 cd "$(dirname "$0")/.."
 sh packaging/install-system-packages.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked -- --test-threads=4
+sh packaging/fuzz.sh

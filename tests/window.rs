@@ -12,6 +12,7 @@ const ICON_RGB: [u8; 3] = [0x3c, 0x8c, 0xdc];
 
 #[test]
 fn master_window_lists_a_discovered_zombie() {
+    common::tools::require_all(&["Xvfb", "import", "convert"]);
     let lan = Lan::new(&["m", "z1"]);
     let (m, z1) = (lan.host("m"), lan.host("z1"));
     let x = m.xvfb();

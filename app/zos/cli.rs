@@ -220,14 +220,18 @@ pub enum Command {
     /// Checkpoint a running process to an image directory (it ends, unless --leave-running).
     ///
     /// The process is frozen, its memory, threads, files and attributes are
-    /// written to DIR/image.zckpt (versioned, checksummed), then it is ended.
-    /// A process that cannot be saved is refused with every reason and left
-    /// running untouched. Needs ptrace rights over the process (root, or the
-    /// same user with ptrace allowed).
+    /// written to DIR/image.zckpt (versioned, checksummed, mode 0600), then it
+    /// is ended. The image of another user's process is signed with this
+    /// machine's image key (HOME/image.key, made on first use), which root
+    /// needs to restore it under that user's credentials. A process that
+    /// cannot be saved is refused with every reason and left running
+    /// untouched. Needs root.
     Checkpoint {
         /// The process.
         pid: i32,
-        /// The image directory (created if missing).
+        /// The image directory: created mode 0700 if missing; an existing one
+        /// must be a real directory (not a symbolic link) of yours that group
+        /// and others cannot write.
         #[arg(long, value_name = "DIR", required_unless_present = "check")]
         out: Option<PathBuf>,
         /// Let the process run on after the checkpoint (a snapshot).
@@ -244,8 +248,16 @@ pub enum Command {
     /// not consumed: it can be restored again once the first copy has exited.
     /// Standard streams that were a terminal or pipe are attached to the files
     /// given here (default /dev/null).
+    ///
+    /// Anyone may restore an image of a process with their own credentials.
+    /// Other credentials need root and an image signed by this machine (see
+    /// `zos checkpoint`); anything else is refused, naming what differs. The
+    /// image is validated completely before anything is created. While the
+    /// original process still runs (same PID, start time and boot) the restore
+    /// is refused unless --force.
     Restore {
-        /// The image directory.
+        /// The image directory: yours or root's, not writable by group or
+        /// others, not a symbolic link.
         dir: PathBuf,
         /// File for standard input.
         #[arg(long, value_name = "FILE")]
@@ -256,6 +268,10 @@ pub enum Command {
         /// File for standard error (created or appended).
         #[arg(long, value_name = "FILE")]
         stderr: Option<PathBuf>,
+        /// Restore even though the original process still runs: a second copy,
+        /// under a new PID.
+        #[arg(long)]
+        force: bool,
     },
     /// Measure performance and print figures.
     Bench {

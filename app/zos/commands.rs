@@ -23,13 +23,21 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             out,
             leave_running,
             check,
-        } => return crate::checkpointing::checkpoint(pid, out, leave_running, check),
+        } => return crate::checkpointing::checkpoint(cli.home, pid, out, leave_running, check),
         Command::Restore {
             dir,
             stdin,
             stdout,
             stderr,
-        } => return crate::checkpointing::restore(&dir, stdin, stdout, stderr),
+            force,
+        } => {
+            let streams = crate::checkpointing::Streams {
+                stdin,
+                stdout,
+                stderr,
+            };
+            return crate::checkpointing::restore(cli.home, &dir, streams, force);
+        }
         Command::Bench { which } => return crate::bench::run(which),
         other => other,
     };

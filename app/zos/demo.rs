@@ -49,17 +49,8 @@ impl Drop for Daemon {
 pub(crate) fn spawn(home: &Path, args: &[&str], what: &'static str) -> Result<Daemon> {
     let exe = std::env::current_exe().context("find own executable")?;
     let mut command = std::process::Command::new(exe);
-    // SAFETY: the closure runs in the child between fork and exec and only
-    // calls prctl, which is async-signal-safe; it touches no memory of ours.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
-            // The daemons end (gracefully, by SIGTERM) if the demo dies.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // The daemons end (gracefully, by SIGTERM) if the demo dies.
+    zos_display::die_with_parent(&mut command, libc::SIGTERM);
     let child = command
         .arg("--home")
         .arg(home)

@@ -30,6 +30,7 @@ fn main() {
             a[3].as_ref(),
             &zos_checkpoint::DumpOptions {
                 leave_running: a.iter().any(|x| x == "--leave-running"),
+                ..Default::default()
             },
         )
         .map(|s| println!("{s:?}")),
@@ -39,6 +40,8 @@ fn main() {
                 stdin: a.get(3).map(Into::into),
                 stdout: a.get(4).map(Into::into),
                 stderr: None,
+                force: a.iter().any(|x| x == "--force"),
+                ..Default::default()
             },
         )
         .map(|s| println!("{s:?}")),

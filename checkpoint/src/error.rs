@@ -38,6 +38,13 @@ pub enum Error {
     /// The image is corrupt, truncated, from another version or another CPU.
     #[error("invalid image: {0}")]
     BadImage(String),
+    /// The caller may not do this (another user's image or directory, credentials it does not
+    /// have, an image not signed by this machine); says what differs.
+    #[error("not allowed: {0}")]
+    Denied(String),
+    /// The process an image was taken from still runs (same PID, start time and boot).
+    #[error("the original process still runs as PID {0}; stop it first, or force a second copy")]
+    OriginalRunning(i32),
     /// Restoring failed; nothing of the half-built process is left.
     #[error("restore failed: {0}")]
     Restore(String),

@@ -6,10 +6,25 @@
 //! - [`check`] says whether a process can be checkpointed, with every reason if not.
 //! - [`checkpoint`] freezes a process, writes its image to a directory, then ends it (or lets it
 //!   run on with [`DumpOptions::leave_running`]). A refused, traced, vanishing process or an
-//!   unwritable directory fails cleanly and leaves the process running.
-//! - [`restore`] validates an image completely, then recreates the process — with the same PID
-//!   when it is free — detached and running from where it stopped; returns its PID.
+//!   unwritable directory fails cleanly and leaves the process running. The directory is made
+//!   0700 (an existing one must be the caller's, not a symbolic link, not writable by others)
+//!   and the image is a 0600 file; the image of a process with credentials other than the
+//!   caller's is signed with [`DumpOptions::key`] (HMAC-SHA256 with this machine's
+//!   [`ImageKey`]).
+//! - [`restore`] validates an image completely (every header and metadata field), checks that
+//!   the caller may grant the credentials it names ([`creds`]: the caller's own, or root and a
+//!   signature by this machine's key; or [`Credentials::Caller`] to ignore them) and that the
+//!   original process no longer runs ([`RestoreOptions::force`] to start a second copy), then
+//!   recreates the process — with the same PID when it is free — detached and running from
+//!   where it stopped; returns its PID and notes on whatever differs from the original.
 //! - [`bench::run`] measures checkpoint/restore figures.
+//!
+//! **Pods** (process trees, [`pod`]): [`pod::spawn`] starts a task in its own user, PID, mount
+//! and IPC namespaces with our init (`zos-pod-init`) as PID 1 and one pty; [`check_tree`],
+//! [`checkpoint_tree`] and [`restore_tree`] carry the whole tree with its PIDs unchanged inside
+//! the pod (parents, waitpid relations, sessions and groups, defunct and stopped children,
+//! threads, the pty, pipes and FIFOs with their bytes, shared files and shared anonymous
+//! memory), as an ordinary user. See the `tree` module docs and ARCHITECTURE.md.
 //!
 //! All ptrace calls of one operation must come from one thread (ptrace is per thread); the
 //! functions are blocking. A restored process is an orphan: it is reparented to the nearest
@@ -60,10 +75,17 @@
 //!
 //! # Limits
 //!
-//! - One process at a time (no process trees), same kernel vDSO layout (same machine or same
-//!   kernel build), a CPU with at least the saved XSAVE features, root on both sides.
+//! - One process at a time outside a pod (process trees only as pods), same kernel vDSO
+//!   layout (same machine or same kernel build), a CPU with at least the saved XSAVE
+//!   features. Checkpointing a single process needs root; a pod needs only its owner.
+//! - Restoring works without root for an image with the caller's own credentials, with two
+//!   differences (noted in [`RestoreStats::notes`]): the process gets a new PID (`clone3`
+//!   `set_tid` needs CAP_CHECKPOINT_RESTORE), and `/proc/PID/exe` stays the restorer's
+//!   executable (`PR_SET_MM_MAP` with an exe descriptor needs it too). Capability sets are not
+//!   saved: a restored process has those its credentials give it under the restorer.
 //! - Files are reopened by path: they must exist (with the same content for file mappings) at
-//!   restore. Deleted-while-open files come back as unnamed temporary files with their content.
+//!   restore. Deleted-while-open files are recreated under their name (or beside it when the
+//!   name is taken), with their content, mode and owner, opened and unlinked again.
 //! - New mappings in the restored process are placed relative to the restorer's mmap base (the
 //!   kernel does not let us set it), so later `mmap` addresses differ from an uninterrupted run.
 //! - Transparent huge pages and `madvise` flags are not carried over.
@@ -72,18 +94,22 @@
 //!
 //! A directory holding one stream file, `image.zckpt`; its bytes can equally be sent over a
 //! socket. See [`image::format`] for the layout: a 16-byte header (magic `ZOSCKPT\0`, version
-//! u32) and CRC-32-checked frames: one postcard-encoded metadata frame ([`image::model`]),
-//! then page frames (address + raw pages), then deleted-file contents, then an END frame
-//! counting the frames. Restore refuses a foreign version, a bad checksum, a truncated stream
-//! or an image from a CPU with XSAVE features this one lacks, before creating anything.
+//! u32, flags u32) and CRC-32-checked frames: one postcard-encoded metadata frame
+//! ([`image::model`]), then page frames (address + raw pages), then deleted-file contents, then
+//! an END frame counting the frames, then (flag SIGNED) a MAC frame: HMAC-SHA256 of everything
+//! before it. Restore refuses a foreign version, unknown flags, a bad checksum, a truncated
+//! stream, any field out of range ([`image::validate`]) or an image from a CPU with XSAVE
+//! features this one lacks, before creating anything.
 
 pub mod bench;
 mod check;
+pub mod creds;
 mod dump;
 mod error;
 mod fdclass;
 mod freeze;
 pub mod image;
+mod imagedir;
 mod inject;
 mod objects;
 pub mod pod;
@@ -95,8 +121,10 @@ mod tree;
 mod vmas;
 
 pub use check::{CheckReport, check};
+pub use creds::Credentials;
 pub use dump::{DumpOptions, DumpStats, checkpoint, checkpoint_to_writer};
 pub use error::{Error, Result};
+pub use image::key::ImageKey;
 pub use restore::{RestoreOptions, RestoreStats, restore, restore_from_bytes};
 pub use tree::{
     AfterDump, FrozenTree, RestoredTree, TreeDumpOptions, TreeDumpStats, TreeRestoreOptions,

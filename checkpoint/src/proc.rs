@@ -114,6 +114,22 @@ pub fn stat_field(fields: &[u64], n: usize) -> u64 {
     fields.get(n - 4).copied().unwrap_or(0)
 }
 
+/// What identifies process `pid` beyond its PID: its start time (`stat` field 22) and the
+/// boot it runs in.
+pub fn origin(pid: i32) -> Result<crate::image::model::Origin> {
+    Ok(crate::image::model::Origin {
+        start_time: stat_field(&stat_fields(pid)?, 22),
+        boot_id: boot_id(),
+    })
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), empty if unreadable.
+pub fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// TIDs of all threads, leader first.
 pub fn tasks(pid: i32) -> Result<Vec<i32>> {
     let dir = format!("/proc/{pid}/task");

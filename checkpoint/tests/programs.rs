@@ -15,6 +15,7 @@ fn opts(dir: &TempDir, stdin: bool) -> (RestoreOptions, std::path::PathBuf) {
         stdin: stdin.then(|| go_file(dir)),
         stdout: Some(out.clone()),
         stderr: None,
+        ..Default::default()
     };
     (o, out)
 }

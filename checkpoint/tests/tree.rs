@@ -244,3 +244,130 @@ fn new_processes_after_restore_continue_the_pod_pid_sequence() {
     );
     assert_eq!(code, 0);
 }
+
+#[test]
+fn executables_that_travelled_are_mapped_from_their_substitutes() {
+    let dir = TempDir::new("subst");
+    let original = dir.join("forkwait-here");
+    let travelled = dir.join("files-sha256");
+    std::fs::copy(prog("forkwait"), &original).unwrap();
+    let run = PodRun::start(&spec(&[&original.to_string_lossy()]));
+    run.wait_for("READY", 20);
+    let (image, _) = run.checkpoint_and_end();
+    std::fs::rename(&original, &travelled).unwrap();
+    let missing = zos_checkpoint::restore_tree(&image, &Default::default());
+    assert!(missing.is_err(), "restored without its executable");
+    let opts = zos_checkpoint::TreeRestoreOptions {
+        substitutions: [(original.to_string_lossy().into_owned(), travelled.clone())]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    let held = zos_checkpoint::restore_tree(&image, &opts).expect("restore with substitutes");
+    let task = held.pids().iter().find(|p| p.0 == 2).unwrap().1;
+    let exe = std::fs::read_link(format!("/proc/{task}/exe")).unwrap();
+    assert_eq!(exe, travelled);
+    let after = PodRun::adopt(held.resume().unwrap());
+    after.type_in("go\n");
+    let (code, text) = after.finish(20);
+    assert!(text.contains("REAPED 3 pid-ok=1 exit=42"), "{text}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn frozen_tree_killed_after_commit_ends_and_its_image_restores() {
+    let run = start_prog("forkwait", &[]);
+    run.wait_for("READY", 20);
+    let (image, stats) = run.checkpoint(AfterDump::KeepFrozen);
+    stats.held.expect("held").kill();
+    let (code, _) = run.finish(10);
+    assert_eq!(code, 128 + 9);
+    let after = restore_running(&image);
+    after.type_in("go\n");
+    let (code, text) = after.finish(20);
+    assert!(text.contains("REAPED 3 pid-ok=1 exit=42"), "{text}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn restored_tree_killed_before_resume_leaves_no_process() {
+    let run = start_prog("groups", &[]);
+    run.wait_for("READY", 20);
+    let (image, _) = run.checkpoint_and_end();
+    let held = restore(&image);
+    let hosts: Vec<i32> = held.pids().iter().map(|p| p.1).collect();
+    assert_eq!(hosts.len(), 7, "{:?}", held.pids());
+    held.kill();
+    for h in hosts {
+        let stat = std::fs::read_to_string(format!("/proc/{h}/stat"));
+        assert!(stat.is_err(), "process {h} left: {stat:?}");
+    }
+}
+
+#[test]
+fn root_restores_a_pod_for_another_outside_user_who_then_owns_it() {
+    let script = "read go; echo inside=$(id -u) map=$(cat /proc/self/uid_map | tr -s ' ' | \
+                  sed 's/^ //')";
+    let run = PodRun::start(&spec(&["sh", "-c", script]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (image, _) = run.checkpoint_and_end();
+    let opts = zos_checkpoint::TreeRestoreOptions {
+        outside_uid: Some(65534),
+        outside_gid: Some(65534),
+        ..Default::default()
+    };
+    let held = zos_checkpoint::restore_tree(&image, &opts).expect("restore for nobody");
+    let init = held.pid();
+    let owner = std::fs::read_link(format!("/proc/{init}/ns/user")).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.ends_with("65534")),
+        "{status}"
+    );
+    // The pod's user namespace belongs to nobody: nobody may enter it (needs to own it).
+    let ns = format!("/proc/{init}/ns/user");
+    let entered = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "nsenter",
+        ])
+        .args([format!("--user={ns}").as_str(), "--preserve-credentials"])
+        .arg("true")
+        .output()
+        .unwrap();
+    assert!(
+        entered.status.success(),
+        "nobody cannot enter {owner:?}: {}",
+        String::from_utf8_lossy(&entered.stderr)
+    );
+    let after = PodRun::adopt(held.resume().unwrap());
+    after.type_in("go\n");
+    let (code, text) = after.finish(20);
+    assert!(text.contains("inside=0 map=0 65534 1"), "{text}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn file_deleted_while_open_comes_back_deleted_with_name_mode_and_content() {
+    let dir = TempDir::new("pod-deleted");
+    let run = start_prog("deleted", &[&dir.path(), "0"]);
+    let (_, after, code) = go_across_restore(run, "READY");
+    let want = format!("LINK {}/ghost.txt (deleted)", dir.path());
+    assert!(after.contains(&want), "want {want}:\n{after}");
+    assert!(
+        after.contains("MODE 645") && after.contains("CONTENT boo"),
+        "{after}"
+    );
+    assert!(after.contains("PASS"), "{after}");
+    assert_eq!(code, 0);
+    assert!(
+        std::fs::read_dir(&dir.0).unwrap().next().is_none(),
+        "a name was left"
+    );
+}

@@ -32,6 +32,7 @@ pub use fanout::{Fanout, ViewEnd};
 pub use framebuffer::{DirtyRect, Frame, FrameUpdate, RectPixels};
 pub use source::{FrameSource, ResizeStatus};
 pub use stats::ViewerStats;
+pub use sys::die_with_parent;
 pub use viewer::{Codec, ViewerConnection, ViewerOptions, Wheel};
 pub use windows::AppWindows;
 pub use xvnc::VirtualDisplay;

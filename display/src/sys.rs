@@ -1,5 +1,6 @@
 //! Every `unsafe` of the crate: the pipe for `-displayfd`, the child set-up between fork and
-//! exec, `poll` and `kill`.
+//! exec (with [`die_with_parent`], the one place ZOS asks for `PR_SET_PDEATHSIG`), `poll` and
+//! `kill`.
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -27,35 +28,48 @@ pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Makes the child of `cmd` get SIGKILL when the thread that spawned it dies, gives it umask
-/// 077, and, if
-/// `inherit` is given, makes that descriptor available in the child as `target_fd`.
+/// Makes the child of `cmd` receive `signal` when the thread that spawned it dies, and never
+/// outlive a parent that died before it could ask for that.
 ///
-/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, so the caller must
-/// spawn from a long-lived thread (not a blocking-pool thread that may retire).
-pub(crate) fn set_child_setup(cmd: &mut Command, inherit: Option<(RawFd, RawFd)>) {
+/// Between fork and exec the child asks for `PR_SET_PDEATHSIG`, then compares `getppid()` with
+/// the parent's pid recorded before the fork: if the parent died in between (the signal was
+/// then never sent) the child has been reparented and ends at once with `_exit(1)`, without
+/// running the parent's signal handlers or exit hooks it inherited.
+///
+/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, so spawn from a
+/// long-lived thread (not a blocking-pool thread that may retire). That thread waits in
+/// `spawn` until the exec, so only the whole parent process can die in the window the check
+/// covers. Other `pre_exec` set-ups may be added to `cmd` before or after; they run in order.
+pub fn die_with_parent(cmd: &mut Command, signal: libc::c_int) {
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the child between fork and exec and only calls
-    // async-signal-safe functions (prctl, umask, getppid, dup2, fcntl, kill); it allocates nothing.
+    // async-signal-safe functions (prctl, getppid, _exit); it allocates nothing and touches
+    // no memory but its two copied integers and the error it returns.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The child set-up of Xvnc: SIGKILL when the spawning thread dies ([`die_with_parent`]),
+/// umask 077, and, if `inherit` is given, that descriptor available in the child as
+/// `target_fd`.
+pub(crate) fn set_child_setup(cmd: &mut Command, inherit: Option<(RawFd, RawFd)>) {
+    die_with_parent(cmd, libc::SIGKILL);
+    // SAFETY: the closure runs in the child between fork and exec and only calls
+    // async-signal-safe functions (umask, dup2, fcntl); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
             // Files the child creates are private to us, so the RFB socket is never open to
             // others, not even between Xvnc's bind and its chmod.
             libc::umask(0o077);
-            // The parent may have died before prctl: then we were reparented already.
-            if libc::getppid() != parent {
-                libc::kill(libc::getpid(), libc::SIGKILL);
-            }
             if let Some((fd, target)) = inherit {
                 if fd == target {
                     let flags = libc::fcntl(fd, libc::F_GETFD);

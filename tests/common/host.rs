@@ -91,6 +91,8 @@ impl Host {
     /// A command that runs `program ARGS` inside this host's namespace with
     /// this host's environment (and nothing of the test process's).
     pub fn command(&self, program: &str, args: &[&str]) -> Command {
+        // A missing tool fails here, naming its package, not later in `ip`'s log.
+        super::tools::require(program);
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns, program]).args(args);
         cmd.env_clear()

@@ -17,6 +17,7 @@ pub mod proc;
 pub mod screen;
 pub mod snapshot;
 pub mod tmp;
+pub mod tools;
 pub mod view;
 pub mod xvfb;
 pub mod zos;

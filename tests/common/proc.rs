@@ -154,20 +154,12 @@ impl Proc {
 
 /// Puts the child in its own process group and has the kernel kill it if
 /// the thread that started it dies (a test run killed with SIGKILL leaves
-/// no daemons running; the next run removes its namespaces).
+/// no daemons running; the next run removes its namespaces), also when the
+/// test run dies while the child is being started.
 pub fn die_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
-    // SAFETY: runs in the forked child before exec and only calls prctl(2),
-    // which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    zos_display::die_with_parent(cmd, libc::SIGKILL);
 }
 
 impl Drop for Proc {

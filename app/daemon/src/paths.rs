@@ -6,14 +6,21 @@
 //! `$XDG_RUNTIME_DIR/zos-<hash of home>` (or `/tmp/zos-<uid>/…` without
 //! `XDG_RUNTIME_DIR`), mode 0700, so several instances run side by side and
 //! each CLI call finds its daemon from the home alone.
+//!
+//! Each of these directories (and `XDG_RUNTIME_DIR` itself) must be a real
+//! directory owned by us and closed to others (see [`private`]): one that
+//! another local user planted, say `/tmp/zos-UID` made before our first run,
+//! is refused with an error naming it and its owner.
 
-use std::fs;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+mod private;
+
 use std::path::{Path, PathBuf};
 
+use nix::unistd::geteuid;
 use sha2::{Digest, Sha256};
 
 use crate::error::{DaemonError, Result};
+use private::{Privacy, check_private_dir, ensure_private_dir};
 
 /// The resolved directories of one instance.
 #[derive(Clone, Debug)]
@@ -25,7 +32,9 @@ pub struct Paths {
 }
 
 impl Paths {
-    /// Resolves the home (creating it, 0700) and the runtime dir.
+    /// Resolves the home (creating it, 0700) and the runtime dir (creating
+    /// it and, without `XDG_RUNTIME_DIR`, its base `/tmp/zos-EUID`, both
+    /// 0700); refuses any of them that is not a private directory of ours.
     pub fn resolve(home: Option<PathBuf>) -> Result<Paths> {
         let home = match home {
             Some(h) => h,
@@ -36,20 +45,9 @@ impl Paths {
             .canonicalize()
             .map_err(|e| DaemonError::io(format!("resolve {}", home.display()), e))?;
         let digest = Sha256::digest(home.as_os_str().as_encoded_bytes());
-        let base = match std::env::var_os("XDG_RUNTIME_DIR") {
-            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-            _ => {
-                // Our uid is the owner of the home we just created.
-                let uid = fs::metadata(&home)
-                    .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-                    .unwrap_or(0);
-                let dir = PathBuf::from(format!("/tmp/zos-{uid}"));
-                make_private_dir(&dir)?;
-                dir
-            }
-        };
+        let base = runtime_base()?;
         let runtime = base.join(format!("zos-{}", hex::encode(&digest[..6])));
-        make_private_dir(&runtime)?;
+        ensure_private_dir(&runtime, Privacy::OwnerOnly)?;
         Ok(Paths { home, runtime })
     }
 
@@ -96,26 +94,31 @@ fn default_home() -> Result<PathBuf> {
     }
 }
 
+/// `XDG_RUNTIME_DIR` if set (it must exist, be ours and be 0700: we do not
+/// create it), else `/tmp/zos-EUID`, made 0700 if missing and refused if
+/// anyone else made it or can look into it.
+fn runtime_base() -> Result<PathBuf> {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            check_private_dir(&dir, Privacy::OwnerOnly).map_err(|e| {
+                DaemonError::User(format!(
+                    "XDG_RUNTIME_DIR: {e} (unset it to use /tmp/zos-{})",
+                    geteuid()
+                ))
+            })?;
+            Ok(dir)
+        }
+        None => {
+            let dir = PathBuf::from(format!("/tmp/zos-{}", geteuid()));
+            ensure_private_dir(&dir, Privacy::OwnerOnly)?;
+            Ok(dir)
+        }
+    }
+}
+
 /// Creates `dir` (and parents) with mode 0700 if missing; refuses a
-/// directory others can write.
+/// symbolic link, a directory of another user, or one others can write.
 pub fn make_private_dir(dir: &Path) -> Result<()> {
-    if !dir.exists() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| DaemonError::io(format!("create {}", dir.display()), e))?;
-    }
-    let mode = fs::metadata(dir)
-        .map_err(|e| DaemonError::io(format!("stat {}", dir.display()), e))?
-        .permissions()
-        .mode();
-    if mode & 0o022 != 0 {
-        return Err(DaemonError::User(format!(
-            "{} is writable by others (mode {:o}); refusing to keep keys or sockets there",
-            dir.display(),
-            mode & 0o777
-        )));
-    }
-    Ok(())
+    ensure_private_dir(dir, Privacy::NoOthersWrite)
 }

@@ -4,10 +4,14 @@
 //! that a zombie leaving the list leaves the window.
 //!
 //! winit wants the main thread, so this test has its own `main` (no libtest
-//! harness). It re-runs itself inside the display; it says SKIPPED and
-//! passes where Xvfb is not installed.
+//! harness; libtest-mimic reads cargo's and libtest's arguments: filters,
+//! `--exact`, `--list`, `--test-threads`, …). It re-runs itself inside the
+//! display. Xvfb, xwininfo (x11-utils) and ImageMagick are required: a
+//! missing one fails the test naming its package.
 
 mod common;
+#[path = "../../../tests/common/tools.rs"]
+mod tools;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -16,6 +20,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::fake_daemon::FakeDaemon;
+use libtest_mimic::{Arguments, Trial};
 use zos_netproto::Level;
 use zos_netproto::control::{Reply, Request, StatusInfo};
 use zos_netproto::discovery::HostInfo;
@@ -37,20 +42,15 @@ fn main() {
     if let Some(flag) = std::env::var_os(INNER) {
         return inner(PathBuf::from(flag));
     }
-    // `cargo test -- FILTER` passes its arguments on; honour a name filter.
-    let filtered_out = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .any(|f| !"window_on_xvfb_shows_hosts_live".contains(f.as_str()));
-    if filtered_out {
-        return;
-    }
-    println!("test window_on_xvfb_shows_hosts_live ...");
-    window_on_xvfb_shows_hosts_live();
-    println!("test window_on_xvfb_shows_hosts_live ... ok");
+    let trials = vec![Trial::test("window_on_xvfb_shows_hosts_live", || {
+        window_on_xvfb_shows_hosts_live();
+        Ok(())
+    })];
+    libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }
 
 fn window_on_xvfb_shows_hosts_live() {
+    tools::require_all(&["Xvfb", "xwininfo", "import", "convert"]);
     let xvfb = Command::new("Xvfb")
         .args([
             "-displayfd",
@@ -64,14 +64,7 @@ fn window_on_xvfb_shows_hosts_live() {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn();
-    let mut xvfb = match xvfb {
-        Ok(child) => Reaped(child),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("SKIPPED: Xvfb is not installed");
-            return;
-        }
-        Err(e) => panic!("cannot start Xvfb: {e}"),
-    };
+    let mut xvfb = Reaped(xvfb.unwrap_or_else(|e| panic!("cannot start Xvfb: {e}")));
     let mut number = String::new();
     BufReader::new(xvfb.0.stdout.take().unwrap())
         .read_line(&mut number)
@@ -123,39 +116,36 @@ fn window_on_xvfb_shows_hosts_live() {
         std::fs::remove_dir_all(std::env::temp_dir().join(format!("zos-gui-window-test-{pid}")));
 }
 
-/// Title and size with xwininfo, the zombie blue with ImageMagick, where
-/// these tools are installed.
+/// Title and size with xwininfo, the zombie blue with ImageMagick.
 fn check_window(display: &str) {
-    match Command::new("xwininfo")
+    let out = Command::new("xwininfo")
         .args(["-display", display, "-name", "ZOS master"])
         .output()
-    {
-        Ok(out) => {
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(out.status.success(), "no window titled ZOS master: {text}");
-            assert!(text.contains("Width: 900"), "{text}");
-            assert!(text.contains("Height: 600"), "{text}");
-        }
-        Err(_) => eprintln!("xwininfo not installed: title and size not checked"),
-    }
+        .expect("run xwininfo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "no window titled ZOS master: {text}");
+    assert!(text.contains("Width: 900"), "{text}");
+    assert!(text.contains("Height: 600"), "{text}");
     let shot = std::env::temp_dir().join(format!("zos-gui-window-{}.png", std::process::id()));
     let taken = Command::new("import")
         .args(["-display", display, "-window", "root"])
         .arg(&shot)
-        .status();
-    match taken {
-        Ok(status) if status.success() => {
-            let histogram = Command::new("convert")
-                .arg(&shot)
-                .args(["-format", "%c", "histogram:info:-"])
-                .output()
-                .expect("ImageMagick convert");
-            let text = String::from_utf8_lossy(&histogram.stdout);
-            assert!(text.contains("#3C8CDC"), "no zombie blue on screen: {text}");
-            let _ = std::fs::remove_file(&shot);
-        }
-        _ => eprintln!("ImageMagick import not available: colours not checked"),
-    }
+        .output()
+        .expect("run ImageMagick's import");
+    assert!(
+        taken.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
+    let histogram = Command::new("convert")
+        .arg(&shot)
+        .args(["-format", "%c", "histogram:info:-"])
+        .output()
+        .expect("run ImageMagick's convert");
+    let _ = std::fs::remove_file(&shot);
+    let text = String::from_utf8_lossy(&histogram.stdout);
+    assert!(histogram.status.success(), "convert: {text}");
+    assert!(text.contains("#3C8CDC"), "no zombie blue on screen: {text}");
 }
 
 fn host(name: &str) -> HostInfo {

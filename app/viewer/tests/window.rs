@@ -8,16 +8,20 @@
 //! patched, not re-uploaded; killing Xvnc closes the window and `run` returns. And a connect
 //! failure is a clear error.
 //!
-//! winit wants the main thread, so this test has its own `main` (no libtest harness); it
-//! re-runs itself as the window process. It says SKIPPED and passes where Xvfb or Xvnc is not
-//! installed.
+//! winit wants the main thread, so this test has its own `main` (no libtest harness;
+//! libtest-mimic reads cargo's and libtest's arguments: filters, `--exact`, `--list`,
+//! `--test-threads`, …); it re-runs itself as the window process. Xvfb, Xvnc and the X tools
+//! it drives are required: a missing one fails the test naming its package.
 
 mod support;
+#[path = "../../../tests/common/tools.rs"]
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use libtest_mimic::{Arguments, Trial};
 use support::{Image, Lines, Reaped, TempDir, XDisplay, Xvfb, read, wait_until};
 use zos_display::{ViewerConnection, VirtualDisplay, launch_app};
 use zos_viewer::ViewerWindowOptions;
@@ -27,31 +31,26 @@ const INNER: &str = "ZOS_VIEWER_TEST_SOCKET";
 const TITLE: &str = "xterm on test";
 /// Typed into bash between single quotes; printed back exactly.
 const TEXT: &str = r#"Hello, World! ABC xyz 0123 #$%&*()_+-=[]{};:,.<>/?|~^@"\`"#;
-const TESTS: [&str; 2] = [
-    "viewer_window_shows_and_drives_an_app",
-    "viewer_connect_failure_is_a_clear_error",
+/// What the window test runs, in Xvfb, in Xvnc and against the window.
+const TOOLS: [&str; 9] = [
+    "Xvfb", "Xvnc", "xdotool", "xdpyinfo", "import", "xsetroot", "xterm", "xev", "stdbuf",
 ];
 
 fn main() {
     if let Some(socket) = std::env::var_os(INNER) {
         return inner(PathBuf::from(socket));
     }
-    // `cargo test -- FILTER` passes its arguments on; honour name filters.
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    for name in TESTS {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        println!("test {name} ...");
-        match name {
-            "viewer_window_shows_and_drives_an_app" => viewer_window_shows_and_drives_an_app(),
-            _ => viewer_connect_failure_is_a_clear_error(),
-        }
-        println!("test {name} ... ok");
-    }
+    let trials = vec![
+        Trial::test("viewer_window_shows_and_drives_an_app", || {
+            viewer_window_shows_and_drives_an_app();
+            Ok(())
+        }),
+        Trial::test("viewer_connect_failure_is_a_clear_error", || {
+            viewer_connect_failure_is_a_clear_error();
+            Ok(())
+        }),
+    ];
+    libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }
 
 /// The window process: shows the display at `socket` until the view ends.
@@ -153,23 +152,16 @@ fn assert_shows(
 }
 
 fn viewer_window_shows_and_drives_an_app() {
-    let Some(xvfb) = Xvfb::start(1280, 1024) else {
-        eprintln!("SKIPPED: Xvfb is not installed");
-        return;
-    };
+    tools::require_all(&TOOLS);
+    let xvfb = Xvfb::start(1280, 1024);
     let screen = XDisplay {
         display: xvfb.display.clone(),
         xauthority: None,
     };
     let dir = TempDir::new("window");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let vd = match VirtualDisplay::start(dir.path(), (800, 600)) {
-        Ok(vd) => vd,
-        Err(e) => {
-            eprintln!("SKIPPED: no Xvnc: {e}");
-            return;
-        }
-    };
+    let vd = VirtualDisplay::start(dir.path(), (800, 600))
+        .unwrap_or_else(|e| panic!("cannot start Xvnc (tigervnc-standalone-server): {e}"));
     let app = XDisplay {
         display: vd.display(),
         xauthority: Some(vd.xauthority().to_owned()),

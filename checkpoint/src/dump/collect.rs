@@ -188,6 +188,7 @@ pub fn collect(f: &mut Frozen, vmas: Vec<Vma>) -> Result<ProcessImage> {
     };
     Ok(ProcessImage {
         pid,
+        origin: proc::origin(pid)?,
         xcr0: sys::xcr0(),
         mm,
         vmas,

@@ -11,7 +11,8 @@ use crate::error::{Result, io_err};
 use crate::freeze::{Frozen, freeze};
 use crate::image::IMAGE_FILE;
 use crate::image::format::ImageWriter;
-use std::fs::{self, File};
+use crate::image::key::ImageKey;
+use crate::imagedir::ImageDir;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -24,6 +25,11 @@ const PREALLOCATE_MAX: u64 = 256 << 20;
 pub struct DumpOptions {
     /// Let the process run on after the checkpoint instead of ending it.
     pub leave_running: bool,
+    /// This machine's image key. An image whose credentials differ from the caller's is
+    /// signed with it (root needs that signature to restore it under those credentials). An
+    /// image with the caller's own credentials is not: whoever has them needs no signature,
+    /// and signing costs about a second per GiB.
+    pub key: Option<ImageKey>,
 }
 
 /// Figures of one checkpoint.
@@ -45,6 +51,7 @@ fn write_image<W: Write>(
     out: W,
     name: &Path,
     bufs: memory::Buffers,
+    key: Option<&ImageKey>,
 ) -> Result<(W, u64, u64)> {
     let pid = frozen.pid;
     let vmas = collect::vmas(pid)?;
@@ -58,7 +65,8 @@ fn write_image<W: Write>(
         files = img.files.len(),
         "metadata collected"
     );
-    let mut w = ImageWriter::new(out).map_err(io_err(name))?;
+    let key = key.filter(|_| img.attrs.creds != crate::creds::caller());
+    let mut w = ImageWriter::new(out, key).map_err(io_err(name))?;
     w.meta(&img).map_err(io_err(name))?;
     let mem = memory::write_memory(pid, &img.vmas, &mut w, bufs)?;
     for (i, c) in contents.iter().enumerate() {
@@ -82,7 +90,8 @@ pub fn checkpoint_to_writer(
     let out = BufWriter::with_capacity(1 << 20, out);
     let mut frozen = freeze(pid)?;
     let t_frozen = Instant::now();
-    let (_, bytes_written, pages) = write_image(&mut frozen, out, "stream".as_ref(), bufs)?;
+    let key = opts.key.as_ref();
+    let (_, bytes_written, pages) = write_image(&mut frozen, out, "stream".as_ref(), bufs, key)?;
     let frozen_time;
     if opts.leave_running {
         frozen.release()?;
@@ -99,13 +108,17 @@ pub fn checkpoint_to_writer(
     })
 }
 
-/// Checkpoint `pid` into `out_dir` (see the crate docs).
+/// Checkpoint `pid` into `out_dir` (see the crate docs). The directory is created mode 0700
+/// if missing; an existing one must be a real directory of the caller's that group and others
+/// cannot write. The image is written to a new 0600 file beside the old image, never through a
+/// symbolic link, and renamed into place.
 pub fn checkpoint(pid: i32, out_dir: &Path, opts: &DumpOptions) -> Result<DumpStats> {
     let t0 = Instant::now();
     check(pid)?.into_result()?;
-    fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
-    let part = out_dir.join(format!("{IMAGE_FILE}.part"));
-    let file = File::create(&part).map_err(io_err(&part))?;
+    let dir = ImageDir::create(out_dir)?;
+    let part_name = format!("{IMAGE_FILE}.part");
+    let part = dir.path().join(&part_name);
+    let file = dir.create_file(&part_name)?;
     // Allocate the image's storage before freezing: on tmpfs, allocating pages is a large part
     // of writing them, and this way it is not time the process spends stopped. It costs a
     // little more in total, so a large process that is ended anyway skips it.
@@ -118,13 +131,13 @@ pub fn checkpoint(pid: i32, out_dir: &Path, opts: &DumpOptions) -> Result<DumpSt
     let mut frozen = match freeze(pid) {
         Ok(f) => f,
         Err(e) => {
-            let _ = fs::remove_file(&part);
+            dir.remove(&part_name);
             return Err(e);
         }
     };
     let t_frozen = Instant::now();
     let written = (|| -> Result<(u64, u64)> {
-        let (out, bytes, pages) = write_image(&mut frozen, out, &part, bufs)?;
+        let (out, bytes, pages) = write_image(&mut frozen, out, &part, bufs, opts.key.as_ref())?;
         let file = out
             .into_inner()
             .map_err(|e| io_err(&part)(e.into_error()))?;
@@ -135,15 +148,14 @@ pub fn checkpoint(pid: i32, out_dir: &Path, opts: &DumpOptions) -> Result<DumpSt
     let (bytes_written, pages) = match written {
         Ok(v) => v,
         Err(e) => {
-            let _ = fs::remove_file(&part);
+            dir.remove(&part_name);
             drop(frozen);
             return Err(e);
         }
     };
-    let dest = out_dir.join(IMAGE_FILE);
-    if let Err(e) = fs::rename(&part, &dest) {
-        let _ = fs::remove_file(&part);
-        return Err(io_err(dest)(e));
+    if let Err(e) = dir.rename(&part_name, IMAGE_FILE) {
+        dir.remove(&part_name);
+        return Err(e);
     }
     // Frozen time ends when the process runs again, or when it is sent SIGKILL.
     let frozen_time;

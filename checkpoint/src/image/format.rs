@@ -1,7 +1,8 @@
 //! The byte format of an image: a header and a sequence of checksummed frames.
 //!
 //! ```text
-//! header  = "ZOSCKPT\0" (8 bytes) | version: u32 LE | flags: u32 LE (0)
+//! header  = "ZOSCKPT\0" (8 bytes) | version: u32 LE | flags: u32 LE
+//!           flags: bit 0 = SIGNED (a MAC frame follows END); every other bit must be 0
 //! frame   = kind: u32 LE | len: u64 LE | crc: u32 LE | payload (len bytes)
 //!           crc = CRC-32 (IEEE) over kind, len and payload
 //! kinds   = 1 META       payload: postcard-encoded `ProcessImage`, always the first frame
@@ -9,25 +10,34 @@
 //!           3 FILE_DATA  payload: index u32 LE | content of a deleted-while-open file
 //!           4 TREE       payload: postcard-encoded tree (pod images only), first frame
 //!           5 OBJECT_DATA payload: index u32 LE | bytes of a shared object (pipe buffer, …)
-//!           0x21444e45 END  payload: number of frames before it, u64 LE; always last
+//!           0x21444e45 END  payload: number of frames before it, u64 LE
+//!           0x2143414d MAC  payload: HMAC-SHA256 (32 bytes), with the writer's image key, of
+//!                           every byte before this frame; present exactly when SIGNED
 //! ```
 //!
-//! A single-process image (version 1) is META, PAGES…, FILE_DATA…, END. A pod image (version 3)
-//! is TREE, then for each live process META and its PAGES…, then OBJECT_DATA… in index order,
-//! then END. Frames are written strictly in this order, so the same bytes can be written to a
-//! file or a socket and consumed as they arrive.
+//! A single-process image ([`VERSION`]) is META, PAGES…, FILE_DATA…, END[, MAC]. A pod image
+//! ([`TREE_VERSION`]) is TREE, then for each live process META and its PAGES…, then
+//! OBJECT_DATA… in index order, then END[, MAC]. Frames are written strictly in this order,
+//! so the same bytes can be written to a file or a socket and consumed as they arrive. The
+//! CRCs catch accidents; only the MAC shows that this machine wrote the image.
 
+use super::key::{ImageKey, ImageMac, KEY_LEN};
 use super::model::ProcessImage;
 use crate::error::{Error, Result};
+use hmac::Mac;
 use std::io::Write;
 
 /// First eight bytes of every image.
 pub const MAGIC: &[u8; 8] = b"ZOSCKPT\0";
 /// Format version of a single-process image; any other is refused by [`parse`].
-pub const VERSION: u32 = 1;
-/// Format version of a pod image (process tree); read by [`parse_tree`].
+pub const VERSION: u32 = 2;
+/// Format version of a pod image (a process tree); read by [`parse_tree`].
 pub const TREE_VERSION: u32 = 3;
-const HEADER_LEN: usize = 16;
+/// Header flag: the image ends with a MAC frame.
+pub const FLAG_SIGNED: u32 = 1;
+const KNOWN_FLAGS: u32 = FLAG_SIGNED;
+/// Length of the header.
+pub const HEADER_LEN: usize = 16;
 const FRAME_HDR: usize = 16;
 const META: u32 = 1;
 const PAGES: u32 = 2;
@@ -35,34 +45,43 @@ const FILE_DATA: u32 = 3;
 const TREE: u32 = 4;
 const OBJECT_DATA: u32 = 5;
 const END: u32 = 0x2144_4e45;
+const MAC: u32 = 0x2143_414d;
 
 /// Writes an image stream.
 pub struct ImageWriter<W: Write> {
     out: W,
     frames: u64,
     bytes: u64,
+    mac: Option<ImageMac>,
 }
 
 impl<W: Write> ImageWriter<W> {
-    /// Start a single-process stream (writes the header).
-    pub fn new(out: W) -> std::io::Result<Self> {
-        Self::with_version(out, VERSION)
+    /// Start a single-process stream (writes the header); with a key, the stream is signed.
+    pub fn new(out: W, key: Option<&ImageKey>) -> std::io::Result<Self> {
+        Self::with_version(out, key, VERSION)
     }
 
-    /// Start a pod stream ([`TREE_VERSION`]).
-    pub fn new_tree(out: W) -> std::io::Result<Self> {
-        Self::with_version(out, TREE_VERSION)
+    /// Start a pod stream ([`TREE_VERSION`]); with a key, the stream is signed.
+    pub fn new_tree(out: W, key: Option<&ImageKey>) -> std::io::Result<Self> {
+        Self::with_version(out, key, TREE_VERSION)
     }
 
-    fn with_version(mut out: W, version: u32) -> std::io::Result<Self> {
+    fn with_version(mut out: W, key: Option<&ImageKey>, version: u32) -> std::io::Result<Self> {
         let mut h = [0u8; HEADER_LEN];
         h[..8].copy_from_slice(MAGIC);
         h[8..12].copy_from_slice(&version.to_le_bytes());
+        let flags = if key.is_some() { FLAG_SIGNED } else { 0 };
+        h[12..16].copy_from_slice(&flags.to_le_bytes());
         out.write_all(&h)?;
+        let mut mac = key.map(ImageKey::mac);
+        if let Some(m) = &mut mac {
+            m.update(&h);
+        }
         Ok(ImageWriter {
             out,
             frames: 0,
             bytes: HEADER_LEN as u64,
+            mac,
         })
     }
 
@@ -83,6 +102,11 @@ impl<W: Write> ImageWriter<W> {
         hdr[..4].copy_from_slice(&kind.to_le_bytes());
         hdr[4..12].copy_from_slice(&len.to_le_bytes());
         hdr[12..16].copy_from_slice(&crc.to_le_bytes());
+        if let Some(m) = &mut self.mac {
+            m.update(&hdr);
+            m.update(prefix);
+            m.update(body);
+        }
         self.out.write_all(&hdr)?;
         self.out.write_all(prefix)?;
         self.out.write_all(body)?;
@@ -123,10 +147,15 @@ impl<W: Write> ImageWriter<W> {
         self.frame(FILE_DATA, &index.to_le_bytes(), data)
     }
 
-    /// Write the END frame and flush; returns the total bytes written.
+    /// Write the END frame (and the MAC frame of a signed stream) and flush; returns the
+    /// total bytes written.
     pub fn finish(mut self) -> std::io::Result<(W, u64)> {
         let n = self.frames;
         self.frame(END, &[], &n.to_le_bytes())?;
+        if let Some(m) = self.mac.take() {
+            let tag = m.finalize().into_bytes();
+            self.frame(MAC, &[], &tag)?;
+        }
         self.out.flush()?;
         Ok((self.out, self.bytes))
     }
@@ -155,6 +184,16 @@ pub struct ParsedImage<'a> {
     pub pages: Vec<(u64, &'a [u8])>,
     /// Contents of deleted files, by index.
     pub files: Vec<&'a [u8]>,
+    /// For a signed image: the bytes the MAC covers, and the MAC.
+    pub signature: Option<(&'a [u8], &'a [u8])>,
+}
+
+impl ParsedImage<'_> {
+    /// Whether the image carries a MAC made with `key` (this machine's key).
+    pub fn signed_by(&self, key: &ImageKey) -> bool {
+        self.signature
+            .is_some_and(|(signed, tag)| key.verifies(signed, tag))
+    }
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -168,9 +207,12 @@ struct Frame<'a> {
     body: &'a [u8],
 }
 
-/// Check the header (magic, `version`), every frame's length and checksum and the END frame;
-/// the frames before END, in order.
-fn frames(bytes: &[u8], version: u32) -> Result<Vec<Frame<'_>>> {
+/// The MAC of a signed image: (the bytes it covers, the tag).
+type Signature<'a> = Option<(&'a [u8], &'a [u8])>;
+
+/// Check the header (magic, `version`, flags), every frame's length and checksum, the END
+/// frame and, for a signed image, the MAC frame's form; the frames before END, in order.
+fn frames(bytes: &[u8], version: u32) -> Result<(Vec<Frame<'_>>, Signature<'_>)> {
     if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
         return Err(bad("not a ZOS checkpoint image (bad magic)"));
     }
@@ -182,9 +224,18 @@ fn frames(bytes: &[u8], version: u32) -> Result<Vec<Frame<'_>>> {
             _ => "an unknown format",
         };
         return Err(bad(format!(
-            "format version {found} ({what}), expected version {version}"
+            "format version {found} ({what}), this reader takes version {version}"
         )));
     }
+    let flags = u32::from_le_bytes(bytes[12..16].try_into().unwrap());
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(bad(format!(
+            "unknown header flags {:#x}",
+            flags & !KNOWN_FLAGS
+        )));
+    }
+    let signed = flags & FLAG_SIGNED != 0;
+    let mut signature = None;
     let mut at = HEADER_LEN;
     let mut out = Vec::new();
     let mut spans: Vec<(usize, u32, &[u8])> = Vec::new();
@@ -207,7 +258,10 @@ fn frames(bytes: &[u8], version: u32) -> Result<Vec<Frame<'_>>> {
             if body.len() != 8 || u64::from_le_bytes(body.try_into().unwrap()) != out.len() as u64 {
                 return Err(bad("frame count mismatch"));
             }
-            if body_at + 8 != bytes.len() {
+            let end = body_at + 8;
+            if signed {
+                signature = Some(mac_frame(bytes, end)?);
+            } else if end != bytes.len() {
                 return Err(bad("trailing bytes after END"));
             }
             break;
@@ -216,12 +270,12 @@ fn frames(bytes: &[u8], version: u32) -> Result<Vec<Frame<'_>>> {
         at = body_at + len as usize;
     }
     verify(bytes, &spans)?;
-    Ok(out)
+    Ok((out, signature))
 }
 
 /// Check the header, every frame's checksum and the frame order; decode the metadata.
 pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
-    let frames = frames(bytes, VERSION)?;
+    let (frames, signature) = frames(bytes, VERSION)?;
     let mut it = frames.iter();
     let meta = match it.next() {
         Some(f) if f.kind == META => decode_meta(f.body)?,
@@ -239,15 +293,19 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
                 }
                 files.push(&f.body[4..]);
             }
-            k => {
-                return Err(bad(format!(
-                    "unexpected frame kind {k:#x} at byte {}",
-                    f.at
-                )));
-            }
+            k => return Err(unexpected(k, f.at)),
         }
     }
-    Ok(ParsedImage { meta, pages, files })
+    Ok(ParsedImage {
+        meta,
+        pages,
+        files,
+        signature,
+    })
+}
+
+fn unexpected(kind: u32, at: usize) -> Error {
+    bad(format!("unexpected frame kind {kind:#x} at byte {at}"))
 }
 
 fn decode_meta(body: &[u8]) -> Result<ProcessImage> {
@@ -270,12 +328,14 @@ pub struct ParsedTree<'a> {
     pub procs: Vec<ParsedImage<'a>>,
     /// OBJECT_DATA blobs by index.
     pub data: Vec<&'a [u8]>,
+    /// For a signed image: the bytes the MAC covers, and the MAC.
+    pub signature: Signature<'a>,
 }
 
-/// Check and split a pod image (format [`TREE_VERSION`]): TREE, then per process META and
-/// PAGES, then OBJECT_DATA in index order, then END.
+/// Check and split a pod image ([`TREE_VERSION`]): TREE, then per process META and PAGES,
+/// then OBJECT_DATA in index order, then END (and MAC when signed).
 pub fn parse_tree(bytes: &[u8]) -> Result<ParsedTree<'_>> {
-    let frames = frames(bytes, TREE_VERSION)?;
+    let (frames, signature) = frames(bytes, TREE_VERSION)?;
     let mut it = frames.iter();
     let tree = match it.next() {
         Some(f) if f.kind == TREE => f.body,
@@ -289,6 +349,7 @@ pub fn parse_tree(bytes: &[u8]) -> Result<ParsedTree<'_>> {
                 meta: decode_meta(f.body)?,
                 pages: Vec::new(),
                 files: Vec::new(),
+                signature: None,
             }),
             PAGES if f.body.len() >= 8 && data.is_empty() && !procs.is_empty() => {
                 let last = procs.len() - 1;
@@ -301,15 +362,35 @@ pub fn parse_tree(bytes: &[u8]) -> Result<ParsedTree<'_>> {
                 }
                 data.push(&f.body[4..]);
             }
-            k => {
-                return Err(bad(format!(
-                    "unexpected frame kind {k:#x} at byte {}",
-                    f.at
-                )));
-            }
+            k => return Err(unexpected(k, f.at)),
         }
     }
-    Ok(ParsedTree { tree, procs, data })
+    Ok(ParsedTree {
+        tree,
+        procs,
+        data,
+        signature,
+    })
+}
+
+/// The MAC frame at `at`, which must be the last thing in `bytes`: (signed bytes, MAC).
+fn mac_frame(bytes: &[u8], at: usize) -> Result<(&[u8], &[u8])> {
+    let rest = &bytes[at..];
+    if rest.len() != FRAME_HDR + KEY_LEN {
+        return Err(bad(
+            "signed image without a well-formed MAC frame after END",
+        ));
+    }
+    let kind = u32::from_le_bytes(rest[..4].try_into().unwrap());
+    let len = u64::from_le_bytes(rest[4..12].try_into().unwrap());
+    let crc = u32::from_le_bytes(rest[12..16].try_into().unwrap());
+    let tag = &rest[FRAME_HDR..];
+    if kind != MAC || len != KEY_LEN as u64 || frame_crc(MAC, &[], tag) != crc {
+        return Err(bad(
+            "signed image without a well-formed MAC frame after END",
+        ));
+    }
+    Ok((&bytes[..at], tag))
 }
 
 /// Check every frame's CRC, on two threads for large images.
@@ -351,11 +432,12 @@ fn verify(bytes: &[u8], spans: &[(usize, u32, &[u8])]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::model::{MmInfo, ProcAttrs};
+    use crate::image::model::{MmInfo, Origin, ProcAttrs};
 
-    fn sample() -> Vec<u8> {
+    fn sample(key: Option<&ImageKey>) -> Vec<u8> {
         let img = ProcessImage {
             pid: 42,
+            origin: Origin::default(),
             xcr0: 7,
             mm: MmInfo::default(),
             vmas: vec![],
@@ -363,7 +445,7 @@ mod tests {
             files: vec![],
             attrs: ProcAttrs::default(),
         };
-        let mut w = ImageWriter::new(Vec::new()).unwrap();
+        let mut w = ImageWriter::new(Vec::new(), key).unwrap();
         w.meta(&img).unwrap();
         w.pages(0x1000, &[7u8; 4096]).unwrap();
         let crc = pages_crc(0x3000, &[9u8; 8192]);
@@ -374,32 +456,69 @@ mod tests {
 
     #[test]
     fn roundtrip() {
-        let bytes = sample();
+        let bytes = sample(None);
         let p = parse(&bytes).unwrap();
         assert_eq!(p.meta.pid, 42);
         assert_eq!(p.pages.len(), 2);
         assert_eq!((p.pages[1].0, p.pages[1].1.len()), (0x3000, 8192));
         assert_eq!(p.files, vec![&b"content"[..]]);
+        assert!(p.signature.is_none());
     }
 
     #[test]
+    fn signed_image_verifies_only_with_its_key() {
+        let key = ImageKey::from_bytes([5; KEY_LEN]);
+        let bytes = sample(Some(&key));
+        let p = parse(&bytes).unwrap();
+        assert!(p.signed_by(&key));
+        assert!(!p.signed_by(&ImageKey::from_bytes([6; KEY_LEN])));
+        // Dropping the MAC frame without clearing the flag is refused; clearing the flag too
+        // leaves an image that no longer claims to be signed.
+        let stripped = &bytes[..bytes.len() - FRAME_HDR - KEY_LEN];
+        assert!(parse(stripped).is_err());
+        let mut unsigned = stripped.to_vec();
+        unsigned[12] = 0;
+        let p = parse(&unsigned).unwrap();
+        assert!(p.signature.is_none() && !p.signed_by(&key));
+    }
+
+    /// Every byte of a small image (unsigned and signed), each changed in every single bit
+    /// and inverted whole: every such change is refused.
+    #[test]
     fn every_single_byte_flip_is_detected() {
-        let bytes = sample();
-        for i in (0..bytes.len()).step_by(97) {
+        let key = ImageKey::from_bytes([5; KEY_LEN]);
+        for bytes in [sample(None), sample(Some(&key))] {
+            for i in 0..bytes.len() {
+                for mask in [1u8, 2, 4, 8, 16, 32, 64, 128, 0xff] {
+                    let mut b = bytes.clone();
+                    b[i] ^= mask;
+                    assert!(parse(&b).is_err(), "flip {mask:#x} at {i} not detected");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_header_flags_are_refused() {
+        let bytes = sample(None);
+        for bit in 1..32 {
             let mut b = bytes.clone();
-            b[i] ^= 1;
-            assert!(parse(&b).is_err(), "flip at {i} not detected");
+            b[12..16].copy_from_slice(&(1u32 << bit).to_le_bytes());
+            assert!(
+                matches!(parse(&b), Err(Error::BadImage(m)) if m.contains("flags")),
+                "flag bit {bit}"
+            );
         }
     }
 
     #[test]
     fn truncation_and_versions_are_refused() {
-        let bytes = sample();
+        let bytes = sample(None);
         for n in [0, 10, 16, 40, bytes.len() - 1] {
             assert!(parse(&bytes[..n]).is_err(), "truncated to {n}");
         }
         let mut b = bytes.clone();
-        b[8] = 2;
+        b[8] = 1;
         assert!(matches!(parse(&b), Err(Error::BadImage(m)) if m.contains("version")));
     }
 }

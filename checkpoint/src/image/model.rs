@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 pub struct ProcessImage {
     /// The PID it had.
     pub pid: i32,
+    /// What identifies the original process beyond its PID.
+    pub origin: Origin,
     /// XCR0 of the CPU it ran on (the restoring CPU must enable a superset).
     pub xcr0: u64,
     /// Memory layout bookkeeping for `PR_SET_MM_MAP`.
@@ -20,6 +22,16 @@ pub struct ProcessImage {
     pub files: Vec<FdImage>,
     /// Process-wide attributes.
     pub attrs: ProcAttrs,
+}
+
+/// Identifies the process an image was taken from: with the PID, no other process on any
+/// boot has the same values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// Its start time in clock ticks after boot (`/proc/PID/stat` field 22).
+    pub start_time: u64,
+    /// `/proc/sys/kernel/random/boot_id` of the boot it ran in.
+    pub boot_id: String,
 }
 
 /// What `PR_SET_MM_MAP` needs, plus the executable's path.
@@ -41,6 +53,25 @@ pub struct MmInfo {
     pub auxv: Vec<u64>,
     /// `/proc/PID/exe`.
     pub exe: String,
+}
+
+impl MmInfo {
+    /// The eleven bounds in `struct prctl_mm_map` order: code, data, brk, stack, arg, env.
+    pub fn bounds(&self) -> [u64; 11] {
+        [
+            self.start_code,
+            self.end_code,
+            self.start_data,
+            self.end_data,
+            self.start_brk,
+            self.brk,
+            self.start_stack,
+            self.arg_start,
+            self.arg_end,
+            self.env_start,
+            self.env_end,
+        ]
+    }
 }
 
 /// What backs a mapping.
@@ -120,6 +151,12 @@ pub enum FdKind {
         path: String,
         /// Which saved content.
         index: u32,
+        /// Its permission bits.
+        mode: u32,
+        /// Its owner.
+        uid: u32,
+        /// Its group.
+        gid: u32,
     },
     /// Standard stream that pointed at a terminal or pipe: reattached on restore.
     Stdio,

@@ -54,8 +54,10 @@ impl Child {
     /// Create the placeholder (PID `want` if given), seize it and wipe its address space.
     pub fn create(want: Option<i32>, layout: &[Vma]) -> Result<Child> {
         let pid = match spawn::spawn_placeholder(want) {
-            // Taken since we looked: fall back to any PID.
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => spawn::spawn_placeholder(None),
+            // Taken since we looked, or the caller may not choose PIDs: any PID will do.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST | libc::EPERM)) => {
+                spawn::spawn_placeholder(None)
+            }
             r => r,
         }
         .sys(|| format!("create process (PID {want:?})"))?;

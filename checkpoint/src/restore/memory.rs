@@ -158,7 +158,9 @@ fn write_pages(pid: i32, pages: &[(u64, &[u8])]) -> Result<()> {
 }
 
 /// Set code/data/brk/stack/arg/env bounds, auxv and `/proc/PID/exe` in one `PR_SET_MM_MAP`.
-pub fn set_mm(child: &mut Child, mm: &MmInfo) -> Result<()> {
+/// Changing the executable link needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN); without it
+/// the rest is set and the link stays the restorer's (noted).
+pub fn set_mm(child: &mut Child, mm: &MmInfo, notes: &mut Vec<String>) -> Result<()> {
     // The placeholder's exe is the restorer's; if the image's is the same file, keep it (the
     // kernel refuses to switch exe while the old one is still mapped).
     let same = crate::proc::link(child.pid, "exe").is_ok_and(|e| e == mm.exe);
@@ -167,36 +169,44 @@ pub fn set_mm(child: &mut Child, mm: &MmInfo) -> Result<()> {
     } else {
         child.open(&mm.exe, libc::O_RDONLY | libc::O_CLOEXEC, 0)?
     };
-    let auxv: Vec<u8> = mm.auxv.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let auxv_addr = child.put(1024, &auxv)?;
-    let mut s: Vec<u8> = [
-        mm.start_code,
-        mm.end_code,
-        mm.start_data,
-        mm.end_data,
-        mm.start_brk,
-        mm.brk,
-        mm.start_stack,
-        mm.arg_start,
-        mm.arg_end,
-        mm.env_start,
-        mm.env_end,
-        auxv_addr,
-    ]
-    .iter()
-    .flat_map(|w| w.to_le_bytes())
-    .collect();
-    s.extend((auxv.len() as u32).to_le_bytes());
-    s.extend((exe_fd as u32).to_le_bytes());
-    let p = child.put(0, &s)?;
-    let r = child.main.call(
-        "PR_SET_MM_MAP",
-        nr::PRCTL,
-        &[PR_SET_MM, PR_SET_MM_MAP, p, s.len() as u64, 0],
-    );
+    let r = prctl_mm_map(child, mm, exe_fd);
+    let r = match r {
+        Err(Error::Sys { source, .. })
+            if exe_fd >= 0 && source.raw_os_error() == Some(libc::EPERM) =>
+        {
+            notes.push(format!(
+                "/proc/PID/exe is the restorer's, not {}: changing it needs \
+                 CAP_CHECKPOINT_RESTORE",
+                mm.exe
+            ));
+            prctl_mm_map(child, mm, -1)
+        }
+        r => r,
+    };
     if exe_fd >= 0 {
         child.main.call("close", nr::CLOSE, &[exe_fd as u64])?;
     }
-    r.map(drop)
-        .map_err(|e| Error::Restore(format!("{e} (mm layout {mm:x?})")))
+    r.map_err(|e| Error::Restore(format!("{e} (mm layout {mm:x?})")))
+}
+
+fn prctl_mm_map(child: &mut Child, mm: &MmInfo, exe_fd: i32) -> Result<()> {
+    let auxv: Vec<u8> = mm.auxv.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let auxv_addr = child.put(1024, &auxv)?;
+    let mut s: Vec<u8> = mm
+        .bounds()
+        .iter()
+        .chain([&auxv_addr])
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    s.extend((auxv.len() as u32).to_le_bytes());
+    s.extend((exe_fd as u32).to_le_bytes());
+    let p = child.put(0, &s)?;
+    child
+        .main
+        .call(
+            "PR_SET_MM_MAP",
+            nr::PRCTL,
+            &[PR_SET_MM, PR_SET_MM_MAP, p, s.len() as u64, 0],
+        )
+        .map(drop)
 }

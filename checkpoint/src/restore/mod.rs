@@ -1,22 +1,30 @@
 //! Restoring a process from an image.
 //!
-//! The whole image is mapped and validated (header, version, every checksum, CPU features,
-//! privileges) before anything is created. Then an empty placeholder process is forked with
-//! the saved PID (`clone3` with `set_tid`) when that PID is free, taken over with ptrace, and
-//! rebuilt by system calls injected into it. A failure at any step kills the placeholder.
+//! The image file is opened without following symbolic links from a directory owned by the
+//! caller or root, mapped, and validated in full (header, version, flags, every checksum,
+//! every metadata field, CPU features), the caller's right to the image's credentials is
+//! checked ([`crate::creds`]) and so is that the original process no longer runs — all before
+//! anything is created. Then an empty placeholder process is forked with the saved PID
+//! (`clone3` with `set_tid`) when that PID is free and the caller may choose PIDs, taken over
+//! with ptrace, and rebuilt by system calls injected into it. A failure at any step kills the
+//! placeholder.
 
 pub(crate) mod child;
 mod files;
 pub(crate) mod memory;
 pub(crate) mod task;
 
+use crate::creds::{Credentials, CredsPlan, authorize};
 use crate::error::{Error, Result, io_err};
 use crate::image::IMAGE_FILE;
 use crate::image::format::{ParsedImage, parse};
+use crate::image::key::ImageKey;
+use crate::image::model::{Origin, ProcessImage};
+use crate::image::validate::validate;
+use crate::imagedir::ImageDir;
 use crate::inject::Tracee;
-use crate::sys::{self, mem::FileMap, nr};
+use crate::sys::{mem::FileMap, nr};
 use child::Child;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -29,6 +37,12 @@ pub struct RestoreOptions {
     pub stdout: Option<PathBuf>,
     /// Where stderr goes if it was a terminal or pipe (default `/dev/null`).
     pub stderr: Option<PathBuf>,
+    /// Restore even though the original process still runs (a second copy).
+    pub force: bool,
+    /// Whose credentials the restored process runs with.
+    pub credentials: Credentials,
+    /// This machine's image key: root needs it to restore a signed image of another user.
+    pub key: Option<ImageKey>,
 }
 
 /// Result of a restore.
@@ -38,33 +52,30 @@ pub struct RestoreStats {
     pub pid: i32,
     /// Time from opening the image to the process running.
     pub elapsed: Duration,
+    /// Where the restored process differs from the original, one line each (a new PID, a
+    /// deleted file under another name, an executable link the caller may not set…).
+    pub notes: Vec<String>,
 }
 
-/// Map and validate the image in `dir`.
+/// Open (safely, see [`ImageDir::open`]) and map the image in `dir`.
 pub fn load(dir: &Path) -> Result<(FileMap, PathBuf)> {
-    let path = dir.join(IMAGE_FILE);
-    let file = File::open(&path).map_err(io_err(&path))?;
+    let d = ImageDir::open(dir)?;
+    let file = d.open_file(IMAGE_FILE)?;
+    let path = d.path().join(IMAGE_FILE);
     let map = FileMap::new(&file).map_err(io_err(&path))?;
     Ok((map, path))
 }
 
-fn validate(img: &ParsedImage<'_>) -> Result<()> {
-    let m = &img.meta;
-    let missing = m.xcr0 & !sys::xcr0();
-    if missing != 0 {
-        return Err(Error::BadImage(format!(
-            "saved on a CPU with XSAVE features {missing:#x} that this CPU lacks"
-        )));
-    }
-    if m.threads.is_empty() || m.threads[0].tid != m.pid {
-        return Err(Error::BadImage("no thread-group leader".into()));
-    }
-    if sys::euid() != 0 {
-        return Err(Error::Restore(
-            "restoring needs root (clone3 set_tid, PR_SET_MM_MAP exe, credentials)".into(),
-        ));
-    }
-    Ok(())
+/// Whether a process started as `origin` still runs as `pid`.
+fn original_runs(pid: i32, origin: &Origin) -> bool {
+    let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let zombie = st
+        .rsplit_once(") ")
+        .is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X'));
+    let same = crate::proc::origin(pid).is_ok_and(|o| &o == origin);
+    same && !zombie && !origin.boot_id.is_empty()
 }
 
 /// Is `pid` free? A zombie holding it (the checkpointed original, not yet reaped by its
@@ -84,6 +95,17 @@ fn pid_free_soon(pid: i32) -> bool {
     false
 }
 
+/// Everything checked before anything is created: fields, credentials, the original.
+fn admit(img: &ParsedImage<'_>, opts: &RestoreOptions) -> Result<CredsPlan> {
+    validate(img)?;
+    let plan = authorize(img, opts.credentials, opts.key.as_ref())?;
+    let m: &ProcessImage = &img.meta;
+    if !opts.force && original_runs(m.pid, &m.origin) {
+        return Err(Error::OriginalRunning(m.pid));
+    }
+    Ok(plan)
+}
+
 /// Restore the process saved in `image_dir` (see the crate docs).
 pub fn restore(image_dir: &Path, opts: &RestoreOptions) -> Result<RestoreStats> {
     let t0 = Instant::now();
@@ -98,27 +120,40 @@ pub fn restore(image_dir: &Path, opts: &RestoreOptions) -> Result<RestoreStats> 
 pub fn restore_from_bytes(image: &[u8], opts: &RestoreOptions) -> Result<RestoreStats> {
     let t0 = Instant::now();
     let img = parse(image)?;
-    validate(&img)?;
+    let plan = admit(&img, opts)?;
     let m = &img.meta;
+    let mut notes = Vec::new();
     let free = pid_free_soon(m.pid);
     if !free {
-        tracing::warn!(pid = m.pid, "PID in use: restoring under a new PID");
+        notes.push(format!("PID {} is in use: restored under a new PID", m.pid));
     }
     let mut child = Child::create(free.then_some(m.pid), &m.vmas)?;
+    let same_ids = free && child.pid == m.pid;
+    if free && !same_ids {
+        notes.push(format!(
+            "PID {} could not be chosen (taken meanwhile, or choosing PIDs needs \
+             CAP_CHECKPOINT_RESTORE): restored under a new PID",
+            m.pid
+        ));
+    }
     let pid = child.pid;
     tracing::debug!(pid, scratch = child.scratch, "placeholder ready");
     memory::build(&mut child, &m.vmas, &img.pages)?;
-    memory::set_mm(&mut child, &m.mm)?;
+    memory::set_mm(&mut child, &m.mm, &mut notes)?;
     tracing::debug!(
         pid,
         vmas = m.vmas.len(),
         pages = img.pages.len(),
         "memory restored"
     );
-    files::restore_files(&mut child, &m.files, &img.files, opts)?;
+    let owner = match &plan {
+        CredsPlan::Keep if opts.credentials == Credentials::Caller => files::Owner::Caller,
+        _ => files::Owner::Saved,
+    };
+    files::restore_files(&mut child, &m.files, &img.files, opts, owner, &mut notes)?;
     task::restore_attrs(&mut child, &m.attrs, false)?;
     tracing::debug!(pid, files = m.files.len(), "files and attributes restored");
-    let tids = task::create_threads(&mut child, &m.threads, free)?;
+    let tids = task::create_threads(&mut child, &m.threads, same_ids)?;
     let mut tracees = Vec::new();
     for (th, &tid) in m.threads.iter().skip(1).zip(&tids) {
         let mut t = Tracee::new(pid, tid, child.scratch)?;
@@ -130,10 +165,12 @@ pub fn restore_from_bytes(image: &[u8], opts: &RestoreOptions) -> Result<Restore
     let all_tids: Vec<i32> = std::iter::once(pid).chain(tids.iter().copied()).collect();
     let targets: Vec<_> = m.threads.iter().zip(all_tids.iter().copied()).collect();
     task::queue_signals(&mut child, &m.attrs.shared_pending, &targets)?;
-    for t in &mut tracees {
-        task::set_creds(&child, t, &m.attrs)?;
+    if let CredsPlan::Set(creds) = &plan {
+        for t in &mut tracees {
+            task::set_creds(&child, t, creds)?;
+        }
+        task::set_creds(&child, &mut main, creds)?;
     }
-    task::set_creds(&child, &mut main, &m.attrs)?;
     main.call(
         "munmap scratch",
         nr::MUNMAP,
@@ -145,5 +182,12 @@ pub fn restore_from_bytes(image: &[u8], opts: &RestoreOptions) -> Result<Restore
     child.disarm();
     let elapsed = t0.elapsed();
     tracing::info!(pid, ?elapsed, "restored");
-    Ok(RestoreStats { pid, elapsed })
+    for n in &notes {
+        tracing::warn!(pid, "{n}");
+    }
+    Ok(RestoreStats {
+        pid,
+        elapsed,
+        notes,
+    })
 }

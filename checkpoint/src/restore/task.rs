@@ -3,7 +3,7 @@
 use super::child::Child;
 use crate::error::{Error, Result, SysContext};
 use crate::freeze::EVENT_STOP;
-use crate::image::model::{ProcAttrs, ThreadImage};
+use crate::image::model::{Creds, ProcAttrs, ThreadImage};
 use crate::inject::{Tracee, gone};
 use crate::proc;
 use crate::restart::resume_regs;
@@ -99,8 +99,8 @@ pub fn create_threads(
         let args = child.put(0, &spawn::thread_clone_args(set_tid))?;
         let size = spawn::CLONE_ARGS_SIZE as u64;
         let mut r = child.main.raw(nr::CLONE3, &[args, size])?;
-        if r == -(libc::EEXIST as i64) && set_tid != 0 {
-            // The TID was taken since we looked: any TID will do.
+        if (r == -(libc::EEXIST as i64) || r == -(libc::EPERM as i64)) && set_tid != 0 {
+            // The TID was taken since we looked, or we may not choose it: any TID will do.
             let args = child.put(0, &spawn::thread_clone_args(0))?;
             r = child.main.raw(nr::CLONE3, &[args, size])?;
         }
@@ -187,12 +187,9 @@ pub fn queue_signals(
     Ok(())
 }
 
-/// Give a thread the saved credentials (each thread has its own in the kernel).
-pub fn set_creds(child: &Child, t: &mut Tracee, a: &ProcAttrs) -> Result<()> {
-    let c = &a.creds;
-    if c.uids == [0; 4] && c.gids == [0; 4] && c.groups.is_empty() {
-        return Ok(());
-    }
+/// Give a thread the saved credentials (each thread has its own in the kernel); only called
+/// once [`crate::creds::authorize`] allowed them.
+pub fn set_creds(child: &Child, t: &mut Tracee, c: &Creds) -> Result<()> {
     let g: Vec<u8> = c.groups.iter().flat_map(|g| g.to_le_bytes()).collect();
     let p = child.put(4096, &g)?;
     t.call("setgroups", nr::SETGROUPS, &[c.groups.len() as u64, p])?;

@@ -58,6 +58,7 @@ pub mod nr {
     pub const CAPSET: u64 = 126;
     pub const EXIT_GROUP: u64 = 231;
     pub const MKNODAT: u64 = 259;
+    pub const UNLINKAT: u64 = 263;
 }
 
 /// The x86-64 general registers as `PTRACE_GETREGS` lays them out (`struct user_regs_struct`).

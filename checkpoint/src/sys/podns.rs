@@ -68,7 +68,16 @@ pub struct PodRoot {
 }
 
 /// Clone the pod root; it waits for [`PodRoot::start`]. `sock` is the descriptor it keeps.
-pub fn clone_root(mounts: &PreparedMounts, then: &Then, sock: RawFd) -> io::Result<PodRoot> {
+///
+/// With `drop_to = Some((uid, gid))` (root only), an intermediate process first takes those
+/// credentials (no supplementary groups), so that the pod's user namespace belongs to that
+/// user; the root is then an orphan, reparented to the nearest child subreaper.
+pub fn clone_root(
+    mounts: &PreparedMounts,
+    then: &Then,
+    sock: RawFd,
+    drop_to: Option<(u32, u32)>,
+) -> io::Result<PodRoot> {
     let (go_r, go_w) = super::fds::pipe(0)?;
     let (st_r, st_w) = super::fds::pipe(0)?;
     let mut argv: Vec<*const libc::c_char> = Vec::new();
@@ -91,15 +100,58 @@ pub fn clone_root(mounts: &PreparedMounts, then: &Then, sock: RawFd) -> io::Resu
     args.0[0] =
         (libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWIPC) as u64;
     args.0[4] = libc::SIGCHLD as u64;
-    // SAFETY: raw clone3 with a valid clone_args (no stack: the child runs on a copy of ours,
-    // like fork). In the child, `child` below only makes raw system calls on data prepared
-    // above and never returns.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
+    let (pid_r, pid_w) = super::fds::pipe(0)?;
+    let mut middle = 0;
+    if drop_to.is_some() {
+        // SAFETY: fork in a possibly multi-threaded process: the intermediate only makes raw
+        // system calls on data prepared before the fork, then clones the root and exits.
+        middle = unsafe { libc::fork() };
+        cvt(i64::from(middle))?;
+    }
+    if middle == 0
+        && let Some((uid, gid)) = drop_to
+    {
+        // SAFETY: we are the intermediate; raw system calls only, then _exit.
+        unsafe {
+            let ok = libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) == 0
+                && libc::syscall(libc::SYS_setresgid, gid, gid, gid) == 0
+                && libc::syscall(libc::SYS_setresuid, uid, uid, uid) == 0
+                && libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) == 0;
+            let r: i64 = if ok {
+                libc::syscall(
+                    libc::SYS_clone3,
+                    &args as *const CloneArgs,
+                    std::mem::size_of::<CloneArgs>(),
+                )
+            } else {
+                -1
+            };
+            if r != 0 {
+                let v: i64 = if r < 0 {
+                    -i64::from(*libc::__errno_location())
+                } else {
+                    r
+                };
+                libc::write(pid_w.as_raw_fd(), (&v as *const i64).cast(), 8);
+                libc::_exit(0);
+            }
+        }
+    }
+    let pid = if drop_to.is_some() && middle != 0 {
+        0x7fff_ffff // not the root itself: see below
+    } else if drop_to.is_some() {
+        0 // the root, cloned by the intermediate
+    } else {
+        // SAFETY: raw clone3 with a valid clone_args (no stack: the child runs on a copy of
+        // ours, like fork). In the child, `child` below only makes raw system calls on data
+        // prepared above and never returns.
+        unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        }
     };
     if pid == 0 {
         let ctx = ChildCtx {
@@ -116,7 +168,23 @@ pub fn clone_root(mounts: &PreparedMounts, then: &Then, sock: RawFd) -> io::Resu
         // SAFETY: we are the new child; see `child`.
         unsafe { child(&ctx, &mut bind_fds, &mut fd_path) }
     }
-    cvt(pid)?;
+    drop(pid_w);
+    let pid = if drop_to.is_some() {
+        let mut v: i64 = 0;
+        // SAFETY: reading 8 bytes into a local.
+        let n = unsafe { libc::read(pid_r.as_raw_fd(), (&mut v as *mut i64).cast(), 8) };
+        super::ptrace::reap(middle)?;
+        if n != 8 {
+            return Err(io::Error::other("the pod's intermediate process died"));
+        }
+        if v < 0 {
+            return Err(io::Error::from_raw_os_error(-v as i32));
+        }
+        v
+    } else {
+        cvt(pid)?
+    };
+    drop(pid_r);
     drop(go_r);
     drop(st_w);
     Ok(PodRoot {

@@ -120,18 +120,28 @@ pub fn spawn_placeholder(want: Option<i32>) -> io::Result<i32> {
     Ok(v as i32)
 }
 
-/// Fork a benchmark workload: a child that dirties `bytes` of fresh anonymous memory (every
-/// page written), closes every descriptor above 2 and then idles. Returns once the memory is
-/// dirty. The child is ours to reap.
-pub fn spawn_dirty(bytes: usize) -> io::Result<i32> {
+/// Fork a benchmark workload: a child that takes user and group `uid` (if given), dirties
+/// `bytes` of fresh anonymous memory (every page written), closes every descriptor above 2 and
+/// then idles. Returns once the memory is dirty. The child is ours to reap.
+pub fn spawn_dirty(bytes: usize, uid: Option<u32>) -> io::Result<i32> {
     let mut fds = [0i32; 2];
     // SAFETY: fds is a valid array of two ints.
     cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as i64)?;
     // SAFETY: the child only makes raw system calls and writes to memory it just mapped.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        // SAFETY: mapping fresh memory and writing inside it; then raw syscalls only.
+        // SAFETY: raw credential calls, mapping fresh memory and writing inside it; then raw
+        // syscalls only.
         unsafe {
+            if let Some(id) = uid {
+                let none: [libc::gid_t; 0] = [];
+                if libc::syscall(libc::SYS_setgroups, 0, none.as_ptr()) != 0
+                    || libc::syscall(libc::SYS_setresgid, id, id, id) != 0
+                    || libc::syscall(libc::SYS_setresuid, id, id, id) != 0
+                {
+                    libc::_exit(1);
+                }
+            }
             let p = libc::mmap(
                 std::ptr::null_mut(),
                 bytes,

@@ -115,9 +115,9 @@ fn process_reasons(
                 )),
             }
         }
-        if !by_pid.contains_key(&p.pgid) && p.pgid != 0 {
+        if p.pgid != 0 && by_pid.get(&p.pgid).is_none_or(|l| l.pgid != p.pgid) {
             say(format!(
-                "its process group {} has no leader any more (not supported)",
+                "its process group {} has no leader in it any more (not supported)",
                 p.pgid
             ));
         }

@@ -200,8 +200,8 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
     };
     let payload = postcard::to_stdvec(&tree).map_err(|e| Error::Restore(e.to_string()))?;
     let name = "image stream";
-    let mut w =
-        ImageWriter::new_tree(BufWriter::with_capacity(1 << 20, out)).map_err(io_err(name))?;
+    let mut w = ImageWriter::new_tree(BufWriter::with_capacity(1 << 20, out), None)
+        .map_err(io_err(name))?;
     w.tree(&payload).map_err(io_err(name))?;
     let mut pages = 0;
     for (pid, img, overrides) in &images {

@@ -10,6 +10,29 @@
 //! All ptrace calls of one operation come from the calling thread; the handles that hold a
 //! tree under ptrace ([`FrozenTree`], [`RestoredTree`]) are therefore neither `Send` nor
 //! `Sync`: keep them on the thread that made them.
+//!
+//! # What is not carried
+//!
+//! - Input typed into the pod's pty that the task has not read yet: reading it would consume
+//!   it, so it stays in the old pty ([`TreeDumpStats::pty_input_lost`] counts what the kernel
+//!   reports: whole lines in canonical mode). Output the task wrote is never in the image: it
+//!   stays readable on the old master until the holder has read it all (then EIO).
+//! - Supplementary groups (a pod's processes have the restorer's: `setgroups` is denied in the
+//!   pod), securebits, resource usage counters, the core-dump bit of a child that died of a
+//!   signal and is still unreaped.
+//! - A restored stopped child is stopped again by a SIGSTOP, so its parent may see one more
+//!   stop notification; a restored defunct child may cause one more SIGCHLD.
+//!
+//! # Refused (each naming process, descriptor, reason)
+//!
+//! Descriptors no kind claims (sockets, eventfd, epoll, timerfd, signalfd, inotify, memfd,
+//! ptys other than the pod's pty 0, `/dev/tty` by name), file locks, POSIX timers, System V
+//! shared memory, seccomp, foreign tracers, processes in other namespaces than the pod's init
+//! or with their own root directory, with another uid/gid than the pod's one mapped user,
+//! sharing an address space, descriptor table, fs or signal handlers with their parent
+//! (vfork), sessions inherited from a process that left them, process groups without their
+//! leader, sessions or groups outside the pod, shared memory moved by `mremap` or overlapping
+//! across processes, a process that joined the pod's PID namespace from outside.
 
 mod check;
 mod dump;
@@ -114,8 +137,9 @@ impl Drop for FrozenTree {
 /// Options of [`restore_tree`].
 #[derive(Debug, Clone, Default)]
 pub struct TreeRestoreOptions {
-    /// The uid the pod's user is mapped to outside (default: the caller's effective uid; only
-    /// root may give another).
+    /// The uid the pod's user is mapped to outside (default: the caller's effective uid). Only
+    /// root may give another: the pod's user namespace then belongs to that user (made by an
+    /// intermediate process with its credentials) and the caller becomes a child subreaper.
     pub outside_uid: Option<u32>,
     /// The gid mapped to outside (default: the caller's effective gid).
     pub outside_gid: Option<u32>,

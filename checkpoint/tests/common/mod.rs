@@ -2,6 +2,7 @@
 //! them, and cleaning up every process and directory even when a test fails.
 #![allow(dead_code)]
 
+pub mod forge;
 pub mod pods;
 
 use std::io::{BufRead, BufReader};
@@ -61,6 +62,11 @@ pub fn progs() -> PathBuf {
     }
     *g = Some(out.clone());
     out
+}
+
+/// The image key these tests sign with (stands for this machine's).
+pub fn test_key() -> zos_checkpoint::ImageKey {
+    zos_checkpoint::ImageKey::from_bytes(*b"zos checkpoint tests' image key!")
 }
 
 /// Path of a compiled test program.
@@ -134,6 +140,18 @@ impl Running {
         }
     }
 
+    /// Start `args` as user nobody (uid/gid 65534, no supplementary groups).
+    pub fn start_as_nobody(args: &[&str]) -> Running {
+        let mut all = vec![
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ];
+        all.extend_from_slice(args);
+        Running::start(&all)
+    }
+
     /// Read stdout lines until one starts with `prefix`; returns it.
     pub fn wait_line(&mut self, prefix: &str) -> String {
         let out = self.stdout.as_mut().expect("stdout");
@@ -171,8 +189,13 @@ impl Drop for Running {
 
 /// SIGKILL a process.
 pub fn kill(pid: i32) {
+    kill_with(pid, "KILL");
+}
+
+/// Send signal `sig` (a name: "STOP", "CONT"…) to a process.
+pub fn kill_with(pid: i32, sig: &str) {
     let _ = Command::new("kill")
-        .args(["-9", &pid.to_string()])
+        .args([&format!("-{sig}"), &pid.to_string()])
         .stderr(Stdio::null())
         .status();
 }
@@ -194,6 +217,27 @@ pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     false
+}
+
+/// The `Uid:`, `Gid:` and `Groups:` lines of a process's status.
+pub fn ids_of(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("Uid:") || l.starts_with("Gid:") || l.starts_with("Groups:"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Give `path` to uid/gid `id` (recursively).
+pub fn chown(path: &Path, id: u32) {
+    let st = Command::new("chown")
+        .args(["-R", &format!("{id}:{id}")])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success());
 }
 
 /// Write `go\n` to a file for use as restored stdin.

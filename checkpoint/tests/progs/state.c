@@ -45,6 +45,7 @@ struct snap {
     sigset_t mask;
     uid_t r, e, s; gid_t gr, ge, gs; int ngroups; gid_t groups[64];
     int fl[16], fdfl[16]; off_t pos[16];
+    char link[16][600]; mode_t mode[16]; uid_t fuid[16]; gid_t fgid[16];
     void *robust_head; size_t robust_len; int *tid_addr;
     int nnp;
 };
@@ -68,6 +69,10 @@ static void take(struct snap *s) {
     for (int fd = 0; fd < 16; fd++) {
         s->fl[fd] = fcntl(fd, F_GETFL); s->fdfl[fd] = fcntl(fd, F_GETFD);
         s->pos[fd] = fd > 2 ? lseek(fd, 0, SEEK_CUR) : 0;
+        char lp[64]; snprintf(lp, sizeof lp, "/proc/self/fd/%d", fd);
+        memset(s->link[fd], 0, sizeof s->link[fd]); readlink(lp, s->link[fd], sizeof s->link[fd] - 1);
+        struct stat st = {0}; fstat(fd, &st);
+        s->mode[fd] = st.st_mode; s->fuid[fd] = st.st_uid; s->fgid[fd] = st.st_gid;
     }
     syscall(SYS_get_robust_list, 0, &s->robust_head, &s->robust_len);
     prctl(PR_GET_TID_ADDRESS, &s->tid_addr);
@@ -99,6 +104,10 @@ static void compare(struct snap *a, struct snap *b) {
         CHECK(a->fl[fd] == b->fl[fd], "fd %d flags %o vs %o", fd, a->fl[fd], b->fl[fd]);
         CHECK(a->fdfl[fd] == b->fdfl[fd], "fd %d fd-flags %d vs %d", fd, a->fdfl[fd], b->fdfl[fd]);
         CHECK(a->pos[fd] == b->pos[fd], "fd %d pos %ld vs %ld", fd, (long)a->pos[fd], (long)b->pos[fd]);
+        CHECK(!strcmp(a->link[fd], b->link[fd]), "fd %d is %s, was %s", fd, b->link[fd], a->link[fd]);
+        CHECK(a->mode[fd] == b->mode[fd] && a->fuid[fd] == b->fuid[fd] && a->fgid[fd] == b->fgid[fd],
+              "fd %d mode %o owner %d:%d, was %o %d:%d", fd, b->mode[fd], b->fuid[fd], b->fgid[fd],
+              a->mode[fd], a->fuid[fd], a->fgid[fd]);
     }
     CHECK(a->robust_head == b->robust_head && a->robust_len == b->robust_len, "robust list");
     CHECK(a->tid_addr == b->tid_addr, "clear_child_tid %p vs %p", a->tid_addr, b->tid_addr);
@@ -141,7 +150,9 @@ int main(int argc, char **argv) {
     /* files */
     int f3 = open("rw.txt", O_RDWR | O_CREAT | O_TRUNC, 0644); write(f3, "0123456789", 10); lseek(f3, 4, SEEK_SET);
     int f4 = open("append.txt", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644); write(f4, "first\n", 6); lseek(f4, 2, SEEK_SET);
-    int fdel = open("deleted.txt", O_RDWR | O_CREAT | O_TRUNC, 0600); write(fdel, "ghost content", 13); lseek(fdel, 6, SEEK_SET); unlink("deleted.txt");
+    int fdel = open("deleted.txt", O_RDWR | O_CREAT | O_TRUNC, 0600); write(fdel, "ghost content", 13); lseek(fdel, 6, SEEK_SET);
+    fchmod(fdel, 0645); if (drop) fchown(fdel, 65534, 65534);   /* the process's own, once it drops */
+    unlink("deleted.txt");
     int fnull = open("/dev/null", O_WRONLY), fzero = open("/dev/zero", O_RDONLY), furand = open("/dev/urandom", O_RDONLY | O_NONBLOCK);
     int fro = open("rw.txt", O_RDONLY); dup3(fro, 12, O_CLOEXEC); close(fro);
     int fdir = open(".", O_RDONLY | O_DIRECTORY);

@@ -4,7 +4,6 @@
 //! itself when its view's stream closes).
 
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,17 +71,9 @@ impl Viewers {
             // master's viewers must leave nothing behind.
             .env("MESA_SHADER_CACHE_DISABLE", "true")
             .stdin(Stdio::null());
-        // SAFETY: the closure runs in the child between fork and exec and
-        // only calls prctl(2), which is async-signal-safe.
-        unsafe {
-            command.pre_exec(|| {
-                // A viewer never outlives the daemon that opened it.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // A viewer never outlives the daemon that opened it (SIGTERM: it
+        // closes its window).
+        zos_display::die_with_parent(&mut command, libc::SIGTERM);
         command.spawn()
     }
 

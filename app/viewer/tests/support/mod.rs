@@ -42,14 +42,14 @@ impl Drop for TempDir {
     }
 }
 
-/// An Xvfb of its own (killed on drop); `None` where Xvfb is not installed.
+/// An Xvfb of its own (killed on drop).
 pub struct Xvfb {
     _child: Reaped,
     pub display: String,
 }
 
 impl Xvfb {
-    pub fn start(width: u16, height: u16) -> Option<Xvfb> {
+    pub fn start(width: u16, height: u16) -> Xvfb {
         let child = Command::new("Xvfb")
             .args(["-displayfd", "1", "-screen", "0"])
             .arg(format!("{width}x{height}x24"))
@@ -57,19 +57,15 @@ impl Xvfb {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn();
-        let mut child = match child {
-            Ok(c) => Reaped(c),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => panic!("cannot start Xvfb: {e}"),
-        };
+        let mut child = Reaped(child.unwrap_or_else(|e| panic!("cannot start Xvfb: {e}")));
         let mut number = String::new();
         BufReader::new(child.0.stdout.take().unwrap())
             .read_line(&mut number)
             .expect("Xvfb's display number");
-        Some(Xvfb {
+        Xvfb {
             _child: child,
             display: format!(":{}", number.trim()),
-        })
+        }
     }
 }
 
@@ -91,9 +87,14 @@ impl XDisplay {
         c
     }
 
-    /// Runs a tool; its stdout, or `None` if it failed.
+    /// Runs a tool; its stdout, or `None` if it failed (a tool that cannot be started at all
+    /// fails the test).
     pub fn try_run(&self, program: &str, args: &[&str]) -> Option<String> {
-        let out = self.command(program).args(args).output().ok()?;
+        let out = self
+            .command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -101,7 +102,11 @@ impl XDisplay {
 
     /// Runs a tool that must succeed.
     pub fn run(&self, program: &str, args: &[&str]) -> String {
-        let out = self.command(program).args(args).output().unwrap();
+        let out = self
+            .command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
         assert!(
             out.status.success(),
             "{program} {args:?}: {}",

@@ -8,17 +8,43 @@ use crate::sys::{nr, spawn};
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 
+/// The placeholders of a pod, parents before children. Dropped (a failed restore), they are
+/// killed children first: a dying init waits to reap its children, which it cannot while we
+/// still trace them.
+pub(super) struct Procs(pub Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        while let Some(c) = self.0.pop() {
+            drop(c);
+        }
+    }
+}
+
+impl std::ops::Deref for Procs {
+    type Target = Vec<Child>;
+    fn deref(&self) -> &Vec<Child> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Procs {
+    fn deref_mut(&mut self) -> &mut Vec<Child> {
+        &mut self.0
+    }
+}
+
 /// Fork every process of `tree` (parents before children) from `root`; each is an empty
 /// placeholder sharing the root's scratch area, in its saved session with its controlling
 /// terminal or none. Index `i` of the result is `tree.processes[i]`.
-pub(super) fn fork_tree(tree: &TreeImage, root: Child, slave: &OwnedFd) -> Result<Vec<Child>> {
+pub(super) fn fork_tree(tree: &TreeImage, root: Child, slave: &OwnedFd) -> Result<Procs> {
     let index: HashMap<i32, usize> = tree
         .processes
         .iter()
         .enumerate()
         .map(|(i, e)| (e.pid, i))
         .collect();
-    let mut procs = vec![root];
+    let mut procs = Procs(vec![root]);
     session(&mut procs[0], tree, 0, false, slave)?;
     for (i, e) in tree.processes.iter().enumerate().skip(1) {
         let pi = index[&e.ppid];

@@ -101,7 +101,9 @@ impl Held {
     fn kill_all(&mut self) {
         self.done = true;
         let _ = sys::kill(self.root, libc::SIGKILL);
-        for p in &self.procs {
+        // Children first: the dying init waits to reap them, which it cannot while we still
+        // have their exits to collect as their tracer.
+        for p in self.procs.iter().rev() {
             for (_, tid) in &p.threads {
                 while let Ok(s) = ptrace::wait(*tid) {
                     if s == ptrace::Stop::Exited {
@@ -134,19 +136,24 @@ pub(crate) fn restore_tree(image: &[u8], opts: &TreeRestoreOptions) -> Result<Re
         opts.outside_uid.unwrap_or_else(sys::euid),
         opts.outside_gid.unwrap_or_else(sys::egid),
     );
-    if outside != (sys::euid(), sys::egid()) {
+    let drop_to = if outside == (sys::euid(), sys::egid()) {
+        None
+    } else if sys::euid() == 0 {
+        // The root is then an orphan: collect it (and let Pod::wait work) as its subreaper.
+        crate::set_child_subreaper()?;
+        Some(outside)
+    } else {
         return Err(Error::Restore(format!(
-            "restoring for uid/gid {outside:?}: run the restore as that user (the pod's user \
-             namespace is owned by whoever restores it)"
+            "restoring for uid/gid {outside:?} needs root (or run the restore as that user)"
         )));
-    }
+    };
     let mut subst = std::collections::HashMap::new();
     for (orig, file) in &opts.substitutions {
         let f = sys::fds::open(&file.to_string_lossy(), libc::O_RDONLY)
             .sys(|| format!("open substitute {} for {orig}", file.display()))?;
         subst.insert(orig.clone(), f);
     }
-    let mut pod = root::create(&tree, &parsed, opts, subst)?;
+    let mut pod = root::create(&tree, &parsed, opts, subst, drop_to)?;
     let pty = root::pty(&mut pod, tree.pty.as_ref())?;
     let (objects, keep) = root::objects(&mut pod, &tree, &parsed.data)?;
     let mut procs = build::fork_tree(&tree, pod.root, &pty.1)?;
@@ -178,11 +185,11 @@ pub(crate) fn restore_tree(image: &[u8], opts: &TreeRestoreOptions) -> Result<Re
     let pids = tree
         .processes
         .iter()
-        .zip(&procs)
+        .zip(procs.iter())
         .map(|(e, c)| (e.pid, c.pid))
         .collect();
     let root_pid = procs[0].pid;
-    for c in &mut procs {
+    for c in procs.iter_mut() {
         c.disarm();
     }
     tracing::info!(root = root_pid, elapsed = ?t0.elapsed(), "pod restored (held stopped)");

@@ -27,7 +27,11 @@ pub(super) fn rebuild(
     c.trim(&keep)?;
     c.map_vdso(&m.vmas)?;
     memory::build_with(c, &m.vmas, &img.pages, &keep)?;
-    memory::set_mm(c, &m.mm)?;
+    let mut notes = Vec::new();
+    memory::set_mm(c, &m.mm, &mut notes)?;
+    for n in notes {
+        tracing::warn!(pid = e.pid, "{n}");
+    }
     for r in &e.fds {
         let fd = c.receive(&objects[r.object as usize])?;
         if fd != r.fd {

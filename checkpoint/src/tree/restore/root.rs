@@ -24,6 +24,7 @@ pub(super) fn create(
     parsed: &ParsedTree<'_>,
     opts: &TreeRestoreOptions,
     subst: HashMap<String, OwnedFd>,
+    drop_to: Option<(u32, u32)>,
 ) -> Result<PodRoot> {
     let sock_fd = tree
         .processes
@@ -36,7 +37,7 @@ pub(super) fn create(
     let prepared = mounts::prepare(&opts.mounts)?;
     let (ours, theirs) = fds::socketpair().sys(|| "socketpair".into())?;
     let then = podns::Then::Placeholder { fd: sock_fd };
-    let mut clone = podns::clone_root(&prepared, &then, theirs.as_raw_fd())
+    let mut clone = podns::clone_root(&prepared, &then, theirs.as_raw_fd(), drop_to)
         .sys(|| "create the pod's namespaces".into())?;
     drop(theirs);
     let pid = clone.pid;
@@ -45,10 +46,11 @@ pub(super) fn create(
         let _ = ptrace::reap(pid);
         e
     };
+    let outside = drop_to.unwrap_or((crate::sys::euid(), crate::sys::egid()));
     podns::write_maps(
         pid,
-        (tree.inside_uid, crate::sys::euid()),
-        (tree.inside_gid, crate::sys::egid()),
+        (tree.inside_uid, outside.0),
+        (tree.inside_gid, outside.1),
     )
     .sys(|| "write the pod's uid/gid maps".into())
     .map_err(kill)?;

@@ -105,6 +105,8 @@ pub(crate) fn validate(t: &TreeImage, p: &ParsedTree<'_>) -> Result<()> {
     }
     let xcr0 = crate::sys::xcr0();
     for (e, img) in live.iter().zip(&p.procs) {
+        crate::image::validate::validate(img)
+            .map_err(|err| bad(format!("pid {}: {err}", e.pid)))?;
         let m = &img.meta;
         if m.pid != e.pid || m.threads.is_empty() || m.threads[0].tid != m.pid {
             return Err(bad(format!("pid {}: metadata of another process", e.pid)));
