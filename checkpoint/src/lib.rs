@@ -114,6 +114,7 @@ mod inject;
 mod objects;
 pub mod pod;
 mod proc;
+mod procstate;
 mod restart;
 pub(crate) mod restore;
 mod sys;

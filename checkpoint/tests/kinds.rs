@@ -102,3 +102,10 @@ fn refused_descriptors_name_process_descriptor_and_reason_and_the_pod_runs_on() 
     assert!(text.contains("DONE 6"), "{text}");
     assert_eq!(code, 0);
 }
+
+#[test]
+fn memfds_keep_name_content_seals_and_stay_shared_between_mappings_and_descriptors() {
+    let (text, code) = restored_run("memfds", &[]);
+    assert!(text.contains("\nPASS"), "{text}");
+    assert_eq!(code, 0, "{text}");
+}

@@ -124,6 +124,7 @@ mod epoll;
 mod eventfd;
 mod fdinfo;
 mod file;
+pub(crate) mod memfd;
 mod pipe;
 pub(crate) mod pty;
 mod signalfd;
@@ -142,4 +143,5 @@ kinds! {
     SignalFd => signalfd::SignalFd,
     Epoll => epoll::Epoll,
     Unix => unix::UnixEnd,
+    Memfd => memfd::Memfd,
 }

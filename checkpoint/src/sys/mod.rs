@@ -4,6 +4,7 @@
 
 pub mod anon;
 pub mod fds;
+pub mod locks;
 pub mod mem;
 pub mod podns;
 pub mod ptrace;

@@ -55,6 +55,7 @@ pub const STEPS: &[&str] = &[
     "change to the working directory",
     "set up descriptors",
     "execute the pod's init",
+    "mount the pod's tmpfs on /dev/shm",
 ];
 const READY: u32 = u32::MAX;
 
@@ -353,6 +354,18 @@ unsafe fn child(ctx: &ChildCtx<'_>, bind_fds: &mut [i32], path_buf: &mut [u8; 32
         ) != 0
         {
             fail(ctx, 5);
+        }
+        // The pod's own /dev/shm: POSIX shared memory and named semaphores are the pod's.
+        if libc::mount(
+            c"tmpfs".as_ptr(),
+            c"/dev/shm".as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            c"mode=1777".as_ptr().cast(),
+        ) != 0
+            && *libc::__errno_location() != libc::ENOENT
+        {
+            fail(ctx, 12);
         }
         for mask in &m.masks {
             if libc::mount(

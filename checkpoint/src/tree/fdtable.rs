@@ -92,9 +92,8 @@ pub(crate) fn build<'a>(scan: &'a PodScan, mut cx: Option<&mut DumpCx>) -> Resul
                 t.reasons.push(format!("{name}: cannot stat {}", f.link));
                 continue;
             }
-            if proc::fdinfo(p.host, fd).is_ok_and(|(_, _, lock)| lock) {
-                t.reasons
-                    .push(format!("{name}: holds a file lock (not supported yet)"));
+            if let Some(r) = crate::procstate::lock_reason(p.host, fd) {
+                t.reasons.push(format!("{name}: {r}"));
             }
             let key = (f.dev, f.ino);
             let mut found = None;

@@ -38,7 +38,7 @@ mod check;
 mod dump;
 mod fdtable;
 mod freeze;
-mod model;
+pub(crate) mod model;
 mod restore;
 mod scan;
 

@@ -155,7 +155,8 @@ pub(crate) fn restore_tree(image: &[u8], opts: &TreeRestoreOptions) -> Result<Re
     }
     let mut pod = root::create(&tree, &parsed, opts, subst, drop_to)?;
     let pty = root::pty(&mut pod, tree.pty.as_ref())?;
-    let (objects, keep) = root::objects(&mut pod, &tree, &parsed.data)?;
+    let (objects, mut keep) = root::objects(&mut pod, &tree, &parsed.data)?;
+    let mut extras = crate::procstate::PodState::new(&mut keep, &tree);
     let mut procs = build::fork_tree(&tree, pod.root, &pty.1)?;
     build::groups(&tree, &mut procs, &pty.1)?;
     build::last_pid(&mut procs[0], tree.last_pid)?;
@@ -168,7 +169,7 @@ pub(crate) fn restore_tree(image: &[u8], opts: &TreeRestoreOptions) -> Result<Re
         let img = live
             .next()
             .ok_or_else(|| Error::BadImage("META missing".into()))?;
-        let threads = process::rebuild(child, e, img, &objects, &tree)?;
+        let threads = process::rebuild(child, e, img, &objects, &tree, &mut extras)?;
         held.push(HeldProc {
             pid: child.pid,
             threads,
