@@ -109,3 +109,25 @@ fn memfds_keep_name_content_seals_and_stay_shared_between_mappings_and_descripto
     assert!(text.contains("\nPASS"), "{text}");
     assert_eq!(code, 0, "{text}");
 }
+
+#[test]
+fn posix_timers_keep_ids_clocks_notification_and_time_left() {
+    let (text, code) = restored_run("timers", &[]);
+    assert!(text.contains("\nPASS"), "{text}");
+    assert_eq!(code, 0, "{text}");
+}
+
+#[test]
+fn posix_ofd_and_flock_locks_are_held_again_by_their_owners() {
+    let dir = TempDir::new("locks");
+    let (text, code) = restored_run("locks", &[&dir.path()]);
+    assert!(text.contains("\nPASS"), "{text}");
+    assert_eq!(code, 0, "{text}");
+}
+
+#[test]
+fn every_thread_keeps_its_own_capability_sets() {
+    let (text, code) = restored_run("caps", &[]);
+    assert!(text.contains("\nPASS"), "{text}");
+    assert_eq!(code, 0, "{text}");
+}

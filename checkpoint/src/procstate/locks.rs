@@ -8,6 +8,8 @@ use crate::proc;
 use crate::restore::child::Child;
 use crate::sys::{locks, nr};
 use serde::{Deserialize, Serialize};
+
+const FLOCK: u64 = 73;
 use std::os::fd::OwnedFd;
 
 /// Who owns a lock.
@@ -32,6 +34,8 @@ pub(crate) struct Lock {
     pub start: u64,
     /// Length (0: to the end of the file, whatever its size).
     pub len: u64,
+    /// PID in the pod of the process that took it (0: not known or not in the pod).
+    pub pid: i32,
 }
 
 /// A lock of an object of the tree (index in its object table).
@@ -57,8 +61,8 @@ fn parse(line: &str) -> std::result::Result<Lock, String> {
     let w: Vec<&str> = line.split_whitespace().collect();
     let bad = || format!("cannot read the lock `{}`", line.trim());
     // lock: N: KIND MODE TYPE PID DEV:INO START END
-    let (kind, mode, ty, start, end) = match w.as_slice() {
-        ["lock:", _, kind, mode, ty, _, _, start, end] => (*kind, *mode, *ty, *start, *end),
+    let (kind, mode, ty, pid, start, end) = match w.as_slice() {
+        ["lock:", _, kind, mode, ty, pid, _, start, end] => (*kind, *mode, *ty, *pid, *start, *end),
         _ => return Err(bad()),
     };
     let owner = match kind {
@@ -90,11 +94,27 @@ fn parse(line: &str) -> std::result::Result<Lock, String> {
             .and_then(|e| (e + 1).checked_sub(start))
             .ok_or_else(bad)?,
     };
+    // The PID as our /proc shows it; its own in the pod is what its owner will see.
+    let pid = pid
+        .parse::<i32>()
+        .ok()
+        .filter(|&p| p > 0)
+        .and_then(|p| {
+            crate::proc::status(p, None)
+                .ok()?
+                .get("NSpid")?
+                .split_whitespace()
+                .last()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
     Ok(Lock {
         owner,
         write,
         start,
         len,
+        pid,
     })
 }
 
@@ -135,6 +155,23 @@ pub(crate) fn retake(c: &mut Child, locks: &[RecordLock]) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Take back a `flock` inside the process that took it, on its descriptor `fd` of the locked
+/// description (so the lock shows that process as its taker).
+pub(crate) fn retake_flock(c: &mut Child, fd: i32, l: &Lock) -> Result<()> {
+    let op = if l.write {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    } | libc::LOCK_NB;
+    c.main
+        .call(
+            &format!("flock fd {fd} (held by someone else?)"),
+            FLOCK,
+            &[fd as u64, op as u64],
+        )
+        .map(drop)
 }
 
 /// Take back a description's lock, on the restorer's copy of it.

@@ -19,7 +19,7 @@ use crate::freeze::Frozen;
 use crate::objects::memfd::{self, MemfdFile, encode_extents};
 use crate::objects::{DumpCx, FdFacts, Object, RestoreCx, TypeMap};
 use crate::restore::child::Child;
-use crate::tree::model::{FdRef, TreeImage};
+use crate::tree::model::{FdRef, ProcEntry, TreeImage};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::OwnedFd;
@@ -273,9 +273,22 @@ pub(crate) fn after_objects(
         memfd::make(state, m, blob)?;
     }
     for l in &t.extra.object_locks {
-        locks::retake_on(&objects[l.object as usize], &l.lock)?;
+        if flock_taker(t, l).is_none() {
+            locks::retake_on(&objects[l.object as usize], &l.lock)?;
+        }
     }
     Ok(())
+}
+
+/// The process (and its descriptor) that takes back `flock` lock `l` itself: the one that
+/// took it, if it still holds the description.
+fn flock_taker(t: &TreeImage, l: &locks::ObjectLock) -> Option<(i32, i32)> {
+    if l.lock.owner != locks::Owner::Flock || l.lock.pid == 0 {
+        return None;
+    }
+    let e = t.processes.iter().find(|e| e.pid == l.lock.pid)?;
+    let fd = e.fds.iter().find(|f| f.object == l.object)?;
+    Some((e.pid, fd.fd))
 }
 
 /// Restore-time view for the mappings: the kinds' state (memfds by inode) and the System V
@@ -322,10 +335,18 @@ pub(crate) fn map_objects(c: &mut Child, x: &ProcExtra, st: &mut PodState<'_>) -
     maps::restore(c, &x.maps, st)
 }
 
-/// Its POSIX locks and timers (after its descriptors and threads exist).
-pub(crate) fn install(c: &mut Child, x: &ProcExtra) -> Result<()> {
-    locks::retake(c, &x.locks)?;
-    timers::recreate(c, &x.timers)
+/// Its POSIX locks, the `flock` locks it took and its timers (after its descriptors and
+/// threads exist).
+pub(crate) fn install(c: &mut Child, e: &ProcEntry, t: &TreeImage) -> Result<()> {
+    locks::retake(c, &e.extra.locks)?;
+    for l in &t.extra.object_locks {
+        if let Some((pid, fd)) = flock_taker(t, l)
+            && pid == e.pid
+        {
+            locks::retake_flock(c, fd, &l.lock)?;
+        }
+    }
+    timers::recreate(c, &e.extra.timers)
 }
 
 /// Capabilities of thread `i` (META order): its own if saved, else the process's `[inh, prm,

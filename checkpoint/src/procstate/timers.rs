@@ -142,7 +142,8 @@ pub(crate) fn recreate(c: &mut Child, timers: &[PosixTimer]) -> Result<()> {
             &[PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0],
         )
         .map_err(|e| Error::Restore(format!("POSIX timers cannot keep their ids here: {e}")))?;
-    for t in timers {
+    // `/proc` lists the newest first: making them oldest first keeps that order.
+    for t in timers.iter().rev() {
         let mut ev = [0u8; 64];
         ev[..8].copy_from_slice(&t.value.to_le_bytes());
         ev[8..12].copy_from_slice(&t.signo.to_le_bytes());

@@ -62,7 +62,7 @@ pub(super) fn rebuild(
     }
     let mut main = c.main.clone();
     task::thread_state(c, &mut main, &m.threads[0])?;
-    crate::procstate::install(c, &e.extra)?;
+    crate::procstate::install(c, e, tree)?;
     let targets: Vec<(&ThreadImage, i32)> = m.threads.iter().map(|th| (th, th.tid)).collect();
     task::queue_signals(c, &m.attrs.shared_pending, &targets)?;
     let whole = [
