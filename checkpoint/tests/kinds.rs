@@ -131,3 +131,10 @@ fn every_thread_keeps_its_own_capability_sets() {
     assert!(text.contains("\nPASS"), "{text}");
     assert_eq!(code, 0, "{text}");
 }
+
+#[test]
+fn system_v_and_posix_shared_memory_semaphores_and_queues_keep_ids_and_contents() {
+    let (text, code) = restored_run("ipc", &[]);
+    assert!(text.contains("\nPASS"), "{text}");
+    assert_eq!(code, 0, "{text}");
+}

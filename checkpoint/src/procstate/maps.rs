@@ -11,6 +11,7 @@ use crate::restore::child::Child;
 use crate::sys::nr;
 use crate::vmas::{self, VmaClass};
 use serde::{Deserialize, Serialize};
+use std::os::unix::fs::MetadataExt;
 
 const SHMAT: u64 = 30;
 const SHMCTL: u64 = 31;
@@ -58,14 +59,35 @@ pub(crate) fn source(m: &MapLine) -> Option<Source> {
     }
 }
 
+/// Another name, in the pod's own `/dev/shm` (of the pod whose init is `pod`), of the file
+/// with inode `ino`: glibc's `sem_open` maps a file under a temporary name, then links it
+/// under the semaphore's name and removes the temporary one.
+fn devshm_name(pod: i32, ino: u64) -> Option<String> {
+    let dir = format!("/proc/{pod}/root{}", super::devshm::DIR);
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let md = e.metadata().ok()?;
+        (md.is_file() && md.ino() == ino)
+            .then(|| format!("{}/{}", super::devshm::DIR, e.file_name().to_string_lossy()))
+    })
+}
+
 /// [`vmas::classify_with`], with mappings of shared objects left out (carried here) or
-/// refused with the reason.
+/// refused with the reason, and removed names of files in the pod's `/dev/shm` replaced by
+/// a name they still have.
 pub(crate) fn classify(
     m: &MapLine,
     stat: &dyn Fn(&str) -> std::io::Result<std::fs::Metadata>,
+    pod: i32,
 ) -> VmaClass {
     let range = format!("mapping {:x}-{:x}", m.start, m.end);
+    let shm_prefix = format!("{}/", super::devshm::DIR);
     match source(m) {
+        None if m.path.starts_with(&shm_prefix) && m.path.ends_with(" (deleted)") => {
+            match devshm_name(pod, m.inode) {
+                Some(path) => vmas::classify_with(&MapLine { path, ..m.clone() }, stat),
+                None => vmas::classify_with(m, stat),
+            }
+        }
         None => vmas::classify_with(m, stat),
         Some(_) if !m.shared() => VmaClass::Unsupported(format!(
             "{range}: private mapping of {} (not supported)",
@@ -83,12 +105,13 @@ pub(crate) fn classify(
 pub(crate) fn split(
     pid: i32,
     stat: &dyn Fn(&str) -> std::io::Result<std::fs::Metadata>,
+    pod: i32,
 ) -> Result<(Vec<Vma>, Vec<ObjectMap>)> {
     let mut own = Vec::new();
     let mut shared = Vec::new();
     let mut reasons = Vec::new();
     for m in proc::maps(pid)? {
-        match (classify(&m, stat), source(&m)) {
+        match (classify(&m, stat, pod), source(&m)) {
             (VmaClass::Skip, Some(source)) => shared.push(ObjectMap {
                 start: m.start,
                 end: m.end,

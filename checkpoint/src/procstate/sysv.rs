@@ -120,11 +120,19 @@ struct Probe<'a> {
 impl Probe<'_> {
     /// Every id of one kind of object: `ctl(index, stat_any)` over the indexes `ctl(0, info)`
     /// reports; the raw `*id64_ds` (first `len` bytes) with each.
+    /// (`semctl` takes a semaphore number before the command.)
     fn walk(&mut self, ctl: u64, info: u64, stat: u64, len: usize) -> Result<Vec<(i32, Vec<u8>)>> {
-        let max = self.t.raw(ctl, &[0, info, self.scratch])?;
+        let args = |idx: u64, cmd: u64| -> Vec<u64> {
+            if ctl == SEMCTL {
+                vec![idx, 0, cmd, self.scratch]
+            } else {
+                vec![idx, cmd, self.scratch]
+            }
+        };
+        let max = self.t.raw(ctl, &args(0, info))?;
         let mut out = Vec::new();
         for idx in 0..=max.max(-1) {
-            let id = self.t.raw(ctl, &[idx as u64, stat, self.scratch])?;
+            let id = self.t.raw(ctl, &args(idx as u64, stat))?;
             if id >= 0 {
                 out.push((id as i32, crate::dump::peek(self.f.pid, self.scratch, len)?));
             }
@@ -192,9 +200,10 @@ pub(crate) fn capture(f: &Frozen, add: &mut dyn FnMut(Vec<u8>) -> u32) -> Result
             content,
         });
     }
-    for (id, ds) in p.walk(SEMCTL, SEM_INFO, SEM_STAT_ANY, 72)? {
+    // x86-64's semid64_ds: perm, otime, pad, ctime, pad, nsems.
+    for (id, ds) in p.walk(SEMCTL, SEM_INFO, SEM_STAT_ANY, 104)? {
         let (key, mode) = perm(&ds);
-        let n = word(&ds, 64);
+        let n = word(&ds, 80);
         if n > MAX_SEMS {
             return Err(Error::Refused {
                 pid: f.pid,
@@ -272,13 +281,13 @@ fn next_id(root: &mut Child, name: &str, value: i32) -> Result<()> {
 }
 
 /// What to make: which `*get` call, its `*_next_id` file, and the object's key, size or
-/// count argument, mode and id.
+/// count argument (none for `msgget`), mode and id.
 struct Make<'a> {
     what: &'a str,
     next: &'a str,
     call: u64,
     key: i32,
-    arg: u64,
+    arg: Option<u64>,
     mode: u32,
     id: i32,
 }
@@ -287,11 +296,14 @@ struct Make<'a> {
 fn make(root: &mut Child, m: Make<'_>) -> Result<()> {
     next_id(root, m.next, m.id)?;
     let flags = u64::from(m.mode & 0o777) | (libc::IPC_CREAT | libc::IPC_EXCL) as u64;
-    let got = root.main.call(
-        &format!("{} key {:#x}", m.what, m.key),
-        m.call,
-        &[m.key as u32 as u64, m.arg, flags],
-    )?;
+    let key = m.key as u32 as u64;
+    let args = match m.arg {
+        Some(arg) => vec![key, arg, flags],
+        None => vec![key, flags],
+    };
+    let got = root
+        .main
+        .call(&format!("{} key {:#x}", m.what, m.key), m.call, &args)?;
     if got != m.id as u64 {
         return Err(Error::Restore(format!(
             "{} {} came back as {got}",
@@ -311,7 +323,7 @@ pub(crate) fn restore(root: &mut Child, s: &Sysv, data: &[&[u8]]) -> Result<()> 
                 next: "shm_next_id",
                 call: SHMGET,
                 key: seg.key,
-                arg: seg.size,
+                arg: Some(seg.size),
                 mode: seg.mode,
                 id: seg.id,
             },
@@ -340,7 +352,7 @@ pub(crate) fn restore(root: &mut Child, s: &Sysv, data: &[&[u8]]) -> Result<()> 
                 next: "sem_next_id",
                 call: SEMGET,
                 key: set.key,
-                arg: n,
+                arg: Some(n),
                 mode: set.mode,
                 id: set.id,
             },
@@ -358,7 +370,7 @@ pub(crate) fn restore(root: &mut Child, s: &Sysv, data: &[&[u8]]) -> Result<()> 
                 next: "msg_next_id",
                 call: MSGGET,
                 key: q.key,
-                arg: 0,
+                arg: None,
                 mode: q.mode,
                 id: q.id,
             },

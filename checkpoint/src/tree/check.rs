@@ -203,7 +203,9 @@ fn process_reasons(
         match proc::maps(p.host) {
             Ok(lines) => {
                 for m in &lines {
-                    if let VmaClass::Unsupported(r) = crate::procstate::classify_map(m, &stat) {
+                    if let VmaClass::Unsupported(r) =
+                        crate::procstate::classify_map(m, &stat, root.host)
+                    {
                         say(r);
                     }
                 }

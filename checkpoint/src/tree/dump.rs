@@ -106,7 +106,7 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
                 .iter_mut()
                 .find(|f| f.pid == p.host)
                 .ok_or(Error::Gone(p.host))?;
-            let (vmas, object_maps) = crate::procstate::maps::split(f.pid, &stat)?;
+            let (vmas, object_maps) = crate::procstate::maps::split(f.pid, &stat, hold.root)?;
             let mut img = collect::collect(f, vmas)?;
             let fds = verdict
                 .table
