@@ -138,3 +138,31 @@ fn system_v_and_posix_shared_memory_semaphores_and_queues_keep_ids_and_contents(
     assert!(text.contains("\nPASS"), "{text}");
     assert_eq!(code, 0, "{text}");
 }
+
+/// `python3 asyncio_job.py` in a pod: its RESULT line, run uninterrupted or checkpointed when
+/// it printed `cut` and restored.
+fn asyncio_result(cut: Option<&str>) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/progs/asyncio_job.py");
+    let run = PodRun::start(&spec(&["/usr/bin/python3", script]));
+    let run = match cut {
+        None => run,
+        Some(step) => {
+            run.wait_for(step, 30);
+            let (image, before) = run.checkpoint_and_end();
+            assert!(!before.contains("RESULT"), "finished before the checkpoint");
+            restore_running(&image)
+        }
+    };
+    let (code, text) = run.finish(60);
+    assert_eq!(code, 0, "{text}");
+    text.lines()
+        .find(|l| l.starts_with("RESULT"))
+        .unwrap_or_else(|| panic!("no RESULT:\n{text}"))
+        .to_string()
+}
+
+#[test]
+fn python_asyncio_job_checkpointed_mid_way_finishes_with_the_uninterrupted_result() {
+    let want = asyncio_result(None);
+    assert_eq!(asyncio_result(Some("STEP 150")), want);
+}
