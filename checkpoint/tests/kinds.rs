@@ -139,11 +139,10 @@ fn system_v_and_posix_shared_memory_semaphores_and_queues_keep_ids_and_contents(
     assert_eq!(code, 0, "{text}");
 }
 
-/// `python3 asyncio_job.py` in a pod: its RESULT line, run uninterrupted or checkpointed when
-/// it printed `cut` and restored.
-fn asyncio_result(cut: Option<&str>) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/progs/asyncio_job.py");
-    let run = PodRun::start(&spec(&["/usr/bin/python3", script]));
+/// `argv` in a pod: its RESULT line, run uninterrupted or checkpointed when it printed `cut`
+/// and restored.
+fn job_result(argv: &[&str], cut: Option<&str>) -> String {
+    let run = PodRun::start(&spec(argv));
     let run = match cut {
         None => run,
         Some(step) => {
@@ -163,6 +162,16 @@ fn asyncio_result(cut: Option<&str>) -> String {
 
 #[test]
 fn python_asyncio_job_checkpointed_mid_way_finishes_with_the_uninterrupted_result() {
-    let want = asyncio_result(None);
-    assert_eq!(asyncio_result(Some("STEP 150")), want);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/progs/asyncio_job.py");
+    let argv = ["/usr/bin/python3", script];
+    let want = job_result(&argv, None);
+    assert_eq!(job_result(&argv, Some("STEP 150")), want);
+}
+
+#[test]
+fn node_job_checkpointed_mid_way_finishes_with_the_uninterrupted_result() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/progs/node_job.js");
+    let argv = ["/usr/bin/node", script];
+    let want = job_result(&argv, None);
+    assert_eq!(job_result(&argv, Some("STEP 100")), want);
 }
