@@ -371,3 +371,19 @@ fn file_deleted_while_open_comes_back_deleted_with_name_mode_and_content() {
         "a name was left"
     );
 }
+
+#[test]
+fn stopped_child_stays_stopped_after_a_checkpoint_that_leaves_the_tree_running() {
+    let run = start_prog("stopped", &[]);
+    run.wait_for("READY", 20);
+    let (_, stats) = run.checkpoint(AfterDump::LeaveRunning);
+    assert_eq!(stats.processes, 3);
+    run.type_in("go\n");
+    let (code, text) = run.finish(20);
+    assert!(text.contains("STATES before=T after="), "{text}");
+    assert!(
+        !text.contains("after=T") && text.contains("killed=1"),
+        "{text}"
+    );
+    assert_eq!(code, 0);
+}

@@ -216,7 +216,7 @@ fn sys_err(op: &str, source: std::io::Error) -> Error {
 }
 
 /// Say what to allow when the kernel refuses an unprivileged user namespace.
-fn userns_hint(e: std::io::Error) -> std::io::Error {
+pub(crate) fn userns_hint(e: std::io::Error) -> std::io::Error {
     match e.raw_os_error() {
         Some(libc::EPERM) | Some(libc::ENOSPC) | Some(libc::EUSERS) | Some(libc::EINVAL) => {
             std::io::Error::new(

@@ -84,8 +84,12 @@ pub(crate) fn build<'a>(scan: &'a PodScan, mut cx: Option<&mut DumpCx>) -> Resul
             Err(_) => continue, // exited meanwhile: the caller's rescan sees it
         };
         for fd in list {
-            let Some((f, cloexec)) = facts(p, fd, scan)? else {
-                continue;
+            let (f, cloexec) = match facts(p, fd, scan) {
+                Ok(Some(v)) => v,
+                Ok(None) => continue,
+                // A live tree: the process ended meanwhile; the rescan does not see it.
+                Err(Error::NoProcess(_)) if cx.is_none() => break,
+                Err(e) => return Err(e),
             };
             let name = format!("{}: fd {fd}", p.name());
             if f.mode == 0 {

@@ -38,6 +38,7 @@ pub(super) fn create(
     let (ours, theirs) = fds::socketpair().sys(|| "socketpair".into())?;
     let then = podns::Then::Placeholder { fd: sock_fd };
     let mut clone = podns::clone_root(&prepared, &then, theirs.as_raw_fd(), drop_to)
+        .map_err(crate::pod::userns_hint)
         .sys(|| "create the pod's namespaces".into())?;
     drop(theirs);
     let pid = clone.pid;
