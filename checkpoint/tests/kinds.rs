@@ -10,10 +10,21 @@ use common::*;
 /// Run test program `name` in a pod, checkpoint it at READY (ending it), restore it, type
 /// "go"; returns what it wrote after the restore and its exit code.
 fn restored_run(name: &str, args: &[&str]) -> (String, i32) {
+    restored_run_for(name, args, None)
+}
+
+/// [`restored_run`], restored for outside user `outside` (uid = gid) when given.
+fn restored_run_for(name: &str, args: &[&str], outside: Option<u32>) -> (String, i32) {
     let run = start_prog(name, args);
     run.wait_for("READY", 20);
     let (image, _) = run.checkpoint_and_end();
-    let after = restore_running(&image);
+    let opts = zos_checkpoint::TreeRestoreOptions {
+        outside_uid: outside,
+        outside_gid: outside,
+        ..Default::default()
+    };
+    let held = zos_checkpoint::restore_tree(&image, &opts).expect("restore_tree");
+    let after = PodRun::adopt(held.resume().expect("resume"));
     after.type_in("go\n");
     let (code, text) = after.finish(30);
     (text, code)
@@ -174,4 +185,26 @@ fn node_job_checkpointed_mid_way_finishes_with_the_uninterrupted_result() {
     let argv = ["/usr/bin/node", script];
     let want = job_result(&argv, None);
     assert_eq!(job_result(&argv, Some("STEP 100")), want);
+}
+
+#[test]
+fn every_kind_comes_back_in_a_pod_of_another_outside_user() {
+    let dir = TempDir::new("kinds-nobody");
+    let mut failed = Vec::new();
+    for (name, args) in [
+        ("anonfds", vec![]),
+        ("unixpairs", vec![]),
+        ("memfds", vec![]),
+        ("timers", vec![]),
+        ("locks", vec![dir.path()]),
+        ("caps", vec![]),
+        ("ipc", vec![]),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (text, code) = restored_run_for(name, &args, Some(65534));
+        if code != 0 || !text.contains("\nPASS") {
+            failed.push(format!("{name} (exit {code}):\n{text}"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
 const PREFIX: &str = "/memfd:";
+const MEMFD_CREATE: u64 = 319;
 const DELETED: &str = " (deleted)";
 
 /// The file behind one or more memfd descriptions and mappings.
@@ -116,13 +117,20 @@ fn read_extents(f: &OwnedFd, size: u64) -> Result<Vec<(u64, Vec<u8>)>> {
     Ok(out)
 }
 
-/// Make the memfd `m` in the restorer (once per inode), with its content and seals.
-pub(crate) fn make(state: &mut TypeMap, m: &MemfdFile, data: &[u8]) -> Result<()> {
-    if state.get::<Made>().0.contains_key(&m.ino) {
+/// Make the memfd `m` (once per inode), with its content and seals: created by the pod's
+/// root (so the pod's user owns it), filled and sealed by the restorer.
+pub(crate) fn make(cx: &mut RestoreCx<'_>, m: &MemfdFile, data: &[u8]) -> Result<()> {
+    if cx.state.get::<Made>().0.contains_key(&m.ino) {
         return Ok(());
     }
-    let fd = anon::memfd_create(&m.name, libc::MFD_ALLOW_SEALING)
-        .sys(|| format!("memfd_create {}", m.name))?;
+    let name = cx.root.put_str(0, &m.name)?;
+    let flags = u64::from(libc::MFD_ALLOW_SEALING | libc::MFD_CLOEXEC);
+    let made = cx.root.main.call(
+        &format!("memfd_create {}", m.name),
+        MEMFD_CREATE,
+        &[name, flags],
+    )?;
+    let fd = cx.take_from_root(made as i32)?;
     let file = std::fs::File::from(fd.try_clone().sys(|| "dup".into())?);
     file.set_len(m.size)
         .sys(|| format!("size memfd {}", m.name))?;
@@ -138,7 +146,7 @@ pub(crate) fn make(state: &mut TypeMap, m: &MemfdFile, data: &[u8]) -> Result<()
     if m.seals != 0 {
         fds::fcntl(&fd, libc::F_ADD_SEALS, m.seals as i32).sys(|| "F_ADD_SEALS".into())?;
     }
-    state.get::<Made>().0.insert(m.ino, fd);
+    cx.state.get::<Made>().0.insert(m.ino, fd);
     Ok(())
 }
 
@@ -201,7 +209,7 @@ impl Kind for Memfd {
             Some(i) => cx.data(i)?.to_vec(),
             None => Vec::new(),
         };
-        make(&mut cx.state, &self.file, &data)?;
+        make(cx, &self.file, &data)?;
         let made = &cx.state.get::<Made>().0[&self.file.ino];
         let again = format!("/proc/self/fd/{}", made.as_raw_fd());
         let acc = self.flags as i32 & libc::O_ACCMODE;

@@ -248,30 +248,24 @@ pub(crate) fn avoid(t: &TreeImage) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// Before the objects are made: the pod's `/dev/shm` and IPC namespace, through its root.
+/// Before the objects are made: the pod's `/dev/shm` and IPC namespace, and memfds only
+/// mapped, through its root.
 pub(crate) fn before_objects(cx: &mut RestoreCx<'_>, t: &TreeImage) -> Result<()> {
     devshm::restore(cx, &t.extra.devshm)?;
-    sysv::restore(cx.root, &t.extra.sysv, cx.data)
-}
-
-/// Once the objects are made (`objects` by index, `state` the kinds' restore state): memfds
-/// only mapped, and the locks of descriptions.
-pub(crate) fn after_objects(
-    objects: &[OwnedFd],
-    state: &mut TypeMap,
-    t: &TreeImage,
-    data: &[&[u8]],
-) -> Result<()> {
+    sysv::restore(cx.root, &t.extra.sysv, cx.data)?;
     for m in &t.extra.memfds {
         let blob = match m.content {
-            Some(i) => data
-                .get(i as usize)
-                .copied()
-                .ok_or_else(|| Error::BadImage("memfd content missing".into()))?,
-            None => &[],
+            Some(i) => cx.data(i)?.to_vec(),
+            None => Vec::new(),
         };
-        memfd::make(state, m, blob)?;
+        memfd::make(cx, m, &blob)?;
     }
+    Ok(())
+}
+
+/// Once the objects are made (`objects` by index): the locks of descriptions the restorer
+/// takes back itself.
+pub(crate) fn after_objects(objects: &[OwnedFd], t: &TreeImage) -> Result<()> {
     for l in &t.extra.object_locks {
         if flock_taker(t, l).is_none() {
             locks::retake_on(&objects[l.object as usize], &l.lock)?;

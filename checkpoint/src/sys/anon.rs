@@ -1,8 +1,7 @@
 //! Anonymous-inode descriptors the restorer creates and inspects: eventfd, timerfd,
-//! signalfd, epoll and memfd, plus the clock and `kcmp` calls their kinds need.
+//! signalfd and epoll, plus the clock and `kcmp` calls their kinds need.
 
 use super::cvt;
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -106,13 +105,6 @@ pub fn signalfd(mask: u64, flags: i32) -> io::Result<OwnedFd> {
 pub fn epoll_create() -> io::Result<OwnedFd> {
     // SAFETY: integers only.
     owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) } as i64)
-}
-
-/// `memfd_create(name, flags | MFD_CLOEXEC)`.
-pub fn memfd_create(name: &str, flags: u32) -> io::Result<OwnedFd> {
-    let n = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: `n` is a valid C string for the call.
-    owned(unsafe { libc::memfd_create(n.as_ptr(), flags | libc::MFD_CLOEXEC) } as i64)
 }
 
 /// Is descriptor `fd` of `pid` the file registered as target `tfd` in the epoll set `epfd`

@@ -37,7 +37,8 @@ int main(int argc, char **argv) {
     snprintf(a, sizeof a, "%s/posix", argv[1]);
     snprintf(b, sizeof b, "%s/flock", argv[1]);
     snprintf(c, sizeof c, "%s/ofd", argv[1]);
-    int fa = open(a, O_RDWR | O_CREAT, 0644), fb = open(b, O_RDWR | O_CREAT, 0644), fc = open(c, O_RDWR | O_CREAT, 0644);
+    int fa = open(a, O_RDWR | O_CREAT, 0666), fb = open(b, O_RDWR | O_CREAT, 0666), fc = open(c, O_RDWR | O_CREAT, 0666);
+    fchmod(fa, 0666); fchmod(fb, 0666); fchmod(fc, 0666);   /* also for a restore as another user */
     struct flock w = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 10, .l_len = 20};
     fcntl(fa, F_SETLK, &w);
     flock(fb, LOCK_SH);

@@ -49,6 +49,7 @@ int main(void) {
     CHECK(!strcmp(link, "/memfd:zos-m1 (deleted)"), "name: %s", link);
     struct stat st; fstat(m1, &st);
     CHECK(st.st_size == BIG && (st.st_mode & 07777) == 0640, "size %ld mode %o", (long)st.st_size, st.st_mode & 07777);
+    CHECK(st.st_uid == getuid() && fchmod(m1, 0640) == 0, "owner %d, not %d", st.st_uid, getuid());
     CHECK(fcntl(m1, F_GET_SEALS) == (F_SEAL_SHRINK | F_SEAL_GROW), "seals %x", fcntl(m1, F_GET_SEALS));
     CHECK(lseek(m1, 0, SEEK_CUR) == 12345, "offset");
     unsigned char got[3 * 4096];

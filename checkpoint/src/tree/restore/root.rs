@@ -164,6 +164,6 @@ pub(super) fn objects(
             .map_err(|e| Error::Restore(format!("object {i} ({}): {e}", o.kind())))?;
         out.push(fd);
     }
-    crate::procstate::after_objects(&out, &mut cx.state, tree, data)?;
+    crate::procstate::after_objects(&out, tree)?;
     Ok((out, cx.state))
 }
