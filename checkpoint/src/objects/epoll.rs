@@ -10,7 +10,7 @@
 //! a one-shot registration that has fired comes back still disarmed, except that it reports
 //! errors and hang-ups (the kernel adds `EPOLLERR | EPOLLHUP` to every registration made).
 
-use super::fdinfo::FdInfo;
+use super::fdinfo::{FdInfo, pid_in_pod};
 use super::{Claim, FdFacts, Installer, Kind, RestoreCx};
 use crate::error::{Result, SysContext};
 use crate::sys::{anon, fds};
@@ -58,17 +58,6 @@ fn parse_line(l: &str) -> Option<Registration> {
         events: u32::from_str_radix(field("events:")?, 16).ok()?,
         data: u64::from_str_radix(field("data:")?, 16).ok()?,
     })
-}
-
-/// PID of host process `pid` inside its own PID namespace.
-fn pid_in_pod(pid: i32) -> Option<i32> {
-    crate::proc::status(pid, None)
-        .ok()?
-        .get("NSpid")?
-        .split_whitespace()
-        .last()?
-        .parse()
-        .ok()
 }
 
 impl Kind for Epoll {

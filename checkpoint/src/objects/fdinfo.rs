@@ -60,6 +60,17 @@ pub(crate) fn missing(what: &str, key: &str) -> String {
     format!("{what}: no `{key}` in its fdinfo (kernel too old or too new?)")
 }
 
+/// PID (or TID) in its own PID namespace of host process `pid` (the last `NSpid` field).
+pub(crate) fn pid_in_pod(pid: i32) -> Option<i32> {
+    proc::status(pid, None)
+        .ok()?
+        .get("NSpid")?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
 /// A copy of the holder's descriptor in our own table (`pidfd_getfd`: same open file
 /// description), for kinds that cannot be reopened through `/proc/PID/fd/N`.
 pub(crate) fn dup_of(pid: i32, fd: i32) -> Result<std::os::fd::OwnedFd> {

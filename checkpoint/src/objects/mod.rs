@@ -122,7 +122,7 @@ macro_rules! kinds {
 
 mod epoll;
 mod eventfd;
-mod fdinfo;
+pub(crate) mod fdinfo;
 mod file;
 pub(crate) mod memfd;
 mod pipe;

@@ -99,15 +99,7 @@ fn parse(line: &str) -> std::result::Result<Lock, String> {
         .parse::<i32>()
         .ok()
         .filter(|&p| p > 0)
-        .and_then(|p| {
-            crate::proc::status(p, None)
-                .ok()?
-                .get("NSpid")?
-                .split_whitespace()
-                .last()?
-                .parse()
-                .ok()
-        })
+        .and_then(crate::objects::fdinfo::pid_in_pod)
         .unwrap_or(0);
     Ok(Lock {
         owner,

@@ -7,6 +7,7 @@
 use crate::error::{Error, Result};
 use crate::freeze::Frozen;
 use crate::inject::Tracee;
+use crate::objects::fdinfo::pid_in_pod;
 use crate::proc;
 use crate::restore::child::Child;
 use serde::{Deserialize, Serialize};
@@ -39,17 +40,6 @@ pub(crate) struct PosixTimer {
     pub left: [i64; 2],
     /// Interval.
     pub interval: [i64; 2],
-}
-
-/// TID in its own PID namespace of host thread `tid`.
-fn tid_in_pod(tid: i32) -> Option<i32> {
-    proc::status(tid, None)
-        .ok()?
-        .get("NSpid")?
-        .split_whitespace()
-        .last()?
-        .parse()
-        .ok()
 }
 
 /// The timers of `pid` as `/proc` shows them (time left not yet known), or why not.
@@ -91,7 +81,7 @@ pub(crate) fn list(pid: i32) -> std::result::Result<Vec<PosixTimer>, String> {
                 if let Some(tid) = who.strip_prefix("tid.") {
                     let host: i32 = tid.parse().map_err(|_| bad(l))?;
                     t.notify |= SIGEV_THREAD_ID;
-                    t.tid = tid_in_pod(host).ok_or_else(|| bad(l))?;
+                    t.tid = pid_in_pod(host).ok_or_else(|| bad(l))?;
                 }
             }
             "ClockID" => t.clock = v.parse().map_err(|_| bad(l))?,

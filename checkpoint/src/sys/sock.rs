@@ -74,11 +74,10 @@ pub fn shutdown(fd: &OwnedFd, how: i32) -> io::Result<()> {
 /// A connected pair of unix sockets of `kind` (`SOCK_STREAM`, …), close-on-exec.
 pub fn unix_pair(kind: i32) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut p = [0i32; 2];
+    let flags = kind | libc::SOCK_CLOEXEC;
     // SAFETY: p is a valid array of two ints.
-    cvt(
-        unsafe { libc::socketpair(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0, p.as_mut_ptr()) }
-            as i64,
-    )?;
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, flags, 0, p.as_mut_ptr()) };
+    cvt(r as i64)?;
     // SAFETY: both descriptors were just created for us.
     Ok(unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) })
 }
