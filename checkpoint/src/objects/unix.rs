@@ -6,6 +6,10 @@
 //! connected through it), sockets connected to one outside the pod, descriptors in flight
 //! (`SCM_RIGHTS`) and credentials in flight (`SO_PASSCRED` with data queued); every other
 //! family (TCP/IP and the rest): network connections do not migrate yet.
+//!
+//! Not carried: `SO_PEERCRED` of a restored pair names the restorer (the kernel records the
+//! creator of a pair); the `ECONNRESET` a socket reports once when its peer was closed with
+//! data unread (reading it would clear it).
 
 use super::fdinfo::{FdInfo, dup_of};
 use super::unixdiag::{self, show_name};

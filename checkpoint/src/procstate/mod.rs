@@ -144,7 +144,8 @@ pub(crate) fn capture(
     Ok(extra)
 }
 
-/// Keep the pages of mapping `m` of a memfd that only mappings hold.
+/// Keep the pages of mapping `m` of a memfd that only mappings hold (its seals cannot be read
+/// without a descriptor: it comes back unsealed; its size ends at the last page mapped).
 fn capture_mapped(f: &Frozen, m: &maps::ObjectMap, ino: u64, cx: &mut DumpCx) -> Result<()> {
     let name = crate::proc::maps(f.pid)?
         .into_iter()
