@@ -94,6 +94,14 @@ fn refused_descriptors_name_process_descriptor_and_reason_and_the_pod_runs_on() 
             assert!(line.contains(&part), "{what}: {line:?} lacks {part:?}");
         }
     }
+    assert!(
+        report
+            .reasons
+            .iter()
+            .any(|r| r == "/dev/shm/zos-fifo is a FIFO (not carried)"),
+        "{:#?}",
+        report.reasons
+    );
     let mut image = Vec::new();
     let err = zos_checkpoint::checkpoint_tree(
         run.pod.pid(),

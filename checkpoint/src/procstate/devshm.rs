@@ -4,7 +4,7 @@
 //! A pod whose `/dev/shm` is the host's (the same file system as ours) carries nothing from
 //! it: those files stay where they are.
 
-use crate::error::{Error, Result, SysContext, io_err};
+use crate::error::{Error, Result, SysContext};
 use crate::objects::RestoreCx;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -48,8 +48,24 @@ pub(crate) struct Entry {
     pub what: What,
 }
 
+/// Why the pod's `/dev/shm` cannot be carried, if so (checked before the pod is touched).
+pub(crate) fn reasons(root: i32) -> Vec<String> {
+    scan(root, None).err().into_iter().collect()
+}
+
 /// Read the `/dev/shm` of the pod whose init is `root` (frozen); blobs go to `add`.
 pub(crate) fn capture(root: i32, add: &mut dyn FnMut(Vec<u8>) -> u32) -> Result<Vec<Entry>> {
+    scan(root, Some(add)).map_err(|r| Error::Refused {
+        pid: root,
+        reasons: vec![r],
+    })
+}
+
+/// Every entry, with its content kept through `add` (without it, contents are not read).
+fn scan(
+    root: i32,
+    mut add: Option<&mut dyn FnMut(Vec<u8>) -> u32>,
+) -> std::result::Result<Vec<Entry>, String> {
     let base = format!("/proc/{root}/root{DIR}");
     let (Ok(theirs), Ok(ours)) = (std::fs::metadata(&base), std::fs::metadata(DIR)) else {
         return Ok(Vec::new());
@@ -57,12 +73,13 @@ pub(crate) fn capture(root: i32, add: &mut dyn FnMut(Vec<u8>) -> u32) -> Result<
     if theirs.dev() == ours.dev() {
         return Ok(Vec::new());
     }
+    let fail = |p: &Path, e: std::io::Error| format!("cannot read {}: {e}", p.display());
     let mut out = Vec::new();
     let mut stack = vec![String::new()];
     while let Some(rel) = stack.pop() {
         let dir = Path::new(&base).join(&rel);
-        for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let e = e.map_err(io_err(&dir))?;
+        for e in std::fs::read_dir(&dir).map_err(|e| fail(&dir, e))? {
+            let e = e.map_err(|e| fail(&dir, e))?;
             let name = e.file_name().to_string_lossy().into_owned();
             let path = if rel.is_empty() {
                 name
@@ -70,19 +87,20 @@ pub(crate) fn capture(root: i32, add: &mut dyn FnMut(Vec<u8>) -> u32) -> Result<
                 format!("{rel}/{name}")
             };
             let full = e.path();
-            let md = std::fs::symlink_metadata(&full).map_err(io_err(&full))?;
+            let md = std::fs::symlink_metadata(&full).map_err(|e| fail(&full, e))?;
             let mode = md.permissions().mode() & 0o7777;
             let ft = md.file_type();
             let what = if ft.is_dir() {
                 stack.push(path.clone());
                 What::Dir
             } else if ft.is_file() {
-                let bytes = std::fs::read(&full).map_err(io_err(&full))?;
-                What::File {
-                    content: add(bytes),
-                }
+                let content = match add.as_mut() {
+                    Some(add) => add(std::fs::read(&full).map_err(|e| fail(&full, e))?),
+                    None => 0,
+                };
+                What::File { content }
             } else if ft.is_symlink() {
-                let t = std::fs::read_link(&full).map_err(io_err(&full))?;
+                let t = std::fs::read_link(&full).map_err(|e| fail(&full, e))?;
                 What::Link {
                     target: t.to_string_lossy().into_owned(),
                 }
@@ -92,26 +110,20 @@ pub(crate) fn capture(root: i32, add: &mut dyn FnMut(Vec<u8>) -> u32) -> Result<
                 } else {
                     "a special file"
                 };
-                return Err(Error::Refused {
-                    pid: root,
-                    reasons: vec![format!("{DIR}/{path} is {kind} (not carried)")],
-                });
+                return Err(format!("{DIR}/{path} is {kind} (not carried)"));
             };
             out.push(Entry { path, mode, what });
             if out.len() > MAX_ENTRIES {
-                return Err(Error::Refused {
-                    pid: root,
-                    reasons: vec![format!("more than {MAX_ENTRIES} entries in {DIR}")],
-                });
+                return Err(format!("more than {MAX_ENTRIES} entries in {DIR}"));
             }
         }
     }
-    // Parents before their children.
-    out.sort_by(|a, b| {
-        a.path
-            .matches('/')
-            .count()
-            .cmp(&b.path.matches('/').count())
+    // Parents before their children; links last, so that nothing is made through one.
+    out.sort_by_key(|e| {
+        (
+            matches!(e.what, What::Link { .. }),
+            e.path.matches('/').count(),
+        )
     });
     Ok(out)
 }

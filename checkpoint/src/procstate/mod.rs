@@ -61,6 +61,11 @@ pub(crate) fn timer_reason(host: i32) -> Option<String> {
     timers::list(host).err()
 }
 
+/// Why the pod (whose init is `root`) as a whole cannot be carried: its `/dev/shm`.
+pub(crate) fn pod_reasons(root: i32) -> Vec<String> {
+    devshm::reasons(root)
+}
+
 /// Why the locks of descriptor `fd` of `host` cannot be carried, if so.
 pub(crate) fn lock_reason(host: i32, fd: i32) -> Option<String> {
     locks::of_fd(host, fd).err()
@@ -229,6 +234,13 @@ pub(crate) fn validate(t: &TreeImage) -> Result<()> {
         }
     }
     let x = &t.extra;
+    if x.sysv
+        .sems
+        .iter()
+        .any(|s| s.values.len() > sysv::MAX_SEMS as usize)
+    {
+        return bad("System V semaphore set too large".into());
+    }
     if x.object_locks
         .iter()
         .any(|l| l.object as usize >= t.objects.len())

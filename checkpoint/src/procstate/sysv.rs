@@ -39,7 +39,7 @@ const MSG_COPY: u64 = 0o40000;
 const SHM_DEST: u32 = 0o1000;
 const SHM_RDONLY: u64 = 0o10000;
 /// Most semaphores of one set we carry (their values fit the scratch page).
-const MAX_SEMS: u64 = 2048;
+pub(crate) const MAX_SEMS: u64 = 2048;
 /// Buffer for one message read with `MSG_COPY` (text up to `msgmax`, 8 KiB by default).
 const MSG_BUF: u64 = 1 << 20;
 const PAGE: usize = 4096;

@@ -262,6 +262,7 @@ pub(crate) fn examine<'a>(s: &'a PodScan, cx: Option<&mut DumpCx>) -> Result<Ver
     }
     let root_fd = pod_root(root.host)?;
     let maps = process_reasons(s, &root_fd, &mut out);
+    out.extend(crate::procstate::pod_reasons(root.host));
     let shm = shm_regions(&maps).unwrap_or_else(|r| {
         out.push(r);
         HashMap::new()

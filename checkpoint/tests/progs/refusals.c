@@ -1,13 +1,15 @@
 /* Children that each hold one thing the engine must refuse, naming the process, the
  * descriptor and the reason: a TCP listener, a unix socket bound to a path, a descriptor in
  * flight, credentials in flight, a unix socket connected outside the pod (argv[2]), and an
- * epoll registration whose target descriptor was closed. Each child prints "HOLD what pid fd"
+ * epoll registration whose target descriptor was closed; and a FIFO in the pod's /dev/shm.
+ * Each child prints "HOLD what pid fd"
  * and waits; after "go" the parent ends them and prints DONE. */
 #include "common.h"
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
@@ -77,6 +79,7 @@ int main(int argc, char **argv) {
         hold("stale", ep);
     }
     for (int i = 0; i < n; i++) { char b; read(held_pipe[0], &b, 1); }
+    mkfifo("/dev/shm/zos-fifo", 0600);
     ready();
     char go[16];
     if (read(0, go, sizeof go) <= 0) return 5;
