@@ -203,3 +203,27 @@ fn every_kind_comes_back_in_a_pod_of_another_outside_user() {
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
+
+#[test]
+fn restored_multithreaded_pod_killed_before_resume_ends() {
+    let run = start_prog("timers", &[]);
+    run.wait_for("READY", 20);
+    let (image, _) = run.checkpoint_and_end();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // ptrace is per thread: restore and kill on one thread, watched from here.
+    std::thread::spawn(move || {
+        let held = zos_checkpoint::restore_tree(&image, &Default::default()).expect("restore");
+        let hosts: Vec<i32> = held.pids().iter().map(|p| p.1).collect();
+        held.kill();
+        let _ = tx.send(hosts);
+    });
+    let hosts = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("kill of a restored pod with a threaded process hangs");
+    for h in hosts {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{h}")).exists(),
+            "{h} left"
+        );
+    }
+}

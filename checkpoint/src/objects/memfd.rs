@@ -12,6 +12,8 @@ use std::os::unix::fs::FileExt;
 
 const PREFIX: &str = "/memfd:";
 const MEMFD_CREATE: u64 = 319;
+/// Longest memfd name the kernel takes.
+const MAX_NAME: usize = 249;
 const DELETED: &str = " (deleted)";
 
 /// The file behind one or more memfd descriptions and mappings.
@@ -122,6 +124,12 @@ fn read_extents(f: &OwnedFd, size: u64) -> Result<Vec<(u64, Vec<u8>)>> {
 pub(crate) fn make(cx: &mut RestoreCx<'_>, m: &MemfdFile, data: &[u8]) -> Result<()> {
     if cx.state.get::<Made>().0.contains_key(&m.ino) {
         return Ok(());
+    }
+    if m.name.len() > MAX_NAME || m.name.contains('\0') {
+        return Err(Error::BadImage(format!(
+            "memfd name of {} bytes",
+            m.name.len()
+        )));
     }
     let name = cx.root.put_str(0, &m.name)?;
     let flags = u64::from(libc::MFD_ALLOW_SEALING | libc::MFD_CLOEXEC);

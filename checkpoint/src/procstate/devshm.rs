@@ -15,6 +15,9 @@ const MKDIRAT: u64 = 258;
 const SYMLINKAT: u64 = 266;
 const FCHMODAT: u64 = 268;
 
+/// Longest path or link target carried.
+const MAX_PATH: usize = 4000;
+
 /// Where it is inside the pod.
 pub(crate) const DIR: &str = "/dev/shm";
 /// Most entries carried (a bound for images from a peer, too).
@@ -139,7 +142,11 @@ pub(crate) fn clean(path: &str) -> bool {
 /// Make the entries in the new pod's `/dev/shm`, through its root placeholder.
 pub(crate) fn restore(cx: &mut RestoreCx<'_>, entries: &[Entry]) -> Result<()> {
     for e in entries {
-        if !clean(&e.path) {
+        let target_len = match &e.what {
+            What::Link { target } => target.len(),
+            _ => 0,
+        };
+        if !clean(&e.path) || e.path.len() > MAX_PATH || target_len > MAX_PATH {
             return Err(Error::BadImage(format!("{DIR} entry {:?}", e.path)));
         }
         let path = format!("{DIR}/{}", e.path);

@@ -42,6 +42,8 @@ const SHM_RDONLY: u64 = 0o10000;
 pub(crate) const MAX_SEMS: u64 = 2048;
 /// Buffer for one message read with `MSG_COPY` (text up to `msgmax`, 8 KiB by default).
 const MSG_BUF: u64 = 1 << 20;
+/// Longest message carried (it is sent back from the restore's argument area).
+pub(crate) const MAX_MSG: usize = 48 << 10;
 const PAGE: usize = 4096;
 
 /// One shared memory segment.
@@ -251,6 +253,15 @@ fn read_queues(p: &mut Probe<'_>, queues: &[(i32, Vec<u8>)], buf: u64) -> Result
                 MSGRCV,
                 &[*id as u64, buf, MSG_BUF - 8, i, flags],
             )?;
+            if n as usize > MAX_MSG {
+                return Err(Error::Refused {
+                    pid: p.f.pid,
+                    reasons: vec![format!(
+                        "System V message queue {id} holds a message of {n} bytes (at most \
+                         {MAX_MSG} are carried)"
+                    )],
+                });
+            }
             let m = p.read(buf, 8 + n as usize)?;
             let kind = i64::from_le_bytes(m[..8].try_into().unwrap());
             messages.push((kind, m[8..].to_vec()));
@@ -377,6 +388,9 @@ pub(crate) fn restore(root: &mut Child, s: &Sysv, data: &[&[u8]]) -> Result<()> 
         )?;
         set_qbytes(root, q)?;
         for (kind, text) in &q.messages {
+            if text.len() > MAX_MSG {
+                return Err(Error::BadImage("System V message too long".into()));
+            }
             let mut m = kind.to_le_bytes().to_vec();
             m.extend_from_slice(text);
             let p = root.put(1024, &m)?;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod forge;
+pub mod mutate;
 pub mod pods;
 
 use std::io::{BufRead, BufReader};

@@ -103,8 +103,10 @@ impl Held {
         let _ = sys::kill(self.root, libc::SIGKILL);
         // Children first: the dying init waits to reap them, which it cannot while we still
         // have their exits to collect as their tracer.
+        // Within a process, its other threads before its leader: a traced leader's exit is
+        // reported only once every other thread of it has been collected.
         for p in self.procs.iter().rev() {
-            for (_, tid) in &p.threads {
+            for (_, tid) in p.threads.iter().rev() {
                 while let Ok(s) = ptrace::wait(*tid) {
                     if s == ptrace::Stop::Exited {
                         break;
