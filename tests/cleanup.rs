@@ -194,6 +194,16 @@ while True:
     let pulled = std::time::Instant::now();
     zombie.wait_log("its lease ended", secs(15));
     let after_lease = pulled.elapsed();
+    // README: the lease ends within 10 s of the master vanishing; the
+    // margin covers the log poll and a loaded machine.
+    let margin = std::time::Duration::from_secs(2);
+    assert!(
+        after_lease <= zos_daemon::limits::LEASE + margin,
+        "the lease ended {:.1} s after the cable was pulled (promised: {} s, + {} s margin)",
+        after_lease.as_secs_f64(),
+        zos_daemon::limits::LEASE.as_secs(),
+        margin.as_secs()
+    );
     let lines = std::fs::read_to_string(z.home.join("writer.out")).unwrap();
     let acked: usize = lines
         .lines()

@@ -19,6 +19,26 @@ fn wait_state(
     })
 }
 
+/// The breakdown lines `  NAME   FIGURE ms` of `zos dominate`'s output,
+/// as names and figures; panics (with the output) on a line that has a
+/// name but no number.
+fn breakdown(output: &str) -> Vec<(String, f64)> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let (name, figure, unit) = (words.next()?, words.next()?, words.next()?);
+            if unit != "ms" || words.next().is_some() || !line.starts_with("  ") {
+                return None;
+            }
+            let ms = figure
+                .parse::<f64>()
+                .unwrap_or_else(|e| panic!("{name}: {figure:?} is not a number ({e}): {output}"));
+            Some((name.to_string(), ms))
+        })
+        .collect()
+}
+
 #[test]
 fn the_zombies_user_accepts_or_refuses_and_hosts_show_the_state() {
     let lan = Lan::new(&["m", "m2", "z1"]);
@@ -64,9 +84,20 @@ fn the_zombies_user_accepts_or_refuses_and_hosts_show_the_state() {
     let log = asking.log();
     assert!(status.success(), "{log}");
     assert!(log.contains("dominating z1 at level complete"), "{log}");
-    for part in ["zt", "xt", "total"] {
-        assert!(log.contains(part), "no {part} in the breakdown: {log}");
-    }
+    // The breakdown: each part a figure in milliseconds, the total their sum.
+    let figures = breakdown(&log);
+    let names: Vec<&str> = figures.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["zt", "fs", "xt", "total"], "{log}");
+    let parts: f64 = figures[..3].iter().map(|(_, ms)| ms).sum();
+    let total = figures[3].1;
+    assert!(
+        (parts - total).abs() <= 0.25,
+        "the total {total} ms is not the sum of the parts {parts} ms: {log}"
+    );
+    assert!(
+        figures.iter().all(|(_, ms)| *ms >= 0.0 && *ms < 60_000.0),
+        "{figures:?}"
+    );
     let mine = wait_state(m, "z1", |d| d["master"] == "laptop").expect("m shows it");
     assert_eq!(mine["dominated"]["level"], "complete");
     let theirs = wait_state(m2, "z1", |d| d["master"] == "laptop")

@@ -193,3 +193,89 @@ fn first_start_creates_a_private_identity_that_stays() {
     );
     drop(again);
 }
+
+#[test]
+fn a_code_burner_is_slowed_to_the_limit_and_the_users_next_code_still_works() {
+    use common::attacker::{intrude, on};
+    use zos_netproto::wire::Message;
+
+    let lan = Lan::new(&["m", "z1", "a"]);
+    let (m, z1, a) = (lan.host("m"), lan.host("z1"), lan.host("a"));
+    let procs = setup(&lan, &["m"]);
+    let port = zos::wait_listed(m, "zed", DISCOVERY).unwrap()["port"]
+        .as_u64()
+        .unwrap() as u16;
+    let target = std::net::SocketAddr::new(z1.addr.into(), port);
+    // The attacker guesses as fast as it can, each time with a fresh key.
+    let burn = move |code: String, tries: u32| {
+        on(a, move || async move {
+            let mut answers = Vec::new();
+            for k in 0..tries {
+                let answer = match intrude(target, None).await {
+                    Ok(mut i) => match i.try_pairing(&zos::wrong_code(&code, k)).await {
+                        Ok(Message::PairFailed { reason }) => reason,
+                        other => format!("{other:?}"),
+                    },
+                    Err(e) => format!("no session: {e}"),
+                };
+                answers.push(answer);
+            }
+            answers
+        })
+    };
+    let limited = |answers: &[String]| answers.iter().filter(|r| r.contains("too many")).count();
+    let allowed = zos_daemon::limits::PAIR_ATTEMPTS_PER_ADDRESS;
+
+    let first = zos::pair_code(z1, "complete");
+    let answers = burn(first, 10);
+    assert_eq!(
+        limited(&answers),
+        10 - allowed,
+        "of 10 guesses in a row, all but {allowed} should be refused as too many: {answers:#?}"
+    );
+    assert!(
+        answers[..allowed].iter().all(|r| r.contains("code")),
+        "{answers:#?}"
+    );
+
+    // A new code: the attacker's further guesses do not touch it.
+    let code = zos::pair_code(z1, "complete");
+    let answers = burn(code.clone(), 5);
+    assert_eq!(limited(&answers), 5, "{answers:#?}");
+    let status = zos::json(z1, &["status", "--json"]);
+    assert_eq!(
+        status["pairing"]["attempts_left"], 3,
+        "the attacker used up tries of the new code: {status:#}"
+    );
+    let out = pair(m, &code);
+    assert!(
+        out.status.success(),
+        "the user's pairing failed after the attack:\n{}",
+        text(&out)
+    );
+
+    // The zombie's user sees who tried, from where, and why it failed.
+    let status = zos::json(z1, &["status", "--json"]);
+    let attempts = status["pairing_attempts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!attempts.is_empty(), "no attempts listed: {status:#}");
+    let from_attacker = |why: &str| {
+        attempts.iter().any(|t| {
+            t["addr"] == a.addr.to_string() && t["why"].as_str().unwrap_or("").contains(why)
+        })
+    };
+    assert!(
+        from_attacker("wrong code") && from_attacker("too many"),
+        "{attempts:#?}"
+    );
+    let total: u64 = attempts.iter().filter_map(|t| t["count"].as_u64()).sum();
+    assert_eq!(total, 15, "{attempts:#?}");
+    let shown = z1.run_ok(&["status"]);
+    assert!(
+        shown.contains("pairing attempts") && shown.contains(&a.addr.to_string()),
+        "{shown}"
+    );
+    drop(procs);
+}

@@ -254,6 +254,20 @@ fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
             a.master, a.fingerprint, a.level, a.expires_in_s
         );
     }
+    if !s.pairing_attempts.is_empty() {
+        println!("failed or refused pairing attempts (newest first):");
+        for a in &s.pairing_attempts {
+            let times = if a.count > 1 {
+                format!(" ({} times)", a.count)
+            } else {
+                String::new()
+            };
+            println!(
+                "  {} s ago from {} key {}: {}{times}",
+                a.age_s, a.addr, a.fingerprint, a.why
+            );
+        }
+    }
     for sess in &s.sessions {
         let dominating = match (s.role, sess.dominating) {
             (_, None) => String::new(),

@@ -153,6 +153,27 @@ pub struct StatusInfo {
     /// A domination request waiting for this zombie's user to answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asking: Option<AskInfo>,
+    /// Recent pairing attempts that failed or were refused (zombie), the
+    /// newest first.
+    #[serde(default)]
+    pub pairing_attempts: Vec<PairAttemptInfo>,
+}
+
+/// A pairing attempt that failed or was refused, as a zombie shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairAttemptInfo {
+    /// The peer's address (IP).
+    pub addr: String,
+    /// The fingerprint of the key it used (the last one, if repeated).
+    pub fingerprint: String,
+    /// When (the last time), seconds since the Unix epoch.
+    pub at_unix: u64,
+    /// Seconds ago.
+    pub age_s: u64,
+    /// Why it failed or was refused.
+    pub why: String,
+    /// How many such attempts in a row from this address.
+    pub count: u32,
 }
 
 /// A master asking to dominate a zombie, waiting for the zombie's user.

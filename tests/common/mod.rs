@@ -8,6 +8,7 @@
 //! creating pid).
 #![allow(dead_code)]
 
+pub mod attacker;
 pub mod avahi;
 pub mod host;
 pub mod lan;

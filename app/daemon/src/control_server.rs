@@ -12,13 +12,15 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use zos_netproto::control::{Reply, Request};
 
+use crate::accept::{LogLimiter, accept_loop};
 use crate::error::{DaemonError, Result};
-
-/// The longest request line accepted.
-const MAX_REQUEST: usize = 64 << 10;
+use crate::limits::{
+    CONTROL_REQUEST_TIMEOUT, MAX_CONTROL_CLIENTS, MAX_CONTROL_REQUEST, REFUSAL_LOG_INTERVAL,
+};
 
 /// What a connection turns into after a final [`Reply::Stream`]: it gets
 /// the whole connection and runs until the stream ends.
@@ -84,30 +86,42 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
 }
 
 /// Serves clients until `shutdown` is cancelled, then removes the socket.
+/// At most [`MAX_CONTROL_CLIENTS`] at once; beyond, a client is closed at
+/// once (logged at most once per [`REFUSAL_LOG_INTERVAL`]).
 pub async fn serve<H: Handler>(
     listener: UnixListener,
     path: PathBuf,
     handler: Arc<H>,
     shutdown: CancellationToken,
 ) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let handler = handler.clone();
-                    tokio::spawn(serve_client(stream, handler));
+    let places = Arc::new(Semaphore::new(MAX_CONTROL_CLIENTS));
+    let mut refusals = LogLimiter::new(REFUSAL_LOG_INTERVAL);
+    accept_loop(&listener, "control socket", &shutdown, |stream, _| {
+        match places.clone().try_acquire_owned() {
+            Ok(place) => {
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    serve_client(stream, handler).await;
+                    drop(place);
+                });
+            }
+            Err(_) => {
+                drop(stream);
+                if let Some(left_out) = refusals.allow(tokio::time::Instant::now()) {
+                    tracing::warn!(
+                        "control socket: refused a client, {MAX_CONTROL_CLIENTS} are served already ({left_out} more refusals not logged)"
+                    );
                 }
-                Err(e) => tracing::warn!("control socket accept: {e}"),
             }
         }
-    }
+    })
+    .await;
     let _ = std::fs::remove_file(&path);
 }
 
 async fn serve_client<H: Handler>(stream: UnixStream, handler: Arc<H>) {
     let (reader, writer) = stream.into_split();
-    let mut reader = BufReader::new(reader).take(MAX_REQUEST as u64);
+    let mut reader = BufReader::new(reader).take(MAX_CONTROL_REQUEST as u64);
     let mut line = String::new();
     let gone = CancellationToken::new();
     let mut out = Replies {
@@ -115,12 +129,17 @@ async fn serve_client<H: Handler>(stream: UnixStream, handler: Arc<H>) {
         gone: gone.clone(),
         upgrade: None,
     };
-    let request = match reader.read_line(&mut line).await {
-        Ok(0) => return,
-        Ok(_) => {
+    let read = tokio::time::timeout(CONTROL_REQUEST_TIMEOUT, reader.read_line(&mut line)).await;
+    let request = match read {
+        Ok(Ok(0)) => return,
+        Ok(Ok(_)) => {
             serde_json::from_str::<Request>(&line).map_err(|e| format!("bad control request: {e}"))
         }
-        Err(e) => Err(format!("bad control request: {e}")),
+        Ok(Err(e)) => Err(format!("bad control request: {e}")),
+        Err(_) => Err(format!(
+            "no request within {} s",
+            CONTROL_REQUEST_TIMEOUT.as_secs()
+        )),
     };
     let request = match request {
         Ok(r) => r,
@@ -165,4 +184,67 @@ async fn serve_client<H: Handler>(stream: UnixStream, handler: Arc<H>) {
     let reply = handler.handle(request, &mut out).await;
     watch.abort();
     let _ = write_reply(&mut out.writer, &reply).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncBufReadExt;
+
+    use super::*;
+    use crate::limits::{CONTROL_REQUEST_TIMEOUT, MAX_CONTROL_CLIENTS};
+
+    /// Answers every request with `Done`.
+    struct Done;
+
+    impl Handler for Done {
+        async fn handle(self: Arc<Self>, _request: Request, _out: &mut Replies) -> Reply {
+            Reply::Done
+        }
+    }
+
+    async fn reply_line(stream: UnixStream) -> String {
+        let mut line = String::new();
+        let _ = BufReader::new(stream).read_line(&mut line).await;
+        line
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_clients_are_capped_and_dropped_after_the_request_timeout() {
+        let dir = std::env::temp_dir().join(format!("zos-control-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("control.sock");
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(
+            bind(&path).unwrap(),
+            path.clone(),
+            Arc::new(Done),
+            shutdown.clone(),
+        ));
+        let mut silent = Vec::new();
+        for _ in 0..MAX_CONTROL_CLIENTS {
+            silent.push(UnixStream::connect(&path).await.unwrap());
+        }
+        // One more is closed at once, without an answer.
+        let extra = UnixStream::connect(&path).await.unwrap();
+        assert_eq!(reply_line(extra).await, "");
+        // The silent ones are answered with an error once their time is up.
+        let start = tokio::time::Instant::now();
+        let first = reply_line(silent.remove(0)).await;
+        assert!(first.contains("no request within"), "{first:?}");
+        assert_eq!(start.elapsed().as_secs(), CONTROL_REQUEST_TIMEOUT.as_secs());
+        for s in silent {
+            assert!(reply_line(s).await.contains("no request within"));
+        }
+        // Then there is room again.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut client = UnixStream::connect(&path).await.unwrap();
+        client.write_all(b"{\"op\":\"status\"}\n").await.unwrap();
+        assert!(reply_line(client).await.contains("done"));
+        shutdown.cancel();
+        server.await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -7,9 +7,9 @@
 //! the record, which flushes it from the cache. (mDNS alone would keep a
 //! crashed zombie for its 120 s TTL.)
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use zos_netproto::Fingerprint;
@@ -38,7 +38,7 @@ pub struct HostTable {
 impl HostTable {
     /// Applies a discovery change.
     pub fn apply(&self, change: Change) {
-        let mut hosts = self.hosts.lock().expect("hosts");
+        let mut hosts = self.hosts.lock();
         match change {
             Change::Up(info) => {
                 if !hosts.contains_key(&info.instance) {
@@ -61,13 +61,7 @@ impl HostTable {
 
     /// The current list, sorted by name.
     pub fn list(&self) -> Vec<HostInfo> {
-        let mut v: Vec<HostInfo> = self
-            .hosts
-            .lock()
-            .expect("hosts")
-            .values()
-            .map(|t| t.info.clone())
-            .collect();
+        let mut v: Vec<HostInfo> = self.hosts.lock().values().map(|t| t.info.clone()).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name).then(a.instance.cmp(&b.instance)));
         v
     }
@@ -122,7 +116,6 @@ impl HostTable {
         let targets: Vec<(String, Option<SocketAddr>)> = self
             .hosts
             .lock()
-            .expect("hosts")
             .values()
             .map(|t| {
                 (
@@ -140,7 +133,7 @@ impl HostTable {
                 ),
                 None => false,
             };
-            let mut hosts = self.hosts.lock().expect("hosts");
+            let mut hosts = self.hosts.lock();
             let Some(t) = hosts.get_mut(&instance) else {
                 continue;
             };

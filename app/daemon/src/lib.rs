@@ -7,12 +7,17 @@
 //! [`zos_netproto::control`]). This is the only crate that combines the
 //! protocol, display and checkpoint libraries.
 
+pub mod accept;
+pub mod admission;
 pub mod control_server;
 pub mod domination;
 pub mod error;
 pub mod hosts;
+pub mod limits;
 pub mod master;
 pub mod paths;
+pub mod peer;
+pub mod rlimit;
 pub mod settings;
 pub mod sysinfo;
 pub mod tasks;

@@ -10,8 +10,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -55,19 +57,13 @@ impl Tasks {
 
     /// Every task, by id.
     pub fn list(&self) -> Vec<TaskInfo> {
-        self.tasks
-            .lock()
-            .expect("tasks")
-            .values()
-            .map(|e| e.info.clone())
-            .collect()
+        self.tasks.lock().values().map(|e| e.info.clone()).collect()
     }
 
     /// Every task as a dominated zombie sees it.
     pub fn summaries(&self) -> Vec<TaskSummary> {
         self.tasks
             .lock()
-            .expect("tasks")
             .values()
             .map(|e| TaskSummary {
                 id: e.info.id,
@@ -84,30 +80,23 @@ impl Tasks {
 
     /// The fan-out that serves shared task `id`'s display to its viewers.
     pub fn fanout(&self, id: u64) -> Option<Arc<Fanout>> {
-        self.tasks
-            .lock()
-            .expect("tasks")
-            .get(&id)
-            .map(|e| Arc::clone(&e.fanout))
+        self.tasks.lock().get(&id).map(|e| Arc::clone(&e.fanout))
     }
 
     fn insert(&self, info: TaskInfo, fanout: Arc<Fanout>) {
-        self.tasks
-            .lock()
-            .expect("tasks")
-            .insert(info.id, Entry { info, fanout });
+        self.tasks.lock().insert(info.id, Entry { info, fanout });
         self.changes.send_modify(|v| *v += 1);
     }
 
     fn remove(&self, id: u64) {
-        self.tasks.lock().expect("tasks").remove(&id);
+        self.tasks.lock().remove(&id);
         self.changes.send_modify(|v| *v += 1);
     }
 
     /// Waits (up to `limit`) until every task has cleaned up after a shutdown.
     pub async fn wait_all_ended(&self, limit: std::time::Duration) {
         let end = tokio::time::Instant::now() + limit;
-        while !self.tasks.lock().expect("tasks").is_empty() && tokio::time::Instant::now() < end {
+        while !self.tasks.lock().is_empty() && tokio::time::Instant::now() < end {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }

@@ -71,6 +71,7 @@ fn demo() -> FakeDaemon {
                 pairing: None,
                 sessions: vec![],
                 asking: None,
+                pairing_attempts: Vec::new(),
             })],
             Request::TrustList => vec![Reply::Trust {
                 entries: vec![PeerEntry {

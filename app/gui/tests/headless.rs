@@ -37,6 +37,7 @@ fn status() -> StatusInfo {
         pairing: None,
         sessions: vec![],
         asking: None,
+        pairing_attempts: Vec::new(),
     }
 }
 

@@ -188,6 +188,7 @@ fn inner(flag: PathBuf) {
             pairing: None,
             sessions: vec![],
             asking: None,
+            pairing_attempts: Vec::new(),
         })],
         _ => vec![Reply::Error {
             message: "not in this test".into(),

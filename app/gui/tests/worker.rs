@@ -58,6 +58,7 @@ fn fake_master(hosts: Arc<Mutex<Vec<HostInfo>>>) -> FakeDaemon {
             pairing: None,
             sessions: vec![],
             asking: None,
+            pairing_attempts: Vec::new(),
         })],
         Request::Ping { host, .. } => vec![
             Reply::Pong {

@@ -47,6 +47,7 @@ fn demo() -> FakeDaemon {
                         mount: None,
                     }],
                     asking: None,
+                    pairing_attempts: Vec::new(),
                 })]
             }
             Request::PairCode { level } => {

@@ -2,7 +2,7 @@
 //! the daemon's latest [`StatusInfo`] (or the reason it could not be had).
 //! Pure functions, so they are tested without D-Bus.
 
-use zos_netproto::control::{AskInfo, PairCodeInfo, StatusInfo, TaskInfo};
+use zos_netproto::control::{AskInfo, PairAttemptInfo, PairCodeInfo, StatusInfo, TaskInfo};
 
 /// The daemon's state as last seen by the tray.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -97,6 +97,7 @@ impl View {
                 )),
                 None => lines.push("No pairing code on offer".to_owned()),
             }
+            lines.extend(attempt_lines(&status.pairing_attempts));
             lines.push(format!("{} trusted master(s)", status.trusted));
             lines.push(format!("Fingerprint {}", status.fingerprint));
         }
@@ -118,6 +119,28 @@ pub fn view_label(task: &TaskInfo) -> String {
         Some(host) => format!("View {program} (task {} on {host})", task.id),
         None => format!("View {program} (task {})", task.id),
     }
+}
+
+/// The failed or refused pairing attempts, newest first: a heading with
+/// the total, then one line for each of the latest three.
+fn attempt_lines(attempts: &[PairAttemptInfo]) -> Vec<String> {
+    if attempts.is_empty() {
+        return Vec::new();
+    }
+    let total: u32 = attempts.iter().map(|a| a.count).sum();
+    let mut lines = vec![format!("{total} failed pairing attempt(s):")];
+    for a in attempts.iter().take(3) {
+        let times = if a.count > 1 {
+            format!(" ×{}", a.count)
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "  {} (key {}), {} s ago: {}{times}",
+            a.addr, a.fingerprint, a.age_s, a.why
+        ));
+    }
+    lines
 }
 
 fn sessions(n: usize) -> String {
@@ -143,6 +166,7 @@ mod tests {
             pairing,
             sessions: vec![],
             asking: None,
+            pairing_attempts: Vec::new(),
         }
     }
 
@@ -165,6 +189,36 @@ mod tests {
             view.tooltip_body()
                 .contains("Pairing code 123456 (complete, 42 s left)")
         );
+    }
+
+    #[test]
+    fn failed_pairing_attempts_are_listed_newest_first() {
+        let mut s = status(None);
+        s.pairing_attempts = (0..5)
+            .map(|n| PairAttemptInfo {
+                addr: format!("10.0.0.{n}"),
+                fingerprint: "aaaa-bbbb".into(),
+                at_unix: 0,
+                age_s: n,
+                why: "wrong code".into(),
+                count: 2,
+            })
+            .collect();
+        let view = View {
+            status: Some(s),
+            ..View::default()
+        };
+        let lines = view.lines();
+        let at = lines
+            .iter()
+            .position(|l| l == "10 failed pairing attempt(s):")
+            .unwrap_or_else(|| panic!("{lines:#?}"));
+        assert_eq!(
+            lines[at + 1],
+            "  10.0.0.0 (key aaaa-bbbb), 0 s ago: wrong code ×2"
+        );
+        assert!(lines[at + 3].starts_with("  10.0.0.2 "));
+        assert!(!lines[at + 4].starts_with("  10.0.0.3 "), "three at most");
     }
 
     #[test]

@@ -81,6 +81,7 @@ fn fake_zombie(answers: mpsc::Sender<bool>) -> FakeDaemon {
                 mount: Some("/run/user/0/zos-x/anima".into()),
             }],
             asking: asking.lock().unwrap().clone(),
+            pairing_attempts: Vec::new(),
         })],
         Request::Answer { accept } => {
             asked.lock().unwrap().take();

@@ -1,33 +1,56 @@
 //! The zombie role: advertise, accept sessions from paired masters, pair,
 //! and be dominated by one master at a time.
+//!
+//! | module | concept |
+//! |---|---|
+//! | `mod` | the daemon: listener, advert, state shared by the sessions |
+//! | `connection` | one TCP connection: its place under the caps, handshake deadline, displacement |
+//! | `session` | one session's loop: what a master may ask, idle timeouts, the lease |
+//! | `pairing`, `attempts` | the SPAKE2 exchange; rate limits and the record of failed attempts |
+//! | `consent` | asking the user whether a master may dominate |
+//! | `dominion` | the dominating master: shares, tasks, letting go |
+//! | `control` | the control socket |
 
+mod attempts;
+mod connection;
+mod consent;
 mod control;
 mod dominion;
 mod pairing;
+mod session;
 mod variant;
 mod viewers;
 
+#[cfg(test)]
+mod tests;
+
 pub(crate) use variant::variant;
 
+pub use crate::limits::{CONSENT_TIMEOUT, LEASE};
+
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpStream};
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use zos_netproto::control::{SessionInfo, StatusInfo};
 use zos_netproto::discovery::{Advert, Advertiser, Interfaces};
 use zos_netproto::pairing::PendingCode;
-use zos_netproto::session::Session;
 use zos_netproto::trust::PeerStore;
-use zos_netproto::wire::{Message, Role};
-use zos_netproto::{Error as NetError, Identity, Level, PublicKey};
+use zos_netproto::wire::Role;
+use zos_netproto::{Identity, Level, PublicKey};
 
+use crate::accept::{LogLimiter, accept_loop};
+use crate::admission::{Admission, Caps};
 use crate::control_server;
 use crate::error::{DaemonError, Result};
+use crate::limits;
 use crate::paths::Paths;
 use crate::sysinfo;
+use attempts::PairAttempts;
 use dominion::Dominion;
 use pairing::code_info;
 
@@ -54,18 +77,14 @@ pub struct ZombieConfig {
 
 /// How often the advertisement is refreshed with current load and memory.
 const ADVERT_REFRESH: Duration = Duration::from_secs(3);
-/// How long a master may take between pairing steps.
-const PAIR_STEP_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the zombie's user has to accept a domination.
-pub const CONSENT_TIMEOUT: Duration = Duration::from_secs(45);
-/// A dominating master that says nothing for this long has lost its lease:
-/// the zombie ends the session and cleans up by itself.
-pub const LEASE: Duration = Duration::from_secs(10);
 
 struct LiveSession {
     id: u64,
     master: PublicKey,
+    /// The name the master was paired under, or the one it gives itself
+    /// while unpaired.
     master_name: String,
+    paired: bool,
     addr: SocketAddr,
     started: Instant,
     cancel: CancellationToken,
@@ -77,11 +96,12 @@ pub struct Zombie {
     identity: Identity,
     trust: Mutex<PeerStore>,
     pending: Mutex<Option<PendingCode>>,
+    attempts: Mutex<PairAttempts>,
     sessions: Mutex<Vec<LiveSession>>,
     /// The master dominating this zombie, if any (one at a time).
     dominion: Mutex<Option<Dominion>>,
     /// A domination request waiting for the user's answer.
-    asking: Mutex<Option<dominion::Ask>>,
+    asking: Mutex<Option<consent::Ask>>,
     /// Wakes the advertiser when what it says has changed.
     advert_changed: tokio::sync::Notify,
     next_session: AtomicU64,
@@ -91,6 +111,7 @@ pub struct Zombie {
 
 /// Runs a zombie daemon until `shutdown` is cancelled.
 pub async fn run(cfg: ZombieConfig, shutdown: CancellationToken) -> Result<()> {
+    crate::rlimit::raise_descriptor_limit();
     let identity = Identity::load_or_create(&cfg.paths.identity())?;
     let trust = PeerStore::load(&cfg.paths.trust())?;
     let listener = TcpListener::bind(("0.0.0.0", cfg.port))
@@ -101,19 +122,7 @@ pub async fn run(cfg: ZombieConfig, shutdown: CancellationToken) -> Result<()> {
         .map_err(|e| DaemonError::io("listener address", e))?;
     let socket = cfg.paths.socket();
     let control = control_server::bind(&socket)?;
-    let zombie = Arc::new(Zombie {
-        identity,
-        trust: Mutex::new(trust),
-        pending: Mutex::new(None),
-        sessions: Mutex::new(Vec::new()),
-        dominion: Mutex::new(None),
-        asking: Mutex::new(None),
-        advert_changed: tokio::sync::Notify::new(),
-        next_session: AtomicU64::new(1),
-        listen,
-        shutdown: shutdown.clone(),
-        cfg,
-    });
+    let zombie = Zombie::new(cfg, identity, trust, listen, shutdown.clone());
     let mut advertiser = Advertiser::start(zombie.advert(), &zombie.cfg.interfaces)?;
     tracing::info!("listening on {listen}");
     tracing::info!(
@@ -128,26 +137,16 @@ pub async fn run(cfg: ZombieConfig, shutdown: CancellationToken) -> Result<()> {
         zombie.clone(),
         shutdown.clone(),
     ));
+    tokio::spawn(zombie.clone().listen(listener));
     let mut refresh = tokio::time::interval(ADVERT_REFRESH);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = refresh.tick() => {
-                if let Err(e) = advertiser.update(zombie.advert()) {
-                    tracing::warn!("refreshing mDNS advertisement: {e}");
-                }
-            }
-            _ = zombie.advert_changed.notified() => {
-                if let Err(e) = advertiser.update(zombie.advert()) {
-                    tracing::warn!("refreshing mDNS advertisement: {e}");
-                }
-            }
-            accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => {
-                    tokio::spawn(zombie.clone().serve_connection(stream, addr));
-                }
-                Err(e) => tracing::warn!("accept: {e}"),
-            }
+            _ = refresh.tick() => {}
+            _ = zombie.advert_changed.notified() => {}
+        }
+        if let Err(e) = advertiser.update(zombie.advert()) {
+            tracing::warn!("refreshing mDNS advertisement: {e}");
         }
     }
     zombie.end_sessions(|_| true, "the zombie is shutting down");
@@ -160,6 +159,54 @@ pub async fn run(cfg: ZombieConfig, shutdown: CancellationToken) -> Result<()> {
 }
 
 impl Zombie {
+    fn new(
+        cfg: ZombieConfig,
+        identity: Identity,
+        trust: PeerStore,
+        listen: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> Arc<Zombie> {
+        Arc::new(Zombie {
+            identity,
+            trust: Mutex::new(trust),
+            pending: Mutex::new(None),
+            attempts: Mutex::new(PairAttempts::default()),
+            sessions: Mutex::new(Vec::new()),
+            dominion: Mutex::new(None),
+            asking: Mutex::new(None),
+            advert_changed: tokio::sync::Notify::new(),
+            next_session: AtomicU64::new(1),
+            listen,
+            shutdown,
+            cfg,
+        })
+    }
+
+    /// Accepts connections on the session port, each under the caps of
+    /// [`crate::limits`]; those over a cap are closed at once.
+    async fn listen(self: Arc<Self>, listener: TcpListener) {
+        let admission = Admission::new(Caps::ZOMBIE);
+        let mut refusals = LogLimiter::new(limits::REFUSAL_LOG_INTERVAL);
+        let shutdown = self.shutdown.clone();
+        accept_loop(&listener, "session port", &shutdown, |stream, addr| {
+            match admission.admit(addr.ip()) {
+                Ok(ticket) => {
+                    tokio::spawn(self.clone().serve_connection(stream, addr, ticket));
+                }
+                Err(why) => {
+                    drop(stream);
+                    if let Some(left_out) = refusals.allow(tokio::time::Instant::now()) {
+                        let (all, unpaired) = admission.counts();
+                        tracing::warn!(
+                            "refused a connection from {addr}: {why} ({all} held, {unpaired} of them unpaired; {left_out} more refusals not logged)"
+                        );
+                    }
+                }
+            }
+        })
+        .await;
+    }
+
     fn advert(&self) -> Advert {
         Advert {
             name: self.cfg.name.clone(),
@@ -170,171 +217,25 @@ impl Zombie {
             load1: (sysinfo::load1() * 10.0).round() / 10.0,
             mem_free_mib: sysinfo::mem_available_mib() / 16 * 16,
             levels: self.cfg.levels.clone(),
-            dominated: self.dominion.lock().expect("dominion").as_ref().map(|d| {
-                zos_netproto::discovery::Domination {
+            dominated: self
+                .dominion
+                .lock()
+                .as_ref()
+                .map(|d| zos_netproto::discovery::Domination {
                     master: d.master_name.clone(),
                     level: d.level,
-                }
-            }),
+                }),
         }
     }
 
-    async fn serve_connection(self: Arc<Self>, stream: TcpStream, addr: SocketAddr) {
-        match self.session(stream, addr).await {
-            Ok(()) => {}
-            Err(DaemonError::Net(NetError::Closed(reason)))
-                if reason.contains("during handshake") =>
-            {
-                tracing::debug!("connection from {addr} closed before a handshake (probe)");
-            }
-            Err(DaemonError::Net(NetError::Closed(reason))) => {
-                tracing::info!("connection from {addr} closed: {reason}");
-            }
-            Err(e) => tracing::warn!("connection from {addr} dropped: {e}"),
-        }
-    }
-
+    /// The level `key`'s trust entry grants, if it has one.
     fn trusted_level(&self, key: &PublicKey) -> Option<Level> {
-        self.trust.lock().expect("trust").get(key).map(|e| e.level)
+        self.trust.lock().get(key).map(|e| e.level)
     }
 
-    async fn session(self: &Arc<Self>, stream: TcpStream, addr: SocketAddr) -> Result<()> {
-        let mut session =
-            Session::accept(stream, &self.identity, Role::Zombie, &self.cfg.name).await?;
-        if session.remote_role != Role::Master {
-            session
-                .send(&Message::Refused {
-                    reason: "zombies only accept sessions from masters".into(),
-                })
-                .await?;
-            session.mux.close();
-            return Ok(());
-        }
-        let mut level = self.trusted_level(&session.remote);
-        session.send(&Message::Welcome { level }).await?;
-        let cancel = CancellationToken::new();
-        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
-        self.sessions.lock().expect("sessions").push(LiveSession {
-            id,
-            master: session.remote,
-            master_name: session.remote_name.clone(),
-            addr,
-            started: Instant::now(),
-            cancel: cancel.clone(),
-        });
-        tracing::info!(
-            "session {id} from master {} ({}) at {addr}, {}",
-            session.remote_name,
-            session.remote.fingerprint(),
-            level
-                .map(|l| format!("paired, level {l}"))
-                .unwrap_or_else(|| "not paired".into())
-        );
-        let result = self
-            .session_loop(id, &mut session, &mut level, &cancel)
-            .await;
-        self.sessions
-            .lock()
-            .expect("sessions")
-            .retain(|s| s.id != id);
-        if let Some(dominion) = self.take_dominion(id) {
-            let why = match &result {
-                Ok(()) => "the session ended".to_string(),
-                Err(e) => format!("the session was lost ({e})"),
-            };
-            self.let_go(dominion, &why).await;
-        }
-        session.mux.close();
-        tracing::info!("session {id} ended");
-        result
-    }
-
-    async fn session_loop(
-        &self,
-        id: u64,
-        session: &mut Session,
-        level: &mut Option<Level>,
-        cancel: &CancellationToken,
-    ) -> Result<()> {
-        let mut last_heard = tokio::time::Instant::now();
-        loop {
-            let dominated = self.dominated_by(id);
-            let lease_end = last_heard + LEASE;
-            let msg = tokio::select! {
-                _ = cancel.cancelled() => {
-                    let reason = if self.shutdown.is_cancelled() {
-                        "the zombie is shutting down".to_string()
-                    } else {
-                        format!("this master's key was revoked on {}", self.cfg.name)
-                    };
-                    let _ = session.send(&Message::Bye { reason }).await;
-                    return Ok(());
-                }
-                _ = tokio::time::sleep_until(lease_end), if dominated => {
-                    tracing::warn!(
-                        "session {id}: the dominating master said nothing for {} s; its lease ended",
-                        LEASE.as_secs()
-                    );
-                    session.mux.abort("lease expired");
-                    return Ok(());
-                }
-                m = session.recv() => m?,
-            };
-            last_heard = tokio::time::Instant::now();
-            match msg {
-                Message::Ping { seq } => {
-                    // The trust store is authoritative on every request.
-                    *level = self.trusted_level(&session.remote);
-                    if level.is_none() {
-                        session
-                            .send(&Message::Refused {
-                                reason: self.not_paired(),
-                            })
-                            .await?;
-                        return Ok(());
-                    }
-                    session.send(&Message::Pong { seq }).await?;
-                }
-                Message::PairStart { name, spake } => {
-                    if let Some(granted) = self.pair(session, &name, &spake).await? {
-                        *level = Some(granted);
-                    }
-                }
-                Message::Dominate { level: asked } => {
-                    *level = self.trusted_level(&session.remote);
-                    match self.decide_domination(id, session, asked, *level).await? {
-                        Ok(granted) => {
-                            session.send(&Message::Dominated { level: granted }).await?;
-                            self.mount_share(id, session).await?;
-                        }
-                        Err(reason) => {
-                            session.send(&Message::Refused { reason }).await?;
-                            return Ok(());
-                        }
-                    }
-                }
-                Message::Tasks { tasks } if dominated => {
-                    let viewers = self.set_master_tasks(id, tasks);
-                    session.send(&Message::Shown { viewers }).await?;
-                }
-                Message::Release { reason } if dominated => {
-                    if let Some(dominion) = self.take_dominion(id) {
-                        self.let_go(dominion, &format!("released by the master ({reason})"))
-                            .await;
-                    }
-                    session.send(&Message::Released).await?;
-                }
-                Message::Bye { .. } => return Ok(()),
-                other => {
-                    session
-                        .send(&Message::Refused {
-                            reason: format!("unexpected message {}", variant(&other)),
-                        })
-                        .await?;
-                    return Ok(());
-                }
-            }
-        }
+    /// The name `key` was paired under, if it is paired.
+    fn paired_name(&self, key: &PublicKey) -> Option<String> {
+        self.trust.lock().get(key).map(|e| e.name.clone())
     }
 
     pub(super) fn not_paired(&self) -> String {
@@ -344,8 +245,12 @@ impl Zombie {
         )
     }
 
+    fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
     fn end_sessions(&self, which: impl Fn(&LiveSession) -> bool, why: &str) -> usize {
-        let sessions = self.sessions.lock().expect("sessions");
+        let sessions = self.sessions.lock();
         let mut n = 0;
         for s in sessions.iter().filter(|s| which(s)) {
             tracing::info!("ending session {} with {}: {why}", s.id, s.master_name);
@@ -359,7 +264,6 @@ impl Zombie {
         let pairing = self
             .pending
             .lock()
-            .expect("pending code")
             .as_ref()
             .filter(|c| c.usable())
             .map(code_info);
@@ -368,14 +272,14 @@ impl Zombie {
             name: self.cfg.name.clone(),
             fingerprint: self.identity.public().fingerprint().0,
             listen: Some(self.listen.to_string()),
-            trusted: self.trust.lock().expect("trust").entries().len(),
+            trusted: self.trust.lock().entries().len(),
             pairing,
             asking: self.ask_info(),
             sessions: self
                 .sessions
                 .lock()
-                .expect("sessions")
                 .iter()
+                .filter(|s| s.paired)
                 .map(|s| SessionInfo {
                     peer: s.master_name.clone(),
                     fingerprint: s.master.fingerprint().0,
@@ -385,6 +289,7 @@ impl Zombie {
                     mount: self.mount_of(s.id),
                 })
                 .collect(),
+            pairing_attempts: self.attempts.lock().recent(tokio::time::Instant::now()),
         }
     }
 }

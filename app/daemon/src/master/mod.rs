@@ -1,24 +1,31 @@
 //! The master role: browse for zombies, pair with them, open sessions.
+//!
+//! | module | concept |
+//! |---|---|
+//! | `mod` | the daemon, its control requests, status and host list |
+//! | `sessions` | finding a zombie (paired names first), connecting, `zos ping` |
+//! | `pairing` | the master's side of pairing |
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+mod pairing;
+mod sessions;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use tokio_util::sync::CancellationToken;
 use zos_netproto::Identity;
 use zos_netproto::control::{Reply, Request, SessionInfo, StatusInfo};
 use zos_netproto::discovery::{Browser, Interfaces};
-use zos_netproto::pairing::{self, Side};
-use zos_netproto::session::Session;
 use zos_netproto::trust::PeerStore;
-use zos_netproto::wire::{Message, Role};
+use zos_netproto::wire::Role;
 
 use crate::control_server::{self, Handler, Replies};
 use crate::domination::Dominions;
 use crate::error::{DaemonError, Result};
 use crate::hosts::{HostTable, PROBE_INTERVAL};
 use crate::paths::Paths;
-use crate::zombie::variant;
 
 /// How a master is configured.
 #[derive(Clone, Debug)]
@@ -44,6 +51,7 @@ pub struct Master {
 
 /// Runs a master daemon until `shutdown` is cancelled.
 pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
+    crate::rlimit::raise_descriptor_limit();
     let identity = Identity::load_or_create(&cfg.paths.identity())?;
     let zombies = PeerStore::load(&cfg.paths.zombies())?;
     let socket = cfg.paths.socket();
@@ -110,177 +118,6 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
 }
 
 impl Master {
-    /// Opens a session to `host` and checks that both sides are paired.
-    async fn paired_session(&self, host: &str) -> Result<Session> {
-        let (addr, _) = self.hosts.resolve(host)?;
-        let mut session = self.connect(addr).await?;
-        let Message::Welcome { level } = session.expect().await? else {
-            return Err(DaemonError::User("zombie did not welcome us".into()));
-        };
-        let name = session.remote_name.clone();
-        if level.is_none() {
-            let _ = session
-                .send(&Message::Bye {
-                    reason: "not paired".into(),
-                })
-                .await;
-            session.mux.close();
-            return Err(DaemonError::User(format!(
-                "zombie {name} refused: this master is not paired with it (run `zos pair-code` on {name}, then `zos pair {name} --code CODE` here)"
-            )));
-        }
-        if self
-            .zombies
-            .lock()
-            .expect("zombies")
-            .get(&session.remote)
-            .is_none()
-        {
-            session.mux.close();
-            return Err(DaemonError::User(format!(
-                "zombie {name} at {addr} presents key {}, which this master never paired with; pair again with `zos pair {name} --code CODE`",
-                session.remote.fingerprint()
-            )));
-        }
-        Ok(session)
-    }
-
-    async fn connect(&self, addr: SocketAddr) -> Result<Session> {
-        let session = Session::connect(addr, &self.identity, Role::Master, &self.cfg.name).await?;
-        if session.remote_role != Role::Zombie {
-            session.mux.close();
-            return Err(DaemonError::User(format!("{addr} is not a zombie")));
-        }
-        Ok(session)
-    }
-
-    async fn pair(&self, host: &str, code: &str) -> Result<Reply> {
-        if code.len() != 6 || !code.chars().all(|c| c.is_ascii_digit()) {
-            return Err(DaemonError::User("a pairing code is 6 digits".into()));
-        }
-        let (addr, _) = self.hosts.resolve(host)?;
-        let mut session = self.connect(addr).await?;
-        let Message::Welcome { .. } = session.expect().await? else {
-            return Err(DaemonError::User("zombie did not welcome us".into()));
-        };
-        let zombie_key = session.remote;
-        let (state, spake) = pairing::master_start(code, &self.identity.public(), &zombie_key);
-        session
-            .send(&Message::PairStart {
-                name: self.cfg.name.clone(),
-                spake,
-            })
-            .await?;
-        let challenge = match session.expect().await? {
-            Message::PairChallenge { spake } => spake,
-            Message::PairFailed { reason } => {
-                return Err(DaemonError::User(format!(
-                    "pairing refused by {}: {reason}",
-                    session.remote_name
-                )));
-            }
-            other => {
-                return Err(DaemonError::User(format!(
-                    "unexpected {} during pairing",
-                    variant(&other)
-                )));
-            }
-        };
-        let key = state.finish(&challenge)?;
-        let mac = pairing::confirmation(&key, Side::Master, &session.handshake_hash);
-        session.send(&Message::PairConfirm { mac }).await?;
-        let result = match session.expect().await? {
-            Message::PairDone { level, mac } => {
-                if !pairing::verify_confirmation(&key, Side::Zombie, &session.handshake_hash, &mac)
-                {
-                    Err(DaemonError::User(format!(
-                        "zombie {} could not prove it knows the code: not pairing (possible impostor)",
-                        session.remote_name
-                    )))
-                } else {
-                    self.zombies.lock().expect("zombies").insert(
-                        &zombie_key,
-                        &session.remote_name,
-                        level,
-                    )?;
-                    tracing::info!(
-                        "paired with zombie {} ({}), level {level}",
-                        session.remote_name,
-                        zombie_key.fingerprint()
-                    );
-                    Ok(Reply::Paired {
-                        name: session.remote_name.clone(),
-                        fingerprint: zombie_key.fingerprint().0,
-                        level,
-                    })
-                }
-            }
-            Message::PairFailed { reason } => Err(DaemonError::User(format!(
-                "pairing refused by {}: {reason}",
-                session.remote_name
-            ))),
-            other => Err(DaemonError::User(format!(
-                "unexpected {} during pairing",
-                variant(&other)
-            ))),
-        };
-        let _ = session
-            .send(&Message::Bye {
-                reason: "pairing finished".into(),
-            })
-            .await;
-        session.mux.close();
-        result
-    }
-
-    async fn ping(
-        &self,
-        host: &str,
-        count: u32,
-        interval: Duration,
-        out: &mut Replies,
-    ) -> Result<Reply> {
-        let mut session = self.paired_session(host).await?;
-        let peer = session.remote_name.clone();
-        for seq in 0..u64::from(count.max(1)) {
-            if out.gone.is_cancelled() {
-                break;
-            }
-            let start = Instant::now();
-            session.send(&Message::Ping { seq }).await?;
-            match session.expect().await {
-                Ok(Message::Pong { seq: s }) if s == seq => {}
-                Ok(other) => {
-                    return Err(DaemonError::User(format!(
-                        "unexpected {} instead of Pong",
-                        variant(&other)
-                    )));
-                }
-                Err(e) => return Err(DaemonError::User(format!("session with {peer} ended: {e}"))),
-            }
-            let rtt_us = start.elapsed().as_micros() as u64;
-            out.send(&Reply::Pong {
-                seq,
-                rtt_us,
-                peer: peer.clone(),
-            })
-            .await?;
-            if seq + 1 < u64::from(count) && !interval.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
-                    _ = out.gone.cancelled() => break,
-                }
-            }
-        }
-        let _ = session
-            .send(&Message::Bye {
-                reason: "ping finished".into(),
-            })
-            .await;
-        session.mux.close();
-        Ok(Reply::Done)
-    }
-
     async fn dominate(
         &self,
         host: &str,
@@ -288,8 +125,12 @@ impl Master {
         out: &mut Replies,
     ) -> Result<Reply> {
         let start = Instant::now();
-        let session = self.paired_session(host).await?;
-        let done = self.dominions.start(session, level, start, out).await?;
+        let (mut peer, zombie) = self.paired_session(host).await?;
+        peer.set_channel_policy(self.dominions.channel_policy(zombie.clone()));
+        let done = self
+            .dominions
+            .start(peer, zombie, level, start, out)
+            .await?;
         Ok(Reply::Dominated {
             name: done.name,
             level: done.level,
@@ -331,10 +172,18 @@ impl Master {
 
     /// The hosts seen, each with its state as this master knows it best:
     /// its own dominions at once, others' as the zombies advertise them.
+    /// A paired zombie is shown under the name it was paired under.
     fn hosts_with_state(&self) -> Vec<zos_netproto::discovery::HostInfo> {
         let ours = self.dominions.list();
         let mut hosts = self.hosts.list();
+        let zombies = self.zombies.lock();
         for host in &mut hosts {
+            if let Some(paired) = zombies.entries().iter().find(|e| {
+                e.public_key()
+                    .is_ok_and(|k| k.fingerprint().0 == host.fingerprint)
+            }) {
+                host.name = paired.name.clone();
+            }
             if let Some(d) = ours
                 .iter()
                 .find(|d| d.key.fingerprint().0 == host.fingerprint)
@@ -361,7 +210,7 @@ impl Master {
             name: self.cfg.name.clone(),
             fingerprint: self.identity.public().fingerprint().0,
             listen: None,
-            trusted: self.zombies.lock().expect("zombies").entries().len(),
+            trusted: self.zombies.lock().entries().len(),
             pairing: None,
             sessions: self
                 .dominions
@@ -377,6 +226,7 @@ impl Master {
                 })
                 .collect(),
             asking: None,
+            pairing_attempts: Vec::new(),
         }
     }
 }
@@ -398,9 +248,9 @@ impl Handler for Master {
                 .await
                 .unwrap_or_else(error_reply),
             Request::TrustList => Reply::Trust {
-                entries: self.zombies.lock().expect("zombies").entries().to_vec(),
+                entries: self.zombies.lock().entries().to_vec(),
             },
-            Request::TrustRevoke { what } => match self.zombies.lock().expect("zombies").remove(&what) {
+            Request::TrustRevoke { what } => match self.zombies.lock().remove(&what) {
                 Ok(entries) if entries.is_empty() => Reply::Error {
                     message: format!("no paired zombie matches {what:?} (see `zos trust list`)"),
                 },

@@ -1,0 +1,99 @@
+//! The kept session of a dominated zombie: every change of the task list
+//! is announced, a ping every [`KEEPALIVE`] keeps the zombie's lease, a
+//! zombie silent for [`SILENCE_LIMIT`] is given up, and on release (or
+//! shutdown) `Release` is sent and `Released` awaited for at most
+//! [`RELEASE_TIMEOUT`]. The channels the zombie opens meanwhile are served
+//! by the peer's channel policy (see [`super::channels`]).
+
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use zos_netproto::wire::Message;
+
+use super::Dominions;
+use crate::limits::{KEEPALIVE, RELEASE_TIMEOUT, SILENCE_LIMIT};
+use crate::peer::Peer;
+use crate::zombie::variant;
+
+impl Dominions {
+    /// Keeps one dominated session until it ends; returns why it ended.
+    pub(super) async fn drive<P: Peer>(
+        &self,
+        mut peer: P,
+        name: &str,
+        release: CancellationToken,
+    ) -> String {
+        let mut changes = self.tasks.subscribe();
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        let mut seq = 0u64;
+        let reason = loop {
+            tokio::select! {
+                _ = release.cancelled() => break "released by the user",
+                _ = self.shutdown.cancelled() => break "the master is shutting down",
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        break "the task registry closed";
+                    }
+                    let tasks = self.tasks.summaries();
+                    if let Err(e) = peer.send(&Message::Tasks { tasks }).await {
+                        return format!("session lost: {e}");
+                    }
+                }
+                _ = keepalive.tick() => {
+                    if last_heard.elapsed() > SILENCE_LIMIT {
+                        peer.abort("the zombie stopped answering");
+                        return format!("{name} said nothing for {} s", SILENCE_LIMIT.as_secs());
+                    }
+                    seq += 1;
+                    if let Err(e) = peer.send(&Message::Ping { seq }).await {
+                        return format!("session lost: {e}");
+                    }
+                }
+                message = peer.recv() => {
+                    last_heard = Instant::now();
+                    match message {
+                        Ok(Message::Pong { .. } | Message::Shown { .. }) => {}
+                        Ok(Message::Bye { reason }) => {
+                            peer.close();
+                            return format!("{name} ended it: {reason}");
+                        }
+                        Ok(other) => {
+                            tracing::warn!("unexpected {} from dominated {name}", variant(&other));
+                        }
+                        Err(e) => return format!("session lost: {e}"),
+                    }
+                }
+            }
+        };
+        let clean = release_and_wait(&mut peer, reason).await;
+        peer.close();
+        if clean {
+            reason.to_string()
+        } else {
+            format!(
+                "{reason} (the zombie did not confirm its clean-up within {} s)",
+                RELEASE_TIMEOUT.as_secs()
+            )
+        }
+    }
+}
+
+/// Sends `Release` and waits for `Released`; whether it came in time.
+async fn release_and_wait<P: Peer>(peer: &mut P, reason: &str) -> bool {
+    let _ = peer
+        .send(&Message::Release {
+            reason: reason.to_string(),
+        })
+        .await;
+    let wait = async {
+        loop {
+            match peer.recv().await {
+                Ok(Message::Released) => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    };
+    matches!(tokio::time::timeout(RELEASE_TIMEOUT, wait).await, Ok(true))
+}
