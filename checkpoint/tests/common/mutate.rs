@@ -2,7 +2,7 @@
 //! each restore is refused or yields a pod that runs as the restorer's own user; none panics,
 //! hangs or leaves a process behind. Run alone in its test process (it counts our children).
 
-use super::forge;
+use super::forge::{self, Rng};
 use super::pods::*;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -10,21 +10,6 @@ use zos_checkpoint::TreeRestoreOptions;
 
 /// Kind of the TREE frame.
 const TREE: u32 = 4;
-
-/// xorshift64*, deterministic so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// Our children (host PIDs), from /proc.
 fn children() -> Vec<i32> {
