@@ -227,3 +227,26 @@ fn restored_multithreaded_pod_killed_before_resume_ends() {
         );
     }
 }
+
+#[test]
+fn a_frozen_checkpoint_then_resume_leaves_every_kind_as_it_was() {
+    let dir = TempDir::new("kinds-frozen");
+    for (name, args) in [
+        ("unixpairs", vec![]),
+        ("anonfds", vec![]),
+        ("memfds", vec![]),
+        ("ipc", vec![]),
+        ("timers", vec![]),
+        ("locks", vec![dir.path()]),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = start_prog(name, &args);
+        run.wait_for("READY", 20);
+        let (image, stats) = run.checkpoint(zos_checkpoint::AfterDump::KeepFrozen);
+        assert!(!image.is_empty());
+        stats.held.expect("held").resume().expect("resume");
+        run.type_in("go\n");
+        let (code, text) = run.finish(30);
+        assert!(code == 0 && text.contains("\nPASS"), "{name}: {text}");
+    }
+}
