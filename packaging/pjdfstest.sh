@@ -9,6 +9,13 @@
 # Builds pjdfstest into target/pjdfstest if missing. Prints the pass, fail
 # and skip counts and the failing case names; the last line reads
 # "pjdfstest: N passed, N failed, N skipped". Needs root. Cleans up on exit.
+#
+#   PJDFSTEST_RESULTS=FILE   also writes one line per case, "NAME RESULT"
+#                            (pass, fail or skip), sorted by name: what
+#                            fileshare/tests/pjdfstest.rs compares with
+#                            fileshare/tests/pjdfstest-expected.txt
+#   PJDFSTEST_OUT=FILE       keeps pjdfstest's own output (with the reasons)
+#   PJDFSTEST_FILTER=NAME    hands NAME to pjdfstest as a case filter
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE="$ROOT/target/pjdfstest"
@@ -73,6 +80,11 @@ fi
 cd "$TARGET"
 "$BIN" -c "$WORK/pjdfstest.toml" -p "$TARGET" -s "$WORK/second" ${PJDFSTEST_FILTER:-} > "$WORK/out.txt" 2>&1 || true
 [ -z "${PJDFSTEST_OUT:-}" ] || cp "$WORK/out.txt" "$PJDFSTEST_OUT"
+if [ -n "${PJDFSTEST_RESULTS:-}" ]; then
+    awk '$1 ~ /::/ && ($NF == "ok" || $NF == "FAILED" || $NF == "skipped") {
+        print $1, ($NF == "ok" ? "pass" : $NF == "FAILED" ? "fail" : "skip")
+    }' "$WORK/out.txt" | LC_ALL=C sort > "$PJDFSTEST_RESULTS"
+fi
 cd /
 echo "failing cases:"
 grep -E "FAILED[[:space:]]*$" "$WORK/out.txt" | awk '{print "  " $1}' || true

@@ -1,6 +1,7 @@
 //! `zos bench`: figures, not pass/fail.
 //!
 //! `zos bench net` measures, on loopback, in one run: the Noise handshake,
+//! the session cipher alone (AES-256-GCM sealing and opening, one core),
 //! one session channel's throughput and CPU per GB, plain TCP, and an
 //! `ssh -L` tunnel (a private sshd on 127.0.0.1), and prints the ratios.
 //! `zos bench discovery` measures the time from starting a zombie to a
@@ -88,6 +89,17 @@ async fn net(mib: u64, runs: usize) -> Result<()> {
         hs.1 * 1e3
     );
 
+    let crypto = median_tp(
+        &(0..runs)
+            .map(|_| crypto_cost(bytes))
+            .collect::<Result<Vec<_>>>()?,
+    );
+    println!(
+        "AES-256-GCM alone (seal + open, one core): {:.1} MB/s, {:.2} CPU-s/GB",
+        crypto.rate / 1e6,
+        crypto.cpu_per_gb
+    );
+
     let mut ours = Vec::new();
     let mut tcp = Vec::new();
     let mut ssh_runs = Vec::new();
@@ -162,6 +174,33 @@ async fn handshake_times(n: usize) -> Result<(f64, f64)> {
     server.await??;
     times.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     Ok((times[n / 2], times[n * 95 / 100]))
+}
+
+/// The session's cipher alone: every frame sealed (as the sending end
+/// does) and opened (as the receiving end does) on this thread.
+fn crypto_cost(bytes: u64) -> Result<Throughput> {
+    use zos_netproto::cipher::{Opener, Sealer};
+    use zos_netproto::frame::{INNER_HEADER, MAX_PIECE};
+    let key = [0x5au8; 32];
+    let (mut sealer, mut opener) = (Sealer::new(&key), Opener::new(&key));
+    let mut frame = Vec::with_capacity(zos_netproto::frame::MAX_NOISE_MESSAGE);
+    let tid = cpu::thread_id();
+    let cpu0 = cpu::thread_seconds(tid);
+    let t = Instant::now();
+    let mut done = 0u64;
+    while done < bytes {
+        frame.clear();
+        frame.resize(INNER_HEADER + MAX_PIECE, 0x5a);
+        sealer.seal(&mut frame, 0)?;
+        opener.open(&mut frame)?;
+        done += MAX_PIECE as u64;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu::thread_seconds(tid) - cpu0;
+    Ok(Throughput {
+        rate: done as f64 / secs,
+        cpu_per_gb: cpu / (done as f64 / 1e9),
+    })
 }
 
 async fn session_throughput(bytes: u64) -> Result<Throughput> {

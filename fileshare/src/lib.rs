@@ -47,14 +47,30 @@
 //! modification with `EROFS`. Only regular files and directories are ever
 //! opened on the master, and device nodes cannot be created.
 //!
-//! uids and gids pass through numerically (one user on both machines). A
-//! server running as root gives new files the zombie caller's uid and gid;
-//! otherwise they belong to the server's user, who is also the limit of what
-//! the zombie can do. Run the server as the master's user.
+//! The master serves files as its own user, whoever the caller on the
+//! zombie is (root included): new files and directories belong to the
+//! server's user, owners never change (a chown to anything but the current
+//! owner and group fails with `EPERM`), no setuid or setgid bit is ever
+//! added (chmod asking for one: `EPERM`; a creation mode loses them) and
+//! writes clear them as the kernel does for an unprivileged writer. uids and
+//! gids are shown numerically. Run the server as the master's user.
 //!
-//! A directory renamed *on the master* while the zombie holds it keeps being
-//! served where it now is (its descriptor follows it); never-paths are
-//! matched by the path below the export that the zombie used and by inode.
+//! Everything the server holds for one zombie between calls (node
+//! descriptors, open files and directories) is charged to that zombie's
+//! budget of [`server::MAX_DESCRIPTORS`]; an open beyond it fails with
+//! `EMFILE` on the zombie and the master goes on (listings kept for open
+//! directories are capped the same way, [`server::MAX_LISTED_ENTRIES`],
+//! `ENOMEM` beyond). Nodes keep a descriptor
+//! only while recently used, so trees with far more files than that can be
+//! walked.
+//!
+//! A node the master's user moves out of its export or under a never-path
+//! stops answering (`ESTALE` / `ENOENT`), open handles included, within
+//! [`server::RECHECK_AFTER`] (50 ms): calls check where their nodes and
+//! handles are now, asking the kernel again once the last answer is older. Within the export a moved
+//! node is served where it now is while it holds a descriptor or the zombie
+//! has it open; otherwise it answers `ESTALE` and the zombie's kernel looks
+//! its name up again.
 #![deny(unsafe_code)]
 
 pub mod client;

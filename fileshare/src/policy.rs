@@ -210,7 +210,7 @@ impl ExportStore {
                 read_only: e.access == Access::ReadOnly,
             })
             .collect();
-        ExportPolicy::new(exports, never)
+        ExportPolicy::new(exports, never).for_zombie(zombie_fingerprint.clone())
     }
 
     fn save(&self) -> Result<()> {
@@ -246,6 +246,9 @@ pub struct ExportPolicy {
     pub exports: Vec<Export>,
     /// Paths hidden even inside an export (with what lies under them).
     pub never: Vec<PathBuf>,
+    /// The zombie this policy is for (its key's fingerprint), when known:
+    /// every server for it shares one descriptor budget.
+    pub zombie: Option<Fingerprint>,
 }
 
 impl ExportPolicy {
@@ -256,7 +259,17 @@ impl ExportPolicy {
             .into_iter()
             .filter(|x| !never.iter().any(|n| x.path.starts_with(n)))
             .collect();
-        ExportPolicy { exports, never }
+        ExportPolicy {
+            exports,
+            never,
+            zombie: None,
+        }
+    }
+
+    /// The same policy, for the zombie with this key fingerprint.
+    pub fn for_zombie(mut self, fingerprint: Fingerprint) -> Self {
+        self.zombie = Some(fingerprint);
+        self
     }
 
     /// The name each export has in the mount's root: its base name, with

@@ -88,7 +88,9 @@ pub struct ExportInfo {
     pub read_only: bool,
 }
 
-/// Who creates a node (the caller on the zombie), numerically.
+/// Who creates a node (the caller on the zombie), numerically. The master
+/// does not act on it (new nodes belong to the master's own user); it stays
+/// on the wire so that version 1 peers keep understanding each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
     /// User id.

@@ -13,7 +13,7 @@
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
@@ -75,6 +75,17 @@ pub fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> SysResult<FileStat> {
     nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
 }
 
+/// The attributes of `path` itself (a symlink is not followed).
+pub fn lstat_path(path: &std::path::Path) -> SysResult<FileStat> {
+    nix::sys::stat::lstat(path)
+}
+
+/// The path by which the kernel names the inode of `fd` now (its
+/// `/proc/self/fd` link, which follows renames), as bytes.
+pub fn fd_path(proc_fds: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> SysResult<Vec<u8>> {
+    nix::fcntl::readlinkat(proc_fds, fd_name(fd).as_c_str()).map(|s| s.into_vec())
+}
+
 fn fd_name(fd: BorrowedFd<'_>) -> CString {
     CString::new(fd.as_raw_fd().to_string()).expect("digits")
 }
@@ -92,6 +103,16 @@ pub fn reopen(proc_fds: BorrowedFd<'_>, node: BorrowedFd<'_>, flags: i32) -> Sys
         Mode::empty(),
     )?;
     Ok(File::from(fd))
+}
+
+/// An `O_PATH` descriptor of the inode an open descriptor refers to.
+pub fn path_of(proc_fds: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+    nix::fcntl::openat(
+        proc_fds,
+        fd_name(fd).as_c_str(),
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 /// Creates and opens a regular file; fails on a symlink (`ELOOP`).
@@ -299,12 +320,6 @@ pub fn lseek(file: &File, offset: i64, whence: i32) -> SysResult<i64> {
         _ => return Err(Errno::EINVAL),
     };
     nix::unistd::lseek(file.as_fd(), offset, whence)
-}
-
-/// Whether this process may act as any user (then new nodes get the
-/// caller's owner).
-pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
 }
 
 /// Raises the soft limit on open descriptors to the hard limit: every node

@@ -1,25 +1,91 @@
 //! POSIX conformance: `packaging/pjdfstest.sh` runs pjdfstest (the Rust
-//! rewrite, 398 cases) inside a real share. Measured 2026-12-02: 298 passed;
-//! the 86 failures are all the character/block device cases (the server
-//! refuses to create device nodes on the master, by design); 14 skipped
-//! (read-only remounts and the link-count limit, skipped on tmpfs too).
-//! Anchors with the same configuration: tmpfs 384, ext4 385, sshfs 129.
-//! A drop below the measured figure fails; one case (`open::etxtbsy`, whose
-//! `sleep` copy is sometimes still busy) failed once in four full runs, so
-//! the bar is one below the figure.
+//! rewrite, 398 cases) inside a real share, and every case's result must be
+//! the one `pjdfstest-expected.txt` (beside this file) lists: a new failure
+//! and a new pass both fail this test, with the list of differences. The
+//! expected list says, for each group of expected failures, why.
+//!
+//! To renew the list after a deliberate change, run
+//! `PJDFSTEST_RESULTS=/tmp/results.txt sh packaging/pjdfstest.sh` and carry
+//! the changed lines over, with their reason.
 
+use std::collections::BTreeMap;
 use std::process::Command;
 
-/// The pass count measured when this test was written.
-const MEASURED_PASSES: u32 = 298;
-/// Cases seen to fail now and then under load.
-const FLAKY: u32 = 1;
+const EXPECTED: &str = include_str!("pjdfstest-expected.txt");
+
+/// What a case may come out as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Pass,
+    Fail,
+    Skip,
+    /// Seen both ways under load: pass or fail.
+    Flaky,
+}
+
+/// Parses `NAME RESULT [# reason]` lines; `#` lines and blank ones are
+/// comments.
+fn parse_expected(text: &str) -> BTreeMap<String, Expect> {
+    let mut cases = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let (Some(name), Some(result), None) = (words.next(), words.next(), words.next()) else {
+            panic!(
+                "pjdfstest-expected.txt:{}: not `NAME RESULT`: {line:?}",
+                n + 1
+            );
+        };
+        let expect = match result {
+            "pass" => Expect::Pass,
+            "fail" => Expect::Fail,
+            "skip" => Expect::Skip,
+            "flaky" => Expect::Flaky,
+            other => panic!("pjdfstest-expected.txt:{}: unknown result {other:?}", n + 1),
+        };
+        let before = cases.insert(name.to_string(), expect);
+        assert!(before.is_none(), "pjdfstest-expected.txt: {name} twice");
+    }
+    cases
+}
+
+/// The differences between what was expected and what came out.
+fn differences(expected: &BTreeMap<String, Expect>, got: &BTreeMap<String, String>) -> Vec<String> {
+    let mut diffs = Vec::new();
+    for (name, want) in expected {
+        let Some(result) = got.get(name) else {
+            diffs.push(format!("{name}: expected {want:?}, did not run"));
+            continue;
+        };
+        let fits = match want {
+            Expect::Pass => result == "pass",
+            Expect::Fail => result == "fail",
+            Expect::Skip => result == "skip",
+            Expect::Flaky => result == "pass" || result == "fail",
+        };
+        if !fits {
+            diffs.push(format!("{name}: expected {want:?}, got {result}"));
+        }
+    }
+    for (name, result) in got {
+        if !expected.contains_key(name) {
+            diffs.push(format!("{name}: not in the list, got {result}"));
+        }
+    }
+    diffs
+}
 
 #[test]
-fn pjdfstest_passes_do_not_regress() {
+fn every_pjdfstest_case_gives_its_expected_result() {
+    let expected = parse_expected(EXPECTED);
+    let results = std::env::temp_dir().join(format!("zos-pjdfstest-{}.txt", std::process::id()));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/pjdfstest.sh");
     let out = Command::new("sh")
         .arg(script)
+        .env("PJDFSTEST_RESULTS", &results)
         .output()
         .expect("run pjdfstest.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -28,20 +94,43 @@ fn pjdfstest_passes_do_not_regress() {
         out.status.success(),
         "pjdfstest.sh failed:\n{stdout}\n{stderr}"
     );
-    let last = stdout
+    let text = std::fs::read_to_string(&results).expect("the script wrote its results");
+    let _ = std::fs::remove_file(&results);
+    let got: BTreeMap<String, String> = text
         .lines()
-        .rev()
-        .find(|l| l.starts_with("pjdfstest: "))
-        .unwrap_or_else(|| panic!("no summary line:\n{stdout}\n{stderr}"));
-    let passed: u32 = last
-        .trim_start_matches("pjdfstest: ")
-        .split(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unreadable summary {last:?}"));
-    println!("{stdout}");
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, result)| (name.to_string(), result.to_string()))
+        .collect();
+    assert!(!got.is_empty(), "no results:\n{stdout}\n{stderr}");
+    let diffs = differences(&expected, &got);
     assert!(
-        passed + FLAKY >= MEASURED_PASSES,
-        "pjdfstest inside a share: {passed} passed, fewer than the {MEASURED_PASSES} measured\n{stdout}"
+        diffs.is_empty(),
+        "pjdfstest inside a share differs from pjdfstest-expected.txt in {} case(s):\n  {}\n\n{stdout}",
+        diffs.len(),
+        diffs.join("\n  ")
+    );
+}
+
+#[test]
+fn the_comparison_reports_new_failures_new_passes_and_missing_cases() {
+    let expected = parse_expected("a pass\nb fail # why\nc flaky\nd skip\n# x pass\ne pass\n");
+    let got: BTreeMap<String, String> = [
+        ("a", "fail"),
+        ("b", "pass"),
+        ("c", "fail"),
+        ("d", "skip"),
+        ("f", "pass"),
+    ]
+    .into_iter()
+    .map(|(n, r)| (n.to_string(), r.to_string()))
+    .collect();
+    assert_eq!(
+        differences(&expected, &got),
+        [
+            "a: expected Pass, got fail",
+            "b: expected Fail, got pass",
+            "e: expected Pass, did not run",
+            "f: not in the list, got pass",
+        ]
     );
 }

@@ -141,16 +141,19 @@ fn symlinks_are_never_followed_by_the_server() {
         })
         .is_err()
     );
-    let set = SetAttr {
-        uid: Some(65534),
-        ..SetAttr::default()
-    };
-    s.call(Op::SetAttr {
-        node: abs,
-        fh: None,
-        set,
-    })
-    .unwrap();
+    // Owners never change (owners.rs); naming the link's own works.
+    for (uid, want) in [(65534, Err(libc::EPERM)), (0, Ok(()))] {
+        let set = SetAttr {
+            uid: Some(uid),
+            ..SetAttr::default()
+        };
+        let r = s.call(Op::SetAttr {
+            node: abs,
+            fh: None,
+            set,
+        });
+        assert_eq!(r.map(drop), want, "chown {uid} of a symlink node");
+    }
     let secret = fs::metadata(s.master.join("outside/secret")).unwrap();
     assert_eq!(secret.len(), 14, "the target was not truncated");
     assert_eq!(secret.uid(), 0, "the target was not chowned");

@@ -36,6 +36,10 @@ pub enum Error {
     /// The session or channel was closed.
     #[error("closed: {0}")]
     Closed(String),
+    /// A limit of the channel layer was reached (channels, message size,
+    /// queued frames).
+    #[error("limit reached: {0}")]
+    Limit(String),
     /// Something took longer than allowed.
     #[error("timed out: {0}")]
     Timeout(String),

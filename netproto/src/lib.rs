@@ -7,8 +7,8 @@
 //! - [`trust`]: the zombie's trust store (the paper's `zpasswd`) and the
 //!   master's list of paired zombies;
 //! - [`discovery`]: `_zos._tcp.local.` advertisement and browsing over mDNS;
-//! - [`frame`], [`noise`], [`mux`], [`session`]: Noise-encrypted sessions over
-//!   TCP carrying independent, flow-controlled channels;
+//! - [`frame`], [`noise`], [`cipher`], [`mux`], [`session`]: Noise-encrypted
+//!   sessions over TCP carrying independent, flow-controlled channels;
 //! - [`wire`]: the messages of a session's control channel;
 //! - [`pipe`]: byte streams spliced through a channel;
 //! - [`pairing`]: one-time codes and the SPAKE2 exchange that binds them to
@@ -18,6 +18,7 @@
 //! This crate has no `unsafe` code.
 #![forbid(unsafe_code)]
 
+pub mod cipher;
 pub mod control;
 pub mod discovery;
 pub mod error;
@@ -37,8 +38,11 @@ pub use trust::Level;
 
 /// The version of the session protocol spoken after the Noise handshake.
 ///
-/// Peers with another version are refused with a clear message.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Peers with another version are refused with a clear message. Version 2:
+/// a channel gets credit only once its acceptor accepts it, and control
+/// messages are limited to [`mux::MAX_CONTROL_MESSAGE`] (a version-1 peer
+/// would send on a channel before it is accepted).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The mDNS service type zombies advertise.
 pub const SERVICE_TYPE: &str = "_zos._tcp.local.";

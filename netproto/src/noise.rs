@@ -12,6 +12,7 @@ use snow::params::DHChoice;
 use snow::resolvers::{CryptoResolver, DefaultResolver};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::cipher::TransportKeys;
 use crate::error::{Error, Result};
 use crate::frame::{MAX_NOISE_MESSAGE, read_frame, write_frame};
 use crate::identity::{Identity, PublicKey};
@@ -27,8 +28,8 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The outcome of a finished handshake.
 pub struct Handshaken {
-    /// Cipher states for both directions; nonces are kept by the caller.
-    pub transport: snow::StatelessTransportState,
+    /// The transport keys of both directions, nonces from 0.
+    pub transport: TransportKeys,
     /// The peer's authenticated static key.
     pub remote: PublicKey,
     /// The handshake hash, unique to this session; pairing binds to it.
@@ -115,8 +116,9 @@ where
         .get_handshake_hash()
         .try_into()
         .map_err(|_| Error::Malformed("handshake hash length".into()))?;
+    let initiator = hs.is_initiator();
     Ok(Handshaken {
-        transport: hs.into_stateless_transport_mode()?,
+        transport: TransportKeys::from_split(initiator, hs.dangerously_get_raw_split()),
         remote,
         handshake_hash,
     })

@@ -8,8 +8,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::error::{Error, Result};
 use crate::mux::{Channel, ChannelReceiver, ChannelSender};
 
-/// Bytes read from the stream per channel message.
-const CHUNK: usize = 64 << 10;
+/// Bytes read from the stream per channel message: one piece, so a message
+/// is never split into a full piece and a sliver.
+const CHUNK: usize = crate::frame::MAX_PIECE;
 
 /// What a finished [`splice`] moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

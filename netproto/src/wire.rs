@@ -4,6 +4,13 @@
 //! **Compatibility rule**: variant 0 is [`Message::Hello`] in every protocol
 //! version, so a peer of any version can read the other's version and refuse
 //! it with a clear reason. New variants are only ever appended.
+//!
+//! **Size**: an encoded message is at most
+//! [`crate::mux::MAX_CONTROL_MESSAGE`] (64 KiB); sending a larger one fails
+//! (`Error::Limit`) and the session goes on. Only the lists can get there:
+//! [`Message::Tasks`] (every task with its command line) and
+//! [`Message::Mounted`] (every export name); the free-text reasons and names
+//! are short by nature.
 
 use serde::{Deserialize, Serialize};
 
@@ -101,6 +108,8 @@ pub enum Message {
     },
     /// The master's tasks this zombie may show (master → zombie, during
     /// domination): the whole list, sent at the start and on every change.
+    /// Encoded, it must stay under the control-message limit (64 KiB: some
+    /// hundreds of tasks with ordinary command lines).
     Tasks {
         /// Every task, in id order.
         tasks: Vec<TaskSummary>,
@@ -121,6 +130,7 @@ pub enum Message {
     },
     /// The zombie mounted the master's exports (zombie → master, after
     /// `Dominated`; it served them on a `fileshare` channel it opened).
+    /// Encoded, it must stay under the control-message limit (64 KiB).
     Mounted {
         /// The exports' names as they appear in the mount.
         exports: Vec<String>,

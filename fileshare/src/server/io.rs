@@ -7,6 +7,7 @@ use std::sync::Arc;
 use nix::errno::Errno;
 use serde_bytes::ByteBuf;
 
+use super::modes;
 use super::state::{DirHandle, OpenFile, Server, attr, lock};
 use crate::proto::{Answer, DirEntry, MAX_IO, SetAttr, StatFs};
 use crate::sys::{self, SysResult, errno_of};
@@ -16,15 +17,21 @@ const DIR_BATCH: usize = 512;
 
 impl Server {
     pub(super) fn getattr(&self, node: u64) -> SysResult<Answer> {
-        let node = self.node(node)?;
+        let (node, _) = self.located(node)?;
         Ok(Answer::Attr(attr(&self.stat_node(&node)?)))
     }
 
     pub(super) fn setattr(&self, id: u64, fh: Option<u64>, set: &SetAttr) -> SysResult<Answer> {
-        let node = self.node(id)?;
+        let (node, _) = self.located(id)?;
         self.writable(node.export)?;
         let st = self.stat_node(&node)?;
+        // Every refusal before any change.
+        modes::check_chown(&st, set.uid, set.gid)?;
+        if let Some(mode) = set.mode {
+            modes::check_chmod(&st, mode)?;
+        }
         let fd = node.fd.as_fd();
+        let proc_fds = self.places.proc_fds();
         if let Some(size) = set.size {
             if st.st_mode & libc::S_IFMT != libc::S_IFREG {
                 return Err(if node.is_dir() {
@@ -33,16 +40,18 @@ impl Server {
                     Errno::EINVAL
                 });
             }
+            modes::clear_set_id_for_write(proc_fds, fd)?;
             match fh.map(|fh| self.open_file_of(fh, id)) {
                 Some(Ok(file)) => file.set_len(size).map_err(errno_of)?,
-                _ => sys::truncate(self.proc_fds.as_fd(), fd, size)?,
+                _ => sys::truncate(proc_fds, fd, size)?,
             }
         }
         if set.uid.is_some() || set.gid.is_some() {
+            // The owner and group it has (checked above): the ctime moves.
             sys::chown(fd, set.uid, set.gid)?;
         }
         if let Some(mode) = set.mode {
-            sys::chmod(self.proc_fds.as_fd(), fd, mode)?;
+            sys::chmod(proc_fds, fd, mode)?;
         }
         if set.atime.is_some() || set.mtime.is_some() {
             sys::utimens(fd, set.atime, set.mtime)?;
@@ -51,7 +60,7 @@ impl Server {
     }
 
     pub(super) fn readlink(&self, node: u64) -> SysResult<Answer> {
-        let node = self.node(node)?;
+        let (node, _) = self.located(node)?;
         if node.kind != libc::S_IFLNK {
             return Err(Errno::EINVAL);
         }
@@ -59,7 +68,7 @@ impl Server {
     }
 
     pub(super) fn open(&self, id: u64, flags: i32) -> SysResult<Answer> {
-        let node = self.node(id)?;
+        let (node, _) = self.located(id)?;
         if node.kind != libc::S_IFREG {
             return Err(if node.is_dir() {
                 Errno::EISDIR
@@ -72,13 +81,21 @@ impl Server {
             self.writable(node.export)?;
         }
         self.stat_node(&node)?;
-        let file = sys::reopen(self.proc_fds.as_fd(), node.fd.as_fd(), flags)?;
+        let charge = self.charge_handle()?;
+        let proc_fds = self.places.proc_fds();
+        if flags & libc::O_TRUNC != 0 {
+            modes::clear_set_id_for_write(proc_fds, node.fd.as_fd())?;
+        }
+        let file = sys::reopen(proc_fds, node.fd.as_fd(), flags)?;
         let fh = self.next_handle();
         lock(&self.files).insert(
             fh,
             OpenFile {
                 file: Arc::new(file),
                 node: id,
+                export: node.export,
+                _charge: charge,
+                checked: Arc::default(),
             },
         );
         Ok(Answer::Opened(fh))
@@ -106,6 +123,7 @@ impl Server {
         if data.len() > MAX_IO as usize {
             return Err(Errno::EINVAL);
         }
+        modes::clear_set_id_for_write(self.places.proc_fds(), file.as_fd())?;
         file.write_all_at(data, offset).map_err(errno_of)?;
         Ok(Answer::Written(data.len() as u32))
     }
@@ -127,14 +145,16 @@ impl Server {
     }
 
     pub(super) fn opendir(&self, node: u64) -> SysResult<Answer> {
-        let dir = self.dir(node)?;
+        let (dir, path) = self.dir(node)?;
         self.stat_node(&dir)?;
+        let charge = self.charge_handle()?;
+        let check_names = self.places.has_never_in(&path);
         let check_inodes = !self.never.is_empty();
         let mut entries = Vec::new();
-        for raw in sys::read_dir(self.proc_fds.as_fd(), dir.fd.as_fd())? {
+        for raw in sys::read_dir(self.places.proc_fds(), dir.fd.as_fd())? {
             let dots = matches!(raw.name.to_bytes(), b"." | b"..");
             if !dots {
-                if self.is_never_name(&dir, &raw.name) {
+                if check_names && self.is_never_name(&path, &raw.name) {
                     continue;
                 }
                 if check_inodes {
@@ -152,22 +172,28 @@ impl Server {
                 name: ByteBuf::from(raw.name.into_bytes()),
             });
         }
+        let listing = self.charge_listing(entries.len())?;
         let fh = self.next_handle();
         lock(&self.dirs).insert(
             fh,
             DirHandle {
-                fd: dir.fd.clone(),
+                node,
                 entries: Arc::new(entries),
+                _charge: charge,
+                _listing: listing,
             },
         );
         Ok(Answer::Opened(fh))
     }
 
     pub(super) fn readdir(&self, fh: u64, offset: u64) -> SysResult<Answer> {
-        let entries = lock(&self.dirs)
+        let (node, entries) = lock(&self.dirs)
             .get(&fh)
-            .map(|d| d.entries.clone())
+            .map(|d| (d.node, d.entries.clone()))
             .ok_or(Errno::EBADF)?;
+        // The listing was read at open; it is handed out only while the
+        // directory is still where the zombie may see it.
+        self.dir(node)?;
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(entries.len());
@@ -181,13 +207,14 @@ impl Server {
     }
 
     pub(super) fn fsyncdir(&self, fh: u64, datasync: bool) -> SysResult<Answer> {
-        let fd = lock(&self.dirs)
+        let node = lock(&self.dirs)
             .get(&fh)
-            .map(|d| d.fd.clone())
+            .map(|d| d.node)
             .ok_or(Errno::EBADF)?;
+        let (node, _) = self.dir(node)?;
         let dir = sys::reopen(
-            self.proc_fds.as_fd(),
-            fd.as_fd(),
+            self.places.proc_fds(),
+            node.fd.as_fd(),
             libc::O_RDONLY | libc::O_DIRECTORY,
         )?;
         if datasync {
@@ -200,7 +227,7 @@ impl Server {
     }
 
     pub(super) fn statfs(&self, node: u64) -> SysResult<Answer> {
-        let node = self.node(node)?;
+        let (node, _) = self.located(node)?;
         let s = sys::statfs(node.fd.as_fd())?;
         Ok(Answer::StatFs(StatFs {
             blocks: s.blocks(),
@@ -222,6 +249,7 @@ impl Server {
         mode: i32,
     ) -> SysResult<Answer> {
         let file = self.open_file(fh)?;
+        modes::clear_set_id_for_write(self.places.proc_fds(), file.as_fd())?;
         sys::fallocate(&file, mode, offset, length)?;
         Ok(Answer::Done)
     }

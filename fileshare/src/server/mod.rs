@@ -8,12 +8,16 @@
 //! `fsync` is `fsync` on the master.
 //!
 //! The policy is enforced here, on every call (the zombie is not trusted):
-//! see [`state`] for how names are resolved and what is refused.
+//! see the `state` module for how names are resolved and what is refused.
 
+mod budget;
+mod dispatch;
 mod io;
+mod modes;
 mod names;
 mod never;
 mod nodes;
+mod place;
 pub(crate) mod state;
 
 use std::sync::Arc;
@@ -28,6 +32,22 @@ use state::Server;
 
 /// Calls the server runs at once for one zombie; more wait their turn.
 pub const MAX_IN_FLIGHT: usize = 64;
+
+/// Descriptors the master holds for one zombie at most, between calls: its
+/// open files and directories and the nodes' cached descriptors together
+/// (servers for the same zombie share them). An open beyond fails with
+/// `EMFILE` on the zombie. A call in flight may hold a few more for its
+/// duration (at most about three each, [`MAX_IN_FLIGHT`] calls).
+pub const MAX_DESCRIPTORS: usize = 4096;
+
+/// Directory entries the master keeps for one zombie's open directories at
+/// most (the listing read at `opendir`, about 80 bytes each). An opendir
+/// beyond fails with `ENOMEM` on the zombie; a single directory with more
+/// entries cannot be listed.
+pub const MAX_LISTED_ENTRIES: usize = 1 << 20;
+
+pub use nodes::{MAX_NODES, NODE_FDS};
+pub use place::RECHECK_AFTER;
 
 /// Serves `policy`'s exports to the zombie at the other end of `channel`
 /// until it closes the channel (`Ok`) or the channel fails or carries a
@@ -127,10 +147,14 @@ pub async fn serve(channel: Channel, policy: ExportPolicy) -> Result<()> {
         while calls.try_join_next().is_some() {}
     };
     while calls.join_next().await.is_some() {}
-    let held = server.node_count();
+    let (held, descriptors) = (server.node_count(), server.descriptors());
     match &result {
-        Ok(()) => tracing::info!(held, "file service ended: the zombie closed the channel"),
-        Err(e) => tracing::warn!(held, "file service ended: {e}"),
+        Ok(()) => tracing::info!(
+            held,
+            descriptors,
+            "file service ended: the zombie closed the channel"
+        ),
+        Err(e) => tracing::warn!(held, descriptors, "file service ended: {e}"),
     }
     result
 }

@@ -1,48 +1,48 @@
 //! Calls on names: lookup, creating nodes, link, unlink, rename.
 
-use std::ffi::OsStr;
+use std::ffi::{CStr, CString};
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use nix::errno::Errno;
 
-use super::state::Server;
-use crate::proto::{Answer, Entry, Owner};
+use super::modes;
+use super::nodes::Node;
+use super::state::{OpenFile, Server, lock};
+use crate::proto::{Answer, Entry};
 use crate::sys::{self, SysResult, component};
 
 impl Server {
     pub(super) fn lookup(&self, parent: u64, name: &[u8]) -> SysResult<Entry> {
-        let parent = self.dir(parent)?;
-        self.lookup_name(&parent, &component(name)?)
+        let (parent, dir) = self.dir(parent)?;
+        self.lookup_name(&parent, &dir, &component(name)?)
     }
 
     /// Refuses creating `name` in `parent`: read-only export or never-path.
-    fn may_create(
-        &self,
-        parent: u64,
-        name: &[u8],
-    ) -> SysResult<(super::nodes::Node, std::ffi::CString)> {
-        let parent = self.dir(parent)?;
+    fn may_create(&self, parent: u64, name: &[u8]) -> SysResult<(Node, PathBuf, CString)> {
+        let (parent, dir) = self.dir(parent)?;
         let name = component(name)?;
         self.writable(parent.export)?;
-        if self.is_never_name(&parent, &name) {
+        if self.is_never_name(&dir, &name) {
             return Err(Errno::EACCES);
         }
-        Ok((parent, name))
+        Ok((parent, dir, name))
     }
 
-    /// Looks up a node just made, gives it its owner and mode.
+    /// Looks up a node just made, gives it its mode.
     fn made(
         &self,
-        parent: &super::nodes::Node,
-        name: &std::ffi::CStr,
-        owner: Owner,
+        parent: &Node,
+        dir: &std::path::Path,
+        name: &CStr,
         mode: Option<u32>,
     ) -> SysResult<Answer> {
-        let fd = sys::open_node(parent.fd.as_fd(), name)?;
-        self.settle_new(fd.as_fd(), owner, mode)?;
-        drop(fd);
-        self.lookup_name(parent, name).map(Answer::Entry)
+        if let Some(mode) = mode {
+            let fd = sys::open_node(parent.fd.as_fd(), name)?;
+            self.settle_new(fd.as_fd(), mode)?;
+        }
+        self.lookup_name(parent, dir, name).map(Answer::Entry)
     }
 
     pub(super) fn mknod(
@@ -51,48 +51,36 @@ impl Server {
         name: &[u8],
         mode: u32,
         rdev: u64,
-        owner: Owner,
     ) -> SysResult<Answer> {
-        let (parent, name) = self.may_create(parent, name)?;
+        let (parent, dir, name) = self.may_create(parent, name)?;
         match mode & libc::S_IFMT {
             libc::S_IFREG | libc::S_IFIFO | libc::S_IFSOCK => {}
             libc::S_IFCHR | libc::S_IFBLK => return Err(Errno::EPERM),
             _ => return Err(Errno::EINVAL),
         }
-        sys::mknod(parent.fd.as_fd(), &name, mode, rdev)?;
-        self.made(&parent, &name, owner, Some(mode))
+        let kind_and_mode = (mode & libc::S_IFMT) | modes::creation_mode(mode);
+        sys::mknod(parent.fd.as_fd(), &name, kind_and_mode, rdev)?;
+        self.made(&parent, &dir, &name, Some(mode))
     }
 
-    pub(super) fn mkdir(
-        &self,
-        parent: u64,
-        name: &[u8],
-        mode: u32,
-        owner: Owner,
-    ) -> SysResult<Answer> {
-        let (parent, name) = self.may_create(parent, name)?;
-        sys::mkdir(parent.fd.as_fd(), &name, mode & 0o7777)?;
-        self.made(&parent, &name, owner, Some(mode))
+    pub(super) fn mkdir(&self, parent: u64, name: &[u8], mode: u32) -> SysResult<Answer> {
+        let (parent, dir, name) = self.may_create(parent, name)?;
+        sys::mkdir(parent.fd.as_fd(), &name, modes::creation_mode(mode))?;
+        self.made(&parent, &dir, &name, Some(mode))
     }
 
-    pub(super) fn symlink(
-        &self,
-        parent: u64,
-        name: &[u8],
-        target: &[u8],
-        owner: Owner,
-    ) -> SysResult<Answer> {
-        let (parent, name) = self.may_create(parent, name)?;
+    pub(super) fn symlink(&self, parent: u64, name: &[u8], target: &[u8]) -> SysResult<Answer> {
+        let (parent, dir, name) = self.may_create(parent, name)?;
         if target.is_empty() || target.contains(&0) {
             return Err(Errno::EINVAL);
         }
         sys::symlink(target, parent.fd.as_fd(), &name)?;
-        self.made(&parent, &name, owner, None)
+        self.made(&parent, &dir, &name, None)
     }
 
     pub(super) fn link(&self, node: u64, parent: u64, name: &[u8]) -> SysResult<Answer> {
-        let source = self.node(node)?;
-        let (parent, name) = self.may_create(parent, name)?;
+        let (source, _) = self.located(node)?;
+        let (parent, dir, name) = self.may_create(parent, name)?;
         if source.export != parent.export {
             return Err(Errno::EXDEV);
         }
@@ -101,19 +89,19 @@ impl Server {
         }
         self.stat_node(&source)?;
         sys::link(
-            self.proc_fds.as_fd(),
+            self.places.proc_fds(),
             source.fd.as_fd(),
             parent.fd.as_fd(),
             &name,
         )?;
-        self.lookup_name(&parent, &name).map(Answer::Entry)
+        self.lookup_name(&parent, &dir, &name).map(Answer::Entry)
     }
 
     pub(super) fn unlink(&self, parent: u64, name: &[u8], is_dir: bool) -> SysResult<Answer> {
-        let parent = self.dir(parent)?;
+        let (parent, dir) = self.dir(parent)?;
         let name = component(name)?;
         self.writable(parent.export)?;
-        self.stat_visible(&parent, &name)?;
+        self.stat_visible(&parent, &dir, &name)?;
         sys::unlink(parent.fd.as_fd(), &name, is_dir)?;
         Ok(Answer::Done)
     }
@@ -126,8 +114,8 @@ impl Server {
         new_name: &[u8],
         flags: u32,
     ) -> SysResult<Answer> {
-        let from = self.dir(parent)?;
-        let to = self.dir(new_parent)?;
+        let (from, from_dir) = self.dir(parent)?;
+        let (to, to_dir) = self.dir(new_parent)?;
         let name = component(name)?;
         let new_name = component(new_name)?;
         if from.export != to.export {
@@ -137,8 +125,8 @@ impl Server {
         if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
             return Err(Errno::EINVAL);
         }
-        let moving = self.stat_visible(&from, &name)?;
-        if self.is_never_name(&to, &new_name) {
+        let moving = self.stat_visible(&from, &from_dir, &name)?;
+        if self.is_never_name(&to_dir, &new_name) {
             return Err(Errno::EACCES);
         }
         let replaced = match sys::stat_at(to.fd.as_fd(), &new_name) {
@@ -152,27 +140,11 @@ impl Server {
             Err(e) => return Err(e),
         };
         sys::rename(from.fd.as_fd(), &name, to.fd.as_fd(), &new_name, flags)?;
-        let rel = |dir: &super::nodes::Node, n: &std::ffi::CStr| {
-            dir.rel
-                .clone()
-                .unwrap_or_default()
-                .join(OsStr::from_bytes(n.to_bytes()))
-        };
-        let (old_path, new_path) = (rel(&from, &name), rel(&to, &new_name));
-        let is_dir = |st: &nix::sys::stat::FileStat| st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-        if flags & libc::RENAME_EXCHANGE != 0 {
-            let parked = old_path.join("\0exchange");
-            if is_dir(&moving) {
-                self.moved(from.export, &old_path, &parked);
-            }
-            if replaced.as_ref().is_some_and(is_dir) {
-                self.moved(from.export, &new_path, &old_path);
-            }
-            if is_dir(&moving) {
-                self.moved(from.export, &parked, &new_path);
-            }
-        } else if is_dir(&moving) {
-            self.moved(from.export, &old_path, &new_path);
+        self.renamed(from.export, &moving, to.id, &new_name);
+        if flags & libc::RENAME_EXCHANGE != 0
+            && let Some(other) = &replaced
+        {
+            self.renamed(from.export, other, from.id, &name);
         }
         Ok(Answer::Done)
     }
@@ -183,16 +155,22 @@ impl Server {
         name: &[u8],
         mode: u32,
         flags: i32,
-        owner: Owner,
     ) -> SysResult<Answer> {
-        let (parent, name) = self.may_create(parent, name)?;
-        // Only a file made here gets the caller's owner and mode; one that
-        // appeared meanwhile is opened as it is (unless O_EXCL was asked).
-        let (file, fresh) = match sys::create(parent.fd.as_fd(), &name, flags | libc::O_EXCL, mode)
-        {
+        let (parent, dir, name) = self.may_create(parent, name)?;
+        // The handle's descriptor first: a refused create makes nothing.
+        let charge = self.charge_handle()?;
+        // Only a file made here gets the caller's mode; one that appeared
+        // meanwhile is opened as it is (unless O_EXCL was asked).
+        let created = sys::create(
+            parent.fd.as_fd(),
+            &name,
+            flags | libc::O_EXCL,
+            modes::creation_mode(mode),
+        );
+        let (file, fresh) = match created {
             Ok(f) => (f, true),
             Err(Errno::EEXIST) if flags & libc::O_EXCL == 0 => {
-                let st = self.stat_visible(&parent, &name)?;
+                let st = self.stat_visible(&parent, &dir, &name)?;
                 match st.st_mode & libc::S_IFMT {
                     libc::S_IFREG => {}
                     libc::S_IFLNK => return Err(Errno::ELOOP),
@@ -205,15 +183,20 @@ impl Server {
             Err(e) => return Err(e),
         };
         if fresh {
-            self.settle_new(file.as_fd(), owner, Some(mode))?;
+            self.settle_new(file.as_fd(), mode)?;
+        } else if flags & libc::O_TRUNC != 0 {
+            modes::clear_set_id_for_write(self.places.proc_fds(), file.as_fd())?;
         }
-        let entry = self.lookup_name(&parent, &name)?;
+        let entry = self.lookup_name(&parent, &dir, &name)?;
         let fh = self.next_handle();
-        super::state::lock(&self.files).insert(
+        lock(&self.files).insert(
             fh,
-            super::state::OpenFile {
-                file: std::sync::Arc::new(file),
+            OpenFile {
+                file: Arc::new(file),
                 node: entry.node,
+                export: parent.export,
+                _charge: charge,
+                checked: Arc::default(),
             },
         );
         Ok(Answer::Created(entry, fh))

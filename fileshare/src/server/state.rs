@@ -10,20 +10,25 @@
 //!   readdir omits them, and nothing can be created, renamed or linked onto
 //!   them (`EACCES`). Inodes also reachable under a never-path are hidden the
 //!   same way (see `never`).
+//! - **Places**: every call checks that the nodes and handles it uses are
+//!   still inside their export and not under a never-path, wherever the
+//!   master's user moved them meanwhile (see `place`).
 //! - **Read-only exports** refuse every modification, and opening for write,
 //!   with `EROFS`.
 //! - **Across exports**: rename and link give `EXDEV`; link needs a
 //!   writable export.
 //! - **Special files**: only regular files and directories are ever opened
 //!   on the master; device nodes cannot be created (`EPERM`).
-//! - **Owners**: when the server runs as root, new nodes get the caller's
-//!   uid and gid (numerically; one user on both machines), else the server's.
+//! - **Owners and set-id bits**: new nodes belong to the server's user;
+//!   owners never change; no set-id bit is ever added (see `modes`).
+//! - **Descriptors**: what the server holds for a zombie is charged to its
+//!   budget; an open beyond it fails with `EMFILE` (see `budget`, `nodes`).
 
 use std::collections::HashMap;
-use std::ffi::{CStr, OsStr};
+use std::ffi::{CStr, OsString};
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,32 +36,39 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use nix::errno::Errno;
 use nix::sys::stat::FileStat;
 
+use super::budget::{Budget, Charge, Listing};
+use super::modes;
 use super::never::NeverIndex;
-use super::nodes::{Node, NodeTable};
+use super::nodes::{self, Node, NodeTable};
+use super::place::{Checked, Place, Places};
 use crate::policy::ExportPolicy;
-use crate::proto::{Attr, Entry, ExportInfo, Op, Owner, Time};
+use crate::proto::{Attr, Entry, ExportInfo, Time};
 use crate::sys::{self, SysResult};
 
 /// One export being served.
 pub struct Root {
     pub(super) name: String,
     pub(super) read_only: bool,
-    /// Never-paths inside it, relative to its root.
-    pub(super) never: Vec<PathBuf>,
     pub(super) node: u64,
 }
 
 /// An open file.
 pub(super) struct OpenFile {
     pub file: Arc<File>,
-    /// The node it was opened from.
+    /// The node it was opened from, and that node's export.
     pub node: u64,
+    pub export: usize,
+    pub _charge: Charge,
+    /// The last place check of the open file.
+    pub checked: Arc<Checked>,
 }
 
 /// An open directory: its node and the entries read at open.
 pub(super) struct DirHandle {
-    pub fd: Arc<OwnedFd>,
+    pub node: u64,
     pub entries: Arc<Vec<crate::proto::DirEntry>>,
+    pub _charge: Charge,
+    pub _listing: Listing,
 }
 
 /// The state of one [`serve`](super::serve).
@@ -67,8 +79,8 @@ pub struct Server {
     pub(super) dirs: Mutex<HashMap<u64, DirHandle>>,
     next_handle: AtomicU64,
     pub(super) never: NeverIndex,
-    pub(super) proc_fds: OwnedFd,
-    pub(super) as_root: bool,
+    pub(super) places: Places,
+    budget: Arc<Budget>,
 }
 
 /// Locks, ignoring poisoning (the tables stay consistent under each lock).
@@ -81,35 +93,46 @@ impl Server {
     /// cannot be opened are left out with a warning.
     pub fn new(policy: &ExportPolicy) -> Server {
         sys::raise_fd_limit();
-        let policy = ExportPolicy::new(policy.exports.clone(), policy.never.clone());
+        // Never wins, also over exports added to the policy's fields later.
+        let policy = ExportPolicy {
+            zombie: policy.zombie.clone(),
+            ..ExportPolicy::new(policy.exports.clone(), policy.never.clone())
+        };
         let proc_fds = sys::open_proc_fds().expect("/proc is mounted");
-        let mut nodes = NodeTable::default();
+        let budget = Budget::for_zombie(policy.zombie.as_ref());
+        let mut nodes = NodeTable::new(budget.clone());
         let mut roots = Vec::new();
+        let mut root_paths = Vec::new();
+        let mut never = policy.never.clone();
         for (export, name) in policy.exports.iter().zip(policy.names()) {
-            let opened =
-                sys::open_root(&export.path).and_then(|fd| Ok((sys::stat(fd.as_fd())?, fd)));
-            let (st, fd) = match opened {
+            let opened = sys::open_root(&export.path).and_then(|fd| {
+                let st = sys::stat(fd.as_fd())?;
+                let real = sys::fd_path(proc_fds.as_fd(), fd.as_fd())?;
+                Ok((fd, st, PathBuf::from(OsString::from_vec(real))))
+            });
+            let (fd, st, real) = match opened {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!("export {} left out: {e}", export.path.display());
                     continue;
                 }
             };
-            let never = policy
-                .never
-                .iter()
-                .filter_map(|n| n.strip_prefix(&export.path).ok())
-                .filter(|rel| !rel.as_os_str().is_empty())
-                .map(Path::to_path_buf)
-                .collect();
-            let node = nodes.looked_up(roots.len(), fd, &st, Some(PathBuf::new()), true);
+            // Never-paths as the kernel names them below this root.
+            for n in &policy.never {
+                if let Ok(rel) = n.strip_prefix(&export.path) {
+                    never.push(real.join(rel));
+                }
+            }
+            let node = nodes.root(roots.len(), fd, &st);
             roots.push(Root {
                 name,
                 read_only: export.read_only,
-                never,
                 node,
             });
+            root_paths.push(real);
         }
+        never.sort();
+        never.dedup();
         Server {
             roots,
             nodes: Mutex::new(nodes),
@@ -117,8 +140,8 @@ impl Server {
             dirs: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             never: NeverIndex::build(policy.never.clone()),
-            proc_fds,
-            as_root: sys::is_root(),
+            places: Places::new(proc_fds, root_paths, never),
+            budget,
         }
     }
 
@@ -134,69 +157,6 @@ impl Server {
             .collect()
     }
 
-    /// Runs one call.
-    pub fn handle(&self, op: Op) -> SysResult<crate::proto::Answer> {
-        match op {
-            Op::Lookup { parent, name } => self.lookup(parent, &name).map(Into::into),
-            Op::GetAttr { node } => self.getattr(node),
-            Op::SetAttr { node, fh, set } => self.setattr(node, fh, &set),
-            Op::ReadLink { node } => self.readlink(node),
-            Op::Mknod {
-                parent,
-                name,
-                mode,
-                rdev,
-                owner,
-            } => self.mknod(parent, &name, mode, rdev, owner),
-            Op::Mkdir {
-                parent,
-                name,
-                mode,
-                owner,
-            } => self.mkdir(parent, &name, mode, owner),
-            Op::Symlink {
-                parent,
-                name,
-                target,
-                owner,
-            } => self.symlink(parent, &name, &target, owner),
-            Op::Link { node, parent, name } => self.link(node, parent, &name),
-            Op::Unlink { parent, name } => self.unlink(parent, &name, false),
-            Op::Rmdir { parent, name } => self.unlink(parent, &name, true),
-            Op::Rename {
-                parent,
-                name,
-                new_parent,
-                new_name,
-                flags,
-            } => self.rename(parent, &name, new_parent, &new_name, flags),
-            Op::Open { node, flags } => self.open(node, flags),
-            Op::Create {
-                parent,
-                name,
-                mode,
-                flags,
-                owner,
-            } => self.create(parent, &name, mode, flags, owner),
-            Op::Read { fh, offset, size } => self.read(fh, offset, size),
-            Op::Write { fh, offset, data } => self.write(fh, offset, &data),
-            Op::Release { fh } => self.release(fh),
-            Op::Fsync { fh, datasync } => self.fsync(fh, datasync),
-            Op::OpenDir { node } => self.opendir(node),
-            Op::ReadDir { fh, offset } => self.readdir(fh, offset),
-            Op::ReleaseDir { fh } => self.releasedir(fh),
-            Op::FsyncDir { fh, datasync } => self.fsyncdir(fh, datasync),
-            Op::StatFs { node } => self.statfs(node),
-            Op::Fallocate {
-                fh,
-                offset,
-                length,
-                mode,
-            } => self.fallocate(fh, offset, length, mode),
-            Op::Lseek { fh, offset, whence } => self.lseek(fh, offset, whence),
-        }
-    }
-
     /// Drops lookups the zombie's kernel forgot.
     pub fn forget(&self, nodes: &[(u64, u64)]) {
         let mut table = lock(&self.nodes);
@@ -210,23 +170,57 @@ impl Server {
         lock(&self.nodes).len()
     }
 
+    /// How many descriptors are charged to the zombie now.
+    pub fn descriptors(&self) -> usize {
+        self.budget.held()
+    }
+
     pub(super) fn next_handle(&self) -> u64 {
         self.next_handle.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A node the zombie holds; `ESTALE` for ids it was never given.
-    pub(super) fn node(&self, id: u64) -> SysResult<Node> {
-        lock(&self.nodes).get(id).ok_or(Errno::ESTALE)
+    /// A node the zombie holds, with a descriptor: cached, else reopened
+    /// from its parent by name, else (the master renamed it meanwhile) from
+    /// a file the zombie has open of it; `ESTALE` for ids it was never given
+    /// and nodes that cannot be found again.
+    fn node(&self, id: u64) -> SysResult<Node> {
+        let cached = lock(&self.nodes).lookup_cached(id)?;
+        let walk = match cached {
+            Ok(node) => return Ok(node),
+            Err(walk) => walk,
+        };
+        let opened = match nodes::walk(&walk) {
+            Ok(opened) => opened,
+            Err(e) => {
+                let open = lock(&self.files)
+                    .values()
+                    .find(|f| f.node == id)
+                    .map(|f| f.file.clone())
+                    .ok_or(e)?;
+                let fd = sys::path_of(self.places.proc_fds(), open.as_fd())?;
+                vec![(id, fd)]
+            }
+        };
+        lock(&self.nodes).walked(id, opened)
     }
 
-    /// A directory node.
-    pub(super) fn dir(&self, id: u64) -> SysResult<Node> {
+    /// A node and where it is, refused once it left its export or went
+    /// under a never-path.
+    pub(super) fn located(&self, id: u64) -> SysResult<(Node, Place)> {
         let node = self.node(id)?;
-        if node.is_dir() {
-            Ok(node)
-        } else {
-            Err(Errno::ENOTDIR)
+        let place = self
+            .places
+            .check_cached(node.export, node.fd.as_fd(), &node.fd.checked)?;
+        Ok((node, place))
+    }
+
+    /// A directory node and its path on the master.
+    pub(super) fn dir(&self, id: u64) -> SysResult<(Node, PathBuf)> {
+        let (node, place) = self.located(id)?;
+        if !node.is_dir() {
+            return Err(Errno::ENOTDIR);
         }
+        Ok((node, place.path()?))
     }
 
     /// `EROFS` for a read-only export.
@@ -238,25 +232,21 @@ impl Server {
         }
     }
 
-    /// Whether `parent/name` is a never-path of the parent's export.
-    pub(super) fn is_never_name(&self, parent: &Node, name: &CStr) -> bool {
-        let never = &self.roots[parent.export].never;
-        !never.is_empty()
-            && parent.rel.as_ref().is_some_and(|rel| {
-                let path = rel.join(OsStr::from_bytes(name.to_bytes()));
-                never.contains(&path)
-            })
+    /// Whether `dir/name` is a never-path.
+    pub(super) fn is_never_name(&self, dir: &Path, name: &CStr) -> bool {
+        self.places.is_never_name(dir, name.to_bytes())
     }
 
-    /// Whether the entry `parent/name` with attributes `st` is hidden.
-    pub(super) fn hidden(&self, parent: &Node, name: &CStr, st: &FileStat) -> bool {
-        self.is_never_name(parent, name) || self.never.hides(st)
-    }
-
-    /// The attributes of the existing, visible entry `parent/name`.
-    pub(super) fn stat_visible(&self, parent: &Node, name: &CStr) -> SysResult<FileStat> {
+    /// The attributes of the existing, visible entry `parent/name` (the
+    /// parent at `dir`).
+    pub(super) fn stat_visible(
+        &self,
+        parent: &Node,
+        dir: &Path,
+        name: &CStr,
+    ) -> SysResult<FileStat> {
         let st = sys::stat_at(parent.fd.as_fd(), name)?;
-        if self.hidden(parent, name, &st) {
+        if self.is_never_name(dir, name) || self.never.hides(&st) {
             return Err(Errno::ENOENT);
         }
         Ok(st)
@@ -271,9 +261,9 @@ impl Server {
         Ok(st)
     }
 
-    /// Resolves `parent/name` and records the lookup.
-    pub(super) fn lookup_name(&self, parent: &Node, name: &CStr) -> SysResult<Entry> {
-        if self.is_never_name(parent, name) {
+    /// Resolves `parent/name` (the parent at `dir`) and records the lookup.
+    pub(super) fn lookup_name(&self, parent: &Node, dir: &Path, name: &CStr) -> SysResult<Entry> {
+        if self.is_never_name(dir, name) {
             return Err(Errno::ENOENT);
         }
         let fd = sys::open_node(parent.fd.as_fd(), name)?;
@@ -281,59 +271,69 @@ impl Server {
         if self.never.hides(&st) {
             return Err(Errno::ENOENT);
         }
-        let rel = (st.st_mode & libc::S_IFMT == libc::S_IFDIR).then(|| {
-            parent
-                .rel
-                .clone()
-                .unwrap_or_default()
-                .join(OsStr::from_bytes(name.to_bytes()))
-        });
-        let node = lock(&self.nodes).looked_up(parent.export, fd, &st, rel, false);
+        let node = lock(&self.nodes).looked_up(parent.export, parent.id, name, fd, &st)?;
         Ok(Entry {
             node,
             attr: attr(&st),
         })
     }
 
-    /// A directory node moved: updates the paths the table remembers.
-    pub(super) fn moved(&self, export: usize, from: &Path, to: &Path) {
-        lock(&self.nodes).moved(export, from, to);
+    /// The inode `st` of `export` was renamed through the share to
+    /// `parent/name`: re-opening its node goes there now.
+    pub(super) fn renamed(&self, export: usize, st: &FileStat, parent: u64, name: &CStr) {
+        lock(&self.nodes).renamed((export, st.st_dev, st.st_ino), parent, name);
     }
 
-    /// Gives a new node the caller's owner (when root) and exactly `mode`'s
-    /// permission bits (the master's umask must not narrow them). A set-gid
-    /// bit inherited from the parent directory is kept.
-    pub(super) fn settle_new(
-        &self,
-        fd: BorrowedFd<'_>,
-        owner: Owner,
-        mode: Option<u32>,
-    ) -> SysResult<()> {
-        if self.as_root {
-            sys::chown(fd, Some(owner.uid), Some(owner.gid))?;
-        }
-        if let Some(mode) = mode {
-            let st = sys::stat(fd)?;
-            let want = (mode & 0o7777)
-                | (st.st_mode
-                    & libc::S_ISGID
-                    & if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-                        !0
-                    } else {
-                        0
-                    });
-            if st.st_mode & 0o7777 != want {
-                sys::chmod(self.proc_fds.as_fd(), fd, want)?;
-            }
+    /// Gives a new node exactly the permission bits of `mode` without set-id
+    /// bits (the master's umask must not narrow them). A set-gid bit a
+    /// directory inherited from its parent is kept.
+    pub(super) fn settle_new(&self, fd: BorrowedFd<'_>, mode: u32) -> SysResult<()> {
+        let st = sys::stat(fd)?;
+        let inherited = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            st.st_mode & libc::S_ISGID
+        } else {
+            0
+        };
+        let want = modes::creation_mode(mode) | inherited;
+        if st.st_mode & 0o7777 != want {
+            sys::chmod(self.places.proc_fds(), fd, want)?;
         }
         Ok(())
     }
 
+    /// One descriptor of the zombie's budget for a new handle: a node's
+    /// cached descriptor is closed to make room if need be; `EMFILE` when
+    /// the zombie's open handles fill the budget.
+    pub(super) fn charge_handle(&self) -> SysResult<Charge> {
+        if let Some(charge) = self.budget.try_charge() {
+            return Ok(charge);
+        }
+        while lock(&self.nodes).close_one() {
+            if let Some(charge) = self.budget.try_charge() {
+                return Ok(charge);
+            }
+        }
+        self.budget.refused("descriptors");
+        Err(Errno::EMFILE)
+    }
+
+    /// The zombie's budget for a listing of `entries` kept while its
+    /// directory is open; `ENOMEM` past the cap.
+    pub(super) fn charge_listing(&self, entries: usize) -> SysResult<Listing> {
+        self.budget.try_list(entries).ok_or_else(|| {
+            self.budget.refused("listed entries");
+            Errno::ENOMEM
+        })
+    }
+
+    /// An open file, refused once it left its export.
     pub(super) fn open_file(&self, fh: u64) -> SysResult<Arc<File>> {
-        lock(&self.files)
+        let (file, export, checked) = lock(&self.files)
             .get(&fh)
-            .map(|f| f.file.clone())
-            .ok_or(Errno::EBADF)
+            .map(|f| (f.file.clone(), f.export, f.checked.clone()))
+            .ok_or(Errno::EBADF)?;
+        self.places.check_cached(export, file.as_fd(), &checked)?;
+        Ok(file)
     }
 
     /// An open file of this node (`EBADF` for another node's handle).

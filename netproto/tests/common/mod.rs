@@ -28,3 +28,5 @@ pub async fn pair_of_sessions() -> (Session, Session) {
         .unwrap();
     (m, server.await.unwrap())
 }
+
+pub mod raw;

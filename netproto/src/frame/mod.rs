@@ -24,6 +24,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
 
+mod reader;
+
+pub use reader::{FrameReader, InFrame};
+
 /// The largest Noise message (and so the largest outer frame body).
 pub const MAX_NOISE_MESSAGE: usize = 65535;
 /// The AEAD tag added by encryption.
@@ -74,78 +78,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> Resu
     Ok(Some(len))
 }
 
-/// Reads outer frames through one large buffer: few system calls, and each
-/// frame is handed out in place (no copy) for decryption.
-pub struct FrameReader<R> {
-    inner: R,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl<R: AsyncRead + Unpin> FrameReader<R> {
-    /// Wraps a stream.
-    pub fn new(inner: R) -> Self {
-        FrameReader {
-            inner,
-            buf: vec![0u8; 8 * (MAX_NOISE_MESSAGE + 2)],
-            start: 0,
-            end: 0,
-        }
-    }
-
-    /// The next frame's body; `Ok(None)` on a clean end of stream between
-    /// frames.
-    pub async fn next(&mut self) -> Result<Option<&[u8]>> {
-        let range = loop {
-            let have = self.end - self.start;
-            let need = if have >= 2 {
-                let len =
-                    u16::from_be_bytes([self.buf[self.start], self.buf[self.start + 1]]) as usize;
-                if len == 0 {
-                    return Err(Error::Malformed("zero-length frame".into()));
-                }
-                if have >= 2 + len {
-                    let body = self.start + 2..self.start + 2 + len;
-                    self.start += 2 + len;
-                    break body;
-                }
-                2 + len
-            } else {
-                2
-            };
-            if self.buf.len() - self.start < need {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            let n = self
-                .inner
-                .read(&mut self.buf[self.end..])
-                .await
-                .map_err(|e| Error::io("receive frame", e))?;
-            if n == 0 {
-                return if have == 0 {
-                    Ok(None)
-                } else {
-                    Err(Error::Malformed(format!(
-                        "truncated frame: stream ended {have} bytes into a {need}-byte frame"
-                    )))
-                };
-            }
-            self.end += n;
-        };
-        Ok(Some(&self.buf[range]))
-    }
-}
-
-/// Encodes a data frame's plaintext (header and body) in one allocation.
-pub fn encode_data(channel: u32, last: bool, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(INNER_HEADER + body.len());
+/// Appends a data frame's plaintext (header and body) to `out`.
+pub fn encode_data(out: &mut Vec<u8>, channel: u32, last: bool, body: &[u8]) {
     out.push(if last { DATA } else { DATA_MORE });
     out.extend_from_slice(&channel.to_be_bytes());
     out.extend_from_slice(body);
-    out
 }
 
 /// One decoded inner frame.
@@ -216,7 +153,22 @@ impl Inner {
         }
     }
 
-    /// Decodes one inner frame; `body` is copied only for data.
+    /// Decodes one received inner frame; a data frame's bytes stay where
+    /// they are (no copy): the returned `Bytes` is a view of the frame.
+    pub fn decode_owned(plain: InFrame) -> Result<Inner> {
+        if plain.len() >= INNER_HEADER && matches!(plain[0], DATA | DATA_MORE) {
+            let last = plain[0] == DATA;
+            let channel = u32::from_be_bytes(plain[1..5].try_into().expect("4 bytes"));
+            return Ok(Inner::Data {
+                channel,
+                bytes: plain.into_bytes().slice(INNER_HEADER..),
+                last,
+            });
+        }
+        Self::decode(&plain)
+    }
+
+    /// Decodes one inner frame; a data frame's bytes are copied.
     pub fn decode(plain: &[u8]) -> Result<Inner> {
         if plain.len() < INNER_HEADER {
             return Err(Error::Malformed(format!(
@@ -318,36 +270,6 @@ mod tests {
         let mut long = vec![OPEN, 0, 0, 0, 1];
         long.extend(std::iter::repeat_n(b'a', MAX_LABEL + 1));
         assert!(Inner::decode(&long).is_err());
-    }
-
-    #[tokio::test]
-    async fn frame_reader_splits_frames_and_rejects_bad_ones() {
-        let mut stream: Vec<u8> = Vec::new();
-        for body in [&b"abc"[..], &[9u8; 60000][..], b"z"] {
-            stream.extend_from_slice(&(body.len() as u16).to_be_bytes());
-            stream.extend_from_slice(body);
-        }
-        let mut r = FrameReader::new(&stream[..]);
-        assert_eq!(r.next().await.unwrap().unwrap(), b"abc");
-        assert_eq!(r.next().await.unwrap().unwrap().len(), 60000);
-        assert_eq!(r.next().await.unwrap().unwrap(), b"z");
-        assert!(r.next().await.unwrap().is_none());
-        let mut r = FrameReader::new(&[0u8, 10, 1, 2][..]);
-        assert!(
-            r.next()
-                .await
-                .unwrap_err()
-                .to_string()
-                .contains("truncated")
-        );
-        let mut r = FrameReader::new(&[0u8, 0][..]);
-        assert!(
-            r.next()
-                .await
-                .unwrap_err()
-                .to_string()
-                .contains("zero-length")
-        );
     }
 
     #[tokio::test]
