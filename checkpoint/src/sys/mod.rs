@@ -2,10 +2,13 @@
 //! ptrace, `process_vm_readv`/`writev`, `mmap`, `fork`/`clone3` and a few raw system calls.
 //! The rest of the crate is safe Rust.
 
+pub mod anon;
 pub mod fds;
+pub mod locks;
 pub mod mem;
 pub mod podns;
 pub mod ptrace;
+pub mod sock;
 pub mod spawn;
 
 use serde::{Deserialize, Serialize};

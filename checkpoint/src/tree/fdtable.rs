@@ -96,9 +96,8 @@ pub(crate) fn build<'a>(scan: &'a PodScan, mut cx: Option<&mut DumpCx>) -> Resul
                 t.reasons.push(format!("{name}: cannot stat {}", f.link));
                 continue;
             }
-            if proc::fdinfo(p.host, fd).is_ok_and(|(_, _, lock)| lock) {
-                t.reasons
-                    .push(format!("{name}: holds a file lock (not supported yet)"));
+            if let Some(r) = crate::procstate::lock_reason(p.host, fd) {
+                t.reasons.push(format!("{name}: {r}"));
             }
             let key = (f.dev, f.ino);
             let mut found = None;
@@ -145,6 +144,14 @@ pub(crate) fn build<'a>(scan: &'a PodScan, mut cx: Option<&mut DumpCx>) -> Resul
             });
         }
         t.fds.insert(p.host, refs);
+    }
+    let all: Vec<&Object> = t.objects.iter().map(|(o, _)| o).collect();
+    for (o, f) in &t.objects {
+        if let Some(r) = o.related(&all) {
+            let holder = scan.procs.iter().find(|p| p.host == f.pid);
+            let name = holder.map(|p| p.name()).unwrap_or_default();
+            t.reasons.push(format!("{name}: fd {}: {r}", f.fd));
+        }
     }
     Ok(t)
 }

@@ -24,13 +24,22 @@ pub(super) struct ChildCtx<'a> {
 /// # Safety
 /// Only in the cloned child.
 unsafe fn fail(ctx: &ChildCtx<'_>, step: usize) -> ! {
+    // SAFETY: as for `fail_to`.
+    unsafe { fail_to(ctx.status, step) }
+}
+
+/// [`fail`], reporting on status pipe `status`.
+///
+/// # Safety
+/// Only in the cloned child.
+unsafe fn fail_to(status: i32, step: usize) -> ! {
     // SAFETY: errno location is thread-local and valid; write from a local; _exit.
     unsafe {
         let errno = *libc::__errno_location();
         let mut rec = [0u8; 8];
         rec[..4].copy_from_slice(&(step as u32).to_le_bytes());
         rec[4..].copy_from_slice(&errno.to_le_bytes());
-        libc::write(ctx.status, rec.as_ptr().cast(), 8);
+        libc::write(status, rec.as_ptr().cast(), 8);
         libc::_exit(1)
     }
 }
@@ -121,6 +130,18 @@ pub(super) unsafe fn child(ctx: &ChildCtx<'_>, bind_fds: &mut [i32], path_buf: &
         {
             fail(ctx, 5);
         }
+        // The pod's own /dev/shm: POSIX shared memory and named semaphores are the pod's.
+        if libc::mount(
+            c"tmpfs".as_ptr(),
+            c"/dev/shm".as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            c"mode=1777".as_ptr().cast(),
+        ) != 0
+            && *libc::__errno_location() != libc::ENOENT
+        {
+            fail(ctx, 12);
+        }
         for mask in &m.masks {
             if libc::mount(
                 c"tmpfs".as_ptr(),
@@ -160,16 +181,26 @@ pub(super) unsafe fn child(ctx: &ChildCtx<'_>, bind_fds: &mut [i32], path_buf: &
         }
         match ctx.then {
             Then::Exec { path, .. } => {
+                // The socket goes to 3: if the status pipe has that number, move it first
+                // (overwritten, it would report success before the exec).
+                let status = if ctx.status == 3 {
+                    libc::fcntl(ctx.status, libc::F_DUPFD_CLOEXEC, 4)
+                } else {
+                    ctx.status
+                };
+                if status < 0 {
+                    fail(ctx, 10);
+                }
                 let high = libc::fcntl(ctx.sock, libc::F_DUPFD, 10);
                 let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
                 if high < 0 || devnull < 0 {
-                    fail(ctx, 10);
+                    fail_to(status, 10);
                 }
                 for fd in 0..3 {
                     libc::dup2(devnull, fd);
                 }
                 if libc::dup2(high, 3) != 3 {
-                    fail(ctx, 10);
+                    fail_to(status, 10);
                 }
                 // Everything else closes on exec, the status pipe included: its end-of-file
                 // tells the parent that exec succeeded.
@@ -180,17 +211,27 @@ pub(super) unsafe fn child(ctx: &ChildCtx<'_>, bind_fds: &mut [i32], path_buf: &
                     libc::CLOSE_RANGE_CLOEXEC,
                 );
                 libc::execve(path.as_ptr(), ctx.argv.as_ptr(), ctx.envp.as_ptr());
-                fail(ctx, 11);
+                fail_to(status, 11);
             }
             Then::Placeholder { fd } => {
-                if ctx.sock != *fd && libc::dup3(ctx.sock, *fd, 0) != *fd {
+                // The socket takes number `fd`: if the status pipe has it, move the pipe first
+                // (overwritten, it would report READY into the socket and close it).
+                let status = if ctx.status == *fd {
+                    libc::fcntl(ctx.status, libc::F_DUPFD_CLOEXEC, 0)
+                } else {
+                    ctx.status
+                };
+                if status < 0 {
                     fail(ctx, 10);
+                }
+                if ctx.sock != *fd && libc::dup3(ctx.sock, *fd, 0) != *fd {
+                    fail_to(status, 10);
                 }
                 libc::setsid();
                 let mut rec = [0xffu8; 8];
                 rec[4..].copy_from_slice(&0i32.to_le_bytes());
-                libc::write(ctx.status, rec.as_ptr().cast(), 8);
-                libc::close(ctx.status);
+                libc::write(status, rec.as_ptr().cast(), 8);
+                libc::close(status);
                 loop {
                     libc::pause();
                 }

@@ -58,6 +58,7 @@ pub const STEPS: &[&str] = &[
     "change to the working directory",
     "set up descriptors",
     "execute the pod's init",
+    "mount the pod's tmpfs on /dev/shm",
 ];
 const READY: u32 = u32::MAX;
 

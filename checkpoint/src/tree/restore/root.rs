@@ -87,6 +87,17 @@ pub(super) fn create(
             kind: VmaKind::Anon,
         });
     }
+    for (start, end) in crate::procstate::avoid(tree) {
+        avoid.push(Vma {
+            start,
+            end,
+            prot: 0,
+            shared: true,
+            growsdown: false,
+            name: None,
+            kind: VmaKind::Anon,
+        });
+    }
     root.wipe(&avoid, Some(sock_fd))?;
     let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
     let flags = (libc::MAP_SHARED | libc::MAP_ANONYMOUS) as u64 | MAP_FIXED_NOREPLACE;
@@ -145,6 +156,7 @@ pub(super) fn objects(
         root: &mut pod.root,
         root_pidfd: &pod.pidfd,
     };
+    crate::procstate::before_objects(&mut cx, tree)?;
     let mut out = Vec::with_capacity(tree.objects.len());
     for (i, o) in tree.objects.iter().enumerate() {
         let fd = o
@@ -152,5 +164,6 @@ pub(super) fn objects(
             .map_err(|e| Error::Restore(format!("object {i} ({}): {e}", o.kind())))?;
         out.push(fd);
     }
+    crate::procstate::after_objects(&out, tree)?;
     Ok((out, cx.state))
 }
