@@ -3,12 +3,15 @@
 //! it and returns [`Command`]s. It holds no I/O, so tests drive it directly.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use zos_netproto::Level;
 use zos_netproto::control::{StatusInfo, TaskInfo};
 use zos_netproto::discovery::HostInfo;
 
+use crate::migrant;
+use crate::moves::{MoveKind, Moves};
 use crate::worker::{Command, Event};
 
 /// The length of a pairing code.
@@ -27,6 +30,8 @@ pub struct Model {
     pub daemon_error: Option<String>,
     /// The zombies this master is paired with: fingerprint → level held.
     pub paired: HashMap<String, Level>,
+    /// The names they were paired under: fingerprint → name.
+    pub paired_names: HashMap<String, String>,
     /// The pairing dialog.
     pub pair: PairDialog,
     /// The last ping to each host, by instance.
@@ -39,6 +44,13 @@ pub struct Model {
     pub polled: bool,
     /// The master's tasks, by id.
     pub tasks: Vec<TaskInfo>,
+    /// The moves the window asked for, their progress and outcome.
+    pub moves: Moves,
+    /// A move waiting for the user's yes (dominate first, or restore from
+    /// an old image).
+    pub ask: Option<Question>,
+    /// The Checkpoint… dialog, while open.
+    pub checkpoint: Option<CheckpointDialog>,
     /// Shared apps whose viewer the window has opened (or been told to)
     /// once; each new one gets a viewer when it first appears.
     viewed: BTreeSet<u64>,
@@ -61,6 +73,28 @@ pub struct PairDialog {
     pub state: PairState,
     /// Whether the code field should take the keyboard focus.
     pub focus_code: bool,
+}
+
+/// A move that waits for the user's confirmation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Question {
+    /// The task it moves.
+    pub task: u64,
+    /// What the user is asked.
+    pub question: String,
+    /// The label of the button that says yes.
+    pub yes: String,
+    /// What yes sends.
+    pub command: Command,
+}
+
+/// The Checkpoint… dialog: which task, and the directory typed so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointDialog {
+    /// The task.
+    pub task: u64,
+    /// The directory the image goes to.
+    pub dir: String,
 }
 
 /// Progress of a pairing attempt.
@@ -113,9 +147,14 @@ impl Model {
                 self.daemon_error = Some(message);
             }
             Event::Trust(Ok(entries)) => {
-                self.paired = entries
+                let known: Vec<_> = entries
                     .iter()
-                    .filter_map(|e| Some((e.public_key().ok()?.fingerprint().0, e.level)))
+                    .filter_map(|e| Some((e.public_key().ok()?.fingerprint().0, e)))
+                    .collect();
+                self.paired = known.iter().map(|(fp, e)| (fp.clone(), e.level)).collect();
+                self.paired_names = known
+                    .into_iter()
+                    .map(|(fp, e)| (fp, e.name.clone()))
                     .collect();
             }
             Event::Tasks(Ok(tasks)) => {
@@ -125,6 +164,9 @@ impl Model {
                     }
                 }
                 self.tasks = tasks;
+                let tasks = &self.tasks;
+                self.moves
+                    .retain_tasks(|id| tasks.iter().any(|t| t.id == id));
             }
             Event::Tasks(Err(message)) => {
                 tracing::debug!("tasks unknown: {message}");
@@ -149,6 +191,9 @@ impl Model {
                     self.dominations.insert(host, PingState::Failed(message));
                 }
             },
+            Event::MoveStep { task, step } => self.moves.step(task, step),
+            Event::MoveProgress { task, progress } => self.moves.progress(task, progress),
+            Event::MoveEnded { task, result } => self.moves.end(task, result, Instant::now()),
             Event::Pinged { host, result } => {
                 let state = match result {
                     Ok(rtt) => PingState::Rtt(rtt),
@@ -263,6 +308,57 @@ impl Model {
         self.pending_views.push(task);
     }
 
+    /// Records that `command` (a move) is on its way and returns it.
+    pub fn begin(&mut self, command: Command) -> Command {
+        let (task, kind) = match &command {
+            Command::Migrate { task, host, .. } => (*task, MoveKind::Migrate { to: host.clone() }),
+            Command::Home { task, from_image } => (
+                *task,
+                MoveKind::Home {
+                    from_image: *from_image,
+                },
+            ),
+            Command::Checkpoint { task, out } => (*task, MoveKind::Checkpoint { out: out.clone() }),
+            _ => return command,
+        };
+        tracing::info!("task {task}: {}", kind.doing());
+        self.moves.start(task, kind);
+        command
+    }
+
+    /// The user's answer to the open question: the command to send on yes.
+    pub fn answer(&mut self, yes: bool) -> Option<Command> {
+        let question = self.ask.take()?;
+        yes.then(|| self.begin(question.command))
+    }
+
+    /// Opens the Checkpoint… dialog for `task`, proposing a directory under
+    /// `home`: `zos-checkpoints/PROGRAM-TASK`.
+    pub fn open_checkpoint(&mut self, task: u64, home: &Path) {
+        let program = self.task(task).map(migrant::program).unwrap_or_default();
+        let dir = home
+            .join("zos-checkpoints")
+            .join(format!("{program}-{task}"));
+        self.checkpoint = Some(CheckpointDialog {
+            task,
+            dir: dir.display().to_string(),
+        });
+    }
+
+    /// The dialog's Save: the command, if a directory is given.
+    pub fn start_checkpoint(&mut self) -> Option<Command> {
+        let dialog = self.checkpoint.take()?;
+        let out = dialog.dir.trim().to_owned();
+        if out.is_empty() {
+            self.checkpoint = Some(dialog);
+            return None;
+        }
+        Some(self.begin(Command::Checkpoint {
+            task: dialog.task,
+            out,
+        }))
+    }
+
     /// Logs `window shows N hosts: a, b` when the set of hosts on screen
     /// differs from the one logged last. Returns whether it logged.
     pub fn log_shown_hosts(&mut self) -> bool {
@@ -356,6 +452,7 @@ mod tests {
             state: "running".into(),
             pid: Some(77),
             host: None,
+            ..TaskInfo::default()
         }
     }
 

@@ -1,0 +1,230 @@
+//! Drag and drop in the real master window on a real (virtual) X display:
+//! `zos_gui::run` under Xvfb with Mesa's software GL, fed by the fake
+//! master of `common::migrants`. xdotool drags task 3's tile onto desk's
+//! icon with a stepped mouse move; the fake daemon must receive
+//! `Migrate{task: 3, host: desk}`; while it reports progress (held at 40 %
+//! of the image) a screenshot must show the progress bar's colour inside
+//! the task's tile and nowhere else; when the move ends the bar goes and
+//! the phase times are logged. Run bare and under a window manager
+//! (openbox); both screenshots are kept for a person to look at, in the
+//! target directory's `tmp/` (their paths are printed).
+//!
+//! winit wants the main thread, so this test has its own `main` (no libtest
+//! harness; libtest-mimic reads libtest's arguments). It re-runs itself
+//! inside the display. Xvfb, xdotool, xprop, ImageMagick and openbox are
+//! required: a missing one fails the test naming its package.
+
+mod common;
+#[path = "../../../tests/common/tools.rs"]
+mod tools;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::migrants::{FakeMaster, MASTER, State, dominated, host, migrant};
+use common::xdisplay::{Screen, count_color, spawn_window, wait_for, wait_until};
+use libtest_mimic::{Arguments, Trial};
+use zos_netproto::Level;
+
+/// Set in the child: the directory it shares with the test.
+const INNER: &str = "ZOS_GUI_MOVE_WINDOW_DIR";
+/// The progress bar's colour, as ImageMagick writes it.
+const BAR: &str = "#8E5CD8";
+
+fn main() {
+    if let Some(dir) = std::env::var_os(INNER) {
+        return inner(PathBuf::from(dir));
+    }
+    let trials = vec![
+        Trial::test(
+            "dragging_a_task_onto_a_host_migrates_it_with_a_progress_bar",
+            || {
+                drag_and_watch(None);
+                Ok(())
+            },
+        ),
+        Trial::test(
+            "dragging_a_task_onto_a_host_migrates_it_with_a_progress_bar_under_openbox",
+            || {
+                drag_and_watch(Some("openbox"));
+                Ok(())
+            },
+        ),
+    ];
+    libtest_mimic::run(&Arguments::from_args(), trials).exit();
+}
+
+/// A rectangle from a `layout:` line: x, y, w, h in window pixels.
+type Area = (i32, i32, i32, i32);
+
+/// Reads `layout: NAME at x=… y=… w=… h=…` lines into `areas`.
+fn note_layout(line: &str, areas: &Mutex<HashMap<String, Area>>) {
+    let Some((_, rest)) = line.split_once("layout: ") else {
+        return;
+    };
+    let Some((name, coords)) = rest.split_once(" at ") else {
+        return;
+    };
+    let numbers: Vec<i32> = coords
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('=')?.1.parse().ok())
+        .collect();
+    if let [x, y, w, h] = numbers[..] {
+        areas.lock().unwrap().insert(name.to_owned(), (x, y, w, h));
+    }
+}
+
+fn drag_and_watch(wm: Option<&str>) {
+    let mut needed = vec!["Xvfb", "xdotool", "xprop", "import", "convert"];
+    needed.extend(wm);
+    tools::require_all(&needed);
+    let label = wm.unwrap_or("bare");
+    let mut screen = Screen::start("1024x768x24");
+    if let Some(wm) = wm {
+        screen = screen.with_window_manager(wm);
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "zos-gui-move-window-{}-{label}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _clean = Cleanup(dir.clone());
+    let (window, raw_lines) = spawn_window(&screen.display, &[(INNER, dir.to_str().unwrap())]);
+
+    // Keep every layout line, pass the rest on.
+    let areas = Arc::new(Mutex::new(HashMap::new()));
+    let (tx, lines) = std::sync::mpsc::channel();
+    let noted = areas.clone();
+    std::thread::spawn(move || {
+        for line in raw_lines {
+            note_layout(&line, &noted);
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let area = |name: &str| -> Area {
+        *areas
+            .lock()
+            .unwrap()
+            .get(name)
+            .unwrap_or_else(|| panic!("the window never logged where {name} is"))
+    };
+
+    wait_for(&lines, "window shows 2 hosts: desk, lab");
+    wait_until(&lines, |l| l.contains("layout: task 3 at")).expect("task 3's tile");
+    wait_until(&lines, |l| l.contains("layout: host desk at")).expect("desk's tile");
+    std::thread::sleep(Duration::from_millis(500));
+    let (wx, wy) = screen.window_origin("ZOS master");
+    let (tx_, ty, tw, _) = area("task 3");
+    let (hx, hy, hw, hh) = area("host desk");
+    let grab = (wx + tx_ + tw / 3, wy + ty + 12);
+    let drop_at = (wx + hx + hw / 2, wy + hy + hh / 4);
+    screen.drag(grab, drop_at, 24);
+
+    let got = wait_until(&lines, |l| l.contains("fake daemon got: Migrate"))
+        .expect("the fake daemon never got a Migrate request");
+    assert!(
+        got.ends_with(r#"Migrate { task: 3, host: "desk", compress: Auto }"#),
+        "{got}"
+    );
+    wait_for(&lines, "fake daemon holds at send image 40 %");
+    wait_until(&lines, |l| {
+        l.contains("task 3 progress: send image 107374182 of")
+    })
+    .expect("the window took in the 40 % reply");
+    std::thread::sleep(Duration::from_millis(700));
+
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let moving = shots.join(format!("zos-gui-move-progress-{label}.png"));
+    screen.screenshot(&moving);
+    println!("screenshot while moving: {}", moving.display());
+    let (tx_, ty, tw, th) = area("task 3");
+    let tile = (wx + tx_, wy + ty, tw, th);
+    let in_tile = count_color(&moving, BAR, Some(tile));
+    let everywhere = count_color(&moving, BAR, None);
+    // 40 % of a bar about 220 × 16 pixels, less its rounded ends.
+    assert!(
+        in_tile > 800,
+        "the progress bar's colour in task 3's tile {tile:?}: {in_tile} pixels ({})",
+        moving.display()
+    );
+    assert_eq!(in_tile, everywhere, "the bar's colour only in the tile");
+
+    std::fs::write(dir.join("release"), b"go").unwrap();
+    wait_for(
+        &lines,
+        "task 3 moved to desk in 2.33 s: check 3 ms · freeze 12 ms · send files 850 µs · \
+         send image 2.10 s · restore 208 ms · commit 4 ms",
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let done = shots.join(format!("zos-gui-move-done-{label}.png"));
+    screen.screenshot(&done);
+    println!("screenshot after the move: {}", done.display());
+    assert_eq!(count_color(&done, BAR, None), 0, "the bar is gone");
+
+    // The window is killed, so its fake daemon cannot tidy up after itself.
+    let pid = window.0.id();
+    drop(window);
+    let _ =
+        std::fs::remove_dir_all(std::env::temp_dir().join(format!("zos-gui-move-window-{pid}")));
+}
+
+/// Removes the directory shared with the window.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The window itself, in the child process, with the fake master holding
+/// its first move at 40 % of the image until `dir/release` exists.
+fn inner(dir: PathBuf) {
+    let _ = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_env_filter("zos_gui=debug")
+        .try_init();
+    let state = State {
+        hosts: vec![dominated(host("desk", 2), Level::Complete), host("lab", 3)],
+        paired: vec![
+            ("desk".into(), 2, Level::Complete),
+            ("lab".into(), 3, Level::Complete),
+        ],
+        tasks: vec![
+            migrant(3, &["/usr/bin/sleep", "1000"], MASTER),
+            migrant(4, &["make", "-j2"], "desk"),
+        ],
+        hold: true,
+        ..State::default()
+    };
+    let fake = FakeMaster::start("gui-move-window", state, Duration::from_millis(150));
+    let shared = fake.state.clone();
+    std::thread::spawn(move || {
+        let mut told = 0;
+        let mut held = false;
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let (lock, wake) = &*shared;
+            let mut state = lock.lock().unwrap();
+            for request in &state.requests[told..] {
+                println!("fake daemon got: {request:?}");
+            }
+            told = state.requests.len();
+            if state.hold && state.progress_sent == 7 && !held {
+                println!("fake daemon holds at send image 40 %");
+                held = true;
+            }
+            if state.hold && dir.join("release").exists() {
+                state.hold = false;
+                wake.notify_all();
+            }
+        }
+    });
+    zos_gui::run(fake.daemon.socket().to_path_buf(), Box::new(|_| Ok(())))
+        .expect("the window runs");
+}
