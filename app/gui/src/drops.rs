@@ -195,6 +195,7 @@ impl Model {
                 yes,
                 command,
             } => {
+                tracing::info!("task {id}: asking: {question}");
                 self.ask = Some(crate::model::Question {
                     task: id,
                     question,

@@ -329,6 +329,9 @@ impl Model {
     /// The user's answer to the open question: the command to send on yes.
     pub fn answer(&mut self, yes: bool) -> Option<Command> {
         let question = self.ask.take()?;
+        if !yes {
+            tracing::info!("task {}: not moved (cancelled)", question.task);
+        }
         yes.then(|| self.begin(question.command))
     }
 

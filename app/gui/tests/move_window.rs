@@ -32,6 +32,8 @@ use zos_netproto::Level;
 const INNER: &str = "ZOS_GUI_MOVE_WINDOW_DIR";
 /// The progress bar's colour, as ImageMagick writes it.
 const BAR: &str = "#8E5CD8";
+/// The ring of a drop zone that takes the task.
+const RING: &str = "#5CC06C";
 
 fn main() {
     if let Some(dir) = std::env::var_os(INNER) {
@@ -115,15 +117,43 @@ fn drag_and_watch(wm: Option<&str>) {
     };
 
     wait_for(&lines, "window shows 2 hosts: desk, lab");
-    wait_until(&lines, |l| l.contains("layout: task 3 at")).expect("task 3's tile");
-    wait_until(&lines, |l| l.contains("layout: host desk at")).expect("desk's tile");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while ["task 3", "host desk"]
+        .iter()
+        .any(|name| !areas.lock().unwrap().contains_key(*name))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the window never logged where task 3 and desk are: {:?}",
+            areas.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::thread::sleep(Duration::from_millis(500));
     let (wx, wy) = screen.window_origin("ZOS master");
     let (tx_, ty, tw, _) = area("task 3");
     let (hx, hy, hw, hh) = area("host desk");
     let grab = (wx + tx_ + tw / 3, wy + ty + 12);
     let drop_at = (wx + hx + hw / 2, wy + hy + hh / 4);
-    screen.drag(grab, drop_at, 24);
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let hover = shots.join(format!("zos-gui-move-hover-{label}.png"));
+    let desk = (wx + hx, wy + hy, hw, hh);
+    screen.drag_and(grab, drop_at, 24, || {
+        std::thread::sleep(Duration::from_millis(300));
+        screen.screenshot(&hover);
+    });
+    println!("screenshot while hovering: {}", hover.display());
+    // desk's ring: 3 pixels wide around the tile, the middle line of it in
+    // the exact colour (at least 2 × (w + h) pixels, less the corners).
+    let ring = count_color(&hover, RING, Some(desk));
+    let perimeter = 2 * (hw + hh) as u64;
+    assert!(
+        ring > perimeter * 3 / 4,
+        "desk lights up while the task hovers: {ring} ring pixels ({})",
+        hover.display()
+    );
+    // Out of the window, so no tooltip covers the screenshots.
+    screen.run("xdotool", &["mousemove", "1010", "760"]);
 
     let got = wait_until(&lines, |l| l.contains("fake daemon got: Migrate"))
         .expect("the fake daemon never got a Migrate request");
@@ -131,14 +161,17 @@ fn drag_and_watch(wm: Option<&str>) {
         got.ends_with(r#"Migrate { task: 3, host: "desk", compress: Auto }"#),
         "{got}"
     );
-    wait_for(&lines, "fake daemon holds at send image 40 %");
+    // The fake daemon stops at 40 % and the window took that reply in (two
+    // writers: in either order).
+    let (mut held, mut shown) = (false, false);
     wait_until(&lines, |l| {
-        l.contains("task 3 progress: send image 107374182 of")
+        held |= l.ends_with("fake daemon holds at send image 40 %");
+        shown |= l.contains("task 3 progress: send image 107374182 of");
+        held && shown
     })
-    .expect("the window took in the 40 % reply");
+    .expect("the move held at 40 % with the window told");
     std::thread::sleep(Duration::from_millis(700));
 
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let moving = shots.join(format!("zos-gui-move-progress-{label}.png"));
     screen.screenshot(&moving);
     println!("screenshot while moving: {}", moving.display());
@@ -165,6 +198,54 @@ fn drag_and_watch(wm: Option<&str>) {
     screen.screenshot(&done);
     println!("screenshot after the move: {}", done.display());
     assert_eq!(count_color(&done, BAR, None), 0, "the bar is gone");
+    let after = count_color(&done, RING, Some(desk));
+    assert!(after < ring / 3, "the ring went: {after} pixels left");
+
+    // Task 4 onto lab, which is free: the window asks first and sends
+    // nothing; Escape says no.
+    let (tx_, ty, tw, _) = area("task 4");
+    let (hx, hy, hw, hh) = area("host lab");
+    screen.drag(
+        (wx + tx_ + tw / 3, wy + ty + 12),
+        (wx + hx + hw / 2, wy + hy + hh / 4),
+        24,
+    );
+    screen.run("xdotool", &["mousemove", "1010", "760"]);
+    wait_for(
+        &lines,
+        "task 4: asking: Dominate lab at complete and move task 4 there?",
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let question = shots.join(format!("zos-gui-move-question-{label}.png"));
+    screen.screenshot(&question);
+    println!("screenshot of the question: {}", question.display());
+    let id = screen.run("xdotool", &["search", "--name", "ZOS master"]);
+    let id = id.lines().next().unwrap().trim().to_owned();
+    screen.run("xdotool", &["windowfocus", "--sync", &id]);
+    screen.run("xdotool", &["key", "Escape"]);
+    wait_for(&lines, "task 4: not moved (cancelled)");
+
+    // The menu of task 3, now away: a right click on its tile.
+    let (tx_, ty, tw, _) = area("task 3");
+    let at = (wx + tx_ + tw / 3, wy + ty + 12);
+    screen.run(
+        "xdotool",
+        &["mousemove", "--sync", &at.0.to_string(), &at.1.to_string()],
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    screen.run("xdotool", &["click", "3"]);
+    std::thread::sleep(Duration::from_millis(700));
+    let menu = shots.join(format!("zos-gui-move-menu-{label}.png"));
+    screen.screenshot(&menu);
+    println!("screenshot of the tile menu: {}", menu.display());
+    let requests: Vec<String> = std::iter::from_fn(|| lines.try_recv().ok())
+        .filter(|l| l.contains("fake daemon got:"))
+        .collect();
+    assert_eq!(
+        requests,
+        Vec::<String>::new(),
+        "nothing sent after the first move"
+    );
 
     // The window is killed, so its fake daemon cannot tidy up after itself.
     let pid = window.0.id();

@@ -189,7 +189,7 @@ fn the_masters_own_icon_brings_a_task_home_and_a_lost_one_from_its_image() {
 fn the_tile_menu_checkpoints_migrates_and_brings_home() {
     let mut h = window();
     let sleep = grab(&h, "sleep");
-    let dots = h.text_near("⋮", sleep).center();
+    let dots = menu_button(&h, sleep);
     h.click(dots);
     for item in ["Checkpoint…", "Migrate to", "Bring home"] {
         assert!(h.shows(item), "{item:?} in the menu: {:?}", h.texts());
@@ -373,6 +373,15 @@ fn a_failed_move_shows_its_whole_error_wrapped_inside_the_tile() {
     let dismiss = h.text_rect("Dismiss", 0.0).center();
     h.click(dismiss);
     assert!(!h.texts().iter().any(|(t, _)| *t == message), "dismissed");
+}
+
+/// The menu button (three dots) of the tile whose name is at `name`.
+fn menu_button(h: &Harness, name: Pos2) -> Pos2 {
+    h.circles(zos_gui::ui::task_tile::DOT_RADIUS)
+        .into_iter()
+        .filter(|c| (c.y - name.y).abs() < 2.0)
+        .min_by(|a, b| a.distance(name).total_cmp(&b.distance(name)))
+        .expect("the middle dot of the tile's menu button")
 }
 
 /// The rectangle of the tile whose program is `program`: the tasks panel's

@@ -105,7 +105,7 @@ fn done(ui: &mut Ui, outcome: &MoveOutcome) {
         .show(ui, |ui| {
             for (name, time) in &outcome.phases {
                 ui.label(RichText::new(name).small());
-                ui.label(RichText::new(units::duration(*time)).small().monospace());
+                ui.label(RichText::new(units::duration(*time)).small());
                 ui.end_row();
             }
         });

@@ -5,7 +5,10 @@
 //! tile keeps its View button.
 
 use eframe::egui;
-use egui::{Align, CornerRadius, Frame, Layout, Margin, RichText, Sense, Ui, UiBuilder};
+use egui::{
+    Align, CornerRadius, Frame, Layout, Margin, Popup, Response, RichText, Sense, StrokeKind, Ui,
+    UiBuilder, vec2,
+};
 use zos_netproto::control::TaskInfo;
 
 use super::move_progress::move_state;
@@ -83,10 +86,9 @@ fn migrant_tile(ui: &mut Ui, model: &Model, task: &TaskInfo) -> Option<TileActio
             ui.horizontal(|ui| {
                 ui.label(RichText::new(migrant::program(task)).strong());
                 ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                    let menu = ui.menu_button("⋮", |ui| task_menu(ui, model, task));
-                    menu.response
-                        .on_hover_text("Checkpoint, migrate, bring home");
-                    if let Some(Some(choice)) = menu.inner {
+                    let dots = dots_button(ui).on_hover_text("Checkpoint, migrate, bring home");
+                    let menu = Popup::menu(&dots).show(|ui| task_menu(ui, model, task));
+                    if let Some(choice) = menu.and_then(|m| m.inner) {
                         action = Some(TileAction::Menu(choice));
                     }
                 });
@@ -120,6 +122,28 @@ fn migrant_tile(ui: &mut Ui, model: &Model, task: &TaskInfo) -> Option<TileActio
         }
     });
     action
+}
+
+/// The radius of the menu button's dots.
+pub const DOT_RADIUS: f32 = 1.8;
+
+/// The menu button: three dots stacked (the default fonts have no "⋮").
+fn dots_button(ui: &mut Ui) -> Response {
+    let (rect, response) = ui.allocate_exact_size(vec2(22.0, 20.0), Sense::click());
+    let look = ui.style().interact(&response);
+    let painter = ui.painter();
+    painter.rect(
+        rect,
+        look.corner_radius,
+        look.weak_bg_fill,
+        look.bg_stroke,
+        StrokeKind::Inside,
+    );
+    for step in [-1.0, 0.0, 1.0] {
+        let centre = rect.center() + vec2(0.0, step * 4.5);
+        painter.circle_filled(centre, DOT_RADIUS, look.fg_stroke.color);
+    }
+    response
 }
 
 /// "task 3 · running on desk for 4 min", "task 5 · exited 0 (3 min ago)".

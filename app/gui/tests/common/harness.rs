@@ -156,18 +156,17 @@ impl Harness {
         self.frames(2, vec![]);
     }
 
-    /// The on-screen rectangle of `text` nearest to `pos`.
-    pub fn text_near(&self, text: &str, pos: Pos2) -> Rect {
-        self.texts()
-            .into_iter()
-            .filter(|(t, _)| t == text)
-            .map(|(_, r)| r)
-            .min_by(|a, b| {
-                a.center()
-                    .distance(pos)
-                    .total_cmp(&b.center().distance(pos))
-            })
-            .unwrap_or_else(|| panic!("no {text:?} on screen: {:?}", self.texts()))
+    /// The centres of the circles of radius `radius`.
+    pub fn circles(&self, radius: f32) -> Vec<Pos2> {
+        let mut out = Vec::new();
+        visit(&self.shapes, &mut |shape| {
+            if let Shape::Circle(c) = shape
+                && c.radius == radius
+            {
+                out.push(c.center);
+            }
+        });
+        out
     }
 
     /// Whether `text` is on screen.

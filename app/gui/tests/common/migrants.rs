@@ -242,6 +242,7 @@ fn scripted_move(
         state.progress_sent = 0;
         if let Some(t) = state.tasks.iter_mut().find(|t| t.id == task) {
             t.state = task_state::MOVING.into();
+            t.since = now_unix();
             t.to = Some(to.clone());
         }
     }
@@ -291,6 +292,7 @@ fn scripted_move(
             }
             .into();
             t.to = None;
+            t.since = now_unix();
             t.r#where = to.clone();
             t.epoch = t.epoch.map(|e| e + 1);
             t.image_age_s = Some(0);

@@ -112,6 +112,11 @@ impl Screen {
     /// `steps` steps of 30 ms, as a hand would: egui sees a press, a run
     /// of moves and a release.
     pub fn drag(&self, from: (i32, i32), to: (i32, i32), steps: i32) {
+        self.drag_and(from, to, steps, || {});
+    }
+
+    /// [`Screen::drag`], running `hovering` at `to` before letting go.
+    pub fn drag_and(&self, from: (i32, i32), to: (i32, i32), steps: i32, hovering: impl FnOnce()) {
         let at = |(x, y): (i32, i32)| [x.to_string(), y.to_string()];
         let [x, y] = at(from);
         self.run("xdotool", &["mousemove", "--sync", &x, &y]);
@@ -127,6 +132,7 @@ impl Screen {
             std::thread::sleep(Duration::from_millis(30));
         }
         std::thread::sleep(Duration::from_millis(200));
+        hovering();
         self.run("xdotool", &["mouseup", "1"]);
     }
 
