@@ -109,11 +109,24 @@ pub enum Command {
         interval: f64,
     },
     /// Start a task on the master; `--shared` runs an X11 app in its own
-    /// virtual display (one Xvnc, reachable only through a private socket).
+    /// virtual display (one Xvnc, reachable only through a private socket);
+    /// `--migrant` runs a command in a pod that can move to a zombie.
+    ///
+    /// A migrant runs in its own user, PID, mount and IPC namespaces (the
+    /// kernel must allow unprivileged user namespaces when the daemon is not
+    /// root), with `zos-pod-init` (installed next to `zos`) as PID 1, in the
+    /// directory where `zos run` was typed, with this shell's environment,
+    /// on a terminal of its own: `zos attach TASK` shows it, `zos logs TASK`
+    /// prints what it wrote. It ends when its command ends (`zos tasks`
+    /// shows `exited CODE` for 10 minutes) or when the master daemon stops
+    /// (SIGTERM, then SIGKILL 2 s later).
     Run {
         /// Run it as a virtually shared app.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "migrant")]
         shared: bool,
+        /// Run it as a migrant task (a pod that can move).
+        #[arg(long)]
+        migrant: bool,
         /// The command and its arguments (after `--`).
         #[arg(last = true, required = true, value_name = "COMMAND")]
         argv: Vec<String>,
@@ -192,12 +205,29 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         snapshot: Option<PathBuf>,
     },
-    /// List the master's tasks: id, kind, command, display, state; on a
-    /// zombie, the tasks the dominating master shares.
+    /// List the master's tasks: id, kind (shared or migrant), where it runs,
+    /// state (running, home, moving, lost, exited CODE), since when, command;
+    /// on a zombie, the tasks the dominating master shares.
     Tasks {
         /// Machine-readable output (a JSON array).
         #[arg(long)]
         json: bool,
+    },
+    /// Show a migrant task's terminal live and type into it, wherever the
+    /// task runs. Starts with its recent output and makes it redraw; follows
+    /// this terminal's size. Ctrl-] detaches (the task runs on).
+    Attach {
+        /// The task id (see `zos tasks`).
+        task: u64,
+    },
+    /// Print what a migrant task wrote to its terminal so far (the last
+    /// 8–16 MiB are kept).
+    Logs {
+        /// The task id (see `zos tasks`).
+        task: u64,
+        /// Keep printing new output until the task ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
     /// Stop the local daemon.
     Stop,

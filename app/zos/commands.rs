@@ -111,7 +111,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Reply::Done => Ok(ExitCode::SUCCESS),
             other => unexpected(other),
         },
-        Command::Run { shared, argv } => match ask(&paths, &Request::Run { shared, argv })? {
+        Command::Run {
+            migrant: true,
+            argv,
+            ..
+        } => crate::tasks::run_migrant(&paths, argv),
+        Command::Run { shared, argv, .. } => match ask(&paths, &Request::Run { shared, argv })? {
             Reply::Started { task } => {
                 println!(
                     "task {} started: {} on display {}",
@@ -123,38 +128,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             other => unexpected(other),
         },
-        Command::Tasks { json } => {
-            let Reply::Tasks { tasks } = ask(&paths, &Request::Tasks)? else {
-                bail!("unexpected reply")
-            };
-            if json {
-                println!("{}", serde_json::to_string(&tasks)?);
-            } else {
-                println!(
-                    "{:>4} {:<8} {:<12} {:<8} COMMAND",
-                    "ID", "KIND", "WHERE", "STATE"
-                );
-                for t in &tasks {
-                    let place = match (&t.host, &t.display) {
-                        (Some(host), _) => host.clone(),
-                        (None, Some(display)) => format!("here {display}"),
-                        (None, None) => "here".into(),
-                    };
-                    println!(
-                        "{:>4} {:<8} {:<12} {:<8} {}",
-                        t.id,
-                        t.kind,
-                        place,
-                        t.state,
-                        t.command.join(" ")
-                    );
-                }
-                if tasks.is_empty() {
-                    println!("(no tasks)");
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Tasks { json } => crate::tasks::tasks(&paths, json),
+        Command::Attach { task } => crate::attach::attach(&paths, task),
+        Command::Logs { task, follow } => crate::tasks::logs(&paths, task, follow),
         Command::Dominate { host, level } => crate::domination::dominate(&paths, host, level),
         Command::Release { host } => crate::domination::release(&paths, host),
         Command::Export {

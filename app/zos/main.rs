@@ -3,6 +3,7 @@
 //! Daemons (`zos master`, `zos zombie`) run in the foreground; every other
 //! command talks to the daemon of the same home over its control socket.
 
+mod attach;
 mod bench;
 mod checkpointing;
 mod cli;
@@ -10,6 +11,7 @@ mod commands;
 mod demo;
 mod domination;
 mod exports;
+mod tasks;
 mod view;
 
 use clap::Parser;

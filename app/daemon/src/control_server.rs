@@ -149,7 +149,7 @@ async fn serve_client<H: Handler>(stream: UnixStream, handler: Arc<H>) {
         }
     };
     tracing::debug!(?request, "control request");
-    if matches!(request, Request::View { .. }) {
+    if zos_netproto::control::is_stream_request(&request) {
         let reply = handler.handle(request, &mut out).await;
         let upgrade = out.upgrade.take();
         if write_reply(&mut out.writer, &reply).await.is_err() {

@@ -15,6 +15,7 @@ pub mod error;
 pub mod hosts;
 pub mod limits;
 pub mod master;
+pub mod migrants;
 pub mod paths;
 pub mod peer;
 pub mod rlimit;

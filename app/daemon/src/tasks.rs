@@ -1,5 +1,6 @@
 //! The master's task registry: virtually shared apps, each in its own
-//! virtual display (one Xvnc per app, RFB on a private unix socket).
+//! virtual display (one Xvnc per app, RFB on a private unix socket), and
+//! migrants (pods, [`crate::migrants::Migrants`]) in the same id space.
 //!
 //! Each shared app is kept by a thread of its own, which starts the display
 //! (Xvnc dies with the thread that started it), connects the app's
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use parking_lot::Mutex;
 
@@ -22,6 +24,7 @@ use zos_netproto::control::TaskInfo;
 use zos_netproto::wire::TaskSummary;
 
 use crate::error::{DaemonError, Result};
+use crate::migrants::Migrants;
 
 /// Size of a new shared app's virtual display.
 pub const DEFAULT_GEOMETRY: (u16, u16) = (1280, 800);
@@ -35,40 +38,66 @@ struct Entry {
 /// Registered tasks.
 pub struct Tasks {
     runtime: PathBuf,
-    next_id: AtomicU64,
+    name: String,
+    next_id: Arc<AtomicU64>,
     tasks: Mutex<BTreeMap<u64, Entry>>,
+    migrants: Arc<Migrants>,
     /// Bumped on every change of the list.
-    changes: watch::Sender<u64>,
+    changes: Arc<watch::Sender<u64>>,
     shutdown: CancellationToken,
 }
 
 impl Tasks {
-    /// A registry whose displays live under `runtime`; all tasks end when
-    /// `shutdown` is cancelled.
+    /// A registry whose displays live under `runtime`, on a master named
+    /// after the host; all tasks end when `shutdown` is cancelled.
     pub fn new(runtime: PathBuf, shutdown: CancellationToken) -> Arc<Tasks> {
+        Tasks::named(runtime, crate::sysinfo::hostname(), shutdown)
+    }
+
+    /// Like [`Tasks::new`] for the master called `name` (a task's `where`
+    /// while it runs here).
+    pub fn named(runtime: PathBuf, name: String, shutdown: CancellationToken) -> Arc<Tasks> {
+        let next_id = Arc::new(AtomicU64::new(1));
+        let changes = Arc::new(watch::channel(0).0);
+        let migrants = Migrants::new(
+            &runtime,
+            name.clone(),
+            next_id.clone(),
+            changes.clone(),
+            shutdown.clone(),
+        );
         Arc::new(Tasks {
             runtime,
-            next_id: AtomicU64::new(1),
+            name,
+            next_id,
             tasks: Mutex::new(BTreeMap::new()),
-            changes: watch::channel(0).0,
+            migrants,
+            changes,
             shutdown,
         })
     }
 
+    /// The migrants (pods) among the tasks: the registry the mover uses.
+    pub fn migrants(&self) -> &Arc<Migrants> {
+        &self.migrants
+    }
+
     /// Every task, by id.
     pub fn list(&self) -> Vec<TaskInfo> {
-        self.tasks.lock().values().map(|e| e.info.clone()).collect()
+        let mut all: Vec<TaskInfo> = self.tasks.lock().values().map(|e| e.info.clone()).collect();
+        all.extend(self.migrants.list());
+        all.sort_by_key(|t| t.id);
+        all
     }
 
     /// Every task as a dominated zombie sees it.
     pub fn summaries(&self) -> Vec<TaskSummary> {
-        self.tasks
-            .lock()
-            .values()
-            .map(|e| TaskSummary {
-                id: e.info.id,
-                kind: e.info.kind.clone(),
-                command: e.info.command.clone(),
+        self.list()
+            .into_iter()
+            .map(|t| TaskSummary {
+                id: t.id,
+                kind: t.kind,
+                command: t.command,
             })
             .collect()
     }
@@ -93,12 +122,15 @@ impl Tasks {
         self.changes.send_modify(|v| *v += 1);
     }
 
-    /// Waits (up to `limit`) until every task has cleaned up after a shutdown.
+    /// Waits (up to `limit`) until every task has cleaned up after a shutdown
+    /// (shared apps gone, migrants' local pods ended).
     pub async fn wait_all_ended(&self, limit: std::time::Duration) {
         let end = tokio::time::Instant::now() + limit;
         while !self.tasks.lock().is_empty() && tokio::time::Instant::now() < end {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        let left = end.saturating_duration_since(tokio::time::Instant::now());
+        self.migrants.wait_all_ended(left).await;
     }
 
     /// Starts `argv` as a virtually shared app; returns once it runs.
@@ -172,6 +204,9 @@ impl Tasks {
                 state: "running".into(),
                 pid: child.id(),
                 host: None,
+                r#where: self.name.clone(),
+                since: crate::migrants::unix_seconds(SystemTime::now()),
+                ..TaskInfo::default()
             };
             self.insert(info.clone(), fanout);
             tracing::info!("task {id} started: {:?} on display {}", argv, screen.display());

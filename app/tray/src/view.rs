@@ -255,6 +255,7 @@ mod tests {
             state: "running".into(),
             pid: None,
             host: Some("laptop".into()),
+            ..TaskInfo::default()
         };
         assert_eq!(view_label(&task), "View xterm (task 3 on laptop)");
     }

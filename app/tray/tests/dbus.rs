@@ -97,6 +97,7 @@ fn fake_zombie(answers: mpsc::Sender<bool>) -> FakeDaemon {
                 state: "running".into(),
                 pid: None,
                 host: Some("laptop".into()),
+                ..TaskInfo::default()
             }],
         }],
         Request::PairCode { level } => {

@@ -1,7 +1,7 @@
 //! The channels a dominated zombie opens on its session: the file service
 //! (with the export policy of the name and key it was paired under, read
-//! afresh from `exports.toml`) and views of shared apps. Any other label is
-//! reset.
+//! afresh from `exports.toml`), views of shared apps and the terminals of
+//! migrants running there (`pty/<task>`). Any other label is reset.
 
 use std::sync::Arc;
 
@@ -38,6 +38,10 @@ impl Dominions {
                     Err(e) => tracing::info!("file service for {name} ended: {e}"),
                 }
             });
+            return;
+        }
+        if crate::migrants::parse_pty_label(channel.label()).is_some() {
+            self.tasks.migrants().serve_relay(channel, zombie);
             return;
         }
         match wire::parse_view_label(channel.label()) {

@@ -70,7 +70,11 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
             })
             .map_err(|e| DaemonError::io("spawn host table thread", e))?;
     }
-    let tasks = crate::tasks::Tasks::new(cfg.paths.runtime.clone(), shutdown.clone());
+    let tasks = crate::tasks::Tasks::named(
+        cfg.paths.runtime.clone(),
+        cfg.name.clone(),
+        shutdown.clone(),
+    );
     let master = Arc::new(Master {
         identity,
         zombies: Mutex::new(zombies),
@@ -170,6 +174,45 @@ impl Master {
         Reply::Stream
     }
 
+    fn attach(&self, task: u64, out: &mut Replies) -> Reply {
+        let terminal = match self.tasks.migrants().terminal(task) {
+            Ok(t) => t,
+            Err(e) => return error_reply(e),
+        };
+        out.upgrade(Box::new(move |stream| {
+            Box::pin(crate::migrants::serve_attach(stream, terminal))
+        }));
+        Reply::Stream
+    }
+
+    fn logs(&self, task: u64, follow: bool, out: &mut Replies) -> Reply {
+        let terminal = match self.tasks.migrants().terminal(task) {
+            Ok(t) => t,
+            Err(e) => return error_reply(e),
+        };
+        out.upgrade(Box::new(move |stream| {
+            Box::pin(crate::migrants::serve_logs(stream, terminal, follow))
+        }));
+        Reply::Stream
+    }
+
+    fn resize(&self, task: u64, cols: u16, rows: u16) -> Reply {
+        if cols == 0 || rows == 0 {
+            return Reply::Error {
+                message: format!("a window of {cols}x{rows} is no window"),
+            };
+        }
+        match self.tasks.migrants().terminal(task) {
+            Ok(t) => match t.resize(cols, rows) {
+                Ok(()) => Reply::Done,
+                Err(e) => Reply::Error {
+                    message: format!("task {task}: {e}"),
+                },
+            },
+            Err(e) => error_reply(e),
+        }
+    }
+
     /// The hosts seen, each with its state as this master knows it best:
     /// its own dominions at once, others' as the zombies advertise them.
     /// A paired zombie is shown under the name it was paired under.
@@ -262,7 +305,7 @@ impl Handler for Master {
                 Err(e) => error_reply(e),
             },
             Request::Run { shared: false, .. } => Reply::Error {
-                message: "only virtually shared apps exist so far: use `zos run --shared -- COMMAND`".into(),
+                message: "say what kind of task: `zos run --shared -- COMMAND` (an X11 app) or `zos run --migrant -- COMMAND` (a pod that can move)".into(),
             },
             Request::Tasks => Reply::Tasks { tasks: self.tasks.list() },
             Request::Dominate { host, level } => self.dominate(&host, level, out).await.unwrap_or_else(error_reply),
@@ -277,6 +320,16 @@ impl Handler for Master {
             },
             Request::PairCode { .. } => Reply::Error {
                 message: "this is a master daemon; pairing codes are made on the zombie (`zos pair-code` there)".into(),
+            },
+            Request::RunMigrant { argv, cwd, env } => match self.tasks.migrants().run(argv, cwd, env).await {
+                Ok(task) => Reply::Started { task },
+                Err(e) => error_reply(e),
+            },
+            Request::Attach { task } => self.attach(task, out),
+            Request::Resize { task, cols, rows } => self.resize(task, cols, rows),
+            Request::Logs { task, follow } => self.logs(task, follow, out),
+            Request::Migrate { .. } | Request::Home { .. } | Request::CheckpointTask { .. } => Reply::Error {
+                message: "moving migrants is not built yet".into(),
             },
         }
     }

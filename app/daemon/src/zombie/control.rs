@@ -90,7 +90,14 @@ impl Handler for Zombie {
             | Request::Ping { .. }
             | Request::Run { .. }
             | Request::Dominate { .. }
-            | Request::Release { .. } => Reply::Error {
+            | Request::Release { .. }
+            | Request::RunMigrant { .. }
+            | Request::Attach { .. }
+            | Request::Resize { .. }
+            | Request::Logs { .. }
+            | Request::Migrate { .. }
+            | Request::Home { .. }
+            | Request::CheckpointTask { .. } => Reply::Error {
                 message:
                     "this is a zombie daemon; run that command against a master (`zos master`)"
                         .into(),

@@ -62,6 +62,10 @@ impl Zombie {
             "dominated by master {name} ({}) at level {level}",
             key.fingerprint()
         );
+        if let Some(mux) = &mux {
+            // The terminals of migrants held for this master go to it.
+            self.hosted.connect(key, mux.clone());
+        }
         *self.dominion.lock() = Some(Dominion {
             session_id: id,
             master: key,
@@ -206,6 +210,7 @@ impl Zombie {
     /// Undoes everything a domination set up on this zombie.
     pub(super) async fn let_go(&self, dominion: Dominion, why: &str) {
         self.advert_changed.notify_one();
+        self.hosted.disconnect();
         let Dominion {
             mut viewers,
             master_name,
@@ -253,6 +258,8 @@ impl Zombie {
                 state: "running".into(),
                 pid: None,
                 host: Some(d.master_name.clone()),
+                r#where: d.master_name.clone(),
+                ..TaskInfo::default()
             })
             .collect()
     }

@@ -104,6 +104,9 @@ pub struct Zombie {
     asking: Mutex<Option<consent::Ask>>,
     /// Wakes the advertiser when what it says has changed.
     advert_changed: tokio::sync::Notify,
+    /// The migrants this zombie runs for its master (the mover's, see
+    /// [`crate::migrants::HostedPods`]).
+    pub hosted: Arc<crate::migrants::HostedPods>,
     next_session: AtomicU64,
     listen: SocketAddr,
     shutdown: CancellationToken,
@@ -175,6 +178,7 @@ impl Zombie {
             dominion: Mutex::new(None),
             asking: Mutex::new(None),
             advert_changed: tokio::sync::Notify::new(),
+            hosted: crate::migrants::HostedPods::new(shutdown.clone()),
             next_session: AtomicU64::new(1),
             listen,
             shutdown,
