@@ -113,7 +113,7 @@ fn inner(flag: PathBuf) {
             }
             vec![Reply::Hosts { hosts }]
         }
-        Request::Status => vec![Reply::Status(common::harness::status())],
+        Request::Status => vec![Reply::Status(common::migrants::status())],
         _ => vec![Reply::Error {
             message: "not in this test".into(),
         }],

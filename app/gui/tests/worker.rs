@@ -48,7 +48,7 @@ fn fake_master(hosts: Arc<Mutex<Vec<HostInfo>>>) -> FakeDaemon {
         Request::Hosts => vec![Reply::Hosts {
             hosts: hosts.lock().unwrap().clone(),
         }],
-        Request::Status => vec![Reply::Status(common::harness::status())],
+        Request::Status => vec![Reply::Status(common::migrants::status())],
         Request::Ping { host, .. } => vec![
             Reply::Pong {
                 seq: 0,

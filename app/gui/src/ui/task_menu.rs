@@ -29,11 +29,12 @@ pub fn task_menu(ui: &mut Ui, model: &Model, task: &TaskInfo) -> Option<MenuChoi
         return None;
     }
     let mut choice = None;
-    if ui
-        .add_enabled(!moving, Button::new("Checkpoint…"))
+    let lost = migrant::is_lost(task);
+    let checkpoint = ui
+        .add_enabled(!moving && !lost, Button::new("Checkpoint…"))
         .on_hover_text("Save an image of the task into a directory; it runs on")
-        .clicked()
-    {
+        .on_disabled_hover_text("Not while it moves or is lost");
+    if checkpoint.clicked() {
         choice = Some(MenuChoice::Checkpoint);
     }
 
@@ -59,7 +60,6 @@ pub fn task_menu(ui: &mut Ui, model: &Model, task: &TaskInfo) -> Option<MenuChoi
         });
     }
 
-    let lost = migrant::is_lost(task);
     let away = lost || !migrant::is_home(task, model.master_name());
     if ui
         .add_enabled(away && !moving, Button::new("Bring home"))

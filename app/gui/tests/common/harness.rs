@@ -7,24 +7,7 @@ use eframe::egui::{self, Color32, Event, Modifiers, PointerButton, Pos2, RawInpu
 use zos_gui::model::Model;
 use zos_gui::ui;
 use zos_gui::worker::{Command, Event as WorkerEvent};
-use zos_netproto::control::StatusInfo;
 use zos_netproto::discovery::HostInfo;
-use zos_netproto::wire::Role;
-
-/// The master's status: "laptop".
-pub fn status() -> StatusInfo {
-    StatusInfo {
-        role: Role::Master,
-        name: "laptop".into(),
-        fingerprint: "7f3a91c2d4e5b608".into(),
-        listen: None,
-        trusted: 0,
-        pairing: None,
-        sessions: vec![],
-        asking: None,
-        pairing_attempts: Vec::new(),
-    }
-}
 
 /// A headless window: a context, a model, and what the last frame painted.
 pub struct Harness {
@@ -38,7 +21,7 @@ impl Harness {
     pub fn new(hosts: Vec<HostInfo>) -> Harness {
         let mut model = Model::default();
         model.apply(WorkerEvent::Hosts(Ok(hosts)));
-        model.apply(WorkerEvent::Status(Ok(status())));
+        model.apply(WorkerEvent::Status(Ok(super::migrants::status())));
         let mut h = Harness {
             ctx: egui::Context::default(),
             model,
