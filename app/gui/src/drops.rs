@@ -196,7 +196,7 @@ impl Model {
                 command,
             } => {
                 tracing::info!("task {id}: asking: {question}");
-                self.ask = Some(crate::model::Question {
+                self.ask = Some(crate::move_requests::Question {
                     task: id,
                     question,
                     yes,

@@ -16,6 +16,7 @@ pub mod app;
 pub mod drops;
 pub mod migrant;
 pub mod model;
+pub mod move_requests;
 pub mod moves;
 pub mod ui;
 pub mod units;

@@ -3,15 +3,14 @@
 //! it and returns [`Command`]s. It holds no I/O, so tests drive it directly.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use zos_netproto::Level;
 use zos_netproto::control::{StatusInfo, TaskInfo};
 use zos_netproto::discovery::HostInfo;
 
-use crate::migrant;
-use crate::moves::{MoveKind, Moves};
+use crate::move_requests::{CheckpointDialog, Question};
+use crate::moves::Moves;
 use crate::worker::{Command, Event};
 
 /// The length of a pairing code.
@@ -73,28 +72,6 @@ pub struct PairDialog {
     pub state: PairState,
     /// Whether the code field should take the keyboard focus.
     pub focus_code: bool,
-}
-
-/// A move that waits for the user's confirmation.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Question {
-    /// The task it moves.
-    pub task: u64,
-    /// What the user is asked.
-    pub question: String,
-    /// The label of the button that says yes.
-    pub yes: String,
-    /// What yes sends.
-    pub command: Command,
-}
-
-/// The Checkpoint… dialog: which task, and the directory typed so far.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CheckpointDialog {
-    /// The task.
-    pub task: u64,
-    /// The directory the image goes to.
-    pub dir: String,
 }
 
 /// Progress of a pairing attempt.
@@ -306,60 +283,6 @@ impl Model {
     pub fn view(&mut self, task: u64) {
         self.viewed.insert(task);
         self.pending_views.push(task);
-    }
-
-    /// Records that `command` (a move) is on its way and returns it.
-    pub fn begin(&mut self, command: Command) -> Command {
-        let (task, kind) = match &command {
-            Command::Migrate { task, host, .. } => (*task, MoveKind::Migrate { to: host.clone() }),
-            Command::Home { task, from_image } => (
-                *task,
-                MoveKind::Home {
-                    from_image: *from_image,
-                },
-            ),
-            Command::Checkpoint { task, out } => (*task, MoveKind::Checkpoint { out: out.clone() }),
-            _ => return command,
-        };
-        tracing::info!("task {task}: {}", kind.doing());
-        self.moves.start(task, kind);
-        command
-    }
-
-    /// The user's answer to the open question: the command to send on yes.
-    pub fn answer(&mut self, yes: bool) -> Option<Command> {
-        let question = self.ask.take()?;
-        if !yes {
-            tracing::info!("task {}: not moved (cancelled)", question.task);
-        }
-        yes.then(|| self.begin(question.command))
-    }
-
-    /// Opens the Checkpoint… dialog for `task`, proposing a directory under
-    /// `home`: `zos-checkpoints/PROGRAM-TASK`.
-    pub fn open_checkpoint(&mut self, task: u64, home: &Path) {
-        let program = self.task(task).map(migrant::program).unwrap_or_default();
-        let dir = home
-            .join("zos-checkpoints")
-            .join(format!("{program}-{task}"));
-        self.checkpoint = Some(CheckpointDialog {
-            task,
-            dir: dir.display().to_string(),
-        });
-    }
-
-    /// The dialog's Save: the command, if a directory is given.
-    pub fn start_checkpoint(&mut self) -> Option<Command> {
-        let dialog = self.checkpoint.take()?;
-        let out = dialog.dir.trim().to_owned();
-        if out.is_empty() {
-            self.checkpoint = Some(dialog);
-            return None;
-        }
-        Some(self.begin(Command::Checkpoint {
-            task: dialog.task,
-            out,
-        }))
     }
 
     /// Logs `window shows N hosts: a, b` when the set of hosts on screen
