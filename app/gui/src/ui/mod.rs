@@ -187,6 +187,9 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) -> Op
             });
             ui.add_space(gap - ui.spacing().item_spacing.y);
         }
+        if model.hosts.is_empty() {
+            ui.label(RichText::new("No zombies seen yet: a task can only come home.").weak());
+        }
         if select.is_some() {
             model.selected = select;
         }
