@@ -138,15 +138,16 @@ fn drag_and_watch(wm: Option<&str>) {
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let hover = shots.join(format!("zos-gui-move-hover-{label}.png"));
     let desk = (wx + hx, wy + hy, hw, hh);
-    screen.drag_and(grab, drop_at, 24, || {
-        std::thread::sleep(Duration::from_millis(300));
-        screen.screenshot(&hover);
-    });
-    println!("screenshot while hovering: {}", hover.display());
     // desk's ring: 3 pixels wide around the tile, the middle line of it in
     // the exact colour (at least 2 × (w + h) pixels, less the corners).
-    let ring = count_color(&hover, RING, Some(desk));
     let perimeter = 2 * (hw + hh) as u64;
+    screen.drag_and(grab, drop_at, 24, || {
+        screen.screenshot_until(&hover, |shot| {
+            count_color(shot, RING, Some(desk)) > perimeter * 3 / 4
+        });
+    });
+    println!("screenshot while hovering: {}", hover.display());
+    let ring = count_color(&hover, RING, Some(desk));
     assert!(
         ring > perimeter * 3 / 4,
         "desk lights up while the task hovers: {ring} ring pixels ({})",
@@ -170,13 +171,15 @@ fn drag_and_watch(wm: Option<&str>) {
         held && shown
     })
     .expect("the move held at 40 % with the window told");
-    std::thread::sleep(Duration::from_millis(700));
 
     let moving = shots.join(format!("zos-gui-move-progress-{label}.png"));
-    screen.screenshot(&moving);
+    let tile = || {
+        let (tx_, ty, tw, th) = area("task 3");
+        (wx + tx_, wy + ty, tw, th)
+    };
+    screen.screenshot_until(&moving, |shot| count_color(shot, BAR, Some(tile())) > 800);
     println!("screenshot while moving: {}", moving.display());
-    let (tx_, ty, tw, th) = area("task 3");
-    let tile = (wx + tx_, wy + ty, tw, th);
+    let tile = tile();
     let in_tile = count_color(&moving, BAR, Some(tile));
     let everywhere = count_color(&moving, BAR, None);
     // 40 % of a bar about 220 × 16 pixels, less its rounded ends.
@@ -193,9 +196,10 @@ fn drag_and_watch(wm: Option<&str>) {
         "task 3 moved to desk in 2.33 s: check 3 ms · freeze 12 ms · send files 850 µs · \
          send image 2.10 s · restore 208 ms · commit 4 ms",
     );
-    std::thread::sleep(Duration::from_millis(700));
     let done = shots.join(format!("zos-gui-move-done-{label}.png"));
-    screen.screenshot(&done);
+    screen.screenshot_until(&done, |shot| {
+        count_color(shot, BAR, None) == 0 && count_color(shot, RING, Some(desk)) < ring / 3
+    });
     println!("screenshot after the move: {}", done.display());
     assert_eq!(count_color(&done, BAR, None), 0, "the bar is gone");
     let after = count_color(&done, RING, Some(desk));

@@ -149,6 +149,20 @@ impl Screen {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+    /// Takes screenshots into `path` until `done` holds for one (a loaded
+    /// machine may take a while to paint), for at most 15 s; the last one
+    /// stays at `path` either way.
+    pub fn screenshot_until(&self, path: &Path, mut done: impl FnMut(&Path) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            self.screenshot(path);
+            if done(path) || Instant::now() > deadline {
+                return;
+            }
+        }
+    }
 }
 
 /// How many pixels of `color` (`#RRGGBB`) `png` has, in the rectangle
