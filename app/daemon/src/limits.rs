@@ -61,12 +61,10 @@ pub const LEASE: Duration = Duration::from_secs(10);
 /// once; past this many the session is ended.
 pub const MAX_REFUSED_CHANNELS: usize = 8;
 
-/// The largest control message (channel 0) a daemon accepts after the
-/// hello; a larger one ends the session. The largest real message is a
-/// task list, far below this.
-// TODO(netproto): quote `zos_netproto::mux::MAX_CONTROL_MESSAGE` here once
-// the channel layer enforces it itself.
-pub const MAX_CONTROL_MESSAGE: usize = 64 << 10;
+/// The largest control message (channel 0); a larger one ends the session.
+/// The channel layer enforces it from the first byte (netproto); the
+/// largest real message is a task list, far below this.
+pub const MAX_CONTROL_MESSAGE: usize = zos_netproto::mux::MAX_CONTROL_MESSAGE;
 
 // ---------------------------------------------------------------------------
 // Pairing.
@@ -178,14 +176,33 @@ pub const CHANNEL_WINDOW: usize = zos_netproto::mux::WINDOW;
 /// The largest message on a bulk channel (netproto's default).
 pub const MAX_CHANNEL_MESSAGE: usize = zos_netproto::mux::MAX_MESSAGE;
 
-// TODO(netproto): quote the cap on channels opened but not yet accepted and
-// on open channels per session once netproto exports them.
+/// Channels the peer opened that the application has not accepted yet; the
+/// peer's further opens are reset (netproto). Such channels get no credit,
+/// so they cost no buffered bytes.
+pub const MAX_PENDING_OPENS: usize = zos_netproto::mux::MAX_PENDING_OPENS;
+
+/// Open channels per session; the peer's further opens are reset and ours
+/// fail (netproto).
+pub const MAX_OPEN_CHANNELS: usize = zos_netproto::mux::MAX_OPEN_CHANNELS;
+
+/// Bytes of data frames queued for one session's writer, and of small
+/// frames (credit, open, reset, close): a peer that stops reading ends its
+/// session, it does not grow our memory (netproto).
+pub const WRITER_QUEUE: usize = zos_netproto::mux::writer::DATA_QUEUE;
 
 /// File-service calls a master runs at once for one zombie (fileshare).
 pub const FILESHARE_CALLS_IN_FLIGHT: usize = zos_fileshare::server::MAX_IN_FLIGHT;
 
-// TODO(fileshare): quote the cap on the master's descriptors per dominated
-// zombie (files beyond it get EMFILE on the zombie) once fileshare exports it.
+/// Descriptors the master holds for one dominated zombie (node
+/// descriptors, open files and directories, for every server of that
+/// zombie's key together); beyond it the zombie's open, create or opendir
+/// gets `EMFILE` and the master goes on (fileshare).
+pub const FILESHARE_DESCRIPTORS: usize = zos_fileshare::server::MAX_DESCRIPTORS;
+
+/// Node descriptors the master keeps open per zombie (the most recently
+/// used; an evicted node is reopened by name and checked to be the same
+/// inode) (fileshare).
+pub const FILESHARE_NODE_FDS: usize = zos_fileshare::server::NODE_FDS;
 
 // The caps nest, so that a paired master always has room, and the timeouts
 // are ordered as the doc comments say; checked when the crate compiles.
