@@ -285,3 +285,21 @@ fn a_master_run_by_an_ordinary_user_runs_a_migrant_in_a_pod_of_its_own() {
         "the pod outlived the master"
     );
 }
+
+#[test]
+fn a_migrant_that_cannot_start_is_refused_with_the_reason_and_leaves_no_task() {
+    common::require_root();
+    common::pod_init::ensure_built();
+    let lan = Lan::new(&["m"]);
+    let m = lan.host("m");
+    let _master = zos::start_master_with(m, &["--name", MASTER]);
+    let out = m.run(&["run", "--migrant", "--", "zos-no-such-program"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot find \"zos-no-such-program\""),
+        "{}",
+        text(&out)
+    );
+    let tasks = zos::json(m, &["tasks", "--json"]);
+    assert_eq!(tasks, serde_json::json!([]), "no task is left of it");
+}

@@ -29,7 +29,7 @@ pub fn attach(paths: &Paths, task: u64) -> Result<ExitCode> {
     winch.add(Signal::SIGWINCH);
     winch.thread_block().context("block SIGWINCH")?;
     let socket = paths.socket();
-    let stream = control::open_stream(&socket, &Request::Attach { task })?;
+    let stream = crate::tasks::open_stream(paths, &Request::Attach { task })?;
     let stdin = std::io::stdin();
     let raw = Arc::new(Mutex::new(RawMode::enter(stdin.as_fd())?));
     if raw.lock().map(|r| r.is_some()).unwrap_or(false) {

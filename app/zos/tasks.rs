@@ -34,7 +34,7 @@ pub fn tasks(paths: &Paths, json: bool) -> Result<ExitCode> {
             t.kind,
             place(t),
             state(t),
-            age(now.saturating_sub(t.since), t.since),
+            age(now, t.since),
             t.command.join(" ")
         );
     }
@@ -64,14 +64,16 @@ fn state(t: &TaskInfo) -> String {
     }
 }
 
-/// "42s", "5m", "3h", "2d" (or "-" when unknown).
-fn age(secs: u64, since: u64) -> String {
-    match (since, secs) {
-        (0, _) => "-".into(),
-        (_, s) if s < 120 => format!("{s}s"),
-        (_, s) if s < 7200 => format!("{}m", s / 60),
-        (_, s) if s < 172_800 => format!("{}h", s / 3600),
-        (_, s) => format!("{}d", s / 86_400),
+/// How long ago `since` was: "42s", "5m", "3h", "2d" ("-" when unknown).
+fn age(now: u64, since: u64) -> String {
+    if since == 0 {
+        return "-".into();
+    }
+    match now.saturating_sub(since) {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
     }
 }
 
@@ -104,9 +106,17 @@ pub fn run_migrant(paths: &Paths, argv: Vec<String>) -> Result<ExitCode> {
     }
 }
 
+/// Opens a stream request (`Attach`, `Logs`); the daemon's refusal is the error, in its words.
+pub fn open_stream(paths: &Paths, request: &Request) -> Result<std::os::unix::net::UnixStream> {
+    control::open_stream(&paths.socket(), request).map_err(|e| match e {
+        zos_netproto::Error::Refused(message) => anyhow::anyhow!(message),
+        e => e.into(),
+    })
+}
+
 /// `zos logs TASK [-f]`: copies the daemon's stream to stdout.
 pub fn logs(paths: &Paths, task: u64, follow: bool) -> Result<ExitCode> {
-    let mut stream = control::open_stream(&paths.socket(), &Request::Logs { task, follow })?;
+    let mut stream = open_stream(paths, &Request::Logs { task, follow })?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut buf = vec![0u8; 64 << 10];

@@ -24,7 +24,10 @@
 //! [`checkpoint_tree`] and [`restore_tree`] carry the whole tree with its PIDs unchanged inside
 //! the pod (parents, waitpid relations, sessions and groups, defunct and stopped children,
 //! threads, the pty, pipes and FIFOs with their bytes, shared files and shared anonymous
-//! memory), as an ordinary user. See the `tree` module docs and ARCHITECTURE.md.
+//! memory, unix socket pairs with their queues, eventfd, timerfd, signalfd, epoll, POSIX
+//! timers, memfd, file locks, System V and POSIX shared memory, semaphores and message queues,
+//! each thread's capabilities), as an ordinary user. See the `tree` module docs and
+//! ARCHITECTURE.md.
 //!
 //! All ptrace calls of one operation must come from one thread (ptrace is per thread); the
 //! functions are blocking. A restored process is an orphan: it is reparented to the nearest
@@ -114,6 +117,7 @@ mod inject;
 mod objects;
 pub mod pod;
 mod proc;
+mod procstate;
 mod restart;
 pub(crate) mod restore;
 mod sys;

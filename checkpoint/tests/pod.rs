@@ -118,6 +118,16 @@ fn mount_plan_masks_private_places_and_binds_an_export_at_its_path_also_after_re
     assert!(!text.contains("LEAK"), "{text}");
     assert!(text.contains(&format!("cwd={work}")), "{text}");
     assert!(text.contains("from the master"), "{text}");
+    let mut seen = String::new();
+    pod::open_in_pod(p.0.pid(), &format!("{work}/hello.txt"))
+        .expect("open in the pod's view")
+        .read_to_string(&mut seen)
+        .unwrap();
+    assert_eq!(seen, "from the master\n");
+    assert!(
+        pod::open_in_pod(p.0.pid(), &marker).is_err(),
+        "the masked file is visible"
+    );
     let mut image = Vec::new();
     zos_checkpoint::checkpoint_tree(p.0.pid(), &Default::default(), &mut image).unwrap();
     drop(master);
@@ -142,5 +152,31 @@ fn mount_plan_masks_private_places_and_binds_an_export_at_its_path_also_after_re
     assert_eq!(
         std::fs::read_to_string(export.join("back.txt")).unwrap(),
         "written\n"
+    );
+}
+
+#[test]
+fn init_forwards_sigterm_to_the_task_and_exits_with_its_status() {
+    let script = "trap 'echo got TERM; exit 9' TERM; echo READY; while :; do sleep 0.05; done";
+    let mut p = PodGuard(pod::spawn(&spec(&["sh", "-c", script])).expect("spawn"));
+    let master = p.0.take_pty_master().unwrap();
+    read_until(&master, 10, |t| t.contains("READY"));
+    p.0.signal(libc::SIGTERM).unwrap();
+    let text = read_until(&master, 10, |t| t.contains("got TERM"));
+    assert!(text.contains("got TERM"), "{text}");
+    assert_eq!(p.0.wait_timeout(Duration::from_secs(10)).unwrap(), Some(9));
+}
+
+#[test]
+fn init_reaps_orphans_and_reports_a_task_killed_by_a_signal() {
+    let script = "( (sleep 0.2; exit 0) & ); sleep 1; \
+                  echo zombies=$(ps -eo stat= | grep -c '^Z'); echo READY; kill -KILL $$";
+    let mut p = PodGuard(pod::spawn(&spec(&["sh", "-c", script])).expect("spawn"));
+    let master = p.0.take_pty_master().unwrap();
+    let text = read_until(&master, 10, |t| t.contains("READY"));
+    assert!(text.contains("zombies=0"), "{text}");
+    assert_eq!(
+        p.0.wait_timeout(Duration::from_secs(10)).unwrap(),
+        Some(128 + 9)
     );
 }

@@ -303,3 +303,87 @@ fn restored_tree_killed_before_resume_leaves_no_process() {
         assert!(stat.is_err(), "process {h} left: {stat:?}");
     }
 }
+
+#[test]
+fn root_restores_a_pod_for_another_outside_user_who_then_owns_it() {
+    let script = "read go; echo inside=$(id -u) map=$(cat /proc/self/uid_map | tr -s ' ' | \
+                  sed 's/^ //')";
+    let run = PodRun::start(&spec(&["sh", "-c", script]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (image, _) = run.checkpoint_and_end();
+    let opts = zos_checkpoint::TreeRestoreOptions {
+        outside_uid: Some(65534),
+        outside_gid: Some(65534),
+        ..Default::default()
+    };
+    let held = zos_checkpoint::restore_tree(&image, &opts).expect("restore for nobody");
+    let init = held.pid();
+    let owner = std::fs::read_link(format!("/proc/{init}/ns/user")).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.ends_with("65534")),
+        "{status}"
+    );
+    // The pod's user namespace belongs to nobody: nobody may enter it (needs to own it).
+    let ns = format!("/proc/{init}/ns/user");
+    let entered = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "nsenter",
+        ])
+        .args([format!("--user={ns}").as_str(), "--preserve-credentials"])
+        .arg("true")
+        .output()
+        .unwrap();
+    assert!(
+        entered.status.success(),
+        "nobody cannot enter {owner:?}: {}",
+        String::from_utf8_lossy(&entered.stderr)
+    );
+    let after = PodRun::adopt(held.resume().unwrap());
+    after.type_in("go\n");
+    let (code, text) = after.finish(20);
+    assert!(text.contains("inside=0 map=0 65534 1"), "{text}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn file_deleted_while_open_comes_back_deleted_with_name_mode_and_content() {
+    let dir = TempDir::new("pod-deleted");
+    let run = start_prog("deleted", &[&dir.path(), "0"]);
+    let (_, after, code) = go_across_restore(run, "READY");
+    let want = format!("LINK {}/ghost.txt (deleted)", dir.path());
+    assert!(after.contains(&want), "want {want}:\n{after}");
+    assert!(
+        after.contains("MODE 645") && after.contains("CONTENT boo"),
+        "{after}"
+    );
+    assert!(after.contains("PASS"), "{after}");
+    assert_eq!(code, 0);
+    assert!(
+        std::fs::read_dir(&dir.0).unwrap().next().is_none(),
+        "a name was left"
+    );
+}
+
+#[test]
+fn stopped_child_stays_stopped_after_a_checkpoint_that_leaves_the_tree_running() {
+    let run = start_prog("stopped", &[]);
+    run.wait_for("READY", 20);
+    let (_, stats) = run.checkpoint(AfterDump::LeaveRunning);
+    assert_eq!(stats.processes, 3);
+    run.type_in("go\n");
+    let (code, text) = run.finish(20);
+    assert!(text.contains("STATES before=T after="), "{text}");
+    assert!(
+        !text.contains("after=T") && text.contains("killed=1"),
+        "{text}"
+    );
+    assert_eq!(code, 0);
+}

@@ -65,7 +65,36 @@ fn restore_of_roots_pod_maps_the_new_outside_uid(dir: &std::path::Path) {
     assert_eq!(code, 0);
 }
 
+/// Every kind of shared object (programs of tests/kinds.rs) and a python3 asyncio job,
+/// checkpointed and restored by an ordinary user.
+fn kinds_as_ordinary_user(dir: &std::path::Path) {
+    let dir = dir.to_string_lossy();
+    for (name, args) in [
+        ("anonfds", vec![]),
+        ("unixpairs", vec![]),
+        ("memfds", vec![]),
+        ("timers", vec![]),
+        ("locks", vec![dir.as_ref()]),
+        ("ipc", vec![]),
+    ] {
+        let run = start_prog(name, &args);
+        run.wait_for("READY", 20);
+        let (image, _) = run.checkpoint_and_end();
+        let after = restore_running(&image);
+        after.type_in("go\n");
+        let (code, text) = after.finish(30);
+        assert!(code == 0 && text.contains("\nPASS"), "{name}: {text}");
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/progs/asyncio_job.py");
+    let run = PodRun::start(&spec(&["/usr/bin/python3", script]));
+    run.wait_for("STEP 150", 30);
+    let (image, _) = run.checkpoint_and_end();
+    let (code, text) = restore_running(&image).finish(60);
+    assert!(code == 0 && text.contains("RESULT [('executor'"), "{text}");
+}
+
 const SCENARIOS: &[(&str, Scenario)] = &[
+    ("kinds_as_ordinary_user", kinds_as_ordinary_user),
     ("cycle_as_ordinary_user", cycle_as_ordinary_user),
     ("pipeline_as_ordinary_user", pipeline_as_ordinary_user),
     (

@@ -28,6 +28,7 @@ pub mod zos;
 
 #[allow(unused_imports)]
 pub use host::Host;
+#[allow(unused_imports)]
 pub use lan::Lan;
 #[allow(unused_imports)]
 pub use poll::{secs, until};

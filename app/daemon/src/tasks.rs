@@ -62,6 +62,7 @@ impl Tasks {
         let migrants = Migrants::new(
             &runtime,
             name.clone(),
+            zos_checkpoint::pod::default_init_path(),
             next_id.clone(),
             changes.clone(),
             shutdown.clone(),

@@ -3,12 +3,14 @@
 //! it and returns [`Command`]s. It holds no I/O, so tests drive it directly.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use zos_netproto::Level;
 use zos_netproto::control::{StatusInfo, TaskInfo};
 use zos_netproto::discovery::HostInfo;
 
+use crate::move_requests::{CheckpointDialog, Question};
+use crate::moves::Moves;
 use crate::worker::{Command, Event};
 
 /// The length of a pairing code.
@@ -27,6 +29,8 @@ pub struct Model {
     pub daemon_error: Option<String>,
     /// The zombies this master is paired with: fingerprint → level held.
     pub paired: HashMap<String, Level>,
+    /// The names they were paired under: fingerprint → name.
+    pub paired_names: HashMap<String, String>,
     /// The pairing dialog.
     pub pair: PairDialog,
     /// The last ping to each host, by instance.
@@ -39,6 +43,13 @@ pub struct Model {
     pub polled: bool,
     /// The master's tasks, by id.
     pub tasks: Vec<TaskInfo>,
+    /// The moves the window asked for, their progress and outcome.
+    pub moves: Moves,
+    /// A move waiting for the user's yes (dominate first, or restore from
+    /// an old image).
+    pub ask: Option<Question>,
+    /// The Checkpoint… dialog, while open.
+    pub checkpoint: Option<CheckpointDialog>,
     /// Shared apps whose viewer the window has opened (or been told to)
     /// once; each new one gets a viewer when it first appears.
     viewed: BTreeSet<u64>,
@@ -113,9 +124,14 @@ impl Model {
                 self.daemon_error = Some(message);
             }
             Event::Trust(Ok(entries)) => {
-                self.paired = entries
+                let known: Vec<_> = entries
                     .iter()
-                    .filter_map(|e| Some((e.public_key().ok()?.fingerprint().0, e.level)))
+                    .filter_map(|e| Some((e.public_key().ok()?.fingerprint().0, e)))
+                    .collect();
+                self.paired = known.iter().map(|(fp, e)| (fp.clone(), e.level)).collect();
+                self.paired_names = known
+                    .into_iter()
+                    .map(|(fp, e)| (fp, e.name.clone()))
                     .collect();
             }
             Event::Tasks(Ok(tasks)) => {
@@ -125,6 +141,9 @@ impl Model {
                     }
                 }
                 self.tasks = tasks;
+                let tasks = &self.tasks;
+                self.moves
+                    .retain_tasks(|id| tasks.iter().any(|t| t.id == id));
             }
             Event::Tasks(Err(message)) => {
                 tracing::debug!("tasks unknown: {message}");
@@ -149,6 +168,9 @@ impl Model {
                     self.dominations.insert(host, PingState::Failed(message));
                 }
             },
+            Event::MoveStep { task, step } => self.moves.step(task, step),
+            Event::MoveProgress { task, progress } => self.moves.progress(task, progress),
+            Event::MoveEnded { task, result } => self.moves.end(task, result, Instant::now()),
             Event::Pinged { host, result } => {
                 let state = match result {
                     Ok(rtt) => PingState::Rtt(rtt),

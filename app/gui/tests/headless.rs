@@ -1,14 +1,14 @@
 //! The window's drawing driven headless: a bare `egui::Context`, synthetic
 //! pointer and text input, and the painted shapes read back.
 
-use eframe::egui::{self, Color32, Event, Modifiers, PointerButton, Pos2, RawInput, Rect, Shape};
-use zos_gui::model::Model;
-use zos_gui::ui::{self, glyph::ZOMBIE_BLUE};
+mod common;
+
+use common::harness::Harness;
+use eframe::egui::Event;
+use zos_gui::ui::glyph::ZOMBIE_BLUE;
 use zos_gui::worker::{Command, Event as WorkerEvent};
 use zos_netproto::Level;
-use zos_netproto::control::StatusInfo;
 use zos_netproto::discovery::HostInfo;
-use zos_netproto::wire::Role;
 
 fn host(name: &str, cores: u32, load1: f32, mem_free_mib: u64) -> HostInfo {
     HostInfo {
@@ -24,127 +24,6 @@ fn host(name: &str, cores: u32, load1: f32, mem_free_mib: u64) -> HostInfo {
         mem_free_mib,
         levels: vec![Level::Partial, Level::Complete],
         dominated: None,
-    }
-}
-
-fn status() -> StatusInfo {
-    StatusInfo {
-        role: Role::Master,
-        name: "laptop".into(),
-        fingerprint: "7f3a91c2d4e5b608".into(),
-        listen: None,
-        trusted: 0,
-        pairing: None,
-        sessions: vec![],
-        asking: None,
-        pairing_attempts: Vec::new(),
-    }
-}
-
-/// A headless window: a context, a model, and what the last frame painted.
-struct Harness {
-    ctx: egui::Context,
-    model: Model,
-    shapes: Vec<Shape>,
-    commands: Vec<Command>,
-}
-
-impl Harness {
-    fn new(hosts: Vec<HostInfo>) -> Harness {
-        let mut model = Model::default();
-        model.apply(WorkerEvent::Hosts(Ok(hosts)));
-        model.apply(WorkerEvent::Status(Ok(status())));
-        let mut h = Harness {
-            ctx: egui::Context::default(),
-            model,
-            shapes: Vec::new(),
-            commands: Vec::new(),
-        };
-        h.frames(3, vec![]);
-        h
-    }
-
-    /// Runs `n` frames, the first with `events`; keeps the commands asked.
-    fn frames(&mut self, n: usize, events: Vec<Event>) {
-        let mut events = Some(events);
-        for _ in 0..n {
-            let input = RawInput {
-                screen_rect: Some(Rect::from_min_size(Pos2::ZERO, egui::vec2(900.0, 600.0))),
-                events: events.take().unwrap_or_default(),
-                ..Default::default()
-            };
-            let model = &mut self.model;
-            let mut asked = Vec::new();
-            let mut output = self
-                .ctx
-                .run_ui(input, |ui| asked.extend(ui::draw(ui, model)));
-            self.commands.extend(asked);
-            self.shapes = std::mem::take(&mut output.shapes)
-                .into_iter()
-                .map(|c| c.shape)
-                .collect();
-            // Nothing renders here, so the font atlas updates go nowhere.
-            output.drop_without_applying_deltas();
-        }
-    }
-
-    /// Every painted text with its screen rectangle.
-    fn texts(&self) -> Vec<(String, Rect)> {
-        let mut out = Vec::new();
-        visit(&self.shapes, &mut |shape| {
-            if let Shape::Text(t) = shape {
-                out.push((
-                    t.galley.text().to_owned(),
-                    t.galley.rect.translate(t.pos.to_vec2()),
-                ));
-            }
-        });
-        out
-    }
-
-    fn text_rect(&self, text: &str, near_x: f32) -> Rect {
-        self.texts()
-            .into_iter()
-            .filter(|(t, _)| t == text)
-            .map(|(_, r)| r)
-            .min_by(|a, b| {
-                (a.center().x - near_x)
-                    .abs()
-                    .total_cmp(&(b.center().x - near_x).abs())
-            })
-            .unwrap_or_else(|| panic!("no {text:?} on screen: {:?}", self.texts()))
-    }
-
-    fn click(&mut self, pos: Pos2) {
-        let button = |pressed| Event::PointerButton {
-            pos,
-            button: PointerButton::Primary,
-            pressed,
-            modifiers: Modifiers::NONE,
-        };
-        self.frames(1, vec![Event::PointerMoved(pos)]);
-        self.frames(1, vec![button(true)]);
-        self.frames(2, vec![button(false)]);
-    }
-
-    fn filled_rects(&self, color: Color32) -> usize {
-        let mut n = 0;
-        visit(&self.shapes, &mut |shape| {
-            if matches!(shape, Shape::Rect(r) if r.fill == color) {
-                n += 1;
-            }
-        });
-        n
-    }
-}
-
-fn visit(shapes: &[Shape], f: &mut impl FnMut(&Shape)) {
-    for shape in shapes {
-        if let Shape::Vec(inner) = shape {
-            visit(inner, f);
-        } else {
-            f(shape);
-        }
     }
 }
 

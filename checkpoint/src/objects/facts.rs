@@ -145,6 +145,17 @@ impl RestoreCx<'_> {
         Ok(())
     }
 
+    /// Remove the name `path` in the pod.
+    pub fn unlink_in_pod(&mut self, path: &str) -> Result<()> {
+        let p = self.root.put_str(0, path)?;
+        self.root.main.call(
+            &format!("unlink {path}"),
+            crate::sys::nr::UNLINKAT,
+            &[libc::AT_FDCWD as u64, p, 0],
+        )?;
+        Ok(())
+    }
+
     /// Take descriptor `fd` out of the root placeholder (which closes its copy).
     pub fn take_from_root(&mut self, fd: i32) -> Result<OwnedFd> {
         use crate::error::SysContext;

@@ -1,7 +1,7 @@
 //! Regular files, directories, `/dev/null`-like devices, and files deleted while open.
 
 use super::{Claim, DumpCx, FdFacts, Kind, RestoreCx};
-use crate::error::{Result, SysContext, io_err};
+use crate::error::{Error, Result, SysContext, io_err};
 use crate::sys::fds;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -14,8 +14,9 @@ const DELETED: &str = " (deleted)";
 pub(crate) enum Target {
     /// Reopened by this path in the pod.
     Path(String),
-    /// A regular file deleted while open: recreated unlinked in its directory (or `/tmp`)
-    /// with its content (blob `data`) and permission bits.
+    /// A regular file deleted while open: recreated under its name (or a hidden name beside
+    /// it when that is taken) with its content (blob `data`) and permission bits (without
+    /// set-user/group-ID), opened, and unlinked again, so it shows "PATH (deleted)" as before.
     Deleted {
         /// The path it had.
         path: String,
@@ -84,22 +85,11 @@ impl Kind for OpenFile {
         let fd = match &self.target {
             Target::Path(p) => cx.open_in_pod(p, flags, 0)?,
             Target::Deleted { path, mode, data } => {
-                let dir = std::path::Path::new(path)
-                    .parent()
-                    .and_then(|d| d.to_str())
-                    .unwrap_or("/tmp");
-                let tmp = cx
-                    .open_in_pod(dir, libc::O_TMPFILE | libc::O_RDWR, *mode)
-                    .or_else(|_| cx.open_in_pod("/tmp", libc::O_TMPFILE | libc::O_RDWR, *mode))?;
                 let content = match data {
-                    Some(i) => cx.data(*i)?,
-                    None => &[],
+                    Some(i) => cx.data(*i)?.to_vec(),
+                    None => Vec::new(),
                 };
-                std::fs::File::from(tmp.try_clone().sys(|| "dup".into())?)
-                    .write_all(content)
-                    .sys(|| format!("write the content of deleted {path}"))?;
-                let again = format!("/proc/self/fd/{}", tmp.as_raw_fd());
-                fds::open(&again, flags).sys(|| format!("reopen deleted {path}"))?
+                recreate(cx, path, *mode, &content, flags)?
             }
         };
         if self.pos != 0 {
@@ -107,4 +97,52 @@ impl Kind for OpenFile {
         }
         Ok(fd)
     }
+}
+
+/// Create a deleted file again in the pod (by its root placeholder, so the pod's user owns it)
+/// under `path` or a hidden name beside it, fill it, open it with `flags`, and remove the name.
+fn recreate(
+    cx: &mut RestoreCx<'_>,
+    path: &str,
+    mode: u32,
+    content: &[u8],
+    flags: i32,
+) -> Result<OwnedFd> {
+    let p = std::path::Path::new(path);
+    let (Some(dir), Some(base)) = (
+        p.parent().and_then(|d| d.to_str()),
+        p.file_name().and_then(|n| n.to_str()),
+    ) else {
+        return Err(Error::Restore(format!(
+            "deleted file {path}: no directory and name"
+        )));
+    };
+    let create = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+    let mut name = path.to_string();
+    let mut n = 0;
+    let file = loop {
+        match cx.open_in_pod(&name, create, 0o600) {
+            Ok(f) => break f,
+            Err(Error::Sys { source, .. })
+                if source.raw_os_error() == Some(libc::EEXIST) && n < 100 =>
+            {
+                n += 1;
+                name = format!("{dir}/.{base}.zckpt-{}-{n}", std::process::id());
+            }
+            Err(e) => return Err(Error::Restore(format!("deleted file {path}: {e}"))),
+        }
+    };
+    if n > 0 {
+        tracing::warn!("deleted file {path} comes back as {name} (deleted): its name is taken");
+    }
+    let made = (|| -> Result<OwnedFd> {
+        std::fs::File::from(file.try_clone().sys(|| "dup".into())?)
+            .write_all(content)
+            .sys(|| format!("write the content of deleted {path}"))?;
+        fds::fchmod(&file, mode & 0o1777).sys(|| format!("chmod deleted {path}"))?;
+        let again = format!("/proc/self/fd/{}", file.as_raw_fd());
+        fds::open(&again, flags).sys(|| format!("reopen deleted {path}"))
+    })();
+    cx.unlink_in_pod(&name)?;
+    made
 }

@@ -31,6 +31,13 @@ pub(crate) trait Kind: Sized {
     /// object's description.
     fn inspect(facts: &FdFacts<'_>) -> Claim<Self>;
 
+    /// A reason that needs the whole table (`all`: every object of the tree), for example a
+    /// socket whose peer is not in the pod; `None` if there is none.
+    fn related(&self, all: &[&Object]) -> Option<String> {
+        let _ = all;
+        None
+    }
+
     /// Capture what only the frozen tree can give (buffered bytes, contents) into `cx`; called
     /// once per object, through one of its descriptors.
     fn capture(&mut self, facts: &FdFacts<'_>, cx: &mut DumpCx) -> Result<()> {
@@ -75,6 +82,13 @@ macro_rules! kinds {
                 None
             }
 
+            /// See [`Kind::related`].
+            pub fn related(&self, all: &[&Object]) -> Option<String> {
+                match self {
+                    $(Object::$variant(o) => o.related(all),)*
+                }
+            }
+
             /// See [`Kind::capture`].
             pub fn capture(&mut self, facts: &FdFacts<'_>, cx: &mut DumpCx) -> Result<()> {
                 match self {
@@ -106,13 +120,28 @@ macro_rules! kinds {
     };
 }
 
+mod epoll;
+mod eventfd;
+pub(crate) mod fdinfo;
 mod file;
+pub(crate) mod memfd;
 mod pipe;
 pub(crate) mod pty;
+mod signalfd;
+mod timerfd;
+mod unix;
+mod unixdiag;
+mod unixqueue;
 
 // The registry: one line per kind, new kinds at the end.
 kinds! {
     File => file::OpenFile,
     Pipe => pipe::PipeEnd,
     Pty => pty::PtySlave,
+    EventFd => eventfd::EventFd,
+    TimerFd => timerfd::TimerFd,
+    SignalFd => signalfd::SignalFd,
+    Epoll => epoll::Epoll,
+    Unix => unix::UnixEnd,
+    Memfd => memfd::Memfd,
 }

@@ -41,6 +41,21 @@ pub struct PodSpec {
     pub mounts: MountPlan,
 }
 
+/// Open `path` read-only as the pod whose init has host PID `root_pid` sees it (its mount
+/// namespace; `..` and symbolic links cannot leave its root): for example to hash the
+/// executables and libraries [`TreeDumpStats::mapped_files`](crate::TreeDumpStats) names.
+pub fn open_in_pod(root_pid: i32, path: &str) -> Result<std::fs::File> {
+    use crate::error::SysContext;
+    let root = crate::sys::fds::open(
+        &format!("/proc/{root_pid}/root"),
+        libc::O_PATH | libc::O_DIRECTORY,
+    )
+    .sys(|| format!("open the file system of pod {root_pid}"))?;
+    crate::sys::fds::open_in_root(&root, path, libc::O_RDONLY)
+        .map(std::fs::File::from)
+        .sys(|| format!("open {path} in pod {root_pid}"))
+}
+
 /// `zos-pod-init` next to the running executable.
 pub fn default_init_path() -> PathBuf {
     std::env::current_exe()
@@ -162,7 +177,7 @@ pub fn spawn(spec: &PodSpec) -> Result<Pod> {
         envp,
     };
     let (ours, theirs) = fds::socketpair().map_err(|e| sys_err("socketpair", e))?;
-    let mut root = podns::clone_root(&mounts, &then, theirs.as_raw_fd())
+    let mut root = podns::clone_root(&mounts, &then, theirs.as_raw_fd(), None)
         .map_err(|e| sys_err("create the pod's namespaces", userns_hint(e)))?;
     drop(theirs);
     let fail = |pid: i32, e: Error| {
@@ -201,7 +216,7 @@ fn sys_err(op: &str, source: std::io::Error) -> Error {
 }
 
 /// Say what to allow when the kernel refuses an unprivileged user namespace.
-fn userns_hint(e: std::io::Error) -> std::io::Error {
+pub(crate) fn userns_hint(e: std::io::Error) -> std::io::Error {
     match e.raw_os_error() {
         Some(libc::EPERM) | Some(libc::ENOSPC) | Some(libc::EUSERS) | Some(libc::EINVAL) => {
             std::io::Error::new(

@@ -125,3 +125,55 @@ pub(crate) fn prepare(plan: &MountPlan) -> Result<PreparedMounts> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind(source: &str, target: &str) -> BindMount {
+        BindMount {
+            source: source.into(),
+            target: target.into(),
+        }
+    }
+
+    #[test]
+    fn targets_inside_a_mask_are_created_step_by_step() {
+        let plan = MountPlan {
+            masks: vec!["/tmp".into(), "/no/such/mask".into()],
+            binds: vec![bind("/usr", "/tmp/home/u/work")],
+        };
+        let p = prepare(&plan).unwrap();
+        assert_eq!(p.masks, vec![cstring(OsStr::new("/tmp")).unwrap()]);
+        let dirs: Vec<&str> = p.binds[0].1.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(dirs, ["/tmp/home", "/tmp/home/u", "/tmp/home/u/work"]);
+    }
+
+    #[test]
+    fn targets_outside_masks_must_exist_and_paths_must_be_plain() {
+        let outside = MountPlan {
+            masks: vec!["/tmp".into()],
+            binds: vec![bind("/usr", "/opt/zos-no-such-dir")],
+        };
+        let e = prepare(&outside).unwrap_err().to_string();
+        assert!(e.contains("not an existing directory"), "{e}");
+        let existing = MountPlan {
+            masks: vec![],
+            binds: vec![bind("/usr", "/srv")],
+        };
+        if std::path::Path::new("/srv").is_dir() {
+            assert!(prepare(&existing).is_ok());
+        }
+        for (s, t) in [
+            ("/usr", "/tmp/../etc"),
+            ("usr", "/tmp/x"),
+            ("/no/such/src", "/tmp/x"),
+        ] {
+            let plan = MountPlan {
+                masks: vec!["/tmp".into()],
+                binds: vec![bind(s, t)],
+            };
+            assert!(prepare(&plan).is_err(), "{s} -> {t} accepted");
+        }
+    }
+}

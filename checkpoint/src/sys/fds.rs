@@ -115,6 +115,12 @@ pub fn fcntl(fd: &OwnedFd, cmd: i32, arg: i32) -> io::Result<i32> {
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), cmd, arg) } as i64).map(|r| r as i32)
 }
 
+/// `fchmod(fd, mode)`.
+pub fn fchmod(fd: &OwnedFd, mode: u32) -> io::Result<()> {
+    // SAFETY: integers only.
+    cvt(unsafe { libc::fchmod(fd.as_raw_fd(), mode) } as i64).map(drop)
+}
+
 /// `lseek(fd, pos, SEEK_SET)`.
 pub fn seek(fd: &OwnedFd, pos: u64) -> io::Result<()> {
     // SAFETY: integers only.

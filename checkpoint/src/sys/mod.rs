@@ -2,10 +2,13 @@
 //! ptrace, `process_vm_readv`/`writev`, `mmap`, `fork`/`clone3` and a few raw system calls.
 //! The rest of the crate is safe Rust.
 
+pub mod anon;
 pub mod fds;
+pub mod locks;
 pub mod mem;
 pub mod podns;
 pub mod ptrace;
+pub mod sock;
 pub mod spawn;
 
 use serde::{Deserialize, Serialize};
@@ -56,6 +59,7 @@ pub mod nr {
     pub const CAPSET: u64 = 126;
     pub const EXIT_GROUP: u64 = 231;
     pub const MKNODAT: u64 = 259;
+    pub const UNLINKAT: u64 = 263;
 }
 
 /// The x86-64 general registers as `PTRACE_GETREGS` lays them out (`struct user_regs_struct`).

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::objects::DumpCx;
 use crate::proc::{self, MapLine};
 use crate::sys::fds;
-use crate::vmas::{self, VmaClass};
+use crate::vmas::VmaClass;
 use std::collections::HashMap;
 use std::fs::Metadata;
 use std::os::fd::OwnedFd;
@@ -184,8 +184,8 @@ fn process_reasons(
                 say(format!("its {what} {l} was deleted"));
             }
         }
-        if proc::read(p.host, "timers").is_ok_and(|t| !t.trim().is_empty()) {
-            say("uses POSIX timers (timer_create; not supported yet)".into());
+        if let Some(r) = crate::procstate::timer_reason(p.host) {
+            say(r);
         }
         if let Some(parent) = by_pid.get(&p.ppid).filter(|q| !q.defunct()) {
             for (kind, what) in [
@@ -203,7 +203,9 @@ fn process_reasons(
         match proc::maps(p.host) {
             Ok(lines) => {
                 for m in &lines {
-                    if let VmaClass::Unsupported(r) = vmas::classify_with(m, &stat) {
+                    if let VmaClass::Unsupported(r) =
+                        crate::procstate::classify_map(m, &stat, root.host)
+                    {
                         say(r);
                     }
                 }
@@ -260,6 +262,7 @@ pub(crate) fn examine<'a>(s: &'a PodScan, cx: Option<&mut DumpCx>) -> Result<Ver
     }
     let root_fd = pod_root(root.host)?;
     let maps = process_reasons(s, &root_fd, &mut out);
+    out.extend(crate::procstate::pod_reasons(root.host));
     let shm = shm_regions(&maps).unwrap_or_else(|r| {
         out.push(r);
         HashMap::new()

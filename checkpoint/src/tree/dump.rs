@@ -99,14 +99,22 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
             ProcState::Running
         };
         let mut shm = Vec::new();
+        let mut extra = crate::procstate::ProcExtra::default();
         if !p.defunct() {
             let f = hold
                 .procs
                 .iter_mut()
                 .find(|f| f.pid == p.host)
                 .ok_or(Error::Gone(p.host))?;
-            let vmas = collect::vmas_with(f.pid, &stat)?;
+            let (vmas, object_maps) = crate::procstate::maps::split(f.pid, &stat, hold.root)?;
             let mut img = collect::collect(f, vmas)?;
+            let fds = verdict
+                .table
+                .fds
+                .get(&p.host)
+                .map_or(&[][..], Vec::as_slice);
+            extra =
+                crate::procstate::capture(f, object_maps, fds, &verdict.table.objects, &mut cx)?;
             img.pid = p.pid;
             for th in &mut img.threads {
                 th.tid = p
@@ -181,9 +189,15 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
             fds,
             caps: p.caps,
             shm,
+            extra,
         });
     }
     let (pty, pty_input_lost) = pty_state(scan, &verdict);
+    let init = hold
+        .procs
+        .first()
+        .ok_or_else(|| Error::Restore("the pod's init is not frozen".into()))?;
+    let extra = crate::procstate::capture_pod(init, &mut cx)?;
     let tree = TreeImage {
         inside_uid: inside.0,
         inside_gid: inside.1,
@@ -196,6 +210,7 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
             .collect(),
         pty,
         shm: regions.iter().map(|ino| verdict.shm[ino]).collect(),
+        extra,
         last_pid,
     };
     let payload = postcard::to_stdvec(&tree).map_err(|e| Error::Restore(e.to_string()))?;

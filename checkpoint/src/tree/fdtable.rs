@@ -84,17 +84,20 @@ pub(crate) fn build<'a>(scan: &'a PodScan, mut cx: Option<&mut DumpCx>) -> Resul
             Err(_) => continue, // exited meanwhile: the caller's rescan sees it
         };
         for fd in list {
-            let Some((f, cloexec)) = facts(p, fd, scan)? else {
-                continue;
+            let (f, cloexec) = match facts(p, fd, scan) {
+                Ok(Some(v)) => v,
+                Ok(None) => continue,
+                // A live tree: the process ended meanwhile; the rescan does not see it.
+                Err(Error::NoProcess(_)) if cx.is_none() => break,
+                Err(e) => return Err(e),
             };
             let name = format!("{}: fd {fd}", p.name());
             if f.mode == 0 {
                 t.reasons.push(format!("{name}: cannot stat {}", f.link));
                 continue;
             }
-            if proc::fdinfo(p.host, fd).is_ok_and(|(_, _, lock)| lock) {
-                t.reasons
-                    .push(format!("{name}: holds a file lock (not supported yet)"));
+            if let Some(r) = crate::procstate::lock_reason(p.host, fd) {
+                t.reasons.push(format!("{name}: {r}"));
             }
             let key = (f.dev, f.ino);
             let mut found = None;
@@ -141,6 +144,14 @@ pub(crate) fn build<'a>(scan: &'a PodScan, mut cx: Option<&mut DumpCx>) -> Resul
             });
         }
         t.fds.insert(p.host, refs);
+    }
+    let all: Vec<&Object> = t.objects.iter().map(|(o, _)| o).collect();
+    for (o, f) in &t.objects {
+        if let Some(r) = o.related(&all) {
+            let holder = scan.procs.iter().find(|p| p.host == f.pid);
+            let name = holder.map(|p| p.name()).unwrap_or_default();
+            t.reasons.push(format!("{name}: fd {}: {r}", f.fd));
+        }
     }
     Ok(t)
 }

@@ -3,9 +3,12 @@
 //! The tree is the pod's init (PID 1 of its PID namespace) and every process below it. PIDs,
 //! parents, sessions, process groups, defunct and stopped children, threads, the pod's pty and
 //! every shared open file description (pipes with their bytes, FIFOs, files with a shared
-//! offset) are carried; shared anonymous memory inherited over `fork` stays shared. Anything
-//! else is refused by [`check_tree`] before the tree is touched, naming the process (PID in the
-//! pod and comm), the descriptor and the reason.
+//! offset, unix socket pairs with their queues, eventfd, timerfd, signalfd, epoll, memfd: the
+//! kinds of `objects/`) are carried; shared anonymous memory inherited over `fork` stays
+//! shared; what processes hold besides (each thread's capabilities, POSIX timers, file locks,
+//! memfd and System V mappings, the pod's `/dev/shm` and System V IPC namespace) is carried by
+//! `procstate/`. Anything else is refused by [`check_tree`] before the tree is touched, naming
+//! the process (PID in the pod and comm), the descriptor and the reason.
 //!
 //! All ptrace calls of one operation come from the calling thread; the handles that hold a
 //! tree under ptrace ([`FrozenTree`], [`RestoredTree`]) are therefore neither `Send` nor
@@ -25,9 +28,12 @@
 //!
 //! # Refused (each naming process, descriptor, reason)
 //!
-//! Descriptors no kind claims (sockets, eventfd, epoll, timerfd, signalfd, inotify, memfd,
-//! ptys other than the pod's pty 0, `/dev/tty` by name), file locks, POSIX timers, System V
-//! shared memory, seccomp, foreign tracers, processes in other namespaces than the pod's init
+//! Descriptors no kind claims or a kind refuses (TCP/IP and other sockets, unix sockets bound
+//! to a name or connected outside the pod, descriptors or credentials in flight, epoll
+//! registrations of closed descriptors, inotify, pidfd and other anonymous inodes, ptys other
+//! than the pod's pty 0, `/dev/tty` by name), leases, private mappings of memfds, partly
+//! unmapped System V attachments, POSIX timers on another process's CPU clock, seccomp,
+//! foreign tracers, processes in other namespaces than the pod's init
 //! or with their own root directory, with another uid/gid than the pod's one mapped user,
 //! sharing an address space, descriptor table, fs or signal handlers with their parent
 //! (vfork), sessions inherited from a process that left them, process groups without their
@@ -38,7 +44,7 @@ mod check;
 mod dump;
 mod fdtable;
 mod freeze;
-mod model;
+pub(crate) mod model;
 mod restore;
 mod scan;
 
@@ -137,8 +143,9 @@ impl Drop for FrozenTree {
 /// Options of [`restore_tree`].
 #[derive(Debug, Clone, Default)]
 pub struct TreeRestoreOptions {
-    /// The uid the pod's user is mapped to outside (default: the caller's effective uid; only
-    /// root may give another).
+    /// The uid the pod's user is mapped to outside (default: the caller's effective uid). Only
+    /// root may give another: the pod's user namespace then belongs to that user (made by an
+    /// intermediate process with its credentials) and the caller becomes a child subreaper.
     pub outside_uid: Option<u32>,
     /// The gid mapped to outside (default: the caller's effective gid).
     pub outside_gid: Option<u32>,

@@ -20,6 +20,8 @@ pub(crate) struct TreeImage {
     /// Shared anonymous memory regions (`MAP_SHARED|MAP_ANONYMOUS`), referenced by
     /// [`ShmUse::region`].
     pub shm: Vec<ShmRegion>,
+    /// Locks of descriptions, memfds only mapped, `/dev/shm`, System V IPC.
+    pub extra: crate::procstate::PodExtra,
     /// The pod's `ns_last_pid` (so new processes after a restore get the PIDs they would
     /// have got, not freed low ones).
     pub last_pid: i32,
@@ -48,6 +50,8 @@ pub(crate) struct ProcEntry {
     pub caps: Caps,
     /// Which of its mappings are shared anonymous memory.
     pub shm: Vec<ShmUse>,
+    /// Per-thread capabilities, POSIX timers and locks, mappings of shared objects.
+    pub extra: crate::procstate::ProcExtra,
 }
 
 /// Scheduling state at checkpoint time.

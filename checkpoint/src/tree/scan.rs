@@ -158,6 +158,7 @@ pub(crate) fn scan(root: i32) -> Result<PodScan> {
             continue;
         }
         let info = match read_proc(host, ppid) {
+            Ok(i) if host == root && i.defunct() => return Err(Error::NoProcess(root)),
             Ok(i) => i,
             Err(Error::NoProcess(_)) if host != root => continue, // reaped meanwhile
             Err(e) => return Err(e),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod forge;
+pub mod mutate;
 pub mod pods;
 
 use std::io::{BufRead, BufReader};
@@ -80,11 +81,8 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
-        let base = if Path::new("/dev/shm").is_dir() {
-            "/dev/shm"
-        } else {
-            "/tmp"
-        };
+        // Not /dev/shm: every pod has its own.
+        let base = "/tmp";
         let p = PathBuf::from(format!(
             "{base}/zckpt-{tag}-{}-{}",
             std::process::id(),

@@ -8,25 +8,21 @@
 //! The mover decides when pods are handed off (gone home), frozen, killed.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use zos_checkpoint::RestoredTree;
 use zos_checkpoint::pod::Pod;
 use zos_netproto::PublicKey;
 use zos_netproto::mux::Mux;
 
-use super::relay::{MAX_OUTPUT_CHUNK, MAX_PTY_MESSAGE, PtyMessage, pty_label};
-use super::terminal::SourceCmd;
-use super::{local_pty, sys};
+use super::hosted_relay::Relay;
+use super::sys;
 use crate::error::{DaemonError, Result};
 
 /// A pod this zombie runs, as [`HostedPods::list`] shows it.
@@ -52,7 +48,7 @@ struct Hosted {
 
 /// The current link to a master: a number (to tell links apart), the master's key and its
 /// session.
-type Link = Option<(u64, PublicKey, Mux)>;
+pub(super) type Link = Option<(u64, PublicKey, Mux)>;
 
 /// The zombie's pods (see the module docs).
 pub struct HostedPods {
@@ -60,16 +56,20 @@ pub struct HostedPods {
     link: watch::Sender<Link>,
     links: Mutex<u64>,
     shutdown: CancellationToken,
+    /// The daemon's runtime, if made inside one (adoption may come from a thread outside it).
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl HostedPods {
-    /// No pods; all are killed when `shutdown` is cancelled.
+    /// No pods; all are killed when `shutdown` is cancelled. Relays run on the Tokio runtime
+    /// this is called in (or, outside one, on the runtime of the thread that adopts a pod).
     pub fn new(shutdown: CancellationToken) -> Arc<HostedPods> {
         Arc::new(HostedPods {
             pods: Mutex::new(BTreeMap::new()),
             link: watch::channel(None).0,
             links: Mutex::new(0),
             shutdown,
+            runtime: tokio::runtime::Handle::try_current().ok(),
         })
     }
 
@@ -112,14 +112,29 @@ impl HostedPods {
         mut pod: Pod,
     ) -> Result<i32> {
         let pid = pod.pid();
+        // A pod we cannot keep is not left running unwatched.
+        fn refuse(pod: &mut Pod, why: String) -> Result<i32> {
+            let _ = pod.kill();
+            Err(DaemonError::User(why))
+        }
+        let runtime = match self
+            .runtime
+            .clone()
+            .map(Ok)
+            .unwrap_or_else(tokio::runtime::Handle::try_current)
+        {
+            Ok(r) => r,
+            Err(e) => return refuse(&mut pod, format!("no runtime for the pty relay: {e}")),
+        };
         let Some(pty) = pod.take_pty_master() else {
-            return Err(DaemonError::User("the restored pod has no terminal".into()));
+            return refuse(&mut pod, "the restored pod has no terminal".into());
         };
         let handed_off = Arc::new(AtomicBool::new(false));
         {
             let mut pods = self.pods.lock();
             if pods.contains_key(&task) {
-                return Err(DaemonError::User(format!("task {task} already runs here")));
+                drop(pods);
+                return refuse(&mut pod, format!("task {task} already runs here"));
             }
             pods.insert(
                 task,
@@ -132,7 +147,17 @@ impl HostedPods {
             );
         }
         let (exit_tx, exit_rx) = oneshot::channel();
-        self.start_relay(master, task, epoch, pty, handed_off.clone(), exit_rx)?;
+        let relay = Relay {
+            master,
+            task,
+            epoch,
+            link: self.link.subscribe(),
+            handed_off: handed_off.clone(),
+            exit: exit_rx,
+        };
+        relay
+            .start(pty, &runtime)
+            .map_err(|e| DaemonError::io("start the pty relay", e))?;
         let me = self.clone();
         std::thread::Builder::new()
             .name(format!("hosted-{task}"))
@@ -249,193 +274,6 @@ impl HostedPods {
         self.pods.lock().remove(&task);
         tracing::info!("hosted task {task} ended: exit {code}");
         let _ = exit.send(code);
-    }
-
-    fn start_relay(
-        &self,
-        master: PublicKey,
-        task: u64,
-        epoch: u64,
-        pty: OwnedFd,
-        handed_off: Arc<AtomicBool>,
-        exit: oneshot::Receiver<i32>,
-    ) -> Result<()> {
-        let reader = File::from(pty);
-        let writer = reader
-            .try_clone()
-            .map_err(|e| DaemonError::io("pty master", e))?;
-        let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
-        let (cmd_tx, cmd_rx) = mpsc::channel::<SourceCmd>(64);
-        std::thread::Builder::new()
-            .name(format!("hosted-{task}-out"))
-            .spawn(move || read_pty(reader, out_tx))
-            .map_err(|e| DaemonError::io("start a pty reader", e))?;
-        let what = format!("hosted task {task}");
-        std::thread::Builder::new()
-            .name(format!("hosted-{task}-in"))
-            .spawn(move || write_pty(cmd_rx, writer, &what))
-            .map_err(|e| DaemonError::io("start a pty writer", e))?;
-        let relay = Relay {
-            master,
-            task,
-            epoch,
-            link: self.link.subscribe(),
-            out: out_rx,
-            commands: cmd_tx,
-            handed_off,
-            exit,
-        };
-        tokio::spawn(relay.run());
-        Ok(())
-    }
-}
-
-/// Reads the pty until it is drained (EIO once every slave is closed).
-fn read_pty(mut pty: File, out: mpsc::Sender<Bytes>) {
-    let mut buf = vec![0u8; MAX_OUTPUT_CHUNK];
-    loop {
-        match pty.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                if out
-                    .blocking_send(Bytes::copy_from_slice(&buf[..n]))
-                    .is_err()
-                {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-}
-
-fn write_pty(mut commands: mpsc::Receiver<SourceCmd>, mut pty: File, what: &str) {
-    use std::io::Write;
-    while let Some(cmd) = commands.blocking_recv() {
-        match cmd {
-            SourceCmd::Input(bytes) => {
-                if pty.write_all(&bytes).is_err() {
-                    break;
-                }
-            }
-            SourceCmd::Resize { cols, rows } => {
-                local_pty::apply_size(pty.as_fd(), cols, rows, what)
-            }
-        }
-    }
-}
-
-/// One pod's relay to the master (see the module docs).
-struct Relay {
-    master: PublicKey,
-    task: u64,
-    epoch: u64,
-    link: watch::Receiver<Link>,
-    out: mpsc::Receiver<Bytes>,
-    commands: mpsc::Sender<SourceCmd>,
-    handed_off: Arc<AtomicBool>,
-    exit: oneshot::Receiver<i32>,
-}
-
-/// How one link's session of the relay ended.
-enum LinkEnd {
-    /// The link broke: wait for the next; this output is still to be sent.
-    Broken(Option<Bytes>),
-    /// Every output byte was sent.
-    Drained,
-}
-
-impl Relay {
-    async fn run(mut self) {
-        let mut pending: Option<Bytes> = None;
-        let mut used = 0u64;
-        loop {
-            let Some((n, mux)) = self.next_link(used).await else {
-                return;
-            };
-            used = n;
-            let channel = match mux.open(&pty_label(self.task)) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::info!("task {}: cannot open its pty channel: {e}", self.task);
-                    continue;
-                }
-            };
-            match self.serve(channel, pending.take()).await {
-                LinkEnd::Broken(unsent) => pending = unsent,
-                LinkEnd::Drained => return,
-            }
-        }
-    }
-
-    /// The next link to our master newer than `used`; `None` when the daemon stops.
-    async fn next_link(&mut self, used: u64) -> Option<(u64, Mux)> {
-        loop {
-            if let Some((n, key, mux)) = self.link.borrow_and_update().clone()
-                && n > used
-                && key == self.master
-            {
-                return Some((n, mux));
-            }
-            self.link.changed().await.ok()?;
-        }
-    }
-
-    async fn serve(
-        &mut self,
-        mut channel: zos_netproto::mux::Channel,
-        pending: Option<Bytes>,
-    ) -> LinkEnd {
-        channel.set_max_message(MAX_PTY_MESSAGE);
-        let (sender, mut receiver) = channel.split();
-        let hello = PtyMessage::Hello {
-            task: self.task,
-            epoch: self.epoch,
-        };
-        if sender.send_msg(&hello).await.is_err() {
-            return LinkEnd::Broken(pending);
-        }
-        if let Some(bytes) = pending
-            && sender
-                .send_msg(&PtyMessage::Output(bytes.to_vec()))
-                .await
-                .is_err()
-        {
-            return LinkEnd::Broken(Some(bytes));
-        }
-        loop {
-            tokio::select! {
-                chunk = self.out.recv() => match chunk {
-                    Some(bytes) => {
-                        if sender.send_msg(&PtyMessage::Output(bytes.to_vec())).await.is_err() {
-                            return LinkEnd::Broken(Some(bytes));
-                        }
-                    }
-                    None => break,
-                },
-                message = receiver.recv_msg::<PtyMessage>() => match message {
-                    Ok(Some(PtyMessage::Input(bytes))) => {
-                        let _ = self.commands.send(SourceCmd::Input(bytes.into())).await;
-                    }
-                    Ok(Some(PtyMessage::Resize { cols, rows })) => {
-                        let _ = self.commands.send(SourceCmd::Resize { cols, rows }).await;
-                    }
-                    Ok(Some(other)) => {
-                        tracing::warn!("task {}: unexpected {other:?} from the master", self.task);
-                        return LinkEnd::Broken(None);
-                    }
-                    Ok(None) | Err(_) => return LinkEnd::Broken(None),
-                },
-            }
-        }
-        // The pty is drained: the pod ended (or its copy was killed after going home).
-        let code = (&mut self.exit).await.unwrap_or(255);
-        if !self.handed_off.load(Ordering::Acquire) {
-            let _ = sender.send_msg(&PtyMessage::Exited { code }).await;
-        }
-        drop(sender);
-        LinkEnd::Drained
     }
 }
 

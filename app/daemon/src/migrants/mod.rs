@@ -8,14 +8,16 @@
 //! | module | concept |
 //! |---|---|
 //! | `mod` | the shared vocabulary: [`Placement`], [`ImageRecord`], [`MigrantInfo`] |
-//! | `registry` | [`Migrants`]: the master's migrants, `zos run --migrant`, the state every task is in |
+//! | `registry` | [`Migrants`]: the master's migrants, `zos run --migrant`, the list, each one's info |
+//! | `moves` | the state changes the mover drives: `begin_move`/`begin_home`, lost and found, last image, which relay may feed a terminal |
 //! | `ticket` | [`MoveTicket`]: one move in progress (the mover's handle), committed or failed |
 //! | `supervisor` | the thread that keeps one local pod: spawn, watch (pidfd), reap, stop with the daemon |
 //! | `terminal` | [`Terminal`]: a task's terminal across moves: log, replay tail, attached clients, input, size |
 //! | `log` | the bounded log file of a terminal (two 8 MiB segments, 0600) |
 //! | `local_pty` | a pty master on this host as a terminal's source (a reader and a writer thread) |
 //! | `relay` | the `pty/<task>` channel: [`PtyMessage`]; the master's relay source, the zombie's relay |
-//! | `hosted` | [`HostedPods`]: the zombie's pods for its master, each pty relayed to the master |
+//! | `hosted` | [`HostedPods`]: the zombie's pods for its master |
+//! | `hosted_relay` | the zombie's side of a pod's `pty/<task>` relay: lossless across link changes |
 //! | `streams` | `zos attach` and `zos logs` on a control connection |
 //! | `sys` | the few raw calls: window size, foreground group, pidfd |
 //!
@@ -45,8 +47,10 @@
 //! the log and attached clients go on seamlessly (the old relay's last output first).
 
 mod hosted;
+mod hosted_relay;
 mod local_pty;
 mod log;
+mod moves;
 mod registry;
 mod relay;
 mod streams;

@@ -12,10 +12,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use zos_checkpoint::pod::PodSpec;
 use zos_netproto::control::{EXITED_LISTED_S, TaskInfo};
-use zos_netproto::mux::Channel;
 
 use super::terminal::Terminal;
-use super::ticket::MoveTicket;
 use super::{ImageRecord, MigrantInfo, Placement, unix_seconds};
 use crate::domination::PairedZombie;
 use crate::error::{DaemonError, Result};
@@ -58,6 +56,8 @@ pub(crate) struct State {
     /// The zombie it runs on (away, lost, or moving home from there).
     pub zombie: Option<PairedZombie>,
     pub ticket_out: bool,
+    /// A zombie's `pty/<task>` relay feeds the terminal now (one at a time).
+    pub relay_open: bool,
     /// The pod generation numbers handed out so far.
     pub generations: u64,
 }
@@ -78,12 +78,14 @@ impl State {
 }
 
 impl Migrants {
-    /// An empty registry keeping its files under `runtime/migrants`; `ids` and `changes` are
-    /// shared with the task registry (one id space, one change signal). Every local pod ends
-    /// when `shutdown` is cancelled.
+    /// An empty registry keeping its files under `runtime/migrants`, starting pods with the
+    /// init at `init` (the daemon's: `zos_checkpoint::pod::default_init_path()`, next to
+    /// `zos`); `ids` and `changes` are shared with the task registry (one id space, one change
+    /// signal). Every local pod ends when `shutdown` is cancelled.
     pub fn new(
         runtime: &std::path::Path,
         master_name: String,
+        init: PathBuf,
         ids: Arc<AtomicU64>,
         changes: Arc<watch::Sender<u64>>,
         shutdown: CancellationToken,
@@ -91,7 +93,7 @@ impl Migrants {
         Arc::new(Migrants {
             dir: runtime.join("migrants"),
             master_name,
-            init: zos_checkpoint::pod::default_init_path(),
+            init,
             shutdown,
             ids,
             changes,
@@ -153,6 +155,17 @@ impl Migrants {
         if self.shutdown.is_cancelled() {
             return Err(DaemonError::User("the daemon is stopping".into()));
         }
+        // The pod sees this host's files: say now what would only fail inside it.
+        if !std::path::Path::new(&cwd).is_dir() {
+            return Err(DaemonError::User(format!("no directory {cwd}")));
+        }
+        let path = env.iter().find_map(|e| e.strip_prefix("PATH="));
+        if find_program(&argv[0], path).is_none() {
+            return Err(DaemonError::User(format!(
+                "cannot find {:?} (not an executable file, nor in the PATH it was given)",
+                argv[0]
+            )));
+        }
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let dir = self.task_dir(id);
         make_private_dir(&self.dir)?;
@@ -180,6 +193,7 @@ impl Migrants {
                 local: None,
                 zombie: None,
                 ticket_out: false,
+                relay_open: false,
                 generations: 0,
             }),
         });
@@ -291,158 +305,6 @@ impl Migrants {
         Ok(self.get(id)?.terminal.clone())
     }
 
-    /// Host PID of the init of task `id`'s pod on this host (the root for `check_tree` and
-    /// `checkpoint_tree`), if it is home.
-    pub fn local_init_pid(&self, id: u64) -> Result<i32> {
-        let m = self.get(id)?;
-        let st = m.state.lock();
-        match (&st.placement, &st.local) {
-            (Placement::Home | Placement::Moving { .. }, Some(l)) if !l.handed_off => Ok(l.pid),
-            (p, _) => Err(DaemonError::User(format!(
-                "task {id} does not run on this master ({})",
-                p.state_word()
-            ))),
-        }
-    }
-
-    /// Starts moving task `id` (home) to the zombie `to`: `Home → Moving{to}`. The ticket is
-    /// the mover's handle until it commits or fails (dropping it fails the move).
-    pub fn begin_move(self: &Arc<Self>, id: u64, to: &str) -> Result<MoveTicket> {
-        let m = self.get(id)?;
-        let mut st = m.state.lock();
-        if st.ticket_out {
-            return Err(DaemonError::User(format!("task {id} is already moving")));
-        }
-        match (&st.placement, &st.local) {
-            (Placement::Home, Some(l)) if !l.handed_off => {}
-            (p, _) => {
-                return Err(DaemonError::User(format!(
-                    "task {id} is not at home ({}), so it cannot move from here",
-                    p.state_word()
-                )));
-            }
-        }
-        let from = st.placement.clone();
-        st.ticket_out = true;
-        st.set_placement(Placement::Moving { to: to.into() });
-        let epoch = st.epoch;
-        drop(st);
-        self.changed();
-        Ok(MoveTicket::new(self.clone(), m, from, epoch))
-    }
-
-    /// Starts bringing task `id` home (from `Away` or `Lost`): `→ Moving{to: master}`.
-    pub fn begin_home(self: &Arc<Self>, id: u64) -> Result<MoveTicket> {
-        let m = self.get(id)?;
-        let mut st = m.state.lock();
-        if st.ticket_out {
-            return Err(DaemonError::User(format!("task {id} is already moving")));
-        }
-        if !matches!(
-            st.placement,
-            Placement::Away { .. } | Placement::Lost { .. }
-        ) {
-            return Err(DaemonError::User(format!(
-                "task {id} is not away ({})",
-                st.placement.state_word()
-            )));
-        }
-        let from = st.placement.clone();
-        st.ticket_out = true;
-        st.set_placement(Placement::Moving {
-            to: self.master_name.clone(),
-        });
-        let epoch = st.epoch;
-        drop(st);
-        self.changed();
-        Ok(MoveTicket::new(self.clone(), m, from, epoch))
-    }
-
-    /// The zombie holding task `id` vanished: `Away{host} → Lost{host}`.
-    pub fn mark_lost(&self, id: u64) -> Result<()> {
-        let m = self.get(id)?;
-        let mut st = m.state.lock();
-        let Placement::Away { host } = st.placement.clone() else {
-            return Err(DaemonError::User(format!("task {id} is not away")));
-        };
-        st.set_placement(Placement::Lost { host });
-        drop(st);
-        self.changed();
-        Ok(())
-    }
-
-    /// The zombie that held task `id` when it was lost is back with it at `epoch` (the
-    /// current one): `Lost → Away`.
-    pub fn mark_found(&self, id: u64, zombie: &PairedZombie, epoch: u64) -> Result<()> {
-        let m = self.get(id)?;
-        let mut st = m.state.lock();
-        if !matches!(st.placement, Placement::Lost { .. })
-            || st.epoch != epoch
-            || st.zombie.as_ref().map(|z| z.key) != Some(zombie.key)
-        {
-            return Err(DaemonError::User(format!(
-                "task {id} is not lost on {} at epoch {epoch}",
-                zombie.name
-            )));
-        }
-        st.set_placement(Placement::Away {
-            host: zombie.name.clone(),
-        });
-        drop(st);
-        self.changed();
-        Ok(())
-    }
-
-    /// Records the last image the master holds of task `id`.
-    pub fn set_last_image(&self, id: u64, image: ImageRecord) -> Result<()> {
-        let m = self.get(id)?;
-        m.state.lock().last_image = Some(image);
-        self.changed();
-        Ok(())
-    }
-
-    /// Task `id` ended on its zombie (its relay said so) with `code`, at `epoch`.
-    pub(super) fn ended_away(&self, id: u64, epoch: u64, code: i32) {
-        let Ok(m) = self.get(id) else { return };
-        let mut st = m.state.lock();
-        if st.epoch != epoch || !matches!(st.placement, Placement::Away { .. }) {
-            tracing::info!("task {id}: a stale end (epoch {epoch}) is ignored");
-            return;
-        }
-        st.set_placement(Placement::Exited { code });
-        st.zombie = None;
-        drop(st);
-        m.terminal.finish();
-        tracing::info!("migrant task {id} ended on its zombie: exit {code}");
-        self.changed();
-    }
-
-    /// Serves a `pty/<task>` channel the dominated `zombie` opened: the terminal of a task it
-    /// runs for us. Refused unless the task is away on that very zombie at the epoch it names.
-    pub fn serve_relay(self: &Arc<Self>, channel: Channel, zombie: &PairedZombie) {
-        super::relay::serve_master_side(self.clone(), channel, zombie.clone());
-    }
-
-    /// Checks a relay's hello: the task's terminal if it runs on `zombie` at `epoch`.
-    pub(super) fn relay_target(
-        &self,
-        id: u64,
-        zombie: &PairedZombie,
-        epoch: u64,
-    ) -> Result<Arc<Terminal>> {
-        let m = self.get(id)?;
-        let st = m.state.lock();
-        let away_there = matches!(&st.placement, Placement::Away { .. })
-            && st.zombie.as_ref().map(|z| z.key) == Some(zombie.key);
-        if !away_there || st.epoch != epoch {
-            return Err(DaemonError::User(format!(
-                "task {id} does not run on {} at epoch {epoch}",
-                zombie.name
-            )));
-        }
-        Ok(m.terminal.clone())
-    }
-
     /// Waits (up to `limit`) until every local pod has ended after a shutdown.
     pub async fn wait_all_ended(&self, limit: Duration) {
         let end = tokio::time::Instant::now() + limit;
@@ -458,5 +320,68 @@ fn make_private_dir(dir: &std::path::Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(DaemonError::io(format!("create {}", dir.display()), e)),
+    }
+}
+
+/// Where `program` is, as `execvp` would find it with `path` (relative names with a slash are
+/// not looked up; the pod resolves them in its directory).
+fn find_program(program: &str, path: Option<&str>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return (p.is_relative() || executable(&p)).then_some(p);
+    }
+    path.unwrap_or("/usr/local/bin:/usr/bin:/bin")
+        .split(':')
+        .map(|dir| std::path::Path::new(if dir.is_empty() { "." } else { dir }).join(program))
+        .find(|p| executable(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use super::{Migrants, find_program};
+
+    #[tokio::test]
+    async fn a_missing_directory_or_program_is_refused_before_any_pod() {
+        let dir = std::env::temp_dir().join(format!("zos-migrants-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let m = Migrants::new(
+            &dir,
+            "m".into(),
+            "/nonexistent/zos-pod-init".into(),
+            Arc::new(AtomicU64::new(1)),
+            Arc::new(tokio::sync::watch::channel(0).0),
+            Default::default(),
+        );
+        let sh = || vec!["sh".to_string()];
+        let e = m.run(sh(), "/nonexistent-zos-dir".into(), vec![]).await;
+        assert!(e.unwrap_err().to_string().contains("no directory"));
+        let e = m.run(sh(), "relative".into(), vec![]).await;
+        assert!(e.unwrap_err().to_string().contains("absolute"));
+        let e = m.run(sh(), "/".into(), vec!["NOEQUALS".into()]).await;
+        assert!(e.unwrap_err().to_string().contains("KEY=VALUE"));
+        let nothing = vec!["zos-no-such".to_string()];
+        let e = m.run(nothing, "/".into(), vec!["PATH=/bin".into()]).await;
+        assert!(e.unwrap_err().to_string().contains("cannot find"));
+        assert!(m.list().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn programs_are_found_as_execvp_would() {
+        assert!(find_program("sh", Some("/nonexistent:/bin:/usr/bin")).is_some());
+        assert!(find_program("sh", Some("/nonexistent")).is_none());
+        assert!(find_program("/bin/sh", None).is_some());
+        assert!(
+            find_program("/etc/passwd", None).is_none(),
+            "not executable"
+        );
+        assert!(find_program("zos-no-such-program", None).is_none());
     }
 }

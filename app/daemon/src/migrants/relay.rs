@@ -130,6 +130,7 @@ pub(super) fn serve_master_side(
         }
         forward.abort();
         terminal.source_ended(source);
+        migrants.relay_closed(task);
         if let Some(code) = exit {
             migrants.ended_away(task, epoch, code);
         }

@@ -206,6 +206,17 @@ impl Terminal {
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the task's terminal closed"))
     }
 
+    /// Input goes nowhere until the next source (the task left this host; its old terminal
+    /// only drains).
+    pub fn drop_input(&self) {
+        self.inner.lock().commands = None;
+    }
+
+    /// Whether typed input has somewhere to go now.
+    pub fn has_input(&self) -> bool {
+        self.inner.lock().commands.is_some()
+    }
+
     /// Sets the window size (remembered for later sources) and makes the task redraw.
     pub fn resize(&self, cols: u16, rows: u16) -> io::Result<()> {
         let mut inner = self.inner.lock();

@@ -103,6 +103,7 @@ impl MoveTicket {
             host: zombie.name.clone(),
         });
         drop(st);
+        self.migrant.terminal.drop_input();
         self.resolved = true;
         tracing::info!(
             "migrant task {} runs on {} now (epoch {epoch})",

@@ -1,8 +1,8 @@
 //! One zombie on screen: its glyph, its name and resources, and its actions.
 //!
-//! A tile is the unit that later issues make a drop zone (drag a task onto a
-//! zombie to migrate it there), so it keeps to a fixed size and returns the
-//! response of its glyph.
+//! A tile is a drop zone: a task's tile dropped on it migrates the task
+//! there ([`crate::drops`] says whether it may). Tiles keep to a fixed size
+//! so they line up in rows.
 
 use eframe::egui;
 use egui::{
@@ -11,7 +11,9 @@ use egui::{
 use zos_netproto::Level;
 use zos_netproto::discovery::HostInfo;
 
+use super::drop_zone::{DropEvents, drop_zone};
 use super::glyph::{self, GLYPH_SIZE, ZOMBIE_BLUE};
+use crate::drops::Verdict;
 use crate::model::PingState;
 
 /// The colour of the "paired" line.
@@ -30,8 +32,10 @@ pub const OUTER_SIZE: Vec2 = vec2(
 );
 
 /// What the user did on a tile.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TileActions {
+    /// A task hovering over the tile, or dropped on it.
+    pub drop: DropEvents,
     /// The glyph was clicked.
     pub selected: bool,
     /// "Ping" was clicked.
@@ -57,20 +61,26 @@ pub struct TileState<'a> {
     pub ping: Option<&'a PingState>,
 }
 
-/// Shows `host` as a tile.
+/// The frame every tile (a zombie's, the master's own) is drawn in.
+pub fn tile_frame(ui: &Ui) -> Frame {
+    Frame::new()
+        .fill(ui.visuals().faint_bg_color)
+        .stroke(ui.visuals().widgets.noninteractive.bg_stroke)
+        .corner_radius(CornerRadius::same(8))
+        .inner_margin(Margin::same(MARGIN))
+}
+
+/// Shows `host` as a tile; `verdict` says what dropping a task on it does.
 pub fn host_tile(
     ui: &mut Ui,
     host: &HostInfo,
     selected: bool,
     state: TileState<'_>,
+    verdict: impl Fn(u64) -> Verdict,
 ) -> TileActions {
     let mut actions = TileActions::default();
-    let frame = Frame::new()
-        .fill(ui.visuals().faint_bg_color)
-        .stroke(ui.visuals().widgets.noninteractive.bg_stroke)
-        .corner_radius(CornerRadius::same(8))
-        .inner_margin(Margin::same(MARGIN));
-    frame.show(ui, |ui| {
+    let frame = tile_frame(ui);
+    let ((), drop) = drop_zone(ui, &format!("host {}", host.name), frame, verdict, |ui| {
         ui.allocate_ui_with_layout(TILE_SIZE, Layout::top_down(Align::Center), |ui| {
             ui.set_min_size(TILE_SIZE);
             ui.spacing_mut().item_spacing.y = 3.0;
@@ -128,6 +138,7 @@ pub fn host_tile(
             }
         });
     });
+    actions.drop = drop;
     actions
 }
 

@@ -103,8 +103,10 @@ impl Held {
         let _ = sys::kill(self.root, libc::SIGKILL);
         // Children first: the dying init waits to reap them, which it cannot while we still
         // have their exits to collect as their tracer.
+        // Within a process, its other threads before its leader: a traced leader's exit is
+        // reported only once every other thread of it has been collected.
         for p in self.procs.iter().rev() {
-            for (_, tid) in &p.threads {
+            for (_, tid) in p.threads.iter().rev() {
                 while let Ok(s) = ptrace::wait(*tid) {
                     if s == ptrace::Stop::Exited {
                         break;
@@ -136,21 +138,27 @@ pub(crate) fn restore_tree(image: &[u8], opts: &TreeRestoreOptions) -> Result<Re
         opts.outside_uid.unwrap_or_else(sys::euid),
         opts.outside_gid.unwrap_or_else(sys::egid),
     );
-    if outside != (sys::euid(), sys::egid()) {
+    let drop_to = if outside == (sys::euid(), sys::egid()) {
+        None
+    } else if sys::euid() == 0 {
+        // The root is then an orphan: collect it (and let Pod::wait work) as its subreaper.
+        crate::set_child_subreaper()?;
+        Some(outside)
+    } else {
         return Err(Error::Restore(format!(
-            "restoring for uid/gid {outside:?}: run the restore as that user (the pod's user \
-             namespace is owned by whoever restores it)"
+            "restoring for uid/gid {outside:?} needs root (or run the restore as that user)"
         )));
-    }
+    };
     let mut subst = std::collections::HashMap::new();
     for (orig, file) in &opts.substitutions {
         let f = sys::fds::open(&file.to_string_lossy(), libc::O_RDONLY)
             .sys(|| format!("open substitute {} for {orig}", file.display()))?;
         subst.insert(orig.clone(), f);
     }
-    let mut pod = root::create(&tree, &parsed, opts, subst)?;
+    let mut pod = root::create(&tree, &parsed, opts, subst, drop_to)?;
     let pty = root::pty(&mut pod, tree.pty.as_ref())?;
-    let (objects, keep) = root::objects(&mut pod, &tree, &parsed.data)?;
+    let (objects, mut keep) = root::objects(&mut pod, &tree, &parsed.data)?;
+    let mut extras = crate::procstate::PodState::new(&mut keep, &tree);
     let mut procs = build::fork_tree(&tree, pod.root, &pty.1)?;
     build::groups(&tree, &mut procs, &pty.1)?;
     build::last_pid(&mut procs[0], tree.last_pid)?;
@@ -163,7 +171,7 @@ pub(crate) fn restore_tree(image: &[u8], opts: &TreeRestoreOptions) -> Result<Re
         let img = live
             .next()
             .ok_or_else(|| Error::BadImage("META missing".into()))?;
-        let threads = process::rebuild(child, e, img, &objects, &tree)?;
+        let threads = process::rebuild(child, e, img, &objects, &tree, &mut extras)?;
         held.push(HeldProc {
             pid: child.pid,
             threads,

@@ -20,12 +20,14 @@ pub(super) fn rebuild(
     img: &ParsedImage<'_>,
     objects: &[OwnedFd],
     tree: &TreeImage,
+    extras: &mut crate::procstate::PodState<'_>,
 ) -> Result<Vec<(ThreadImage, i32)>> {
     let m = &img.meta;
     let mut keep: Vec<(u64, u64)> = e.shm.iter().map(|u| (u.start, u.end)).collect();
     keep.sort();
     c.trim(&keep)?;
     c.map_vdso(&m.vmas)?;
+    crate::procstate::map_objects(c, &e.extra, extras)?;
     memory::build_with(c, &m.vmas, &img.pages, &keep)?;
     let mut notes = Vec::new();
     memory::set_mm(c, &m.mm, &mut notes)?;
@@ -60,14 +62,24 @@ pub(super) fn rebuild(
     }
     let mut main = c.main.clone();
     task::thread_state(c, &mut main, &m.threads[0])?;
+    crate::procstate::install(c, e, tree)?;
     let targets: Vec<(&ThreadImage, i32)> = m.threads.iter().map(|th| (th, th.tid)).collect();
     task::queue_signals(c, &m.attrs.shared_pending, &targets)?;
-    let caps = task::CapSets {
-        sets: [e.caps.inheritable, e.caps.permitted, e.caps.effective],
-        bounding: e.caps.bounding,
-        ambient: e.caps.ambient,
-    };
-    for t in tracees.iter_mut().chain(std::iter::once(&mut main)) {
+    let whole = [
+        e.caps.inheritable,
+        e.caps.permitted,
+        e.caps.effective,
+        e.caps.bounding,
+        e.caps.ambient,
+    ];
+    let threads = tracees.iter_mut().enumerate().map(|(k, t)| (k + 1, t));
+    for (i, t) in threads.chain(std::iter::once((0, &mut main))) {
+        let s = crate::procstate::thread_caps(&e.extra, i, whole);
+        let caps = task::CapSets {
+            sets: [s[0], s[1], s[2]],
+            bounding: s[3],
+            ambient: s[4],
+        };
         task::set_caps(c, t, &caps)?;
     }
     if let Some(link) = &c.link {

@@ -24,6 +24,7 @@ pub(super) fn create(
     parsed: &ParsedTree<'_>,
     opts: &TreeRestoreOptions,
     subst: HashMap<String, OwnedFd>,
+    drop_to: Option<(u32, u32)>,
 ) -> Result<PodRoot> {
     let sock_fd = tree
         .processes
@@ -36,7 +37,8 @@ pub(super) fn create(
     let prepared = mounts::prepare(&opts.mounts)?;
     let (ours, theirs) = fds::socketpair().sys(|| "socketpair".into())?;
     let then = podns::Then::Placeholder { fd: sock_fd };
-    let mut clone = podns::clone_root(&prepared, &then, theirs.as_raw_fd())
+    let mut clone = podns::clone_root(&prepared, &then, theirs.as_raw_fd(), drop_to)
+        .map_err(crate::pod::userns_hint)
         .sys(|| "create the pod's namespaces".into())?;
     drop(theirs);
     let pid = clone.pid;
@@ -45,10 +47,11 @@ pub(super) fn create(
         let _ = ptrace::reap(pid);
         e
     };
+    let outside = drop_to.unwrap_or((crate::sys::euid(), crate::sys::egid()));
     podns::write_maps(
         pid,
-        (tree.inside_uid, crate::sys::euid()),
-        (tree.inside_gid, crate::sys::egid()),
+        (tree.inside_uid, outside.0),
+        (tree.inside_gid, outside.1),
     )
     .sys(|| "write the pod's uid/gid maps".into())
     .map_err(kill)?;
@@ -77,6 +80,17 @@ pub(super) fn create(
         avoid.push(Vma {
             start: r.base,
             end: r.base + r.len,
+            prot: 0,
+            shared: true,
+            growsdown: false,
+            name: None,
+            kind: VmaKind::Anon,
+        });
+    }
+    for (start, end) in crate::procstate::avoid(tree) {
+        avoid.push(Vma {
+            start,
+            end,
             prot: 0,
             shared: true,
             growsdown: false,
@@ -142,6 +156,7 @@ pub(super) fn objects(
         root: &mut pod.root,
         root_pidfd: &pod.pidfd,
     };
+    crate::procstate::before_objects(&mut cx, tree)?;
     let mut out = Vec::with_capacity(tree.objects.len());
     for (i, o) in tree.objects.iter().enumerate() {
         let fd = o
@@ -149,5 +164,6 @@ pub(super) fn objects(
             .map_err(|e| Error::Restore(format!("object {i} ({}): {e}", o.kind())))?;
         out.push(fd);
     }
+    crate::procstate::after_objects(&out, tree)?;
     Ok((out, cx.state))
 }

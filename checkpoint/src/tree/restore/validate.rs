@@ -121,5 +121,6 @@ pub(crate) fn validate(t: &TreeImage, p: &ParsedTree<'_>) -> Result<()> {
             return Err(bad(format!("pid {}: bad thread id", e.pid)));
         }
     }
+    crate::procstate::validate(t)?;
     Ok(())
 }

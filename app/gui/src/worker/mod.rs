@@ -4,7 +4,8 @@
 //!
 //! The worker polls `Hosts` every [`POLL_INTERVAL`] (and `Status` and
 //! `Tasks` with it),
-//! runs each pairing or ping on a thread of its own (they may take seconds),
+//! runs each pairing, ping or move on a thread of its own (they may take
+//! seconds or minutes; a move's progress replies come back as they arrive),
 //! and sends every answer back as an [`Event`]. After each event it calls the
 //! `notify` callback, which the window uses to ask egui for a repaint.
 
@@ -18,6 +19,10 @@ use zos_netproto::Level;
 use zos_netproto::control::{self, Reply, Request, StatusInfo, TaskInfo};
 use zos_netproto::discovery::HostInfo;
 use zos_netproto::trust::PeerEntry;
+
+use crate::moves::{MoveOutcome, Progress};
+
+mod moves;
 
 /// How often the host list and the daemon's status are fetched.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -50,6 +55,30 @@ pub enum Command {
     Release {
         /// The zombie, as the control protocol names it (its instance).
         host: String,
+    },
+    /// Move a migrant to a zombie (`Migrate`), dominating it at `complete`
+    /// first if asked.
+    Migrate {
+        /// The task id.
+        task: u64,
+        /// The zombie, by the name the daemon knows it (its paired name).
+        host: String,
+        /// Send `Dominate{host, complete}` first.
+        dominate_first: bool,
+    },
+    /// Bring a migrant home (`Home`).
+    Home {
+        /// The task id.
+        task: u64,
+        /// From the last image the master holds (the zombie is lost).
+        from_image: bool,
+    },
+    /// Save a migrant's image into a directory (`CheckpointTask`).
+    Checkpoint {
+        /// The task id.
+        task: u64,
+        /// The directory.
+        out: String,
     },
     /// Open a viewer window for a shared app. The window carries this out
     /// itself (it starts a viewer process); the worker ignores it.
@@ -84,6 +113,28 @@ pub enum Event {
         /// What happened, in words, or the daemon's error.
         result: Result<String, String>,
     },
+    /// A step before a move itself (dominating the zombie first).
+    MoveStep {
+        /// The task id.
+        task: u64,
+        /// What happens, in words.
+        step: String,
+    },
+    /// A move's progress reply.
+    MoveProgress {
+        /// The task id.
+        task: u64,
+        /// The phase and its numbers.
+        progress: Progress,
+    },
+    /// The outcome of a [`Command::Migrate`], [`Command::Home`] or
+    /// [`Command::Checkpoint`].
+    MoveEnded {
+        /// The task id.
+        task: u64,
+        /// What happened with the phase times, or why it did not.
+        result: Result<MoveOutcome, String>,
+    },
     /// The outcome of a [`Command::Ping`].
     Pinged {
         /// The host as given in the command.
@@ -93,7 +144,7 @@ pub enum Event {
     },
 }
 
-type Notify = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type Notify = Arc<dyn Fn() + Send + Sync>;
 
 /// The UI thread's end of the worker.
 pub struct Worker {
@@ -200,6 +251,9 @@ fn run_command(socket: &Path, command: Command, events: &Sender<Event>, notify: 
                     };
                     Event::Domination { host, result }
                 }
+                Command::Migrate { .. } | Command::Home { .. } | Command::Checkpoint { .. } => {
+                    moves::run(&socket, command, &events, &notify)
+                }
                 Command::View { .. } => return,
             };
             if events.send(event).is_ok() {
@@ -250,7 +304,7 @@ fn pair(socket: &Path, host: &str, code: &str) -> Result<(String, Level), String
     }
 }
 
-fn dominate(socket: &Path, host: &str) -> Result<String, String> {
+pub(crate) fn dominate(socket: &Path, host: &str) -> Result<String, String> {
     let request = Request::Dominate {
         host: host.to_owned(),
         level: Level::Complete,
@@ -281,7 +335,7 @@ fn ping(socket: &Path, host: &str) -> Result<Duration, String> {
 }
 
 /// The message for a failed or unexpected exchange.
-fn failure(outcome: zos_netproto::Result<Reply>) -> String {
+pub(crate) fn failure(outcome: zos_netproto::Result<Reply>) -> String {
     match outcome {
         Ok(Reply::Error { message }) => message,
         Ok(other) => format!("unexpected reply from the daemon: {other:?}"),
