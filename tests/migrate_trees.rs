@@ -1,5 +1,5 @@
 //! Issue 10: what real process trees hold survives two moves (to the zombie and back): a
-//! shell pipeline, a pipe and a FIFO with bytes nobody read yet, a child that exits while its
+//! shell pipeline, a pipe, a FIFO and a unix socket pair with bytes nobody read yet, a child that exits while its
 //! parent is on the zombie (reaped after coming home), a task writing through its terminal
 //! all the time (the master's log has every line once, in order).
 
@@ -9,10 +9,10 @@ use std::path::Path;
 
 use common::migrate::{FINISH, MoveLan, PYTHON, ZOMBIE, s, wait_log};
 
-/// A tree: a writer child filling a pipe the parent reads only at the end, a FIFO whose bytes
-/// wait unread, and a child that exits at step 2. Moves happen at steps 1 and 2.
+/// A tree: a writer child filling a pipe the parent reads only at the end, a FIFO and a
+/// socket pair whose bytes wait unread, and a child that exits at step 2. Moves happen at steps 1 and 2.
 const TREE: &str = r#"
-import hashlib, os, sys, time
+import hashlib, os, socket, sys, time
 steps, fifo = sys.argv[1], sys.argv[2]
 def wait(k):
     while not os.path.exists(os.path.join(steps, 'step-%d' % k)):
@@ -37,6 +37,16 @@ if feeder == 0:
     os.close(fd)
     os._exit(0)
 fifo_r = os.open(fifo, os.O_RDONLY)
+sock_here, sock_there = socket.socketpair()
+talker = os.fork()
+if talker == 0:
+    sock_here.close()
+    sock_there.sendall(b'socket-bytes-' * 1000)
+    wait(3)
+    sock_there.sendall(b'after-the-moves')
+    sock_there.close()
+    os._exit(0)
+sock_there.close()
 child = os.fork()
 if child == 0:
     wait(2)
@@ -50,12 +60,14 @@ def drain(fd):
         if not chunk:
             return out
         out += chunk
-piped, fifoed = drain(r), drain(fifo_r)
+piped, fifoed, socketed = drain(r), drain(fifo_r), drain(sock_here.fileno())
 _, status = os.waitpid(child, 0)
 os.waitpid(writer, 0)
 os.waitpid(feeder, 0)
+os.waitpid(talker, 0)
 print('result pipe', hashlib.sha256(piped).hexdigest(), len(piped),
       'fifo', hashlib.sha256(fifoed).hexdigest(), len(fifoed),
+      'socket', hashlib.sha256(socketed).hexdigest(), len(socketed),
       'child', os.waitstatus_to_exitcode(status), flush=True)
 "#;
 
@@ -129,7 +141,7 @@ fn pipes_fifos_a_pipeline_and_a_child_exiting_away_survive_two_moves() {
     step(2);
     wait_log(&lan, t, "wrote block 2", s(60));
     // The child exits on the zombie; it stays unreaped until its parent reads at step 4.
-    // A defunct process has no command line: three of the four Pythons are left (the pod's
+    // A defunct process has no command line: four of the five Pythons are left (the pod's
     // init names the command too).
     let pythons = || {
         common::migrate::processes_with(tree_s)
@@ -140,7 +152,7 @@ fn pipes_fifos_a_pipeline_and_a_child_exiting_away_survive_two_moves() {
             })
             .count()
     };
-    common::poll::until(s(30), || (pythons() == 3).then_some(())).unwrap_or_else(|| {
+    common::poll::until(s(30), || (pythons() == 4).then_some(())).unwrap_or_else(|| {
         let procs = common::migrate::processes_with(tree_s);
         let states: Vec<String> = procs
             .iter()

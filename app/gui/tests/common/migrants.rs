@@ -318,5 +318,6 @@ fn scripted_move(
         task,
         to,
         phases: PHASES.iter().map(|(n, us)| (n.to_string(), *us)).collect(),
+        image_bytes: 64 << 20,
     });
 }
