@@ -8,6 +8,7 @@
 //! protocol, display and checkpoint libraries.
 
 pub mod accept;
+pub mod apps;
 pub mod admission;
 pub mod control_server;
 pub mod domination;

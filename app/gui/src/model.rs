@@ -321,6 +321,7 @@ mod tests {
             mem_free_mib: 2048,
             levels: vec![Level::Partial, Level::Complete],
             dominated: None,
+            revoked: false,
         }
     }
 

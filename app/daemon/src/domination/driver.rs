@@ -2,8 +2,10 @@
 //! is announced, a ping every [`KEEPALIVE`] keeps the zombie's lease, a
 //! zombie silent for [`SILENCE_LIMIT`] is given up, and on release (or
 //! shutdown) `Release` is sent and `Released` awaited for at most
-//! [`RELEASE_TIMEOUT`]. The channels the zombie opens meanwhile are served
-//! by the peer's channel policy (see [`super::channels`]).
+//! [`RELEASE_TIMEOUT`]. A zombie whose user ended the domination asks for
+//! the same release by sending `Release` itself. The channels the zombie
+//! opens meanwhile are served by the peer's channel policy (see
+//! [`super::channels`]).
 
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -29,11 +31,11 @@ impl Dominions {
         let mut seq = 0u64;
         let reason = loop {
             tokio::select! {
-                _ = release.cancelled() => break "released by the user",
-                _ = self.shutdown.cancelled() => break "the master is shutting down",
+                _ = release.cancelled() => break "released by the user".to_string(),
+                _ = self.shutdown.cancelled() => break "the master is shutting down".to_string(),
                 changed = changes.changed() => {
                     if changed.is_err() {
-                        break "the task registry closed";
+                        break "the task registry closed".to_string();
                     }
                     let tasks = self.tasks.summaries();
                     if let Err(e) = peer.send(&Message::Tasks { tasks }).await {
@@ -58,6 +60,11 @@ impl Dominions {
                             peer.close();
                             return format!("{name} ended it: {reason}");
                         }
+                        // Its user ended the domination: the normal release.
+                        Ok(Message::Release { reason }) => {
+                            tracing::info!("{name} asks to be released: {reason}");
+                            break format!("released at {name}'s request: {reason}");
+                        }
                         Ok(other) => {
                             tracing::warn!("unexpected {} from dominated {name}", variant(&other));
                         }
@@ -66,10 +73,10 @@ impl Dominions {
                 }
             }
         };
-        let clean = release_and_wait(&mut peer, reason).await;
+        let clean = release_and_wait(&mut peer, &reason).await;
         peer.close();
         if clean {
-            reason.to_string()
+            reason
         } else {
             format!(
                 "{reason} (the zombie did not confirm its clean-up within {} s)",

@@ -84,6 +84,12 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
         shutdown: shutdown.clone(),
         cfg,
     });
+    // Shared apps left running by an earlier daemon are ours again before
+    // the first client asks.
+    let adopted = master.tasks.adopt_running().await;
+    if !adopted.is_empty() {
+        tracing::info!("adopted {} shared app(s)", adopted.len());
+    }
     tokio::spawn(control_server::serve(
         control,
         socket.clone(),
@@ -274,6 +280,27 @@ impl Master {
     }
 }
 
+impl Master {
+    /// `zos stop`: refuses (saying what would end) while tasks would end,
+    /// unless forced; else stops, keeping the shared apps if asked.
+    fn stop(&self, force: bool, keep_apps: bool) -> Reply {
+        let (ends, stays) = self.tasks.stop_plan(keep_apps);
+        if !ends.is_empty() && !force {
+            return Reply::WouldEnd { ends, stays };
+        }
+        if keep_apps {
+            self.tasks.keep_apps_on_shutdown();
+        }
+        tracing::info!(
+            "stopping on request: {} task(s) end, {} stay",
+            ends.len(),
+            stays.len()
+        );
+        self.shutdown.cancel();
+        Reply::Stopping { ends, stays }
+    }
+}
+
 fn error_reply(e: DaemonError) -> Reply {
     Reply::Error {
         message: e.to_string(),
@@ -311,11 +338,8 @@ impl Handler for Master {
             Request::Dominate { host, level } => self.dominate(&host, level, out).await.unwrap_or_else(error_reply),
             Request::Release { host } => self.release(&host).await.unwrap_or_else(error_reply),
             Request::View { task } => self.view(task, out),
-            Request::Shutdown => {
-                self.shutdown.cancel();
-                Reply::Done
-            }
-            Request::Answer { .. } => Reply::Error {
+            Request::Shutdown { force, keep_apps } => self.stop(force, keep_apps),
+            Request::ShowMasterApps | Request::Answer { .. } => Reply::Error {
                 message: "this is a master daemon; domination requests are answered on the zombie (`zos accept` there)".into(),
             },
             Request::PairCode { .. } => Reply::Error {
