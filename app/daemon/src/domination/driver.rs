@@ -16,14 +16,31 @@ use crate::limits::{KEEPALIVE, RELEASE_TIMEOUT, SILENCE_LIMIT};
 use crate::peer::Peer;
 use crate::zombie::variant;
 
+/// How a kept session ended.
+pub(super) struct Ended {
+    /// Why, in words.
+    pub why: String,
+    /// The zombie ended it itself (`Bye`).
+    pub by_zombie: bool,
+}
+
+impl Ended {
+    fn ours(why: String) -> Ended {
+        Ended {
+            why,
+            by_zombie: false,
+        }
+    }
+}
+
 impl Dominions {
-    /// Keeps one dominated session until it ends; returns why it ended.
+    /// Keeps one dominated session until it ends; returns how it ended.
     pub(super) async fn drive<P: Peer>(
         &self,
         mut peer: P,
         name: &str,
         release: CancellationToken,
-    ) -> String {
+    ) -> Ended {
         let mut changes = self.tasks.subscribe();
         let mut keepalive = tokio::time::interval(KEEPALIVE);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -39,17 +56,17 @@ impl Dominions {
                     }
                     let tasks = self.tasks.summaries();
                     if let Err(e) = peer.send(&Message::Tasks { tasks }).await {
-                        return format!("session lost: {e}");
+                        return Ended::ours(format!("session lost: {e}"));
                     }
                 }
                 _ = keepalive.tick() => {
                     if last_heard.elapsed() > SILENCE_LIMIT {
                         peer.abort("the zombie stopped answering");
-                        return format!("{name} said nothing for {} s", SILENCE_LIMIT.as_secs());
+                        return Ended::ours(format!("{name} said nothing for {} s", SILENCE_LIMIT.as_secs()));
                     }
                     seq += 1;
                     if let Err(e) = peer.send(&Message::Ping { seq }).await {
-                        return format!("session lost: {e}");
+                        return Ended::ours(format!("session lost: {e}"));
                     }
                 }
                 message = peer.recv() => {
@@ -58,7 +75,10 @@ impl Dominions {
                         Ok(Message::Pong { .. } | Message::Shown { .. }) => {}
                         Ok(Message::Bye { reason }) => {
                             peer.close();
-                            return format!("{name} ended it: {reason}");
+                            return Ended {
+                                why: format!("{name} ended it: {reason}"),
+                                by_zombie: true,
+                            };
                         }
                         // Its user ended the domination: the normal release.
                         Ok(Message::Release { reason }) => {
@@ -68,21 +88,21 @@ impl Dominions {
                         Ok(other) => {
                             tracing::warn!("unexpected {} from dominated {name}", variant(&other));
                         }
-                        Err(e) => return format!("session lost: {e}"),
+                        Err(e) => return Ended::ours(format!("session lost: {e}")),
                     }
                 }
             }
         };
         let clean = release_and_wait(&mut peer, &reason).await;
         peer.close();
-        if clean {
+        Ended::ours(if clean {
             reason
         } else {
             format!(
                 "{reason} (the zombie did not confirm its clean-up within {} s)",
                 RELEASE_TIMEOUT.as_secs()
             )
-        }
+        })
     }
 }
 

@@ -141,11 +141,17 @@ impl Dominions {
                 .join(", ")
         );
         let me = self.clone();
+        let kept = zombie.clone();
         tokio::spawn(async move {
-            let why = me.drive(peer, &name, release).await;
+            let ended = me.drive(peer, &name, release).await;
             me.live.lock().remove(&key);
-            tracing::info!("domination of {name} ended: {why}");
+            tracing::info!("domination of {name} ended: {}", ended.why);
             let _ = ended_tx.send(());
+            if ended.by_zombie
+                && let Some(f) = me.on_zombie_ended.lock().as_ref()
+            {
+                f(kept);
+            }
         });
         Ok(Dominated {
             name: zombie.name,

@@ -68,9 +68,13 @@ pub struct DominionInfo {
     pub addr: std::net::SocketAddr,
 }
 
+/// Called with a zombie whose domination it ended itself (`Bye`).
+pub type OnZombieEnded = Box<dyn Fn(PairedZombie) + Send + Sync>;
+
 /// The zombies this master dominates, by key.
 pub struct Dominions {
     tasks: Arc<Tasks>,
+    on_zombie_ended: Mutex<Option<OnZombieEnded>>,
     /// The export list (`exports.toml`), read afresh for each zombie.
     exports: PathBuf,
     shutdown: CancellationToken,
@@ -83,10 +87,17 @@ impl Dominions {
     pub fn new(tasks: Arc<Tasks>, exports: PathBuf, shutdown: CancellationToken) -> Arc<Dominions> {
         Arc::new(Dominions {
             tasks,
+            on_zombie_ended: Mutex::new(None),
             exports,
             shutdown,
             live: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Has `f` called with each zombie that ends its domination itself
+    /// (it says `Bye`: shutting down, or its user revoked this master).
+    pub fn on_zombie_ended(&self, f: OnZombieEnded) {
+        *self.on_zombie_ended.lock() = Some(f);
     }
 
     /// Whether the zombie with `key` is dominated by us, and at what level.

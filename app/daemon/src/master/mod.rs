@@ -15,16 +15,17 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use tokio_util::sync::CancellationToken;
-use zos_netproto::Identity;
+use zos_netproto::{Identity, PublicKey};
 use zos_netproto::control::{Reply, Request, SessionInfo, StatusInfo};
 use zos_netproto::discovery::{Browser, Interfaces};
 use zos_netproto::trust::PeerStore;
-use zos_netproto::wire::Role;
+use zos_netproto::wire::{Message, Role};
 
 use crate::control_server::{self, Handler, Replies};
-use crate::domination::Dominions;
+use crate::domination::{Dominions, PairedZombie};
 use crate::error::{DaemonError, Result};
 use crate::hosts::{HostTable, PROBE_INTERVAL};
+use crate::peer::Peer;
 use crate::paths::Paths;
 
 /// How a master is configured.
@@ -46,6 +47,9 @@ pub struct Master {
     hosts: Arc<HostTable>,
     tasks: Arc<crate::tasks::Tasks>,
     dominions: Arc<Dominions>,
+    /// Paired zombies that said they no longer trust this master (their
+    /// user revoked it): their tiles say "pair again".
+    revoked: Mutex<std::collections::BTreeSet<PublicKey>>,
     shutdown: CancellationToken,
 }
 
@@ -81,9 +85,20 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
         hosts: hosts.clone(),
         dominions: Dominions::new(tasks.clone(), cfg.paths.exports(), shutdown.clone()),
         tasks,
+        revoked: Mutex::new(Default::default()),
         shutdown: shutdown.clone(),
         cfg,
     });
+    // A dominated zombie that ends the session itself may have revoked us:
+    // look (a fresh session's Welcome says), so its tile can tell.
+    {
+        let weak = Arc::downgrade(&master);
+        master.dominions.on_zombie_ended(Box::new(move |zombie| {
+            if let Some(master) = weak.upgrade() {
+                tokio::spawn(async move { master.check_trust(&zombie).await });
+            }
+        }));
+    }
     // Shared apps left running by an earlier daemon are ours again before
     // the first client asks.
     let adopted = master.tasks.adopt_running().await;
@@ -226,7 +241,9 @@ impl Master {
         let ours = self.dominions.list();
         let mut hosts = self.hosts.list();
         let zombies = self.zombies.lock();
+        let revoked = self.revoked.lock();
         for host in &mut hosts {
+            host.revoked = revoked.iter().any(|k| k.fingerprint().0 == host.fingerprint);
             if let Some(paired) = zombies.entries().iter().find(|e| {
                 e.public_key()
                     .is_ok_and(|k| k.fingerprint().0 == host.fingerprint)
@@ -281,6 +298,22 @@ impl Master {
 }
 
 impl Master {
+    /// Opens a session to `zombie` to learn whether it still trusts this
+    /// master (a refusal marks it revoked; see `paired_session`).
+    async fn check_trust(&self, zombie: &PairedZombie) {
+        match self.paired_session(&zombie.name).await {
+            Ok((mut peer, _)) => {
+                let _ = peer
+                    .send(&Message::Bye {
+                        reason: "checked the pairing".into(),
+                    })
+                    .await;
+                peer.close();
+            }
+            Err(e) => tracing::info!("checking the pairing with {}: {e}", zombie.name),
+        }
+    }
+
     /// `zos stop`: refuses (saying what would end) while tasks would end,
     /// unless forced; else stops, keeping the shared apps if asked.
     fn stop(&self, force: bool, keep_apps: bool) -> Reply {

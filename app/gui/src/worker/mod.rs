@@ -330,7 +330,7 @@ fn ping(socket: &Path, host: &str) -> Result<Duration, String> {
 }
 
 /// The message for a failed or unexpected exchange.
-pub(crate) fn failure(outcome: zos_netproto::Result<Reply>) -> String {
+pub fn failure(outcome: zos_netproto::Result<Reply>) -> String {
     match outcome {
         Ok(Reply::Error { message }) => message,
         Ok(other) => format!("unexpected reply from the daemon: {other:?}"),
