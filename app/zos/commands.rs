@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use zos_daemon::master::MasterConfig;
 use zos_daemon::settings::ZombieSettings;
-use zos_daemon::zombie::ZombieConfig;
+use zos_daemon::zombie::{Desktop, ZombieConfig};
 use zos_daemon::{CancellationToken, Paths};
 use zos_netproto::Identity;
 use zos_netproto::control::{self, Reply, Request};
@@ -39,6 +39,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             return crate::checkpointing::restore(cli.home, &dir, streams, force);
         }
         Command::Bench { which } => return crate::bench::run(which),
+        Command::SuperviseApp => return Ok(zos_daemon::apps::supervise_main()),
         other => other,
     };
     let paths = Paths::resolve(cli.home.clone())?;
@@ -60,7 +61,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             no_viewers,
         } => {
             let settings = ZombieSettings::load(&paths.zombie_settings())?;
-            let has_display = std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty());
+            let desktop = Desktop::from_env(settings.status_window);
             let cfg = ZombieConfig {
                 paths,
                 name,
@@ -68,7 +69,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 interfaces: interfaces_of(interfaces),
                 levels,
                 auto_accept: auto_accept || settings.auto_accept,
-                open_viewers: !no_viewers && settings.viewers && has_display,
+                open_viewers: !no_viewers && settings.viewers && desktop.display,
+                desktop,
             };
             run_daemon(|token| zos_daemon::zombie::run(cfg, token))
         }
@@ -107,10 +109,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             count,
             interval,
         } => ping(&paths, host, count, interval),
-        Command::Stop => match ask(&paths, &Request::Shutdown)? {
-            Reply::Done => Ok(ExitCode::SUCCESS),
-            other => unexpected(other),
-        },
+        Command::Stop { force, keep_apps } => crate::stop::stop(&paths, force, keep_apps),
         Command::Run {
             migrant: true,
             argv,
@@ -132,7 +131,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Attach { task } => crate::attach::attach(&paths, task),
         Command::Logs { task, follow } => crate::tasks::logs(&paths, task, follow),
         Command::Dominate { host, level } => crate::domination::dominate(&paths, host, level),
-        Command::Release { host } => crate::domination::release(&paths, host),
+        Command::Release { host } => crate::domination::release(&paths, host.unwrap_or_default()),
         Command::Export {
             path,
             to,
@@ -152,6 +151,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::ZombieWindow => {
+            let home = paths.home.clone();
+            zos_zombie_ui::status_window(
+                paths.socket(),
+                Box::new(move |task| crate::view::spawn_viewer(&home, task)),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ConsentPrompt => {
+            zos_zombie_ui::consent_prompt(paths.socket())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Tray => {
             let home = paths.home.clone();
             zos_tray::run(
@@ -164,7 +175,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             interfaces,
             headless,
         } => crate::demo::run(&paths, interfaces, headless),
-        Command::Checkpoint { .. } | Command::Restore { .. } | Command::Bench { .. } => {
+        Command::Checkpoint { .. }
+        | Command::Restore { .. }
+        | Command::Bench { .. }
+        | Command::SuperviseApp => {
             unreachable!("handled before the home is resolved")
         }
     }

@@ -11,6 +11,7 @@ mod commands;
 mod demo;
 mod domination;
 mod exports;
+mod stop;
 mod tasks;
 mod view;
 

@@ -8,8 +8,8 @@
 //! protocol, display and checkpoint libraries.
 
 pub mod accept;
-pub mod apps;
 pub mod admission;
+pub mod apps;
 pub mod control_server;
 pub mod domination;
 pub mod error;

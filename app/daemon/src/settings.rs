@@ -16,10 +16,14 @@ pub struct ZombieSettings {
     /// user (for unattended hosts).
     #[serde(default)]
     pub auto_accept: bool,
-    /// Open viewer windows for the dominating master's shared apps on this
-    /// machine's display (when it has one).
-    #[serde(default = "yes")]
+    /// Open a viewer window for each of the dominating master's shared
+    /// apps by itself (when the machine has a display); otherwise only when
+    /// its user asks.
+    #[serde(default)]
     pub viewers: bool,
+    /// Show the status window (with Release) while a master dominates.
+    #[serde(default = "yes")]
+    pub status_window: bool,
 }
 
 fn yes() -> bool {
@@ -30,7 +34,8 @@ impl Default for ZombieSettings {
     fn default() -> Self {
         ZombieSettings {
             auto_accept: false,
-            viewers: true,
+            viewers: false,
+            status_window: true,
         }
     }
 }
@@ -64,8 +69,10 @@ mod tests {
 
     #[test]
     fn keys_are_read_and_typos_refused() {
-        let s = ZombieSettings::parse("auto_accept = true\nviewers = false\n").unwrap();
-        assert!(s.auto_accept && !s.viewers);
+        let s =
+            ZombieSettings::parse("auto_accept = true\nviewers = true\nstatus_window = false\n")
+                .unwrap();
+        assert!(s.auto_accept && s.viewers && !s.status_window);
         let err = ZombieSettings::parse("auto_acept = true").unwrap_err();
         assert!(err.contains("auto_acept"), "{err}");
     }

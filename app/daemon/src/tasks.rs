@@ -164,14 +164,14 @@ impl Tasks {
         let me = self.clone();
         std::thread::Builder::new()
             .name(format!("task-{id}"))
-            .spawn(move || {
-                match apps::start(&program, &me.runtime, id, &argv) {
+            .spawn(
+                move || match apps::start(&program, &me.runtime, id, &argv) {
                     Ok(app) => me.keep_shared(app, Some(started_tx)),
                     Err(e) => {
                         let _ = started_tx.send(Err(e));
                     }
-                }
-            })
+                },
+            )
             .map_err(|e| DaemonError::io("start task thread", e))?;
         started_rx
             .await
@@ -249,7 +249,11 @@ impl Tasks {
     /// its supervisor. When the app ends, or the daemon stops (then the
     /// app is ended too, unless it is to be kept), the fan-out ends (so
     /// every view closes) and the task is unregistered.
-    fn keep_shared(&self, app: apps::Supervised, started: Option<oneshot::Sender<Result<TaskInfo>>>) {
+    fn keep_shared(
+        &self,
+        app: apps::Supervised,
+        started: Option<oneshot::Sender<Result<TaskInfo>>>,
+    ) {
         let id = app.record.id;
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()

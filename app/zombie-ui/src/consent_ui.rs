@@ -59,7 +59,10 @@ pub fn draw(ui: &mut Ui, model: &mut Consent, now: Instant, total: Duration) -> 
             ui.label(RichText::new(&ask.fingerprint).monospace().strong());
         });
         ui.add(egui::Label::new(RichText::new(level_words(ask.level)).weak()).wrap());
-        let r = ui.checkbox(&mut model.show_apps, "Show the master's apps on this screen");
+        let r = ui.checkbox(
+            &mut model.show_apps,
+            "Show the master's apps on this screen",
+        );
         layout_log::note(ui.ctx(), "consent show apps", r.rect);
 
         let left = model.seconds_left(now);
@@ -72,7 +75,11 @@ pub fn draw(ui: &mut Ui, model: &mut Consent, now: Instant, total: Duration) -> 
             Stage::Sending { accept } => {
                 ui.horizontal(|ui| {
                     ui.spinner();
-                    ui.label(if *accept { "accepting…" } else { "refusing…" });
+                    ui.label(if *accept {
+                        "accepting…"
+                    } else {
+                        "refusing…"
+                    });
                 });
             }
             Stage::Failed { message } => {
@@ -91,7 +98,8 @@ pub fn draw(ui: &mut Ui, model: &mut Consent, now: Instant, total: Duration) -> 
             let enabled = model.can_answer();
             let accept = ui.add_enabled(
                 enabled,
-                egui::Button::new(RichText::new("Accept").strong()).min_size(egui::vec2(90.0, 30.0)),
+                egui::Button::new(RichText::new("Accept").strong())
+                    .min_size(egui::vec2(90.0, 30.0)),
             );
             layout_log::note(ui.ctx(), "consent Accept", accept.rect);
             let refuse = ui.add_enabled(

@@ -62,7 +62,9 @@ impl ZombieStatus {
 
     /// The zombie's name.
     pub fn zombie(&self) -> &str {
-        self.status.as_ref().map_or("this zombie", |s| s.name.as_str())
+        self.status
+            .as_ref()
+            .map_or("this zombie", |s| s.name.as_str())
     }
 
     /// The domination, if there is one.

@@ -192,7 +192,14 @@ mod tests {
     fn ids_come_only_from_our_own_file_names() {
         assert_eq!(id_of("12.sock"), Some(12));
         assert_eq!(id_of("12.json"), Some(12));
-        for bad in ["x.sock", ".sock", "12.json.tmp", "-1.sock", "1 2.sock", "12"] {
+        for bad in [
+            "x.sock",
+            ".sock",
+            "12.json.tmp",
+            "-1.sock",
+            "1 2.sock",
+            "12",
+        ] {
             assert_eq!(id_of(bad), None, "{bad}");
         }
     }

@@ -15,18 +15,18 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use tokio_util::sync::CancellationToken;
-use zos_netproto::{Identity, PublicKey};
 use zos_netproto::control::{Reply, Request, SessionInfo, StatusInfo};
 use zos_netproto::discovery::{Browser, Interfaces};
 use zos_netproto::trust::PeerStore;
 use zos_netproto::wire::{Message, Role};
+use zos_netproto::{Identity, PublicKey};
 
 use crate::control_server::{self, Handler, Replies};
 use crate::domination::{Dominions, PairedZombie};
 use crate::error::{DaemonError, Result};
 use crate::hosts::{HostTable, PROBE_INTERVAL};
-use crate::peer::Peer;
 use crate::paths::Paths;
+use crate::peer::Peer;
 
 /// How a master is configured.
 #[derive(Clone, Debug)]
@@ -243,7 +243,9 @@ impl Master {
         let zombies = self.zombies.lock();
         let revoked = self.revoked.lock();
         for host in &mut hosts {
-            host.revoked = revoked.iter().any(|k| k.fingerprint().0 == host.fingerprint);
+            host.revoked = revoked
+                .iter()
+                .any(|k| k.fingerprint().0 == host.fingerprint);
             if let Some(paired) = zombies.entries().iter().find(|e| {
                 e.public_key()
                     .is_ok_and(|k| k.fingerprint().0 == host.fingerprint)

@@ -62,19 +62,18 @@ impl Handler for Zombie {
                 self.shutdown.cancel();
                 Reply::Done
             }
-            Request::Answer { accept, show_apps } => match self.answer(Decision {
-                accept,
-                show_apps,
-            }) {
-                Ok(master) => {
-                    tracing::info!(
-                        "domination by {master} {} by the user",
-                        if accept { "accepted" } else { "refused" }
-                    );
-                    Reply::Done
+            Request::Answer { accept, show_apps } => {
+                match self.answer(Decision { accept, show_apps }) {
+                    Ok(master) => {
+                        tracing::info!(
+                            "domination by {master} {} by the user",
+                            if accept { "accepted" } else { "refused" }
+                        );
+                        Reply::Done
+                    }
+                    Err(message) => Reply::Error { message },
                 }
-                Err(message) => Reply::Error { message },
-            },
+            }
             Request::Tasks => Reply::Tasks {
                 tasks: self.master_tasks(),
             },

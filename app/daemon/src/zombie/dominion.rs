@@ -9,11 +9,11 @@
 
 use std::time::Instant;
 
+use tokio_util::sync::CancellationToken;
 use zos_netproto::control::TaskInfo;
 use zos_netproto::mux::{Channel, Mux};
 use zos_netproto::wire::Message;
 use zos_netproto::wire::{self, TaskSummary};
-use tokio_util::sync::CancellationToken;
 use zos_netproto::{Level, PublicKey};
 
 use super::Zombie;

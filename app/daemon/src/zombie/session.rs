@@ -27,8 +27,7 @@ use super::{LiveSession, Zombie, variant};
 use crate::admission::Ticket;
 use crate::error::Result;
 use crate::limits::{
-    LEASE, PAIRED_IDLE_TIMEOUT, UNPAIRED_IDLE_TIMEOUT, UNPAIRED_SESSION_LIFETIME,
-    USER_RELEASE_WAIT,
+    LEASE, PAIRED_IDLE_TIMEOUT, UNPAIRED_IDLE_TIMEOUT, UNPAIRED_SESSION_LIFETIME, USER_RELEASE_WAIT,
 };
 use crate::peer::Peer;
 
