@@ -45,7 +45,14 @@ pub fn stop(paths: &Paths, force: bool, keep_apps: bool) -> Result<ExitCode> {
 }
 
 fn tell(heading: &str, ends: &[String], stays: &[String]) {
-    if !ends.is_empty() {
+    if ends.is_empty() {
+        eprintln!(
+            "{}",
+            heading
+                .trim_end_matches("; ended")
+                .trim_end_matches(" would end")
+        );
+    } else {
         eprintln!("{heading}:");
         for task in ends {
             eprintln!("  {task}");

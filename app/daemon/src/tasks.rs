@@ -186,7 +186,7 @@ impl Tasks {
         for path in &found.removed {
             tracing::info!("removed {path}, left by a shared app that is gone");
         }
-        if let Some(last) = found.live.iter().map(|a| a.record.id).max() {
+        if let Some(last) = found.highest_id {
             self.next_id.fetch_max(last + 1, Ordering::Relaxed);
         }
         let mut adopted = Vec::new();

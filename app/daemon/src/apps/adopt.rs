@@ -21,6 +21,8 @@ pub struct Found {
     pub live: Vec<Supervised>,
     /// The files removed, for the log.
     pub removed: Vec<String>,
+    /// The highest task id found, live or dead (new ids go above it).
+    pub highest_id: Option<u64>,
 }
 
 /// Whether process `pid` exists.
@@ -54,6 +56,7 @@ pub async fn scan(runtime: &Path) -> Found {
         .flatten()
         .filter_map(|e| record::id_of(e.file_name().to_str()?))
         .collect();
+    found.highest_id = ids.last().copied();
     for id in ids {
         let socket = record::socket_path(runtime, id);
         let saved = record::read_record(runtime, id);

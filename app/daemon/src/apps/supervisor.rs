@@ -18,6 +18,7 @@
 use std::fs::File;
 use std::io::{BufRead, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -207,8 +208,8 @@ async fn supervise(
     Ok(())
 }
 
-/// Binds the supervisor's socket (0600: the umask is 077), replacing a
-/// dead one's.
+/// Binds the supervisor's socket (0600, in the 0700 runtime dir),
+/// replacing a dead one's.
 fn bind(socket: &Path) -> Result<UnixListener, String> {
     if std::os::unix::net::UnixStream::connect(socket).is_ok() {
         return Err(format!(
@@ -217,7 +218,11 @@ fn bind(socket: &Path) -> Result<UnixListener, String> {
         ));
     }
     let _ = std::fs::remove_file(socket);
-    UnixListener::bind(socket).map_err(|e| format!("bind {}: {e}", socket.display()))
+    let listener =
+        UnixListener::bind(socket).map_err(|e| format!("bind {}: {e}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod {}: {e}", socket.display()))?;
+    Ok(listener)
 }
 
 /// SIGTERM to the app, SIGKILL after [`STOP_GRACE`]; how it ended.
