@@ -12,6 +12,7 @@ pub mod attacker;
 pub mod avahi;
 pub mod host;
 pub mod lan;
+pub mod notifications;
 pub mod nsenter;
 pub mod pod_init;
 pub mod poll;

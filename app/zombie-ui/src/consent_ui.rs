@@ -18,6 +18,8 @@ use crate::link::Command;
 
 /// The colour of errors.
 pub const BAD: Color32 = Color32::from_rgb(0xE8, 0x64, 0x54);
+/// The height of the bar the buttons sit in.
+pub const BUTTON_BAR: f32 = 46.0;
 /// The countdown bar's colour.
 pub const COUNTDOWN: Color32 = Color32::from_rgb(0xF0, 0xB0, 0x30);
 
@@ -36,6 +38,30 @@ pub fn level_words(level: Level) -> &'static str {
 /// the whole answering time (for the bar).
 pub fn draw(ui: &mut Ui, model: &mut Consent, now: Instant, total: Duration) -> Option<Command> {
     let mut command = None;
+    egui::Panel::bottom("consent-buttons")
+        .resizable(false)
+        .exact_size(BUTTON_BAR)
+        .show(ui, |ui| {
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let enabled = model.can_answer();
+                let accept = ui.add_enabled(
+                    enabled,
+                    egui::Button::new(RichText::new("Accept").strong())
+                        .min_size(egui::vec2(90.0, 30.0)),
+                );
+                layout_log::note(ui.ctx(), "consent Accept", accept.rect);
+                let refuse = ui.add_enabled(
+                    enabled,
+                    egui::Button::new("Refuse").min_size(egui::vec2(90.0, 30.0)),
+                );
+                layout_log::note(ui.ctx(), "consent Refuse", refuse.rect);
+                if accept.clicked() {
+                    command = model.answer(true);
+                } else if refuse.clicked() {
+                    command = model.answer(false);
+                }
+            });
+        });
     egui::CentralPanel::default().show(ui, |ui| {
         ui.spacing_mut().item_spacing.y = 6.0;
         let Some(ask) = model.ask.clone() else {
@@ -93,26 +119,6 @@ pub fn draw(ui: &mut Ui, model: &mut Consent, now: Instant, total: Duration) -> 
             }
             Stage::Asking => {}
         }
-
-        ui.with_layout(egui::Layout::right_to_left(egui::Align::Max), |ui| {
-            let enabled = model.can_answer();
-            let accept = ui.add_enabled(
-                enabled,
-                egui::Button::new(RichText::new("Accept").strong())
-                    .min_size(egui::vec2(90.0, 30.0)),
-            );
-            layout_log::note(ui.ctx(), "consent Accept", accept.rect);
-            let refuse = ui.add_enabled(
-                enabled,
-                egui::Button::new("Refuse").min_size(egui::vec2(90.0, 30.0)),
-            );
-            layout_log::note(ui.ctx(), "consent Refuse", refuse.rect);
-            if accept.clicked() {
-                command = model.answer(true);
-            } else if refuse.clicked() {
-                command = model.answer(false);
-            }
-        });
     });
     command
 }

@@ -117,7 +117,7 @@ pub fn consent_prompt(socket: PathBuf) -> anyhow::Result<()> {
         viewport: egui::ViewportBuilder::default()
             .with_title(&title)
             .with_app_id(APP_ID)
-            .with_inner_size([500.0, 340.0])
+            .with_inner_size([500.0, 300.0])
             .with_resizable(false)
             .with_window_level(egui::WindowLevel::AlwaysOnTop),
         ..Default::default()

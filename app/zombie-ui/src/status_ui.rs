@@ -9,7 +9,7 @@
 use eframe::egui::{self, Color32, RichText, Ui};
 use zos_gui::ui::layout_log;
 
-use crate::consent_ui::{BAD, level_words};
+use crate::consent_ui::{BAD, BUTTON_BAR, level_words};
 use crate::link::Command;
 use crate::status::{ZombieStatus, age};
 
@@ -30,6 +30,52 @@ pub enum Action {
 /// Draws the window; returns what the user asked for.
 pub fn draw(ui: &mut Ui, model: &mut ZombieStatus) -> Vec<Action> {
     let mut actions = Vec::new();
+    let apps: Vec<(u64, String)> = model
+        .apps()
+        .map(|t| {
+            let program = t
+                .command
+                .first()
+                .map(|p| p.rsplit('/').next().unwrap_or(p).to_owned())
+                .unwrap_or_default();
+            (t.id, program)
+        })
+        .collect();
+    if model.domination().is_some() && model.daemon_error.is_none() {
+        egui::Panel::bottom("status-buttons")
+            .resizable(false)
+            .exact_size(BUTTON_BAR)
+            .show(ui, |ui| {
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    let busy = model.busy.is_some();
+                    let release = ui.add_enabled(
+                        !busy,
+                        egui::Button::new(RichText::new("Release").color(Color32::WHITE).strong())
+                            .fill(RELEASE)
+                            .min_size(egui::vec2(90.0, 30.0)),
+                    );
+                    layout_log::note(ui.ctx(), "status Release", release.rect);
+                    let show = ui.add_enabled(
+                        !busy && !apps.is_empty(),
+                        egui::Button::new("Show all its apps").min_size(egui::vec2(0.0, 30.0)),
+                    );
+                    layout_log::note(ui.ctx(), "status Show all", show.rect);
+                    if busy {
+                        ui.spinner();
+                    }
+                    let asked = if release.clicked() {
+                        Some(Command::Release)
+                    } else if show.clicked() {
+                        Some(Command::ShowMasterApps)
+                    } else {
+                        None
+                    };
+                    if let Some(command) = asked.and_then(|c| model.start(c)) {
+                        actions.push(Action::Daemon(command));
+                    }
+                });
+            });
+    }
     egui::CentralPanel::default().show(ui, |ui| {
         ui.spacing_mut().item_spacing.y = 6.0;
         ui.heading(format!("ZOS zombie {}", model.zombie()));
@@ -68,17 +114,6 @@ pub fn draw(ui: &mut Ui, model: &mut ZombieStatus) -> Vec<Action> {
             ui.add(egui::Label::new(format!("Its shared folders are at {mount}")).wrap());
         }
         ui.separator();
-        let apps: Vec<(u64, String)> = model
-            .apps()
-            .map(|t| {
-                let program = t
-                    .command
-                    .first()
-                    .map(|p| p.rsplit('/').next().unwrap_or(p).to_owned())
-                    .unwrap_or_default();
-                (t.id, program)
-            })
-            .collect();
         if apps.is_empty() {
             ui.label(RichText::new("It shares no apps.").weak());
         } else {
@@ -97,34 +132,6 @@ pub fn draw(ui: &mut Ui, model: &mut ZombieStatus) -> Vec<Action> {
                 });
         }
         outcome(ui, model);
-        ui.with_layout(egui::Layout::right_to_left(egui::Align::Max), |ui| {
-            let busy = model.busy.is_some();
-            let release = ui.add_enabled(
-                !busy,
-                egui::Button::new(RichText::new("Release").color(Color32::WHITE).strong())
-                    .fill(RELEASE)
-                    .min_size(egui::vec2(90.0, 30.0)),
-            );
-            layout_log::note(ui.ctx(), "status Release", release.rect);
-            let show = ui.add_enabled(
-                !busy && !apps.is_empty(),
-                egui::Button::new("Show all its apps").min_size(egui::vec2(0.0, 30.0)),
-            );
-            layout_log::note(ui.ctx(), "status Show all", show.rect);
-            if busy {
-                ui.spinner();
-            }
-            let asked = if release.clicked() {
-                Some(Command::Release)
-            } else if show.clicked() {
-                Some(Command::ShowMasterApps)
-            } else {
-                None
-            };
-            if let Some(command) = asked.and_then(|c| model.start(c)) {
-                actions.push(Action::Daemon(command));
-            }
-        });
     });
     actions
 }
