@@ -565,7 +565,7 @@ pub const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60
 
 /// Sends `request` to the daemon at `socket` and hands each reply to
 /// `on_reply`, until the final one, which is returned.
-pub fn call(socket: &Path, request: &Request, mut on_reply: impl FnMut(&Reply)) -> Result<Reply> {
+pub fn call(socket: &Path, request: &Request, on_reply: impl FnMut(&Reply)) -> Result<Reply> {
     let stream = UnixStream::connect(socket).map_err(|e| {
         Error::io(
             format!(
@@ -575,6 +575,17 @@ pub fn call(socket: &Path, request: &Request, mut on_reply: impl FnMut(&Reply)) 
             e,
         )
     })?;
+    call_on(stream, request, on_reply)
+}
+
+/// Like [`call`] on a connection the caller opened (and may shut down from
+/// another thread to give up: the daemon then sees the client leave, which
+/// withdraws a `Dominate` waiting for the zombie's user).
+pub fn call_on(
+    stream: UnixStream,
+    request: &Request,
+    mut on_reply: impl FnMut(&Reply),
+) -> Result<Reply> {
     // A daemon that accepts but never answers must not hang its clients.
     // Pings stream at the user's interval and moves report progress only
     // between phases, and a release waits for the migrants to come home,

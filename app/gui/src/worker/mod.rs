@@ -9,9 +9,11 @@
 //! and sends every answer back as an [`Event`]. After each event it calls the
 //! `notify` callback, which the window uses to ask egui for a repaint.
 
+use std::collections::HashMap;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -49,6 +51,13 @@ pub enum Command {
     /// Take a paired zombie over (the zombie's user may have to accept).
     Dominate {
         /// The zombie, as the control protocol names it (its instance).
+        host: String,
+    },
+    /// Withdraw a domination request that waits for the zombie's user
+    /// (the connection carrying it is closed, so the daemon sees its client
+    /// leave).
+    CancelDomination {
+        /// The zombie, as in its `Dominate`.
         host: String,
     },
     /// End the domination of a zombie.
@@ -113,6 +122,14 @@ pub enum Event {
         /// What happened, in words, or the daemon's error.
         result: Result<String, String>,
     },
+    /// The zombie of a [`Command::Dominate`] asks its user, who has
+    /// `timeout` to answer.
+    DominationAsking {
+        /// The host as given in the command.
+        host: String,
+        /// How long its user has.
+        timeout: Duration,
+    },
     /// A step before a move itself (dominating the zombie first).
     MoveStep {
         /// The task id.
@@ -145,6 +162,10 @@ pub enum Event {
 }
 
 pub(crate) type Notify = Arc<dyn Fn() + Send + Sync>;
+
+/// The connections of dominations in progress, by host, so Cancel can
+/// close them.
+type Waiting = Arc<Mutex<HashMap<String, UnixStream>>>;
 
 /// The UI thread's end of the worker.
 pub struct Worker {
@@ -185,6 +206,7 @@ impl Worker {
 fn poll_loop(socket: &Path, commands: &Receiver<Command>, events: &Sender<Event>, notify: &Notify) {
     let mut next_poll = Instant::now();
     let mut polls = 0u32;
+    let waiting: Waiting = Arc::default();
     loop {
         let now = Instant::now();
         if now >= next_poll {
@@ -206,7 +228,17 @@ fn poll_loop(socket: &Path, commands: &Receiver<Command>, events: &Sender<Event>
         }
         match commands.recv_timeout(next_poll - now) {
             Ok(Command::View { .. }) => {}
-            Ok(command) => run_command(socket, command, events, notify),
+            Ok(Command::CancelDomination { host }) => {
+                let stream = waiting
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&host);
+                if let Some(stream) = stream {
+                    tracing::info!(%host, "withdrawing the domination request");
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                }
+            }
+            Ok(command) => run_command(socket, command, events, notify, &waiting),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -214,10 +246,17 @@ fn poll_loop(socket: &Path, commands: &Receiver<Command>, events: &Sender<Event>
 }
 
 /// Runs one command on a thread of its own, so polling goes on meanwhile.
-fn run_command(socket: &Path, command: Command, events: &Sender<Event>, notify: &Notify) {
+fn run_command(
+    socket: &Path,
+    command: Command,
+    events: &Sender<Event>,
+    notify: &Notify,
+    waiting: &Waiting,
+) {
     let socket = socket.to_path_buf();
     let events = events.clone();
     let notify = notify.clone();
+    let waiting = waiting.clone();
     let spawned = thread::Builder::new()
         .name("zos-gui-command".into())
         .spawn(move || {
@@ -235,7 +274,7 @@ fn run_command(socket: &Path, command: Command, events: &Sender<Event>, notify: 
                     Event::Pinged { host, result }
                 }
                 Command::Dominate { host } => {
-                    let result = dominate(&socket, &host);
+                    let result = dominate_cancellable(&socket, &host, &events, &notify, &waiting);
                     Event::Domination { host, result }
                 }
                 Command::Release { host } => {
@@ -249,7 +288,7 @@ fn run_command(socket: &Path, command: Command, events: &Sender<Event>, notify: 
                 Command::Migrate { .. } | Command::Home { .. } | Command::Checkpoint { .. } => {
                     moves::run(&socket, command, &events, &notify)
                 }
-                Command::View { .. } => return,
+                Command::View { .. } | Command::CancelDomination { .. } => return,
             };
             if events.send(event).is_ok() {
                 notify();
@@ -305,6 +344,45 @@ pub(crate) fn dominate(socket: &Path, host: &str) -> Result<String, String> {
         level: Level::Complete,
     };
     match control::call(socket, &request, |_| {}) {
+        Ok(Reply::Dominated { name, level, .. }) => Ok(format!("dominating {name} ({level})")),
+        other => Err(failure(other)),
+    }
+}
+
+/// `Dominate` on a connection Cancel can close; the zombie's `Asking` is
+/// passed on as it comes.
+fn dominate_cancellable(
+    socket: &Path,
+    host: &str,
+    events: &Sender<Event>,
+    notify: &Notify,
+    waiting: &Waiting,
+) -> Result<String, String> {
+    let stream = UnixStream::connect(socket).map_err(|e| e.to_string())?;
+    if let Ok(clone) = stream.try_clone() {
+        waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(host.to_owned(), clone);
+    }
+    let request = Request::Dominate {
+        host: host.to_owned(),
+        level: Level::Complete,
+    };
+    let outcome = control::call_on(stream, &request, |reply| {
+        if let Reply::Asking { timeout_s, .. } = reply {
+            let _ = events.send(Event::DominationAsking {
+                host: host.to_owned(),
+                timeout: Duration::from_secs(*timeout_s),
+            });
+            notify();
+        }
+    });
+    waiting
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(host);
+    match outcome {
         Ok(Reply::Dominated { name, level, .. }) => Ok(format!("dominating {name} ({level})")),
         other => Err(failure(other)),
     }
