@@ -57,6 +57,7 @@ impl Consent {
     pub fn apply(&mut self, event: Event, now: Instant) {
         match event {
             Event::Status(Ok(status)) => {
+                let status = *status;
                 self.daemon_error = None;
                 self.zombie = status.name;
                 match status.asking {
@@ -69,10 +70,8 @@ impl Consent {
                         }
                         self.ask = Some(ask);
                     }
-                    _ if self.ask.is_some() => {
-                        if !matches!(self.stage, Stage::Answered { .. }) {
-                            self.stage = Stage::Gone;
-                        }
+                    _ if self.ask.is_some() && !matches!(self.stage, Stage::Answered { .. }) => {
+                        self.stage = Stage::Gone;
                     }
                     _ => {}
                 }
@@ -169,7 +168,7 @@ mod tests {
     fn the_countdown_follows_the_daemon_and_an_answer_is_sent_once() {
         let now = Instant::now();
         let mut c = Consent::default();
-        c.apply(Event::Status(Ok(status(Some(45)))), now);
+        c.apply(Event::Status(Ok(Box::new(status(Some(45))))), now);
         assert_eq!(c.title(), "ZOS: laptop asks to dominate desk");
         assert_eq!(c.seconds_left(now + Duration::from_secs(5)), 40);
         c.show_apps = true;
@@ -198,9 +197,9 @@ mod tests {
     fn a_request_answered_elsewhere_or_withdrawn_closes_the_prompt() {
         let now = Instant::now();
         let mut c = Consent::default();
-        c.apply(Event::Status(Ok(status(Some(30)))), now);
+        c.apply(Event::Status(Ok(Box::new(status(Some(30))))), now);
         assert!(!c.finished());
-        c.apply(Event::Status(Ok(status(None))), now);
+        c.apply(Event::Status(Ok(Box::new(status(None)))), now);
         assert_eq!(c.stage, Stage::Gone);
         assert!(c.finished());
         assert!(!c.can_answer());
@@ -209,7 +208,10 @@ mod tests {
     #[test]
     fn a_refusal_never_shows_the_apps() {
         let mut c = Consent::default();
-        c.apply(Event::Status(Ok(status(Some(30)))), Instant::now());
+        c.apply(
+            Event::Status(Ok(Box::new(status(Some(30))))),
+            Instant::now(),
+        );
         c.show_apps = true;
         assert_eq!(
             c.answer(false),

@@ -89,7 +89,7 @@ pub fn consent_prompt(socket: PathBuf) -> anyhow::Result<()> {
     };
     let total = Duration::from_secs(ask.expires_in_s);
     let mut model = Consent::default();
-    model.apply(link::Event::Status(Ok(status)), Instant::now());
+    model.apply(link::Event::Status(Ok(Box::new(status))), Instant::now());
     let (choice_tx, choices) = mpsc::channel();
     let notification = if env_set("DBUS_SESSION_BUS_ADDRESS") {
         let content = notify::Content {
@@ -175,7 +175,8 @@ fn answer_without_window(
             let result = link::carry_out(socket, &command);
             model.apply(link::Event::Done { command, result }, Instant::now());
         }
-        model.apply(link::Event::Status(link::status(socket)), Instant::now());
+        let status = link::status(socket).map(Box::new);
+        model.apply(link::Event::Status(status), Instant::now());
     }
     notification.close();
     Ok(())

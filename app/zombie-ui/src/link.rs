@@ -30,7 +30,7 @@ pub enum Command {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// The daemon's state, or why it could not be had.
-    Status(Result<StatusInfo, String>),
+    Status(Result<Box<StatusInfo>, String>),
     /// The dominating master's tasks.
     Tasks(Vec<TaskInfo>),
     /// How a [`Command`] went: what happened, or the daemon's error.
@@ -96,7 +96,7 @@ fn poll(
             let dominated = status
                 .as_ref()
                 .is_ok_and(|s| s.sessions.iter().any(|s| s.dominating.is_some()));
-            if events.send(Event::Status(status)).is_err() {
+            if events.send(Event::Status(status.map(Box::new))).is_err() {
                 return;
             }
             if tasks {

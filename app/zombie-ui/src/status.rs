@@ -43,7 +43,7 @@ impl ZombieStatus {
     pub fn apply(&mut self, event: Event) {
         match event {
             Event::Status(Ok(status)) => {
-                self.status = Some(status);
+                self.status = Some(*status);
                 self.daemon_error = None;
             }
             Event::Status(Err(message)) => {
@@ -135,7 +135,7 @@ mod tests {
     fn the_domination_is_read_from_the_dominating_session() {
         let mut s = ZombieStatus::default();
         assert_eq!(s.domination(), None);
-        s.apply(Event::Status(Ok(dominated())));
+        s.apply(Event::Status(Ok(Box::new(dominated()))));
         let d = s.domination().unwrap();
         assert_eq!((d.master.as_str(), d.level), ("laptop", Level::Partial));
         assert_eq!(age(d.age_s), "3 min");

@@ -107,7 +107,10 @@ fn the_consent_prompt_shows_who_asks_and_accepts_with_the_apps() {
     let ctx = egui::Context::default();
     let now = Instant::now();
     let mut model = Consent::default();
-    model.apply(LinkEvent::Status(Ok(status(Some(30), false))), now);
+    model.apply(
+        LinkEvent::Status(Ok(Box::new(status(Some(30), false)))),
+        now,
+    );
     let total = Duration::from_secs(45);
     let size = (500.0, 300.0);
     fn draw(
@@ -154,7 +157,7 @@ fn the_consent_prompt_shows_who_asks_and_accepts_with_the_apps() {
 fn the_status_window_shows_the_domination_and_release_asks_the_daemon() {
     let ctx = egui::Context::default();
     let mut model = ZombieStatus::default();
-    model.apply(LinkEvent::Status(Ok(status(None, true))));
+    model.apply(LinkEvent::Status(Ok(Box::new(status(None, true)))));
     model.apply(LinkEvent::Tasks(vec![TaskInfo {
         id: 3,
         kind: "shared".into(),
@@ -186,7 +189,7 @@ fn the_status_window_shows_the_domination_and_release_asks_the_daemon() {
         vec![Action::View(3), Action::Daemon(Command::Release)]
     );
     // Free again: no Release to press.
-    model.apply(LinkEvent::Status(Ok(status(None, false))));
+    model.apply(LinkEvent::Status(Ok(Box::new(status(None, false)))));
     let (texts, _) = frames(&ctx, size, vec![], |ui| status_ui::draw(ui, &mut model));
     find(&texts, "Free: no master dominates this machine.");
     assert!(!texts.iter().any(|(t, _)| t == "Release"));
