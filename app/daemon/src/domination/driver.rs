@@ -3,7 +3,9 @@
 //! zombie silent for [`SILENCE_LIMIT`] is given up, and on release (or
 //! shutdown) `Release` is sent and `Released` awaited for at most
 //! [`RELEASE_TIMEOUT`]. A zombie whose user ended the domination asks for
-//! the same release by sending `Release` itself. The channels the zombie
+//! the same release by sending `Release` itself: the master runs its
+//! release (`on_release_asked`, which brings its migrants home first), which
+//! ends up here as for `zos release`. The channels the zombie
 //! opens meanwhile are served by the peer's channel policy (see
 //! [`super::channels`]).
 
@@ -11,7 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use zos_netproto::wire::Message;
 
-use super::Dominions;
+use super::{Dominions, PairedZombie};
 use crate::limits::{KEEPALIVE, RELEASE_TIMEOUT, SILENCE_LIMIT};
 use crate::peer::Peer;
 use crate::zombie::variant;
@@ -38,9 +40,11 @@ impl Dominions {
     pub(super) async fn drive<P: Peer>(
         &self,
         mut peer: P,
-        name: &str,
+        zombie: &PairedZombie,
         release: CancellationToken,
     ) -> Ended {
+        let name = zombie.name.as_str();
+        let mut release_asked = false;
         let mut changes = self.tasks.subscribe();
         let mut keepalive = tokio::time::interval(KEEPALIVE);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -80,10 +84,14 @@ impl Dominions {
                                 by_zombie: true,
                             };
                         }
-                        // Its user ended the domination: the normal release.
-                        Ok(Message::Release { reason }) => {
-                            tracing::info!("{name} asks to be released: {reason}");
-                            break format!("released at {name}'s request: {reason}");
+                        // Its user ended the domination: the master's release.
+                        Ok(Message::Release { reason }) if !release_asked => {
+                            release_asked = true;
+                            tracing::info!("released at {name}'s request: {reason}");
+                            match self.on_release_asked.lock().as_ref() {
+                                Some(release) => release(zombie.clone(), reason),
+                                None => break format!("released at {name}'s request: {reason}"),
+                            }
                         }
                         Ok(other) => {
                             tracing::warn!("unexpected {} from dominated {name}", variant(&other));

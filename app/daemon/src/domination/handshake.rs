@@ -143,7 +143,7 @@ impl Dominions {
         let me = self.clone();
         let kept = zombie.clone();
         tokio::spawn(async move {
-            let ended = me.drive(peer, &name, release).await;
+            let ended = me.drive(peer, &kept, release).await;
             me.live.lock().remove(&key);
             tracing::info!("domination of {name} ended: {}", ended.why);
             let _ = ended_tx.send(());

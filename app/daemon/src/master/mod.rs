@@ -90,8 +90,21 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
         cfg,
     });
     // A dominated zombie that ends the session itself may have revoked us:
-    // look (a fresh session's Welcome says), so its tile can tell.
+    // look (a fresh session's Welcome says), so its tile can tell. One whose
+    // user ended the domination is released as by `zos release`.
     {
+        let weak = Arc::downgrade(&master);
+        master
+            .dominions
+            .on_release_asked(Box::new(move |zombie, _reason| {
+                if let Some(master) = weak.upgrade() {
+                    tokio::spawn(async move {
+                        if let Err(e) = master.release(&zombie.name).await {
+                            tracing::warn!("releasing {} at its request: {e}", zombie.name);
+                        }
+                    });
+                }
+            }));
         let weak = Arc::downgrade(&master);
         master.dominions.on_zombie_ended(Box::new(move |zombie| {
             if let Some(master) = weak.upgrade() {

@@ -100,6 +100,17 @@ async fn a_master_that_gives_up_waiting_withdraws_its_request_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn the_zombies_user_ends_the_domination_and_the_master_releases_it() {
+    users_release(false).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_zombies_user_ends_the_domination_through_the_masters_own_release() {
+    users_release(true).await;
+}
+
+/// The zombie's user releases it; with `hook`, the master's release runs
+/// as the daemon's does (`on_release_asked`: `zos release` on the master).
+async fn users_release(hook: bool) {
     let z = zombie(true);
     let laptop = master(1);
     z.trust(&laptop, "laptop", Level::Complete);
@@ -110,6 +121,17 @@ async fn the_zombies_user_ends_the_domination_and_the_master_releases_it() {
         name: "desk".into(),
         key: z.identity.public(),
     };
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    if hook {
+        let weak = Arc::downgrade(&dominions);
+        let asked = asked.clone();
+        dominions.on_release_asked(Box::new(move |zombie, reason| {
+            asked.lock().unwrap().push((zombie.name.clone(), reason));
+            if let Some(dominions) = weak.upgrade() {
+                tokio::spawn(async move { dominions.release(&zombie.key).await });
+            }
+        }));
+    }
     let mut told = Vec::new();
     dominions
         .start(
@@ -135,6 +157,15 @@ async fn the_zombies_user_ends_the_domination_and_the_master_releases_it() {
     // The master ran its release and closed the session.
     let _ = zombie_task.await.unwrap();
     assert!(dominions.list().is_empty());
+    if hook {
+        assert_eq!(
+            asked.lock().unwrap().as_slice(),
+            [(
+                "desk".to_string(),
+                "the user of z1 ended the domination".to_string()
+            )]
+        );
+    }
     // Nothing left to release.
     let err = z.zombie.user_release("").await.unwrap_err();
     assert!(err.to_string().contains("not dominated"), "{err}");
