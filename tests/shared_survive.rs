@@ -197,3 +197,34 @@ fn zos_stop_keep_apps_leaves_them_for_the_next_master() {
         (Some(1), Some(pid as i64))
     );
 }
+
+#[test]
+fn a_viewer_on_the_master_is_titled_with_the_masters_configured_name() {
+    let lan = Lan::new(&["m"]);
+    let m = lan.host("m");
+    let _master = zos::start_master_with(m, &["--name", "laptop"]);
+    m.run_ok(&["run", "--shared", "--", "xterm"]);
+    let screen = m.xvfb();
+    let _viewer = m.spawn_env(&["view", "1"], &[("DISPLAY", &screen.display)]);
+    let titled = common::until(secs(20), || {
+        let out = m.exec_env(
+            "xdotool",
+            &["search", "--name", "^xterm on laptop \\(task 1\\)$"],
+            &[("DISPLAY", &screen.display)],
+        );
+        (!out.stdout.is_empty()).then_some(())
+    });
+    assert!(
+        titled.is_some(),
+        "no viewer titled with the master's name (its host name is {})",
+        zos_daemon_hostname()
+    );
+}
+
+/// This machine's host name (what the title said before).
+fn zos_daemon_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
