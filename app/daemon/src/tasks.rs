@@ -33,6 +33,9 @@ pub const DEFAULT_GEOMETRY: (u16, u16) = (1280, 800);
 
 /// How long a stopping daemon waits for a supervisor to end its app.
 const STOP_WAIT: Duration = Duration::from_secs(10);
+/// How long the fan-out may take to connect to an app's display (a hung
+/// Xvnc must not hold a starting daemon).
+const FANOUT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A registered task and the fan-out that serves its display.
 struct Entry {
@@ -276,11 +279,23 @@ impl Tasks {
             };
             // The fan-out's upstream connection runs on this thread's runtime and
             // ends with it.
-            let fanout = match Fanout::start(&app.record.rfb_socket).await {
-                Ok(f) => Arc::new(f),
-                Err(e) => {
+            let connect = tokio::time::timeout(FANOUT_TIMEOUT, Fanout::start(&app.record.rfb_socket));
+            let fanout = match connect.await {
+                Ok(Ok(f)) => Arc::new(f),
+                Ok(Err(e)) => {
                     let _ = apps::stop(&app.socket).await;
                     fail(started, format!("cannot connect to the app's display: {e}"));
+                    return true;
+                }
+                Err(_) => {
+                    let _ = apps::stop(&app.socket).await;
+                    fail(
+                        started,
+                        format!(
+                            "the app's display did not answer within {} s",
+                            FANOUT_TIMEOUT.as_secs()
+                        ),
+                    );
                     return true;
                 }
             };

@@ -9,11 +9,9 @@
 //! and sends every answer back as an [`Event`]. After each event it calls the
 //! `notify` callback, which the window uses to ask egui for a repaint.
 
-use std::collections::HashMap;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,7 +22,11 @@ use zos_netproto::trust::PeerEntry;
 
 use crate::moves::{MoveOutcome, Progress};
 
+mod domination;
 mod moves;
+
+pub(crate) use domination::dominate;
+use domination::{Waiting, dominate_cancellable};
 
 /// How often the host list and the daemon's status are fetched.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -162,10 +164,6 @@ pub enum Event {
 }
 
 pub(crate) type Notify = Arc<dyn Fn() + Send + Sync>;
-
-/// The connections of dominations in progress, by host, so Cancel can
-/// close them.
-type Waiting = Arc<Mutex<HashMap<String, UnixStream>>>;
 
 /// The UI thread's end of the worker.
 pub struct Worker {
@@ -334,56 +332,6 @@ fn pair(socket: &Path, host: &str, code: &str) -> Result<(String, Level), String
     };
     match control::request(socket, &request) {
         Ok(Reply::Paired { name, level, .. }) => Ok((name, level)),
-        other => Err(failure(other)),
-    }
-}
-
-pub(crate) fn dominate(socket: &Path, host: &str) -> Result<String, String> {
-    let request = Request::Dominate {
-        host: host.to_owned(),
-        level: Level::Complete,
-    };
-    match control::call(socket, &request, |_| {}) {
-        Ok(Reply::Dominated { name, level, .. }) => Ok(format!("dominating {name} ({level})")),
-        other => Err(failure(other)),
-    }
-}
-
-/// `Dominate` on a connection Cancel can close; the zombie's `Asking` is
-/// passed on as it comes.
-fn dominate_cancellable(
-    socket: &Path,
-    host: &str,
-    events: &Sender<Event>,
-    notify: &Notify,
-    waiting: &Waiting,
-) -> Result<String, String> {
-    let stream = UnixStream::connect(socket).map_err(|e| e.to_string())?;
-    if let Ok(clone) = stream.try_clone() {
-        waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(host.to_owned(), clone);
-    }
-    let request = Request::Dominate {
-        host: host.to_owned(),
-        level: Level::Complete,
-    };
-    let outcome = control::call_on(stream, &request, |reply| {
-        if let Reply::Asking { timeout_s, .. } = reply {
-            let _ = events.send(Event::DominationAsking {
-                host: host.to_owned(),
-                timeout: Duration::from_secs(*timeout_s),
-            });
-            notify();
-        }
-    });
-    waiting
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(host);
-    match outcome {
-        Ok(Reply::Dominated { name, level, .. }) => Ok(format!("dominating {name} ({level})")),
         other => Err(failure(other)),
     }
 }
