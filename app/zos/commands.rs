@@ -268,6 +268,9 @@ fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
             "session with {} ({}) at {}, {} s{dominating}",
             sess.peer, sess.fingerprint, sess.addr, sess.age_s
         );
+        if s.role == zos_netproto::wire::Role::Zombie && sess.dominating.is_some() {
+            println!("  `zos release` ends the domination");
+        }
         if let Some(at) = &sess.mount {
             println!("  its shared folders are at {at}");
         }
@@ -295,10 +298,13 @@ fn hosts(paths: &Paths, json: bool, watch: bool) -> Result<ExitCode> {
                     .map(|ip| std::net::SocketAddr::new(ip, h.port).to_string())
                     .unwrap_or_default();
                 let levels: Vec<String> = h.levels.iter().map(|l| l.to_string()).collect();
-                let state = match &h.dominated {
+                let mut state = match &h.dominated {
                     None => "free".to_string(),
                     Some(d) => format!("dominated by {} ({})", d.master, d.level),
                 };
+                if h.revoked {
+                    state.push_str(", no longer trusts this master: pair again");
+                }
                 println!(
                     "{:<16} {:<24} {:>5} {:>6.2} {:>9}  {:<22} {:<18} {state}",
                     h.name,
