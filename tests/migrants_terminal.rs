@@ -188,8 +188,12 @@ fn stopping_the_master_ends_every_pod() {
     for &p in &pids {
         assert!(common::pid_alive(p as i32), "pid {p} should run");
     }
+    // `zos stop` says what ends and, without a terminal, needs --force.
     let out = m.run(&["stop"]);
-    assert!(out.status.success(), "zos stop: {}", text(&out));
+    assert!(!out.status.success(), "zos stop ended tasks unasked");
+    assert!(text(&out).contains("--force"), "{}", text(&out));
+    let out = m.run(&["stop", "--force"]);
+    assert!(out.status.success(), "zos stop --force: {}", text(&out));
     assert!(
         master.wait_exit(secs(20)).is_some(),
         "the master did not stop:\n{}",
@@ -278,7 +282,7 @@ fn a_master_run_by_an_ordinary_user_runs_a_migrant_in_a_pod_of_its_own() {
     let pods = std::fs::read_link(format!("/proc/{init}/ns/user")).unwrap();
     assert_ne!(ours, pods, "the pod has a user namespace of its own");
 
-    let out = zos_as_nobody(m, &["stop"]);
+    let out = zos_as_nobody(m, &["stop", "--force"]);
     assert!(out.status.success(), "zos stop as nobody: {}", text(&out));
     assert!(
         common::poll::until(secs(10), || (!common::pid_alive(init as i32)).then_some(())).is_some(),

@@ -55,8 +55,9 @@ pub enum Command {
         /// (unattended hosts; also `auto_accept = true` in HOME/zombie.toml).
         #[arg(long)]
         auto_accept: bool,
-        /// Do not open viewer windows for the master's shared apps on this
-        /// machine's display (also `viewers = false` in HOME/zombie.toml).
+        /// Never open viewer windows for the master's shared apps by
+        /// itself, not even when `viewers = true` in HOME/zombie.toml (by
+        /// default they open only when this machine's user asks).
         #[arg(long)]
         no_viewers: bool,
     },
@@ -131,14 +132,17 @@ pub enum Command {
         #[arg(last = true, required = true, value_name = "COMMAND")]
         argv: Vec<String>,
     },
-    /// Take a paired zombie over (master): it shows the master's shared apps
-    /// and keeps a lease while the master is there.
+    /// Take a paired zombie over (master): it mounts the master's shared
+    /// folders, may show its shared apps, and keeps a lease while the master
+    /// is there.
     ///
     /// The zombie grants at most the level its trust entry for this master
     /// allows; unless it accepts by itself (`--auto-accept`), its user must
-    /// accept (`zos accept` there, or its tray) within 45 s. One master
-    /// dominates a zombie at a time. The zombie mounts this master's exports
-    /// (`zos export`) and opens viewers for its shared apps. Prints how long
+    /// accept within 45 s (the prompt window and notification on its
+    /// desktop, its tray, or `zos accept` there). Ctrl-C while waiting
+    /// withdraws the request at once. One master dominates a zombie at a
+    /// time. The zombie mounts this master's exports (`zos export`); its
+    /// user chooses whether viewers of the shared apps open. Prints how long
     /// each part of the set-up took (zt: authentication and acceptance, not
     /// counting the user's thinking time; fs: mounting the shared folders;
     /// xt: display set-up).
@@ -153,12 +157,16 @@ pub enum Command {
         #[arg(long, value_delimiter = ',', value_name = "TASK,…")]
         with_tasks: Vec<u64>,
     },
-    /// End the domination of a zombie (master): every migrant running there
-    /// comes home first (with progress), its viewers close and it keeps
-    /// nothing of this master.
+    /// End a domination: on a master, of the zombie HOST — every migrant
+    /// running there comes home first (with progress), its viewers close and
+    /// it keeps nothing of this master; on a zombie, its own — the master is
+    /// told that this machine's user ended it, and runs its release (its
+    /// migrants come home first; the zombie lets go by itself if the master
+    /// has not within 60 s).
     Release {
-        /// The zombie: its name, fingerprint prefix, or ip:port.
-        host: String,
+        /// On a master: the zombie (its name, fingerprint prefix, or
+        /// ip:port). On a zombie: nothing, or the dominating master's name.
+        host: Option<String>,
         /// Release even if a migrant cannot come home: that task is then
         /// `lost`, and `zos home TASK --from-image` restarts it from the
         /// last image this master holds.
@@ -273,14 +281,40 @@ pub enum Command {
         follow: bool,
     },
     /// Stop the local daemon.
-    Stop,
+    ///
+    /// On a master with running tasks it says what would end and asks (or,
+    /// without a terminal, needs --force): shared apps and migrants at home
+    /// end with the daemon. With --keep-apps the shared apps run on under
+    /// their supervisors and the next daemon adopts them (same task ids).
+    Stop {
+        /// Stop without asking, ending the tasks.
+        #[arg(long)]
+        force: bool,
+        /// Leave the shared apps running (for a restart or an upgrade).
+        #[arg(long)]
+        keep_apps: bool,
+    },
     /// Open the master window on the local master daemon: zombies as icons
     /// (pair, ping, dominate, release) and tasks as tiles (each shared app
     /// gets a viewer window).
     Gui,
     /// Run the zombie's tray helper (StatusNotifierItem: state, pairing code,
-    /// domination requests to accept, the master's shared apps to view).
+    /// domination requests to accept, the master's shared apps to view,
+    /// Release).
     Tray,
+    /// On a zombie: open its status window (who dominates it, at what
+    /// level, the master's apps to view, Release). The zombie opens it by
+    /// itself while dominated (`status_window` in HOME/zombie.toml).
+    ZombieWindow,
+    /// On a zombie: ask this machine's user about the domination request
+    /// waiting (a window and a desktop notification); the zombie daemon
+    /// starts it by itself.
+    #[command(hide = true)]
+    ConsentPrompt,
+    /// Internal: supervise one shared app (the master daemon starts these;
+    /// the spec comes on stdin).
+    #[command(hide = true)]
+    SuperviseApp,
     /// Run a master, a local demo zombie paired with it, and the master window.
     Demo {
         /// Restrict mDNS to this interface (default: lo, so the demo stays on this machine).
@@ -458,7 +492,10 @@ impl Command {
     pub fn is_daemon(&self) -> bool {
         matches!(
             self,
-            Command::Master { .. } | Command::Zombie { .. } | Command::Demo { .. }
+            Command::Master { .. }
+                | Command::Zombie { .. }
+                | Command::Demo { .. }
+                | Command::SuperviseApp
         )
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use zos_daemon::master::MasterConfig;
 use zos_daemon::settings::ZombieSettings;
-use zos_daemon::zombie::ZombieConfig;
+use zos_daemon::zombie::{Desktop, ZombieConfig};
 use zos_daemon::{CancellationToken, Paths};
 use zos_netproto::Identity;
 use zos_netproto::control::{self, Reply, Request};
@@ -52,6 +52,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             return crate::checkpointing::restore(cli.home, &dir, streams, force);
         }
         Command::Bench { which } => return crate::bench::run(which),
+        Command::SuperviseApp => return Ok(zos_daemon::apps::supervise_main()),
         other => other,
     };
     let paths = Paths::resolve(cli.home.clone())?;
@@ -73,7 +74,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             no_viewers,
         } => {
             let settings = ZombieSettings::load(&paths.zombie_settings())?;
-            let has_display = std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty());
+            let desktop = Desktop::from_env(settings.status_window);
             let cfg = ZombieConfig {
                 paths,
                 name,
@@ -81,8 +82,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 interfaces: interfaces_of(interfaces),
                 levels,
                 auto_accept: auto_accept || settings.auto_accept,
-                open_viewers: !no_viewers && settings.viewers && has_display,
+                open_viewers: !no_viewers && settings.viewers && desktop.display,
                 migrant_grace: Duration::from_secs(settings.migrant_grace),
+                desktop,
             };
             run_daemon(|token| zos_daemon::zombie::run(cfg, token))
         }
@@ -121,10 +123,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             count,
             interval,
         } => ping(&paths, host, count, interval),
-        Command::Stop => match ask(&paths, &Request::Shutdown)? {
-            Reply::Done => Ok(ExitCode::SUCCESS),
-            other => unexpected(other),
-        },
+        Command::Stop { force, keep_apps } => crate::stop::stop(&paths, force, keep_apps),
         Command::Run {
             migrant: true,
             argv,
@@ -153,7 +152,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             crate::migrate::dominate_with_tasks(&paths, host, level, &with_tasks)
         }
         Command::Dominate { host, level, .. } => crate::domination::dominate(&paths, host, level),
-        Command::Release { host, force } => crate::migrate::release(&paths, host, force),
+        Command::Release { host, force } => {
+            crate::migrate::release(&paths, host.unwrap_or_default(), force)
+        }
         Command::Migrate {
             task,
             host,
@@ -179,6 +180,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::ZombieWindow => {
+            let home = paths.home.clone();
+            zos_zombie_ui::status_window(
+                paths.socket(),
+                Box::new(move |task| crate::view::spawn_viewer(&home, task)),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ConsentPrompt => {
+            zos_zombie_ui::consent_prompt(paths.socket())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Tray => {
             let home = paths.home.clone();
             zos_tray::run(
@@ -191,7 +204,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             interfaces,
             headless,
         } => crate::demo::run(&paths, interfaces, headless),
-        Command::Checkpoint { .. } | Command::Restore { .. } | Command::Bench { .. } => {
+        Command::Checkpoint { .. }
+        | Command::Restore { .. }
+        | Command::Bench { .. }
+        | Command::SuperviseApp => {
             unreachable!("handled before the home is resolved")
         }
     }
@@ -281,6 +297,9 @@ fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
             "session with {} ({}) at {}, {} s{dominating}",
             sess.peer, sess.fingerprint, sess.addr, sess.age_s
         );
+        if s.role == zos_netproto::wire::Role::Zombie && sess.dominating.is_some() {
+            println!("  `zos release` ends the domination");
+        }
         if let Some(at) = &sess.mount {
             println!("  its shared folders are at {at}");
         }
@@ -308,10 +327,13 @@ fn hosts(paths: &Paths, json: bool, watch: bool) -> Result<ExitCode> {
                     .map(|ip| std::net::SocketAddr::new(ip, h.port).to_string())
                     .unwrap_or_default();
                 let levels: Vec<String> = h.levels.iter().map(|l| l.to_string()).collect();
-                let state = match &h.dominated {
+                let mut state = match &h.dominated {
                     None => "free".to_string(),
                     Some(d) => format!("dominated by {} ({})", d.master, d.level),
                 };
+                if h.revoked {
+                    state.push_str(", no longer trusts this master: pair again");
+                }
                 println!(
                     "{:<16} {:<24} {:>5} {:>6.2} {:>9}  {:<22} {:<18} {state}",
                     h.name,

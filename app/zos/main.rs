@@ -12,6 +12,7 @@ mod demo;
 mod domination;
 mod exports;
 mod migrate;
+mod stop;
 mod tasks;
 mod view;
 

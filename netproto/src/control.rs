@@ -71,12 +71,17 @@ pub enum Request {
         /// The level asked for; the zombie may grant less.
         level: Level,
     },
-    /// End the domination of a zombie (master). Every migrant running there
-    /// comes home first (with progress replies); if one cannot, the zombie
-    /// is not released unless `force` (such a task is then `lost`, its last
-    /// image kept for `zos home TASK --from-image`).
+    /// End a domination. On a master: of the zombie `host`; every migrant
+    /// running there comes home first (with progress replies); if one
+    /// cannot, the zombie is not released unless `force` (such a task is
+    /// then `lost`, its last image kept for `zos home TASK --from-image`).
+    /// On a zombie: its own (`host` empty or the dominating master's name);
+    /// the master is told that the zombie's user ended it and runs its
+    /// release (its migrants come home first), and the zombie lets go by
+    /// itself if the master does not within [`USER_RELEASE_WAIT_S`].
     Release {
-        /// As for `Pair`.
+        /// As for `Pair` (on a zombie: empty, or the master's name).
+        #[serde(default)]
         host: String,
         /// Release even if a migrant cannot come home.
         #[serde(default)]
@@ -86,15 +91,34 @@ pub enum Request {
     Answer {
         /// Accept it (or refuse it).
         accept: bool,
+        /// Also open a viewer for each of the master's shared apps (now and
+        /// as they come) for this domination.
+        #[serde(default)]
+        show_apps: bool,
     },
+    /// Open a viewer window on this zombie's display for each shared app of
+    /// the dominating master, now and as they come, until the domination
+    /// ends (zombie). Answered `Done` with nothing shown when the zombie
+    /// has no display.
+    ShowMasterApps,
     /// View a shared app: after the final [`Reply::Stream`], the connection
     /// carries the app's RFB stream (the client must not send before it).
     View {
         /// The task id (on a zombie: the dominating master's task).
         task: u64,
     },
-    /// Stop the daemon.
-    Shutdown,
+    /// Stop the daemon. A master with tasks that would end answers
+    /// [`Reply::WouldEnd`] and runs on, unless `force`; otherwise it answers
+    /// [`Reply::Stopping`] (a zombie: `Done`) and stops.
+    Shutdown {
+        /// Stop even though tasks end.
+        #[serde(default)]
+        force: bool,
+        /// Leave the shared apps running under their supervisors; the next
+        /// daemon adopts them (migrants still end).
+        #[serde(default)]
+        keep_apps: bool,
+    },
     /// Start a migrant task on the master (`zos run --migrant`): a pod (its
     /// own user, PID, mount and IPC namespaces, `zos-pod-init` as PID 1, one
     /// pty) running `argv` in `cwd` with exactly `env`. Answered with
@@ -212,6 +236,10 @@ impl std::str::FromStr for Compression {
         }
     }
 }
+
+/// How long a zombie whose user ended its domination (`zos release` there)
+/// waits for its master to release it before letting go by itself.
+pub const USER_RELEASE_WAIT_S: u64 = 60;
 
 /// How much recent output an [`Request::Attach`] replays first.
 pub const ATTACH_REPLAY_BYTES: usize = 64 << 10;
@@ -449,6 +477,30 @@ pub enum Reply {
     },
     /// For `View`: from the next byte on, the connection carries the stream.
     Stream,
+    /// For `Dominate` (not final): the zombie asks its user, who has
+    /// `timeout_s` seconds to answer; closing the connection withdraws the
+    /// request.
+    Asking {
+        /// The zombie's name (as paired).
+        zombie: String,
+        /// Seconds its user has.
+        timeout_s: u64,
+    },
+    /// For `Shutdown` without `force`: the daemon runs on, since stopping
+    /// it would end tasks.
+    WouldEnd {
+        /// What would end, one task a line.
+        ends: Vec<String>,
+        /// What would go on.
+        stays: Vec<String>,
+    },
+    /// For `Shutdown`: the daemon stops now.
+    Stopping {
+        /// What ends with it, one task a line.
+        ends: Vec<String>,
+        /// What goes on.
+        stays: Vec<String>,
+    },
     /// Progress of a long request (not final), in words for the user.
     Progress {
         /// What is happening.
@@ -508,7 +560,10 @@ impl Reply {
     pub fn is_final(&self) -> bool {
         !matches!(
             self,
-            Reply::Pong { .. } | Reply::Progress { .. } | Reply::MoveProgress { .. }
+            Reply::Pong { .. }
+                | Reply::Progress { .. }
+                | Reply::MoveProgress { .. }
+                | Reply::Asking { .. }
         )
     }
 }
@@ -519,7 +574,7 @@ pub const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60
 
 /// Sends `request` to the daemon at `socket` and hands each reply to
 /// `on_reply`, until the final one, which is returned.
-pub fn call(socket: &Path, request: &Request, mut on_reply: impl FnMut(&Reply)) -> Result<Reply> {
+pub fn call(socket: &Path, request: &Request, on_reply: impl FnMut(&Reply)) -> Result<Reply> {
     let stream = UnixStream::connect(socket).map_err(|e| {
         Error::io(
             format!(
@@ -529,12 +584,27 @@ pub fn call(socket: &Path, request: &Request, mut on_reply: impl FnMut(&Reply)) 
             e,
         )
     })?;
+    call_on(stream, request, on_reply)
+}
+
+/// Like [`call`] on a connection the caller opened (and may shut down from
+/// another thread to give up: the daemon then sees the client leave, which
+/// withdraws a `Dominate` waiting for the zombie's user).
+pub fn call_on(
+    stream: UnixStream,
+    request: &Request,
+    mut on_reply: impl FnMut(&Reply),
+) -> Result<Reply> {
     // A daemon that accepts but never answers must not hang its clients.
     // Pings stream at the user's interval and moves report progress only
-    // between phases, so they get no read deadline.
+    // between phases, and a release waits for the migrants to come home,
+    // so they get no read deadline.
     if !matches!(
         request,
-        Request::Ping { .. } | Request::Migrate { .. } | Request::Home { .. }
+        Request::Ping { .. }
+            | Request::Migrate { .. }
+            | Request::Home { .. }
+            | Request::Release { .. }
     ) {
         stream
             .set_read_timeout(Some(REPLY_TIMEOUT))
@@ -657,6 +727,38 @@ mod tests {
         );
         let back: Request = serde_json::from_str(r#"{"op":"status"}"#).unwrap();
         assert_eq!(back, Request::Status);
+        // Fields added later may be left out by older clients.
+        let back: Request = serde_json::from_str(r#"{"op":"shutdown"}"#).unwrap();
+        assert_eq!(
+            back,
+            Request::Shutdown {
+                force: false,
+                keep_apps: false
+            }
+        );
+        let back: Request = serde_json::from_str(r#"{"op":"release"}"#).unwrap();
+        assert_eq!(
+            back,
+            Request::Release {
+                host: "".into(),
+                force: false
+            }
+        );
+        let back: Request = serde_json::from_str(r#"{"op":"answer","accept":true}"#).unwrap();
+        assert_eq!(
+            back,
+            Request::Answer {
+                accept: true,
+                show_apps: false
+            }
+        );
+        assert!(
+            !Reply::Asking {
+                zombie: "z".into(),
+                timeout_s: 45
+            }
+            .is_final()
+        );
         assert!(
             !Reply::Pong {
                 seq: 1,

@@ -13,6 +13,7 @@ pub mod avahi;
 pub mod host;
 pub mod lan;
 pub mod migrate;
+pub mod notifications;
 pub mod nsenter;
 pub mod pod_init;
 pub mod poll;

@@ -23,6 +23,7 @@ pub fn package_of(program: &str) -> &'static str {
         "xterm" => "xterm",
         "import" | "convert" => "imagemagick",
         "dbus-run-session" | "dbus-daemon" => "dbus",
+        "dunst" | "dunstctl" => "dunst",
         "avahi-daemon" => "avahi-daemon",
         "avahi-browse" => "avahi-utils",
         "python3" | "/usr/bin/python3" => "python3",

@@ -9,6 +9,7 @@
 
 pub mod accept;
 pub mod admission;
+pub mod apps;
 pub mod control_server;
 pub mod domination;
 pub mod error;

@@ -16,14 +16,18 @@ pub struct ZombieSettings {
     /// user (for unattended hosts).
     #[serde(default)]
     pub auto_accept: bool,
-    /// Open viewer windows for the dominating master's shared apps on this
-    /// machine's display (when it has one).
-    #[serde(default = "yes")]
+    /// Open a viewer window for each of the dominating master's shared
+    /// apps by itself (when the machine has a display); otherwise only when
+    /// its user asks.
+    #[serde(default)]
     pub viewers: bool,
     /// Seconds the migrants of a master that went away (its lease ended)
     /// are kept here, stopped, for it to come back; then they are killed.
     #[serde(default = "default_grace")]
     pub migrant_grace: u64,
+    /// Show the status window (with Release) while a master dominates.
+    #[serde(default = "yes")]
+    pub status_window: bool,
 }
 
 fn yes() -> bool {
@@ -38,8 +42,9 @@ impl Default for ZombieSettings {
     fn default() -> Self {
         ZombieSettings {
             auto_accept: false,
-            viewers: true,
+            viewers: false,
             migrant_grace: default_grace(),
+            status_window: true,
         }
     }
 }
@@ -73,9 +78,11 @@ mod tests {
 
     #[test]
     fn keys_are_read_and_typos_refused() {
-        let s = ZombieSettings::parse("auto_accept = true\nviewers = false\nmigrant_grace = 30\n")
-            .unwrap();
-        assert!(s.auto_accept && !s.viewers);
+        let s = ZombieSettings::parse(
+            "auto_accept = true\nviewers = true\nstatus_window = false\nmigrant_grace = 30\n",
+        )
+        .unwrap();
+        assert!(s.auto_accept && s.viewers && !s.status_window);
         assert_eq!(s.migrant_grace, 30);
         assert_eq!(ZombieSettings::default().migrant_grace, 600);
         assert!(ZombieSettings::parse("migrant_grace = \"10m\"").is_err());

@@ -42,6 +42,7 @@ fn host(name: &str, cores: u32, load1: f32, mem_free_mib: u64, last: u8) -> Host
         mem_free_mib,
         levels: vec![Level::Partial, Level::Complete],
         dominated: None,
+        revoked: false,
     }
 }
 

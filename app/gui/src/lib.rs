@@ -13,6 +13,7 @@
 
 use eframe::egui;
 pub mod app;
+pub mod dominating;
 pub mod drops;
 pub mod migrant;
 pub mod model;

@@ -24,6 +24,7 @@ fn host(name: &str, cores: u32, load1: f32, mem_free_mib: u64) -> HostInfo {
         mem_free_mib,
         levels: vec![Level::Partial, Level::Complete],
         dominated: None,
+        revoked: false,
     }
 }
 
@@ -69,6 +70,13 @@ fn ping_button_asks_for_a_ping_and_shows_the_round_trip() {
     let mut h = Harness::new(vec![host("z1", 8, 0.1, 2048), host("z2", 4, 0.1, 2048)]);
     let z2 = h.text_rect("z2", 0.0).center().x;
     let ping = h.text_rect("Ping", z2).center();
+    // A zombie not paired cannot be pinged: the button does nothing.
+    h.click(ping);
+    assert_eq!(h.commands, vec![]);
+    h.model
+        .paired
+        .insert("z2-fingerprint".into(), Level::Complete);
+    h.frames(2, vec![]);
     h.click(ping);
     assert_eq!(
         h.commands,
@@ -132,7 +140,7 @@ fn unreachable_daemon_is_said_plainly() {
 }
 
 #[test]
-fn a_shared_app_gets_a_viewer_and_a_tile_whose_view_button_reopens_it() {
+fn a_shared_app_gets_a_tile_whose_view_button_opens_its_viewer() {
     let mut h = Harness::new(vec![host("z1", 8, 0.1, 2048)]);
     assert!(h.texts().iter().any(|(t, _)| t == "No tasks yet"));
     h.model.apply(WorkerEvent::Tasks(Ok(vec![
@@ -148,7 +156,7 @@ fn a_shared_app_gets_a_viewer_and_a_tile_whose_view_button_reopens_it() {
         },
     ])));
     h.frames(2, vec![]);
-    assert_eq!(h.commands, vec![Command::View { task: 7 }], "opened once");
+    assert_eq!(h.commands, vec![], "no viewer opens by itself");
     let texts: Vec<String> = h.texts().into_iter().map(|(t, _)| t).collect();
     for wanted in ["xterm", "/usr/bin/xterm -e top", "task 7 · shared · :5"] {
         assert!(
@@ -159,7 +167,11 @@ fn a_shared_app_gets_a_viewer_and_a_tile_whose_view_button_reopens_it() {
     h.commands.clear();
     let view = h.text_rect("View", 0.0).center();
     h.click(view);
-    assert_eq!(h.commands, vec![Command::View { task: 7 }], "View reopens");
+    assert_eq!(
+        h.commands,
+        vec![Command::View { task: 7 }],
+        "View opens one"
+    );
 }
 
 #[test]

@@ -96,6 +96,7 @@ fn host(name: &str) -> HostInfo {
         mem_free_mib: 4096,
         levels: vec![Level::Complete],
         dominated: None,
+        revoked: false,
     }
 }
 

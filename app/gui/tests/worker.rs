@@ -36,6 +36,7 @@ fn host(name: &str) -> HostInfo {
         mem_free_mib: 1000,
         levels: vec![Level::Complete],
         dominated: None,
+        revoked: false,
     }
 }
 

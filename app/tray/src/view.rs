@@ -26,6 +26,16 @@ impl View {
             .filter(|p| p.expires_in_s > 0)
     }
 
+    /// The master dominating this zombie, if any.
+    pub fn dominating_master(&self) -> Option<&str> {
+        self.status
+            .as_ref()?
+            .sessions
+            .iter()
+            .find(|s| s.dominating.is_some())
+            .map(|s| s.peer.as_str())
+    }
+
     /// The domination request waiting for the user, if any.
     pub fn asking(&self) -> Option<&AskInfo> {
         self.status

@@ -3,7 +3,8 @@
 //! The test re-runs itself under `dbus-run-session` (a private session bus),
 //! starts a stand-in StatusNotifierWatcher and a fake daemon, runs
 //! `zos_tray::run`, then reads the item's Title and ToolTip, clicks its menu
-//! items over `com.canonical.dbusmenu`, and checks that Quit ends `run`.
+//! items over `com.canonical.dbusmenu` (accept, a new code, a viewer,
+//! Release), and checks that Quit ends `run`.
 
 mod common;
 
@@ -49,8 +50,9 @@ fn tray_shows_the_daemons_pairing_code_over_dbus() {
 /// A zombie daemon whose code changes when a new one is asked for, and
 /// which has a domination request waiting until it is answered (the answer
 /// goes to `answers`).
-fn fake_zombie(answers: mpsc::Sender<bool>) -> FakeDaemon {
+fn fake_zombie(answers: mpsc::Sender<bool>, released: mpsc::Sender<String>) -> FakeDaemon {
     let answers = Mutex::new(answers);
+    let released = Mutex::new(released);
     let asking = Arc::new(Mutex::new(Some(AskInfo {
         master: "laptop".into(),
         fingerprint: "0011-2233".into(),
@@ -83,7 +85,13 @@ fn fake_zombie(answers: mpsc::Sender<bool>) -> FakeDaemon {
             asking: asking.lock().unwrap().clone(),
             pairing_attempts: Vec::new(),
         })],
-        Request::Answer { accept } => {
+        Request::Release { host, .. } => {
+            let _ = released.lock().unwrap().send(host);
+            vec![Reply::Released {
+                name: "laptop".into(),
+            }]
+        }
+        Request::Answer { accept, .. } => {
             asked.lock().unwrap().take();
             let _ = answers.lock().unwrap().send(accept);
             vec![Reply::Done]
@@ -119,7 +127,8 @@ fn fake_zombie(answers: mpsc::Sender<bool>) -> FakeDaemon {
 fn inner() {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let (answers_tx, answers) = mpsc::channel();
-    let daemon = fake_zombie(answers_tx);
+    let (released_tx, released) = mpsc::channel();
+    let daemon = fake_zombie(answers_tx, released_tx);
     let socket = daemon.socket().to_path_buf();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (conn, watcher) = rt.block_on(Watcher::start()).expect("stand-in watcher");
@@ -210,6 +219,18 @@ fn inner() {
         click(&menu, labels[view]).await;
         let viewed = viewed_rx.recv_timeout(Duration::from_secs(10));
         assert_eq!(viewed, Ok(4), "the viewer of task 4 was not opened");
+
+        // The zombie's user ends the domination from the tray.
+        let labels = menu_labels(&menu).await;
+        let release = "Release (end the domination by laptop)";
+        assert!(labels.contains_key(release), "{labels:?}");
+        click(&menu, labels[release]).await;
+        let asked = released.recv_timeout(Duration::from_secs(10));
+        assert_eq!(
+            asked.as_deref(),
+            Ok(""),
+            "Release sent for this zombie's own domination"
+        );
 
         let labels = menu_labels(&menu).await;
         click(&menu, labels["Quit"]).await;

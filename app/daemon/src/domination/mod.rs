@@ -85,9 +85,18 @@ pub struct DominionInfo {
     pub addr: std::net::SocketAddr,
 }
 
+/// Called with a zombie whose domination it ended itself (`Bye`).
+pub type OnZombieEnded = Box<dyn Fn(PairedZombie) + Send + Sync>;
+
+/// Called with a dominated zombie whose user ended the domination (its
+/// `Release`) and the reason it gave: the master runs its release.
+pub type OnReleaseAsked = Box<dyn Fn(PairedZombie, String) + Send + Sync>;
+
 /// The zombies this master dominates, by key.
 pub struct Dominions {
     tasks: Arc<Tasks>,
+    on_zombie_ended: Mutex<Option<OnZombieEnded>>,
+    on_release_asked: Mutex<Option<OnReleaseAsked>>,
     /// The export list (`exports.toml`), read afresh for each zombie.
     exports: PathBuf,
     shutdown: CancellationToken,
@@ -102,6 +111,8 @@ impl Dominions {
     pub fn new(tasks: Arc<Tasks>, exports: PathBuf, shutdown: CancellationToken) -> Arc<Dominions> {
         Arc::new(Dominions {
             tasks,
+            on_zombie_ended: Mutex::new(None),
+            on_release_asked: Mutex::new(None),
             exports,
             shutdown,
             live: Mutex::new(BTreeMap::new()),
@@ -125,6 +136,20 @@ impl Dominions {
             mux: d.mux.clone()?,
             started: d.started,
         })
+    }
+
+    /// Has `f` called with each zombie that ends its domination itself
+    /// (it says `Bye`: shutting down, or its user revoked this master).
+    pub fn on_zombie_ended(&self, f: OnZombieEnded) {
+        *self.on_zombie_ended.lock() = Some(f);
+    }
+
+    /// Has `f` called when a dominated zombie's user ends the domination:
+    /// `f` runs the master's release (the same as `zos release` there, so
+    /// migrants come home first). Without it the driver releases the
+    /// zombie itself.
+    pub fn on_release_asked(&self, f: OnReleaseAsked) {
+        *self.on_release_asked.lock() = Some(f);
     }
 
     /// Whether the zombie with `key` is dominated by us, and at what level.

@@ -15,18 +15,19 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use tokio_util::sync::CancellationToken;
-use zos_netproto::Identity;
 use zos_netproto::control::{Reply, Request, SessionInfo, StatusInfo};
 use zos_netproto::discovery::{Browser, Interfaces};
 use zos_netproto::trust::PeerStore;
-use zos_netproto::wire::Role;
+use zos_netproto::wire::{Message, Role};
+use zos_netproto::{Identity, PublicKey};
 
 use crate::control_server::{self, Handler, Replies};
-use crate::domination::Dominions;
+use crate::domination::{Dominions, PairedZombie};
 use crate::error::{DaemonError, Result};
 use crate::hosts::{HostTable, PROBE_INTERVAL};
 use crate::migration::{Mover, Progress, run_with_progress};
 use crate::paths::Paths;
+use crate::peer::Peer;
 
 /// How a master is configured.
 #[derive(Clone, Debug)]
@@ -48,6 +49,9 @@ pub struct Master {
     tasks: Arc<crate::tasks::Tasks>,
     dominions: Arc<Dominions>,
     mover: Arc<Mover>,
+    /// Paired zombies that said they no longer trust this master (their
+    /// user revoked it): their tiles say "pair again".
+    revoked: Mutex<std::collections::BTreeSet<PublicKey>>,
     shutdown: CancellationToken,
 }
 
@@ -92,9 +96,40 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
         dominions,
         mover,
         tasks,
+        revoked: Mutex::new(Default::default()),
         shutdown: shutdown.clone(),
         cfg,
     });
+    // A dominated zombie that ends the session itself may have revoked us:
+    // look (a fresh session's Welcome says), so its tile can tell. One whose
+    // user ended the domination is released as by `zos release`.
+    {
+        let weak = Arc::downgrade(&master);
+        master
+            .dominions
+            .on_release_asked(Box::new(move |zombie, _reason| {
+                if let Some(master) = weak.upgrade() {
+                    tokio::spawn(async move {
+                        let mut nowhere = crate::control_server::Replies::nowhere();
+                        if let Err(e) = master.release(&zombie.name, false, &mut nowhere).await {
+                            tracing::warn!("releasing {} at its request: {e}", zombie.name);
+                        }
+                    });
+                }
+            }));
+        let weak = Arc::downgrade(&master);
+        master.dominions.on_zombie_ended(Box::new(move |zombie| {
+            if let Some(master) = weak.upgrade() {
+                tokio::spawn(async move { master.check_trust(&zombie).await });
+            }
+        }));
+    }
+    // Shared apps left running by an earlier daemon are ours again before
+    // the first client asks.
+    let adopted = master.tasks.adopt_running().await;
+    if !adopted.is_empty() {
+        tracing::info!("adopted {} shared app(s)", adopted.len());
+    }
     tokio::spawn(control_server::serve(
         control,
         socket.clone(),
@@ -309,7 +344,11 @@ impl Master {
         let ours = self.dominions.list();
         let mut hosts = self.hosts.list();
         let zombies = self.zombies.lock();
+        let revoked = self.revoked.lock();
         for host in &mut hosts {
+            host.revoked = revoked
+                .iter()
+                .any(|k| k.fingerprint().0 == host.fingerprint);
             if let Some(paired) = zombies.entries().iter().find(|e| {
                 e.public_key()
                     .is_ok_and(|k| k.fingerprint().0 == host.fingerprint)
@@ -363,6 +402,43 @@ impl Master {
     }
 }
 
+impl Master {
+    /// Opens a session to `zombie` to learn whether it still trusts this
+    /// master (a refusal marks it revoked; see `paired_session`).
+    async fn check_trust(&self, zombie: &PairedZombie) {
+        match self.paired_session(&zombie.name).await {
+            Ok((mut peer, _)) => {
+                let _ = peer
+                    .send(&Message::Bye {
+                        reason: "checked the pairing".into(),
+                    })
+                    .await;
+                peer.close();
+            }
+            Err(e) => tracing::info!("checking the pairing with {}: {e}", zombie.name),
+        }
+    }
+
+    /// `zos stop`: refuses (saying what would end) while tasks would end,
+    /// unless forced; else stops, keeping the shared apps if asked.
+    fn stop(&self, force: bool, keep_apps: bool) -> Reply {
+        let (ends, stays) = self.tasks.stop_plan(keep_apps);
+        if !ends.is_empty() && !force {
+            return Reply::WouldEnd { ends, stays };
+        }
+        if keep_apps {
+            self.tasks.keep_apps_on_shutdown();
+        }
+        tracing::info!(
+            "stopping on request: {} task(s) end, {} stay",
+            ends.len(),
+            stays.len()
+        );
+        self.shutdown.cancel();
+        Reply::Stopping { ends, stays }
+    }
+}
+
 fn error_reply(e: DaemonError) -> Reply {
     Reply::Error {
         message: e.to_string(),
@@ -400,11 +476,8 @@ impl Handler for Master {
             Request::Dominate { host, level } => self.dominate(&host, level, out).await.unwrap_or_else(error_reply),
             Request::Release { host, force } => self.release(&host, force, out).await.unwrap_or_else(error_reply),
             Request::View { task } => self.view(task, out),
-            Request::Shutdown => {
-                self.shutdown.cancel();
-                Reply::Done
-            }
-            Request::Answer { .. } => Reply::Error {
+            Request::Shutdown { force, keep_apps } => self.stop(force, keep_apps),
+            Request::ShowMasterApps | Request::Answer { .. } => Reply::Error {
                 message: "this is a master daemon; domination requests are answered on the zombie (`zos accept` there)".into(),
             },
             Request::PairCode { .. } => Reply::Error {

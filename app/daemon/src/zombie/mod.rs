@@ -7,9 +7,11 @@
 //! | `connection` | one TCP connection: its place under the caps, handshake deadline, displacement |
 //! | `session` | one session's loop: what a master may ask, idle timeouts, the lease |
 //! | `pairing`, `attempts` | the SPAKE2 exchange; rate limits and the record of failed attempts |
-//! | `consent` | asking the user whether a master may dominate |
+//! | `consent` | asking the user whether a master may dominate; a master's withdrawal |
 //! | `dominion` | the dominating master: shares, tasks, letting go |
 //! | `migrant_channels` | the channels a master may open here: the migration's, at `complete` |
+//! | `release` | the zombie's user ends the domination (`zos release`, tray, status window) |
+//! | `viewers`, `helpers` | windows of ours on the user's display: viewers, consent prompt, status window |
 //! | `control` | the control socket |
 
 mod attempts;
@@ -17,8 +19,10 @@ mod connection;
 mod consent;
 mod control;
 mod dominion;
+mod helpers;
 mod migrant_channels;
 mod pairing;
+mod release;
 mod session;
 mod variant;
 mod viewers;
@@ -72,12 +76,47 @@ pub struct ZombieConfig {
     /// Accept every domination by a trusted master without asking the
     /// user (unattended hosts).
     pub auto_accept: bool,
-    /// Open a viewer window on this machine's display for each shared app
-    /// of the dominating master.
+    /// Open a viewer window for each shared app of the dominating master by
+    /// itself (`viewers = true` in `zombie.toml`); otherwise only when the
+    /// user asks (the consent prompt, the tray, `zos view`).
     pub open_viewers: bool,
     /// How long migrants wait, stopped, for a master that went away
     /// (`migrant_grace` in zombie.toml).
     pub migrant_grace: Duration,
+    /// What of its user's desktop this zombie can reach.
+    pub desktop: Desktop,
+}
+
+/// What of its user's desktop a zombie daemon can reach (from its
+/// environment).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Desktop {
+    /// A display (`DISPLAY`): viewers, the consent prompt's window, the
+    /// status window.
+    pub display: bool,
+    /// A D-Bus session bus (`DBUS_SESSION_BUS_ADDRESS`): desktop
+    /// notifications.
+    pub session_bus: bool,
+    /// Open the status window when a domination begins (`status_window` in
+    /// `zombie.toml`).
+    pub status_window: bool,
+}
+
+impl Desktop {
+    /// What the environment offers, with the status window as `status_window` says.
+    pub fn from_env(status_window: bool) -> Desktop {
+        let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+        Desktop {
+            display: set("DISPLAY"),
+            session_bus: set("DBUS_SESSION_BUS_ADDRESS"),
+            status_window,
+        }
+    }
+
+    /// Whether the user can be asked on the desktop at all.
+    pub fn any(&self) -> bool {
+        self.display || self.session_bus
+    }
 }
 
 /// How often the advertisement is refreshed with current load and memory.

@@ -13,11 +13,16 @@ use zos_netproto::discovery::HostInfo;
 
 use super::drop_zone::{DropEvents, drop_zone};
 use super::glyph::{self, GLYPH_SIZE, ZOMBIE_BLUE};
+use crate::dominating::Pending;
 use crate::drops::Verdict;
 use crate::model::PingState;
 
 /// The colour of the "paired" line.
 const PAIRED: Color32 = Color32::from_rgb(0x5C, 0xC0, 0x6C);
+/// The colour of errors and of a lost pairing.
+const BAD: Color32 = Color32::from_rgb(0xE0, 0x60, 0x50);
+/// The countdown while a zombie's user is asked.
+const COUNTDOWN: Color32 = Color32::from_rgb(0xF0, 0xB0, 0x30);
 
 /// The size every tile takes.
 pub const TILE_SIZE: Vec2 = vec2(150.0, 250.0);
@@ -46,6 +51,8 @@ pub struct TileActions {
     pub dominate: bool,
     /// "Release" was clicked.
     pub release: bool,
+    /// "Cancel" was clicked while the zombie's user is asked.
+    pub cancel: bool,
 }
 
 /// What a tile shows of the host's domination.
@@ -56,9 +63,11 @@ pub struct TileState<'a> {
     /// Whether this master dominates the host.
     pub ours: bool,
     /// A domination or release in progress, or its failure.
-    pub domination: Option<&'a PingState>,
+    pub domination: Option<&'a Pending>,
     /// The last ping.
     pub ping: Option<&'a PingState>,
+    /// The zombie said it no longer trusts this master.
+    pub revoked: bool,
 }
 
 /// The frame every tile (a zombie's, the master's own) is drawn in.
@@ -90,8 +99,20 @@ pub fn host_tile(
 
             ui.label(RichText::new(&host.name).strong().size(16.0));
             match state.paired {
-                Some(level) => ui.label(RichText::new(format!("paired · {level}")).color(PAIRED)),
-                None => ui.label(RichText::new("not paired").weak()),
+                Some(_) if state.revoked => wrapped(
+                    ui,
+                    RichText::new(format!(
+                        "not trusted by {} any more — pair again",
+                        host.name
+                    ))
+                    .color(BAD),
+                ),
+                Some(level) => {
+                    ui.label(RichText::new(format!("paired · {level}")).color(PAIRED));
+                }
+                None => {
+                    ui.label(RichText::new("not paired").weak());
+                }
             };
             match (&host.dominated, state.ours) {
                 (Some(d), true) => ui.label(RichText::new(format!("yours · {}", d.level)).strong()),
@@ -102,36 +123,58 @@ pub fn host_tile(
             ui.label(format!("{} cores · load {:.2}", host.cores, host.load1));
             ui.label(format!("{} free", mem(host.mem_free_mib)));
             ui.add_space(2.0);
+            let trusted = state.paired.is_some() && !state.revoked;
             ui.horizontal(|ui| {
                 // Centre the two buttons under the glyph.
                 let buttons = 100.0;
                 ui.add_space(((ui.available_width() - buttons) / 2.0).max(0.0));
-                actions.ping = ui.button("Ping").clicked();
-                actions.pair = ui.button("Pair…").clicked();
+                // A ping needs a pairing; pairing again only once it is lost.
+                let pinging = matches!(state.ping, Some(PingState::Busy));
+                actions.ping = ui
+                    .add_enabled(trusted && !pinging, egui::Button::new("Ping"))
+                    .clicked();
+                actions.pair = ui
+                    .add_enabled(!trusted, egui::Button::new("Pair…"))
+                    .clicked();
             });
+            let busy = state.domination.is_some_and(Pending::busy);
             ui.horizontal(|ui| {
                 let width = 80.0;
                 ui.add_space(((ui.available_width() - width) / 2.0).max(0.0));
-                let busy = matches!(state.domination, Some(PingState::Busy));
                 if state.ours {
                     actions.release = ui
                         .add_enabled(!busy, egui::Button::new("Release"))
                         .clicked();
                 } else {
-                    let can = state.paired.is_some() && host.dominated.is_none() && !busy;
+                    let can = trusted && host.dominated.is_none() && !busy;
                     actions.dominate = ui.add_enabled(can, egui::Button::new("Dominate")).clicked();
                 }
             });
             match state.domination {
-                Some(PingState::Busy) => {
+                Some(Pending::Busy) => {
                     ui.label(RichText::new("waiting for the zombie…").weak());
                 }
-                Some(PingState::Failed(message)) => {
-                    let text = RichText::new(message).color(Color32::from_rgb(0xE0, 0x60, 0x50));
-                    ui.add(egui::Label::new(text).truncate())
-                        .on_hover_text(message);
+                Some(asking @ Pending::Asking { .. }) => {
+                    let now = std::time::Instant::now();
+                    let left = asking.seconds_left(now).unwrap_or(0);
+                    wrapped(ui, RichText::new(format!("{}'s user is asked", host.name)));
+                    ui.add(
+                        egui::ProgressBar::new(asking.share_left(now).unwrap_or(0.0))
+                            .desired_width(GLYPH_SIZE.x)
+                            .fill(COUNTDOWN)
+                            .text(format!("{left} s left")),
+                    );
+                    actions.cancel = ui.button("Cancel").clicked();
+                    ui.ctx()
+                        .request_repaint_after(std::time::Duration::from_millis(250));
                 }
-                _ => {}
+                Some(Pending::Cancelling) => {
+                    ui.label(RichText::new("withdrawing…").weak());
+                }
+                Some(Pending::Failed(message)) => {
+                    wrapped(ui, RichText::new(message).color(BAD));
+                }
+                None => {}
             }
             if let Some(ping) = state.ping {
                 ping_label(ui, ping);
@@ -171,12 +214,17 @@ fn ping_label(ui: &mut Ui, ping: &PingState) {
             ui.label(format!("round trip {ms:.2} ms"));
         }
         PingState::Failed(message) => {
-            let text = RichText::new(format!("ping failed: {message}"))
-                .color(Color32::from_rgb(0xE0, 0x60, 0x50));
-            ui.add(egui::Label::new(text).truncate())
-                .on_hover_text(message);
+            wrapped(
+                ui,
+                RichText::new(format!("ping failed: {message}")).color(BAD),
+            );
         }
     }
+}
+
+/// A label wrapped to the tile's width: messages are read in full.
+fn wrapped(ui: &mut Ui, text: RichText) {
+    ui.add(egui::Label::new(text).wrap());
 }
 
 fn hover_text(host: &HostInfo) -> String {

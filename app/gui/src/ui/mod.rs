@@ -47,7 +47,11 @@ pub fn draw(ui: &mut Ui, model: &mut Model) -> Vec<Command> {
             ui.separator();
             ui.label(hosts_summary(model));
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                let enabled = !model.hosts.is_empty();
+                // Only zombies not paired (or no longer trusting us) need it.
+                let enabled = model
+                    .hosts
+                    .iter()
+                    .any(|h| model.paired_level(h).is_none() || model.revoked(h));
                 if ui
                     .add_enabled(enabled, egui::Button::new("Pair with a zombie…"))
                     .clicked()
@@ -136,6 +140,7 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) -> Op
         let mut select = None;
         let mut pings = Vec::new();
         let mut dominations = Vec::new();
+        let mut cancels = Vec::new();
         let tiles: Vec<Option<&_>> = std::iter::once(None)
             .chain(model.hosts.iter().map(Some))
             .collect();
@@ -161,6 +166,7 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) -> Op
                         ours: model.dominated_by_us(host),
                         domination: model.dominations.get(&host.instance),
                         ping: model.pings.get(&host.instance),
+                        revoked: model.revoked(host),
                     };
                     let actions = host_tile::host_tile(ui, host, selected, state, |task| {
                         model.verdict(task, Target::Host(host))
@@ -173,6 +179,9 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) -> Op
                     }
                     if actions.dominate || actions.release {
                         dominations.push((host.instance.clone(), actions.release));
+                    }
+                    if actions.cancel {
+                        cancels.push(host.instance.clone());
                     }
                     if actions.selected {
                         select = Some(host.instance.clone());
@@ -198,6 +207,9 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) -> Op
         }
         for (host, release) in dominations {
             commands.push(model.start_domination(&host, release));
+        }
+        for host in cancels {
+            commands.extend(model.cancel_domination(&host));
         }
         if let Some(host) = pair {
             model.open_pairing(Some(host));

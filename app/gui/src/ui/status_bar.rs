@@ -24,7 +24,7 @@ pub fn status_bar(ui: &mut Ui, model: &Model) {
         if let Some(error) = &model.daemon_error {
             dot(ui, BAD);
             ui.label(RichText::new("daemon unreachable").strong().color(BAD));
-            ui.add(egui::Label::new(error).truncate());
+            ui.add(egui::Label::new(error).wrap());
             return;
         }
         match &model.status {

@@ -22,7 +22,11 @@ use zos_netproto::trust::PeerEntry;
 
 use crate::moves::{MoveOutcome, Progress};
 
+mod domination;
 mod moves;
+
+pub(crate) use domination::dominate;
+use domination::{Waiting, dominate_cancellable};
 
 /// How often the host list and the daemon's status are fetched.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -49,6 +53,13 @@ pub enum Command {
     /// Take a paired zombie over (the zombie's user may have to accept).
     Dominate {
         /// The zombie, as the control protocol names it (its instance).
+        host: String,
+    },
+    /// Withdraw a domination request that waits for the zombie's user
+    /// (the connection carrying it is closed, so the daemon sees its client
+    /// leave).
+    CancelDomination {
+        /// The zombie, as in its `Dominate`.
         host: String,
     },
     /// End the domination of a zombie.
@@ -112,6 +123,14 @@ pub enum Event {
         host: String,
         /// What happened, in words, or the daemon's error.
         result: Result<String, String>,
+    },
+    /// The zombie of a [`Command::Dominate`] asks its user, who has
+    /// `timeout` to answer.
+    DominationAsking {
+        /// The host as given in the command.
+        host: String,
+        /// How long its user has.
+        timeout: Duration,
     },
     /// A step before a move itself (dominating the zombie first).
     MoveStep {
@@ -185,6 +204,7 @@ impl Worker {
 fn poll_loop(socket: &Path, commands: &Receiver<Command>, events: &Sender<Event>, notify: &Notify) {
     let mut next_poll = Instant::now();
     let mut polls = 0u32;
+    let waiting: Waiting = Arc::default();
     loop {
         let now = Instant::now();
         if now >= next_poll {
@@ -206,7 +226,17 @@ fn poll_loop(socket: &Path, commands: &Receiver<Command>, events: &Sender<Event>
         }
         match commands.recv_timeout(next_poll - now) {
             Ok(Command::View { .. }) => {}
-            Ok(command) => run_command(socket, command, events, notify),
+            Ok(Command::CancelDomination { host }) => {
+                let stream = waiting
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&host);
+                if let Some(stream) = stream {
+                    tracing::info!(%host, "withdrawing the domination request");
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                }
+            }
+            Ok(command) => run_command(socket, command, events, notify, &waiting),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -214,10 +244,17 @@ fn poll_loop(socket: &Path, commands: &Receiver<Command>, events: &Sender<Event>
 }
 
 /// Runs one command on a thread of its own, so polling goes on meanwhile.
-fn run_command(socket: &Path, command: Command, events: &Sender<Event>, notify: &Notify) {
+fn run_command(
+    socket: &Path,
+    command: Command,
+    events: &Sender<Event>,
+    notify: &Notify,
+    waiting: &Waiting,
+) {
     let socket = socket.to_path_buf();
     let events = events.clone();
     let notify = notify.clone();
+    let waiting = waiting.clone();
     let spawned = thread::Builder::new()
         .name("zos-gui-command".into())
         .spawn(move || {
@@ -235,7 +272,7 @@ fn run_command(socket: &Path, command: Command, events: &Sender<Event>, notify: 
                     Event::Pinged { host, result }
                 }
                 Command::Dominate { host } => {
-                    let result = dominate(&socket, &host);
+                    let result = dominate_cancellable(&socket, &host, &events, &notify, &waiting);
                     Event::Domination { host, result }
                 }
                 Command::Release { host } => {
@@ -254,7 +291,7 @@ fn run_command(socket: &Path, command: Command, events: &Sender<Event>, notify: 
                 Command::Migrate { .. } | Command::Home { .. } | Command::Checkpoint { .. } => {
                     moves::run(&socket, command, &events, &notify)
                 }
-                Command::View { .. } => return,
+                Command::View { .. } | Command::CancelDomination { .. } => return,
             };
             if events.send(event).is_ok() {
                 notify();
@@ -304,17 +341,6 @@ fn pair(socket: &Path, host: &str, code: &str) -> Result<(String, Level), String
     }
 }
 
-pub(crate) fn dominate(socket: &Path, host: &str) -> Result<String, String> {
-    let request = Request::Dominate {
-        host: host.to_owned(),
-        level: Level::Complete,
-    };
-    match control::call(socket, &request, |_| {}) {
-        Ok(Reply::Dominated { name, level, .. }) => Ok(format!("dominating {name} ({level})")),
-        other => Err(failure(other)),
-    }
-}
-
 fn ping(socket: &Path, host: &str) -> Result<Duration, String> {
     let request = Request::Ping {
         host: host.to_owned(),
@@ -335,7 +361,7 @@ fn ping(socket: &Path, host: &str) -> Result<Duration, String> {
 }
 
 /// The message for a failed or unexpected exchange.
-pub(crate) fn failure(outcome: zos_netproto::Result<Reply>) -> String {
+pub fn failure(outcome: zos_netproto::Result<Reply>) -> String {
     match outcome {
         Ok(Reply::Error { message }) => message,
         Ok(other) => format!("unexpected reply from the daemon: {other:?}"),

@@ -105,6 +105,7 @@ pub fn host(name: &str, byte: u8) -> HostInfo {
         mem_free_mib: 8192,
         levels: vec![Level::Partial, Level::Complete],
         dominated: None,
+        revoked: false,
     }
 }
 

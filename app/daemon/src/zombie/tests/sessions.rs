@@ -131,7 +131,11 @@ async fn the_user_refuses_or_does_not_answer_in_time() {
         (ask.master.as_str(), ask.level),
         ("laptop", Level::Complete)
     );
-    assert_eq!(z.zombie.answer(false).unwrap(), "laptop");
+    let no = super::super::consent::Decision {
+        accept: false,
+        show_apps: false,
+    };
+    assert_eq!(z.zombie.answer(no).unwrap(), "laptop");
     match m.recv().await.unwrap() {
         Message::Refused { reason } => assert!(reason.contains("refused"), "{reason}"),
         other => panic!("{other:?}"),
