@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::Host;
 use common::migrate::{MoveLan, Worker, ZOMBIE, s};
 use common::screen::screenshot_dir;
 
@@ -46,58 +47,71 @@ fn layouts(log: &str) -> HashMap<String, Area> {
     areas
 }
 
-/// Runs an X client on `display` (the display's socket file is reachable
-/// from every namespace); its stdout.
-fn x(display: &str, program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .env("DISPLAY", display)
-        .output()
-        .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// The master's screen: its Xvfb, in its namespace.
+struct Screen<'a> {
+    host: &'a Host,
+    display: String,
 }
 
-/// Where the window titled `title` is on the screen.
-fn window_origin(display: &str, title: &str) -> (i32, i32) {
-    let id = x(display, "xdotool", &["search", "--sync", "--name", title]);
-    let id = id.lines().next().expect("a window id").trim().to_owned();
-    let geometry = x(display, "xdotool", &["getwindowgeometry", "--shell", &id]);
-    let field = |name: &str| -> i32 {
-        geometry
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {geometry}"))
-    };
-    (field("X"), field("Y"))
-}
-
-/// A left-button drag from `from` to `to` in 24 steps of 30 ms.
-fn drag(display: &str, from: (i32, i32), to: (i32, i32)) {
-    let at = |(a, b): (i32, i32)| [a.to_string(), b.to_string()];
-    let [a, b] = at(from);
-    x(display, "xdotool", &["mousemove", "--sync", &a, &b]);
-    std::thread::sleep(Duration::from_millis(100));
-    x(display, "xdotool", &["mousedown", "1"]);
-    let steps = 24;
-    for i in 1..=steps {
-        let p = (
-            from.0 + (to.0 - from.0) * i / steps,
-            from.1 + (to.1 - from.1) * i / steps,
+impl Screen<'_> {
+    /// Runs an X client in the master's namespace (where Xvfb listens, on
+    /// its abstract socket too); its stdout.
+    fn x(&self, program: &str, args: &[&str]) -> String {
+        let out = self
+            .host
+            .command(program, args)
+            .env("DISPLAY", &self.display)
+            .output()
+            .unwrap_or_else(|e| panic!("run {program}: {e}"));
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        let [a, b] = at(p);
-        x(display, "xdotool", &["mousemove", &a, &b]);
-        std::thread::sleep(Duration::from_millis(30));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
-    std::thread::sleep(Duration::from_millis(300));
-    x(display, "xdotool", &["mouseup", "1"]);
-    // Out of the way, so no tooltip covers the screenshots.
-    x(display, "xdotool", &["mousemove", "1270", "790"]);
+
+    /// Where the window titled `title` is on the screen.
+    fn window_origin(&self, title: &str) -> (i32, i32) {
+        let id = self.x("xdotool", &["search", "--sync", "--name", title]);
+        let id = id.lines().next().expect("a window id").trim().to_owned();
+        let geometry = self.x("xdotool", &["getwindowgeometry", "--shell", &id]);
+        let field = |name: &str| -> i32 {
+            geometry
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {geometry}"))
+        };
+        (field("X"), field("Y"))
+    }
+
+    /// A left-button drag from `from` to `to` in 24 steps of 30 ms.
+    fn drag(&self, from: (i32, i32), to: (i32, i32)) {
+        let at = |(a, b): (i32, i32)| [a.to_string(), b.to_string()];
+        let [a, b] = at(from);
+        self.x("xdotool", &["mousemove", "--sync", &a, &b]);
+        std::thread::sleep(Duration::from_millis(100));
+        self.x("xdotool", &["mousedown", "1"]);
+        let steps = 24;
+        for i in 1..=steps {
+            let p = (
+                from.0 + (to.0 - from.0) * i / steps,
+                from.1 + (to.1 - from.1) * i / steps,
+            );
+            let [a, b] = at(p);
+            self.x("xdotool", &["mousemove", &a, &b]);
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        self.x("xdotool", &["mouseup", "1"]);
+        // Out of the way, so no tooltip covers the screenshots.
+        self.x("xdotool", &["mousemove", "1270", "790"]);
+    }
+
+    fn screenshot(&self, png: &Path) {
+        self.x("import", &["-window", "root", png.to_str().unwrap()]);
+    }
 }
 
 /// Pixels of `color` in `png`, within `area` if given.
@@ -116,14 +130,6 @@ fn count_color(png: &Path, color: &str, area: Option<Area>) -> u64 {
         .filter(|l| l.to_ascii_uppercase().contains(color))
         .filter_map(|l| l.trim().split(':').next()?.trim().parse::<u64>().ok())
         .sum()
-}
-
-fn screenshot(display: &str, png: &Path) {
-    x(
-        display,
-        "import",
-        &["-window", "root", png.to_str().unwrap()],
-    );
 }
 
 /// Waits until the window's log has a layout line for every name in `names`.
@@ -165,6 +171,10 @@ fn dragging_a_task_onto_a_zombie_moves_it_there_and_onto_home_brings_it_back() {
     let m = lan.m();
     let xvfb = m.xvfb();
     let display = xvfb.display.clone();
+    let screen = Screen {
+        host: m,
+        display: display.clone(),
+    };
     let _wm = m.spawn_program("openbox", &[], &[("DISPLAY", &display)]);
     // 768 MiB: a move long enough (seconds) for the bar to be seen.
     let worker = Worker::start(&lan, "dragged", 768);
@@ -182,13 +192,12 @@ fn dragging_a_task_onto_a_zombie_moves_it_there_and_onto_home_brings_it_back() {
     wait_layout(&gui, &[&task, &zombie, "home"]);
     std::thread::sleep(Duration::from_millis(500));
     let areas = wait_layout(&gui, &[&task, &zombie, "home"]);
-    let (wx, wy) = window_origin(&display, "ZOS master");
+    let (wx, wy) = screen.window_origin("ZOS master");
     let (tx, ty, tw, _) = areas[&task];
     let (hx, hy, hw, hh) = areas[&zombie];
     let dir = screenshot_dir();
 
-    drag(
-        &display,
+    screen.drag(
         (wx + tx + tw / 3, wy + ty + 12),
         (wx + hx + hw / 2, wy + hy + hh / 4),
     );
@@ -197,7 +206,7 @@ fn dragging_a_task_onto_a_zombie_moves_it_there_and_onto_home_brings_it_back() {
     let deadline = Instant::now() + s(60);
     let mut bar = 0;
     while Instant::now() < deadline && bar < 200 {
-        screenshot(&display, &moving);
+        screen.screenshot(&moving);
         let (tx, ty, tw, th) = layouts(&gui.log())[&task];
         bar = count_color(&moving, BAR, Some((wx + tx, wy + ty, tw, th)));
         if lan.task(worker.id)["where"] == ZOMBIE {
@@ -227,14 +236,13 @@ fn dragging_a_task_onto_a_zombie_moves_it_there_and_onto_home_brings_it_back() {
     worker.step(&lan, 2);
     let away = dir.join("migrate-window-away.png");
     std::thread::sleep(Duration::from_millis(700));
-    screenshot(&display, &away);
+    screen.screenshot(&away);
 
     // And home: onto the master's own icon.
     let areas = layouts(&gui.log());
     let (tx, ty, tw, _) = areas[&task];
     let (hx, hy, hw, hh) = areas["home"];
-    drag(
-        &display,
+    screen.drag(
         (wx + tx + tw / 3, wy + ty + 12),
         (wx + hx + hw / 2, wy + hy + hh / 4),
     );
@@ -245,7 +253,7 @@ fn dragging_a_task_onto_a_zombie_moves_it_there_and_onto_home_brings_it_back() {
     );
     let home = dir.join("migrate-window-home.png");
     std::thread::sleep(Duration::from_millis(700));
-    screenshot(&display, &home);
+    screen.screenshot(&home);
     println!(
         "screenshots: {}, {}, {}",
         moving.display(),

@@ -861,7 +861,7 @@ mod tests {
         assert!(moved.is_final());
         assert_eq!(
             serde_json::to_string(&moved).unwrap(),
-            r#"{"reply":"moved","task":3,"to":"z1","phases":[["check",12]]}"#
+            r#"{"reply":"moved","task":3,"to":"z1","phases":[["check",12]],"image_bytes":4096}"#
         );
         assert_eq!("lz4".parse::<Compression>(), Ok(Compression::Lz4));
         assert!("gzip".parse::<Compression>().is_err());
