@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod demo;
 mod domination;
+mod drive;
 mod exports;
 mod view;
 

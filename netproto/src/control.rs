@@ -89,6 +89,29 @@ pub enum Request {
     },
     /// Stop the daemon.
     Shutdown,
+    /// Send this master's keyboard and mouse to a dominated zombie's ZOS
+    /// session (master), or give them back (`host: None`).
+    Drive {
+        /// The zombie (its paired name or fingerprint); `None` stops driving.
+        host: Option<String>,
+        /// Instead of driving at once, switch when the pointer leaves this
+        /// edge of the master's screen (`left`, `right`, `top`, `bottom`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edge: Option<String>,
+        /// The master's X display to capture, when the daemon has none of
+        /// its own (the caller's `DISPLAY`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        display: Option<String>,
+        /// The caller's `XAUTHORITY` for that display.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        xauthority: Option<String>,
+    },
+    /// Allow or refuse the dominating master's input in the ZOS session
+    /// (zombie; the tray's item).
+    AllowInput {
+        /// Allow it (or refuse it).
+        allow: bool,
+    },
 }
 
 /// A task as the master reports it.
@@ -157,6 +180,27 @@ pub struct StatusInfo {
     /// newest first.
     #[serde(default)]
     pub pairing_attempts: Vec<PairAttemptInfo>,
+    /// The ZOS session open for the dominating master (zombie).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<ZosSessionInfo>,
+    /// The zombie this master's keyboard and mouse drive now (master).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driving: Option<String>,
+}
+
+/// A zombie's ZOS session: the nested X display where the dominating
+/// master's user works.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ZosSessionInfo {
+    /// Its X display, for `DISPLAY` (e.g. `:3`).
+    pub display: String,
+    /// Its authority file (mode 0600), for `XAUTHORITY`.
+    pub xauthority: String,
+    /// The master it belongs to.
+    pub master: String,
+    /// The master's input: `off`, `on` (driving it now) or `refused` (by
+    /// this zombie's user).
+    pub input: String,
 }
 
 /// A pairing attempt that failed or was refused, as a zombie shows it.
@@ -205,6 +249,8 @@ pub struct PairCodeInfo {
 /// A daemon's answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "kebab-case")]
+// One reply per request, serialised at once: a large status costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Reply {
     /// For `Status`.
     Status(StatusInfo),
@@ -272,6 +318,13 @@ pub enum Reply {
     },
     /// For `View`: from the next byte on, the connection carries the stream.
     Stream,
+    /// For `Drive`: where input goes now.
+    Driving {
+        /// The zombie driven, if any.
+        target: Option<String>,
+        /// What happened, in words for the user.
+        message: String,
+    },
     /// Progress of a long request (not final), in words for the user.
     Progress {
         /// What is happening.

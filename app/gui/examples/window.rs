@@ -72,6 +72,8 @@ fn demo() -> FakeDaemon {
                 sessions: vec![],
                 asking: None,
                 pairing_attempts: Vec::new(),
+                session: None,
+                driving: None,
             })],
             Request::TrustList => vec![Reply::Trust {
                 entries: vec![PeerEntry {

@@ -38,6 +38,8 @@ fn status() -> StatusInfo {
         sessions: vec![],
         asking: None,
         pairing_attempts: Vec::new(),
+        session: None,
+        driving: None,
     }
 }
 

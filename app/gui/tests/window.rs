@@ -189,6 +189,8 @@ fn inner(flag: PathBuf) {
             sessions: vec![],
             asking: None,
             pairing_attempts: Vec::new(),
+            session: None,
+            driving: None,
         })],
         _ => vec![Reply::Error {
             message: "not in this test".into(),

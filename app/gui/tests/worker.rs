@@ -59,6 +59,8 @@ fn fake_master(hosts: Arc<Mutex<Vec<HostInfo>>>) -> FakeDaemon {
             sessions: vec![],
             asking: None,
             pairing_attempts: Vec::new(),
+            session: None,
+            driving: None,
         })],
         Request::Ping { host, .. } => vec![
             Reply::Pong {

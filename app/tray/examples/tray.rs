@@ -48,6 +48,8 @@ fn demo() -> FakeDaemon {
                     }],
                     asking: None,
                     pairing_attempts: Vec::new(),
+                    session: None,
+                    driving: None,
                 })]
             }
             Request::PairCode { level } => {

@@ -167,6 +167,8 @@ mod tests {
             sessions: vec![],
             asking: None,
             pairing_attempts: Vec::new(),
+            session: None,
+            driving: None,
         }
     }
 

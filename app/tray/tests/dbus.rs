@@ -82,6 +82,8 @@ fn fake_zombie(answers: mpsc::Sender<bool>) -> FakeDaemon {
             }],
             asking: asking.lock().unwrap().clone(),
             pairing_attempts: Vec::new(),
+            session: None,
+            driving: None,
         })],
         Request::Answer { accept } => {
             asked.lock().unwrap().take();

@@ -1,6 +1,7 @@
 //! The channels a dominated zombie opens on its session: the file service
 //! (with the export policy of the name and key it was paired under, read
-//! afresh from `exports.toml`) and views of shared apps. Any other label is
+//! afresh from `exports.toml`), views of shared apps, and the ZOS session's
+//! `input` channel (handed to the drive controller). Any other label is
 //! reset.
 
 use std::sync::Arc;
@@ -38,6 +39,12 @@ impl Dominions {
                     Err(e) => tracing::info!("file service for {name} ended: {e}"),
                 }
             });
+            return;
+        }
+        if channel.label() == wire::INPUT_LABEL
+            && let Some(drive) = self.input.get()
+        {
+            drive.attach(name, zombie.key, channel);
             return;
         }
         match wire::parse_view_label(channel.label()) {

@@ -75,6 +75,8 @@ pub struct Dominions {
     exports: PathBuf,
     shutdown: CancellationToken,
     live: Mutex<BTreeMap<PublicKey, Dominion>>,
+    /// Takes the `input` channels of the zombies' ZOS sessions.
+    input: std::sync::OnceLock<Arc<crate::master::Drive>>,
 }
 
 impl Dominions {
@@ -86,7 +88,13 @@ impl Dominions {
             exports,
             shutdown,
             live: Mutex::new(BTreeMap::new()),
+            input: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Hands the zombies' `input` channels to `drive` from now on.
+    pub fn set_input(&self, drive: Arc<crate::master::Drive>) {
+        let _ = self.input.set(drive);
     }
 
     /// Whether the zombie with `key` is dominated by us, and at what level.

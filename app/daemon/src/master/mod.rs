@@ -5,9 +5,17 @@
 //! | `mod` | the daemon, its control requests, status and host list |
 //! | `sessions` | finding a zombie (paired names first), connecting, `zos ping` |
 //! | `pairing` | the master's side of pairing |
+//! | `drive`, `drive_controller`, `drive_link` | where the master's keyboard and mouse go: capture, switching, the zombies' `input` channels |
+//! | `settings` | `master.toml`: the drive hotkeys |
 
+mod drive;
+mod drive_controller;
+mod drive_link;
 mod pairing;
 mod sessions;
+pub mod settings;
+
+pub use drive::{DEFAULT_NEXT, DEFAULT_PREVIOUS, Drive, DriveConfig, DriveRequest};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +44,8 @@ pub struct MasterConfig {
     pub name: String,
     /// mDNS interfaces.
     pub interfaces: Interfaces,
+    /// Its display and hotkeys for driving zombies.
+    pub drive: DriveConfig,
 }
 
 /// A running master daemon's state.
@@ -46,6 +56,7 @@ pub struct Master {
     hosts: Arc<HostTable>,
     tasks: Arc<crate::tasks::Tasks>,
     dominions: Arc<Dominions>,
+    drive: Arc<Drive>,
     shutdown: CancellationToken,
 }
 
@@ -71,11 +82,15 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
             .map_err(|e| DaemonError::io("spawn host table thread", e))?;
     }
     let tasks = crate::tasks::Tasks::new(cfg.paths.runtime.clone(), shutdown.clone());
+    let dominions = Dominions::new(tasks.clone(), cfg.paths.exports(), shutdown.clone());
+    let drive = Drive::start(cfg.drive.clone(), shutdown.clone());
+    dominions.set_input(drive.clone());
     let master = Arc::new(Master {
         identity,
         zombies: Mutex::new(zombies),
         hosts: hosts.clone(),
-        dominions: Dominions::new(tasks.clone(), cfg.paths.exports(), shutdown.clone()),
+        dominions,
+        drive,
         tasks,
         shutdown: shutdown.clone(),
         cfg,
@@ -227,6 +242,39 @@ impl Master {
                 .collect(),
             asking: None,
             pairing_attempts: Vec::new(),
+            session: None,
+            driving: self.drive.driving(),
+        }
+    }
+}
+
+impl Master {
+    /// `zos drive`: input to a dominated zombie's ZOS session, or back.
+    async fn drive(
+        &self,
+        host: Option<String>,
+        edge: Option<String>,
+        display: Option<String>,
+        xauthority: Option<String>,
+    ) -> Reply {
+        let request = match host {
+            None => DriveRequest::Stop,
+            Some(host) => {
+                let edge = match edge.map(|e| e.parse()).transpose() {
+                    Ok(edge) => edge,
+                    Err(message) => return Reply::Error { message },
+                };
+                DriveRequest::Start {
+                    host,
+                    edge,
+                    display,
+                    xauthority: xauthority.map(std::path::PathBuf::from),
+                }
+            }
+        };
+        match self.drive.request(request).await {
+            Ok((target, message)) => Reply::Driving { target, message },
+            Err(message) => Reply::Error { message },
         }
     }
 }
@@ -275,6 +323,10 @@ impl Handler for Master {
             Request::Answer { .. } => Reply::Error {
                 message: "this is a master daemon; domination requests are answered on the zombie (`zos accept` there)".into(),
             },
+            Request::AllowInput { .. } => Reply::Error {
+                message: "this is a master daemon; input redirection is allowed or refused on the zombie (`zos input` there)".into(),
+            },
+            Request::Drive { host, edge, display, xauthority } => self.drive(host, edge, display, xauthority).await,
             Request::PairCode { .. } => Reply::Error {
                 message: "this is a master daemon; pairing codes are made on the zombie (`zos pair-code` there)".into(),
             },

@@ -17,6 +17,7 @@ use zos_netproto::{Level, PublicKey};
 
 use super::Zombie;
 use super::viewers::Viewers;
+use super::zos_session::OpenSession;
 use crate::error::{DaemonError, Result};
 use crate::peer::Peer;
 
@@ -40,6 +41,8 @@ pub(crate) struct Dominion {
     pub viewers: Viewers,
     /// The master's shared folders, mounted here.
     pub share: Option<zos_fileshare::Mount>,
+    /// The ZOS session opened for it, if any.
+    pub zos: Option<OpenSession>,
 }
 
 /// Where a dominating master's shared folders are mounted on the zombie.
@@ -72,6 +75,7 @@ impl Zombie {
             since: Instant::now(),
             viewers: Viewers::new(self.cfg.paths.home.clone(), self.cfg.open_viewers),
             share: None,
+            zos: None,
         });
         self.advert_changed.notify_one();
     }
@@ -154,7 +158,7 @@ impl Zombie {
     }
 
     /// The name of the master dominating through session `id`.
-    fn dominion_master_name(&self, id: u64) -> Option<String> {
+    pub(super) fn dominion_master_name(&self, id: u64) -> Option<String> {
         self.dominion
             .lock()
             .as_ref()
@@ -211,6 +215,7 @@ impl Zombie {
             master_name,
             since,
             share,
+            zos,
             ..
         } = dominion;
         // Views end with their channels; the viewer windows are closed,
@@ -218,6 +223,9 @@ impl Zombie {
         // point removed.
         tokio::task::spawn_blocking(move || {
             viewers.close_all();
+            if let Some(zos) = zos {
+                zos.close();
+            }
             if let Some(share) = share {
                 let at = share.mountpoint().to_path_buf();
                 if let Err(e) = share.unmount() {

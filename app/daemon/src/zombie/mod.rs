@@ -10,6 +10,7 @@
 //! | `consent` | asking the user whether a master may dominate |
 //! | `dominion` | the dominating master: shares, tasks, letting go |
 //! | `control` | the control socket |
+//! | `zos_session`, `session_input` | the ZOS session (Xephyr) and its `input` channel: the master's events injected there only |
 
 mod attempts;
 mod connection;
@@ -18,13 +19,16 @@ mod control;
 mod dominion;
 mod pairing;
 mod session;
+mod session_input;
 mod variant;
 mod viewers;
+mod zos_session;
 
 #[cfg(test)]
 mod tests;
 
 pub(crate) use variant::variant;
+pub use zos_session::{SessionConfig, SessionEnv};
 
 pub use crate::limits::{CONSENT_TIMEOUT, LEASE};
 
@@ -73,6 +77,9 @@ pub struct ZombieConfig {
     /// Open a viewer window on this machine's display for each shared app
     /// of the dominating master.
     pub open_viewers: bool,
+    /// The ZOS session: whether and how it opens, and whether the master's
+    /// input may drive it.
+    pub session: SessionConfig,
 }
 
 /// How often the advertisement is refreshed with current load and memory.
@@ -104,6 +111,8 @@ pub struct Zombie {
     asking: Mutex<Option<consent::Ask>>,
     /// Wakes the advertiser when what it says has changed.
     advert_changed: tokio::sync::Notify,
+    /// Whether the user allows the master's input into the ZOS session.
+    input_allowed: tokio::sync::watch::Sender<bool>,
     next_session: AtomicU64,
     listen: SocketAddr,
     shutdown: CancellationToken,
@@ -175,6 +184,7 @@ impl Zombie {
             dominion: Mutex::new(None),
             asking: Mutex::new(None),
             advert_changed: tokio::sync::Notify::new(),
+            input_allowed: tokio::sync::watch::Sender::new(cfg.session.allow_input),
             next_session: AtomicU64::new(1),
             listen,
             shutdown,
@@ -290,6 +300,8 @@ impl Zombie {
                 })
                 .collect(),
             pairing_attempts: self.attempts.lock().recent(tokio::time::Instant::now()),
+            session: self.zos_session_info(),
+            driving: None,
         }
     }
 }

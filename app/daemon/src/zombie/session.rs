@@ -177,6 +177,7 @@ impl Zombie {
                         Ok(granted) => {
                             peer.send(&Message::Dominated { level: granted }).await?;
                             self.mount_share(id, peer).await?;
+                            self.open_zos_session(id, granted, peer.mux()).await;
                         }
                         Err(reason) => {
                             peer.send(&Message::Refused { reason }).await?;

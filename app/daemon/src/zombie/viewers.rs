@@ -17,6 +17,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) struct Viewers {
     home: PathBuf,
     enabled: bool,
+    /// The ZOS session the windows open in, if one is open.
+    session: Option<super::SessionEnv>,
     open: BTreeMap<u64, Child>,
 }
 
@@ -27,8 +29,15 @@ impl Viewers {
         Viewers {
             home,
             enabled,
+            session: None,
             open: BTreeMap::new(),
         }
+    }
+
+    /// Opens the viewers from now on inside the ZOS session `env` (or on
+    /// the zombie's own display).
+    pub(crate) fn show_in(&mut self, env: Option<super::SessionEnv>) {
+        self.session = env;
     }
 
     /// Opens a viewer for each shared app not shown yet; forgets viewers
@@ -71,6 +80,9 @@ impl Viewers {
             // master's viewers must leave nothing behind.
             .env("MESA_SHADER_CACHE_DISABLE", "true")
             .stdin(Stdio::null());
+        if let Some(env) = &self.session {
+            env.apply(&mut command);
+        }
         // A viewer never outlives the daemon that opened it (SIGTERM: it
         // closes its window).
         zos_display::die_with_parent(&mut command, libc::SIGTERM);

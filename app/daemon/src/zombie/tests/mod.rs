@@ -75,6 +75,7 @@ pub(super) fn zombie(auto_accept: bool) -> TestZombie {
         levels: vec![Level::Partial, Level::Complete],
         auto_accept,
         open_viewers: false,
+        session: Default::default(),
     };
     let listen: SocketAddr = "127.0.0.1:4000".parse().unwrap();
     TestZombie {
