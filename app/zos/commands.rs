@@ -46,9 +46,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match command {
         Command::Master { name, interfaces } => {
             let settings = MasterSettings::load(&paths.master_settings())?;
-            let (next, previous) = settings.hotkeys().map_err(|e| {
-                anyhow!("{}: {e}", paths.master_settings().display())
-            })?;
+            let (next, previous) = settings
+                .hotkeys()
+                .map_err(|e| anyhow!("{}: {e}", paths.master_settings().display()))?;
             let cfg = MasterConfig {
                 paths,
                 name: name.unwrap_or_else(zos_daemon::sysinfo::hostname),
@@ -191,7 +191,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => crate::exports::export(&paths, &path, to.as_deref(), read_only, never),
         Command::Exports { json } => crate::exports::list(&paths, json),
         Command::Unexport { path, to } => crate::exports::unexport(&paths, &path, to.as_deref()),
-        Command::Drive { host, stop, edge } => crate::drive::drive(&paths, host.filter(|_| !stop), edge),
+        Command::Drive { host, stop, edge } => {
+            crate::drive::drive(&paths, host.filter(|_| !stop), edge)
+        }
         Command::Input { choice } => crate::drive::input(&paths, choice),
         Command::Accept => crate::domination::answer(&paths, true),
         Command::Refuse => crate::domination::answer(&paths, false),

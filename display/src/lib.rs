@@ -43,5 +43,5 @@ pub use stats::ViewerStats;
 pub use sys::die_with_parent;
 pub use viewer::{Codec, ViewerConnection, ViewerOptions, Wheel};
 pub use windows::AppWindows;
-pub use xconn::display_number;
+pub use xconn::{connect as connect_display, display_number};
 pub use xvnc::VirtualDisplay;

@@ -48,9 +48,14 @@ fn default_window_size() -> String {
 pub fn parse_size(text: &str) -> std::result::Result<(u16, u16), String> {
     let bad = || format!("window size {text:?}: write it as WIDTHxHEIGHT, e.g. 1024x768");
     let (w, h) = text.split_once('x').ok_or_else(bad)?;
-    let (w, h): (u16, u16) = (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?);
+    let (w, h): (u16, u16) = (
+        w.trim().parse().map_err(|_| bad())?,
+        h.trim().parse().map_err(|_| bad())?,
+    );
     if !(64..=16384).contains(&w) || !(64..=16384).contains(&h) {
-        return Err(format!("window size {text:?}: each side between 64 and 16384"));
+        return Err(format!(
+            "window size {text:?}: each side between 64 and 16384"
+        ));
     }
     Ok((w, h))
 }
@@ -108,7 +113,10 @@ mod tests {
         assert!(s.auto_accept && !s.viewers);
         let err = ZombieSettings::parse("auto_acept = true").unwrap_err();
         assert!(err.contains("auto_acept"), "{err}");
-        let s = ZombieSettings::parse("allow_input = false\nwindowed = true\nwindow_size = \"800x600\"\n").unwrap();
+        let s = ZombieSettings::parse(
+            "allow_input = false\nwindowed = true\nwindow_size = \"800x600\"\n",
+        )
+        .unwrap();
         assert!(!s.allow_input && s.windowed && s.zos_session);
         assert_eq!(parse_size(&s.window_size), Ok((800, 600)));
         let err = ZombieSettings::parse("window_size = \"big\"").unwrap_err();

@@ -107,7 +107,8 @@ impl Drive {
     pub fn start(cfg: DriveConfig, shutdown: CancellationToken) -> Arc<Drive> {
         let (events, rx) = mpsc::unbounded_channel();
         let driving = Arc::new(Mutex::new(None));
-        let (controller, capture, clipboard) = Controller::new(cfg, events.clone(), driving.clone());
+        let (controller, capture, clipboard) =
+            Controller::new(cfg, events.clone(), driving.clone());
         tokio::spawn(controller.run(rx, capture, clipboard, shutdown));
         Arc::new(Drive { events, driving })
     }

@@ -47,8 +47,11 @@ impl Controller {
         cfg: DriveConfig,
         events: mpsc::UnboundedSender<Event>,
         driving: Arc<Mutex<Option<String>>>,
-    ) -> (Controller, mpsc::UnboundedReceiver<CaptureEvent>, mpsc::UnboundedReceiver<ClipboardChange>)
-    {
+    ) -> (
+        Controller,
+        mpsc::UnboundedReceiver<CaptureEvent>,
+        mpsc::UnboundedReceiver<ClipboardChange>,
+    ) {
         let (capture_tx, capture_rx) = mpsc::unbounded_channel();
         let (clipboard_tx, clipboard_rx) = mpsc::unbounded_channel();
         let controller = Controller {
@@ -173,11 +176,11 @@ impl Controller {
 
     /// The link of `host` (paired name or fingerprint), if it can be driven.
     fn find(&self, host: &str) -> Result<u64, String> {
-        let found = self
-            .links
-            .iter()
-            .find(|(_, l)| l.name == host)
-            .or_else(|| self.links.iter().find(|(_, l)| l.key.fingerprint().matches(host)));
+        let found = self.links.iter().find(|(_, l)| l.name == host).or_else(|| {
+            self.links
+                .iter()
+                .find(|(_, l)| l.key.fingerprint().matches(host))
+        });
         let Some((&id, link)) = found else {
             return Err(format!(
                 "{host} has no ZOS session to drive: it must be dominated by this master (at level complete, or partial if it allows that) and have a display"
@@ -218,9 +221,10 @@ impl Controller {
         };
         let capture = Capture::start(options, self.capture_tx.clone())
             .map_err(|e| format!("cannot take input from display {screen}: {e}"))?;
-        self.clipboard = ClipboardAgent::start(&screen, xauthority.as_deref(), self.clipboard_tx.clone())
-            .map_err(|e| tracing::warn!("no clipboard on {screen}: {e}"))
-            .ok();
+        self.clipboard =
+            ClipboardAgent::start(&screen, xauthority.as_deref(), self.clipboard_tx.clone())
+                .map_err(|e| tracing::warn!("no clipboard on {screen}: {e}"))
+                .ok();
         if let Some((edge, _)) = self.edge {
             capture.watch_edge(Some(edge));
         }
@@ -246,21 +250,29 @@ impl Controller {
                 self.begin(pending.target);
                 if let Some(reply) = pending.reply {
                     let name = self.target_name();
-                    let _ = reply.send(Ok((name.clone(), format!(
-                        "input goes to {}; `{}` or `zos drive --stop` gives it back",
-                        name.unwrap_or_default(),
-                        self.cfg.previous
-                    ))));
+                    let _ = reply.send(Ok((
+                        name.clone(),
+                        format!(
+                            "input goes to {}; `{}` or `zos drive --stop` gives it back",
+                            name.unwrap_or_default(),
+                            self.cfg.previous
+                        ),
+                    )));
                 }
             }
             CaptureEvent::GrabFailed(why) => {
-                if let Some(Pending { reply: Some(reply), .. }) = self.pending.take() {
+                if let Some(Pending {
+                    reply: Some(reply), ..
+                }) = self.pending.take()
+                {
                     let _ = reply.send(Err(why));
                 }
             }
             CaptureEvent::Input(events) => {
                 let Some(t) = self.target else { return };
-                let Some(link) = self.links.get(&t) else { return };
+                let Some(link) = self.links.get(&t) else {
+                    return;
+                };
                 if !link.send(InputMessage::Events(encode_events(&events))) {
                     let name = link.name.clone();
                     self.stop_driving(Some(format!("{name} is not taking input: it is back")));
@@ -307,7 +319,11 @@ impl Controller {
                 tracing::info!(
                     "{}'s ZOS session is open ({width}x{height}); input {}",
                     link.name,
-                    if allowed { "allowed" } else { "refused by its user" }
+                    if allowed {
+                        "allowed"
+                    } else {
+                        "refused by its user"
+                    }
                 );
                 link.size = Some((width, height));
                 link.allowed = allowed;
@@ -315,7 +331,10 @@ impl Controller {
             InputMessage::Allowed(allowed) => {
                 link.allowed = allowed;
                 let name = link.name.clone();
-                tracing::info!("{name}'s user {} input", if allowed { "allows" } else { "refuses" });
+                tracing::info!(
+                    "{name}'s user {} input",
+                    if allowed { "allows" } else { "refuses" }
+                );
                 if !allowed && self.target == Some(id) {
                     self.stop_driving(Some(format!("{name}'s user refused input: it is back")));
                 }
@@ -329,14 +348,19 @@ impl Controller {
                 }
             }
             InputMessage::Drive(_) | InputMessage::Events(_) => {
-                tracing::warn!("{} sent a master's message on its input channel; ignored", link.name);
+                tracing::warn!(
+                    "{} sent a master's message on its input channel; ignored",
+                    link.name
+                );
             }
         }
     }
 
     fn on_tick(&mut self) {
         let Some(t) = self.target else { return };
-        let Some(link) = self.links.get(&t) else { return };
+        let Some(link) = self.links.get(&t) else {
+            return;
+        };
         if self.last_heard.elapsed() > LINK_TIMEOUT {
             let name = link.name.clone();
             tracing::warn!("{name} said nothing for {LINK_TIMEOUT:?} while driven; input is back");
@@ -373,7 +397,12 @@ impl Controller {
 
     /// Sends input to link `id`: at once if already grabbed, else after
     /// the grab.
-    fn switch_to(&mut self, id: u64, entered: Option<Edge>, reply: Option<oneshot::Sender<DriveAnswer>>) {
+    fn switch_to(
+        &mut self,
+        id: u64,
+        entered: Option<Edge>,
+        reply: Option<oneshot::Sender<DriveAnswer>>,
+    ) {
         if self.target == Some(id) {
             if let Some(reply) = reply {
                 let _ = reply.send(Ok((self.target_name(), "already driving it".into())));
@@ -403,7 +432,9 @@ impl Controller {
 
     /// The grab is ours: input goes to `id` from now on.
     fn begin(&mut self, id: u64) {
-        let Some(link) = self.links.get(&id) else { return };
+        let Some(link) = self.links.get(&id) else {
+            return;
+        };
         self.target = Some(id);
         self.last_heard = Instant::now();
         link.send(InputMessage::Drive(true));
@@ -451,7 +482,9 @@ impl Controller {
     }
 
     fn target_name(&self) -> Option<String> {
-        self.target.and_then(|t| self.links.get(&t)).map(|l| l.name.clone())
+        self.target
+            .and_then(|t| self.links.get(&t))
+            .map(|l| l.name.clone())
     }
 
     fn notice(&self, name: &str) -> String {

@@ -65,14 +65,20 @@ impl MasterSettings {
         let settings: MasterSettings = toml::from_str(text).map_err(|e| e.to_string())?;
         let (next, previous) = settings.hotkeys()?;
         if next == previous {
-            return Err(format!("drive.next and drive.previous are the same hotkey ({next})"));
+            return Err(format!(
+                "drive.next and drive.previous are the same hotkey ({next})"
+            ));
         }
         Ok(settings)
     }
 
     /// The two hotkeys: (next, previous).
     pub fn hotkeys(&self) -> std::result::Result<(Hotkey, Hotkey), String> {
-        let next = self.drive.next.parse().map_err(|e| format!("drive.next: {e}"))?;
+        let next = self
+            .drive
+            .next
+            .parse()
+            .map_err(|e| format!("drive.next: {e}"))?;
         let previous = self
             .drive
             .previous
@@ -91,7 +97,10 @@ mod tests {
         let text = include_str!("../../../../resources/master.toml");
         assert_eq!(MasterSettings::parse(text), Ok(MasterSettings::default()));
         let (next, previous) = MasterSettings::default().hotkeys().unwrap();
-        assert_eq!((next.to_string(), previous.to_string()), (DEFAULT_NEXT.into(), DEFAULT_PREVIOUS.into()));
+        assert_eq!(
+            (next.to_string(), previous.to_string()),
+            (DEFAULT_NEXT.into(), DEFAULT_PREVIOUS.into())
+        );
     }
 
     #[test]
@@ -100,7 +109,10 @@ mod tests {
         assert_eq!(s.drive.next, "Super+F2");
         assert_eq!(s.drive.previous, DEFAULT_PREVIOUS);
         let err = MasterSettings::parse("[drive]\nnext = \"Right\"\n").unwrap_err();
-        assert!(err.contains("drive.next") && err.contains("modifier"), "{err}");
+        assert!(
+            err.contains("drive.next") && err.contains("modifier"),
+            "{err}"
+        );
         let err = MasterSettings::parse("[drive]\nnext = \"Ctrl+Alt+Left\"\n").unwrap_err();
         assert!(err.contains("same hotkey"), "{err}");
         let err = MasterSettings::parse("[drvie]\n").unwrap_err();
