@@ -309,9 +309,6 @@ fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
             z.master, z.display, z.xauthority, z.input
         );
     }
-    if let Some(target) = &s.driving {
-        println!("this master's keyboard and mouse drive {target} (`zos drive --stop` to return)");
-    }
     for sess in &s.sessions {
         let dominating = match (s.role, sess.dominating) {
             (_, None) => String::new(),
@@ -324,6 +321,9 @@ fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
         );
         if let Some(at) = &sess.mount {
             println!("  its shared folders are at {at}");
+        }
+        if sess.driven {
+            println!("  this master's keyboard and mouse drive it (`zos drive --stop` to return)");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -154,6 +154,10 @@ pub struct SessionInfo {
     /// dominated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount: Option<String>,
+    /// Whether this master's keyboard and mouse drive that zombie's ZOS
+    /// session now (master).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub driven: bool,
 }
 
 /// The daemon's state.
@@ -182,10 +186,7 @@ pub struct StatusInfo {
     pub pairing_attempts: Vec<PairAttemptInfo>,
     /// The ZOS session open for the dominating master (zombie).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session: Option<ZosSessionInfo>,
-    /// The zombie this master's keyboard and mouse drive now (master).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub driving: Option<String>,
+    pub session: Option<Box<ZosSessionInfo>>,
 }
 
 /// A zombie's ZOS session: the nested X display where the dominating
@@ -249,8 +250,6 @@ pub struct PairCodeInfo {
 /// A daemon's answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "kebab-case")]
-// One reply per request, serialised at once: a large status costs nothing.
-#[allow(clippy::large_enum_variant)]
 pub enum Reply {
     /// For `Status`.
     Status(StatusInfo),

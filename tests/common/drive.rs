@@ -130,10 +130,15 @@ pub fn session_input(zombie: &Host) -> Option<String> {
     status["session"]["input"].as_str().map(str::to_string)
 }
 
-/// The master's `driving` field.
+/// The zombie the master drives, as its `zos status --json` says.
 pub fn driving(master: &Host) -> Option<String> {
     let status = zos::json(master, &["status", "--json"]);
-    status["driving"].as_str().map(str::to_string)
+    status["sessions"]
+        .as_array()?
+        .iter()
+        .find(|s| s["driven"] == true)
+        .and_then(|s| s["peer"].as_str())
+        .map(str::to_string)
 }
 
 /// An xev window on a display of `host`, focused, logging every event to a

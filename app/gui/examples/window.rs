@@ -73,7 +73,6 @@ fn demo() -> FakeDaemon {
                 asking: None,
                 pairing_attempts: Vec::new(),
                 session: None,
-                driving: None,
             })],
             Request::TrustList => vec![Reply::Trust {
                 entries: vec![PeerEntry {

@@ -39,7 +39,6 @@ fn status() -> StatusInfo {
         asking: None,
         pairing_attempts: Vec::new(),
         session: None,
-        driving: None,
     }
 }
 

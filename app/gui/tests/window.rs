@@ -190,7 +190,6 @@ fn inner(flag: PathBuf) {
             asking: None,
             pairing_attempts: Vec::new(),
             session: None,
-            driving: None,
         })],
         _ => vec![Reply::Error {
             message: "not in this test".into(),

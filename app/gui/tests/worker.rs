@@ -60,7 +60,6 @@ fn fake_master(hosts: Arc<Mutex<Vec<HostInfo>>>) -> FakeDaemon {
             asking: None,
             pairing_attempts: Vec::new(),
             session: None,
-            driving: None,
         })],
         Request::Ping { host, .. } => vec![
             Reply::Pong {

@@ -168,7 +168,6 @@ mod tests {
             asking: None,
             pairing_attempts: Vec::new(),
             session: None,
-            driving: None,
         }
     }
 

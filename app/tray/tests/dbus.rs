@@ -79,11 +79,11 @@ fn fake_zombie(answers: mpsc::Sender<bool>) -> FakeDaemon {
                 age_s: 7,
                 dominating: Some(Level::Partial),
                 mount: Some("/run/user/0/zos-x/anima".into()),
+                driven: false,
             }],
             asking: asking.lock().unwrap().clone(),
             pairing_attempts: Vec::new(),
             session: None,
-            driving: None,
         })],
         Request::Answer { accept } => {
             asked.lock().unwrap().take();

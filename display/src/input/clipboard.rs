@@ -28,8 +28,11 @@ use crate::xconn::{self, x_error};
 
 /// The largest clipboard text forwarded, in bytes of UTF-8.
 pub const MAX_CLIPBOARD_TEXT: usize = 1 << 20;
-/// How long a selection owner may take to hand its text over.
+/// How long a selection owner may take to hand its text (or the next piece
+/// of it) over.
 const READ_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a transfer in pieces may take in all.
+const TRANSFER_LIMIT: Duration = Duration::from_secs(30);
 
 /// Which selection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -127,9 +130,15 @@ impl Drop for ClipboardAgent {
 
 /// A conversion we asked an owner for.
 struct Reading {
+    /// When it began: a transfer in pieces ends after [`TRANSFER_LIMIT`].
+    began: Instant,
+    /// When the owner last gave something.
     started: Instant,
     /// Set once the owner answered INCR: the pieces so far.
     incr: Option<Vec<u8>>,
+    /// The pieces passed the cap: the rest is read (so the owner is not
+    /// left waiting) and dropped.
+    overflowed: bool,
 }
 
 struct Agent {
@@ -232,10 +241,9 @@ impl Agent {
                 self.on_event(event)?;
             }
             for slot in &mut self.reading {
-                if slot
-                    .as_ref()
-                    .is_some_and(|r| r.started.elapsed() > READ_TIMEOUT)
-                {
+                if slot.as_ref().is_some_and(|r| {
+                    r.started.elapsed() > READ_TIMEOUT || r.began.elapsed() > TRANSFER_LIMIT
+                }) {
                     debug!("a selection owner did not hand its text over in time");
                     *slot = None;
                 }
@@ -324,8 +332,10 @@ impl Agent {
             )
             .map_err(|e| x_error("ConvertSelection", e))?;
         self.reading[selection.index()] = Some(Reading {
+            began: Instant::now(),
             started: Instant::now(),
             incr: None,
+            overflowed: false,
         });
         Ok(())
     }
@@ -359,15 +369,22 @@ impl Agent {
         }
         let bytes = match reading.incr.as_mut() {
             Some(pieces) if !reply.value.is_empty() => {
-                pieces.extend_from_slice(&reply.value);
                 reading.started = Instant::now();
-                if pieces.len() > MAX_CLIPBOARD_TEXT {
-                    warn!(
-                        ?selection,
-                        "selection larger than {MAX_CLIPBOARD_TEXT} bytes; not forwarded"
-                    );
-                    *slot = None;
+                if !reading.overflowed {
+                    pieces.extend_from_slice(&reply.value);
+                    if pieces.len() > MAX_CLIPBOARD_TEXT {
+                        warn!(
+                            ?selection,
+                            "selection larger than {MAX_CLIPBOARD_TEXT} bytes; not forwarded"
+                        );
+                        reading.overflowed = true;
+                        *pieces = Vec::new();
+                    }
                 }
+                return Ok(());
+            }
+            Some(_) if reading.overflowed => {
+                *slot = None;
                 return Ok(());
             }
             Some(pieces) => std::mem::take(pieces),

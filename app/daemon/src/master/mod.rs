@@ -220,6 +220,7 @@ impl Master {
     }
 
     fn status(&self) -> StatusInfo {
+        let driving = self.drive.driving();
         StatusInfo {
             role: Role::Master,
             name: self.cfg.name.clone(),
@@ -232,18 +233,18 @@ impl Master {
                 .list()
                 .into_iter()
                 .map(|d| SessionInfo {
-                    peer: d.name,
                     fingerprint: d.key.fingerprint().0,
                     addr: d.addr.to_string(),
                     age_s: d.started.elapsed().as_secs(),
                     dominating: Some(d.level),
                     mount: None,
+                    driven: driving.as_deref() == Some(d.name.as_str()),
+                    peer: d.name,
                 })
                 .collect(),
             asking: None,
             pairing_attempts: Vec::new(),
             session: None,
-            driving: self.drive.driving(),
         }
     }
 }

@@ -223,9 +223,6 @@ impl Zombie {
         // point removed.
         tokio::task::spawn_blocking(move || {
             viewers.close_all();
-            if let Some(zos) = zos {
-                zos.close();
-            }
             if let Some(share) = share {
                 let at = share.mountpoint().to_path_buf();
                 if let Err(e) = share.unmount() {
@@ -234,6 +231,10 @@ impl Zombie {
                 if let Err(e) = std::fs::remove_dir(&at) {
                     tracing::warn!("removing {}: {e}", at.display());
                 }
+            }
+            // Last, so that once Xephyr is gone everything else is.
+            if let Some(zos) = zos {
+                zos.close();
             }
         })
         .await

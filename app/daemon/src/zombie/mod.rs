@@ -297,11 +297,11 @@ impl Zombie {
                     age_s: s.started.elapsed().as_secs(),
                     dominating: self.dominion_level(s.id),
                     mount: self.mount_of(s.id),
+                    driven: false,
                 })
                 .collect(),
             pairing_attempts: self.attempts.lock().recent(tokio::time::Instant::now()),
             session: self.zos_session_info(),
-            driving: None,
         }
     }
 }

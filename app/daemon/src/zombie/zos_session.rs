@@ -134,16 +134,16 @@ impl Zombie {
     }
 
     /// What `zos status` says of the ZOS session.
-    pub(super) fn zos_session_info(&self) -> Option<ZosSessionInfo> {
+    pub(super) fn zos_session_info(&self) -> Option<Box<ZosSessionInfo>> {
         let dominion = self.dominion.lock();
         let d = dominion.as_ref()?;
         let s = d.zos.as_ref()?;
-        Some(ZosSessionInfo {
+        Some(Box::new(ZosSessionInfo {
             display: s.env.display.clone(),
             xauthority: s.env.xauthority.display().to_string(),
             master: d.master_name.clone(),
             input: s.state.lock().to_string(),
-        })
+        }))
     }
 
     /// Allows or refuses the master's input from now on.
