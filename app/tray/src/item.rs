@@ -20,6 +20,9 @@ pub enum Action {
     View(u64),
     /// Accept (true) or refuse the waiting domination request.
     Answer(bool),
+    /// Allow (true) or refuse the dominating master's input in the ZOS
+    /// session.
+    AllowInput(bool),
     /// Leave.
     Quit,
 }
@@ -124,6 +127,10 @@ impl Tray for ZosTray {
                 Action::Answer(true),
             ));
             items.push(self.action_item("Refuse", Action::Answer(false)));
+            items.push(MenuItem::Separator);
+        }
+        if let Some((label, allow)) = self.view.input_toggle() {
+            items.push(self.action_item(&label, Action::AllowInput(allow)));
             items.push(MenuItem::Separator);
         }
         if !self.view.tasks.is_empty() {

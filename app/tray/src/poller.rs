@@ -96,6 +96,14 @@ pub fn poll(
                     }
                 });
             }
+            Ok(Action::AllowInput(allow)) => {
+                let outcome = allow_input(socket, allow);
+                tray.update(|t| {
+                    t.view.notice = outcome.err().map(|e| format!("Input not changed: {e}"));
+                });
+                // Show the new state at once.
+                next_poll = Instant::now();
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -115,6 +123,19 @@ fn answer(socket: &Path, accept: bool) -> Result<(), String> {
             tracing::info!(
                 "domination {} from the tray",
                 if accept { "accepted" } else { "refused" }
+            );
+            Ok(())
+        }
+        other => Err(failure(other)),
+    }
+}
+
+fn allow_input(socket: &Path, allow: bool) -> Result<(), String> {
+    match control::request(socket, &Request::AllowInput { allow }) {
+        Ok(Reply::Done) => {
+            tracing::info!(
+                "input from the master {} from the tray",
+                if allow { "allowed" } else { "refused" }
             );
             Ok(())
         }

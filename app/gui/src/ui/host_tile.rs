@@ -42,6 +42,8 @@ pub struct TileActions {
     pub dominate: bool,
     /// "Release" was clicked.
     pub release: bool,
+    /// "Drive" (true) or "Stop driving" (false) was clicked.
+    pub drive: Option<bool>,
 }
 
 /// What a tile shows of the host's domination.
@@ -51,6 +53,8 @@ pub struct TileState<'a> {
     pub paired: Option<Level>,
     /// Whether this master dominates the host.
     pub ours: bool,
+    /// Whether this master's keyboard and mouse drive it now.
+    pub driven: bool,
     /// A domination or release in progress, or its failure.
     pub domination: Option<&'a PingState>,
     /// The last ping.
@@ -100,13 +104,25 @@ pub fn host_tile(
                 actions.pair = ui.button("Pair…").clicked();
             });
             ui.horizontal(|ui| {
-                let width = 80.0;
+                let width = if state.ours { 130.0 } else { 80.0 };
                 ui.add_space(((ui.available_width() - width) / 2.0).max(0.0));
                 let busy = matches!(state.domination, Some(PingState::Busy));
                 if state.ours {
                     actions.release = ui
                         .add_enabled(!busy, egui::Button::new("Release"))
                         .clicked();
+                    let (label, on) = if state.driven {
+                        ("Stop driving", false)
+                    } else {
+                        ("Drive", true)
+                    };
+                    if ui
+                        .add_enabled(!busy, egui::Button::new(label))
+                        .on_hover_text("Send this machine's keyboard and mouse to its ZOS session (Ctrl+Alt+Right / Ctrl+Alt+Left switch too)")
+                        .clicked()
+                    {
+                        actions.drive = Some(on);
+                    }
                 } else {
                     let can = state.paired.is_some() && host.dominated.is_none() && !busy;
                     actions.dominate = ui.add_enabled(can, egui::Button::new("Dominate")).clicked();

@@ -103,6 +103,7 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) {
         let mut select = None;
         let mut pings = Vec::new();
         let mut dominations = Vec::new();
+        let mut drives = Vec::new();
         for row in model.hosts.chunks(columns) {
             ui.horizontal(|ui| {
                 ui.spacing_mut().item_spacing.x = gap;
@@ -111,12 +112,16 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) {
                     let state = host_tile::TileState {
                         paired: model.paired_level(host),
                         ours: model.dominated_by_us(host),
+                        driven: model.driven(host),
                         domination: model.dominations.get(&host.instance),
                         ping: model.pings.get(&host.instance),
                     };
                     let actions = host_tile::host_tile(ui, host, selected, state);
                     if actions.dominate || actions.release {
                         dominations.push((host.instance.clone(), actions.release));
+                    }
+                    if let Some(on) = actions.drive {
+                        drives.push((host.clone(), on));
                     }
                     if actions.selected {
                         select = Some(host.instance.clone());
@@ -139,6 +144,9 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) {
         }
         for (host, release) in dominations {
             commands.push(model.start_domination(&host, release));
+        }
+        for (host, on) in drives {
+            commands.push(model.start_drive(&host, on));
         }
         if let Some(host) = pair {
             model.open_pairing(Some(host));
