@@ -25,6 +25,7 @@ mod cpu;
 mod discovery;
 mod display;
 mod fs;
+mod input;
 mod ssh;
 
 /// Runs a benchmark and prints its figures.
@@ -53,6 +54,11 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
             },
         )?,
         BenchKind::Fs { mib, files, runs } => fs::run(mib, files, runs.max(1))?,
+        BenchKind::Input {
+            samples,
+            seconds,
+            rate,
+        } => input::run(samples.max(1), seconds.max(1), rate.max(1))?,
     }
     Ok(ExitCode::SUCCESS)
 }

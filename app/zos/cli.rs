@@ -394,6 +394,22 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Input redirection against Barrier 2.4, in one run, across two network
+    /// namespaces (as root): key latency from the master's display to the
+    /// zombie's session (median, p99, and the floor of the far display
+    /// alone), pointer motion at a mouse's rate and as fast as possible
+    /// (loss, order, drift).
+    Input {
+        /// Keys measured one at a time.
+        #[arg(long, default_value_t = 500)]
+        samples: usize,
+        /// Seconds of paced pointer motion.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Pointer motions per second (a 1000 Hz mouse).
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+    },
     /// Time from starting a zombie to the master seeing it over mDNS.
     Discovery {
         /// Repetitions (the median is reported).
