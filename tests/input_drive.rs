@@ -265,3 +265,40 @@ fn can_grab_keyboard(host: &common::Host, display: &str) -> bool {
         status == GrabStatus::SUCCESS
     })
 }
+
+#[test]
+fn with_an_edge_the_pointer_crossing_it_switches_and_crossing_back_returns() {
+    let d = drive::driven(&[], |_| {});
+    let (m, z) = (d.m(), d.z());
+    let inside = Xev::start(z, "session", &d.session.env());
+    let armed = d.drive(&["z1", "--edge", "right"]);
+    assert!(armed.contains("right edge"), "{armed}");
+    assert_eq!(driving(m), None, "--edge waits for the pointer");
+    d.master_xdotool(&["mousemove", "1279", "300"]);
+    let switched = common::until(secs(10), || {
+        (driving(m).as_deref() == Some("z1")).then_some(())
+    });
+    assert!(
+        switched.is_some(),
+        "the pointer at the right edge did not switch to z1"
+    );
+    // It enters the session at its left edge, and moves on from there.
+    d.master_xdotool(&["mousemove_relative", "--", "250", "0"]);
+    inside
+        .wait_for("root:(251,300)", secs(10))
+        .unwrap_or_else(|t| panic!("the session's xev saw no motion from its left edge:\n{t}"));
+    // Back over the session's left edge: the master has its pointer again,
+    // just inside the edge it left by.
+    d.master_xdotool(&["mousemove", "0", "300"]);
+    let back = common::until(secs(10), || driving(m).is_none().then_some(()));
+    assert!(
+        back.is_some(),
+        "crossing back did not return input to the master"
+    );
+    let out = m.exec_env(
+        "xdotool",
+        &["getmouselocation"],
+        &[("DISPLAY", &d.master_screen.display)],
+    );
+    assert!(text(&out).starts_with("x:1278 y:300"), "{}", text(&out));
+}

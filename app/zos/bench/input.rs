@@ -144,17 +144,23 @@ fn print(name: &str, f: &Figures) {
     );
     for (what, flow) in [("paced", &f.paced), ("burst", &f.burst)] {
         println!(
-            "  motion {what}: sent {} at {:.0}/s, received {} at {:.0}/s, complete and in order: {}; latency median of the first tenth {:.3} ms, last tenth {:.3} ms (drift {:+.3} ms), p99 {:.3} ms",
+            "  motion {what}: sent {} at {:.0}/s, received {} at {:.0}/s, complete and in order: {}; lag after the last event {:.3} ms",
             flow.sent,
             flow.sent_rate,
             flow.received,
             flow.received_rate,
             if flow.in_order { "yes" } else { "NO" },
-            ms(flow.first_tenth),
-            ms(flow.last_tenth),
-            ms(flow.last_tenth) - ms(flow.first_tenth),
-            ms(flow.p99)
+            ms(flow.tail),
         );
+        if flow.in_order {
+            println!(
+                "    latency median of the first tenth {:.3} ms, of the last tenth {:.3} ms (drift {:+.3} ms), p99 {:.3} ms",
+                ms(flow.first_tenth),
+                ms(flow.last_tenth),
+                ms(flow.last_tenth) - ms(flow.first_tenth),
+                ms(flow.p99)
+            );
+        }
     }
 }
 

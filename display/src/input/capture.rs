@@ -53,6 +53,11 @@ pub struct CaptureOptions {
     pub previous: Hotkey,
 }
 
+/// Where the events go while grabbed, straight from the capture's thread
+/// (no task in between: the shortest path to the wire); returns false if
+/// they could not be taken.
+pub type InputSink = Box<dyn FnMut(Vec<InputEvent>) -> bool + Send>;
+
 /// Which way a hotkey switches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Switch {
@@ -69,8 +74,11 @@ pub enum CaptureEvent {
     Grabbed,
     /// The grab could not be had (another client holds one).
     GrabFailed(String),
-    /// Input events, in order, while grabbed.
+    /// Input events, in order, while grabbed (when no [`InputSink`] takes
+    /// them).
     Input(Vec<InputEvent>),
+    /// The [`InputSink`] refused events.
+    SinkRefused,
     /// A hotkey was pressed.
     Hotkey(Switch),
     /// Not grabbed, the pointer reached the watched edge.
@@ -105,14 +113,24 @@ pub struct Capture {
 
 impl Capture {
     /// Connects to the master's display and starts the thread; its reports
-    /// go to `events`.
+    /// go to `events`, input events too.
     pub fn start(
         options: CaptureOptions,
         events: UnboundedSender<CaptureEvent>,
     ) -> Result<Capture> {
+        Self::start_with_sink(options, events, None)
+    }
+
+    /// Like [`Capture::start`], with input events handed to `sink`.
+    pub fn start_with_sink(
+        options: CaptureOptions,
+        events: UnboundedSender<CaptureEvent>,
+        sink: Option<InputSink>,
+    ) -> Result<Capture> {
         let (conn, screen) = xconn::connect(&options.display, options.xauthority.as_deref())?;
         let (mailbox, inbox) = mailbox()?;
         let mut capturer = Capturer::new(conn, screen, &options, events)?;
+        capturer.sink = sink;
         let name = options.display.clone();
         let thread = std::thread::Builder::new()
             .name("input-capture".into())
@@ -185,6 +203,7 @@ struct Capturer {
     keymap: Keymap,
     hotkeys: [(Hotkey, Switch); 2],
     events: UnboundedSender<CaptureEvent>,
+    sink: Option<InputSink>,
     banner: Banner,
     message_until: Option<Instant>,
     blank: Cursor,
@@ -220,6 +239,7 @@ impl Capturer {
                 (options.previous, Switch::Previous),
             ],
             events,
+            sink: None,
             banner,
             message_until: None,
             blank,
@@ -272,9 +292,17 @@ impl Capturer {
                 self.on_event(event)?;
             }
             if !self.batch.is_empty() {
-                let _ = self
-                    .events
-                    .send(CaptureEvent::Input(std::mem::take(&mut self.batch)));
+                let batch = std::mem::take(&mut self.batch);
+                match self.sink.as_mut() {
+                    Some(sink) => {
+                        if !sink(batch) {
+                            let _ = self.events.send(CaptureEvent::SinkRefused);
+                        }
+                    }
+                    None => {
+                        let _ = self.events.send(CaptureEvent::Input(batch));
+                    }
+                }
             }
             if let Some(until) = self.message_until
                 && !self.grabbed

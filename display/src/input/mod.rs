@@ -23,7 +23,7 @@ mod selection;
 mod wire;
 
 pub use banner::{BANNER_HEIGHT, Banner, Placement};
-pub use capture::{Capture, CaptureEvent, CaptureOptions, EDGE_POLL, Switch};
+pub use capture::{Capture, CaptureEvent, CaptureOptions, EDGE_POLL, InputSink, Switch};
 pub use clipboard::{ClipboardAgent, ClipboardChange, MAX_CLIPBOARD_TEXT, Selection};
 pub use hotkey::{Edge, Hotkey};
 pub use inject::Injector;

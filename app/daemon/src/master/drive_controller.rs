@@ -11,8 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use zos_display::input::{
-    Capture, CaptureEvent, CaptureOptions, ClipboardAgent, ClipboardChange, Edge, Switch,
-    encode_events,
+    Capture, CaptureEvent, CaptureOptions, ClipboardAgent, ClipboardChange, Edge, InputSink,
+    Switch, encode_events,
 };
 
 use super::drive::{DriveAnswer, DriveConfig, DriveRequest, Event};
@@ -25,8 +25,13 @@ struct Pending {
     reply: Option<oneshot::Sender<DriveAnswer>>,
 }
 
+/// Where the capture's thread sends events while driving: the target's
+/// link queue, set and cleared by the controller.
+type Route = Arc<Mutex<Option<mpsc::Sender<InputMessage>>>>;
+
 pub(crate) struct Controller {
     cfg: DriveConfig,
+    route: Route,
     events: mpsc::UnboundedSender<Event>,
     capture: Option<Capture>,
     clipboard: Option<ClipboardAgent>,
@@ -56,6 +61,7 @@ impl Controller {
         let (clipboard_tx, clipboard_rx) = mpsc::unbounded_channel();
         let controller = Controller {
             cfg,
+            route: Arc::new(Mutex::new(None)),
             events,
             capture: None,
             clipboard: None,
@@ -108,7 +114,16 @@ impl Controller {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Request(request, reply) => self.on_request(request, reply),
-            Event::Attach { name, key, channel } => {
+            Event::Attach {
+                name,
+                key,
+                mut channel,
+            } => {
+                if self.links.values().any(|l| l.key == key) {
+                    tracing::warn!("{name} opened a second input channel; reset");
+                    channel.reset("one input channel per domination");
+                    return;
+                }
                 let id = self.next_id;
                 self.next_id += 1;
                 tracing::info!("{name} opened its input channel");
@@ -219,7 +234,14 @@ impl Controller {
             next: self.cfg.next,
             previous: self.cfg.previous,
         };
-        let capture = Capture::start(options, self.capture_tx.clone())
+        let route = self.route.clone();
+        let sink: InputSink = Box::new(move |events| match route.lock().as_ref() {
+            Some(out) => out
+                .try_send(InputMessage::Events(encode_events(&events)))
+                .is_ok(),
+            None => true,
+        });
+        let capture = Capture::start_with_sink(options, self.capture_tx.clone(), Some(sink))
             .map_err(|e| format!("cannot take input from display {screen}: {e}"))?;
         self.clipboard =
             ClipboardAgent::start(&screen, xauthority.as_deref(), self.clipboard_tx.clone())
@@ -274,7 +296,11 @@ impl Controller {
                     return;
                 };
                 if !link.send(InputMessage::Events(encode_events(&events))) {
-                    let name = link.name.clone();
+                    self.on_capture(CaptureEvent::SinkRefused);
+                }
+            }
+            CaptureEvent::SinkRefused => {
+                if let Some(name) = self.target_name() {
                     self.stop_driving(Some(format!("{name} is not taking input: it is back")));
                 }
             }
@@ -293,6 +319,7 @@ impl Controller {
                 tracing::warn!("input capture failed: {why}");
                 self.capture = None;
                 self.clipboard = None;
+                *self.route.lock() = None;
                 if let Some(t) = self.target.take()
                     && let Some(link) = self.links.get(&t)
                 {
@@ -412,6 +439,7 @@ impl Controller {
         if let Some(old) = self.target.take()
             && let Some(link) = self.links.get(&old)
         {
+            *self.route.lock() = None;
             link.send(InputMessage::Drive(false));
             self.begin(id);
             if let Some(reply) = reply {
@@ -438,6 +466,8 @@ impl Controller {
         self.target = Some(id);
         self.last_heard = Instant::now();
         link.send(InputMessage::Drive(true));
+        // Events queue behind Drive(true) from here on.
+        *self.route.lock() = Some(link.out.clone());
         if let Some(capture) = &self.capture {
             capture.notice(&self.notice(&link.name));
         }
@@ -453,6 +483,7 @@ impl Controller {
     fn stop_driving(&mut self, message: Option<String>) {
         self.pending = None;
         if let Some(t) = self.target.take() {
+            *self.route.lock() = None;
             if let Some(link) = self.links.get(&t) {
                 link.send(InputMessage::Drive(false));
                 tracing::info!("input back from {}", link.name);
@@ -466,6 +497,7 @@ impl Controller {
     }
 
     fn release(&mut self, message: Option<String>) {
+        *self.route.lock() = None;
         if let Some(capture) = &self.capture {
             capture.release(message);
         }

@@ -237,6 +237,9 @@ pub struct Flow {
     pub last_tenth: Duration,
     /// The 99th percentile over the run.
     pub p99: Duration,
+    /// From the last event written to the last arrival: the lag left at
+    /// the end (meaningful even when events were lost or merged).
+    pub tail: Duration,
 }
 
 /// The back-and-forth walk of the flows: 0, 1, …, 399, 398, …, 0, 1, …
@@ -298,6 +301,10 @@ pub fn motion_flow(sender: &Sender, receiver: &Receiver, count: usize, rate: u32
         first_tenth: percentile(&latencies[..tenth.min(latencies.len())], 0.5),
         last_tenth: percentile(&latencies[latencies.len().saturating_sub(tenth)..], 0.5),
         p99: percentile(&latencies, 0.99),
+        tail: match (got.last(), sent_at.last()) {
+            (Some((_, at)), Some(sent)) => at.saturating_duration_since(*sent),
+            _ => Duration::ZERO,
+        },
     })
 }
 
