@@ -239,6 +239,37 @@ fn the_zombies_user_can_refuse_input_and_sees_it() {
     );
 }
 
+#[test]
+fn allow_input_false_in_zombie_toml_refuses_input_until_the_user_allows_it() {
+    let d = drive::driven_with_settings("allow_input = false\n", &[], |_| {});
+    let (m, z) = (d.m(), d.z());
+    let inside = Xev::start(z, "session", &d.session.env());
+    assert_eq!(session_input(z).as_deref(), Some("refused"));
+    let out = m.run(&["drive", "z1"]);
+    assert!(
+        !out.status.success(),
+        "zos drive z1 succeeded against allow_input = false"
+    );
+    assert!(text(&out).contains("refuses input"), "{}", text(&out));
+    assert_eq!(driving(m), None);
+    d.master_xdotool(&["mousemove", "300", "250", "type", "w"]);
+    // The user allows it from the zombie: driving works.
+    z.run_ok(&["input", "allow"]);
+    assert_eq!(session_input(z).as_deref(), Some("off"));
+    common::until(secs(10), || {
+        m.run(&["drive", "z1"]).status.success().then_some(())
+    })
+    .expect("zos drive z1 after allowing");
+    d.master_xdotool(&["mousemove", "300", "250", "type", "q"]);
+    let seen = inside
+        .wait_for("(keysym 0x71, q)", secs(10))
+        .unwrap_or_else(|t| panic!("driving after allowing reached nothing:\n{t}"));
+    assert!(
+        !seen.contains("keysym 0x77"),
+        "a key typed while refused reached the session:\n{seen}"
+    );
+}
+
 /// Whether a test client can grab the master's keyboard now (it lets go
 /// at once).
 fn can_grab_keyboard(host: &common::Host, display: &str) -> bool {

@@ -75,9 +75,22 @@ impl Driven {
 /// Builds it; `zombie_args` are added to `zos zombie`, `before_dominate`
 /// runs on the master once the two are paired.
 pub fn driven(zombie_args: &[&str], before_dominate: impl FnOnce(&Host)) -> Driven {
+    driven_with_settings("", zombie_args, before_dominate)
+}
+
+/// [`driven`], the zombie started with `zombie_toml` as its settings file
+/// (`HOME/zombie.toml`; none when empty).
+pub fn driven_with_settings(
+    zombie_toml: &str,
+    zombie_args: &[&str],
+    before_dominate: impl FnOnce(&Host),
+) -> Driven {
     super::tools::require_all(&["Xvfb", "Xephyr", "xev", "xdotool"]);
     let lan = Lan::new(&["m", "z1"]);
     let (m, z) = (lan.host("m"), lan.host("z1"));
+    if !zombie_toml.is_empty() {
+        std::fs::write(z.home.join("zombie.toml"), zombie_toml).unwrap();
+    }
     let master_screen = m.xvfb();
     let zombie_screen = z.xvfb();
     let master = m.spawn_env(
