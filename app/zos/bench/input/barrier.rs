@@ -84,53 +84,42 @@ pub fn start(lan: &Lan, dir: &Path, server_screen: &str, client_screen: &str) ->
     )?;
     let text = |p: &Path| p.to_string_lossy().into_owned();
     let address = format!("{MASTER_ADDR}:{PORT}");
-    let mut server = lan.command(
-        &lan.m,
-        Path::new("barriers"),
-        &[
+    // In the foreground, once, TLS on, its own profile (certificates) and screen.
+    let common = |name: &'static str, profile: String, screen: &str| -> Vec<String> {
+        let flags = [
             "-f",
             "--no-restart",
             "--no-tray",
             "--debug",
             "NOTE",
             "--name",
-            "m",
-            "--enable-crypto",
-            "--profile-dir",
-            &text(&server_profile),
-            "-c",
-            &text(&config),
-            "--address",
-            &address,
-            "--display",
-            server_screen,
-        ],
-    );
+        ];
+        let mut args: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        args.extend([
+            name.into(),
+            "--enable-crypto".into(),
+            "--profile-dir".into(),
+        ]);
+        args.extend([profile, "--display".into(), screen.into()]);
+        args
+    };
+    let mut server_args = common("m", text(&server_profile), server_screen);
+    server_args.extend([
+        "-c".into(),
+        text(&config),
+        "--address".into(),
+        address.clone(),
+    ]);
+    let mut server = lan.command(&lan.m, Path::new("barriers"), &as_strs(&server_args));
     server.env("HOME", dir);
     let server_log = dir.join("barriers.log");
     let server = lan
         .spawn(server, &server_log)
         .context("start barriers (package barrier)")?;
     std::thread::sleep(Duration::from_millis(300));
-    let mut client = lan.command(
-        &lan.z,
-        Path::new("barrierc"),
-        &[
-            "-f",
-            "--no-restart",
-            "--no-tray",
-            "--debug",
-            "NOTE",
-            "--name",
-            "z",
-            "--enable-crypto",
-            "--profile-dir",
-            &text(&client_profile),
-            "--display",
-            client_screen,
-            &address,
-        ],
-    );
+    let mut client_args = common("z", text(&client_profile), client_screen);
+    client_args.push(address);
+    let mut client = lan.command(&lan.z, Path::new("barrierc"), &as_strs(&client_args));
     client.env("HOME", dir);
     let client = lan.spawn(client, &dir.join("barrierc.log"))?;
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -175,4 +164,9 @@ pub fn switch_to_client(sender: &Sender, receiver: &Receiver) -> Result<()> {
         bail!("Barrier did not switch to its client");
     }
     Ok(())
+}
+
+/// `args` borrowed as `&str`s, for [`Lan::command`].
+fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }

@@ -87,18 +87,26 @@ impl Sender {
     /// Moves the pointer by (dx, dy), as a mouse reports it; returns when
     /// it was written.
     pub fn nudge(&self, dx: i16, dy: i16) -> Result<Instant> {
-        let at = Instant::now();
-        self.conn
-            .xtest_fake_input(6, 1, x11rb::CURRENT_TIME, self.root, dx, dy, 0)?;
-        self.conn.flush()?;
-        Ok(at)
+        self.pointer(true, dx, dy)
     }
 
     /// Moves the pointer to (x, y); returns when it was written.
     pub fn motion(&self, x: i16, y: i16) -> Result<Instant> {
+        self.pointer(false, x, y)
+    }
+
+    /// An XTest MotionNotify, relative or absolute.
+    fn pointer(&self, relative: bool, x: i16, y: i16) -> Result<Instant> {
         let at = Instant::now();
-        self.conn
-            .xtest_fake_input(6, 0, x11rb::CURRENT_TIME, self.root, x, y, 0)?;
+        self.conn.xtest_fake_input(
+            6,
+            u8::from(relative),
+            x11rb::CURRENT_TIME,
+            self.root,
+            x,
+            y,
+            0,
+        )?;
         self.conn.flush()?;
         Ok(at)
     }
