@@ -14,6 +14,7 @@
 
 mod banner;
 mod capture;
+mod capturer;
 mod clipboard;
 mod hotkey;
 mod inject;
