@@ -3,10 +3,14 @@
 //! echoed, the clipboard exchanged while it drives, and the user's consent
 //! kept: input refused (tray, `zos input refuse`, `allow_input = false`)
 //! is dropped, and every key and button held is released whenever driving
-//! stops — by the master, by a refusal, or because the link ended.
+//! stops — by the master, by a refusal, or because the link ended — and
+//! when a driving master has been silent for [`LINK_TIMEOUT`] (a cut
+//! cable: the master takes its keyboard back after as long, and nothing
+//! stays held, or auto-repeats, in the session meanwhile).
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
@@ -14,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use zos_display::input::{ClipboardAgent, ClipboardChange, Injector, decode_events};
 use zos_netproto::mux::{Channel, ChannelSender};
 
-use crate::input_link::{InputMessage, MAX_INPUT_MESSAGE, selection_of};
+use crate::input_link::{InputMessage, LINK_TIMEOUT, MAX_INPUT_MESSAGE, selection_of};
 
 /// Whether the master's input drives the session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,9 +83,20 @@ pub(crate) async fn serve(mut channel: Channel, mut parts: LinkParts) {
         tracing::info!("input channel: {e}");
         return;
     }
+    // When the master was last heard from (it sends `Alive` while driving).
+    let mut last_heard = Instant::now();
     let why = loop {
+        let holding = driven && parts.injector.held() != (0, 0);
+        let silence_ends = tokio::time::Instant::from_std(last_heard + LINK_TIMEOUT);
         tokio::select! {
             _ = parts.stop.cancelled() => break "the domination ended".to_string(),
+            _ = tokio::time::sleep_until(silence_ends), if holding => {
+                tracing::warn!(
+                    "{} said nothing for {LINK_TIMEOUT:?} while driving; keys and buttons released",
+                    parts.master
+                );
+                parts.release_held();
+            }
             changed = parts.allowed.changed() => {
                 if changed.is_err() {
                     break "the daemon is stopping".into();
@@ -110,6 +125,7 @@ pub(crate) async fn serve(mut channel: Channel, mut parts: LinkParts) {
                     Ok(None) => break "the master closed the channel".into(),
                     Err(e) => break format!("the channel failed: {e}"),
                 };
+                last_heard = Instant::now();
                 match message {
                     InputMessage::Drive(on) => {
                         if on && !allowed {
@@ -173,6 +189,11 @@ impl LinkParts {
     /// Releases everything held and stops the clipboard's reports.
     fn stop_driving(&mut self) {
         self.clipboard.report(false);
+        self.release_held();
+    }
+
+    /// Releases every key and button held in the session.
+    fn release_held(&mut self) {
         if let Err(e) = self.injector.release_all() {
             tracing::debug!("releasing keys in the ZOS session: {e}");
         }
