@@ -198,31 +198,40 @@ impl Receiver {
     }
 }
 
-/// Key latencies, one event at a time: `samples` presses and releases
-/// after a warm-up of 20.
-pub fn key_latencies(
-    sender: &Sender,
-    receiver: &Receiver,
+/// Keys pressed and released before the measured ones.
+pub const WARM_UP_KEYS: usize = 20;
+
+/// Key latencies, one event at a time, taking turns: round `i` sends one
+/// key event (a press when `i` is even, else a release) through each of
+/// `paths` (sender, receiver) in order, so every path sees the same
+/// moments of the machine's load. After [`WARM_UP_KEYS`] rounds, `samples`
+/// latencies per path.
+pub fn key_latencies_in_turn(
+    paths: &[(&Sender, &Receiver)],
     samples: usize,
-) -> Result<Vec<Duration>> {
-    receiver.drain();
-    let mut out = Vec::with_capacity(samples);
-    for i in 0..samples + 20 {
+) -> Result<Vec<Vec<Duration>>> {
+    for (_, receiver) in paths {
+        receiver.drain();
+    }
+    let mut out = vec![Vec::with_capacity(samples); paths.len()];
+    for i in 0..samples + WARM_UP_KEYS {
         let down = i % 2 == 0;
-        let sent = sender.key(down)?;
         let want = if down {
             What::KeyPress
         } else {
             What::KeyRelease
         };
-        let Some(seen) = receiver.next(Duration::from_secs(2), |w| w == want) else {
-            bail!("event {i} ({want:?}) did not arrive within 2 s");
-        };
-        if i >= 20 {
-            out.push(seen.at.duration_since(sent));
+        for (n, (sender, receiver)) in paths.iter().enumerate() {
+            let sent = sender.key(down)?;
+            let Some(seen) = receiver.next(Duration::from_secs(2), |w| w == want) else {
+                bail!("event {i} ({want:?}) on path {n} did not arrive within 2 s");
+            };
+            if i >= WARM_UP_KEYS {
+                out[n].push(seen.at.duration_since(sent));
+            }
+            // Space them like keystrokes, not a flood.
+            std::thread::sleep(Duration::from_millis(1));
         }
-        // Space them like keystrokes, not a flood.
-        std::thread::sleep(Duration::from_millis(2));
     }
     Ok(out)
 }
