@@ -100,6 +100,13 @@ fn dominate_and_use(lan: &Lan, zombie_pid: i32) -> String {
             "echo written-on-the-zombie > {mount}/docs/from-zombie; ls -R {mount} > /dev/null"
         ),
     );
+    // The zombie has a screen: its ZOS session (Xephyr) is open too, so
+    // the comparisons below cover what the session leaves.
+    let session = common::until(secs(15), || {
+        let status = zos::json(z, &["status", "--json"]);
+        status["session"]["display"].as_str().map(str::to_string)
+    });
+    assert!(session.is_some(), "no ZOS session was opened on the zombie");
     // The zombie opened a viewer window for the shared app.
     let viewer = common::until(secs(15), || {
         descendants(zombie_pid)

@@ -26,6 +26,7 @@ mod cpu;
 mod discovery;
 mod display;
 mod fs;
+mod input;
 mod migrate;
 mod migrate_plot;
 mod ssh;
@@ -57,6 +58,11 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
         )?,
         BenchKind::Fs { mib, files, runs } => fs::run(mib, files, runs.max(1))?,
         BenchKind::Migrate { runs, sizes, png } => migrate::run(runs.max(1), &sizes, &png)?,
+        BenchKind::Input {
+            samples,
+            seconds,
+            rate,
+        } => input::run(samples.max(1), seconds.max(1), rate.max(1))?,
     }
     Ok(ExitCode::SUCCESS)
 }

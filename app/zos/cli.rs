@@ -60,6 +60,14 @@ pub enum Command {
         /// default they open only when this machine's user asks).
         #[arg(long)]
         no_viewers: bool,
+        /// Do not open a ZOS session (Xephyr) on this machine's display for
+        /// a dominating master (also `zos_session = false`).
+        #[arg(long)]
+        no_session: bool,
+        /// Keep the ZOS session a window (of `window_size` in
+        /// HOME/zombie.toml, default 1024x768) instead of full screen.
+        #[arg(long)]
+        windowed: bool,
     },
     /// Print this instance's public-key fingerprint (creating the identity on first use).
     Id,
@@ -242,6 +250,35 @@ pub enum Command {
         #[arg(long, value_name = "HOST")]
         to: Option<String>,
     },
+    /// On a master: send this machine's keyboard and mouse to the ZOS
+    /// session of a dominated zombie (or give them back with --stop).
+    ///
+    /// The master grabs keyboard and pointer on its own display and shows
+    /// where input goes; the zombie plays the events into its ZOS session
+    /// only, and the clipboard (CLIPBOARD and PRIMARY text) follows.
+    /// Ctrl+Alt+Right / Ctrl+Alt+Left (see HOME/master.toml) cycle through
+    /// this master and the zombies that can be driven. The daemon captures
+    /// its own DISPLAY, or else the one this command runs in.
+    Drive {
+        /// The zombie: its paired name or fingerprint prefix.
+        #[arg(required_unless_present = "stop", conflicts_with = "stop")]
+        host: Option<String>,
+        /// Give input back to the master (and forget any --edge).
+        #[arg(long)]
+        stop: bool,
+        /// Do not switch now: switch when the pointer leaves this edge of
+        /// the master's screen (left, right, top, bottom), and back when it
+        /// leaves the zombie's opposite edge.
+        #[arg(long, value_name = "EDGE")]
+        edge: Option<String>,
+    },
+    /// On a zombie: allow or refuse the dominating master's keyboard and
+    /// mouse in the ZOS session (also `allow_input` in HOME/zombie.toml).
+    Input {
+        /// `allow` or `refuse`.
+        #[arg(value_enum)]
+        choice: InputChoice,
+    },
     /// On a zombie: accept the domination request waiting for an answer.
     Accept,
     /// On a zombie: refuse the domination request waiting for an answer.
@@ -393,6 +430,15 @@ pub enum Command {
     },
 }
 
+/// `zos input …`
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputChoice {
+    /// The master may drive the ZOS session.
+    Allow,
+    /// It may not; what it sends is dropped.
+    Refuse,
+}
+
 /// `zos trust …`
 #[derive(Subcommand, Debug)]
 pub enum TrustAction {
@@ -475,6 +521,22 @@ pub enum BenchKind {
         /// Where the plot goes.
         #[arg(long, default_value = "zos-bench-migrate.png")]
         png: std::path::PathBuf,
+    },
+    /// Input redirection against Barrier 2.4, in one run, across two network
+    /// namespaces (as root): key latency from the master's display to the
+    /// zombie's session (median, p99, and the floor of the far display
+    /// alone), pointer motion at a mouse's rate and as fast as possible
+    /// (loss, order, drift).
+    Input {
+        /// Keys measured one at a time.
+        #[arg(long, default_value_t = 500)]
+        samples: usize,
+        /// Seconds of paced pointer motion.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Pointer motions per second (a 1000 Hz mouse).
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
     },
     /// Time from starting a zombie to the master seeing it over mDNS.
     Discovery {

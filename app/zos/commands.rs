@@ -4,9 +4,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use zos_daemon::master::MasterConfig;
-use zos_daemon::settings::ZombieSettings;
-use zos_daemon::zombie::{Desktop, ZombieConfig};
+use zos_daemon::master::settings::MasterSettings;
+use zos_daemon::master::{DriveConfig, MasterConfig};
+use zos_daemon::settings::{ZombieSettings, parse_size};
+use zos_daemon::zombie::{Desktop, SessionConfig, ZombieConfig};
 use zos_daemon::{CancellationToken, Paths};
 use zos_netproto::Identity;
 use zos_netproto::control::{self, Reply, Request};
@@ -58,10 +59,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let paths = Paths::resolve(cli.home.clone())?;
     match command {
         Command::Master { name, interfaces } => {
+            let settings = MasterSettings::load(&paths.master_settings())?;
+            let (next, previous) = settings
+                .hotkeys()
+                .map_err(|e| anyhow!("{}: {e}", paths.master_settings().display()))?;
             let cfg = MasterConfig {
                 paths,
                 name: name.unwrap_or_else(zos_daemon::sysinfo::hostname),
                 interfaces: interfaces_of(interfaces),
+                drive: DriveConfig {
+                    display: env_path("DISPLAY").map(|d| d.to_string_lossy().into_owned()),
+                    xauthority: env_path("XAUTHORITY").map(Into::into),
+                    next,
+                    previous,
+                },
             };
             run_daemon(|token| zos_daemon::master::run(cfg, token))
         }
@@ -72,9 +83,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             levels,
             auto_accept,
             no_viewers,
+            no_session,
+            windowed,
         } => {
             let settings = ZombieSettings::load(&paths.zombie_settings())?;
             let desktop = Desktop::from_env(settings.status_window);
+            let display = env_path("DISPLAY").map(|d| d.to_string_lossy().into_owned());
+            let session = SessionConfig {
+                screen: display.filter(|_| !no_session && settings.zos_session),
+                xauthority: env_path("XAUTHORITY").map(Into::into),
+                windowed: if windowed || settings.windowed {
+                    Some(parse_size(&settings.window_size).map_err(|e| anyhow!(e))?)
+                } else {
+                    None
+                },
+                at_partial: settings.session_at_partial,
+                allow_input: settings.allow_input,
+            };
             let cfg = ZombieConfig {
                 paths,
                 name,
@@ -85,6 +110,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 open_viewers: !no_viewers && settings.viewers && desktop.display,
                 migrant_grace: Duration::from_secs(settings.migrant_grace),
                 desktop,
+                session,
             };
             run_daemon(|token| zos_daemon::zombie::run(cfg, token))
         }
@@ -169,6 +195,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => crate::exports::export(&paths, &path, to.as_deref(), read_only, never),
         Command::Exports { json } => crate::exports::list(&paths, json),
         Command::Unexport { path, to } => crate::exports::unexport(&paths, &path, to.as_deref()),
+        Command::Drive { host, stop, edge } => {
+            crate::drive::drive(&paths, host.filter(|_| !stop), edge)
+        }
+        Command::Input { choice } => crate::drive::input(&paths, choice),
         Command::Accept => crate::domination::answer(&paths, true),
         Command::Refuse => crate::domination::answer(&paths, false),
         Command::View { task, snapshot } => crate::view::view(&paths, task, snapshot),
@@ -211,6 +241,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             unreachable!("handled before the home is resolved")
         }
     }
+}
+
+/// A non-empty environment variable.
+fn env_path(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
 }
 
 fn interfaces_of(names: Vec<String>) -> Interfaces {
@@ -287,6 +322,12 @@ fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
             );
         }
     }
+    if let Some(z) = &s.session {
+        println!(
+            "ZOS session of {} on display {} (XAUTHORITY={}), input {}",
+            z.master, z.display, z.xauthority, z.input
+        );
+    }
     for sess in &s.sessions {
         let dominating = match (s.role, sess.dominating) {
             (_, None) => String::new(),
@@ -302,6 +343,9 @@ fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
         }
         if let Some(at) = &sess.mount {
             println!("  its shared folders are at {at}");
+        }
+        if sess.driven {
+            println!("  this master's keyboard and mouse drive it (`zos drive --stop` to return)");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod demo;
 mod domination;
+mod drive;
 mod exports;
 mod migrate;
 mod stop;

@@ -9,6 +9,10 @@
 //! one such connection to an app's display that the master holds, serving any number of
 //! viewers with a small RFB server of its own, so Xvnc encodes each update once. [`AppWindows`]
 //! stands in for a window manager: the app's windows fill the display and have the keyboard.
+//!
+//! On a dominated zombie, a [`ZosSession`] (Xephyr on the zombie's screen) is where the master's
+//! user works; [`input`] captures the master's keyboard and mouse, plays them into that session
+//! with XTest, and carries the clipboard between the two.
 
 mod app;
 mod cursor;
@@ -16,13 +20,16 @@ mod driver;
 mod error;
 mod fanout;
 mod framebuffer;
+pub mod input;
 mod region;
+pub mod session;
 mod source;
 mod stats;
 mod sys;
 mod viewer;
 mod windows;
 mod xauth;
+mod xconn;
 mod xvnc;
 
 pub use app::launch_app;
@@ -30,9 +37,11 @@ pub use cursor::CursorShape;
 pub use error::{DisplayError, Result};
 pub use fanout::{Fanout, ViewEnd};
 pub use framebuffer::{DirtyRect, Frame, FrameUpdate, RectPixels};
+pub use session::{SessionOptions, ZosSession};
 pub use source::{FrameSource, ResizeStatus};
 pub use stats::ViewerStats;
 pub use sys::die_with_parent;
 pub use viewer::{Codec, ViewerConnection, ViewerOptions, Wheel};
 pub use windows::AppWindows;
+pub use xconn::{connect as connect_display, display_number};
 pub use xvnc::VirtualDisplay;

@@ -11,7 +11,6 @@
 //! keep their own geometry; dialogs get the focus.
 
 use std::collections::BTreeSet;
-use std::os::unix::net::UnixStream;
 
 use tracing::{debug, info};
 use x11rb::connection::Connection;
@@ -20,10 +19,11 @@ use x11rb::protocol::xproto::{
     AtomEnum, ChangeWindowAttributesAux, ConfigureWindowAux, ConnectionExt, EventMask, InputFocus,
     Window,
 };
-use x11rb::rust_connection::{DefaultStream, RustConnection};
+use x11rb::rust_connection::RustConnection;
 
+use crate::VirtualDisplay;
 use crate::error::{DisplayError, Result};
-use crate::{VirtualDisplay, xauth};
+use crate::xconn::{self, x_error};
 
 /// Keeps an app's windows fitted to its display; runs until the display ends.
 #[derive(Debug)]
@@ -34,19 +34,7 @@ pub struct AppWindows {
 impl AppWindows {
     /// Connects to `display` as an X client and starts keeping its windows.
     pub fn start(display: &VirtualDisplay) -> Result<AppWindows> {
-        let stream = connect_x(display.number()).map_err(|source| DisplayError::Sys {
-            call: "connect to the virtual display",
-            source,
-        })?;
-        let (auth_name, auth_data) = xauth::read_cookie(display.xauthority())?;
-        let (stream, _) =
-            DefaultStream::from_unix_stream(stream).map_err(|source| DisplayError::Sys {
-                call: "X connection",
-                source,
-            })?;
-        let conn =
-            RustConnection::connect_to_stream_with_auth_info(stream, 0, auth_name, auth_data)
-                .map_err(|e| x_error("X connection set-up", e))?;
+        let (conn, _) = xconn::connect(&display.display(), Some(display.xauthority()))?;
         let keeper = Keeper::new(conn)?;
         let number = display.number();
         let thread = std::thread::Builder::new()
@@ -63,23 +51,6 @@ impl AppWindows {
                 source,
             })?;
         Ok(AppWindows { _thread: thread })
-    }
-}
-
-/// Connects to X display `number` the way Xlib and xcb do on Linux: the
-/// abstract socket first (it belongs to this network namespace, so a server
-/// of another namespace with the same number cannot answer), then the file.
-fn connect_x(number: u32) -> std::io::Result<UnixStream> {
-    use std::os::linux::net::SocketAddrExt;
-    let name = format!("/tmp/.X11-unix/X{number}");
-    let abstract_addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
-    UnixStream::connect_addr(&abstract_addr).or_else(|_| UnixStream::connect(&name))
-}
-
-fn x_error(call: &'static str, e: impl std::fmt::Display) -> DisplayError {
-    DisplayError::Sys {
-        call,
-        source: std::io::Error::other(e.to_string()),
     }
 }
 

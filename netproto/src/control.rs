@@ -193,6 +193,29 @@ pub enum Request {
         /// The image directory (created 0700 if missing).
         out: String,
     },
+    /// Send this master's keyboard and mouse to a dominated zombie's ZOS
+    /// session (master), or give them back (`host: None`).
+    Drive {
+        /// The zombie (its paired name or fingerprint); `None` stops driving.
+        host: Option<String>,
+        /// Instead of driving at once, switch when the pointer leaves this
+        /// edge of the master's screen (`left`, `right`, `top`, `bottom`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edge: Option<String>,
+        /// The master's X display to capture, when the daemon has none of
+        /// its own (the caller's `DISPLAY`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        display: Option<String>,
+        /// The caller's `XAUTHORITY` for that display.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        xauthority: Option<String>,
+    },
+    /// Allow or refuse the dominating master's input in the ZOS session
+    /// (zombie; the tray's item).
+    AllowInput {
+        /// Allow it (or refuse it).
+        allow: bool,
+    },
 }
 
 /// How a migrant's image is compressed on the link (`--compress`).
@@ -336,6 +359,10 @@ pub struct SessionInfo {
     /// dominated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount: Option<String>,
+    /// Whether this master's keyboard and mouse drive that zombie's ZOS
+    /// session now (master).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub driven: bool,
 }
 
 /// The daemon's state.
@@ -362,6 +389,24 @@ pub struct StatusInfo {
     /// newest first.
     #[serde(default)]
     pub pairing_attempts: Vec<PairAttemptInfo>,
+    /// The ZOS session open for the dominating master (zombie).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Box<ZosSessionInfo>>,
+}
+
+/// A zombie's ZOS session: the nested X display where the dominating
+/// master's user works.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ZosSessionInfo {
+    /// Its X display, for `DISPLAY` (e.g. `:3`).
+    pub display: String,
+    /// Its authority file (mode 0600), for `XAUTHORITY`.
+    pub xauthority: String,
+    /// The master it belongs to.
+    pub master: String,
+    /// The master's input: `off`, `on` (driving it now) or `refused` (by
+    /// this zombie's user).
+    pub input: String,
 }
 
 /// A pairing attempt that failed or was refused, as a zombie shows it.
@@ -500,6 +545,13 @@ pub enum Reply {
         ends: Vec<String>,
         /// What goes on.
         stays: Vec<String>,
+    },
+    /// For `Drive`: where input goes now.
+    Driving {
+        /// The zombie driven, if any.
+        target: Option<String>,
+        /// What happened, in words for the user.
+        message: String,
     },
     /// Progress of a long request (not final), in words for the user.
     Progress {

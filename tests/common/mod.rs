@@ -10,6 +10,7 @@
 
 pub mod attacker;
 pub mod avahi;
+pub mod drive;
 pub mod host;
 pub mod lan;
 pub mod migrate;

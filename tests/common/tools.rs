@@ -15,6 +15,9 @@ pub fn package_of(program: &str) -> &'static str {
     match program {
         "Xvfb" => "xvfb",
         "Xvnc" => "tigervnc-standalone-server",
+        "Xephyr" => "xserver-xephyr",
+        "xclip" => "xclip",
+        "barriers" | "barrierc" => "barrier",
         "vncviewer" => "tigervnc-viewer",
         "xwininfo" | "xdpyinfo" | "xev" | "xprop" => "x11-utils",
         "xsetroot" | "xrandr" => "x11-xserver-utils",

@@ -14,6 +14,7 @@ pub mod control_server;
 pub mod domination;
 pub mod error;
 pub mod hosts;
+pub mod input_link;
 pub mod limits;
 pub mod master;
 pub mod migrants;

@@ -78,6 +78,7 @@ fn demo() -> FakeDaemon {
                 sessions: vec![],
                 asking: None,
                 pairing_attempts: Vec::new(),
+                session: None,
             })],
             Request::TrustList => vec![Reply::Trust {
                 entries: vec![PeerEntry {

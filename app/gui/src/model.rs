@@ -287,6 +287,26 @@ impl Model {
         host.revoked
     }
 
+    /// Whether this master's keyboard and mouse drive `host` now.
+    pub fn driven(&self, host: &HostInfo) -> bool {
+        self.status.as_ref().is_some_and(|s| {
+            s.sessions
+                .iter()
+                .any(|session| session.driven && session.fingerprint == host.fingerprint)
+        })
+    }
+
+    /// The command for a host's Drive (or Stop driving) button.
+    pub fn start_drive(&mut self, host: &HostInfo, on: bool) -> Command {
+        self.dominations
+            .insert(host.instance.clone(), Pending::Busy);
+        Command::Drive {
+            host: host.instance.clone(),
+            fingerprint: host.fingerprint.clone(),
+            on,
+        }
+    }
+
     /// The command for a host's Ping button, marking the ping busy.
     pub fn start_ping(&mut self, instance: &str) -> Command {
         self.pings.insert(instance.to_owned(), PingState::Busy);

@@ -226,3 +226,61 @@ fn a_paired_free_zombie_can_be_dominated_and_then_released() {
     assert!(h.texts().iter().any(|(t, _)| t == "held by desk"));
     assert!(!h.texts().iter().any(|(t, _)| t == "Release"));
 }
+
+#[test]
+fn a_dominated_zombie_has_a_drive_button_that_turns_into_stop_driving() {
+    let mut held = host("z1", 8, 0.1, 2048);
+    held.dominated = Some(zos_netproto::discovery::Domination {
+        master: "laptop".into(),
+        level: Level::Complete,
+    });
+    let mut h = Harness::new(vec![held.clone()]);
+    let z1 = "z1._zos._tcp.local.".to_string();
+    let drive = h.text_rect("Drive", 0.0).center();
+    h.click(drive);
+    assert_eq!(
+        h.commands,
+        vec![Command::Drive {
+            host: z1.clone(),
+            fingerprint: "z1-fingerprint".into(),
+            on: true
+        }]
+    );
+    // The daemon reports it driven: the button gives input back.
+    h.model.apply(WorkerEvent::Domination {
+        host: z1.clone(),
+        result: Ok("input goes to z1".into()),
+    });
+    let mut driven = common::migrants::status();
+    driven.sessions = vec![zos_netproto::control::SessionInfo {
+        peer: "z1".into(),
+        fingerprint: "z1-fingerprint".into(),
+        addr: "10.0.0.2:4000".into(),
+        age_s: 3,
+        dominating: Some(Level::Complete),
+        mount: None,
+        driven: true,
+    }];
+    h.model.apply(WorkerEvent::Status(Ok(driven)));
+    h.frames(2, vec![]);
+    h.commands.clear();
+    let stop = h.text_rect("Stop driving", 0.0).center();
+    h.click(stop);
+    assert_eq!(
+        h.commands,
+        vec![Command::Drive {
+            host: z1,
+            fingerprint: "z1-fingerprint".into(),
+            on: false
+        }]
+    );
+    // A zombie that is not ours has none.
+    held.dominated.as_mut().unwrap().master = "desk".into();
+    h.model.apply(WorkerEvent::Hosts(Ok(vec![held])));
+    h.frames(2, vec![]);
+    assert!(
+        !h.texts()
+            .iter()
+            .any(|(t, _)| t == "Drive" || t == "Stop driving")
+    );
+}

@@ -30,6 +30,9 @@ pub enum Action {
     /// Open a viewer for each of the dominating master's apps, now and as
     /// they come.
     ShowMasterApps,
+    /// Allow (true) or refuse the dominating master's input in the ZOS
+    /// session.
+    AllowInput(bool),
     /// Leave.
     Quit,
 }
@@ -150,6 +153,10 @@ impl Tray for ZosTray {
                     show_apps: false,
                 },
             ));
+            items.push(MenuItem::Separator);
+        }
+        if let Some((label, allow)) = self.view.input_toggle() {
+            items.push(self.action_item(&label, Action::AllowInput(allow)));
             items.push(MenuItem::Separator);
         }
         if let Some(master) = self.view.dominating_master() {

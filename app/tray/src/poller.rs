@@ -119,6 +119,14 @@ pub fn poll(
                     t.view.notice = outcome.err().map(|e| format!("Nothing shown: {e}"))
                 });
             }
+            Ok(Action::AllowInput(allow)) => {
+                let outcome = allow_input(socket, allow);
+                tray.update(|t| {
+                    t.view.notice = outcome.err().map(|e| format!("Input not changed: {e}"));
+                });
+                // Show the new state at once.
+                next_poll = Instant::now();
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -149,6 +157,19 @@ fn answer(socket: &Path, accept: bool, show_apps: bool) -> Result<(), String> {
 fn simple(socket: &Path, request: &Request) -> Result<(), String> {
     match control::request(socket, request) {
         Ok(Reply::Done | Reply::Released { .. }) => Ok(()),
+        other => Err(failure(other)),
+    }
+}
+
+fn allow_input(socket: &Path, allow: bool) -> Result<(), String> {
+    match control::request(socket, &Request::AllowInput { allow }) {
+        Ok(Reply::Done) => {
+            tracing::info!(
+                "input from the master {} from the tray",
+                if allow { "allowed" } else { "refused" }
+            );
+            Ok(())
+        }
         other => Err(failure(other)),
     }
 }

@@ -19,7 +19,7 @@ use zbus::proxy::CacheProperties;
 use zbus::zvariant::{OwnedValue, Value};
 use zos_netproto::Level;
 use zos_netproto::control::{
-    AskInfo, PairCodeInfo, Reply, Request, SessionInfo, StatusInfo, TaskInfo,
+    AskInfo, PairCodeInfo, Reply, Request, SessionInfo, StatusInfo, TaskInfo, ZosSessionInfo,
 };
 use zos_netproto::wire::Role;
 
@@ -66,6 +66,9 @@ fn fake_zombie(answers: mpsc::Sender<bool>, released: mpsc::Sender<String>) -> F
         expires_in_s: 90,
         attempts_left: 3,
     }));
+    // The ZOS session's input state, as the tray's item changes it.
+    let input = Arc::new(Mutex::new("on".to_string()));
+    let input_seen = input.clone();
     FakeDaemon::start("tray-test", move |request| match request {
         Request::Status => vec![Reply::Status(StatusInfo {
             role: Role::Zombie,
@@ -81,15 +84,26 @@ fn fake_zombie(answers: mpsc::Sender<bool>, released: mpsc::Sender<String>) -> F
                 age_s: 7,
                 dominating: Some(Level::Partial),
                 mount: Some("/run/user/0/zos-x/anima".into()),
+                driven: false,
             }],
             asking: asking.lock().unwrap().clone(),
             pairing_attempts: Vec::new(),
+            session: Some(Box::new(ZosSessionInfo {
+                display: ":3".into(),
+                xauthority: "/run/user/0/zos-x/zos-session.xauth".into(),
+                master: "laptop".into(),
+                input: input_seen.lock().unwrap().clone(),
+            })),
         })],
         Request::Release { host, .. } => {
             let _ = released.lock().unwrap().send(host);
             vec![Reply::Released {
                 name: "laptop".into(),
             }]
+        }
+        Request::AllowInput { allow } => {
+            *input.lock().unwrap() = if allow { "off" } else { "refused" }.into();
+            vec![Reply::Done]
         }
         Request::Answer { accept, .. } => {
             asked.lock().unwrap().take();
@@ -231,6 +245,26 @@ fn inner() {
             Ok(""),
             "Release sent for this zombie's own domination"
         );
+        // The ZOS session: the master drives it; the user refuses its input.
+        assert!(
+            tip_body.contains("ZOS session of laptop on :3: laptop drives it now"),
+            "{tip_body}"
+        );
+        let labels = menu_labels(&menu).await;
+        let refuse = "Refuse input from laptop";
+        assert!(labels.contains_key(refuse), "{labels:?}");
+        click(&menu, labels[refuse]).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !menu_labels(&menu)
+            .await
+            .contains_key("Allow input from laptop")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the item never offered to allow input again"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
 
         let labels = menu_labels(&menu).await;
         click(&menu, labels["Quit"]).await;

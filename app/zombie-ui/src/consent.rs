@@ -161,6 +161,7 @@ mod tests {
                 expires_in_s: left,
             }),
             pairing_attempts: Vec::new(),
+            session: None,
         }
     }
 

@@ -125,9 +125,11 @@ mod tests {
                 age_s: 200,
                 dominating: Some(Level::Partial),
                 mount: Some("/run/anima".into()),
+                driven: false,
             }],
             asking: None,
             pairing_attempts: Vec::new(),
+            session: None,
         }
     }
 

@@ -89,6 +89,7 @@ fn status(asking: Option<u64>, dominated: bool) -> StatusInfo {
                 age_s: 65,
                 dominating: Some(Level::Complete),
                 mount: Some("/run/user/0/zos-x/anima".into()),
+                driven: false,
             })
             .into_iter()
             .collect(),
@@ -98,6 +99,7 @@ fn status(asking: Option<u64>, dominated: bool) -> StatusInfo {
             level: Level::Partial,
             expires_in_s: left,
         }),
+        session: None,
         pairing_attempts: Vec::new(),
     }
 }

@@ -1,8 +1,9 @@
 //! The channels a dominated zombie opens on its session: the file service
 //! (with the export policy of the name and key it was paired under, read
 //! afresh from `exports.toml`), views of shared apps, the terminals of
-//! migrants running there (`pty/<task>`) and migrants it sends home when
-//! recalled (`home/<task>`). Any other label is reset.
+//! migrants running there (`pty/<task>`), migrants it sends home when
+//! recalled (`home/<task>`) and the ZOS session's `input` channel (handed
+//! to the drive controller). Any other label is reset.
 
 use std::sync::Arc;
 
@@ -47,6 +48,12 @@ impl Dominions {
         }
         if crate::migrants::parse_pty_label(channel.label()).is_some() {
             self.tasks.migrants().serve_relay(channel, zombie);
+            return;
+        }
+        if channel.label() == wire::INPUT_LABEL
+            && let Some(drive) = self.input.get()
+        {
+            drive.attach(name, zombie.key, channel);
             return;
         }
         match wire::parse_view_label(channel.label()) {

@@ -103,6 +103,8 @@ pub struct Dominions {
     live: Mutex<BTreeMap<PublicKey, Dominion>>,
     /// The `home/<task>` channels the mover waits for.
     pub home_channels: Arc<HomeChannels>,
+    /// Takes the `input` channels of the zombies' ZOS sessions.
+    input: std::sync::OnceLock<Arc<crate::master::Drive>>,
 }
 
 impl Dominions {
@@ -117,6 +119,7 @@ impl Dominions {
             shutdown,
             live: Mutex::new(BTreeMap::new()),
             home_channels: Arc::new(HomeChannels::default()),
+            input: std::sync::OnceLock::new(),
         })
     }
 
@@ -150,6 +153,11 @@ impl Dominions {
     /// zombie itself.
     pub fn on_release_asked(&self, f: OnReleaseAsked) {
         *self.on_release_asked.lock() = Some(f);
+    }
+
+    /// Hands the zombies' `input` channels to `drive` from now on.
+    pub fn set_input(&self, drive: Arc<crate::master::Drive>) {
+        let _ = self.input.set(drive);
     }
 
     /// Whether the zombie with `key` is dominated by us, and at what level.

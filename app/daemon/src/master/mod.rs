@@ -5,9 +5,17 @@
 //! | `mod` | the daemon, its control requests, status and host list |
 //! | `sessions` | finding a zombie (paired names first), connecting, `zos ping` |
 //! | `pairing` | the master's side of pairing |
+//! | `drive`, `drive_controller`, `drive_link` | where the master's keyboard and mouse go: capture, switching, the zombies' `input` channels |
+//! | `settings` | `master.toml`: the drive hotkeys |
 
+mod drive;
+mod drive_controller;
+mod drive_link;
 mod pairing;
 mod sessions;
+pub mod settings;
+
+pub use drive::{DEFAULT_NEXT, DEFAULT_PREVIOUS, Drive, DriveConfig, DriveRequest};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +46,8 @@ pub struct MasterConfig {
     pub name: String,
     /// mDNS interfaces.
     pub interfaces: Interfaces,
+    /// Its display and hotkeys for driving zombies.
+    pub drive: DriveConfig,
 }
 
 /// A running master daemon's state.
@@ -52,6 +62,7 @@ pub struct Master {
     /// Paired zombies that said they no longer trust this master (their
     /// user revoked it): their tiles say "pair again".
     revoked: Mutex<std::collections::BTreeSet<PublicKey>>,
+    drive: Arc<Drive>,
     shutdown: CancellationToken,
 }
 
@@ -89,12 +100,15 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
         &cfg.paths.runtime,
         cfg.paths.exports(),
     );
+    let drive = Drive::start(cfg.drive.clone(), shutdown.clone());
+    dominions.set_input(drive.clone());
     let master = Arc::new(Master {
         identity,
         zombies: Mutex::new(zombies),
         hosts: hosts.clone(),
         dominions,
         mover,
+        drive,
         tasks,
         revoked: Mutex::new(Default::default()),
         shutdown: shutdown.clone(),
@@ -376,6 +390,7 @@ impl Master {
     }
 
     fn status(&self) -> StatusInfo {
+        let driving = self.drive.driving();
         StatusInfo {
             role: Role::Master,
             name: self.cfg.name.clone(),
@@ -388,16 +403,49 @@ impl Master {
                 .list()
                 .into_iter()
                 .map(|d| SessionInfo {
-                    peer: d.name,
                     fingerprint: d.key.fingerprint().0,
                     addr: d.addr.to_string(),
                     age_s: d.started.elapsed().as_secs(),
                     dominating: Some(d.level),
                     mount: None,
+                    driven: driving.as_deref() == Some(d.name.as_str()),
+                    peer: d.name,
                 })
                 .collect(),
             asking: None,
             pairing_attempts: Vec::new(),
+            session: None,
+        }
+    }
+}
+
+impl Master {
+    /// `zos drive`: input to a dominated zombie's ZOS session, or back.
+    async fn drive(
+        &self,
+        host: Option<String>,
+        edge: Option<String>,
+        display: Option<String>,
+        xauthority: Option<String>,
+    ) -> Reply {
+        let request = match host {
+            None => DriveRequest::Stop,
+            Some(host) => {
+                let edge = match edge.map(|e| e.parse()).transpose() {
+                    Ok(edge) => edge,
+                    Err(message) => return Reply::Error { message },
+                };
+                DriveRequest::Start {
+                    host,
+                    edge,
+                    display,
+                    xauthority: xauthority.map(std::path::PathBuf::from),
+                }
+            }
+        };
+        match self.drive.request(request).await {
+            Ok((target, message)) => Reply::Driving { target, message },
+            Err(message) => Reply::Error { message },
         }
     }
 }
@@ -480,6 +528,10 @@ impl Handler for Master {
             Request::ShowMasterApps | Request::Answer { .. } => Reply::Error {
                 message: "this is a master daemon; domination requests are answered on the zombie (`zos accept` there)".into(),
             },
+            Request::AllowInput { .. } => Reply::Error {
+                message: "this is a master daemon; input redirection is allowed or refused on the zombie (`zos input` there)".into(),
+            },
+            Request::Drive { host, edge, display, xauthority } => self.drive(host, edge, display, xauthority).await,
             Request::PairCode { .. } => Reply::Error {
                 message: "this is a master daemon; pairing codes are made on the zombie (`zos pair-code` there)".into(),
             },

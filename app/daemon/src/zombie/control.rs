@@ -100,7 +100,12 @@ impl Handler for Zombie {
                     message: e.to_string(),
                 },
             },
+            Request::AllowInput { allow } => {
+                self.allow_input(allow);
+                Reply::Done
+            }
             Request::Hosts
+            | Request::Drive { .. }
             | Request::Pair { .. }
             | Request::Ping { .. }
             | Request::Run { .. }

@@ -20,6 +20,7 @@ use super::Zombie;
 use super::consent::Granted;
 use super::helpers::Helper;
 use super::viewers::Viewers;
+use super::zos_session::OpenSession;
 use crate::error::{DaemonError, Result};
 use crate::peer::Peer;
 
@@ -48,6 +49,8 @@ pub(crate) struct Dominion {
     pub user_release: CancellationToken,
     /// The status window on the user's display, while it is open.
     pub status_window: Option<Helper>,
+    /// The ZOS session opened for it, if any.
+    pub zos: Option<OpenSession>,
 }
 
 /// Where a dominating master's shared folders are mounted on the zombie.
@@ -92,6 +95,7 @@ impl Zombie {
             share: None,
             user_release: CancellationToken::new(),
             status_window: self.open_status_window(),
+            zos: None,
         });
         self.advert_changed.notify_one();
     }
@@ -189,7 +193,7 @@ impl Zombie {
     }
 
     /// The name of the master dominating through session `id`.
-    fn dominion_master_name(&self, id: u64) -> Option<String> {
+    pub(super) fn dominion_master_name(&self, id: u64) -> Option<String> {
         self.dominion
             .lock()
             .as_ref()
@@ -248,6 +252,7 @@ impl Zombie {
             since,
             share,
             status_window,
+            zos,
             ..
         } = dominion;
         // Views end with their channels; the viewer windows are closed,
@@ -266,6 +271,10 @@ impl Zombie {
                 if let Err(e) = std::fs::remove_dir(&at) {
                     tracing::warn!("removing {}: {e}", at.display());
                 }
+            }
+            // Last, so that once Xephyr is gone everything else is.
+            if let Some(zos) = zos {
+                zos.close();
             }
         })
         .await

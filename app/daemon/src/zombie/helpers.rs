@@ -25,6 +25,17 @@ impl Helper {
     /// Starts `zos --home HOME ARGS…` (this very binary), naming it `what`
     /// in the log.
     pub(crate) fn spawn(home: &Path, args: &[&str], what: String) -> std::io::Result<Helper> {
+        Helper::spawn_in(home, args, what, None)
+    }
+
+    /// [`Helper::spawn`], on the ZOS session's display when `session` is
+    /// given (the zombie's own display otherwise).
+    pub(crate) fn spawn_in(
+        home: &Path,
+        args: &[&str],
+        what: String,
+        session: Option<&super::SessionEnv>,
+    ) -> std::io::Result<Helper> {
         let exe = std::env::current_exe()?;
         let mut command = Command::new(exe);
         command
@@ -35,6 +46,9 @@ impl Helper {
             // master's windows must leave nothing behind.
             .env("MESA_SHADER_CACHE_DISABLE", "true")
             .stdin(Stdio::null());
+        if let Some(env) = session {
+            env.apply(&mut command);
+        }
         // A helper never outlives the daemon that opened it.
         zos_display::die_with_parent(&mut command, libc::SIGTERM);
         let child = command.spawn()?;

@@ -13,6 +13,7 @@
 //! | `release` | the zombie's user ends the domination (`zos release`, tray, status window) |
 //! | `viewers`, `helpers` | windows of ours on the user's display: viewers, consent prompt, status window |
 //! | `control` | the control socket |
+//! | `zos_session`, `session_input` | the ZOS session (Xephyr) and its `input` channel: the master's events injected there only |
 
 mod attempts;
 mod connection;
@@ -24,13 +25,16 @@ mod migrant_channels;
 mod pairing;
 mod release;
 mod session;
+mod session_input;
 mod variant;
 mod viewers;
+mod zos_session;
 
 #[cfg(test)]
 mod tests;
 
 pub(crate) use variant::variant;
+pub use zos_session::{SessionConfig, SessionEnv};
 
 pub use crate::limits::{CONSENT_TIMEOUT, LEASE};
 
@@ -85,6 +89,9 @@ pub struct ZombieConfig {
     pub migrant_grace: Duration,
     /// What of its user's desktop this zombie can reach.
     pub desktop: Desktop,
+    /// The ZOS session: whether and how it opens, and whether the master's
+    /// input may drive it.
+    pub session: SessionConfig,
 }
 
 /// What of its user's desktop a zombie daemon can reach (from its
@@ -153,6 +160,8 @@ pub struct Zombie {
     pub hosted: Arc<crate::migrants::HostedPods>,
     /// Migrants arriving, leaving, and held for a master that went away.
     pub moves: Arc<crate::migration::ZombieMoves>,
+    /// Whether the user allows the master's input into the ZOS session.
+    input_allowed: tokio::sync::watch::Sender<bool>,
     next_session: AtomicU64,
     listen: SocketAddr,
     shutdown: CancellationToken,
@@ -233,6 +242,7 @@ impl Zombie {
             advert_changed: tokio::sync::Notify::new(),
             hosted,
             moves,
+            input_allowed: tokio::sync::watch::Sender::new(cfg.session.allow_input),
             next_session: AtomicU64::new(1),
             listen,
             shutdown,
@@ -345,9 +355,11 @@ impl Zombie {
                     age_s: s.started.elapsed().as_secs(),
                     dominating: self.dominion_level(s.id),
                     mount: self.mount_of(s.id),
+                    driven: false,
                 })
                 .collect(),
             pairing_attempts: self.attempts.lock().recent(tokio::time::Instant::now()),
+            session: self.zos_session_info(),
         }
     }
 }

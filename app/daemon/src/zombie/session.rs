@@ -222,6 +222,7 @@ impl Zombie {
                             })
                             .await?;
                             self.mount_share(id, peer).await?;
+                            self.open_zos_session(id, granted.level, peer.mux()).await;
                         }
                         Err(reason) => {
                             peer.send(&Message::Refused { reason }).await?;

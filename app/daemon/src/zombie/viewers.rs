@@ -7,9 +7,9 @@
 //! unless the user chose "show the master's apps" (in the consent prompt,
 //! the tray, the status window: [`Viewers::show_all`], which also follows
 //! apps started later) or `viewers = true` in `zombie.toml` says so for
-//! every domination. `zos view TASK` opens one by hand. The ZOS session
-//! (once input redirection exists) takes the same hook:
-//! `Request::ShowMasterApps`.
+//! every domination. `zos view TASK` opens one by hand. While the ZOS
+//! session is open ([`Viewers::show_in`]) every shared app gets a viewer,
+//! inside that session.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,6 +25,8 @@ pub(crate) struct Viewers {
     display: bool,
     /// Whether every shared app of the master gets one.
     follow: bool,
+    /// The ZOS session the windows open in, if one is open.
+    session: Option<super::SessionEnv>,
     open: BTreeMap<u64, Helper>,
 }
 
@@ -36,8 +38,20 @@ impl Viewers {
             home,
             display,
             follow,
+            session: None,
             open: BTreeMap::new(),
         }
+    }
+
+    /// Opens the viewers from now on inside the ZOS session `env` (every
+    /// shared app gets one there), or again on the zombie's own display
+    /// (`None`: as the user chose before).
+    pub(crate) fn show_in(&mut self, env: Option<super::SessionEnv>) {
+        if env.is_some() {
+            self.follow = true;
+            self.display = true;
+        }
+        self.session = env;
     }
 
     /// Whether every shared app gets a viewer.
@@ -69,7 +83,8 @@ impl Viewers {
                 continue;
             }
             let what = format!("viewer for the master's task {}", task.id);
-            match Helper::spawn(&self.home, &["view", &task.id.to_string()], what) {
+            let args = ["view", &task.id.to_string()];
+            match Helper::spawn_in(&self.home, &args, what, self.session.as_ref()) {
                 Ok(viewer) => {
                     self.open.insert(task.id, viewer);
                     opened += 1;

@@ -53,6 +53,8 @@ pub struct TileActions {
     pub release: bool,
     /// "Cancel" was clicked while the zombie's user is asked.
     pub cancel: bool,
+    /// "Drive" (true) or "Stop driving" (false) was clicked.
+    pub drive: Option<bool>,
 }
 
 /// What a tile shows of the host's domination.
@@ -62,6 +64,8 @@ pub struct TileState<'a> {
     pub paired: Option<Level>,
     /// Whether this master dominates the host.
     pub ours: bool,
+    /// Whether this master's keyboard and mouse drive it now.
+    pub driven: bool,
     /// A domination or release in progress, or its failure.
     pub domination: Option<&'a Pending>,
     /// The last ping.
@@ -139,12 +143,24 @@ pub fn host_tile(
             });
             let busy = state.domination.is_some_and(Pending::busy);
             ui.horizontal(|ui| {
-                let width = 80.0;
+                let width = if state.ours { 130.0 } else { 80.0 };
                 ui.add_space(((ui.available_width() - width) / 2.0).max(0.0));
                 if state.ours {
                     actions.release = ui
                         .add_enabled(!busy, egui::Button::new("Release"))
                         .clicked();
+                    let (label, on) = if state.driven {
+                        ("Stop driving", false)
+                    } else {
+                        ("Drive", true)
+                    };
+                    if ui
+                        .add_enabled(!busy, egui::Button::new(label))
+                        .on_hover_text("Send this machine's keyboard and mouse to its ZOS session (Ctrl+Alt+Right / Ctrl+Alt+Left switch too)")
+                        .clicked()
+                    {
+                        actions.drive = Some(on);
+                    }
                 } else {
                     let can = trusted && host.dominated.is_none() && !busy;
                     actions.dominate = ui.add_enabled(can, egui::Button::new("Dominate")).clicked();

@@ -140,6 +140,7 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) -> Op
         let mut select = None;
         let mut pings = Vec::new();
         let mut dominations = Vec::new();
+        let mut drives = Vec::new();
         let mut cancels = Vec::new();
         let tiles: Vec<Option<&_>> = std::iter::once(None)
             .chain(model.hosts.iter().map(Some))
@@ -164,6 +165,7 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) -> Op
                     let state = host_tile::TileState {
                         paired: model.paired_level(host),
                         ours: model.dominated_by_us(host),
+                        driven: model.driven(host),
                         domination: model.dominations.get(&host.instance),
                         ping: model.pings.get(&host.instance),
                         revoked: model.revoked(host),
@@ -182,6 +184,9 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) -> Op
                     }
                     if actions.cancel {
                         cancels.push(host.instance.clone());
+                    }
+                    if let Some(on) = actions.drive {
+                        drives.push(((*host).clone(), on));
                     }
                     if actions.selected {
                         select = Some(host.instance.clone());
@@ -210,6 +215,9 @@ fn hosts_area(ui: &mut Ui, model: &mut Model, commands: &mut Vec<Command>) -> Op
         }
         for host in cancels {
             commands.extend(model.cancel_domination(&host));
+        }
+        for (host, on) in drives {
+            commands.push(model.start_drive(&host, on));
         }
         if let Some(host) = pair {
             model.open_pairing(Some(host));

@@ -91,6 +91,16 @@ pub enum Command {
         /// The directory.
         out: String,
     },
+    /// Send this master's keyboard and mouse to a dominated zombie's ZOS
+    /// session (`on`), or give them back.
+    Drive {
+        /// The zombie, as the window knows it (its instance).
+        host: String,
+        /// Its key fingerprint: the daemon finds the zombie's input link by it.
+        fingerprint: String,
+        /// Drive it (or stop).
+        on: bool,
+    },
     /// Open a viewer window for a shared app. The window carries this out
     /// itself (it starts a viewer process); the worker ignores it.
     View {
@@ -117,7 +127,8 @@ pub enum Event {
         /// The zombie's name and the level granted, or the daemon's error.
         result: Result<(String, Level), String>,
     },
-    /// The outcome of a [`Command::Dominate`] or [`Command::Release`].
+    /// The outcome of a [`Command::Dominate`], [`Command::Release`] or
+    /// [`Command::Drive`].
     Domination {
         /// The host as given in the command.
         host: String,
@@ -291,6 +302,14 @@ fn run_command(
                 Command::Migrate { .. } | Command::Home { .. } | Command::Checkpoint { .. } => {
                     moves::run(&socket, command, &events, &notify)
                 }
+                Command::Drive {
+                    host,
+                    fingerprint,
+                    on,
+                } => {
+                    let result = drive(&socket, on.then_some(fingerprint));
+                    Event::Domination { host, result }
+                }
                 Command::View { .. } | Command::CancelDomination { .. } => return,
             };
             if events.send(event).is_ok() {
@@ -337,6 +356,22 @@ fn pair(socket: &Path, host: &str, code: &str) -> Result<(String, Level), String
     };
     match control::request(socket, &request) {
         Ok(Reply::Paired { name, level, .. }) => Ok((name, level)),
+        other => Err(failure(other)),
+    }
+}
+
+/// `zos drive`: the window's own display is the one to capture if the
+/// daemon has none.
+fn drive(socket: &Path, host: Option<String>) -> Result<String, String> {
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    let request = Request::Drive {
+        host,
+        edge: None,
+        display: var("DISPLAY"),
+        xauthority: var("XAUTHORITY"),
+    };
+    match control::request(socket, &request) {
+        Ok(Reply::Driving { message, .. }) => Ok(message),
         other => Err(failure(other)),
     }
 }

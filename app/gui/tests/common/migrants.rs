@@ -151,6 +151,7 @@ pub fn status() -> StatusInfo {
         sessions: vec![],
         asking: None,
         pairing_attempts: Vec::new(),
+        session: None,
     }
 }
 

@@ -78,6 +78,7 @@ pub(super) fn zombie(auto_accept: bool) -> TestZombie {
         open_viewers: false,
         migrant_grace: crate::migration::DEFAULT_GRACE,
         desktop: Default::default(),
+        session: Default::default(),
     };
     let listen: SocketAddr = "127.0.0.1:4000".parse().unwrap();
     TestZombie {
