@@ -8,18 +8,24 @@
 //! pixels to another thread (a window) without ever letting them queue up. A [`Fanout`] is the
 //! one such connection to an app's display that the master holds, serving any number of
 //! viewers with a small RFB server of its own, so Xvnc encodes each update once. [`AppWindows`]
-//! stands in for a window manager: the app's windows fill the display and have the keyboard.
+//! is the display's window manager: it places the app's windows side by side at their own
+//! size on a screen sized to hold them, and lists them ([`WindowList`]) for the fan-out to
+//! send to seamless viewers, which show each window as a window of its own. Text clipboards
+//! travel both ways in RFB cut-text messages ([`clipboard`]).
 
 mod app;
+pub mod clipboard;
 mod cursor;
 mod driver;
 mod error;
 mod fanout;
 mod framebuffer;
 mod region;
+pub mod seamless;
 mod source;
 mod stats;
 mod sys;
+mod tap;
 mod viewer;
 mod windows;
 mod xauth;
@@ -34,5 +40,8 @@ pub use source::{FrameSource, ResizeStatus};
 pub use stats::ViewerStats;
 pub use sys::die_with_parent;
 pub use viewer::{Codec, ViewerConnection, ViewerOptions, Wheel};
-pub use windows::AppWindows;
+pub use seamless::{
+    AppWindow, WindowIcon, WindowKind, WindowList, WindowRect, WindowRequest,
+};
+pub use windows::{AppWindows, WindowControl, WindowFeed};
 pub use xvnc::VirtualDisplay;
