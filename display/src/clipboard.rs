@@ -119,11 +119,17 @@ pub(crate) fn decode_extended(payload: &[u8]) -> Result<Extended, ClipboardError
                 return Ok(Extended::Provide(None));
             }
             // Inflate no more than the largest text plus its length and NUL.
+            // TigerVNC sync-flushes the stream without ending it: what was inflated before
+            // the missing end is the data.
             let mut inflated = Vec::new();
-            ZlibDecoder::new(rest)
+            let read = ZlibDecoder::new(rest)
                 .take(MAX_CLIPBOARD as u64 + 8)
-                .read_to_end(&mut inflated)
-                .map_err(|e| bad(format!("zlib: {e}")))?;
+                .read_to_end(&mut inflated);
+            if let Err(e) = read
+                && inflated.len() < 4
+            {
+                return Err(bad(format!("zlib: {e}")));
+            }
             let length = inflated
                 .get(..4)
                 .map(|b| u32::from_be_bytes(b.try_into().expect("4")) as usize)
@@ -253,6 +259,18 @@ mod tests {
                 _ => assert_eq!(got, message),
             }
         }
+    }
+
+    #[test]
+    fn a_sync_flushed_stream_without_its_end_is_read() {
+        // What TigerVNC sends: the zlib stream flushed, never finished.
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), Compression::default());
+        z.write_all(&6u32.to_be_bytes()).unwrap();
+        z.write_all(b"hi\r\nx\0").unwrap();
+        z.flush().unwrap();
+        let mut p = (ACTION_PROVIDE | FORMAT_TEXT).to_be_bytes().to_vec();
+        p.extend_from_slice(z.get_ref());
+        assert_eq!(decode_extended(&p).unwrap(), Extended::Provide(Some("hi\nx".into())));
     }
 
     #[test]

@@ -141,15 +141,19 @@ impl Tasks {
                 return;
             }
         };
-        // The app's windows fill the display and get the keyboard; if that
-        // fails the app still runs, in its corner.
+        // The app's windows keep their size, side by side, and the newest gets
+        // the keyboard; if that fails the app still runs, in its corner.
         let _windows = AppWindows::start(&screen)
             .inspect_err(|e| tracing::warn!("task {id}: cannot manage its windows: {e}"));
         runtime.block_on(async {
             // The fan-out's upstream connection runs on this thread's runtime and
             // ends with it.
             let fanout = match Fanout::start(screen.rfb_socket()).await {
-                Ok(f) => Arc::new(f),
+                // Seamless viewers get the app's windows from its window manager.
+                Ok(f) => Arc::new(match &_windows {
+                    Ok(w) => f.with_windows(w.feed()),
+                    Err(_) => f,
+                }),
                 Err(e) => {
                     let _ = started.send(Err(DaemonError::User(format!(
                         "cannot connect to the app's display: {e}"
