@@ -191,6 +191,14 @@ pub enum Command {
         /// and exit.
         #[arg(long, value_name = "FILE")]
         snapshot: Option<PathBuf>,
+        /// Show the app's whole display in one window, instead of each of
+        /// its windows as a window of its own.
+        #[arg(long)]
+        desktop: bool,
+        /// Resizing a viewer window resizes the app's window (with
+        /// --desktop, its display) instead of scaling the picture.
+        #[arg(long)]
+        resize_remote: bool,
     },
     /// List the master's tasks: id, kind, command, display, state; on a
     /// zombie, the tasks the dominating master shares.

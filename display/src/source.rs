@@ -53,9 +53,9 @@ pub(crate) struct Shared {
     /// when it ends.
     frame_versions: watch::Receiver<u64>,
     cursor_versions: watch::Receiver<u64>,
-    /// The server's window list (empty unless it speaks ZOS's extension); the tap holds the
+    /// The server's window list (`None` until a ZOS server sends one); the tap holds the
     /// sender.
-    windows: watch::Receiver<Arc<WindowList>>,
+    windows: watch::Receiver<Option<Arc<WindowList>>>,
     /// The server's clipboard text; the tap holds the sender.
     clipboard: watch::Receiver<RemoteClipboard>,
 }
@@ -78,7 +78,7 @@ impl Shared {
     pub(crate) fn new(order: PixelOrder) -> (Shared, Publisher, crate::tap::Sinks) {
         let (frame, frame_versions) = watch::channel(0);
         let (cursor, cursor_versions) = watch::channel(0);
-        let (windows_tx, windows) = watch::channel(Arc::new(WindowList::default()));
+        let (windows_tx, windows) = watch::channel(None);
         let (clipboard_tx, clipboard) = watch::channel(RemoteClipboard::default());
         let shared = Shared {
             framebuffer: Mutex::new(Framebuffer::new(order)),
@@ -200,13 +200,14 @@ impl FrameSource {
         self.shared.resize.borrow().clone()
     }
 
-    /// The server's current window list (empty unless it is a ZOS fan-out).
-    pub fn windows(&self) -> Arc<WindowList> {
-        Arc::clone(&self.shared.windows.borrow())
+    /// The server's current window list: `None` until a ZOS fan-out (which sends one at once
+    /// to a viewer that asks) has sent it.
+    pub fn windows(&self) -> Option<Arc<WindowList>> {
+        self.shared.windows.borrow().clone()
     }
 
     /// A receiver that sees every new window list.
-    pub fn subscribe_windows(&self) -> watch::Receiver<Arc<WindowList>> {
+    pub fn subscribe_windows(&self) -> watch::Receiver<Option<Arc<WindowList>>> {
         self.shared.windows.clone()
     }
 

@@ -32,7 +32,7 @@ const OUTGOING: usize = 64;
 #[derive(Debug)]
 pub(crate) struct Sinks {
     /// The latest window list from a ZOS server.
-    pub(crate) windows: watch::Sender<Arc<WindowList>>,
+    pub(crate) windows: watch::Sender<Option<Arc<WindowList>>>,
     /// The latest clipboard text from the server.
     pub(crate) clipboard: watch::Sender<RemoteClipboard>,
 }

@@ -351,7 +351,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Reader<R, W> {
             Ok(list) => {
                 trace!(windows = list.windows.len(), "tap: window list");
                 self.state.seamless.store(true, Ordering::Relaxed);
-                self.sinks.windows.send_replace(Arc::new(list));
+                self.sinks.windows.send_replace(Some(Arc::new(list)));
             }
             Err(e) => warn!("tap: a bad window list skipped: {e}"),
         }

@@ -1,6 +1,5 @@
 //! What AppWindows reads of a window: title, icon, transient-for, window type.
 
-use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{Atom, AtomEnum, ConnectionExt, Window};
 use x11rb::rust_connection::RustConnection;
 
