@@ -135,7 +135,9 @@ pub(crate) fn decode_extended(payload: &[u8]) -> Result<Extended, ClipboardError
                 .map(|b| u32::from_be_bytes(b.try_into().expect("4")) as usize)
                 .ok_or_else(|| bad("provide without a length"))?;
             if length > MAX_CLIPBOARD + 1 {
-                return Err(bad(format!("{length} bytes of text (at most {MAX_CLIPBOARD})")));
+                return Err(bad(format!(
+                    "{length} bytes of text (at most {MAX_CLIPBOARD})"
+                )));
             }
             let data = inflated
                 .get(4..4 + length)
@@ -270,7 +272,10 @@ mod tests {
         z.flush().unwrap();
         let mut p = (ACTION_PROVIDE | FORMAT_TEXT).to_be_bytes().to_vec();
         p.extend_from_slice(z.get_ref());
-        assert_eq!(decode_extended(&p).unwrap(), Extended::Provide(Some("hi\nx".into())));
+        assert_eq!(
+            decode_extended(&p).unwrap(),
+            Extended::Provide(Some("hi\nx".into()))
+        );
     }
 
     #[test]

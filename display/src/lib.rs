@@ -36,12 +36,10 @@ pub use cursor::CursorShape;
 pub use error::{DisplayError, Result};
 pub use fanout::{Fanout, ViewEnd};
 pub use framebuffer::{DirtyRect, Frame, FrameUpdate, RectPixels};
+pub use seamless::{AppWindow, WindowIcon, WindowKind, WindowList, WindowRect, WindowRequest};
 pub use source::{FrameSource, ResizeStatus};
 pub use stats::ViewerStats;
 pub use sys::die_with_parent;
 pub use viewer::{Codec, ViewerConnection, ViewerOptions, Wheel};
-pub use seamless::{
-    AppWindow, WindowIcon, WindowKind, WindowList, WindowRect, WindowRequest,
-};
 pub use windows::{AppWindows, WindowControl, WindowFeed};
 pub use xvnc::VirtualDisplay;

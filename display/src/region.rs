@@ -132,7 +132,11 @@ impl Region {
     /// The dirty rectangles (copies count as their destination), kept.
     pub(crate) fn peek_dirty(&self) -> Vec<DirtyRect> {
         let c = &self.changes;
-        c.dirty.iter().copied().chain(c.copies.iter().map(|c| c.dst)).collect()
+        c.dirty
+            .iter()
+            .copied()
+            .chain(c.copies.iter().map(|c| c.dst))
+            .collect()
     }
 
     /// Returns and forgets the dirty rectangles only (copies count as their destination).

@@ -14,10 +14,10 @@ use crate::cursor::CursorShape;
 use crate::driver::{self, Command};
 use crate::error::{DisplayError, Result};
 use crate::framebuffer::{DirtyRect, Frame, PixelOrder, wire_format};
+use crate::seamless::WindowRequest;
 use crate::source::{FrameSource, ResizeStatus, Shared};
 use crate::stats::ViewerStats;
 use crate::tap::{self, Outgoing, TapHandle};
-use crate::seamless::WindowRequest;
 
 /// Input events queued for the driver task before `key`/`pointer` wait.
 const INPUT_QUEUE: usize = 256;

@@ -78,7 +78,11 @@ impl VirtualDisplay {
             .args(["-AcceptCutText", "1", "-SendCutText", "1"])
             .args(["-SendPrimary", "1", "-SetPrimary", "1"])
             .args(["-MaxCutText", &crate::clipboard::MAX_CLIPBOARD.to_string()])
-            .args(std::env::var("ZOS_XVNC_LOG").map(|l| vec!["-Log".to_owned(), l]).unwrap_or_default())
+            .args(
+                std::env::var("ZOS_XVNC_LOG")
+                    .map(|l| vec!["-Log".to_owned(), l])
+                    .unwrap_or_default(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -41,7 +41,10 @@ async fn seamless_viewers_get_the_window_list_and_their_requests_reach_the_app()
     let dir = RuntimeDir::new("fanout-windows");
     let vd = VirtualDisplay::start(dir.path(), (1024, 768)).unwrap();
     let windows = AppWindows::start(&vd).unwrap();
-    let fanout = Fanout::start(vd.rfb_socket()).await.unwrap().with_windows(windows.feed());
+    let fanout = Fanout::start(vd.rfb_socket())
+        .await
+        .unwrap()
+        .with_windows(windows.feed());
     let socket = expose(Arc::new(fanout), dir.path());
     let _clock = launch_app(&vd, &["xclock", "-geometry", "200x200"]).unwrap();
     let a = viewer(&socket).await;
@@ -49,10 +52,12 @@ async fn seamless_viewers_get_the_window_list_and_their_requests_reach_the_app()
     for v in [&a, &b] {
         let source = v.source();
         assert!(
-            wait_until(Duration::from_secs(15), || source.windows().is_some_and(|l| l
-                .windows
-                .iter()
-                .any(|w| w.title == "xclock" && (w.rect.width, w.rect.height) == (200, 200))))
+            wait_until(Duration::from_secs(15), || source.windows().is_some_and(
+                |l| l
+                    .windows
+                    .iter()
+                    .any(|w| w.title == "xclock" && (w.rect.width, w.rect.height) == (200, 200))
+            ))
             .await,
             "no 200x200 xclock in {:#?}",
             source.windows()
@@ -81,16 +86,21 @@ async fn seamless_viewers_get_the_window_list_and_their_requests_reach_the_app()
     for v in [&a, &b] {
         let source = v.source();
         assert!(
-            wait_until(Duration::from_secs(10), || source.windows().is_some_and(|l| l
-                .get(clock.id)
-                .is_some_and(|w| (w.rect.width, w.rect.height) == (300, 250))))
+            wait_until(Duration::from_secs(10), || source.windows().is_some_and(
+                |l| l
+                    .get(clock.id)
+                    .is_some_and(|w| (w.rect.width, w.rect.height) == (300, 250))
+            ))
             .await,
             "{:#?}",
             source.windows()
         );
     }
     let geometry = try_x_tool(&vd, "xwininfo", &["-id", &clock.id.to_string()]).unwrap();
-    assert!(geometry.contains("Width: 300") && geometry.contains("Height: 250"), "{geometry}");
+    assert!(
+        geometry.contains("Width: 300") && geometry.contains("Height: 250"),
+        "{geometry}"
+    );
 }
 
 /// The app display's selection, from xclip.
@@ -110,19 +120,28 @@ async fn the_clipboard_goes_both_ways_in_utf8() {
     let b = viewer(&socket).await;
     // Give both time to exchange clipboard capabilities.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(a.source().windows().is_none(), "a window list without a window manager");
+    assert!(
+        a.source().windows().is_none(),
+        "a window list without a window manager"
+    );
 
     // Copied in the app: every viewer gets it.
     let copied = "copié dans le programme ✓ — 日本";
     let _xclip = launch_app(
         &vd,
-        &["sh", "-c", &format!("printf %s '{copied}' | exec xclip -quiet -selection clipboard -i")],
+        &[
+            "sh",
+            "-c",
+            &format!("printf %s '{copied}' | exec xclip -quiet -selection clipboard -i"),
+        ],
     )
     .unwrap();
     for (name, v) in [("a", &a), ("b", &b)] {
         let source = v.source();
         assert!(
-            wait_until(Duration::from_secs(10), || &*source.clipboard().text == copied).await,
+            wait_until(Duration::from_secs(10), || &*source.clipboard().text
+                == copied)
+            .await,
             "viewer {name} got {:?}",
             source.clipboard()
         );
@@ -134,7 +153,8 @@ async fn the_clipboard_goes_both_ways_in_utf8() {
     a.send_clipboard(from_a.to_owned()).unwrap();
     for selection in ["clipboard", "primary"] {
         assert!(
-            wait_until(Duration::from_secs(10), || app_selection(&vd, selection).as_deref()
+            wait_until(Duration::from_secs(10), || app_selection(&vd, selection)
+                .as_deref()
                 == Some(from_a))
             .await,
             "the app's {selection} is {:?}",
@@ -143,7 +163,9 @@ async fn the_clipboard_goes_both_ways_in_utf8() {
     }
     let source = b.source();
     assert!(
-        wait_until(Duration::from_secs(10), || &*source.clipboard().text == from_a).await,
+        wait_until(Duration::from_secs(10), || &*source.clipboard().text
+            == from_a)
+        .await,
         "viewer b got {:?}",
         source.clipboard()
     );

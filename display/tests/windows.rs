@@ -37,13 +37,19 @@ fn geometry(vd: &VirtualDisplay, window: &str) -> Option<(i32, i32, u32, u32)> {
 /// The screen size, from xdpyinfo.
 fn screen_size(vd: &VirtualDisplay) -> Option<(u16, u16)> {
     let text = try_x_tool(vd, "xdpyinfo", &[])?;
-    let dims = text.lines().find_map(|l| l.trim().strip_prefix("dimensions:"))?;
+    let dims = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("dimensions:"))?;
     let (w, h) = dims.split_whitespace().next()?.split_once('x')?;
     Some((w.parse().ok()?, h.parse().ok()?))
 }
 
 /// Waits until the window list satisfies `check`; returns it (or panics with the last one).
-async fn wait_list(windows: &AppWindows, what: &str, check: impl Fn(&WindowList) -> bool) -> WindowList {
+async fn wait_list(
+    windows: &AppWindows,
+    what: &str,
+    check: impl Fn(&WindowList) -> bool,
+) -> WindowList {
     let ok = wait_until(Duration::from_secs(15), || check(&windows.list())).await;
     let list = (*windows.list()).clone();
     assert!(ok, "{what}: the window list stayed {list:#?}");
@@ -77,7 +83,11 @@ async fn windows_keep_their_size_side_by_side_and_the_newest_has_the_keyboard() 
     let term = titled(&list, "the terminal").unwrap();
     // The terminal keeps its own size (80x24 cells), beside the clock, not over it.
     assert!(term.rect.width > 300 && term.rect.width < 1024, "{term:?}");
-    assert_eq!(term.rect.overlap(&clock.rect), 0, "{term:?} overlaps {clock:?}");
+    assert_eq!(
+        term.rect.overlap(&clock.rect),
+        0,
+        "{term:?} overlaps {clock:?}"
+    );
     assert!(term.rect.x >= 200, "{term:?}");
     let xterm_geometry = geometry(&vd, &xdotool_id(term)).unwrap();
     assert_eq!(
@@ -89,8 +99,16 @@ async fn windows_keep_their_size_side_by_side_and_the_newest_has_the_keyboard() 
             u32::from(term.rect.height)
         )
     );
-    assert_eq!(geometry(&vd, "focus"), Some(xterm_geometry), "the keyboard is the terminal's");
-    assert_eq!(screen_size(&vd), Some((1024, 768)), "the screen stays as it was");
+    assert_eq!(
+        geometry(&vd, "focus"),
+        Some(xterm_geometry),
+        "the keyboard is the terminal's"
+    );
+    assert_eq!(
+        screen_size(&vd),
+        Some((1024, 768)),
+        "the screen stays as it was"
+    );
     assert!(!titled(&list, "xclock").unwrap().focused);
 }
 
@@ -107,7 +125,9 @@ async fn the_screen_grows_to_hold_the_windows_and_shrinks_back() {
     .await;
     assert_eq!(list.windows[0].rect, WindowRect::new(0, 0, 1500, 300));
     assert!(
-        wait_until(Duration::from_secs(10), || screen_size(&vd) == Some((1500, 600))).await,
+        wait_until(Duration::from_secs(10), || screen_size(&vd)
+            == Some((1500, 600)))
+        .await,
         "the screen is {:?}, not 1500x600",
         screen_size(&vd)
     );
@@ -117,7 +137,9 @@ async fn the_screen_grows_to_hold_the_windows_and_shrinks_back() {
     wide.kill().await.unwrap();
     wait_list(&windows, "the clock gone", |l| l.windows.is_empty()).await;
     assert!(
-        wait_until(Duration::from_secs(10), || screen_size(&vd) == Some((800, 600))).await,
+        wait_until(Duration::from_secs(10), || screen_size(&vd)
+            == Some((800, 600)))
+        .await,
         "the screen stayed {:?}",
         screen_size(&vd)
     );
@@ -141,10 +163,18 @@ async fn menus_and_dialogs_are_listed_with_their_parents() {
         l.windows.iter().any(|w| w.kind == WindowKind::Menu)
     })
     .await;
-    let menu = list.windows.iter().find(|w| w.kind == WindowKind::Menu).unwrap();
+    let menu = list
+        .windows
+        .iter()
+        .find(|w| w.kind == WindowKind::Menu)
+        .unwrap();
     assert_eq!(menu.parent, Some(term.id), "{menu:?}");
     assert!(menu.rect.width > 50 && menu.rect.height > 50, "{menu:?}");
-    assert_eq!(list.windows.last().map(|w| w.id), Some(menu.id), "the menu is on top");
+    assert_eq!(
+        list.windows.last().map(|w| w.id),
+        Some(menu.id),
+        "the menu is on top"
+    );
     xdo(&["mouseup", "1", "keyup", "ctrl"]).unwrap();
     wait_list(&windows, "the menu gone", |l| {
         l.windows.iter().all(|w| w.kind != WindowKind::Menu)
@@ -160,8 +190,14 @@ async fn menus_and_dialogs_are_listed_with_their_parents() {
         titled(l, "dialog").is_some() && titled(l, "main").is_some()
     })
     .await;
-    let (main, dialog) = (titled(&list, "main").unwrap(), titled(&list, "dialog").unwrap());
-    assert_eq!((dialog.kind, dialog.parent), (WindowKind::Dialog, Some(main.id)));
+    let (main, dialog) = (
+        titled(&list, "main").unwrap(),
+        titled(&list, "dialog").unwrap(),
+    );
+    assert_eq!(
+        (dialog.kind, dialog.parent),
+        (WindowKind::Dialog, Some(main.id))
+    );
     assert_eq!((dialog.rect.width, dialog.rect.height), (150, 100));
     for (i, a) in list.top_levels().enumerate() {
         for b in list.top_levels().skip(i + 1) {
@@ -202,7 +238,9 @@ async fn viewers_requests_resize_and_activate_windows() {
             height: 300,
         })
         .unwrap();
-    control.send(WindowRequest::Activate { id: first.id }).unwrap();
+    control
+        .send(WindowRequest::Activate { id: first.id })
+        .unwrap();
     let list = wait_list(&windows, "first resized and focused", |l| {
         titled(l, "first").is_some_and(|w| (w.rect.width, w.rect.height) == (500, 300) && w.focused)
     })
@@ -211,7 +249,11 @@ async fn viewers_requests_resize_and_activate_windows() {
     let (_, _, w, h) = geometry(&vd, &xdotool_id(first)).unwrap();
     assert_eq!((w, h), (500, 300));
     let second = titled(&list, "second").unwrap();
-    assert_eq!(first.rect.overlap(&second.rect), 0, "{first:?} and {second:?}");
+    assert_eq!(
+        first.rect.overlap(&second.rect),
+        0,
+        "{first:?} and {second:?}"
+    );
     // A request about a window that is not there changes nothing.
     control
         .send(WindowRequest::Resize {

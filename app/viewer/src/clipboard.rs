@@ -19,9 +19,8 @@ use x11rb::connection::Connection;
 use x11rb::protocol::Event;
 use x11rb::protocol::xfixes::{ConnectionExt as _, SelectionEventMask};
 use x11rb::protocol::xproto::{
-    Atom, AtomEnum, ClientMessageEvent, ConnectionExt as _,
-    CreateWindowAux, EventMask, PropMode, Property, SelectionNotifyEvent, SelectionRequestEvent,
-    Window, WindowClass,
+    Atom, AtomEnum, ClientMessageEvent, ConnectionExt as _, CreateWindowAux, EventMask, PropMode,
+    Property, SelectionNotifyEvent, SelectionRequestEvent, Window, WindowClass,
 };
 use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
@@ -253,7 +252,10 @@ impl Keeper {
                 .set_selection_owner(self.window, selection, x11rb::CURRENT_TIME)?;
         }
         self.owns = [true; 2];
-        debug!(bytes = text.len(), "the app's clipboard is now the local one");
+        debug!(
+            bytes = text.len(),
+            "the app's clipboard is now the local one"
+        );
         self.shared = Some(Arc::clone(&text));
         self.owned = Some(text);
         Ok(())
@@ -264,7 +266,14 @@ impl Keeper {
         let limit = (MAX_CLIPBOARD as u32).div_ceil(4) + 1;
         let reply = self
             .conn
-            .get_property(true, self.window, self.atoms.property, AtomEnum::ANY, 0, limit)?
+            .get_property(
+                true,
+                self.window,
+                self.atoms.property,
+                AtomEnum::ANY,
+                0,
+                limit,
+            )?
             .reply()?;
         if reply.type_ == self.atoms.incr {
             // The text comes in pieces: each new value of the property is the next one.
@@ -315,7 +324,13 @@ impl Keeper {
         let served = match self.owned.as_ref().filter(|_| ours) {
             None => false,
             Some(_) if e.target == a.targets => {
-                let targets = [a.targets, a.utf8, a.text, a.text_plain, AtomEnum::STRING.into()];
+                let targets = [
+                    a.targets,
+                    a.utf8,
+                    a.text,
+                    a.text_plain,
+                    AtomEnum::STRING.into(),
+                ];
                 self.conn.change_property32(
                     PropMode::REPLACE,
                     e.requestor,
@@ -365,4 +380,3 @@ impl Keeper {
         Ok(())
     }
 }
-

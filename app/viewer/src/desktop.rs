@@ -91,15 +91,13 @@ impl eframe::App for DesktopApp {
         let (image, scale) = scale::fit(size, area, ppp);
         self.log_size(size, scale);
         // The clear colour is the background: one full-window pass fewer under llvmpipe.
-        ui.painter().image(
-            texture,
-            image,
-            crate::core::unit_uv(),
-            Color32::WHITE,
-        );
+        ui.painter()
+            .image(texture, image, crate::core::unit_uv(), Color32::WHITE);
         let view = (
             (area.width() * ppp).round().clamp(0.0, f32::from(u16::MAX)) as u16,
-            (area.height() * ppp).round().clamp(0.0, f32::from(u16::MAX)) as u16,
+            (area.height() * ppp)
+                .round()
+                .clamp(0.0, f32::from(u16::MAX)) as u16,
         );
         let one_to_one = egui::vec2(f32::from(size.0), f32::from(size.1)) / ppp;
         // On a scaled screen, make the window hold the remote screen one to one, once.
@@ -110,10 +108,16 @@ impl eframe::App for DesktopApp {
             }
         }
         let events: Vec<Event> = ui.input(|i| i.events.clone());
-        if events.iter().any(|e| matches!(e, Event::Key { pressed: true, .. }) && is_one_to_one_key(e)) {
+        if events
+            .iter()
+            .any(|e| matches!(e, Event::Key { pressed: true, .. }) && is_one_to_one_key(e))
+        {
             ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(one_to_one));
         }
-        let events: Vec<Event> = events.into_iter().filter(|e| !is_one_to_one_key(e)).collect();
+        let events: Vec<Event> = events
+            .into_iter()
+            .filter(|e| !is_one_to_one_key(e))
+            .collect();
         let map = Mapping::screen(image, size);
         self.core.forward_input(&events, &map);
         if let Some(pos) = ui.input(|i| i.pointer.latest_pos())

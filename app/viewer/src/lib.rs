@@ -121,8 +121,9 @@ pub fn run(options: ViewerWindowOptions) -> anyhow::Result<()> {
     let clipboard = clipboard::hook(bridge);
     let result = if seamless {
         let native = eframe::NativeOptions {
+            // The root is hidden at once: every app window gets a viewport of its own.
             viewport: egui::ViewportBuilder::default()
-                .with_title(&title)
+                .with_title(format!("{title} (zos viewer)"))
                 .with_app_id("zos-viewer")
                 .with_inner_size([1.0, 1.0])
                 .with_decorations(false)

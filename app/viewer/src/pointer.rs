@@ -67,7 +67,8 @@ impl Mapping {
     pub fn to_remote(&self, pos: Pos2) -> (u16, u16) {
         let p = self.area.min + (pos - self.rect.min) * self.scale();
         // A hair more before flooring, so that a pixel's own edge maps to it despite rounding.
-        let clamp = |v: f32, size: u16| (v + 1e-3).floor().clamp(0.0, f32::from(size.max(1) - 1)) as u16;
+        let clamp =
+            |v: f32, size: u16| (v + 1e-3).floor().clamp(0.0, f32::from(size.max(1) - 1)) as u16;
         (clamp(p.x, self.screen.0), clamp(p.y, self.screen.1))
     }
 }

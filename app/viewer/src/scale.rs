@@ -54,16 +54,25 @@ mod tests {
     fn other_sizes_scale_uniformly_and_centre() {
         let (r, s) = fit((200, 100), view(400.0, 400.0), 1.0);
         assert_eq!(s, 2.0);
-        assert_eq!(r, Rect::from_min_size(pos2(0.0, 100.0), Vec2::new(400.0, 200.0)));
+        assert_eq!(
+            r,
+            Rect::from_min_size(pos2(0.0, 100.0), Vec2::new(400.0, 200.0))
+        );
         let (r, s) = fit((1280, 800), view(640.0, 500.0), 1.0);
         assert_eq!(s, 0.5);
-        assert_eq!(r, Rect::from_min_size(pos2(0.0, 50.0), Vec2::new(640.0, 400.0)));
+        assert_eq!(
+            r,
+            Rect::from_min_size(pos2(0.0, 50.0), Vec2::new(640.0, 400.0))
+        );
     }
 
     #[test]
     fn a_window_part_of_the_texture() {
         let r = Rect::from_min_size(pos2(100.0, 0.0), Vec2::new(200.0, 400.0));
-        assert_eq!(uv(r, (400, 400), false), Rect::from_min_max(pos2(0.25, 0.0), pos2(0.75, 1.0)));
+        assert_eq!(
+            uv(r, (400, 400), false),
+            Rect::from_min_max(pos2(0.25, 0.0), pos2(0.75, 1.0))
+        );
         let inset = uv(r, (400, 400), true);
         assert!(inset.min.x > 0.25 && inset.max.y < 1.0);
     }

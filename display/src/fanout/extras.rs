@@ -92,7 +92,11 @@ impl Extras {
             && let Some(windows) = &mut self.windows
         {
             let list = Arc::clone(&windows.borrow_and_update());
-            if self.sent_list.as_ref().is_none_or(|s| !Arc::ptr_eq(s, &list)) {
+            if self
+                .sent_list
+                .as_ref()
+                .is_none_or(|s| !Arc::ptr_eq(s, &list))
+            {
                 wire::encode_list(&list, &mut self.icons_sent, out);
                 self.sent_list = Some(list);
             }
@@ -100,7 +104,10 @@ impl Extras {
         let current = self.clipboard.borrow_and_update().clone();
         let extended = encodings.extended_clipboard;
         if extended && std::mem::take(&mut wishes.announce_caps) {
-            out.extend(clipboard::encode_extended(SERVER_CUT_TEXT, &clipboard::our_caps()));
+            out.extend(clipboard::encode_extended(
+                SERVER_CUT_TEXT,
+                &clipboard::our_caps(),
+            ));
         }
         if extended && std::mem::take(&mut wishes.request) {
             let request = Extended::Request {
@@ -110,11 +117,21 @@ impl Extras {
         }
         if extended && std::mem::take(&mut wishes.provide) {
             let text = current.text.as_deref().map(str::to_owned);
-            out.extend(clipboard::encode_extended(SERVER_CUT_TEXT, &Extended::Provide(text)));
+            out.extend(clipboard::encode_extended(
+                SERVER_CUT_TEXT,
+                &Extended::Provide(text),
+            ));
         }
         if extended && std::mem::take(&mut wishes.notify) {
-            let formats = if current.text.is_some() { FORMAT_TEXT } else { 0 };
-            out.extend(clipboard::encode_extended(SERVER_CUT_TEXT, &Extended::Notify { formats }));
+            let formats = if current.text.is_some() {
+                FORMAT_TEXT
+            } else {
+                0
+            };
+            out.extend(clipboard::encode_extended(
+                SERVER_CUT_TEXT,
+                &Extended::Notify { formats },
+            ));
         }
         if current.serial != self.sent_clipboard {
             self.sent_clipboard = current.serial;
@@ -130,8 +147,8 @@ impl Extras {
 /// that unasked, a notification where it only takes those, else plain Latin-1.
 fn clipboard_message(extended: bool, caps: Option<(u32, Option<u32>)>, text: &str) -> Vec<u8> {
     match caps.filter(|_| extended) {
-        Some((actions, max)) if actions & ACTION_PROVIDE != 0
-            && max.is_some_and(|m| text.len() < m as usize) =>
+        Some((actions, max))
+            if actions & ACTION_PROVIDE != 0 && max.is_some_and(|m| text.len() < m as usize) =>
         {
             clipboard::encode_extended(SERVER_CUT_TEXT, &Extended::Provide(Some(text.to_owned())))
         }

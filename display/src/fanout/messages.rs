@@ -299,7 +299,10 @@ mod tests {
             m[7],
             ClientMessage::ExtendedCutText(Some(Extended::Provide(Some("ü".into()))))
         );
-        assert_eq!(m[8], ClientMessage::Window(WindowRequest::Activate { id: 9 }));
+        assert_eq!(
+            m[8],
+            ClientMessage::Window(WindowRequest::Activate { id: 9 })
+        );
         assert_eq!(m.len(), 9);
     }
 

@@ -188,7 +188,11 @@ impl Fanout {
         if !crate::clipboard::fits(&text) {
             return;
         }
-        debug!(bytes = text.len(), viewer = origin, "clipboard from a viewer");
+        debug!(
+            bytes = text.len(),
+            viewer = origin,
+            "clipboard from a viewer"
+        );
         if let Err(e) = self.upstream.send_clipboard(text.clone()) {
             debug!("clipboard not sent to the app: {e}");
         }

@@ -66,7 +66,7 @@ impl WindowKind {
     }
 }
 
-/// A window's rectangle on the app's screen, in pixels.
+/// A window's rectangle on the app's screen, in pixels, border included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct WindowRect {
     /// Left edge (may be negative for a popup partly off the screen).
@@ -95,8 +95,17 @@ impl WindowRect {
         let span = |a0: i32, a1: i32, b0: i32, b1: i32| (a1.min(b1) - a0.max(b0)).max(0) as u64;
         let (ax, ay) = (i32::from(self.x), i32::from(self.y));
         let (bx, by) = (i32::from(other.x), i32::from(other.y));
-        span(ax, ax + i32::from(self.width), bx, bx + i32::from(other.width))
-            * span(ay, ay + i32::from(self.height), by, by + i32::from(other.height))
+        span(
+            ax,
+            ax + i32::from(self.width),
+            bx,
+            bx + i32::from(other.width),
+        ) * span(
+            ay,
+            ay + i32::from(self.height),
+            by,
+            by + i32::from(other.height),
+        )
     }
 }
 

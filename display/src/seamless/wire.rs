@@ -31,8 +31,8 @@ pub(crate) const WINDOW_LIST: u8 = 1;
 /// Subtype of a window request.
 pub(crate) const WINDOW_REQUEST: u8 = 2;
 /// The largest body a server message may have: every window with a full title and icon.
-pub(crate) const MAX_SERVER_BODY: u32 =
-    2 + MAX_WINDOWS as u32 * (33 + MAX_TITLE as u32 + MAX_ICON_SIDE as u32 * MAX_ICON_SIDE as u32 * 4);
+pub(crate) const MAX_SERVER_BODY: u32 = 2 + MAX_WINDOWS as u32
+    * (33 + MAX_TITLE as u32 + MAX_ICON_SIDE as u32 * MAX_ICON_SIDE as u32 * 4);
 /// The largest body a client message may have.
 pub(crate) const MAX_CLIENT_BODY: u32 = 64;
 /// The length of a window request's body.
@@ -120,13 +120,19 @@ impl<'a> Body<'a> {
         Ok(self.take(1)?[0])
     }
     fn u16(&mut self) -> Result<u16, String> {
-        Ok(u16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_be_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
     fn i16(&mut self) -> Result<i16, String> {
-        Ok(i16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(i16::from_be_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 }
 
@@ -164,7 +170,9 @@ pub(crate) fn decode_list(body: &[u8], cache: &mut IconCache) -> Result<WindowLi
                 if width == 0 || height == 0 || width > MAX_ICON_SIDE || height > MAX_ICON_SIDE {
                     return Err(format!("a {width}x{height} icon"));
                 }
-                let rgba = b.take(usize::from(width) * usize::from(height) * 4)?.to_vec();
+                let rgba = b
+                    .take(usize::from(width) * usize::from(height) * 4)?
+                    .to_vec();
                 Some(Arc::new(WindowIcon {
                     width,
                     height,
@@ -306,7 +314,10 @@ mod tests {
         let mut m = Vec::new();
         encode_list(&list, &mut sent, &mut m);
         for n in 0..body(&m).len() {
-            assert!(decode_list(&body(&m)[..n], &mut cache).is_err(), "cut at {n}");
+            assert!(
+                decode_list(&body(&m)[..n], &mut cache).is_err(),
+                "cut at {n}"
+            );
         }
         // A huge icon.
         let mut b = body(&m).to_vec();

@@ -88,7 +88,11 @@ fn message_length(bytes: &[u8]) -> std::io::Result<Option<usize>> {
     let Some(&kind) = bytes.first() else {
         return Ok(None);
     };
-    let be16 = |at: usize| bytes.get(at..at + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let be16 = |at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    };
     let be32 = |at: usize| {
         bytes
             .get(at..at + 4)
@@ -142,14 +146,21 @@ fn adjust(message: &mut Vec<u8>, state: &State) {
 }
 
 /// Writes one message of ours.
-async fn ours<W: AsyncWrite + Unpin>(message: Outgoing, real: &mut W, state: &State) -> std::io::Result<()> {
+async fn ours<W: AsyncWrite + Unpin>(
+    message: Outgoing,
+    real: &mut W,
+    state: &State,
+) -> std::io::Result<()> {
     match message {
         Outgoing::Message(bytes) => real.write_all(&bytes).await,
         Outgoing::Window(request) => {
             if state.seamless.load(Ordering::Relaxed) {
                 real.write_all(&wire::encode_request(&request)).await
             } else {
-                debug!(?request, "tap: the server lists no windows; request dropped");
+                debug!(
+                    ?request,
+                    "tap: the server lists no windows; request dropped"
+                );
                 Ok(())
             }
         }
@@ -186,7 +197,10 @@ mod tests {
         assert_eq!(message_length(&[3; 12]).unwrap(), Some(10));
         assert_eq!(message_length(&[2, 0, 0, 2, 0, 0, 0, 0]).unwrap(), None);
         assert_eq!(message_length(&[2, 0, 0, 1, 0, 0, 0, 0]).unwrap(), Some(8));
-        assert_eq!(message_length(&[6, 0, 0, 0, 0, 0, 0, 1, b'x']).unwrap(), Some(9));
+        assert_eq!(
+            message_length(&[6, 0, 0, 0, 0, 0, 0, 1, b'x']).unwrap(),
+            Some(9)
+        );
         assert!(message_length(&[77]).is_err());
         assert!(message_length(&[6, 0, 0, 0, 0x7f, 0, 0, 0]).is_err());
     }

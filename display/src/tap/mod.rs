@@ -58,18 +58,22 @@ impl State {
     fn set_format(&self, format: &[u8]) {
         let (bpp, depth, true_colour) = (format[0], format[1], format[3] != 0);
         let max = |i: usize| u16::from_be_bytes([format[i], format[i + 1]]);
-        let tight = if bpp == 32 && depth == 24 && true_colour && (4..10).step_by(2).all(|i| max(i) == 255)
-        {
-            3
-        } else {
-            bpp / 8
-        };
+        let tight =
+            if bpp == 32 && depth == 24 && true_colour && (4..10).step_by(2).all(|i| max(i) == 255)
+            {
+                3
+            } else {
+                bpp / 8
+            };
         self.bytes_per_pixel.store(bpp / 8, Ordering::Relaxed);
         self.tight_pixel.store(tight, Ordering::Relaxed);
     }
 
     fn our_text(&self) -> Option<String> {
-        self.our_text.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.our_text
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

@@ -245,7 +245,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Reader<R, W> {
                 let [colours] = self.fixed::<1>().await?;
                 let colours = u64::from(colours) + 1;
                 self.pass(colours * tpixel).await?;
-                if colours == 2 { w.div_ceil(8) * h } else { w * h }
+                if colours == 2 {
+                    w.div_ceil(8) * h
+                } else {
+                    w * h
+                }
             }
             other => return Err(invalid(format!("Tight filter {other}"))),
         };
@@ -278,7 +282,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Reader<R, W> {
         let length = i32::from_be_bytes([head[3], head[4], head[5], head[6]]);
         let size = length.unsigned_abs();
         if size > clipboard::MAX_WIRE {
-            warn!("tap: a {size}-byte clipboard message skipped (at most {})", clipboard::MAX_WIRE);
+            warn!(
+                "tap: a {size}-byte clipboard message skipped (at most {})",
+                clipboard::MAX_WIRE
+            );
             return skip(&mut self.r, u64::from(size)).await;
         }
         let mut payload = vec![0u8; size as usize];
@@ -311,8 +318,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Reader<R, W> {
             }
             Ok(Extended::Request { .. }) => {}
             Ok(Extended::Peek) => {
-                let formats = if self.state.our_text().is_some() { FORMAT_TEXT } else { 0 };
-                let notify = clipboard::encode_extended(CLIENT_CUT_TEXT, &Extended::Notify { formats });
+                let formats = if self.state.our_text().is_some() {
+                    FORMAT_TEXT
+                } else {
+                    0
+                };
+                let notify =
+                    clipboard::encode_extended(CLIENT_CUT_TEXT, &Extended::Notify { formats });
                 self.tap.send(Outgoing::Message(notify));
             }
             Ok(Extended::Provide(Some(text))) => self.received(text),

@@ -14,10 +14,11 @@ pub(crate) fn connect(display: &VirtualDisplay) -> Result<RustConnection> {
         source,
     })?;
     let (auth_name, auth_data) = xauth::read_cookie(display.xauthority())?;
-    let (stream, _) = DefaultStream::from_unix_stream(stream).map_err(|source| DisplayError::Sys {
-        call: "X connection",
-        source,
-    })?;
+    let (stream, _) =
+        DefaultStream::from_unix_stream(stream).map_err(|source| DisplayError::Sys {
+            call: "X connection",
+            source,
+        })?;
     RustConnection::connect_to_stream_with_auth_info(stream, 0, auth_name, auth_data)
         .map_err(|e| x_error("X connection set-up", e))
 }

@@ -8,9 +8,9 @@ use tracing::{debug, info, warn};
 use x11rb::connection::Connection;
 use x11rb::protocol::Event;
 use x11rb::protocol::xproto::{
-    AtomEnum, ChangeWindowAttributesAux, ConfigWindow, ConfigureNotifyEvent,
-    ConfigureRequestEvent, ConfigureWindowAux, ConnectionExt as _, CreateWindowAux, EventMask,
-    InputFocus, MapState, StackMode, Window, WindowClass,
+    AtomEnum, ChangeWindowAttributesAux, ConfigWindow, ConfigureNotifyEvent, ConfigureRequestEvent,
+    ConfigureWindowAux, ConnectionExt as _, CreateWindowAux, EventMask, InputFocus, MapState,
+    StackMode, Window, WindowClass,
 };
 use x11rb::rust_connection::RustConnection;
 
@@ -70,9 +70,7 @@ impl Keeper {
             (screen.width_in_pixels, screen.height_in_pixels),
         );
         let atoms = Atoms::intern(&conn).map_err(|e| x_error("intern atoms", e))?;
-        let control = conn
-            .generate_id()
-            .map_err(|e| x_error("X id", e))?;
+        let control = conn.generate_id().map_err(|e| x_error("X id", e))?;
         conn.create_window(
             0,
             control,
@@ -94,7 +92,9 @@ impl Keeper {
                 .map(|c| c.check())
         };
         if let Err(e) = select(notify | EventMask::SUBSTRUCTURE_REDIRECT)? {
-            warn!("another client manages this display's windows ({e}); fixing them up after they map");
+            warn!(
+                "another client manages this display's windows ({e}); fixing them up after they map"
+            );
             select(notify)?.map_err(|e| x_error("select root events", e))?;
         }
         let (list, list_rx) = watch::channel(Arc::new(WindowList::default()));
@@ -223,7 +223,7 @@ impl Keeper {
                 }
             }
             Event::ConfigureNotify(e) if e.event == self.root => {
-                let rect = WindowRect::new(e.x, e.y, e.width, e.height);
+                let rect = outer(e.x, e.y, e.width, e.height, e.border_width);
                 if let Some(p) = self.popups.get_mut(&e.window) {
                     if p.rect != rect {
                         p.rect = rect;
@@ -231,7 +231,9 @@ impl Keeper {
                     }
                 } else if let Some(m) = self.managed.iter_mut().find(|m| m.id == e.window) {
                     let size = (e.width.max(1), e.height.max(1));
-                    if m.size != size || m.pos.map(|(x, y)| (x as i16, y as i16)) != Some((e.x, e.y)) {
+                    if m.size != size
+                        || m.pos.map(|(x, y)| (x as i16, y as i16)) != Some((e.x, e.y))
+                    {
                         // The app resized or moved it by itself (no redirect): place again.
                         m.size = size;
                         m.pos = None;
@@ -265,7 +267,9 @@ impl Keeper {
             .get_geometry(window)
             .ok()
             .and_then(|c| c.reply().ok())
-            .map_or((1, 1), |g| (g.width.clamp(1, MAX_SIDE), g.height.clamp(1, MAX_SIDE)));
+            .map_or((1, 1), |g| {
+                (g.width.clamp(1, MAX_SIDE), g.height.clamp(1, MAX_SIDE))
+            });
         let _ = self.conn.change_window_attributes(
             window,
             &ChangeWindowAttributesAux::new().event_mask(EventMask::PROPERTY_CHANGE),
@@ -308,7 +312,7 @@ impl Keeper {
         self.popups.insert(
             window,
             Popup {
-                rect: WindowRect::new(g.x, g.y, g.width, g.height),
+                rect: outer(g.x, g.y, g.width, g.height, g.border_width),
                 kind,
             },
         );
@@ -535,6 +539,16 @@ impl Keeper {
             }
         });
     }
+}
+
+/// What a window covers on the screen: its border too (menus have one).
+fn outer(x: i16, y: i16, width: u16, height: u16, border: u16) -> WindowRect {
+    WindowRect::new(
+        x,
+        y,
+        width.saturating_add(border.saturating_mul(2)),
+        height.saturating_add(border.saturating_mul(2)),
+    )
 }
 
 fn rect_of(pos: (u16, u16), size: (u16, u16)) -> WindowRect {

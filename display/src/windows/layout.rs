@@ -80,7 +80,10 @@ mod tests {
         assert_eq!(l.screen, (1280, 1608));
         for i in 0..sizes.len() {
             for j in i + 1..sizes.len() {
-                assert!(!overlaps((l.positions[i], sizes[i]), (l.positions[j], sizes[j])));
+                assert!(!overlaps(
+                    (l.positions[i], sizes[i]),
+                    (l.positions[j], sizes[j])
+                ));
             }
         }
     }

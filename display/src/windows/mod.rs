@@ -26,14 +26,12 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::debug;
 use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{
-    ClientMessageEvent, ConnectionExt as _, EventMask, Window,
-};
+use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt as _, EventMask, Window};
 use x11rb::rust_connection::RustConnection;
 
+use crate::VirtualDisplay;
 use crate::error::{DisplayError, Result};
 use crate::seamless::{WindowList, WindowRequest};
-use crate::VirtualDisplay;
 
 pub(crate) use conn::x_error;
 

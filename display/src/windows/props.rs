@@ -99,7 +99,10 @@ pub(crate) fn is_tooltip(conn: &RustConnection, atoms: &Atoms, window: Window) -
     )
     .ok()
     .and_then(|c| c.reply().ok())
-    .and_then(|p| p.value32().map(|mut v| v.any(|a| a == atoms.net_wm_window_type_tooltip)))
+    .and_then(|p| {
+        p.value32()
+            .map(|mut v| v.any(|a| a == atoms.net_wm_window_type_tooltip))
+    })
     .unwrap_or(false)
 }
 
@@ -185,7 +188,10 @@ mod tests {
         assert_eq!((icon.width, icon.height), (64, 64));
         assert_eq!(&icon.rgba[..4], &[0, 255, 0, 255]);
         let small = pick_icon(&items[..4]).unwrap();
-        assert_eq!(small.rgba, vec![0x10, 0x20, 0x30, 0xff, 0x40, 0x50, 0x60, 0x80]);
+        assert_eq!(
+            small.rgba,
+            vec![0x10, 0x20, 0x30, 0xff, 0x40, 0x50, 0x60, 0x80]
+        );
     }
 
     #[test]

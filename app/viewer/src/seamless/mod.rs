@@ -108,7 +108,12 @@ impl SeamlessApp {
 }
 
 /// Wakes the windows that `why` concerns.
-fn wake(ctx: &egui::Context, targets: &Mutex<Targets>, source: &zos_display::FrameSource, why: Wake) {
+fn wake(
+    ctx: &egui::Context,
+    targets: &Mutex<Targets>,
+    source: &zos_display::FrameSource,
+    why: Wake,
+) {
     match why {
         Wake::Pixels => {
             let dirty = source.peek_dirty();
@@ -169,11 +174,17 @@ impl eframe::App for SeamlessApp {
                 shown.push((window.id, window.rect, builder));
             }
             let top_levels = list.top_levels().count();
-            let open = list.top_levels().filter(|w| !s.hidden.contains(&w.id)).count();
+            let open = list
+                .top_levels()
+                .filter(|w| !s.hidden.contains(&w.id))
+                .count();
             self.had_windows |= open > 0;
             if self.had_windows && top_levels > 0 && open == 0 && !self.closing {
                 self.closing = true;
-                info!("every window of {} was closed here; the viewer ends (the app goes on)", s.app_title);
+                info!(
+                    "every window of {} was closed here; the viewer ends (the app goes on)",
+                    s.app_title
+                );
                 ctx.send_viewport_cmd_to(ViewportId::ROOT, ViewportCommand::Close);
             }
             shown

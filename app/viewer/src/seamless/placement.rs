@@ -42,10 +42,19 @@ pub(crate) fn open(window: &AppWindow, s: &Shared, ppp: f32) -> Option<ViewportB
         None => size,
     };
     let inner = Vec2::new(inner.0 as f32, inner.1 as f32) / ppp;
+    // Where the app has it, side by side with its other windows, kept on this screen: they do
+    // not pile up in a corner where no window manager places them (one that does may honour
+    // it as a hint, or place them itself).
+    let screen = s.max_inner.map_or(Vec2::splat(f32::INFINITY), |(w, h)| {
+        Vec2::new(w as f32, h as f32) / ppp
+    });
+    let at = Pos2::new(f32::from(window.rect.x), f32::from(window.rect.y)) / ppp;
+    let at = at.min((screen - inner).max(Vec2::ZERO).to_pos2());
     let mut b = ViewportBuilder::default()
         .with_title(title(window, &s.app_title))
         .with_app_id("zos-viewer")
         .with_inner_size(inner)
+        .with_position(at)
         .with_min_inner_size(MIN_INNER);
     if let Some(icon) = icon(window) {
         b = b.with_icon(icon);
@@ -95,18 +104,23 @@ fn popup(window: &AppWindow, s: &Shared, ppp: f32) -> Option<ViewportBuilder> {
         // No parent drawn here: where the app put it, from this screen's corner.
         None => (Pos2::ZERO, 1.0 / ppp),
     };
-    let position = origin
-        + Vec2::new(f32::from(window.rect.x), f32::from(window.rect.y)) * points_per_pixel;
-    let size = Vec2::new(f32::from(window.rect.width), f32::from(window.rect.height))
-        * points_per_pixel;
+    let position =
+        origin + Vec2::new(f32::from(window.rect.x), f32::from(window.rect.y)) * points_per_pixel;
+    let size =
+        Vec2::new(f32::from(window.rect.width), f32::from(window.rect.height)) * points_per_pixel;
     let kind = if window.kind == WindowKind::Tooltip {
         X11WindowType::Tooltip
     } else {
         X11WindowType::PopupMenu
     };
+    let what = if window.kind == WindowKind::Tooltip {
+        "tooltip"
+    } else {
+        "menu"
+    };
     Some(
         ViewportBuilder::default()
-            .with_title(title(window, &s.app_title))
+            .with_title(format!("{what} — {}", s.app_title))
             .with_app_id("zos-viewer")
             .with_decorations(false)
             .with_override_redirect(true)

@@ -6,7 +6,9 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use eframe::egui::{self, Color32, CursorIcon, Event, Pos2, Rect, Vec2, ViewportCommand, ViewportId};
+use eframe::egui::{
+    self, Color32, CursorIcon, Event, Pos2, Rect, Vec2, ViewportCommand, ViewportId,
+};
 use tracing::info;
 use zos_display::WindowRequest;
 
@@ -27,6 +29,8 @@ pub(crate) struct View {
     pub(crate) points_per_pixel: f32,
     resize: ResizeDebounce,
     logged: Option<(u16, u16, u32)>,
+    /// Whether it has the keyboard focus here.
+    focused: bool,
 }
 
 impl Default for View {
@@ -37,6 +41,7 @@ impl Default for View {
             points_per_pixel: 1.0,
             resize: ResizeDebounce::default(),
             logged: None,
+            focused: false,
         }
     }
 }
@@ -96,10 +101,23 @@ pub(crate) fn paint(shared: &Mutex<Shared>, targets: &Mutex<Targets>, id: u32, u
         );
     }
 
-    let events: Vec<Event> = ui.input(|i| i.events.clone());
+    let mut events: Vec<Event> = ui.input(|i| i.events.clone());
+    // Losing a focus it never had (a new window's first event) must not release the keys and
+    // buttons held in another window (a menu opens while its button is held); menus never
+    // hold the focus at all.
+    let view = s.views.entry(id).or_default();
+    events.retain(|e| match e {
+        Event::WindowFocused(_) if window.kind.is_popup() => false,
+        Event::WindowFocused(false) => std::mem::take(&mut view.focused),
+        Event::WindowFocused(true) => {
+            view.focused = true;
+            true
+        }
+        _ => true,
+    });
     for event in &events {
         match event {
-            Event::WindowFocused(true) if !window.kind.is_popup() => {
+            Event::WindowFocused(true) => {
                 // Typing goes to the app's focused window: make it this one.
                 s.core
                     .net
@@ -113,7 +131,10 @@ pub(crate) fn paint(shared: &Mutex<Shared>, targets: &Mutex<Targets>, id: u32, u
             _ => {}
         }
     }
-    let events: Vec<Event> = events.into_iter().filter(|e| !is_one_to_one_key(e)).collect();
+    let events: Vec<Event> = events
+        .into_iter()
+        .filter(|e| !is_one_to_one_key(e))
+        .collect();
     let map = Mapping {
         rect: image,
         area,
@@ -137,11 +158,9 @@ pub(crate) fn paint(shared: &Mutex<Shared>, targets: &Mutex<Targets>, id: u32, u
             Decision::Wait(after) => ctx.request_repaint_after(after),
             Decision::Request(width, height) => {
                 info!("viewer window {id:#x} asks the app's window for {width}x{height}");
-                s.core.net.send(Input::Window(WindowRequest::Resize {
-                    id,
-                    width,
-                    height,
-                }));
+                s.core
+                    .net
+                    .send(Input::Window(WindowRequest::Resize { id, width, height }));
             }
         }
     }
