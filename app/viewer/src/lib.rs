@@ -140,7 +140,7 @@ pub fn run(options: ViewerWindowOptions) -> anyhow::Result<()> {
                     app_title,
                     resize_remote,
                     clipboard,
-                    &cc.egui_ctx,
+                    cc,
                 )))
             }),
         )

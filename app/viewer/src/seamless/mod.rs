@@ -11,6 +11,7 @@
 //! they touch.
 
 mod placement;
+mod root;
 mod view;
 
 use std::collections::{HashMap, HashSet};
@@ -64,6 +65,7 @@ pub struct SeamlessApp {
     /// The builder each shown window was opened with, kept so egui sees no change unless
     /// something changed (it would otherwise undo the user's resizing).
     builders: HashMap<u32, ViewportBuilder>,
+    root: root::HiddenRoot,
     root_hidden: bool,
     had_windows: bool,
     closing: bool,
@@ -76,8 +78,9 @@ impl SeamlessApp {
         app_title: String,
         resize_remote: bool,
         clipboard: Box<dyn Fn(Arc<str>) + Send + Sync>,
-        ctx: &egui::Context,
+        cc: &eframe::CreationContext<'_>,
     ) -> SeamlessApp {
+        let ctx = &cc.egui_ctx;
         // Ctrl+plus/minus belong to the app, not to egui's zoom.
         ctx.options_mut(|o| o.zoom_with_keyboard = false);
         let targets = Arc::new(Mutex::new(Targets::default()));
@@ -100,6 +103,7 @@ impl SeamlessApp {
             shared: Arc::new(Mutex::new(shared)),
             targets,
             builders: HashMap::new(),
+            root: root::HiddenRoot::new(cc),
             root_hidden: false,
             had_windows: false,
             closing: false,
@@ -144,6 +148,7 @@ impl eframe::App for SeamlessApp {
             self.root_hidden = true;
             ctx.send_viewport_cmd(ViewportCommand::Visible(false));
         }
+        self.root.keep_hidden(&ctx);
         let shown = {
             let mut guard = lock(&self.shared);
             let s = &mut *guard;
