@@ -50,7 +50,8 @@ impl Screen {
     fn start(host: &Host, with_wm: bool) -> Screen {
         let xvfb = host.xvfb();
         let wm = with_wm.then(|| {
-            let wm = host.spawn_program("openbox", &["--sm-disable"], &[("DISPLAY", &xvfb.display)]);
+            let wm =
+                host.spawn_program("openbox", &["--sm-disable"], &[("DISPLAY", &xvfb.display)]);
             let running = common::until(secs(10), || {
                 let out = host.exec_env(
                     "xprop",
@@ -106,7 +107,14 @@ fn count_in(host: &Host, png: &std::path::Path, rect: [i32; 4], rgb: [u8; 3]) ->
     let crop = format!("{}x{}+{}+{}", rect[2], rect[3], rect[0], rect[1]);
     let out = host.exec(
         "convert",
-        &[png.to_str().unwrap(), "-crop", &crop, "-depth", "8", "rgb:-"],
+        &[
+            png.to_str().unwrap(),
+            "-crop",
+            &crop,
+            "-depth",
+            "8",
+            "rgb:-",
+        ],
     );
     out.stdout.chunks_exact(3).filter(|p| *p == rgb).count()
 }
@@ -123,7 +131,12 @@ fn clock_opens_at_its_size(host: &Host, screen: &Screen, shot: &str) -> Proc {
         host.dump_logs();
         panic!("{}: no clock window on its screen", host.label);
     };
-    assert_eq!((g[2], g[3]), (200, 200), "{}: the clock window is {g:?}", host.label);
+    assert_eq!(
+        (g[2], g[3]),
+        (200, 200),
+        "{}: the clock window is {g:?}",
+        host.label
+    );
     // Nothing else of ours covers the screen: every visible window of the view is the clock's.
     let all = windows(host, screen, r"\(task 1\)");
     assert_eq!(all.len(), 1, "{}: windows of the view: {all:?}", host.label);
@@ -169,10 +182,17 @@ fn a_shared_xclock_is_a_200x200_window_on_the_master_and_on_a_zombie_under_openb
 /// The master's app display: `DISPLAY` and `XAUTHORITY` for X tools run on the master.
 fn app_display(m: &Host) -> (String, PathBuf) {
     let tasks = zos::json(m, &["tasks", "--json"]);
-    let display = tasks[0]["display"].as_str().expect("the task's display").to_owned();
+    let display = tasks[0]["display"]
+        .as_str()
+        .expect("the task's display")
+        .to_owned();
     let mut cookies = Vec::new();
     for dir in std::fs::read_dir(&m.runtime).unwrap().flatten() {
-        for e in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let name = e.file_name().to_string_lossy().to_string();
             if name.starts_with("xvnc-") && name.ends_with(".xauth") {
                 cookies.push(e.path());
@@ -194,17 +214,25 @@ fn the_clipboard_goes_both_ways_between_a_zombie_window_and_the_master_app() {
     });
     assert!(found.is_some(), "no viewer window on the zombie");
     let (display, cookie) = app_display(m);
-    let app_env = [("DISPLAY", display.as_str()), ("XAUTHORITY", cookie.to_str().unwrap())];
+    let app_env = [
+        ("DISPLAY", display.as_str()),
+        ("XAUTHORITY", cookie.to_str().unwrap()),
+    ];
     let read = |host: &Host, env: &[(&str, &str)], selection: &str| {
         let out = host.exec_env("xclip", &["-o", "-selection", selection], env);
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     };
 
     // Copied on the zombie's screen: the master's app can paste it.
     let copied = "copied on the zombie ✓ ünïcode";
     let _xclip = z.spawn_program(
         "sh",
-        &["-c", &format!("printf %s '{copied}' | exec xclip -quiet -selection clipboard -i")],
+        &[
+            "-c",
+            &format!("printf %s '{copied}' | exec xclip -quiet -selection clipboard -i"),
+        ],
         &screen.env(),
     );
     let got = common::until(secs(15), || {
@@ -220,7 +248,10 @@ fn the_clipboard_goes_both_ways_between_a_zombie_window_and_the_master_app() {
     let from_app = "copied in the app ✓ — 日本語";
     let _xclip_app = m.spawn_program(
         "sh",
-        &["-c", &format!("printf %s '{from_app}' | exec xclip -quiet -selection clipboard -i")],
+        &[
+            "-c",
+            &format!("printf %s '{from_app}' | exec xclip -quiet -selection clipboard -i"),
+        ],
         &app_env,
     );
     for selection in ["clipboard", "primary"] {

@@ -443,7 +443,12 @@ fn zos_view_on_the_zombie_opens_a_window_that_shows_and_drives_the_app() {
     let found = common::until(secs(20), || {
         let out = z.exec_env(
             "xdotool",
-            &["search", "--onlyvisible", "--name", " xterm on .* \\(task 1\\)$"],
+            &[
+                "search",
+                "--onlyvisible",
+                "--name",
+                " xterm on .* \\(task 1\\)$",
+            ],
             &[("DISPLAY", &screen.display)],
         );
         let id = String::from_utf8_lossy(&out.stdout)

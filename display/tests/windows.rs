@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::Duration;
 
 use common::{RuntimeDir, init_tracing, try_x_tool, wait_until};
@@ -182,6 +183,13 @@ async fn menus_and_dialogs_are_listed_with_their_parents() {
     .await;
 
     // A Tk dialog: a transient window of its main window.
+    let tk = Command::new("python3")
+        .args(["-c", "import tkinter"])
+        .status();
+    assert!(
+        tk.is_ok_and(|s| s.success()),
+        "python3's tkinter is not installed (Debian package python3-tk)"
+    );
     let script = "import tkinter as tk\nr = tk.Tk(); r.title('main'); r.geometry('300x200')\n\
                   d = tk.Toplevel(r); d.title('dialog'); d.geometry('150x100'); d.transient(r)\n\
                   r.mainloop()";

@@ -33,6 +33,8 @@ use zos_viewer::ViewerWindowOptions;
 
 /// Set in a window process: the fan-out socket to view.
 const INNER: &str = "ZOS_SEAMLESS_TEST_SOCKET";
+/// Set in a window process that resizes the app's windows (`--resize-remote`).
+const RESIZE_REMOTE: &str = "ZOS_SEAMLESS_TEST_RESIZE_REMOTE";
 const TITLE: &str = "apps on test";
 const TOOLS: [&str; 10] = [
     "Xvfb", "Xvnc", "xdotool", "xdpyinfo", "xwininfo", "import", "xterm", "xclock", "xmessage",
@@ -73,6 +75,13 @@ fn main() {
                 Ok(())
             },
         ),
+        Trial::test(
+            "a_resize_remote_viewer_resizes_the_app_window_not_the_screen",
+            || {
+                resize_remote_resizes_the_app_window();
+                Ok(())
+            },
+        ),
     ];
     libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }
@@ -81,11 +90,15 @@ fn main() {
 fn inner(socket: PathBuf) {
     let _ = tracing_subscriber::fmt()
         .with_ansi(false)
-        .with_env_filter("zos_viewer=debug,zos_display=info")
+        .with_env_filter(
+            std::env::var("ZOS_SEAMLESS_INNER_LOG")
+                .unwrap_or_else(|_| "zos_viewer=debug,zos_display=info".into()),
+        )
         .try_init();
-    let options = ViewerWindowOptions::new(TITLE, move || {
+    let mut options = ViewerWindowOptions::new(TITLE, move || {
         std::os::unix::net::UnixStream::connect(socket)
     });
+    options.resize_remote = std::env::var_os(RESIZE_REMOTE).is_some();
     match zos_viewer::run(options) {
         Ok(()) => println!("run returned Ok"),
         Err(e) => {
@@ -185,7 +198,20 @@ struct Viewer {
 }
 
 fn viewer(socket: &Path, screen: &XDisplay, name: &'static str) -> Viewer {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    viewer_with(socket, screen, name, false)
+}
+
+fn viewer_with(
+    socket: &Path,
+    screen: &XDisplay,
+    name: &'static str,
+    resize_remote: bool,
+) -> Viewer {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    if resize_remote {
+        command.env(RESIZE_REMOTE, "1");
+    }
+    let mut child = command
         .env(INNER, socket)
         .env("DISPLAY", &screen.display)
         .env_remove("XAUTHORITY")
@@ -519,15 +545,21 @@ fn seamless_windows(with_wm: bool) {
     }
 
     // Closing the dialog's window hides that view only: the app keeps the window.
-    close_window(&screen, &local_note);
-    assert!(
-        wait_until(Duration::from_secs(10), || find(
-            &screen,
-            "^note .* apps on test$"
-        )
-        .is_none()),
-        "the closed window stayed"
-    );
+    // Asked again each second while it stays, as a user would click again: under Xvfb
+    // without a window manager the first WM_DELETE_WINDOW is sometimes never reported by
+    // winit (about one run in six; eframe logs no CloseRequested for it).
+    let mut asked = 0;
+    let closed = wait_until(Duration::from_secs(10), || {
+        if find(&screen, "^note .* apps on test$").is_none() {
+            return true;
+        }
+        if asked % 10 == 0 {
+            close_window(&screen, &local_note);
+        }
+        asked += 1;
+        false
+    });
+    assert!(closed, "the closed window stayed");
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         app.observer
@@ -650,4 +682,33 @@ fn two_viewers_scale_independently() {
 /// Pixels of exactly `rgb`.
 fn count(image: &Image, rgb: [u8; 3]) -> usize {
     image.rgba.chunks_exact(4).filter(|p| p[..3] == rgb).count()
+}
+
+fn resize_remote_resizes_the_app_window() {
+    tools::require_all(&TOOLS);
+    let dir = TempDir::new("seamless-resize-remote");
+    let xvfb = Xvfb::start(1280, 1024);
+    let screen = XDisplay {
+        display: xvfb.display.clone(),
+        xauthority: None,
+    };
+    let mut app = AppSide::start(dir.path());
+    let appd = app.display();
+    app.launch(&["xclock", "-geometry", "200x200"]);
+    let clock = app.window("xclock");
+    let v = viewer_with(&app.socket, &screen, "resizer", true);
+    let local = wait_find(&screen, "^xclock .* apps on test$");
+    screen.xdotool(&["mousemove", "1270", "1010"]);
+    screen.xdotool(&["windowsize", &local, "320", "240"]);
+    // The app's window takes the size; the screen does not change.
+    let list = app.wait_list("the clock at 320x240", |l| {
+        l.get(clock.id)
+            .is_some_and(|w| (w.rect.width, w.rect.height) == (320, 240))
+    });
+    assert_eq!(appd.size(), (1280, 800), "the app's screen changed");
+    // … and is drawn one to one again, the app's new pixels exactly.
+    let clock = list.get(clock.id).unwrap().clone();
+    assert_same_pixels(&screen, &local, &appd, &clock, "the resized clock");
+    v._lines
+        .wait_for("asks the app's window for 320x240", Duration::from_secs(5));
 }

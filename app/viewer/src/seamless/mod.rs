@@ -42,6 +42,18 @@ pub(crate) struct Shared {
     pub(crate) max_inner: Option<(u32, u32)>,
 }
 
+impl Shared {
+    /// The user closed window `id` here: it stays hidden (the app keeps it).
+    pub(crate) fn hide(&mut self, id: u32) {
+        if self.hidden.insert(id) {
+            info!(
+                "viewer window {id:#x} of {} closed by the user (the app goes on)",
+                self.app_title
+            );
+        }
+    }
+}
+
 /// What the network thread needs to wake the right windows.
 #[derive(Default)]
 pub(crate) struct Targets {
@@ -162,6 +174,19 @@ impl eframe::App for SeamlessApp {
             }
             s.list = s.core.net.source().windows().unwrap_or_default();
             let list = Arc::clone(&s.list);
+            // A close asked of a window shows here too (eframe repaints the parent of a
+            // window asked to close), whether or not that window drew since.
+            for window in &list.windows {
+                let asked = ctx.input(|i| {
+                    i.raw
+                        .viewports
+                        .get(&viewport_id(window.id))
+                        .is_some_and(|v| v.close_requested())
+                });
+                if asked {
+                    s.hide(window.id);
+                }
+            }
             s.views.retain(|id, _| list.get(*id).is_some());
             self.builders.retain(|id, _| list.get(*id).is_some());
             let ppp = ctx.pixels_per_point();
@@ -195,8 +220,13 @@ impl eframe::App for SeamlessApp {
             shown
         };
         let mut targets = Vec::with_capacity(shown.len());
+        let old = lock(&self.targets).windows.clone();
         for (id, rect, builder) in shown {
             let viewport = viewport_id(id);
+            if old.iter().any(|(v, r)| *v == viewport && *r != rect) {
+                // Moved or resized in the app: draw it again from its new place.
+                ctx.request_repaint_of(viewport);
+            }
             let (shared, wake_targets) = (Arc::clone(&self.shared), Arc::clone(&self.targets));
             ctx.show_viewport_deferred(viewport, builder, move |ui, _| {
                 view::paint(&shared, &wake_targets, id, ui);

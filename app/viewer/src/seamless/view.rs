@@ -52,12 +52,7 @@ pub(crate) fn paint(shared: &Mutex<Shared>, targets: &Mutex<Targets>, id: u32, u
     let mut guard = lock(shared);
     let s = &mut *guard;
     if ui.input(|i| i.viewport().close_requested()) {
-        if s.hidden.insert(id) {
-            info!(
-                "viewer window {id:#x} of {} closed by the user (the app goes on)",
-                s.app_title
-            );
-        }
+        s.hide(id);
         ctx.request_repaint_of(ViewportId::ROOT);
         return;
     }
