@@ -41,6 +41,7 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
             seconds,
             viewer_socket,
             animate,
+            animate_size,
             fanout_of,
             fanout_listen,
         } => display::run(
@@ -48,7 +49,7 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
             seconds,
             display::Helpers {
                 viewer_socket,
-                animate,
+                animate: animate.then_some(animate_size),
                 fanout: fanout_of.zip(fanout_listen),
             },
         )?,

@@ -322,7 +322,8 @@ pub enum BenchKind {
     /// memory to tmpfs: times, frozen time, image size, peak memory (median of 5).
     Checkpoint,
     /// Shared-app views: key-to-pixel latency, frames per second and bytes per frame of a
-    /// full-screen animation, CPU per viewer (window and decode only), a second viewer's cost.
+    /// full-screen animation, CPU per viewer (window and decode only), a second viewer's cost;
+    /// and seamless viewer windows, one to one and scaled, of a large and a small app.
     Display {
         /// Repetitions (the median is reported).
         #[arg(long, default_value_t = 3)]
@@ -336,6 +337,9 @@ pub enum BenchKind {
         /// Internal: be the animated test app on $DISPLAY.
         #[arg(long, hide = true)]
         animate: bool,
+        /// Internal: the animated window's size, WIDTHxHEIGHT (default: the screen's).
+        #[arg(long, hide = true, requires = "animate")]
+        animate_size: Option<String>,
         /// Internal: be a fan-out of this RFB socket (the benchmark starts these).
         #[arg(long, hide = true, requires = "fanout_listen")]
         fanout_of: Option<std::path::PathBuf>,

@@ -8,7 +8,10 @@
 //! - (c) CPU per viewer at that rate: a real viewer window process (`zos_viewer::run` under
 //!   Xvfb and Mesa's llvmpipe) and a decode-only viewer;
 //! - (d) what a second viewer adds: serving CPU (Xvnc, plus the fan-out where there is one)
-//!   and viewer CPU with none, one and two viewers.
+//!   and viewer CPU with none, one and two viewers;
+//! - (e) through the session only, seamless viewer windows ([`windows`]): key-to-pixel and
+//!   repaints per second seen on the viewer's screen, one to one and scaled, and the window's
+//!   CPU for a 1280×800 app and a 200×200 one.
 //!
 //! Everything is measured twice: with each viewer its own client of Xvnc (how views worked
 //! before the fan-out), and through a [`Fanout`](zos_display::Fanout) in a helper process
@@ -30,6 +33,7 @@ mod animator;
 mod fanout;
 mod measure;
 mod session;
+mod windows;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -50,6 +54,8 @@ use super::median;
 pub const FPS: u32 = 30;
 /// The animated screen.
 pub const ANIMATED: (u16, u16) = (1280, 800);
+/// The small animated window (seamless figures).
+pub const SMALL: (u16, u16) = (200, 200);
 /// Key presses per latency run.
 const KEYS: usize = 40;
 /// How long a viewer window gets to open and settle before it is measured.
@@ -60,8 +66,9 @@ const WINDOW_WARMUP: Duration = Duration::from_secs(4);
 pub struct Helpers {
     /// Be a viewer window of this RFB socket.
     pub viewer_socket: Option<PathBuf>,
-    /// Be the animated test app on `$DISPLAY`.
-    pub animate: bool,
+    /// Be the animated test app on `$DISPLAY`, with this window size (`WxH`; the screen's if
+    /// none).
+    pub animate: Option<Option<String>>,
     /// Be a fan-out of this RFB socket, serving viewers on the second path.
     pub fanout: Option<(PathBuf, PathBuf)>,
 }
@@ -73,8 +80,9 @@ pub fn run(runs: usize, seconds: u64, helpers: Helpers) -> Result<()> {
         animate,
         fanout,
     } = helpers;
-    if animate {
-        return animator::run(FPS);
+    if let Some(size) = animate {
+        let size = size.as_deref().map(animator::parse_size).transpose()?;
+        return animator::run(FPS, size);
     }
     if let Some((rfb_socket, listen)) = fanout {
         return fanout::serve(&rfb_socket, &listen);
@@ -134,6 +142,15 @@ pub fn run(runs: usize, seconds: u64, helpers: Helpers) -> Result<()> {
         "(d) through the session, a second decode-only viewer costs the serving side {:.0} % of the first",
         share(&through)
     );
+    let seamless = windows::measure(
+        &session.xterm,
+        &session.animated,
+        &session.small,
+        &screens[0],
+        runs,
+        seconds,
+    )?;
+    windows::print(&seamless);
     drop(session);
     drop(bench._xvfbs);
     Ok(())
