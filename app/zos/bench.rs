@@ -39,6 +39,7 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
         BenchKind::Display {
             runs,
             seconds,
+            windows_only,
             viewer_socket,
             animate,
             animate_size,
@@ -47,6 +48,7 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
         } => display::run(
             runs,
             seconds,
+            windows_only,
             display::Helpers {
                 viewer_socket,
                 animate: animate.then_some(animate_size),

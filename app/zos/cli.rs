@@ -331,6 +331,9 @@ pub enum BenchKind {
         /// Seconds each rate is measured for.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Only the seamless viewer windows' figures (through a session).
+        #[arg(long)]
+        windows_only: bool,
         /// Internal: be a viewer window of this RFB socket (the benchmark starts these).
         #[arg(long, hide = true)]
         viewer_socket: Option<std::path::PathBuf>,

@@ -257,9 +257,7 @@ mod tests {
         ] {
             let m = encode_extended(SERVER_CUT_TEXT, &message);
             let got = decode_extended(payload(&m)).unwrap();
-            match (&message, &got) {
-                _ => assert_eq!(got, message),
-            }
+            assert_eq!(got, message);
         }
     }
 

@@ -185,22 +185,20 @@ impl Keeper {
 
     fn handle(&mut self, event: Event) -> Result<()> {
         match event {
-            Event::XfixesSelectionNotify(e) => {
-                if e.owner != self.window && e.owner != x11rb::NONE {
-                    // Someone else copied: ask for the text.
-                    self.conn.convert_selection(
-                        self.window,
-                        e.selection,
-                        self.atoms.utf8,
-                        self.atoms.property,
-                        e.selection_timestamp,
-                    )?;
-                }
+            // Someone else copied: ask for the text.
+            Event::XfixesSelectionNotify(e) if e.owner != self.window && e.owner != x11rb::NONE => {
+                self.conn.convert_selection(
+                    self.window,
+                    e.selection,
+                    self.atoms.utf8,
+                    self.atoms.property,
+                    e.selection_timestamp,
+                )?;
             }
-            Event::SelectionNotify(e) if e.requestor == self.window => {
-                if e.property != x11rb::NONE {
-                    self.read_property()?;
-                }
+            Event::SelectionNotify(e)
+                if e.requestor == self.window && e.property != x11rb::NONE =>
+            {
+                self.read_property()?;
             }
             Event::PropertyNotify(e)
                 if e.window == self.window

@@ -119,58 +119,51 @@ pub fn run(options: ViewerWindowOptions) -> anyhow::Result<()> {
     }
     let app_title = title.clone();
     let clipboard = clipboard::hook(bridge);
-    let result = if seamless {
-        let native = eframe::NativeOptions {
-            // The root is hidden at once: every app window gets a viewport of its own.
-            viewport: egui::ViewportBuilder::default()
-                .with_title(format!("{title} (zos viewer)"))
-                .with_app_id("zos-viewer")
-                .with_inner_size([1.0, 1.0])
-                .with_decorations(false)
-                .with_taskbar(false),
-            clipboard_shortcuts: false,
-            ..Default::default()
-        };
-        eframe::run_native(
-            &title,
-            native,
-            Box::new(move |cc| {
-                Ok(Box::new(seamless::SeamlessApp::new(
+    let viewport = if seamless {
+        // The root is hidden at once: every app window gets a viewport of its own.
+        egui::ViewportBuilder::default()
+            .with_title(format!("{title} (zos viewer)"))
+            .with_inner_size([1.0, 1.0])
+            .with_decorations(false)
+            .with_taskbar(false)
+    } else {
+        let max = workarea::max_inner_size().unwrap_or((3840, 2160));
+        let (iw, ih) = workarea::fit_within((u32::from(w), u32::from(h)), max);
+        egui::ViewportBuilder::default()
+            .with_title(&title)
+            .with_inner_size([iw as f32, ih as f32])
+            .with_min_inner_size([64.0, 48.0])
+    };
+    let native = eframe::NativeOptions {
+        viewport: viewport.with_app_id("zos-viewer"),
+        // Ctrl+C, Ctrl+X and Ctrl+V belong to the app (a terminal's Ctrl+C above all).
+        clipboard_shortcuts: false,
+        ..Default::default()
+    };
+    let result = eframe::run_native(
+        &title,
+        native,
+        Box::new(move |cc| {
+            let app: Box<dyn eframe::App> = if seamless {
+                Box::new(seamless::SeamlessApp::new(
                     net,
                     app_title,
                     resize_remote,
                     clipboard,
                     cc,
-                )))
-            }),
-        )
-    } else {
-        let max = workarea::max_inner_size().unwrap_or((3840, 2160));
-        let (iw, ih) = workarea::fit_within((u32::from(w), u32::from(h)), max);
-        let native = eframe::NativeOptions {
-            viewport: egui::ViewportBuilder::default()
-                .with_title(&title)
-                .with_app_id("zos-viewer")
-                .with_inner_size([iw as f32, ih as f32])
-                .with_min_inner_size([64.0, 48.0]),
-            // Ctrl+C, Ctrl+X and Ctrl+V belong to the app (a terminal's Ctrl+C above all).
-            clipboard_shortcuts: false,
-            ..Default::default()
-        };
-        eframe::run_native(
-            &title,
-            native,
-            Box::new(move |cc| {
-                Ok(Box::new(desktop::DesktopApp::new(
+                ))
+            } else {
+                Box::new(desktop::DesktopApp::new(
                     net,
                     app_title,
                     resize_remote,
                     clipboard,
                     &cc.egui_ctx,
-                )))
-            }),
-        )
-    };
+                ))
+            };
+            Ok(app)
+        }),
+    );
     result.map_err(|e| anyhow!("the viewer window of {title} failed: {e}"))
 }
 

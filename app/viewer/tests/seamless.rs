@@ -277,7 +277,7 @@ fn wait_find(screen: &XDisplay, pattern: &str) -> String {
 /// A window's own pixels, from `import -window`.
 fn window_image(screen: &XDisplay, id: &str, size: (u32, u32)) -> Option<Image> {
     let out = screen.try_run_bytes("import", &["-window", id, "-depth", "8", "rgba:-"])?;
-    (out.len() == (size.0 * size.1 * 4) as usize).then(|| Image {
+    (out.len() == (size.0 * size.1 * 4) as usize).then_some(Image {
         width: size.0 as usize,
         height: size.1 as usize,
         rgba: out,
@@ -411,15 +411,22 @@ fn window_manager(screen: &XDisplay, wanted: bool) -> Option<Reaped> {
     Some(Reaped(child))
 }
 
-fn seamless_windows(with_wm: bool) {
+/// The tools checked, a private directory and a 1280×1024 Xvfb screen for the viewers (dropped
+/// in reverse order: the screen first).
+fn stage(tag: &str) -> (TempDir, Xvfb, XDisplay) {
     tools::require_all(&TOOLS);
-    let tag = if with_wm { "openbox" } else { "bare" };
-    let dir = TempDir::new(&format!("seamless-{tag}"));
+    let dir = TempDir::new(tag);
     let xvfb = Xvfb::start(1280, 1024);
     let screen = XDisplay {
         display: xvfb.display.clone(),
         xauthority: None,
     };
+    (dir, xvfb, screen)
+}
+
+fn seamless_windows(with_wm: bool) {
+    let tag = if with_wm { "openbox" } else { "bare" };
+    let (dir, _xvfb, screen) = stage(&format!("seamless-{tag}"));
     let _wm = window_manager(&screen, with_wm);
     let mut app = AppSide::start(dir.path());
     let appd = app.display();
@@ -577,13 +584,7 @@ fn seamless_windows(with_wm: bool) {
 }
 
 fn two_viewers_scale_independently() {
-    tools::require_all(&TOOLS);
-    let dir = TempDir::new("seamless-scale");
-    let xvfb = Xvfb::start(1280, 1024);
-    let screen = XDisplay {
-        display: xvfb.display.clone(),
-        xauthority: None,
-    };
+    let (dir, _xvfb, screen) = stage("seamless-scale");
     let mut app = AppSide::start(dir.path());
     let appd = app.display();
     // A blue bar on the first line and a red one on the last: a cut-off picture loses one.
@@ -685,13 +686,7 @@ fn count(image: &Image, rgb: [u8; 3]) -> usize {
 }
 
 fn resize_remote_resizes_the_app_window() {
-    tools::require_all(&TOOLS);
-    let dir = TempDir::new("seamless-resize-remote");
-    let xvfb = Xvfb::start(1280, 1024);
-    let screen = XDisplay {
-        display: xvfb.display.clone(),
-        xauthority: None,
-    };
+    let (dir, _xvfb, screen) = stage("seamless-resize-remote");
     let mut app = AppSide::start(dir.path());
     let appd = app.display();
     app.launch(&["xclock", "-geometry", "200x200"]);

@@ -73,8 +73,9 @@ pub struct Helpers {
     pub fanout: Option<(PathBuf, PathBuf)>,
 }
 
-/// `zos bench display`, or one of its helper processes.
-pub fn run(runs: usize, seconds: u64, helpers: Helpers) -> Result<()> {
+/// `zos bench display` (with `windows_only`, only its part (e)), or one of its helper
+/// processes.
+pub fn run(runs: usize, seconds: u64, windows_only: bool, helpers: Helpers) -> Result<()> {
     let Helpers {
         viewer_socket,
         animate,
@@ -95,6 +96,9 @@ pub fn run(runs: usize, seconds: u64, helpers: Helpers) -> Result<()> {
     }
     let seconds = Duration::from_secs(seconds.max(1));
     let runs = runs.max(1);
+    if windows_only {
+        return seamless_windows(runs, seconds);
+    }
     println!(
         "zos bench display: TigerVNC Xvnc on a unix socket, Raw encoding, median of {runs} runs, {} s per rate",
         seconds.as_secs()
@@ -153,6 +157,28 @@ pub fn run(runs: usize, seconds: u64, helpers: Helpers) -> Result<()> {
     windows::print(&seamless);
     drop(session);
     drop(bench._xvfbs);
+    Ok(())
+}
+
+/// Part (e) alone: a session, one Xvfb screen for the viewer windows.
+fn seamless_windows(runs: usize, seconds: Duration) -> Result<()> {
+    println!(
+        "zos bench display --windows-only: median of {runs} runs, {} s per rate",
+        seconds.as_secs()
+    );
+    let xvfb = Xvfb::start()?;
+    let exe = std::env::current_exe()?;
+    let session = session::SessionBench::start(&exe).context("the session set-up")?;
+    let seamless = windows::measure(
+        &session.xterm,
+        &session.animated,
+        &session.small,
+        &xvfb.display,
+        runs,
+        seconds,
+    )?;
+    windows::print(&seamless);
+    drop(session);
     Ok(())
 }
 

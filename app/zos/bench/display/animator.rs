@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn sizes_parse() {
-        assert_eq!(parse_size("200x150"), Ok((200, 150)));
+        assert_eq!(parse_size("200x150").unwrap(), (200, 150));
         assert!(parse_size("200").is_err());
         assert!(parse_size("0x5").is_err());
     }
