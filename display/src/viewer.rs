@@ -280,6 +280,9 @@ impl ViewerConnection {
     }
 
     async fn send(&self, event: X11Event) -> Result<()> {
+        if self.is_closed() {
+            return Err(DisplayError::ViewerClosed);
+        }
         self.input
             .send(Command::Input(event))
             .await
@@ -288,7 +291,10 @@ impl ViewerConnection {
 
     /// True once the connection has ended (server gone, protocol error or closed).
     pub fn is_closed(&self) -> bool {
-        self.task.as_ref().is_none_or(|t| t.is_finished())
+        // The driver drops the frame channel as it ends, a moment before its task counts as
+        // finished: either says the connection is over (so a subscriber that saw the channel
+        // close finds the viewer closed too).
+        self.source.is_closed() || self.task.as_ref().is_none_or(|t| t.is_finished())
     }
 
     /// Ends the connection and returns how it went: `Ok` if it was still healthy.
