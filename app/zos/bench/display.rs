@@ -495,6 +495,8 @@ impl Xvfb {
                 "1400x900x24",
                 "-nolisten",
                 "tcp",
+                // No reset when the last viewer window closes between two measurements.
+                "-noreset",
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -54,9 +54,11 @@ pub fn measure(
     seconds: Duration,
 ) -> Result<WindowFigures> {
     let mut all = Vec::new();
+    // One connection for all runs: an X server resets when its last client leaves, and a
+    // connection made during the reset fails.
+    let probe = Probe::connect(screen)?;
     for run in 1..=runs {
         let mut f = WindowFigures::default();
-        let probe = Probe::connect(screen)?;
         {
             let view = ViewerProcess::start(xterm, screen, WINDOW_WARMUP)?;
             let window = probe.find(" xterm on ", view.pid())?;
