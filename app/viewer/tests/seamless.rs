@@ -7,8 +7,10 @@
 //! override-redirect window where the app put it relative to the xterm window, with the
 //! menu's pixels; an xmessage opens as a window of its own; closing a window hides that view
 //! only (the app keeps it); a second viewer resized to a smaller size scales the picture while
-//! the first stays one to one, neither cut off, and the app's window keeps its size; the
-//! clipboard goes both ways between xclip on the viewer's screen and on the app's.
+//! the first stays one to one, neither cut off, and the app's window keeps its size; an app
+//! window larger than the viewer's screen opens scaled down within it, frame included, all
+//! of it shown; the clipboard goes both ways between xclip on the viewer's screen and on the
+//! app's.
 //! Screenshots are kept under `target/seamless-screenshots/`.
 
 mod support;
@@ -72,6 +74,20 @@ fn main() {
             "two_viewers_scale_independently_and_neither_cuts_off",
             || {
                 two_viewers_scale_independently();
+                Ok(())
+            },
+        ),
+        Trial::test(
+            "a_window_larger_than_the_screen_opens_scaled_within_it_without_a_window_manager",
+            || {
+                larger_than_the_screen(false);
+                Ok(())
+            },
+        ),
+        Trial::test(
+            "a_window_larger_than_the_screen_opens_scaled_within_it_under_openbox",
+            || {
+                larger_than_the_screen(true);
                 Ok(())
             },
         ),
@@ -414,9 +430,14 @@ fn window_manager(screen: &XDisplay, wanted: bool) -> Option<Reaped> {
 /// The tools checked, a private directory and a 1280×1024 Xvfb screen for the viewers (dropped
 /// in reverse order: the screen first).
 fn stage(tag: &str) -> (TempDir, Xvfb, XDisplay) {
+    stage_sized(tag, (1280, 1024))
+}
+
+/// [`stage`] with a screen of `size`.
+fn stage_sized(tag: &str, size: (u16, u16)) -> (TempDir, Xvfb, XDisplay) {
     tools::require_all(&TOOLS);
     let dir = TempDir::new(tag);
-    let xvfb = Xvfb::start(1280, 1024);
+    let xvfb = Xvfb::start(size.0, size.1);
     let screen = XDisplay {
         display: xvfb.display.clone(),
         xauthority: None,
@@ -583,13 +604,21 @@ fn seamless_windows(with_wm: bool) {
     drop(v);
 }
 
+/// A shell script for an xterm of `columns` × `lines` that draws a blue bar on its first line
+/// and a red one on its last: a cut-off picture loses one.
+fn bars_script(columns: u32, lines: u32) -> String {
+    format!(
+        "printf '\\033[44m%{columns}s\\033[0m\\n' ''; i=0; while [ $i -lt {} ]; do echo; i=$((i+1)); done; \
+         printf '\\033[41m%{columns}s\\033[0m' ''; exec sleep 1000",
+        lines - 3
+    )
+}
+
 fn two_viewers_scale_independently() {
     let (dir, _xvfb, screen) = stage("seamless-scale");
     let mut app = AppSide::start(dir.path());
     let appd = app.display();
-    // A blue bar on the first line and a red one on the last: a cut-off picture loses one.
-    let script = "printf '\\033[44m%60s\\033[0m\\n' ''; i=0; while [ $i -lt 12 ]; do echo; i=$((i+1)); done; \
-                  printf '\\033[41m%60s\\033[0m' ''; exec sleep 1000";
+    let script = bars_script(60, 15);
     app.launch(&[
         "xterm",
         "-T",
@@ -599,7 +628,7 @@ fn two_viewers_scale_independently() {
         "-e",
         "sh",
         "-c",
-        script,
+        &script,
     ]);
     let bars = app.window("bars");
     let size = (u32::from(bars.rect.width), u32::from(bars.rect.height));
@@ -678,6 +707,104 @@ fn two_viewers_scale_independently() {
         (bars.rect.width, bars.rect.height)
     );
     drop((first, second));
+}
+
+/// `_NET_FRAME_EXTENTS` of a window (left, right, top, bottom), zero without a window manager.
+fn frame_extents(screen: &XDisplay, id: &str) -> [i32; 4] {
+    let out = screen
+        .try_run("xprop", &["-id", id, "_NET_FRAME_EXTENTS"])
+        .unwrap_or_default();
+    let values: Vec<i32> = out
+        .split('=')
+        .nth(1)
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    values.try_into().unwrap_or([0; 4])
+}
+
+/// An app window larger than the viewer's screen (the issue's "its bottom is cut off"): its
+/// viewer window opens scaled down, decorations included within the screen, showing all of
+/// the app's window.
+fn larger_than_the_screen(with_wm: bool) {
+    const SCREEN: (u16, u16) = (1024, 700);
+    let tag = if with_wm { "openbox" } else { "bare" };
+    let (dir, _xvfb, screen) = stage_sized(&format!("seamless-large-{tag}"), SCREEN);
+    let _wm = window_manager(&screen, with_wm);
+    let mut app = AppSide::start(dir.path());
+    let appd = app.display();
+    let script = bars_script(180, 60);
+    app.launch(&[
+        "xterm",
+        "-T",
+        "bars",
+        "-geometry",
+        "180x60",
+        "-e",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let bars = app.window("bars");
+    let size = (u32::from(bars.rect.width), u32::from(bars.rect.height));
+    assert!(
+        size.0 > u32::from(SCREEN.0) && size.1 > u32::from(SCREEN.1),
+        "the app window ({size:?}) should be larger than the viewer's screen"
+    );
+    let _v = viewer(&app.socket, &screen, "viewer");
+    let local = wait_find(&screen, "^bars .* apps on test$");
+    screen.xdotool(&[
+        "mousemove",
+        &(SCREEN.0 - 1).to_string(),
+        &(SCREEN.1 - 1).to_string(),
+    ]);
+    // Settled: placed by the window manager, if any.
+    std::thread::sleep(Duration::from_millis(700));
+    let g = geometry(&screen, &local).unwrap();
+    let [left, right, top, bottom] = frame_extents(&screen, &local);
+    let png = keep_screenshot(&screen, &format!("{tag}-larger-than-the-screen"));
+    let frame = (
+        g.x - left,
+        g.y - top,
+        g.x + g.width as i32 + right,
+        g.y + g.height as i32 + bottom,
+    );
+    assert!(
+        frame.0 >= 0
+            && frame.1 >= 0
+            && frame.2 <= i32::from(SCREEN.0)
+            && frame.3 <= i32::from(SCREEN.1),
+        "the viewer window {g:?} (frame {frame:?}) goes past the {SCREEN:?} screen (see {})",
+        png.display()
+    );
+    // Scaled down uniformly, not cut.
+    let aspect = |w: u32, h: u32| f64::from(w) / f64::from(h);
+    assert!(
+        (aspect(g.width, g.height) / aspect(size.0, size.1) - 1.0).abs() < 0.02,
+        "{g:?} does not keep the app window's {size:?} shape"
+    );
+    let scale = f64::from(g.width) / f64::from(size.0);
+    let remote = || app_image(&appd, &bars);
+    assert!(wait_until(Duration::from_secs(10), || remote()
+        .is_some_and(
+            |i| count(&i, RED) > 1000 && count(&i, BLUE) > 1000
+        )));
+    let app_image = remote().unwrap();
+    let (red, blue) = (count(&app_image, RED), count(&app_image, BLUE));
+    let mut seen = (0, 0);
+    let ok = wait_until(Duration::from_secs(15), || {
+        let Some(img) = window_image(&screen, &local, (g.width, g.height)) else {
+            return false;
+        };
+        seen = (count(&img, RED), count(&img, BLUE));
+        let area = scale * scale;
+        let expect = |n: usize| (n as f64 * area * 0.7) as usize..=(n as f64 * area * 1.3) as usize;
+        expect(red).contains(&seen.0) && expect(blue).contains(&seen.1)
+    });
+    assert!(
+        ok,
+        "the viewer window at scale {scale:.2} shows {seen:?} red/blue pixels of the app's {red}/{blue} (see {})",
+        png.display()
+    );
 }
 
 /// Pixels of exactly `rgb`.
