@@ -6,7 +6,8 @@
 //! `ssh -L` tunnel (a private sshd on 127.0.0.1), and prints the ratios.
 //! `zos bench discovery` measures the time from starting a zombie to a
 //! master seeing it over mDNS. `zos bench fs` compares shared folders with
-//! sshfs (see `bench/fs.rs`).
+//! sshfs (see `bench/fs.rs`). `zos bench migrate` moves migrants between two
+//! daemons on this machine and dominates with n tasks (see `bench/migrate.rs`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -25,6 +26,9 @@ mod cpu;
 mod discovery;
 mod display;
 mod fs;
+mod input;
+mod migrate;
+mod migrate_plot;
 mod ssh;
 
 /// Runs a benchmark and prints its figures.
@@ -56,6 +60,12 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
             },
         )?,
         BenchKind::Fs { mib, files, runs } => fs::run(mib, files, runs.max(1))?,
+        BenchKind::Migrate { runs, sizes, png } => migrate::run(runs.max(1), &sizes, &png)?,
+        BenchKind::Input {
+            samples,
+            seconds,
+            rate,
+        } => input::run(samples.max(1), seconds.max(1), rate.max(1))?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -206,7 +216,7 @@ fn crypto_cost(bytes: u64) -> Result<Throughput> {
     })
 }
 
-async fn session_throughput(bytes: u64) -> Result<Throughput> {
+pub(crate) async fn session_throughput(bytes: u64) -> Result<Throughput> {
     let l = TcpListener::bind("127.0.0.1:0").await?;
     let addr = l.local_addr()?;
     let zid = Identity::generate()?;

@@ -55,10 +55,19 @@ pub enum Command {
         /// (unattended hosts; also `auto_accept = true` in HOME/zombie.toml).
         #[arg(long)]
         auto_accept: bool,
-        /// Do not open viewer windows for the master's shared apps on this
-        /// machine's display (also `viewers = false` in HOME/zombie.toml).
+        /// Never open viewer windows for the master's shared apps by
+        /// itself, not even when `viewers = true` in HOME/zombie.toml (by
+        /// default they open only when this machine's user asks).
         #[arg(long)]
         no_viewers: bool,
+        /// Do not open a ZOS session (Xephyr) on this machine's display for
+        /// a dominating master (also `zos_session = false`).
+        #[arg(long)]
+        no_session: bool,
+        /// Keep the ZOS session a window (of `window_size` in
+        /// HOME/zombie.toml, default 1024x768) instead of full screen.
+        #[arg(long)]
+        windowed: bool,
     },
     /// Print this instance's public-key fingerprint (creating the identity on first use).
     Id,
@@ -109,23 +118,39 @@ pub enum Command {
         interval: f64,
     },
     /// Start a task on the master; `--shared` runs an X11 app in its own
-    /// virtual display (one Xvnc, reachable only through a private socket).
+    /// virtual display (one Xvnc, reachable only through a private socket);
+    /// `--migrant` runs a command in a pod that can move to a zombie.
+    ///
+    /// A migrant runs in its own user, PID, mount and IPC namespaces (the
+    /// kernel must allow unprivileged user namespaces when the daemon is not
+    /// root), with `zos-pod-init` (installed next to `zos`) as PID 1, in the
+    /// directory where `zos run` was typed, with this shell's environment,
+    /// on a terminal of its own: `zos attach TASK` shows it, `zos logs TASK`
+    /// prints what it wrote. It ends when its command ends (`zos tasks`
+    /// shows `exited CODE` for 10 minutes) or when the master daemon stops
+    /// (SIGTERM, then SIGKILL 2 s later).
     Run {
         /// Run it as a virtually shared app.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "migrant")]
         shared: bool,
+        /// Run it as a migrant task (a pod that can move).
+        #[arg(long)]
+        migrant: bool,
         /// The command and its arguments (after `--`).
         #[arg(last = true, required = true, value_name = "COMMAND")]
         argv: Vec<String>,
     },
-    /// Take a paired zombie over (master): it shows the master's shared apps
-    /// and keeps a lease while the master is there.
+    /// Take a paired zombie over (master): it mounts the master's shared
+    /// folders, may show its shared apps, and keeps a lease while the master
+    /// is there.
     ///
     /// The zombie grants at most the level its trust entry for this master
     /// allows; unless it accepts by itself (`--auto-accept`), its user must
-    /// accept (`zos accept` there, or its tray) within 45 s. One master
-    /// dominates a zombie at a time. The zombie mounts this master's exports
-    /// (`zos export`) and opens viewers for its shared apps. Prints how long
+    /// accept within 45 s (the prompt window and notification on its
+    /// desktop, its tray, or `zos accept` there). Ctrl-C while waiting
+    /// withdraws the request at once. One master dominates a zombie at a
+    /// time. The zombie mounts this master's exports (`zos export`); its
+    /// user chooses whether viewers of the shared apps open. Prints how long
     /// each part of the set-up took (zt: authentication and acceptance, not
     /// counting the user's thinking time; fs: mounting the shared folders;
     /// xt: display set-up).
@@ -135,12 +160,59 @@ pub enum Command {
         /// The control level asked for.
         #[arg(long, default_value_t = Level::Complete)]
         level: Level,
+        /// Move these migrant tasks there right after (comma-separated ids);
+        /// prints each one's time (pt) and tm = zt + fs + xt + Σ pt.
+        #[arg(long, value_delimiter = ',', value_name = "TASK,…")]
+        with_tasks: Vec<u64>,
     },
-    /// End the domination of a zombie (master): its viewers close and it
-    /// keeps nothing of this master.
+    /// End a domination: on a master, of the zombie HOST — every migrant
+    /// running there comes home first (with progress), its viewers close and
+    /// it keeps nothing of this master; on a zombie, its own — the master is
+    /// told that this machine's user ended it, and runs its release (its
+    /// migrants come home first; the zombie lets go by itself if the master
+    /// has not within 60 s).
     Release {
-        /// The zombie: its name, fingerprint prefix, or ip:port.
+        /// On a master: the zombie (its name, fingerprint prefix, or
+        /// ip:port). On a zombie: nothing, or the dominating master's name.
+        host: Option<String>,
+        /// Release even if a migrant cannot come home: that task is then
+        /// `lost`, and `zos home TASK --from-image` restarts it from the
+        /// last image this master holds.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Move a migrant task to a zombie dominated at level complete.
+    ///
+    /// The task is checked (anything the engine cannot carry is named and the
+    /// task runs on), frozen, and its image streamed to the zombie, which
+    /// restores it in a pod of its own (the zombie's user, its private places
+    /// hidden, this master's exports at the same paths; executables and
+    /// libraries it lacks travel too) and holds it stopped; only then does
+    /// this master end its copy and let the zombie's run. If anything fails
+    /// before that, the task resumes here and the reason is printed; the exit
+    /// status is then non-zero. Shows the phase, bytes, rate and time left,
+    /// then each phase's time. The image is also kept here (HOME/images) as
+    /// the task's last image.
+    Migrate {
+        /// The task id (see `zos tasks`).
+        task: u64,
+        /// The zombie: its paired name or fingerprint prefix.
         host: String,
+        /// Compression of the image on the link: auto (by this link's rate
+        /// and each codec's speed, measured), none, lz4 or zstd.
+        #[arg(long, default_value = "auto")]
+        compress: zos_netproto::control::Compression,
+    },
+    /// Bring a migrant task home from the zombie it runs on (the same
+    /// fail-safe steps the other way round).
+    Home {
+        /// The task id (see `zos tasks`).
+        task: u64,
+        /// For a task lost with its zombie: restart it here from the last
+        /// image this master holds (says how old it is; what the task did
+        /// since is lost).
+        #[arg(long)]
+        from_image: bool,
     },
     /// On a master: share a folder with dominated zombies (or hide one).
     ///
@@ -178,6 +250,35 @@ pub enum Command {
         #[arg(long, value_name = "HOST")]
         to: Option<String>,
     },
+    /// On a master: send this machine's keyboard and mouse to the ZOS
+    /// session of a dominated zombie (or give them back with --stop).
+    ///
+    /// The master grabs keyboard and pointer on its own display and shows
+    /// where input goes; the zombie plays the events into its ZOS session
+    /// only, and the clipboard (CLIPBOARD and PRIMARY text) follows.
+    /// Ctrl+Alt+Right / Ctrl+Alt+Left (see HOME/master.toml) cycle through
+    /// this master and the zombies that can be driven. The daemon captures
+    /// its own DISPLAY, or else the one this command runs in.
+    Drive {
+        /// The zombie: its paired name or fingerprint prefix.
+        #[arg(required_unless_present = "stop", conflicts_with = "stop")]
+        host: Option<String>,
+        /// Give input back to the master (and forget any --edge).
+        #[arg(long)]
+        stop: bool,
+        /// Do not switch now: switch when the pointer leaves this edge of
+        /// the master's screen (left, right, top, bottom), and back when it
+        /// leaves the zombie's opposite edge.
+        #[arg(long, value_name = "EDGE")]
+        edge: Option<String>,
+    },
+    /// On a zombie: allow or refuse the dominating master's keyboard and
+    /// mouse in the ZOS session (also `allow_input` in HOME/zombie.toml).
+    Input {
+        /// `allow` or `refuse`.
+        #[arg(value_enum)]
+        choice: InputChoice,
+    },
     /// On a zombie: accept the domination request waiting for an answer.
     Accept,
     /// On a zombie: refuse the domination request waiting for an answer.
@@ -200,22 +301,65 @@ pub enum Command {
         #[arg(long)]
         resize_remote: bool,
     },
-    /// List the master's tasks: id, kind, command, display, state; on a
-    /// zombie, the tasks the dominating master shares.
+    /// List the master's tasks: id, kind (shared or migrant), where it runs,
+    /// state (running, home, moving, lost, exited CODE), since when, command;
+    /// on a zombie, the tasks the dominating master shares.
     Tasks {
         /// Machine-readable output (a JSON array).
         #[arg(long)]
         json: bool,
     },
+    /// Show a migrant task's terminal live and type into it, wherever the
+    /// task runs. Starts with its recent output and makes it redraw; follows
+    /// this terminal's size. Ctrl-] detaches (the task runs on).
+    Attach {
+        /// The task id (see `zos tasks`).
+        task: u64,
+    },
+    /// Print what a migrant task wrote to its terminal so far (the last
+    /// 8–16 MiB are kept).
+    Logs {
+        /// The task id (see `zos tasks`).
+        task: u64,
+        /// Keep printing new output until the task ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
     /// Stop the local daemon.
-    Stop,
+    ///
+    /// On a master with running tasks it says what would end and asks (or,
+    /// without a terminal, needs --force): shared apps and migrants at home
+    /// end with the daemon. With --keep-apps the shared apps run on under
+    /// their supervisors and the next daemon adopts them (same task ids).
+    Stop {
+        /// Stop without asking, ending the tasks.
+        #[arg(long)]
+        force: bool,
+        /// Leave the shared apps running (for a restart or an upgrade).
+        #[arg(long)]
+        keep_apps: bool,
+    },
     /// Open the master window on the local master daemon: zombies as icons
     /// (pair, ping, dominate, release) and tasks as tiles (each shared app
     /// gets a viewer window).
     Gui,
     /// Run the zombie's tray helper (StatusNotifierItem: state, pairing code,
-    /// domination requests to accept, the master's shared apps to view).
+    /// domination requests to accept, the master's shared apps to view,
+    /// Release).
     Tray,
+    /// On a zombie: open its status window (who dominates it, at what
+    /// level, the master's apps to view, Release). The zombie opens it by
+    /// itself while dominated (`status_window` in HOME/zombie.toml).
+    ZombieWindow,
+    /// On a zombie: ask this machine's user about the domination request
+    /// waiting (a window and a desktop notification); the zombie daemon
+    /// starts it by itself.
+    #[command(hide = true)]
+    ConsentPrompt,
+    /// Internal: supervise one shared app (the master daemon starts these;
+    /// the spec comes on stdin).
+    #[command(hide = true)]
+    SuperviseApp,
     /// Run a master, a local demo zombie paired with it, and the master window.
     Demo {
         /// Restrict mDNS to this interface (default: lo, so the demo stays on this machine).
@@ -236,7 +380,8 @@ pub enum Command {
     /// untouched. Needs root.
     Checkpoint {
         /// The process.
-        pid: i32,
+        #[arg(required_unless_present = "task")]
+        pid: Option<i32>,
         /// The image directory: created mode 0700 if missing; an existing one
         /// must be a real directory (not a symbolic link) of yours that group
         /// and others cannot write.
@@ -248,6 +393,10 @@ pub enum Command {
         /// Only say whether the process can be checkpointed, and why not.
         #[arg(long, conflicts_with_all = ["out", "leave_running"])]
         check: bool,
+        /// Checkpoint a migrant task (its whole pod, at home) through the
+        /// daemon instead of a process; it runs on (DIR/image.zckpt).
+        #[arg(long, value_name = "TASK", conflicts_with_all = ["pid", "check", "leave_running"])]
+        task: Option<u64>,
     },
     /// Restore a process from an image directory and print its PID.
     ///
@@ -287,6 +436,15 @@ pub enum Command {
         #[command(subcommand)]
         which: BenchKind,
     },
+}
+
+/// `zos input …`
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputChoice {
+    /// The master may drive the ZOS session.
+    Allow,
+    /// It may not; what it sends is dropped.
+    Refuse,
 }
 
 /// `zos trust …`
@@ -363,6 +521,38 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Migrant moves between a master and a zombie daemon on this machine:
+    /// total time, time stopped and transfer rate (against the session's own
+    /// throughput) per size and codec, there and back; then the time to
+    /// dominate a zombie with 1–16 tasks (tm = zt + fs + xt + Σ pt) as a
+    /// table and a PNG plot. Run it as root in a fresh network namespace.
+    Migrate {
+        /// Repetitions (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Task memory sizes, in MiB.
+        #[arg(long, value_delimiter = ',', default_values_t = [4u32, 256, 1024])]
+        sizes: Vec<u32>,
+        /// Where the plot goes.
+        #[arg(long, default_value = "zos-bench-migrate.png")]
+        png: std::path::PathBuf,
+    },
+    /// Input redirection against Barrier 2.4, in one run, across two network
+    /// namespaces (as root): key latency from the master's display to the
+    /// zombie's session (median, p99, and the floor of the far display
+    /// alone), pointer motion at a mouse's rate and as fast as possible
+    /// (loss, order, drift).
+    Input {
+        /// Keys measured one at a time.
+        #[arg(long, default_value_t = 500)]
+        samples: usize,
+        /// Seconds of paced pointer motion.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Pointer motions per second (a 1000 Hz mouse).
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+    },
     /// Time from starting a zombie to the master seeing it over mDNS.
     Discovery {
         /// Repetitions (the median is reported).
@@ -379,7 +569,10 @@ impl Command {
     pub fn is_daemon(&self) -> bool {
         matches!(
             self,
-            Command::Master { .. } | Command::Zombie { .. } | Command::Demo { .. }
+            Command::Master { .. }
+                | Command::Zombie { .. }
+                | Command::Demo { .. }
+                | Command::SuperviseApp
         )
     }
 }

@@ -4,9 +4,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use zos_daemon::master::MasterConfig;
-use zos_daemon::settings::ZombieSettings;
-use zos_daemon::zombie::ZombieConfig;
+use zos_daemon::master::settings::MasterSettings;
+use zos_daemon::master::{DriveConfig, MasterConfig};
+use zos_daemon::settings::{ZombieSettings, parse_size};
+use zos_daemon::zombie::{Desktop, SessionConfig, ZombieConfig};
 use zos_daemon::{CancellationToken, Paths};
 use zos_netproto::Identity;
 use zos_netproto::control::{self, Reply, Request};
@@ -19,11 +20,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     // Commands that need no instance home.
     let command = match cli.command {
         Command::Checkpoint {
+            task: Some(task),
+            out,
+            ..
+        } => {
+            let paths = Paths::resolve(cli.home.clone())?;
+            let out = out.ok_or_else(|| anyhow!("--out DIR is required"))?;
+            return crate::migrate::checkpoint_task(&paths, task, out);
+        }
+        Command::Checkpoint {
             pid,
             out,
             leave_running,
             check,
-        } => return crate::checkpointing::checkpoint(cli.home, pid, out, leave_running, check),
+            task: None,
+        } => {
+            let pid = pid.ok_or_else(|| anyhow!("say which process (PID) or --task"))?;
+            return crate::checkpointing::checkpoint(cli.home, pid, out, leave_running, check);
+        }
         Command::Restore {
             dir,
             stdin,
@@ -39,15 +53,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             return crate::checkpointing::restore(cli.home, &dir, streams, force);
         }
         Command::Bench { which } => return crate::bench::run(which),
+        Command::SuperviseApp => return Ok(zos_daemon::apps::supervise_main()),
         other => other,
     };
     let paths = Paths::resolve(cli.home.clone())?;
     match command {
         Command::Master { name, interfaces } => {
+            let settings = MasterSettings::load(&paths.master_settings())?;
+            let (next, previous) = settings
+                .hotkeys()
+                .map_err(|e| anyhow!("{}: {e}", paths.master_settings().display()))?;
             let cfg = MasterConfig {
                 paths,
                 name: name.unwrap_or_else(zos_daemon::sysinfo::hostname),
                 interfaces: interfaces_of(interfaces),
+                drive: DriveConfig {
+                    display: env_path("DISPLAY").map(|d| d.to_string_lossy().into_owned()),
+                    xauthority: env_path("XAUTHORITY").map(Into::into),
+                    next,
+                    previous,
+                },
             };
             run_daemon(|token| zos_daemon::master::run(cfg, token))
         }
@@ -58,9 +83,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             levels,
             auto_accept,
             no_viewers,
+            no_session,
+            windowed,
         } => {
             let settings = ZombieSettings::load(&paths.zombie_settings())?;
-            let has_display = std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty());
+            let desktop = Desktop::from_env(settings.status_window);
+            let display = env_path("DISPLAY").map(|d| d.to_string_lossy().into_owned());
+            let session = SessionConfig {
+                screen: display.filter(|_| !no_session && settings.zos_session),
+                xauthority: env_path("XAUTHORITY").map(Into::into),
+                windowed: if windowed || settings.windowed {
+                    Some(parse_size(&settings.window_size).map_err(|e| anyhow!(e))?)
+                } else {
+                    None
+                },
+                at_partial: settings.session_at_partial,
+                allow_input: settings.allow_input,
+            };
             let cfg = ZombieConfig {
                 paths,
                 name,
@@ -68,7 +107,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 interfaces: interfaces_of(interfaces),
                 levels,
                 auto_accept: auto_accept || settings.auto_accept,
-                open_viewers: !no_viewers && settings.viewers && has_display,
+                open_viewers: !no_viewers && settings.viewers && desktop.display,
+                migrant_grace: Duration::from_secs(settings.migrant_grace),
+                desktop,
+                session,
             };
             run_daemon(|token| zos_daemon::zombie::run(cfg, token))
         }
@@ -107,11 +149,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             count,
             interval,
         } => ping(&paths, host, count, interval),
-        Command::Stop => match ask(&paths, &Request::Shutdown)? {
-            Reply::Done => Ok(ExitCode::SUCCESS),
-            other => unexpected(other),
-        },
-        Command::Run { shared, argv } => match ask(&paths, &Request::Run { shared, argv })? {
+        Command::Stop { force, keep_apps } => crate::stop::stop(&paths, force, keep_apps),
+        Command::Run {
+            migrant: true,
+            argv,
+            ..
+        } => crate::tasks::run_migrant(&paths, argv),
+        Command::Run { shared, argv, .. } => match ask(&paths, &Request::Run { shared, argv })? {
             Reply::Started { task } => {
                 println!(
                     "task {} started: {} on display {}",
@@ -123,40 +167,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             other => unexpected(other),
         },
-        Command::Tasks { json } => {
-            let Reply::Tasks { tasks } = ask(&paths, &Request::Tasks)? else {
-                bail!("unexpected reply")
-            };
-            if json {
-                println!("{}", serde_json::to_string(&tasks)?);
-            } else {
-                println!(
-                    "{:>4} {:<8} {:<12} {:<8} COMMAND",
-                    "ID", "KIND", "WHERE", "STATE"
-                );
-                for t in &tasks {
-                    let place = match (&t.host, &t.display) {
-                        (Some(host), _) => host.clone(),
-                        (None, Some(display)) => format!("here {display}"),
-                        (None, None) => "here".into(),
-                    };
-                    println!(
-                        "{:>4} {:<8} {:<12} {:<8} {}",
-                        t.id,
-                        t.kind,
-                        place,
-                        t.state,
-                        t.command.join(" ")
-                    );
-                }
-                if tasks.is_empty() {
-                    println!("(no tasks)");
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+        Command::Tasks { json } => crate::tasks::tasks(&paths, json),
+        Command::Attach { task } => crate::attach::attach(&paths, task),
+        Command::Logs { task, follow } => crate::tasks::logs(&paths, task, follow),
+        Command::Dominate {
+            host,
+            level,
+            with_tasks,
+        } if !with_tasks.is_empty() => {
+            crate::migrate::dominate_with_tasks(&paths, host, level, &with_tasks)
         }
-        Command::Dominate { host, level } => crate::domination::dominate(&paths, host, level),
-        Command::Release { host } => crate::domination::release(&paths, host),
+        Command::Dominate { host, level, .. } => crate::domination::dominate(&paths, host, level),
+        Command::Release { host, force } => {
+            crate::migrate::release(&paths, host.unwrap_or_default(), force)
+        }
+        Command::Migrate {
+            task,
+            host,
+            compress,
+        } => crate::migrate::migrate(&paths, task, host, compress),
+        Command::Home { task, from_image } => crate::migrate::home(&paths, task, from_image),
         Command::Export {
             path,
             to,
@@ -165,6 +195,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => crate::exports::export(&paths, &path, to.as_deref(), read_only, never),
         Command::Exports { json } => crate::exports::list(&paths, json),
         Command::Unexport { path, to } => crate::exports::unexport(&paths, &path, to.as_deref()),
+        Command::Drive { host, stop, edge } => {
+            crate::drive::drive(&paths, host.filter(|_| !stop), edge)
+        }
+        Command::Input { choice } => crate::drive::input(&paths, choice),
         Command::Accept => crate::domination::answer(&paths, true),
         Command::Refuse => crate::domination::answer(&paths, false),
         Command::View {
@@ -189,6 +223,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::ZombieWindow => {
+            let home = paths.home.clone();
+            zos_zombie_ui::status_window(
+                paths.socket(),
+                Box::new(move |task| crate::view::spawn_viewer(&home, task)),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ConsentPrompt => {
+            zos_zombie_ui::consent_prompt(paths.socket())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Tray => {
             let home = paths.home.clone();
             zos_tray::run(
@@ -201,10 +247,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             interfaces,
             headless,
         } => crate::demo::run(&paths, interfaces, headless),
-        Command::Checkpoint { .. } | Command::Restore { .. } | Command::Bench { .. } => {
+        Command::Checkpoint { .. }
+        | Command::Restore { .. }
+        | Command::Bench { .. }
+        | Command::SuperviseApp => {
             unreachable!("handled before the home is resolved")
         }
     }
+}
+
+/// A non-empty environment variable.
+fn env_path(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
 }
 
 fn interfaces_of(names: Vec<String>) -> Interfaces {
@@ -281,6 +335,12 @@ fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
             );
         }
     }
+    if let Some(z) = &s.session {
+        println!(
+            "ZOS session of {} on display {} (XAUTHORITY={}), input {}",
+            z.master, z.display, z.xauthority, z.input
+        );
+    }
     for sess in &s.sessions {
         let dominating = match (s.role, sess.dominating) {
             (_, None) => String::new(),
@@ -291,8 +351,14 @@ fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
             "session with {} ({}) at {}, {} s{dominating}",
             sess.peer, sess.fingerprint, sess.addr, sess.age_s
         );
+        if s.role == zos_netproto::wire::Role::Zombie && sess.dominating.is_some() {
+            println!("  `zos release` ends the domination");
+        }
         if let Some(at) = &sess.mount {
             println!("  its shared folders are at {at}");
+        }
+        if sess.driven {
+            println!("  this master's keyboard and mouse drive it (`zos drive --stop` to return)");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -318,10 +384,13 @@ fn hosts(paths: &Paths, json: bool, watch: bool) -> Result<ExitCode> {
                     .map(|ip| std::net::SocketAddr::new(ip, h.port).to_string())
                     .unwrap_or_default();
                 let levels: Vec<String> = h.levels.iter().map(|l| l.to_string()).collect();
-                let state = match &h.dominated {
+                let mut state = match &h.dominated {
                     None => "free".to_string(),
                     Some(d) => format!("dominated by {} ({})", d.master, d.level),
                 };
+                if h.revoked {
+                    state.push_str(", no longer trusts this master: pair again");
+                }
                 println!(
                     "{:<16} {:<24} {:>5} {:>6.2} {:>9}  {:<22} {:<18} {state}",
                     h.name,

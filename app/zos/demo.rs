@@ -32,7 +32,10 @@ impl Drop for Daemon {
         let _ = std::process::Command::new("kill")
             .arg(self.0.id().to_string())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(3);
+        // A master ends its shared apps' supervisors before it exits; give
+        // it the time (a SIGKILL would leave the apps running, adopted by
+        // the next master of this home).
+        let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.0.try_wait() {
                 return;

@@ -1,4 +1,5 @@
-//! `zos dominate`, `zos release`, and on a zombie `zos accept` / `zos refuse`.
+//! `zos dominate`, `zos release` (on a master and on a zombie), and on a
+//! zombie `zos accept` / `zos refuse`.
 
 use std::process::ExitCode;
 
@@ -12,10 +13,12 @@ use crate::commands::ask;
 /// Takes a zombie over and prints the set-up's breakdown.
 pub fn dominate(paths: &Paths, host: String, level: Level) -> Result<ExitCode> {
     let request = Request::Dominate { host, level };
-    let reply = control::call(&paths.socket(), &request, |reply| {
-        if let Reply::Progress { message } = reply {
-            eprintln!("{message}");
-        }
+    let reply = control::call(&paths.socket(), &request, |reply| match reply {
+        Reply::Progress { message } => eprintln!("{message}"),
+        Reply::Asking { zombie, timeout_s } => eprintln!(
+            "zombie {zombie} is asking its user to accept (up to {timeout_s} s; Ctrl-C withdraws the request)…"
+        ),
+        _ => {}
     })?;
     let (name, granted, timing) = match reply {
         Reply::Dominated {
@@ -38,18 +41,13 @@ pub fn dominate(paths: &Paths, host: String, level: Level) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ends a domination.
-pub fn release(paths: &Paths, host: String) -> Result<ExitCode> {
-    let Reply::Released { name } = ask(paths, &Request::Release { host })? else {
-        bail!("unexpected reply from the daemon")
-    };
-    println!("released {name}");
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Answers the domination request waiting on this zombie.
 pub fn answer(paths: &Paths, accept: bool) -> Result<ExitCode> {
-    let Reply::Done = ask(paths, &Request::Answer { accept })? else {
+    let request = Request::Answer {
+        accept,
+        show_apps: false,
+    };
+    let Reply::Done = ask(paths, &request)? else {
         bail!("unexpected reply from the daemon")
     };
     println!("{}", if accept { "accepted" } else { "refused" });

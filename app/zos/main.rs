@@ -3,13 +3,18 @@
 //! Daemons (`zos master`, `zos zombie`) run in the foreground; every other
 //! command talks to the daemon of the same home over its control socket.
 
+mod attach;
 mod bench;
 mod checkpointing;
 mod cli;
 mod commands;
 mod demo;
 mod domination;
+mod drive;
 mod exports;
+mod migrate;
+mod stop;
+mod tasks;
 mod view;
 
 use clap::Parser;

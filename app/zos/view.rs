@@ -53,7 +53,9 @@ pub fn view(paths: &Paths, task: u64, options: ViewOptions) -> Result<ExitCode> 
     }
 }
 
-/// "PROGRAM on HOST (task N)" from the daemon's task list, or "task N".
+/// "PROGRAM on MASTER (task N)" from the daemon's task list, or "task N":
+/// the master as it is named (its `--name` on the master itself, the name
+/// it was paired under on a zombie), not the machine's host name.
 fn title_of(paths: &Paths, task: u64) -> String {
     let tasks = match control::request(&paths.socket(), &Request::Tasks) {
         Ok(control::Reply::Tasks { tasks }) => tasks,
@@ -67,7 +69,10 @@ fn title_of(paths: &Paths, task: u64) -> String {
         .first()
         .map(|p| p.rsplit('/').next().unwrap_or(p).to_owned())
         .unwrap_or_default();
-    let host = t.host.unwrap_or_else(zos_daemon::sysinfo::hostname);
+    let host = Some(t.r#where)
+        .filter(|w| !w.is_empty())
+        .or(t.host)
+        .unwrap_or_else(zos_daemon::sysinfo::hostname);
     format!("{program} on {host} (task {task})")
 }
 

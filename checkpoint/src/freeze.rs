@@ -60,9 +60,18 @@ pub fn freeze(pid: i32) -> Result<Frozen> {
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) && t != pid => continue,
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
                     f.abort(&seized);
+                    let st = proc::status(pid, Some(t)).unwrap_or_default();
+                    let field = |k: &str| st.get(k).cloned().unwrap_or_default();
+                    if field("State").starts_with('Z') || field("State").starts_with('X') {
+                        return Err(Error::Gone(pid));
+                    }
                     return Err(Error::Refused {
                         pid,
-                        reasons: vec![format!("thread {t} is already traced (a foreign tracer)")],
+                        reasons: vec![format!(
+                            "thread {t} cannot be traced (tracer {}, state {}): a foreign tracer?",
+                            field("TracerPid"),
+                            field("State")
+                        )],
                     });
                 }
                 Err(e) => {

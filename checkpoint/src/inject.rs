@@ -11,6 +11,8 @@ use crate::error::{Error, Result, SysContext};
 use crate::sys::Regs;
 use crate::sys::ptrace::{self, Stop};
 
+/// `PTRACE_EVENT_FORK`.
+const EVENT_FORK: i32 = 1;
 /// `PTRACE_EVENT_CLONE`.
 const EVENT_CLONE: i32 = 3;
 
@@ -25,7 +27,8 @@ pub struct Tracee {
     pub base: Regs,
     /// Address of a `syscall` instruction mapped in the tracee.
     pub gadget: u64,
-    /// Threads created by injected `clone3` calls, in order.
+    /// Threads and processes created by injected `clone3` calls, in order (their IDs in our
+    /// PID namespace, from the clone/fork event).
     pub new_threads: Vec<i32>,
 }
 
@@ -78,7 +81,7 @@ impl Tracee {
         loop {
             match ptrace::wait(self.tid).sys(|| format!("waitpid {}", self.tid))? {
                 Stop::Syscall => return Ok(()),
-                Stop::Event(EVENT_CLONE, _) => {
+                Stop::Event(EVENT_CLONE | EVENT_FORK, _) => {
                     let t = ptrace::event_msg(self.tid).sys(|| "PTRACE_GETEVENTMSG".into())?;
                     self.new_threads.push(t as i32);
                 }

@@ -19,6 +19,16 @@
 //!   where it stopped; returns its PID and notes on whatever differs from the original.
 //! - [`bench::run`] measures checkpoint/restore figures.
 //!
+//! **Pods** (process trees, [`pod`]): [`pod::spawn`] starts a task in its own user, PID, mount
+//! and IPC namespaces with our init (`zos-pod-init`) as PID 1 and one pty; [`check_tree`],
+//! [`checkpoint_tree`] and [`restore_tree`] carry the whole tree with its PIDs unchanged inside
+//! the pod (parents, waitpid relations, sessions and groups, defunct and stopped children,
+//! threads, the pty, pipes and FIFOs with their bytes, shared files and shared anonymous
+//! memory, unix socket pairs with their queues, eventfd, timerfd, signalfd, epoll, POSIX
+//! timers, memfd, file locks, System V and POSIX shared memory, semaphores and message queues,
+//! each thread's capabilities), as an ordinary user. See the `tree` module docs and
+//! ARCHITECTURE.md.
+//!
 //! All ptrace calls of one operation must come from one thread (ptrace is per thread); the
 //! functions are blocking. A restored process is an orphan: it is reparented to the nearest
 //! child subreaper (see [`set_child_subreaper`]) or to PID 1.
@@ -68,8 +78,9 @@
 //!
 //! # Limits
 //!
-//! - One process at a time (no process trees), same kernel vDSO layout (same machine or same
-//!   kernel build), a CPU with at least the saved XSAVE features. Checkpointing needs root.
+//! - One process at a time outside a pod (process trees only as pods), same kernel vDSO
+//!   layout (same machine or same kernel build), a CPU with at least the saved XSAVE
+//!   features. Checkpointing a single process needs root; a pod needs only its owner.
 //! - Restoring works without root for an image with the caller's own credentials, with two
 //!   differences (noted in [`RestoreStats::notes`]): the process gets a new PID (`clone3`
 //!   `set_tid` needs CAP_CHECKPOINT_RESTORE), and `/proc/PID/exe` stays the restorer's
@@ -103,10 +114,14 @@ mod freeze;
 pub mod image;
 mod imagedir;
 mod inject;
+mod objects;
+pub mod pod;
 mod proc;
+mod procstate;
 mod restart;
-mod restore;
+pub(crate) mod restore;
 mod sys;
+mod tree;
 mod vmas;
 
 pub use check::{CheckReport, check};
@@ -115,6 +130,10 @@ pub use dump::{DumpOptions, DumpStats, checkpoint, checkpoint_to_writer};
 pub use error::{Error, Result};
 pub use image::key::ImageKey;
 pub use restore::{RestoreOptions, RestoreStats, restore, restore_from_bytes};
+pub use tree::{
+    AfterDump, FrozenTree, RestoredTree, TreeDumpOptions, TreeDumpStats, TreeRestoreOptions,
+    check_tree, checkpoint_tree, restore_tree,
+};
 
 /// Make the calling process a child subreaper, so that processes restored by it are
 /// reparented to it (and can be reaped by it) rather than to PID 1.

@@ -14,8 +14,17 @@ pub enum VmaClass {
     Unsupported(String),
 }
 
-/// Classify one line of `/proc/PID/maps`.
+/// Classify one line of `/proc/PID/maps` (files checked in our own view).
 pub fn classify(m: &MapLine) -> VmaClass {
+    classify_with(m, &|p| std::fs::metadata(p))
+}
+
+/// Classify one line of `/proc/PID/maps`, looking files up with `stat` (for a pod: in the
+/// pod's view of the file system).
+pub fn classify_with(
+    m: &MapLine,
+    stat: &dyn Fn(&str) -> std::io::Result<std::fs::Metadata>,
+) -> VmaClass {
     let vma = |kind| Vma {
         start: m.start,
         end: m.end,
@@ -55,7 +64,7 @@ pub fn classify(m: &MapLine) -> VmaClass {
     if !p.starts_with('/') {
         return VmaClass::Unsupported(format!("mapping {range}: special mapping {p}"));
     }
-    match std::fs::metadata(p) {
+    match stat(p) {
         Ok(md) if md.is_file() && (md.ino() == m.inode) => VmaClass::Keep(vma(VmaKind::File {
             path: p.clone(),
             offset: m.offset,

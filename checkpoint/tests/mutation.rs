@@ -4,28 +4,13 @@
 
 mod common;
 
-use common::forge::{self, META, PAGES};
+use common::forge::{self, META, PAGES, Rng};
 use common::*;
 use std::fs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use zos_checkpoint::{DumpOptions, Error, RestoreOptions, checkpoint, restore_from_bytes};
-
-/// A small deterministic generator (xorshift64*), so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// A position to change: mostly the metadata (credentials, layout, files, signals), some
 /// page contents, frame headers and the image header.

@@ -12,6 +12,10 @@
 //! size on a screen sized to hold them, and lists them ([`WindowList`]) for the fan-out to
 //! send to seamless viewers, which show each window as a window of its own. Text clipboards
 //! travel both ways in RFB cut-text messages ([`clipboard`]).
+//!
+//! On a dominated zombie, a [`ZosSession`] (Xephyr on the zombie's screen) is where the master's
+//! user works; [`input`] captures the master's keyboard and mouse, plays them into that session
+//! with XTest, and carries the clipboard between the two.
 
 mod app;
 pub mod clipboard;
@@ -20,8 +24,10 @@ mod driver;
 mod error;
 mod fanout;
 mod framebuffer;
+pub mod input;
 mod region;
 pub mod seamless;
+pub mod session;
 mod source;
 mod stats;
 mod sys;
@@ -29,6 +35,7 @@ mod tap;
 mod viewer;
 mod windows;
 mod xauth;
+mod xconn;
 mod xvnc;
 
 pub use app::launch_app;
@@ -37,9 +44,11 @@ pub use error::{DisplayError, Result};
 pub use fanout::{Fanout, ViewEnd};
 pub use framebuffer::{DirtyRect, Frame, FrameUpdate, RectPixels};
 pub use seamless::{AppWindow, WindowIcon, WindowKind, WindowList, WindowRect, WindowRequest};
+pub use session::{SessionOptions, ZosSession};
 pub use source::{FrameSource, ResizeStatus};
 pub use stats::ViewerStats;
 pub use sys::die_with_parent;
 pub use viewer::{Codec, ViewerConnection, ViewerOptions, Wheel};
 pub use windows::{AppWindows, WindowControl, WindowFeed};
+pub use xconn::{connect as connect_display, display_number};
 pub use xvnc::VirtualDisplay;

@@ -109,6 +109,30 @@ pub(crate) fn poll_readable(fd: RawFd, timeout_ms: i32) -> Result<bool> {
     }
 }
 
+/// Waits until one of `fds` is readable (or hung up) for at most `timeout_ms` (-1: no
+/// limit); returns which are.
+pub(crate) fn poll_any<const N: usize>(fds: [RawFd; N], timeout_ms: i32) -> Result<[bool; N]> {
+    let mut pfds = fds.map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    loop {
+        // SAFETY: `pfds` is a valid array of `N` pollfd structures and we pass its length.
+        let rc = unsafe { libc::poll(pfds.as_mut_ptr(), N as libc::nfds_t, timeout_ms) };
+        if rc >= 0 {
+            return Ok(pfds.map(|p| p.revents != 0));
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(DisplayError::Sys {
+                call: "poll",
+                source: err,
+            });
+        }
+    }
+}
+
 /// Sends `signal` to process `pid`.
 pub(crate) fn kill(pid: u32, signal: libc::c_int) -> io::Result<()> {
     // SAFETY: kill takes plain integers and has no memory effects.

@@ -178,19 +178,27 @@ impl Drop for VirtualDisplay {
         // After a SIGKILL Xvnc leaves its files; remove them if they are still ours.
         let _ = std::fs::remove_file(&self.rfb_socket);
         let _ = std::fs::remove_file(&self.xauthority);
-        let lock = PathBuf::from(format!("/tmp/.X{}-lock", self.number));
-        if let Ok(text) = std::fs::read_to_string(&lock)
-            && text.trim().parse::<u32>() == Ok(pid)
-        {
-            let _ = std::fs::remove_file(&lock);
-            let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{}", self.number));
-        }
+        remove_x_files(self.number, pid);
         info!(display = self.number, "virtual display stopped");
     }
 }
 
-/// Reads Xvnc's `-displayfd` answer: the display number and a newline.
-fn read_display_number(mut pipe: File) -> Result<u32, String> {
+/// Removes the lock file and socket an X server with `pid` left for display `number` after a
+/// SIGKILL (nothing if another server holds the number now).
+pub(crate) fn remove_x_files(number: u32, pid: u32) {
+    let lock = PathBuf::from(format!("/tmp/.X{number}-lock"));
+    if let Ok(text) = std::fs::read_to_string(&lock)
+        && text.trim().parse::<u32>() == Ok(pid)
+    {
+        // The socket first: once the lock is gone another server may take the
+        // number, and its socket must not be the one removed.
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{number}"));
+        let _ = std::fs::remove_file(&lock);
+    }
+}
+
+/// Reads an X server's `-displayfd` answer: the display number and a newline.
+pub(crate) fn read_display_number(mut pipe: File) -> Result<u32, String> {
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     let mut text = String::new();
     let mut buf = [0u8; 16];
@@ -206,7 +214,7 @@ fn read_display_number(mut pipe: File) -> Result<u32, String> {
         }
         let n = pipe.read(&mut buf).map_err(|e| e.to_string())?;
         if n == 0 {
-            return Err("Xvnc exited before reporting a display".into());
+            return Err("the X server exited before reporting a display".into());
         }
         text.push_str(&String::from_utf8_lossy(&buf[..n]));
         if text.contains('\n') || text.len() > 8 {
@@ -220,17 +228,17 @@ fn read_display_number(mut pipe: File) -> Result<u32, String> {
 
 /// Stops a child: SIGTERM, a grace period, then SIGKILL; reaps it and returns what it wrote to
 /// stderr if that is still ours to read (empty otherwise).
-fn stop_child(child: &mut Child) -> String {
+pub(crate) fn stop_child(child: &mut Child) -> String {
     if let Ok(None) = child.try_wait() {
         if let Err(e) = sys::kill(child.id(), libc::SIGTERM) {
-            warn!(pid = child.id(), "SIGTERM to Xvnc: {e}");
+            warn!(pid = child.id(), "SIGTERM to an X server: {e}");
         }
         let deadline = Instant::now() + STOP_TIMEOUT;
         while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
         if let Ok(None) = child.try_wait() {
-            warn!(pid = child.id(), "Xvnc ignored SIGTERM; killing it");
+            warn!(pid = child.id(), "an X server ignored SIGTERM; killing it");
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -65,8 +65,10 @@ fn drop_stops_xvnc_and_removes_its_files() {
     assert!(!process_alive(pid), "Xvnc {pid} still running");
     assert!(!socket.exists());
     // Another X server started beside us (tests run in parallel) may take the
-    // freed display number at once: its files are then not ours. Ours are
-    // gone when the lock is gone or names another server's pid.
+    // freed display number at once: its files are then not ours. An X server
+    // writes its lock before it creates its socket, so a socket seen first and
+    // a lock read after it tell whose socket it is.
+    let socket_left = std::path::Path::new(&x_socket).exists();
     let owner = std::fs::read_to_string(&lock)
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok());
@@ -75,12 +77,10 @@ fn drop_stops_xvnc_and_removes_its_files() {
         Some(pid),
         "the lock file of Xvnc {pid} is left behind"
     );
-    if owner.is_none() {
-        assert!(
-            !std::path::Path::new(&x_socket).exists(),
-            "the X socket of Xvnc {pid} is left behind"
-        );
-    }
+    assert!(
+        !socket_left || owner.is_some(),
+        "the X socket of Xvnc {pid} is left behind"
+    );
 }
 
 #[test]

@@ -85,12 +85,24 @@ fn files_opened_beyond_the_cap_fail_with_emfile_and_the_master_goes_on() {
         master_fds <= MAX_DESCRIPTORS + IN_FLIGHT_SLACK,
         "the master holds {master_fds} descriptors for one zombie"
     );
-    // More attempts are refused too, and cost the master nothing.
+    // More attempts are refused too, and cost the master nothing. A node
+    // descriptor a lookup cached is closed to make room for an open, so one
+    // of them may slip into a slot a lookup freed; never more than a
+    // lookup's worth, and the master stays within its cap.
+    let mut slipped = Vec::new();
     for i in at..at + 100 {
-        let r = File::open(s.at(&many(i)));
-        assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EMFILE));
+        match File::open(s.at(&many(i))) {
+            Ok(f) => slipped.push(f),
+            Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "file {i}"),
+        }
     }
+    assert!(
+        slipped.len() <= 2,
+        "{} of 100 opens beyond the cap succeeded",
+        slipped.len()
+    );
     assert!(descriptors_into(&s.master) <= MAX_DESCRIPTORS + IN_FLIGHT_SLACK);
+    drop(slipped);
     // What needs no descriptor still works for this zombie.
     assert_eq!(fs::metadata(s.at(&many(MANY - 1))).unwrap().len(), 4);
     // The files it holds still read.

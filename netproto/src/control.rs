@@ -71,45 +71,273 @@ pub enum Request {
         /// The level asked for; the zombie may grant less.
         level: Level,
     },
-    /// End the domination of a zombie (master).
+    /// End a domination. On a master: of the zombie `host`; every migrant
+    /// running there comes home first (with progress replies); if one
+    /// cannot, the zombie is not released unless `force` (such a task is
+    /// then `lost`, its last image kept for `zos home TASK --from-image`).
+    /// On a zombie: its own (`host` empty or the dominating master's name);
+    /// the master is told that the zombie's user ended it and runs its
+    /// release (its migrants come home first), and the zombie lets go by
+    /// itself if the master does not within [`USER_RELEASE_WAIT_S`].
     Release {
-        /// As for `Pair`.
+        /// As for `Pair` (on a zombie: empty, or the master's name).
+        #[serde(default)]
         host: String,
+        /// Release even if a migrant cannot come home.
+        #[serde(default)]
+        force: bool,
     },
     /// Answer the domination request waiting on this zombie (zombie).
     Answer {
         /// Accept it (or refuse it).
         accept: bool,
+        /// Also open a viewer for each of the master's shared apps (now and
+        /// as they come) for this domination.
+        #[serde(default)]
+        show_apps: bool,
     },
+    /// Open a viewer window on this zombie's display for each shared app of
+    /// the dominating master, now and as they come, until the domination
+    /// ends (zombie). Answered `Done` with nothing shown when the zombie
+    /// has no display.
+    ShowMasterApps,
     /// View a shared app: after the final [`Reply::Stream`], the connection
     /// carries the app's RFB stream (the client must not send before it).
     View {
         /// The task id (on a zombie: the dominating master's task).
         task: u64,
     },
-    /// Stop the daemon.
-    Shutdown,
+    /// Stop the daemon. A master with tasks that would end answers
+    /// [`Reply::WouldEnd`] and runs on, unless `force`; otherwise it answers
+    /// [`Reply::Stopping`] (a zombie: `Done`) and stops.
+    Shutdown {
+        /// Stop even though tasks end.
+        #[serde(default)]
+        force: bool,
+        /// Leave the shared apps running under their supervisors; the next
+        /// daemon adopts them (migrants still end).
+        #[serde(default)]
+        keep_apps: bool,
+    },
+    /// Start a migrant task on the master (`zos run --migrant`): a pod (its
+    /// own user, PID, mount and IPC namespaces, `zos-pod-init` as PID 1, one
+    /// pty) running `argv` in `cwd` with exactly `env`. Answered with
+    /// [`Reply::Started`] once the pod runs.
+    RunMigrant {
+        /// The command and its arguments (`argv[0]` looked up in the `PATH` of `env`).
+        argv: Vec<String>,
+        /// The caller's working directory (absolute).
+        cwd: String,
+        /// The caller's environment, `KEY=VALUE` each.
+        env: Vec<String>,
+    },
+    /// Attach to a migrant's terminal: after the final [`Reply::Stream`],
+    /// the daemon sends the recent output (at most
+    /// [`ATTACH_REPLAY_BYTES`]) and then everything the task writes, raw;
+    /// every byte the client sends is typed into the task's terminal. The
+    /// stream ends when the task ends (after its last output) or when the
+    /// client closes. The window size goes by [`Request::Resize`] on a
+    /// connection of its own.
+    Attach {
+        /// The task id.
+        task: u64,
+    },
+    /// Set the window size of a migrant's terminal (wherever it runs); the
+    /// task's foreground process group gets `SIGWINCH` even when the size
+    /// is unchanged, so a full-screen program redraws. Answered `Done`.
+    Resize {
+        /// The task id.
+        task: u64,
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+    /// What a migrant wrote to its terminal: after the final
+    /// [`Reply::Stream`], the daemon sends its log (the last 8–16 MiB), raw,
+    /// and closes; with `follow`, it goes on with new output until the task
+    /// ends or the client closes. The client sends nothing.
+    Logs {
+        /// The task id.
+        task: u64,
+        /// Keep streaming new output.
+        follow: bool,
+    },
+    /// Move a migrant to a zombie dominated at level `complete` (`zos
+    /// migrate`). Intermediate [`Reply::MoveProgress`], final
+    /// [`Reply::Moved`] or [`Reply::Error`] (the task then runs where it was).
+    Migrate {
+        /// The task id.
+        task: u64,
+        /// The zombie: its paired name or fingerprint prefix.
+        host: String,
+        /// Compression of the image on the link.
+        #[serde(default)]
+        compress: Compression,
+    },
+    /// Bring a migrant home (`zos home`). Progress and final replies as for
+    /// [`Request::Migrate`].
+    Home {
+        /// The task id.
+        task: u64,
+        /// Restore the last image the master holds (a task `lost` with its
+        /// zombie), bumping the epoch.
+        #[serde(default)]
+        from_image: bool,
+    },
+    /// Checkpoint a migrant to an image directory on the master, leaving it
+    /// running (a snapshot). Final [`Reply::Checkpointed`].
+    CheckpointTask {
+        /// The task id.
+        task: u64,
+        /// The image directory (created 0700 if missing).
+        out: String,
+    },
+    /// Send this master's keyboard and mouse to a dominated zombie's ZOS
+    /// session (master), or give them back (`host: None`).
+    Drive {
+        /// The zombie (its paired name or fingerprint); `None` stops driving.
+        host: Option<String>,
+        /// Instead of driving at once, switch when the pointer leaves this
+        /// edge of the master's screen (`left`, `right`, `top`, `bottom`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edge: Option<String>,
+        /// The master's X display to capture, when the daemon has none of
+        /// its own (the caller's `DISPLAY`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        display: Option<String>,
+        /// The caller's `XAUTHORITY` for that display.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        xauthority: Option<String>,
+    },
+    /// Allow or refuse the dominating master's input in the ZOS session
+    /// (zombie; the tray's item).
+    AllowInput {
+        /// Allow it (or refuse it).
+        allow: bool,
+    },
 }
 
+/// How a migrant's image is compressed on the link (`--compress`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    /// The fastest measured on this link.
+    #[default]
+    Auto,
+    /// None.
+    None,
+    /// LZ4.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::Auto => "auto",
+            Compression::None => "none",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        })
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(Compression::Auto),
+            "none" => Ok(Compression::None),
+            "lz4" => Ok(Compression::Lz4),
+            "zstd" => Ok(Compression::Zstd),
+            other => Err(format!(
+                "unknown compression {other:?} (auto, none, lz4 or zstd)"
+            )),
+        }
+    }
+}
+
+/// How long a zombie whose user ended its domination (`zos release` there)
+/// waits for its master to release it before letting go by itself.
+pub const USER_RELEASE_WAIT_S: u64 = 60;
+
+/// How much recent output an [`Request::Attach`] replays first.
+pub const ATTACH_REPLAY_BYTES: usize = 64 << 10;
+
+/// The values of [`TaskInfo::state`].
+pub mod task_state {
+    /// A shared app (on the master); a migrant running on a zombie (`where`
+    /// names it).
+    pub const RUNNING: &str = "running";
+    /// A migrant running in its pod on the master (`where` is the master's
+    /// own name).
+    pub const HOME: &str = "home";
+    /// A migrant being moved (`where`: where it still runs; `to`: where it goes).
+    pub const MOVING: &str = "moving";
+    /// A migrant whose zombie vanished while holding it (`where` names the
+    /// zombie); `zos home TASK --from-image` restores the last image.
+    pub const LOST: &str = "lost";
+    /// A migrant that ended (`exit` has its code: the task's exit status,
+    /// or 128 + signal); listed for [`super::EXITED_LISTED_S`] seconds.
+    pub const EXITED: &str = "exited";
+}
+
+/// How long an ended migrant stays in the task list (with its log).
+pub const EXITED_LISTED_S: u64 = 600;
+
+/// The phases of a move, in order, as [`Reply::MoveProgress`] and
+/// [`Reply::Moved`] name them.
+pub const MOVE_PHASES: [&str; 6] = [
+    "check",
+    "freeze",
+    "send-files",
+    "send-image",
+    "restore",
+    "commit",
+];
+
 /// A task as the master reports it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskInfo {
     /// Task id, unique within the daemon's life.
     pub id: u64,
-    /// `shared` (virtually shared app).
+    /// `shared` (virtually shared app) or `migrant` (a pod that can move).
     pub kind: String,
     /// The command line.
     pub command: Vec<String>,
     /// Its X display on the master (e.g. `:12`).
     pub display: Option<String>,
-    /// `running`.
+    /// One of [`task_state`]: `running`, `home`, `moving`, `lost`, `exited`.
     pub state: String,
-    /// The app's process id.
+    /// The app's process id (migrants at home: the host PID of the pod's
+    /// init).
     pub pid: Option<u32>,
     /// Where the task runs when that is not this daemon's machine (on a
     /// zombie: the dominating master's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The name of the host it runs on (the master's own name when home).
+    #[serde(default)]
+    pub r#where: String,
+    /// When its state last changed, seconds since the Unix epoch.
+    #[serde(default)]
+    pub since: u64,
+    /// Migrants: the ownership epoch (bumped at every move and at
+    /// `--from-image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    /// Migrants: age in seconds of the last image the master holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_age_s: Option<u64>,
+    /// Migrants being moved: where to (state `moving`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Ended migrants: the exit code (state `exited`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<i32>,
 }
 
 /// A live session as the daemon reports it.
@@ -131,6 +359,10 @@ pub struct SessionInfo {
     /// dominated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount: Option<String>,
+    /// Whether this master's keyboard and mouse drive that zombie's ZOS
+    /// session now (master).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub driven: bool,
 }
 
 /// The daemon's state.
@@ -157,6 +389,24 @@ pub struct StatusInfo {
     /// newest first.
     #[serde(default)]
     pub pairing_attempts: Vec<PairAttemptInfo>,
+    /// The ZOS session open for the dominating master (zombie).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Box<ZosSessionInfo>>,
+}
+
+/// A zombie's ZOS session: the nested X display where the dominating
+/// master's user works.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ZosSessionInfo {
+    /// Its X display, for `DISPLAY` (e.g. `:3`).
+    pub display: String,
+    /// Its authority file (mode 0600), for `XAUTHORITY`.
+    pub xauthority: String,
+    /// The master it belongs to.
+    pub master: String,
+    /// The master's input: `off`, `on` (driving it now) or `refused` (by
+    /// this zombie's user).
+    pub input: String,
 }
 
 /// A pairing attempt that failed or was refused, as a zombie shows it.
@@ -272,6 +522,37 @@ pub enum Reply {
     },
     /// For `View`: from the next byte on, the connection carries the stream.
     Stream,
+    /// For `Dominate` (not final): the zombie asks its user, who has
+    /// `timeout_s` seconds to answer; closing the connection withdraws the
+    /// request.
+    Asking {
+        /// The zombie's name (as paired).
+        zombie: String,
+        /// Seconds its user has.
+        timeout_s: u64,
+    },
+    /// For `Shutdown` without `force`: the daemon runs on, since stopping
+    /// it would end tasks.
+    WouldEnd {
+        /// What would end, one task a line.
+        ends: Vec<String>,
+        /// What would go on.
+        stays: Vec<String>,
+    },
+    /// For `Shutdown`: the daemon stops now.
+    Stopping {
+        /// What ends with it, one task a line.
+        ends: Vec<String>,
+        /// What goes on.
+        stays: Vec<String>,
+    },
+    /// For `Drive`: where input goes now.
+    Driving {
+        /// The zombie driven, if any.
+        target: Option<String>,
+        /// What happened, in words for the user.
+        message: String,
+    },
     /// Progress of a long request (not final), in words for the user.
     Progress {
         /// What is happening.
@@ -284,12 +565,58 @@ pub enum Reply {
         /// What went wrong, for the user.
         message: String,
     },
+    /// Progress of a move (not final): phase (one of [`MOVE_PHASES`]),
+    /// bytes done of `total` in this phase, rate and time left.
+    MoveProgress {
+        /// The task.
+        task: u64,
+        /// The phase.
+        phase: String,
+        /// Bytes done in this phase.
+        bytes: u64,
+        /// Bytes this phase moves (0 when unknown).
+        total: u64,
+        /// Bytes per second lately.
+        rate_bps: u64,
+        /// Seconds left, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        eta_s: Option<u64>,
+    },
+    /// For `Migrate` and `Home`: the task runs at `to` now.
+    Moved {
+        /// The task.
+        task: u64,
+        /// Where it runs now (a zombie's paired name, or the master's own).
+        to: String,
+        /// How long each phase took, in order, microseconds.
+        phases: Vec<(String, u64)>,
+        /// The image's size (raw, before compression on the link).
+        #[serde(default)]
+        image_bytes: u64,
+    },
+    /// For `CheckpointTask`: the image is written; the task runs on.
+    Checkpointed {
+        /// The task.
+        task: u64,
+        /// The image file.
+        path: String,
+        /// Its size.
+        bytes: u64,
+        /// How long the task was frozen, microseconds.
+        frozen_us: u64,
+    },
 }
 
 impl Reply {
     /// Whether this reply ends the exchange.
     pub fn is_final(&self) -> bool {
-        !matches!(self, Reply::Pong { .. } | Reply::Progress { .. })
+        !matches!(
+            self,
+            Reply::Pong { .. }
+                | Reply::Progress { .. }
+                | Reply::MoveProgress { .. }
+                | Reply::Asking { .. }
+        )
     }
 }
 
@@ -299,7 +626,7 @@ pub const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60
 
 /// Sends `request` to the daemon at `socket` and hands each reply to
 /// `on_reply`, until the final one, which is returned.
-pub fn call(socket: &Path, request: &Request, mut on_reply: impl FnMut(&Reply)) -> Result<Reply> {
+pub fn call(socket: &Path, request: &Request, on_reply: impl FnMut(&Reply)) -> Result<Reply> {
     let stream = UnixStream::connect(socket).map_err(|e| {
         Error::io(
             format!(
@@ -309,9 +636,28 @@ pub fn call(socket: &Path, request: &Request, mut on_reply: impl FnMut(&Reply)) 
             e,
         )
     })?;
+    call_on(stream, request, on_reply)
+}
+
+/// Like [`call`] on a connection the caller opened (and may shut down from
+/// another thread to give up: the daemon then sees the client leave, which
+/// withdraws a `Dominate` waiting for the zombie's user).
+pub fn call_on(
+    stream: UnixStream,
+    request: &Request,
+    mut on_reply: impl FnMut(&Reply),
+) -> Result<Reply> {
     // A daemon that accepts but never answers must not hang its clients.
-    // Pings stream at the user's interval, so they get no read deadline.
-    if !matches!(request, Request::Ping { .. }) {
+    // Pings stream at the user's interval and moves report progress only
+    // between phases, and a release waits for the migrants to come home,
+    // so they get no read deadline.
+    if !matches!(
+        request,
+        Request::Ping { .. }
+            | Request::Migrate { .. }
+            | Request::Home { .. }
+            | Request::Release { .. }
+    ) {
         stream
             .set_read_timeout(Some(REPLY_TIMEOUT))
             .map_err(|e| Error::io("control socket", e))?;
@@ -349,7 +695,16 @@ pub fn request(socket: &Path, request: &Request) -> Result<Reply> {
     call(socket, request, |_| {})
 }
 
-/// Sends a request that turns the connection into a byte stream (`View`)
+/// Whether a request turns its connection into a byte stream after a final
+/// [`Reply::Stream`] (so the daemon must not read past the request line).
+pub fn is_stream_request(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::View { .. } | Request::Attach { .. } | Request::Logs { .. }
+    )
+}
+
+/// Sends a request that turns the connection into a byte stream (`View`, `Attach`, `Logs`)
 /// and returns the connection once the daemon said [`Reply::Stream`]. Reads
 /// the reply byte by byte, so not one byte of the stream is taken from it.
 pub fn open_stream(socket: &Path, request: &Request) -> Result<UnixStream> {
@@ -424,6 +779,38 @@ mod tests {
         );
         let back: Request = serde_json::from_str(r#"{"op":"status"}"#).unwrap();
         assert_eq!(back, Request::Status);
+        // Fields added later may be left out by older clients.
+        let back: Request = serde_json::from_str(r#"{"op":"shutdown"}"#).unwrap();
+        assert_eq!(
+            back,
+            Request::Shutdown {
+                force: false,
+                keep_apps: false
+            }
+        );
+        let back: Request = serde_json::from_str(r#"{"op":"release"}"#).unwrap();
+        assert_eq!(
+            back,
+            Request::Release {
+                host: "".into(),
+                force: false
+            }
+        );
+        let back: Request = serde_json::from_str(r#"{"op":"answer","accept":true}"#).unwrap();
+        assert_eq!(
+            back,
+            Request::Answer {
+                accept: true,
+                show_apps: false
+            }
+        );
+        assert!(
+            !Reply::Asking {
+                zombie: "z".into(),
+                timeout_s: 45
+            }
+            .is_final()
+        );
         assert!(
             !Reply::Pong {
                 seq: 1,
@@ -433,5 +820,119 @@ mod tests {
             .is_final()
         );
         assert!(Reply::Done.is_final());
+    }
+
+    #[test]
+    fn migrant_requests_have_documented_json_shapes() {
+        let cases = [
+            (
+                Request::RunMigrant {
+                    argv: vec!["sh".into()],
+                    cwd: "/w".into(),
+                    env: vec!["A=1".into()],
+                },
+                r#"{"op":"run-migrant","argv":["sh"],"cwd":"/w","env":["A=1"]}"#,
+            ),
+            (Request::Attach { task: 3 }, r#"{"op":"attach","task":3}"#),
+            (
+                Request::Resize {
+                    task: 3,
+                    cols: 80,
+                    rows: 24,
+                },
+                r#"{"op":"resize","task":3,"cols":80,"rows":24}"#,
+            ),
+            (
+                Request::Logs {
+                    task: 3,
+                    follow: true,
+                },
+                r#"{"op":"logs","task":3,"follow":true}"#,
+            ),
+            (
+                Request::Migrate {
+                    task: 3,
+                    host: "z1".into(),
+                    compress: Compression::Zstd,
+                },
+                r#"{"op":"migrate","task":3,"host":"z1","compress":"zstd"}"#,
+            ),
+            (
+                Request::Home {
+                    task: 3,
+                    from_image: false,
+                },
+                r#"{"op":"home","task":3,"from_image":false}"#,
+            ),
+            (
+                Request::CheckpointTask {
+                    task: 3,
+                    out: "/img".into(),
+                },
+                r#"{"op":"checkpoint-task","task":3,"out":"/img"}"#,
+            ),
+        ];
+        for (request, json) in cases {
+            assert_eq!(serde_json::to_string(&request).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Request>(json).unwrap(), request);
+        }
+        // Optional fields may be left out.
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"op":"migrate","task":1,"host":"z"}"#).unwrap(),
+            Request::Migrate {
+                task: 1,
+                host: "z".into(),
+                compress: Compression::Auto
+            }
+        );
+        assert!(is_stream_request(&Request::Attach { task: 1 }));
+        assert!(!is_stream_request(&Request::Tasks));
+    }
+
+    #[test]
+    fn move_replies_have_documented_json_shapes() {
+        let progress = Reply::MoveProgress {
+            task: 3,
+            phase: "send-image".into(),
+            bytes: 10,
+            total: 100,
+            rate_bps: 5,
+            eta_s: Some(18),
+        };
+        assert!(!progress.is_final());
+        assert_eq!(
+            serde_json::to_string(&progress).unwrap(),
+            r#"{"reply":"move-progress","task":3,"phase":"send-image","bytes":10,"total":100,"rate_bps":5,"eta_s":18}"#
+        );
+        let moved = Reply::Moved {
+            task: 3,
+            to: "z1".into(),
+            phases: vec![("check".into(), 12)],
+            image_bytes: 4096,
+        };
+        assert!(moved.is_final());
+        assert_eq!(
+            serde_json::to_string(&moved).unwrap(),
+            r#"{"reply":"moved","task":3,"to":"z1","phases":[["check",12]],"image_bytes":4096}"#
+        );
+        assert_eq!("lz4".parse::<Compression>(), Ok(Compression::Lz4));
+        assert!("gzip".parse::<Compression>().is_err());
+    }
+
+    #[test]
+    fn task_info_names_its_place_where_and_old_json_still_parses() {
+        let old = r#"{"id":1,"kind":"shared","command":["xterm"],"display":":3","state":"running","pid":7}"#;
+        let t: TaskInfo = serde_json::from_str(old).unwrap();
+        assert_eq!(t.r#where, "");
+        let t = TaskInfo {
+            r#where: "laptop".into(),
+            epoch: Some(2),
+            state: task_state::HOME.into(),
+            ..t
+        };
+        let json = serde_json::to_string(&t).unwrap();
+        assert!(json.contains(r#""where":"laptop""#), "{json}");
+        assert!(json.contains(r#""epoch":2"#), "{json}");
+        assert!(!json.contains("image_age_s"), "{json}");
     }
 }

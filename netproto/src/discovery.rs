@@ -88,6 +88,10 @@ pub struct HostInfo {
     /// The master dominating it, if any.
     #[serde(default)]
     pub dominated: Option<Domination>,
+    /// Set by a master paired with it: the zombie no longer trusts that
+    /// master (its user revoked the pairing); pairing again is needed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoked: bool,
 }
 
 /// A change seen by a [`Browser`].
@@ -292,6 +296,7 @@ fn host_info(s: &mdns_sd::ResolvedService) -> Result<HostInfo> {
         mem_free_mib: num("mem")?,
         levels: levels.into_iter().collect(),
         dominated: parse_domination(&get("dom")),
+        revoked: false,
     })
 }
 

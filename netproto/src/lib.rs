@@ -24,6 +24,7 @@ pub mod discovery;
 pub mod error;
 pub mod frame;
 pub mod identity;
+pub mod migration;
 pub mod mux;
 pub mod noise;
 pub mod pairing;

@@ -165,6 +165,10 @@ pub struct TaskSummary {
 /// master's shared folders.
 pub const FILESHARE_LABEL: &str = "fileshare";
 
+/// The label of the channel a dominated zombie opens once its ZOS session is
+/// up: the master's input events and the clipboard travel on it.
+pub const INPUT_LABEL: &str = "input";
+
 /// The label of the channel a zombie opens to view the master's task `id`
 /// (the channel then carries the app's RFB stream).
 pub fn view_label(id: u64) -> String {

@@ -10,11 +10,16 @@
 
 pub mod attacker;
 pub mod avahi;
+pub mod drive;
 pub mod host;
 pub mod lan;
+pub mod migrate;
+pub mod notifications;
 pub mod nsenter;
+pub mod pod_init;
 pub mod poll;
 pub mod proc;
+pub mod pty;
 pub mod screen;
 pub mod snapshot;
 pub mod tmp;
@@ -25,6 +30,7 @@ pub mod zos;
 
 #[allow(unused_imports)]
 pub use host::Host;
+#[allow(unused_imports)]
 pub use lan::Lan;
 #[allow(unused_imports)]
 pub use poll::{secs, until};

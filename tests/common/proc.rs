@@ -156,9 +156,23 @@ impl Proc {
 /// the thread that started it dies (a test run killed with SIGKILL leaves
 /// no daemons running; the next run removes its namespaces), also when the
 /// test run dies while the child is being started.
+///
+/// SIGINT and SIGQUIT get their default action back, as in a terminal: a test
+/// run started in the background of a shell without job control (a CI script,
+/// `cmd &`) ignores them, and children inherit that, so a Ctrl-C sent by a
+/// test would go unnoticed.
 pub fn die_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
+    // SAFETY: runs in the forked child before exec and only calls signal(2),
+    // which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     zos_display::die_with_parent(cmd, libc::SIGKILL);
 }
 

@@ -28,7 +28,8 @@ pub type Upgrade = Box<dyn FnOnce(UnixStream) -> Pin<Box<dyn Future<Output = ()>
 
 /// Where intermediate replies of a streaming request go.
 pub struct Replies {
-    writer: OwnedWriteHalf,
+    /// `None` for work the daemon does on its own: nobody waits for its progress.
+    writer: Option<OwnedWriteHalf>,
     /// Cancelled when the client hangs up (not watched for stream requests,
     /// whose bytes after the request belong to the stream).
     pub gone: CancellationToken,
@@ -38,7 +39,21 @@ pub struct Replies {
 impl Replies {
     /// Sends a non-final reply; fails if the client went away.
     pub async fn send(&mut self, reply: &Reply) -> Result<()> {
-        write_reply(&mut self.writer, reply).await
+        match &mut self.writer {
+            Some(w) => write_reply(w, reply).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Replies that go nowhere, for a request the daemon makes of itself (a
+    /// release its zombie's user asked for): progress is dropped, and it never
+    /// counts as hung up.
+    pub fn nowhere() -> Replies {
+        Replies {
+            writer: None,
+            gone: CancellationToken::new(),
+            upgrade: None,
+        }
     }
 
     /// Hands the connection to `upgrade` once the final reply
@@ -125,7 +140,7 @@ async fn serve_client<H: Handler>(stream: UnixStream, handler: Arc<H>) {
     let mut line = String::new();
     let gone = CancellationToken::new();
     let mut out = Replies {
-        writer,
+        writer: Some(writer),
         gone: gone.clone(),
         upgrade: None,
     };
@@ -144,15 +159,15 @@ async fn serve_client<H: Handler>(stream: UnixStream, handler: Arc<H>) {
     let request = match request {
         Ok(r) => r,
         Err(message) => {
-            let _ = write_reply(&mut out.writer, &Reply::Error { message }).await;
+            let _ = out.send(&Reply::Error { message }).await;
             return;
         }
     };
     tracing::debug!(?request, "control request");
-    if matches!(request, Request::View { .. }) {
+    if zos_netproto::control::is_stream_request(&request) {
         let reply = handler.handle(request, &mut out).await;
         let upgrade = out.upgrade.take();
-        if write_reply(&mut out.writer, &reply).await.is_err() {
+        if out.send(&reply).await.is_err() {
             return;
         }
         let (Reply::Stream, Some(upgrade)) = (reply, upgrade) else {
@@ -163,7 +178,8 @@ async fn serve_client<H: Handler>(stream: UnixStream, handler: Arc<H>) {
             tracing::warn!("a stream client sent {buffered} bytes before the stream began");
             return;
         }
-        match reader.into_inner().into_inner().reunite(out.writer) {
+        let Some(writer) = out.writer else { return };
+        match reader.into_inner().into_inner().reunite(writer) {
             Ok(stream) => upgrade(stream).await,
             Err(e) => tracing::warn!("control connection: {e}"),
         }
@@ -183,7 +199,7 @@ async fn serve_client<H: Handler>(stream: UnixStream, handler: Arc<H>) {
     });
     let reply = handler.handle(request, &mut out).await;
     watch.abort();
-    let _ = write_reply(&mut out.writer, &reply).await;
+    let _ = out.send(&reply).await;
 }
 
 #[cfg(test)]

@@ -188,6 +188,7 @@ mod tests {
             mem_free_mib: 100,
             levels: vec![],
             dominated: None,
+            revoked: false,
         }
     }
 

@@ -9,12 +9,16 @@
 
 pub mod accept;
 pub mod admission;
+pub mod apps;
 pub mod control_server;
 pub mod domination;
 pub mod error;
 pub mod hosts;
+pub mod input_link;
 pub mod limits;
 pub mod master;
+pub mod migrants;
+pub mod migration;
 pub mod paths;
 pub mod peer;
 pub mod rlimit;

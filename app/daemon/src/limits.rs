@@ -106,6 +106,13 @@ pub const KEEPALIVE: Duration = Duration::from_secs(2);
 /// A dominated zombie that has said nothing for this long is given up.
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(10);
 
+/// How long a zombie whose user ended the domination waits for its master
+/// to release it (bringing its migrants home first) before letting go by
+/// itself: the control protocol's
+/// [`zos_netproto::control::USER_RELEASE_WAIT_S`].
+pub const USER_RELEASE_WAIT: Duration =
+    Duration::from_secs(zos_netproto::control::USER_RELEASE_WAIT_S);
+
 // ---------------------------------------------------------------------------
 // Deadlines on a master's waits for a zombie.
 // ---------------------------------------------------------------------------

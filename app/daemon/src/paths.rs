@@ -61,6 +61,11 @@ impl Paths {
         self.home.join("zombie.toml")
     }
 
+    /// A master's settings file.
+    pub fn master_settings(&self) -> PathBuf {
+        self.home.join("master.toml")
+    }
+
     /// The control socket.
     pub fn socket(&self) -> PathBuf {
         self.runtime.join("control.sock")

@@ -1,30 +1,41 @@
 //! The master's task registry: virtually shared apps, each in its own
-//! virtual display (one Xvnc per app, RFB on a private unix socket).
+//! virtual display (one Xvnc per app, RFB on a private unix socket) under a
+//! supervisor process that outlives the daemon ([`crate::apps`]), and
+//! migrants (pods, [`crate::migrants::Migrants`]) in the same id space.
 //!
-//! Each shared app is kept by a thread of its own, which starts the display
-//! (Xvnc dies with the thread that started it), connects the app's
-//! [`Fanout`] — the one RFB client of that Xvnc, which serves every view —
-//! launches the app, and waits for it to exit or for the daemon to stop; then
-//! it ends the app and the fan-out (so every view closes), removes the display
-//! and unregisters the task. Nothing outlives the daemon.
+//! Each shared app is kept by a thread of its own, which connects the
+//! app's [`Fanout`] — the one RFB client of that Xvnc, which serves every
+//! view — and watches the app's supervisor until the app ends or the daemon
+//! stops; then it ends the fan-out (so every view closes) and unregisters
+//! the task. A stopping daemon ends its apps (unless told to keep them);
+//! a daemon that dies leaves them running for the next one to adopt.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use zos_display::{AppWindows, Fanout, VirtualDisplay, launch_app};
-use zos_netproto::control::TaskInfo;
+use zos_display::{AppWindows, Fanout};
+use zos_netproto::control::{TaskInfo, task_state};
 use zos_netproto::wire::TaskSummary;
 
+use crate::apps;
 use crate::error::{DaemonError, Result};
+use crate::migrants::Migrants;
 
 /// Size of a new shared app's virtual display.
 pub const DEFAULT_GEOMETRY: (u16, u16) = (1280, 800);
+
+/// How long a stopping daemon waits for a supervisor to end its app.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+/// How long the fan-out may take to connect to an app's display (a hung
+/// Xvnc must not hold a starting daemon).
+const FANOUT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A registered task and the fan-out that serves its display.
 struct Entry {
@@ -35,40 +46,74 @@ struct Entry {
 /// Registered tasks.
 pub struct Tasks {
     runtime: PathBuf,
-    next_id: AtomicU64,
+    name: String,
+    next_id: Arc<AtomicU64>,
     tasks: Mutex<BTreeMap<u64, Entry>>,
+    migrants: Arc<Migrants>,
     /// Bumped on every change of the list.
-    changes: watch::Sender<u64>,
+    changes: Arc<watch::Sender<u64>>,
     shutdown: CancellationToken,
+    /// The program that supervises a shared app (`PROGRAM supervise-app`);
+    /// `None`: this very binary.
+    supervisor: Option<PathBuf>,
+    /// Leave the shared apps running when the daemon stops.
+    keep_apps: AtomicBool,
 }
 
 impl Tasks {
-    /// A registry whose displays live under `runtime`; all tasks end when
-    /// `shutdown` is cancelled.
+    /// A registry whose displays live under `runtime`, on a master named
+    /// after the host; all tasks end when `shutdown` is cancelled.
     pub fn new(runtime: PathBuf, shutdown: CancellationToken) -> Arc<Tasks> {
+        Tasks::named(runtime, crate::sysinfo::hostname(), shutdown)
+    }
+
+    /// Like [`Tasks::new`] for the master called `name` (a task's `where`
+    /// while it runs here).
+    pub fn named(runtime: PathBuf, name: String, shutdown: CancellationToken) -> Arc<Tasks> {
+        let next_id = Arc::new(AtomicU64::new(1));
+        let changes = Arc::new(watch::channel(0).0);
+        let migrants = Migrants::new(
+            &runtime,
+            name.clone(),
+            zos_checkpoint::pod::default_init_path(),
+            next_id.clone(),
+            changes.clone(),
+            shutdown.clone(),
+        );
         Arc::new(Tasks {
             runtime,
-            next_id: AtomicU64::new(1),
+            name,
+            next_id,
             tasks: Mutex::new(BTreeMap::new()),
-            changes: watch::channel(0).0,
+            migrants,
+            changes,
             shutdown,
+            supervisor: None,
+            keep_apps: AtomicBool::new(false),
         })
+    }
+
+    /// The migrants (pods) among the tasks: the registry the mover uses.
+    pub fn migrants(&self) -> &Arc<Migrants> {
+        &self.migrants
     }
 
     /// Every task, by id.
     pub fn list(&self) -> Vec<TaskInfo> {
-        self.tasks.lock().values().map(|e| e.info.clone()).collect()
+        let mut all: Vec<TaskInfo> = self.tasks.lock().values().map(|e| e.info.clone()).collect();
+        all.extend(self.migrants.list());
+        all.sort_by_key(|t| t.id);
+        all
     }
 
     /// Every task as a dominated zombie sees it.
     pub fn summaries(&self) -> Vec<TaskSummary> {
-        self.tasks
-            .lock()
-            .values()
-            .map(|e| TaskSummary {
-                id: e.info.id,
-                kind: e.info.kind.clone(),
-                command: e.info.command.clone(),
+        self.list()
+            .into_iter()
+            .map(|t| TaskSummary {
+                id: t.id,
+                kind: t.kind,
+                command: t.command,
             })
             .collect()
     }
@@ -93,109 +138,240 @@ impl Tasks {
         self.changes.send_modify(|v| *v += 1);
     }
 
-    /// Waits (up to `limit`) until every task has cleaned up after a shutdown.
+    /// Waits (up to `limit`) until every task has cleaned up after a shutdown
+    /// (shared apps gone, migrants' local pods ended).
     pub async fn wait_all_ended(&self, limit: std::time::Duration) {
         let end = tokio::time::Instant::now() + limit;
         while !self.tasks.lock().is_empty() && tokio::time::Instant::now() < end {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        let left = end.saturating_duration_since(tokio::time::Instant::now());
+        self.migrants.wait_all_ended(left).await;
     }
 
-    /// Starts `argv` as a virtually shared app; returns once it runs.
+    /// Starts `argv` as a virtually shared app under a supervisor of its
+    /// own; returns once it runs.
     pub async fn run_shared(self: &Arc<Self>, argv: Vec<String>) -> Result<TaskInfo> {
         if argv.is_empty() {
             return Err(DaemonError::User(
                 "no command given (zos run --shared -- COMMAND …)".into(),
             ));
         }
+        let program = match &self.supervisor {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()
+                .map_err(|e| DaemonError::io("find the zos binary (the apps' supervisor)", e))?,
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (started_tx, started_rx) = oneshot::channel();
         let me = self.clone();
         std::thread::Builder::new()
             .name(format!("task-{id}"))
-            .spawn(move || me.keep_shared(id, argv, started_tx))
+            .spawn(
+                move || match apps::start(&program, &me.runtime, id, &argv) {
+                    Ok(app) => me.keep_shared(app, Some(started_tx)),
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                    }
+                },
+            )
             .map_err(|e| DaemonError::io("start task thread", e))?;
         started_rx
             .await
             .map_err(|_| DaemonError::User("the task ended while starting".into()))?
     }
 
-    /// The task's thread: display, app, wait, clean up.
-    fn keep_shared(&self, id: u64, argv: Vec<String>, started: oneshot::Sender<Result<TaskInfo>>) {
-        let screen = match VirtualDisplay::start(&self.runtime, DEFAULT_GEOMETRY) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = started.send(Err(DaemonError::User(format!(
-                    "cannot start a virtual display: {e}"
-                ))));
-                return;
+    /// Adopts the shared apps whose supervisors outlived an earlier daemon
+    /// (same task ids; new ids start above theirs) and removes what dead
+    /// ones left behind. Returns the tasks adopted.
+    pub async fn adopt_running(self: &Arc<Self>) -> Vec<TaskInfo> {
+        let found = apps::scan(&self.runtime).await;
+        for path in &found.removed {
+            tracing::info!("removed {path}, left by a shared app that is gone");
+        }
+        if let Some(last) = found.highest_id {
+            self.next_id.fetch_max(last + 1, Ordering::Relaxed);
+        }
+        let mut adopted = Vec::new();
+        for app in found.live {
+            let id = app.record.id;
+            let (started_tx, started_rx) = oneshot::channel();
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("task-{id}"))
+                .spawn(move || me.keep_shared(app, Some(started_tx)));
+            if let Err(e) = spawned {
+                tracing::warn!("task {id}: cannot start its thread: {e}");
+                continue;
             }
-        };
+            match started_rx.await {
+                Ok(Ok(info)) => {
+                    tracing::info!(
+                        "adopted task {id}: {:?} (pid {}) on display {}, left running by an earlier daemon",
+                        info.command,
+                        info.pid.unwrap_or(0),
+                        info.display.as_deref().unwrap_or("?")
+                    );
+                    adopted.push(info);
+                }
+                Ok(Err(e)) => tracing::warn!("task {id} cannot be adopted: {e}"),
+                Err(_) => tracing::warn!("task {id} ended while being adopted"),
+            }
+        }
+        adopted
+    }
+
+    /// Leave the shared apps running when the daemon stops (they are
+    /// adopted by the next one).
+    pub fn keep_apps_on_shutdown(&self) {
+        self.keep_apps.store(true, Ordering::Relaxed);
+    }
+
+    /// What stopping the daemon now would do to each task that has not
+    /// ended: (what ends, what stays), one line each.
+    pub fn stop_plan(&self, keep_apps: bool) -> (Vec<String>, Vec<String>) {
+        let (mut ends, mut stays) = (Vec::new(), Vec::new());
+        for t in self.list() {
+            let what = format!("task {} ({}, {})", t.id, t.kind, t.command.join(" "));
+            match (t.kind.as_str(), t.state.as_str()) {
+                (_, task_state::EXITED) => {}
+                ("shared", _) if keep_apps => stays.push(format!("{what} keeps running")),
+                (_, task_state::RUNNING | task_state::HOME | task_state::MOVING)
+                    if t.r#where == self.name || t.kind == "shared" =>
+                {
+                    ends.push(what)
+                }
+                _ => stays.push(format!("{what} stays on {}", t.r#where)),
+            }
+        }
+        (ends, stays)
+    }
+
+    /// Keeps a supervised app registered while it runs: its fan-out (the
+    /// one RFB client of its display, serving every view) and a watch on
+    /// its supervisor. When the app ends, or the daemon stops (then the
+    /// app is ended too, unless it is to be kept), the fan-out ends (so
+    /// every view closes) and the task is unregistered.
+    fn keep_shared(
+        &self,
+        app: apps::Supervised,
+        started: Option<oneshot::Sender<Result<TaskInfo>>>,
+    ) {
+        let id = app.record.id;
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         {
             Ok(r) => r,
             Err(e) => {
-                let _ = started.send(Err(DaemonError::io("task runtime", e)));
+                if let Some(s) = started {
+                    let _ = s.send(Err(DaemonError::io("task runtime", e)));
+                }
                 return;
             }
         };
-        // The app's windows keep their size, side by side, and the newest gets
-        // the keyboard; if that fails the app still runs, in its corner.
-        let _windows = AppWindows::start(&screen)
-            .inspect_err(|e| tracing::warn!("task {id}: cannot manage its windows: {e}"));
-        runtime.block_on(async {
+        let ended = runtime.block_on(async {
+            let fail = |started: Option<oneshot::Sender<Result<TaskInfo>>>, why: String| {
+                tracing::warn!("task {id}: {why}");
+                if let Some(s) = started {
+                    let _ = s.send(Err(DaemonError::User(why)));
+                }
+            };
             // The fan-out's upstream connection runs on this thread's runtime and
             // ends with it.
-            let fanout = match Fanout::start(screen.rfb_socket()).await {
-                // Seamless viewers get the app's windows from its window manager.
-                Ok(f) => Arc::new(match &_windows {
-                    Ok(w) => f.with_windows(w.feed()),
-                    Err(_) => f,
-                }),
-                Err(e) => {
-                    let _ = started.send(Err(DaemonError::User(format!(
-                        "cannot connect to the app's display: {e}"
-                    ))));
-                    return;
+            let connect = tokio::time::timeout(FANOUT_TIMEOUT, Fanout::start(&app.record.rfb_socket));
+            let fanout = match connect.await {
+                // Seamless viewers get the app's windows: a keeper of ours on its
+                // display lists them (the supervisor's places them the same way).
+                Ok(Ok(f)) => Arc::new(
+                    match AppWindows::on(app.record.display_number, &app.record.xauthority) {
+                        Ok(windows) => f.with_windows(windows.feed()),
+                        Err(e) => {
+                            tracing::warn!("task {id}: its windows are not listed: {e}");
+                            f
+                        }
+                    },
+                ),
+                Ok(Err(e)) => {
+                    let _ = apps::stop(&app.socket).await;
+                    fail(started, format!("cannot connect to the app's display: {e}"));
+                    return true;
+                }
+                Err(_) => {
+                    let _ = apps::stop(&app.socket).await;
+                    fail(
+                        started,
+                        format!(
+                            "the app's display did not answer within {} s",
+                            FANOUT_TIMEOUT.as_secs()
+                        ),
+                    );
+                    return true;
                 }
             };
-            let mut child = match launch_app(&screen, &argv) {
-                Ok(c) => c,
+            let watch = match apps::watch(&app.socket).await {
+                Ok((_, watch)) => watch,
                 Err(e) => {
-                    let _ = started.send(Err(DaemonError::User(format!("cannot start {:?}: {e}", argv[0]))));
-                    return;
+                    fail(started, format!("its supervisor does not answer: {e}"));
+                    return true;
                 }
             };
+            let record = &app.record;
             let info = TaskInfo {
                 id,
                 kind: "shared".into(),
-                command: argv.clone(),
-                display: Some(screen.display()),
-                state: "running".into(),
-                pid: child.id(),
+                command: record.argv.clone(),
+                display: Some(record.display()),
+                state: task_state::RUNNING.into(),
+                pid: Some(record.app_pid),
                 host: None,
+                r#where: self.name.clone(),
+                since: record.since,
+                ..TaskInfo::default()
             };
             self.insert(info.clone(), fanout);
-            tracing::info!("task {id} started: {:?} on display {}", argv, screen.display());
-            let _ = started.send(Ok(info));
+            tracing::info!("task {id} runs: {:?} on display {}", record.argv, record.display());
+            if let Some(s) = started {
+                let _ = s.send(Ok(info));
+            }
+            let ended = watch.ended();
+            tokio::pin!(ended);
             tokio::select! {
-                status = child.wait() => {
-                    tracing::info!("task {id} ended: {}", status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()));
+                status = &mut ended => {
+                    tracing::info!("task {id} ended: {status}");
+                    true
                 }
                 _ = self.shutdown.cancelled() => {
-                    tracing::info!("task {id} stopped with the daemon");
-                    let _ = child.kill().await;
+                    if self.keep_apps.load(Ordering::Relaxed) {
+                        tracing::info!("task {id} keeps running (supervisor pid {})", record.supervisor_pid);
+                        false
+                    } else {
+                        tracing::info!("task {id} stopped with the daemon");
+                        if let Err(e) = apps::stop(&app.socket).await {
+                            tracing::warn!("task {id}: {e}");
+                        }
+                        match tokio::time::timeout(STOP_WAIT, &mut ended).await {
+                            Ok(status) => tracing::info!("task {id} ended: {status}"),
+                            Err(_) => tracing::warn!("task {id}: its supervisor did not end within {} s", STOP_WAIT.as_secs()),
+                        }
+                        true
+                    }
                 }
             }
         });
         // Dropping the runtime ends the fan-out's upstream connection, and so
-        // every view. Unregister only once the display is gone: a stopping
-        // daemon waits for the list to empty, so nothing of it outlives it.
+        // every view. The supervisor said the display is gone before the
+        // task is unregistered: a stopping daemon waits for the list to
+        // empty, so nothing of an ended app outlives it.
         drop(runtime);
-        drop(screen);
         self.remove(id);
-        tracing::info!("task {id}: virtual display removed");
+        if let Some(mut child) = app.child {
+            if ended {
+                let _ = child.wait();
+            }
+        }
+        if ended {
+            tracing::info!("task {id}: virtual display removed");
+        }
     }
 }

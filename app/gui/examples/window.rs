@@ -3,12 +3,17 @@
 //! `window SOCKET` talks to the daemon at SOCKET; `window --demo` first
 //! starts an in-process fake daemon with three zombies whose load moves and
 //! one of which leaves after 20 s (pairing code 123456 works, others fail);
-//! `ZOS_DEMO_EXTRA=N` adds N more zombies.
+//! `ZOS_DEMO_EXTRA=N` adds N more zombies. `window --migrants` starts the
+//! tests' fake master instead: migrant tasks to drag onto desk (dominated),
+//! lab (free: the window asks to dominate it) or attic (paired at partial:
+//! refused), moves with scripted progress.
 
 #[path = "../tests/common/fake_daemon.rs"]
 mod fake_daemon;
+#[path = "../tests/common/migrants.rs"]
+mod migrants;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fake_daemon::FakeDaemon;
 use zos_netproto::Level;
@@ -37,6 +42,7 @@ fn host(name: &str, cores: u32, load1: f32, mem_free_mib: u64, last: u8) -> Host
         mem_free_mib,
         levels: vec![Level::Partial, Level::Complete],
         dominated: None,
+        revoked: false,
     }
 }
 
@@ -72,6 +78,7 @@ fn demo() -> FakeDaemon {
                 sessions: vec![],
                 asking: None,
                 pairing_attempts: Vec::new(),
+                session: None,
             })],
             Request::TrustList => vec![Reply::Trust {
                 entries: vec![PeerEntry {
@@ -104,13 +111,44 @@ fn demo() -> FakeDaemon {
     })
 }
 
+/// Three zombies and three migrants (one lost), moves 250 ms a step.
+fn migrants_demo() -> migrants::FakeMaster {
+    use migrants::{MASTER, State, dominated, host, migrant};
+    let mut lost = migrant(5, &["python3", "sim.py"], "gone");
+    lost.state = "lost".into();
+    let state = State {
+        hosts: vec![
+            dominated(host("desk", 2), Level::Complete),
+            host("lab", 3),
+            host("attic", 4),
+        ],
+        paired: vec![
+            ("desk".into(), 2, Level::Complete),
+            ("lab".into(), 3, Level::Complete),
+            ("attic".into(), 4, Level::Partial),
+        ],
+        tasks: vec![
+            migrant(3, &["/usr/bin/sleep", "1000"], MASTER),
+            migrant(4, &["make", "-j2"], "desk"),
+            lost,
+        ],
+        ..State::default()
+    };
+    migrants::FakeMaster::start("gui-demo-migrants", state, Duration::from_millis(250))
+}
+
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter("info").init();
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     let arg = std::env::args().nth(1).unwrap_or_else(|| "--demo".into());
     let _demo;
+    let _migrants;
     let socket = if arg == "--demo" {
         _demo = demo();
         _demo.socket().to_path_buf()
+    } else if arg == "--migrants" {
+        _migrants = migrants_demo();
+        _migrants.daemon.socket().to_path_buf()
     } else {
         arg.into()
     };

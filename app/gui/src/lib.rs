@@ -1,8 +1,10 @@
 //! The ZOS master window.
 //!
 //! It shows the zombies the local daemon sees on the LAN, live, as icons
-//! with their resources; pairs with them; pings them; and shows this
-//! instance's identity. It talks to the daemon only through the control
+//! with their resources; pairs with them; pings them; shows this
+//! instance's identity and its tasks; and moves migrant tasks: a task's
+//! tile dragged onto a host's icon migrates it there (onto the master's own
+//! icon: home), with a progress bar on the tile while it moves. It talks to the daemon only through the control
 //! socket ([`zos_netproto::control`]), from a [`worker`] thread.
 //!
 //! The crate is split so the drawing can run headless: [`model`] holds the
@@ -11,8 +13,14 @@
 
 use eframe::egui;
 pub mod app;
+pub mod dominating;
+pub mod drops;
+pub mod migrant;
 pub mod model;
+pub mod move_requests;
+pub mod moves;
 pub mod ui;
+pub mod units;
 pub mod worker;
 
 use std::path::PathBuf;

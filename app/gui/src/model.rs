@@ -2,13 +2,16 @@
 //! user's dialogs. The worker's [`Event`]s update it; the drawing code reads
 //! it and returns [`Command`]s. It holds no I/O, so tests drive it directly.
 
-use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use zos_netproto::Level;
 use zos_netproto::control::{StatusInfo, TaskInfo};
 use zos_netproto::discovery::HostInfo;
 
+use crate::dominating::Pending;
+use crate::move_requests::{CheckpointDialog, Question};
+use crate::moves::Moves;
 use crate::worker::{Command, Event};
 
 /// The length of a pairing code.
@@ -27,22 +30,29 @@ pub struct Model {
     pub daemon_error: Option<String>,
     /// The zombies this master is paired with: fingerprint → level held.
     pub paired: HashMap<String, Level>,
+    /// The names they were paired under: fingerprint → name.
+    pub paired_names: HashMap<String, String>,
     /// The pairing dialog.
     pub pair: PairDialog,
     /// The last ping to each host, by instance.
     pub pings: HashMap<String, PingState>,
     /// A domination or release in progress, or its failure, by instance.
-    pub dominations: HashMap<String, PingState>,
+    pub dominations: HashMap<String, Pending>,
     /// The host whose icon was clicked last, by instance.
     pub selected: Option<String>,
     /// Whether the daemon has answered (or failed to) at least once.
     pub polled: bool,
     /// The master's tasks, by id.
     pub tasks: Vec<TaskInfo>,
-    /// Shared apps whose viewer the window has opened (or been told to)
-    /// once; each new one gets a viewer when it first appears.
-    viewed: BTreeSet<u64>,
-    /// Viewers to open on the next frame.
+    /// The moves the window asked for, their progress and outcome.
+    pub moves: Moves,
+    /// A move waiting for the user's yes (dominate first, or restore from
+    /// an old image).
+    pub ask: Option<Question>,
+    /// The Checkpoint… dialog, while open.
+    pub checkpoint: Option<CheckpointDialog>,
+    /// Viewers to open on the next frame (each asked for by the user: none
+    /// opens by itself).
     pending_views: Vec<u64>,
     /// The host set last reported in the log, by instance.
     logged: Option<Vec<String>>,
@@ -113,21 +123,26 @@ impl Model {
                 self.daemon_error = Some(message);
             }
             Event::Trust(Ok(entries)) => {
-                self.paired = entries
+                let known: Vec<_> = entries
                     .iter()
-                    .filter_map(|e| Some((e.public_key().ok()?.fingerprint().0, e.level)))
+                    .filter_map(|e| Some((e.public_key().ok()?.fingerprint().0, e)))
+                    .collect();
+                self.paired = known.iter().map(|(fp, e)| (fp.clone(), e.level)).collect();
+                self.paired_names = known
+                    .into_iter()
+                    .map(|(fp, e)| (fp, e.name.clone()))
                     .collect();
             }
             Event::Tasks(Ok(tasks)) => {
-                for task in &tasks {
-                    if task.kind == "shared" && self.viewed.insert(task.id) {
-                        self.pending_views.push(task.id);
-                    }
-                }
                 self.tasks = tasks;
+                let tasks = &self.tasks;
+                self.moves
+                    .retain_tasks(|id| tasks.iter().any(|t| t.id == id));
             }
             Event::Tasks(Err(message)) => {
+                // The daemon is down: what it listed is not known to run.
                 tracing::debug!("tasks unknown: {message}");
+                self.tasks.clear();
             }
             Event::Trust(Err(message)) => {
                 tracing::debug!("paired zombies unknown: {message}");
@@ -145,10 +160,24 @@ impl Model {
                     tracing::info!("{what}");
                     self.dominations.remove(&host);
                 }
+                // Withdrawn on the user's request: nothing to report.
+                Err(_) if self.dominations.get(&host) == Some(&Pending::Cancelling) => {
+                    self.dominations.remove(&host);
+                }
                 Err(message) => {
-                    self.dominations.insert(host, PingState::Failed(message));
+                    self.dominations.insert(host, Pending::Failed(message));
                 }
             },
+            Event::DominationAsking { host, timeout } => {
+                if self.dominations.get(&host) == Some(&Pending::Busy) {
+                    let since = Instant::now();
+                    self.dominations
+                        .insert(host, Pending::Asking { since, timeout });
+                }
+            }
+            Event::MoveStep { task, step } => self.moves.step(task, step),
+            Event::MoveProgress { task, progress } => self.moves.progress(task, progress),
+            Event::MoveEnded { task, result } => self.moves.end(task, result, Instant::now()),
             Event::Pinged { host, result } => {
                 let state = match result {
                     Ok(rtt) => PingState::Rtt(rtt),
@@ -230,13 +259,51 @@ impl Model {
 
     /// The command for a host's Dominate or Release button.
     pub fn start_domination(&mut self, instance: &str, release: bool) -> Command {
-        self.dominations
-            .insert(instance.to_owned(), PingState::Busy);
+        self.dominations.insert(instance.to_owned(), Pending::Busy);
         let host = instance.to_owned();
         if release {
             Command::Release { host }
         } else {
             Command::Dominate { host }
+        }
+    }
+
+    /// The command for the Cancel button of a domination waiting for the
+    /// zombie's user: the request is withdrawn.
+    pub fn cancel_domination(&mut self, instance: &str) -> Option<Command> {
+        let pending = self.dominations.get_mut(instance)?;
+        if !matches!(pending, Pending::Busy | Pending::Asking { .. }) {
+            return None;
+        }
+        *pending = Pending::Cancelling;
+        Some(Command::CancelDomination {
+            host: instance.to_owned(),
+        })
+    }
+
+    /// Whether the zombie `host` no longer trusts this master (its user
+    /// revoked it): it must be paired again.
+    pub fn revoked(&self, host: &HostInfo) -> bool {
+        host.revoked
+    }
+
+    /// Whether this master's keyboard and mouse drive `host` now.
+    pub fn driven(&self, host: &HostInfo) -> bool {
+        self.status.as_ref().is_some_and(|s| {
+            s.sessions
+                .iter()
+                .any(|session| session.driven && session.fingerprint == host.fingerprint)
+        })
+    }
+
+    /// The command for a host's Drive (or Stop driving) button.
+    pub fn start_drive(&mut self, host: &HostInfo, on: bool) -> Command {
+        self.dominations
+            .insert(host.instance.clone(), Pending::Busy);
+        Command::Drive {
+            host: host.instance.clone(),
+            fingerprint: host.fingerprint.clone(),
+            on,
         }
     }
 
@@ -248,8 +315,9 @@ impl Model {
         }
     }
 
-    /// The viewers to open now: each shared app once, when it first
-    /// appears, and every one the user asked for since.
+    /// The viewers to open now: every one the user asked for since the
+    /// last frame (a shared app gets none by itself; the tasks panel lists
+    /// it with a View button).
     pub fn take_views(&mut self) -> Vec<Command> {
         self.pending_views
             .drain(..)
@@ -259,7 +327,6 @@ impl Model {
 
     /// Asks for a viewer of `task` (its View button).
     pub fn view(&mut self, task: u64) {
-        self.viewed.insert(task);
         self.pending_views.push(task);
     }
 
@@ -282,102 +349,5 @@ impl Model {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    pub(crate) fn host(name: &str) -> HostInfo {
-        HostInfo {
-            instance: format!("{name}._zos._tcp.local."),
-            name: name.into(),
-            host: format!("{name}.local."),
-            version: 1,
-            fingerprint: format!("{name}-fp"),
-            addrs: vec![],
-            port: 4000,
-            cores: 4,
-            load1: 0.5,
-            mem_free_mib: 2048,
-            levels: vec![Level::Partial, Level::Complete],
-            dominated: None,
-        }
-    }
-
-    #[test]
-    fn hosts_are_sorted_and_departed_state_is_dropped() {
-        let mut m = Model::default();
-        m.apply(Event::Hosts(Ok(vec![host("z2"), host("z1")])));
-        assert_eq!(m.hosts[0].name, "z1");
-        let z2 = m.hosts[1].instance.clone();
-        let cmd = m.start_ping(&z2);
-        assert_eq!(cmd, Command::Ping { host: z2.clone() });
-        m.selected = Some(z2.clone());
-        m.apply(Event::Hosts(Ok(vec![host("z1")])));
-        assert!(m.pings.is_empty());
-        assert_eq!(m.selected, None);
-    }
-
-    #[test]
-    fn shown_set_is_logged_only_on_change() {
-        let mut m = Model::default();
-        assert!(!m.log_shown_hosts(), "nothing known yet");
-        m.apply(Event::Hosts(Ok(vec![host("z1")])));
-        assert!(m.log_shown_hosts());
-        m.apply(Event::Hosts(Ok(vec![host("z1")])));
-        assert!(!m.log_shown_hosts());
-        m.apply(Event::Hosts(Ok(vec![])));
-        assert!(m.log_shown_hosts());
-    }
-
-    #[test]
-    fn pairing_needs_six_digits_and_a_present_host() {
-        let mut m = Model::default();
-        m.apply(Event::Hosts(Ok(vec![host("z1")])));
-        m.open_pairing(None);
-        m.pair.code = "12a34 5678".into();
-        m.clean_code();
-        assert_eq!(m.pair.code, "123456");
-        let cmd = m.start_pairing().expect("ready");
-        assert!(matches!(cmd, Command::Pair { ref code, .. } if code == "123456"));
-        assert_eq!(m.start_pairing(), None, "busy");
-        let host = m.pair.host.clone().unwrap();
-        m.apply(Event::Paired {
-            host,
-            result: Err("wrong code".into()),
-        });
-        assert_eq!(m.pair.state, PairState::Failed("wrong code".into()));
-    }
-
-    fn task(id: u64) -> TaskInfo {
-        TaskInfo {
-            id,
-            kind: "shared".into(),
-            command: vec!["xterm".into()],
-            display: Some(":3".into()),
-            state: "running".into(),
-            pid: Some(77),
-            host: None,
-        }
-    }
-
-    #[test]
-    fn each_shared_app_gets_a_viewer_once_and_on_request() {
-        let mut m = Model::default();
-        m.apply(Event::Tasks(Ok(vec![task(1)])));
-        assert_eq!(m.take_views(), vec![Command::View { task: 1 }]);
-        m.apply(Event::Tasks(Ok(vec![task(1), task(2)])));
-        assert_eq!(m.take_views(), vec![Command::View { task: 2 }]);
-        m.apply(Event::Tasks(Ok(vec![task(1), task(2)])));
-        assert_eq!(m.take_views(), vec![]);
-        m.view(1);
-        assert_eq!(m.take_views(), vec![Command::View { task: 1 }]);
-    }
-
-    #[test]
-    fn daemon_errors_are_kept_until_it_answers() {
-        let mut m = Model::default();
-        m.apply(Event::Status(Err("no daemon answers".into())));
-        assert!(m.daemon_error.is_some());
-        m.apply(Event::Hosts(Err("no daemon answers".into())));
-        assert!(m.hosts.is_empty());
-    }
-}
+#[path = "model_tests.rs"]
+mod tests;

@@ -1,14 +1,14 @@
 //! The window's drawing driven headless: a bare `egui::Context`, synthetic
 //! pointer and text input, and the painted shapes read back.
 
-use eframe::egui::{self, Color32, Event, Modifiers, PointerButton, Pos2, RawInput, Rect, Shape};
-use zos_gui::model::Model;
-use zos_gui::ui::{self, glyph::ZOMBIE_BLUE};
+mod common;
+
+use common::harness::Harness;
+use eframe::egui::Event;
+use zos_gui::ui::glyph::ZOMBIE_BLUE;
 use zos_gui::worker::{Command, Event as WorkerEvent};
 use zos_netproto::Level;
-use zos_netproto::control::StatusInfo;
 use zos_netproto::discovery::HostInfo;
-use zos_netproto::wire::Role;
 
 fn host(name: &str, cores: u32, load1: f32, mem_free_mib: u64) -> HostInfo {
     HostInfo {
@@ -24,127 +24,7 @@ fn host(name: &str, cores: u32, load1: f32, mem_free_mib: u64) -> HostInfo {
         mem_free_mib,
         levels: vec![Level::Partial, Level::Complete],
         dominated: None,
-    }
-}
-
-fn status() -> StatusInfo {
-    StatusInfo {
-        role: Role::Master,
-        name: "laptop".into(),
-        fingerprint: "7f3a91c2d4e5b608".into(),
-        listen: None,
-        trusted: 0,
-        pairing: None,
-        sessions: vec![],
-        asking: None,
-        pairing_attempts: Vec::new(),
-    }
-}
-
-/// A headless window: a context, a model, and what the last frame painted.
-struct Harness {
-    ctx: egui::Context,
-    model: Model,
-    shapes: Vec<Shape>,
-    commands: Vec<Command>,
-}
-
-impl Harness {
-    fn new(hosts: Vec<HostInfo>) -> Harness {
-        let mut model = Model::default();
-        model.apply(WorkerEvent::Hosts(Ok(hosts)));
-        model.apply(WorkerEvent::Status(Ok(status())));
-        let mut h = Harness {
-            ctx: egui::Context::default(),
-            model,
-            shapes: Vec::new(),
-            commands: Vec::new(),
-        };
-        h.frames(3, vec![]);
-        h
-    }
-
-    /// Runs `n` frames, the first with `events`; keeps the commands asked.
-    fn frames(&mut self, n: usize, events: Vec<Event>) {
-        let mut events = Some(events);
-        for _ in 0..n {
-            let input = RawInput {
-                screen_rect: Some(Rect::from_min_size(Pos2::ZERO, egui::vec2(900.0, 600.0))),
-                events: events.take().unwrap_or_default(),
-                ..Default::default()
-            };
-            let model = &mut self.model;
-            let mut asked = Vec::new();
-            let mut output = self
-                .ctx
-                .run_ui(input, |ui| asked.extend(ui::draw(ui, model)));
-            self.commands.extend(asked);
-            self.shapes = std::mem::take(&mut output.shapes)
-                .into_iter()
-                .map(|c| c.shape)
-                .collect();
-            // Nothing renders here, so the font atlas updates go nowhere.
-            output.drop_without_applying_deltas();
-        }
-    }
-
-    /// Every painted text with its screen rectangle.
-    fn texts(&self) -> Vec<(String, Rect)> {
-        let mut out = Vec::new();
-        visit(&self.shapes, &mut |shape| {
-            if let Shape::Text(t) = shape {
-                out.push((
-                    t.galley.text().to_owned(),
-                    t.galley.rect.translate(t.pos.to_vec2()),
-                ));
-            }
-        });
-        out
-    }
-
-    fn text_rect(&self, text: &str, near_x: f32) -> Rect {
-        self.texts()
-            .into_iter()
-            .filter(|(t, _)| t == text)
-            .map(|(_, r)| r)
-            .min_by(|a, b| {
-                (a.center().x - near_x)
-                    .abs()
-                    .total_cmp(&(b.center().x - near_x).abs())
-            })
-            .unwrap_or_else(|| panic!("no {text:?} on screen: {:?}", self.texts()))
-    }
-
-    fn click(&mut self, pos: Pos2) {
-        let button = |pressed| Event::PointerButton {
-            pos,
-            button: PointerButton::Primary,
-            pressed,
-            modifiers: Modifiers::NONE,
-        };
-        self.frames(1, vec![Event::PointerMoved(pos)]);
-        self.frames(1, vec![button(true)]);
-        self.frames(2, vec![button(false)]);
-    }
-
-    fn filled_rects(&self, color: Color32) -> usize {
-        let mut n = 0;
-        visit(&self.shapes, &mut |shape| {
-            if matches!(shape, Shape::Rect(r) if r.fill == color) {
-                n += 1;
-            }
-        });
-        n
-    }
-}
-
-fn visit(shapes: &[Shape], f: &mut impl FnMut(&Shape)) {
-    for shape in shapes {
-        if let Shape::Vec(inner) = shape {
-            visit(inner, f);
-        } else {
-            f(shape);
-        }
+        revoked: false,
     }
 }
 
@@ -190,6 +70,13 @@ fn ping_button_asks_for_a_ping_and_shows_the_round_trip() {
     let mut h = Harness::new(vec![host("z1", 8, 0.1, 2048), host("z2", 4, 0.1, 2048)]);
     let z2 = h.text_rect("z2", 0.0).center().x;
     let ping = h.text_rect("Ping", z2).center();
+    // A zombie not paired cannot be pinged: the button does nothing.
+    h.click(ping);
+    assert_eq!(h.commands, vec![]);
+    h.model
+        .paired
+        .insert("z2-fingerprint".into(), Level::Complete);
+    h.frames(2, vec![]);
     h.click(ping);
     assert_eq!(
         h.commands,
@@ -253,7 +140,7 @@ fn unreachable_daemon_is_said_plainly() {
 }
 
 #[test]
-fn a_shared_app_gets_a_viewer_and_a_tile_whose_view_button_reopens_it() {
+fn a_shared_app_gets_a_tile_whose_view_button_opens_its_viewer() {
     let mut h = Harness::new(vec![host("z1", 8, 0.1, 2048)]);
     assert!(h.texts().iter().any(|(t, _)| t == "No tasks yet"));
     h.model.apply(WorkerEvent::Tasks(Ok(vec![
@@ -265,10 +152,11 @@ fn a_shared_app_gets_a_viewer_and_a_tile_whose_view_button_reopens_it() {
             state: "running".into(),
             pid: Some(99),
             host: None,
+            ..Default::default()
         },
     ])));
     h.frames(2, vec![]);
-    assert_eq!(h.commands, vec![Command::View { task: 7 }], "opened once");
+    assert_eq!(h.commands, vec![], "no viewer opens by itself");
     let texts: Vec<String> = h.texts().into_iter().map(|(t, _)| t).collect();
     for wanted in ["xterm", "/usr/bin/xterm -e top", "task 7 · shared · :5"] {
         assert!(
@@ -279,7 +167,11 @@ fn a_shared_app_gets_a_viewer_and_a_tile_whose_view_button_reopens_it() {
     h.commands.clear();
     let view = h.text_rect("View", 0.0).center();
     h.click(view);
-    assert_eq!(h.commands, vec![Command::View { task: 7 }], "View reopens");
+    assert_eq!(
+        h.commands,
+        vec![Command::View { task: 7 }],
+        "View opens one"
+    );
 }
 
 #[test]
@@ -333,4 +225,62 @@ fn a_paired_free_zombie_can_be_dominated_and_then_released() {
     h.frames(2, vec![]);
     assert!(h.texts().iter().any(|(t, _)| t == "held by desk"));
     assert!(!h.texts().iter().any(|(t, _)| t == "Release"));
+}
+
+#[test]
+fn a_dominated_zombie_has_a_drive_button_that_turns_into_stop_driving() {
+    let mut held = host("z1", 8, 0.1, 2048);
+    held.dominated = Some(zos_netproto::discovery::Domination {
+        master: "laptop".into(),
+        level: Level::Complete,
+    });
+    let mut h = Harness::new(vec![held.clone()]);
+    let z1 = "z1._zos._tcp.local.".to_string();
+    let drive = h.text_rect("Drive", 0.0).center();
+    h.click(drive);
+    assert_eq!(
+        h.commands,
+        vec![Command::Drive {
+            host: z1.clone(),
+            fingerprint: "z1-fingerprint".into(),
+            on: true
+        }]
+    );
+    // The daemon reports it driven: the button gives input back.
+    h.model.apply(WorkerEvent::Domination {
+        host: z1.clone(),
+        result: Ok("input goes to z1".into()),
+    });
+    let mut driven = common::migrants::status();
+    driven.sessions = vec![zos_netproto::control::SessionInfo {
+        peer: "z1".into(),
+        fingerprint: "z1-fingerprint".into(),
+        addr: "10.0.0.2:4000".into(),
+        age_s: 3,
+        dominating: Some(Level::Complete),
+        mount: None,
+        driven: true,
+    }];
+    h.model.apply(WorkerEvent::Status(Ok(driven)));
+    h.frames(2, vec![]);
+    h.commands.clear();
+    let stop = h.text_rect("Stop driving", 0.0).center();
+    h.click(stop);
+    assert_eq!(
+        h.commands,
+        vec![Command::Drive {
+            host: z1,
+            fingerprint: "z1-fingerprint".into(),
+            on: false
+        }]
+    );
+    // A zombie that is not ours has none.
+    held.dominated.as_mut().unwrap().master = "desk".into();
+    h.model.apply(WorkerEvent::Hosts(Ok(vec![held])));
+    h.frames(2, vec![]);
+    assert!(
+        !h.texts()
+            .iter()
+            .any(|(t, _)| t == "Drive" || t == "Stop driving")
+    );
 }

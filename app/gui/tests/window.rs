@@ -13,30 +13,18 @@ mod common;
 #[path = "../../../tests/common/tools.rs"]
 mod tools;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use common::fake_daemon::FakeDaemon;
+use common::xdisplay::{Screen, count_color, spawn_window, wait_for};
 use libtest_mimic::{Arguments, Trial};
 use zos_netproto::Level;
-use zos_netproto::control::{Reply, Request, StatusInfo};
+use zos_netproto::control::{Reply, Request};
 use zos_netproto::discovery::HostInfo;
-use zos_netproto::wire::Role;
 
 const INNER: &str = "ZOS_GUI_TEST_WINDOW_FLAG";
-
-/// Kills and reaps a child process when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn main() {
     if let Some(flag) = std::env::var_os(INNER) {
@@ -51,59 +39,19 @@ fn main() {
 
 fn window_on_xvfb_shows_hosts_live() {
     tools::require_all(&["Xvfb", "xwininfo", "import", "convert"]);
-    let xvfb = Command::new("Xvfb")
-        .args([
-            "-displayfd",
-            "1",
-            "-screen",
-            "0",
-            "1024x768x24",
-            "-nolisten",
-            "tcp",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let mut xvfb = Reaped(xvfb.unwrap_or_else(|e| panic!("cannot start Xvfb: {e}")));
-    let mut number = String::new();
-    BufReader::new(xvfb.0.stdout.take().unwrap())
-        .read_line(&mut number)
-        .expect("Xvfb's display number");
-    let display = format!(":{}", number.trim());
-
+    let screen = Screen::start("1024x768x24");
+    let display = screen.display.clone();
     let flag = std::env::temp_dir().join(format!("zos-gui-window-test-{}", std::process::id()));
     let _ = std::fs::remove_file(&flag);
-    let mut window = Reaped(
-        Command::new(std::env::current_exe().unwrap())
-            .env(INNER, &flag)
-            .env("DISPLAY", &display)
-            .env_remove("WAYLAND_DISPLAY")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run the window"),
-    );
-    let (lines_tx, lines) = mpsc::channel();
-    let stdout = window.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            println!("window: {line}");
-            let _ = lines_tx.send(line);
-        }
-    });
+    let (window, lines) = spawn_window(&display, &[(INNER, flag.to_str().unwrap())]);
     let wait_for = |wanted: &str| {
-        loop {
-            match lines.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) if line.ends_with(wanted) => return,
-                Ok(_) => {}
-                Err(e) => panic!("no {wanted:?} from the window: {e}"),
-            }
-        }
+        wait_for(&lines, wanted);
     };
 
     wait_for("window shows 2 hosts: z1, z2");
     // Give it a frame or two to reach the screen.
     std::thread::sleep(Duration::from_millis(500));
-    check_window(&display);
+    check_window(&screen);
 
     std::fs::write(&flag, b"z2 leaves").unwrap();
     wait_for("window shows 1 hosts: z1");
@@ -117,7 +65,8 @@ fn window_on_xvfb_shows_hosts_live() {
 }
 
 /// Title and size with xwininfo, the zombie blue with ImageMagick.
-fn check_window(display: &str) {
+fn check_window(screen: &Screen) {
+    let display = screen.display.as_str();
     let out = Command::new("xwininfo")
         .args(["-display", display, "-name", "ZOS master"])
         .output()
@@ -127,25 +76,10 @@ fn check_window(display: &str) {
     assert!(text.contains("Width: 900"), "{text}");
     assert!(text.contains("Height: 600"), "{text}");
     let shot = std::env::temp_dir().join(format!("zos-gui-window-{}.png", std::process::id()));
-    let taken = Command::new("import")
-        .args(["-display", display, "-window", "root"])
-        .arg(&shot)
-        .output()
-        .expect("run ImageMagick's import");
-    assert!(
-        taken.status.success(),
-        "import: {}",
-        String::from_utf8_lossy(&taken.stderr)
-    );
-    let histogram = Command::new("convert")
-        .arg(&shot)
-        .args(["-format", "%c", "histogram:info:-"])
-        .output()
-        .expect("run ImageMagick's convert");
+    screen.screenshot(&shot);
+    let blue = count_color(&shot, "#3C8CDC", None);
     let _ = std::fs::remove_file(&shot);
-    let text = String::from_utf8_lossy(&histogram.stdout);
-    assert!(histogram.status.success(), "convert: {text}");
-    assert!(text.contains("#3C8CDC"), "no zombie blue on screen: {text}");
+    assert!(blue > 0, "no zombie blue on screen");
 }
 
 fn host(name: &str) -> HostInfo {
@@ -162,6 +96,7 @@ fn host(name: &str) -> HostInfo {
         mem_free_mib: 4096,
         levels: vec![Level::Complete],
         dominated: None,
+        revoked: false,
     }
 }
 
@@ -179,17 +114,7 @@ fn inner(flag: PathBuf) {
             }
             vec![Reply::Hosts { hosts }]
         }
-        Request::Status => vec![Reply::Status(StatusInfo {
-            role: Role::Master,
-            name: "laptop".into(),
-            fingerprint: "7f3a91c2".into(),
-            listen: None,
-            trusted: 0,
-            pairing: None,
-            sessions: vec![],
-            asking: None,
-            pairing_attempts: Vec::new(),
-        })],
+        Request::Status => vec![Reply::Status(common::migrants::status())],
         _ => vec![Reply::Error {
             message: "not in this test".into(),
         }],

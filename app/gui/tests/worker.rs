@@ -14,10 +14,9 @@ use zos_gui::model::{Model, PairState, PingState};
 use zos_gui::worker::{Command, Worker};
 use zos_netproto::Level;
 use zos_netproto::PublicKey;
-use zos_netproto::control::{Reply, Request, StatusInfo};
+use zos_netproto::control::{Reply, Request};
 use zos_netproto::discovery::HostInfo;
 use zos_netproto::trust::PeerEntry;
-use zos_netproto::wire::Role;
 
 fn z1_key() -> PublicKey {
     PublicKey([7; 32])
@@ -37,6 +36,7 @@ fn host(name: &str) -> HostInfo {
         mem_free_mib: 1000,
         levels: vec![Level::Complete],
         dominated: None,
+        revoked: false,
     }
 }
 
@@ -49,17 +49,7 @@ fn fake_master(hosts: Arc<Mutex<Vec<HostInfo>>>) -> FakeDaemon {
         Request::Hosts => vec![Reply::Hosts {
             hosts: hosts.lock().unwrap().clone(),
         }],
-        Request::Status => vec![Reply::Status(StatusInfo {
-            role: Role::Master,
-            name: "laptop".into(),
-            fingerprint: "7f3a91c2".into(),
-            listen: None,
-            trusted: 0,
-            pairing: None,
-            sessions: vec![],
-            asking: None,
-            pairing_attempts: Vec::new(),
-        })],
+        Request::Status => vec![Reply::Status(common::migrants::status())],
         Request::Ping { host, .. } => vec![
             Reply::Pong {
                 seq: 0,

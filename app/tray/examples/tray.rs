@@ -45,9 +45,11 @@ fn demo() -> FakeDaemon {
                         age_s: 42,
                         dominating: None,
                         mount: None,
+                        driven: false,
                     }],
                     asking: None,
                     pairing_attempts: Vec::new(),
+                    session: None,
                 })]
             }
             Request::PairCode { level } => {

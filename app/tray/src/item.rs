@@ -18,8 +18,21 @@ pub enum Action {
     NewCode(Level),
     /// Open a viewer for the dominating master's task with this id.
     View(u64),
-    /// Accept (true) or refuse the waiting domination request.
-    Answer(bool),
+    /// Accept or refuse the waiting domination request.
+    Answer {
+        /// Accept (or refuse).
+        accept: bool,
+        /// Also show the master's apps.
+        show_apps: bool,
+    },
+    /// End the domination (the master is told this zombie's user ended it).
+    Release,
+    /// Open a viewer for each of the dominating master's apps, now and as
+    /// they come.
+    ShowMasterApps,
+    /// Allow (true) or refuse the dominating master's input in the ZOS
+    /// session.
+    AllowInput(bool),
     /// Leave.
     Quit,
 }
@@ -121,12 +134,39 @@ impl Tray for ZosTray {
         if let Some(ask) = self.view.asking() {
             items.push(self.action_item(
                 &format!("Accept domination by {} ({})", ask.master, ask.level),
-                Action::Answer(true),
+                Action::Answer {
+                    accept: true,
+                    show_apps: false,
+                },
             ));
-            items.push(self.action_item("Refuse", Action::Answer(false)));
+            items.push(self.action_item(
+                "Accept and show its apps",
+                Action::Answer {
+                    accept: true,
+                    show_apps: true,
+                },
+            ));
+            items.push(self.action_item(
+                "Refuse",
+                Action::Answer {
+                    accept: false,
+                    show_apps: false,
+                },
+            ));
             items.push(MenuItem::Separator);
         }
-        if !self.view.tasks.is_empty() {
+        if let Some((label, allow)) = self.view.input_toggle() {
+            items.push(self.action_item(&label, Action::AllowInput(allow)));
+            items.push(MenuItem::Separator);
+        }
+        if let Some(master) = self.view.dominating_master() {
+            items.push(self.action_item(
+                &format!("Release (end the domination by {master})"),
+                Action::Release,
+            ));
+            if !self.view.tasks.is_empty() {
+                items.push(self.action_item("Show all its apps", Action::ShowMasterApps));
+            }
             for task in &self.view.tasks {
                 items.push(self.action_item(&view_label(task), Action::View(task.id)));
             }

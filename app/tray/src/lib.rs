@@ -3,9 +3,11 @@
 //! A StatusNotifierItem (via `ksni`, pure D-Bus, no GTK) that shows the
 //! zombie's name, its live sessions, the master dominating it and, while one
 //! is on offer, the pairing code with the seconds it has left. Its menu
-//! repeats the status, lists the dominating master's shared apps (choosing
-//! one opens a viewer for it), and offers new pairing codes (complete or
-//! partial) and Quit. It talks to the local daemon only through the control
+//! repeats the status, answers a waiting domination request (accept, accept
+//! and show the master's apps, refuse), ends the domination (Release: the
+//! master is told this zombie's user ended it), lists the dominating
+//! master's shared apps (choosing one opens a viewer for it; "Show all its
+//! apps"), and offers new pairing codes (complete or partial) and Quit. It talks to the local daemon only through the control
 //! socket ([`zos_netproto::control`]).
 
 pub mod icon;

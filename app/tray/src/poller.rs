@@ -87,14 +87,45 @@ pub fn poll(
                     tray.update(|t| t.view.notice = Some(format!("No viewer: {e}")));
                 }
             }
-            Ok(Action::Answer(accept)) => {
-                let outcome = answer(socket, accept);
+            Ok(Action::Answer { accept, show_apps }) => {
+                let outcome = answer(socket, accept, show_apps);
                 tray.update(|t| {
                     t.view.notice = outcome.err().map(|e| format!("No answer sent: {e}"));
                     if let Some(s) = t.view.status.as_mut() {
                         s.asking = None;
                     }
                 });
+            }
+            Ok(Action::Release) => {
+                tracing::info!("release chosen from the tray");
+                let outcome = simple(
+                    socket,
+                    &Request::Release {
+                        host: String::new(),
+                        force: false,
+                    },
+                );
+                tray.update(|t| {
+                    t.view.notice = Some(match outcome {
+                        Ok(()) => "Released".to_owned(),
+                        Err(e) => format!("Not released: {e}"),
+                    })
+                });
+                next_poll = Instant::now();
+            }
+            Ok(Action::ShowMasterApps) => {
+                let outcome = simple(socket, &Request::ShowMasterApps);
+                tray.update(|t| {
+                    t.view.notice = outcome.err().map(|e| format!("Nothing shown: {e}"))
+                });
+            }
+            Ok(Action::AllowInput(allow)) => {
+                let outcome = allow_input(socket, allow);
+                tray.update(|t| {
+                    t.view.notice = outcome.err().map(|e| format!("Input not changed: {e}"));
+                });
+                // Show the new state at once.
+                next_poll = Instant::now();
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
@@ -109,12 +140,33 @@ fn fetch_status(socket: &Path) -> Result<StatusInfo, String> {
     }
 }
 
-fn answer(socket: &Path, accept: bool) -> Result<(), String> {
-    match control::request(socket, &Request::Answer { accept }) {
+fn answer(socket: &Path, accept: bool, show_apps: bool) -> Result<(), String> {
+    match control::request(socket, &Request::Answer { accept, show_apps }) {
         Ok(Reply::Done) => {
             tracing::info!(
                 "domination {} from the tray",
                 if accept { "accepted" } else { "refused" }
+            );
+            Ok(())
+        }
+        other => Err(failure(other)),
+    }
+}
+
+/// Sends a request whose success is all there is to know.
+fn simple(socket: &Path, request: &Request) -> Result<(), String> {
+    match control::request(socket, request) {
+        Ok(Reply::Done | Reply::Released { .. }) => Ok(()),
+        other => Err(failure(other)),
+    }
+}
+
+fn allow_input(socket: &Path, allow: bool) -> Result<(), String> {
+    match control::request(socket, &Request::AllowInput { allow }) {
+        Ok(Reply::Done) => {
+            tracing::info!(
+                "input from the master {} from the tray",
+                if allow { "allowed" } else { "refused" }
             );
             Ok(())
         }

@@ -2,7 +2,9 @@
 //! the daemon's latest [`StatusInfo`] (or the reason it could not be had).
 //! Pure functions, so they are tested without D-Bus.
 
-use zos_netproto::control::{AskInfo, PairAttemptInfo, PairCodeInfo, StatusInfo, TaskInfo};
+use zos_netproto::control::{
+    AskInfo, PairAttemptInfo, PairCodeInfo, StatusInfo, TaskInfo, ZosSessionInfo,
+};
 
 /// The daemon's state as last seen by the tray.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26,12 +28,38 @@ impl View {
             .filter(|p| p.expires_in_s > 0)
     }
 
+    /// The master dominating this zombie, if any.
+    pub fn dominating_master(&self) -> Option<&str> {
+        self.status
+            .as_ref()?
+            .sessions
+            .iter()
+            .find(|s| s.dominating.is_some())
+            .map(|s| s.peer.as_str())
+    }
+
     /// The domination request waiting for the user, if any.
     pub fn asking(&self) -> Option<&AskInfo> {
         self.status
             .as_ref()
             .and_then(|s| s.asking.as_ref())
             .filter(|a| a.expires_in_s > 0)
+    }
+
+    /// The ZOS session open for the dominating master, if any.
+    pub fn session(&self) -> Option<&ZosSessionInfo> {
+        self.status.as_ref().and_then(|s| s.session.as_deref())
+    }
+
+    /// The menu item that allows or refuses the master's input, and what
+    /// choosing it asks for (allow: true), while a ZOS session is open.
+    pub fn input_toggle(&self) -> Option<(String, bool)> {
+        let session = self.session()?;
+        Some(if session.input == "refused" {
+            (format!("Allow input from {}", session.master), true)
+        } else {
+            (format!("Refuse input from {}", session.master), false)
+        })
     }
 
     /// The item's title: one line with name, sessions and any code.
@@ -46,6 +74,8 @@ impl View {
             title.push_str(&format!(" · {} asks to dominate", a.master));
         } else if let Some(p) = self.pairing() {
             title.push_str(&format!(" · code {} ({} s left)", p.code, p.expires_in_s));
+        } else if let Some(s) = self.session().filter(|s| s.input == "on") {
+            title.push_str(&format!(" · {} drives the ZOS session", s.master));
         }
         title
     }
@@ -83,6 +113,18 @@ impl View {
                     ),
                     None => format!("  master {} ({}), {} s", s.peer, s.addr, s.age_s),
                 });
+            }
+            if let Some(z) = self.session() {
+                lines.push(format!(
+                    "ZOS session of {} on {}: {}",
+                    z.master,
+                    z.display,
+                    match z.input.as_str() {
+                        "on" => format!("{} drives it now", z.master),
+                        "refused" => format!("input from {} refused", z.master),
+                        _ => format!("{} may drive it", z.master),
+                    }
+                ));
             }
             if let Some(a) = self.asking() {
                 lines.push(format!(
@@ -167,6 +209,7 @@ mod tests {
             sessions: vec![],
             asking: None,
             pairing_attempts: Vec::new(),
+            session: None,
         }
     }
 
@@ -222,6 +265,51 @@ mod tests {
     }
 
     #[test]
+    fn the_zos_session_and_its_input_are_shown_and_can_be_refused() {
+        let mut s = status(None);
+        s.session = Some(Box::new(ZosSessionInfo {
+            display: ":3".into(),
+            xauthority: "/run/user/0/zos-x/zos-session.xauth".into(),
+            master: "laptop".into(),
+            input: "on".into(),
+        }));
+        let mut view = View {
+            status: Some(s),
+            ..View::default()
+        };
+        assert_eq!(
+            view.title(),
+            "ZOS z1 · 0 sessions · laptop drives the ZOS session"
+        );
+        assert!(
+            view.lines()
+                .contains(&"ZOS session of laptop on :3: laptop drives it now".to_string())
+        );
+        assert_eq!(
+            view.input_toggle(),
+            Some(("Refuse input from laptop".into(), false))
+        );
+        view.status
+            .as_mut()
+            .unwrap()
+            .session
+            .as_mut()
+            .unwrap()
+            .input = "refused".into();
+        assert_eq!(view.title(), "ZOS z1 · 0 sessions");
+        assert!(
+            view.lines()
+                .contains(&"ZOS session of laptop on :3: input from laptop refused".to_string())
+        );
+        assert_eq!(
+            view.input_toggle(),
+            Some(("Allow input from laptop".into(), true))
+        );
+        view.status.as_mut().unwrap().session = None;
+        assert_eq!(view.input_toggle(), None);
+    }
+
+    #[test]
     fn unreachable_daemon_is_said_plainly() {
         let view = View {
             error: Some("no daemon answers".into()),
@@ -255,6 +343,7 @@ mod tests {
             state: "running".into(),
             pid: None,
             host: Some("laptop".into()),
+            ..TaskInfo::default()
         };
         assert_eq!(view_label(&task), "View xterm (task 3 on laptop)");
     }

@@ -3,7 +3,8 @@
 //! The test re-runs itself under `dbus-run-session` (a private session bus),
 //! starts a stand-in StatusNotifierWatcher and a fake daemon, runs
 //! `zos_tray::run`, then reads the item's Title and ToolTip, clicks its menu
-//! items over `com.canonical.dbusmenu`, and checks that Quit ends `run`.
+//! items over `com.canonical.dbusmenu` (accept, a new code, a viewer,
+//! Release), and checks that Quit ends `run`.
 
 mod common;
 
@@ -18,7 +19,7 @@ use zbus::proxy::CacheProperties;
 use zbus::zvariant::{OwnedValue, Value};
 use zos_netproto::Level;
 use zos_netproto::control::{
-    AskInfo, PairCodeInfo, Reply, Request, SessionInfo, StatusInfo, TaskInfo,
+    AskInfo, PairCodeInfo, Reply, Request, SessionInfo, StatusInfo, TaskInfo, ZosSessionInfo,
 };
 use zos_netproto::wire::Role;
 
@@ -49,8 +50,9 @@ fn tray_shows_the_daemons_pairing_code_over_dbus() {
 /// A zombie daemon whose code changes when a new one is asked for, and
 /// which has a domination request waiting until it is answered (the answer
 /// goes to `answers`).
-fn fake_zombie(answers: mpsc::Sender<bool>) -> FakeDaemon {
+fn fake_zombie(answers: mpsc::Sender<bool>, released: mpsc::Sender<String>) -> FakeDaemon {
     let answers = Mutex::new(answers);
+    let released = Mutex::new(released);
     let asking = Arc::new(Mutex::new(Some(AskInfo {
         master: "laptop".into(),
         fingerprint: "0011-2233".into(),
@@ -64,6 +66,9 @@ fn fake_zombie(answers: mpsc::Sender<bool>) -> FakeDaemon {
         expires_in_s: 90,
         attempts_left: 3,
     }));
+    // The ZOS session's input state, as the tray's item changes it.
+    let input = Arc::new(Mutex::new("on".to_string()));
+    let input_seen = input.clone();
     FakeDaemon::start("tray-test", move |request| match request {
         Request::Status => vec![Reply::Status(StatusInfo {
             role: Role::Zombie,
@@ -79,11 +84,28 @@ fn fake_zombie(answers: mpsc::Sender<bool>) -> FakeDaemon {
                 age_s: 7,
                 dominating: Some(Level::Partial),
                 mount: Some("/run/user/0/zos-x/anima".into()),
+                driven: false,
             }],
             asking: asking.lock().unwrap().clone(),
             pairing_attempts: Vec::new(),
+            session: Some(Box::new(ZosSessionInfo {
+                display: ":3".into(),
+                xauthority: "/run/user/0/zos-x/zos-session.xauth".into(),
+                master: "laptop".into(),
+                input: input_seen.lock().unwrap().clone(),
+            })),
         })],
-        Request::Answer { accept } => {
+        Request::Release { host, .. } => {
+            let _ = released.lock().unwrap().send(host);
+            vec![Reply::Released {
+                name: "laptop".into(),
+            }]
+        }
+        Request::AllowInput { allow } => {
+            *input.lock().unwrap() = if allow { "off" } else { "refused" }.into();
+            vec![Reply::Done]
+        }
+        Request::Answer { accept, .. } => {
             asked.lock().unwrap().take();
             let _ = answers.lock().unwrap().send(accept);
             vec![Reply::Done]
@@ -97,6 +119,7 @@ fn fake_zombie(answers: mpsc::Sender<bool>) -> FakeDaemon {
                 state: "running".into(),
                 pid: None,
                 host: Some("laptop".into()),
+                ..TaskInfo::default()
             }],
         }],
         Request::PairCode { level } => {
@@ -118,7 +141,8 @@ fn fake_zombie(answers: mpsc::Sender<bool>) -> FakeDaemon {
 fn inner() {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let (answers_tx, answers) = mpsc::channel();
-    let daemon = fake_zombie(answers_tx);
+    let (released_tx, released) = mpsc::channel();
+    let daemon = fake_zombie(answers_tx, released_tx);
     let socket = daemon.socket().to_path_buf();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (conn, watcher) = rt.block_on(Watcher::start()).expect("stand-in watcher");
@@ -209,6 +233,38 @@ fn inner() {
         click(&menu, labels[view]).await;
         let viewed = viewed_rx.recv_timeout(Duration::from_secs(10));
         assert_eq!(viewed, Ok(4), "the viewer of task 4 was not opened");
+
+        // The zombie's user ends the domination from the tray.
+        let labels = menu_labels(&menu).await;
+        let release = "Release (end the domination by laptop)";
+        assert!(labels.contains_key(release), "{labels:?}");
+        click(&menu, labels[release]).await;
+        let asked = released.recv_timeout(Duration::from_secs(10));
+        assert_eq!(
+            asked.as_deref(),
+            Ok(""),
+            "Release sent for this zombie's own domination"
+        );
+        // The ZOS session: the master drives it; the user refuses its input.
+        assert!(
+            tip_body.contains("ZOS session of laptop on :3: laptop drives it now"),
+            "{tip_body}"
+        );
+        let labels = menu_labels(&menu).await;
+        let refuse = "Refuse input from laptop";
+        assert!(labels.contains_key(refuse), "{labels:?}");
+        click(&menu, labels[refuse]).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !menu_labels(&menu)
+            .await
+            .contains_key("Allow input from laptop")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the item never offered to allow input again"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
 
         let labels = menu_labels(&menu).await;
         click(&menu, labels["Quit"]).await;

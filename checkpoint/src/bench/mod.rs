@@ -179,6 +179,7 @@ pub fn run(report: &mut dyn std::io::Write) -> Result<()> {
         )?;
     }
     criu::report(report, &dir)?;
+    crate::pod::bench::run(report, &std::path::PathBuf::from(base))?;
     w(report, "Goals: 1 GiB checkpoint and restore < 0.4 s each, 4 MiB frozen < 10 ms, image <= memory + 1 %.".into())?;
     Ok(())
 }

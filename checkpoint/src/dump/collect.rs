@@ -35,10 +35,18 @@ fn words(b: &[u8]) -> Vec<u64> {
 
 /// The saved mappings of `pid` (refuses if one cannot be saved).
 pub fn vmas(pid: i32) -> Result<Vec<Vma>> {
+    vmas_with(pid, &|p| std::fs::metadata(p))
+}
+
+/// The saved mappings of `pid`, looking files up with `stat` (see [`vmas::classify_with`]).
+pub fn vmas_with(
+    pid: i32,
+    stat: &dyn Fn(&str) -> std::io::Result<std::fs::Metadata>,
+) -> Result<Vec<Vma>> {
     let mut out = Vec::new();
     let mut reasons = Vec::new();
     for m in proc::maps(pid)? {
-        match vmas::classify(&m) {
+        match vmas::classify_with(&m, stat) {
             VmaClass::Keep(v) => out.push(v),
             VmaClass::Skip => {}
             VmaClass::Unsupported(r) => reasons.push(r),

@@ -75,15 +75,23 @@ struct Batch {
     readable: bool,
 }
 
+/// Ranges to save chosen by the caller for some mappings (by start address) instead of what
+/// the pagemap says (shared memory of a tree, whose pages other processes may have written).
+pub type Overrides = std::collections::HashMap<u64, Vec<(u64, usize)>>;
+
 /// Group the ranges to save into batches of at most `CHUNK` bytes and `IOV_MAX` ranges.
-fn plan(pid: i32, vmas: &[Vma]) -> Result<Vec<Batch>> {
+fn plan(pid: i32, vmas: &[Vma], overrides: &Overrides) -> Result<Vec<Batch>> {
     let pm_path = format!("/proc/{pid}/pagemap");
     let pagemap = File::open(&pm_path).map_err(io_err(&pm_path))?;
     let mut out: Vec<Batch> = Vec::new();
     let mut len = 0usize;
     for vma in vmas {
         let readable = vma.prot & libc::PROT_READ as u32 != 0;
-        for r in ranges(&pagemap, vma)? {
+        let chosen = match overrides.get(&vma.start) {
+            Some(r) => r.clone(),
+            None => ranges(&pagemap, vma)?,
+        };
+        for r in chosen {
             match out.last_mut() {
                 Some(b)
                     if b.readable == readable && len + r.1 <= CHUNK && b.ranges.len() < IOV_MAX =>
@@ -150,7 +158,18 @@ pub fn write_memory<W: Write>(
     w: &mut ImageWriter<W>,
     bufs: Buffers,
 ) -> Result<MemStats> {
-    let batches = plan(pid, vmas)?;
+    write_memory_with(pid, vmas, w, bufs, &Overrides::new())
+}
+
+/// [`write_memory`], with the ranges of some mappings chosen by the caller.
+pub fn write_memory_with<W: Write>(
+    pid: i32,
+    vmas: &[Vma],
+    w: &mut ImageWriter<W>,
+    bufs: Buffers,
+    overrides: &Overrides,
+) -> Result<MemStats> {
+    let batches = plan(pid, vmas, overrides)?;
     let mem_path = format!("/proc/{pid}/mem");
     let memf = File::open(&mem_path).map_err(io_err(&mem_path))?;
     let (free_tx, free_rx) = mpsc::channel::<AnonBuf>();

@@ -1,8 +1,8 @@
 //! Taking a checkpoint: freeze, collect, write the image, then end or release the process.
 
-mod collect;
+pub(crate) mod collect;
 mod files;
-mod memory;
+pub(crate) mod memory;
 
 pub use collect::peek;
 

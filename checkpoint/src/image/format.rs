@@ -8,14 +8,18 @@
 //! kinds   = 1 META       payload: postcard-encoded `ProcessImage`, always the first frame
 //!           2 PAGES      payload: address u64 LE | page bytes (a whole number of pages)
 //!           3 FILE_DATA  payload: index u32 LE | content of a deleted-while-open file
+//!           4 TREE       payload: postcard-encoded tree (pod images only), first frame
+//!           5 OBJECT_DATA payload: index u32 LE | bytes of a shared object (pipe buffer, …)
 //!           0x21444e45 END  payload: number of frames before it, u64 LE
 //!           0x2143414d MAC  payload: HMAC-SHA256 (32 bytes), with the writer's image key, of
 //!                           every byte before this frame; present exactly when SIGNED
 //! ```
 //!
-//! Frames are written strictly in this order (META, PAGES…, FILE_DATA…, END[, MAC]), so the
-//! same bytes can be written to a file or a socket and consumed as they arrive. The CRCs catch
-//! accidents; only the MAC shows that this machine wrote the image.
+//! A single-process image ([`VERSION`]) is META, PAGES…, FILE_DATA…, END[, MAC]. A pod image
+//! ([`TREE_VERSION`]) is TREE, then for each live process META and its PAGES…, then
+//! OBJECT_DATA… in index order, then END[, MAC]. Frames are written strictly in this order,
+//! so the same bytes can be written to a file or a socket and consumed as they arrive. The
+//! CRCs catch accidents; only the MAC shows that this machine wrote the image.
 
 use super::key::{ImageKey, ImageMac, KEY_LEN};
 use super::model::ProcessImage;
@@ -25,8 +29,10 @@ use std::io::Write;
 
 /// First eight bytes of every image.
 pub const MAGIC: &[u8; 8] = b"ZOSCKPT\0";
-/// Current format version; any other is refused.
+/// Format version of a single-process image; any other is refused by [`parse`].
 pub const VERSION: u32 = 2;
+/// Format version of a pod image (a process tree); read by [`parse_tree`].
+pub const TREE_VERSION: u32 = 3;
 /// Header flag: the image ends with a MAC frame.
 pub const FLAG_SIGNED: u32 = 1;
 const KNOWN_FLAGS: u32 = FLAG_SIGNED;
@@ -36,6 +42,8 @@ const FRAME_HDR: usize = 16;
 const META: u32 = 1;
 const PAGES: u32 = 2;
 const FILE_DATA: u32 = 3;
+const TREE: u32 = 4;
+const OBJECT_DATA: u32 = 5;
 const END: u32 = 0x2144_4e45;
 const MAC: u32 = 0x2143_414d;
 
@@ -48,11 +56,20 @@ pub struct ImageWriter<W: Write> {
 }
 
 impl<W: Write> ImageWriter<W> {
-    /// Start a stream (writes the header); with a key, the stream is signed.
-    pub fn new(mut out: W, key: Option<&ImageKey>) -> std::io::Result<Self> {
+    /// Start a single-process stream (writes the header); with a key, the stream is signed.
+    pub fn new(out: W, key: Option<&ImageKey>) -> std::io::Result<Self> {
+        Self::with_version(out, key, VERSION)
+    }
+
+    /// Start a pod stream ([`TREE_VERSION`]); with a key, the stream is signed.
+    pub fn new_tree(out: W, key: Option<&ImageKey>) -> std::io::Result<Self> {
+        Self::with_version(out, key, TREE_VERSION)
+    }
+
+    fn with_version(mut out: W, key: Option<&ImageKey>, version: u32) -> std::io::Result<Self> {
         let mut h = [0u8; HEADER_LEN];
         h[..8].copy_from_slice(MAGIC);
-        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        h[8..12].copy_from_slice(&version.to_le_bytes());
         let flags = if key.is_some() { FLAG_SIGNED } else { 0 };
         h[12..16].copy_from_slice(&flags.to_le_bytes());
         out.write_all(&h)?;
@@ -115,6 +132,16 @@ impl<W: Write> ImageWriter<W> {
         self.frame_with_crc(PAGES, &addr.to_le_bytes(), data, crc)
     }
 
+    /// The TREE frame of a pod stream (postcard bytes; must come first).
+    pub fn tree(&mut self, payload: &[u8]) -> std::io::Result<()> {
+        self.frame(TREE, &[], payload)
+    }
+
+    /// Object data blob `index` of a pod stream.
+    pub fn object_data(&mut self, index: u32, data: &[u8]) -> std::io::Result<()> {
+        self.frame(OBJECT_DATA, &index.to_le_bytes(), data)
+    }
+
     /// Content of saved file `index`.
     pub fn file_data(&mut self, index: u32, data: &[u8]) -> std::io::Result<()> {
         self.frame(FILE_DATA, &index.to_le_bytes(), data)
@@ -173,15 +200,31 @@ fn bad(msg: impl Into<String>) -> Error {
     Error::BadImage(msg.into())
 }
 
-/// Check the header, every frame's checksum and the frame order; decode the metadata.
-pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
+/// One checked frame of a stream.
+struct Frame<'a> {
+    kind: u32,
+    at: usize,
+    body: &'a [u8],
+}
+
+/// The MAC of a signed image: (the bytes it covers, the tag).
+type Signature<'a> = Option<(&'a [u8], &'a [u8])>;
+
+/// Check the header (magic, `version`, flags), every frame's length and checksum, the END
+/// frame and, for a signed image, the MAC frame's form; the frames before END, in order.
+fn frames(bytes: &[u8], version: u32) -> Result<(Vec<Frame<'_>>, Signature<'_>)> {
     if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
         return Err(bad("not a ZOS checkpoint image (bad magic)"));
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-    if version != VERSION {
+    let found = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    if found != version {
+        let what = match found {
+            VERSION => "a single-process image",
+            TREE_VERSION => "a pod image",
+            _ => "an unknown format",
+        };
         return Err(bad(format!(
-            "format version {version}, this build reads only {VERSION}"
+            "format version {found} ({what}), this reader takes version {version}"
         )));
     }
     let flags = u32::from_le_bytes(bytes[12..16].try_into().unwrap());
@@ -194,10 +237,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
     let signed = flags & FLAG_SIGNED != 0;
     let mut signature = None;
     let mut at = HEADER_LEN;
-    let mut meta = None;
-    let mut pages = Vec::new();
-    let mut files = Vec::new();
-    let mut frames = 0u64;
+    let mut out = Vec::new();
     let mut spans: Vec<(usize, u32, &[u8])> = Vec::new();
     loop {
         if bytes.len() - at < FRAME_HDR {
@@ -214,50 +254,121 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
         }
         let body = &bytes[body_at..body_at + len as usize];
         spans.push((at, crc, body));
-        if frames == 0 && kind != META {
-            return Err(bad("first frame is not the metadata"));
+        if kind == END {
+            if body.len() != 8 || u64::from_le_bytes(body.try_into().unwrap()) != out.len() as u64 {
+                return Err(bad("frame count mismatch"));
+            }
+            let end = body_at + 8;
+            if signed {
+                signature = Some(mac_frame(bytes, end)?);
+            } else if end != bytes.len() {
+                return Err(bad("trailing bytes after END"));
+            }
+            break;
         }
-        match kind {
-            META if frames == 0 => {
-                verify(bytes, &[(at, crc, body)])?;
-                let m: ProcessImage = postcard::from_bytes(body)
-                    .map_err(|e| bad(format!("metadata does not decode: {e}")))?;
-                meta = Some(m);
-            }
-            PAGES if body.len() >= 8 && files.is_empty() => {
-                let addr = u64::from_le_bytes(body[..8].try_into().unwrap());
-                pages.push((addr, &body[8..]));
-            }
-            FILE_DATA if body.len() >= 4 => {
-                let idx = u32::from_le_bytes(body[..4].try_into().unwrap());
-                if idx as usize != files.len() {
-                    return Err(bad("file contents out of order"));
-                }
-                files.push(&body[4..]);
-            }
-            END if body.len() == 8 => {
-                if u64::from_le_bytes(body.try_into().unwrap()) != frames {
-                    return Err(bad("frame count mismatch"));
-                }
-                let end = body_at + 8;
-                if signed {
-                    signature = Some(mac_frame(bytes, end)?);
-                } else if end != bytes.len() {
-                    return Err(bad("trailing bytes after END"));
-                }
-                break;
-            }
-            _ => return Err(bad(format!("unexpected frame kind {kind:#x} at byte {at}"))),
-        }
-        frames += 1;
+        out.push(Frame { kind, at, body });
         at = body_at + len as usize;
     }
     verify(bytes, &spans)?;
-    let meta = meta.ok_or_else(|| bad("no metadata"))?;
+    Ok((out, signature))
+}
+
+/// Check the header, every frame's checksum and the frame order; decode the metadata.
+pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
+    let (frames, signature) = frames(bytes, VERSION)?;
+    let mut it = frames.iter();
+    let meta = match it.next() {
+        Some(f) if f.kind == META => decode_meta(f.body)?,
+        _ => return Err(bad("first frame is not the metadata")),
+    };
+    let mut pages = Vec::new();
+    let mut files = Vec::new();
+    for f in it {
+        match f.kind {
+            PAGES if f.body.len() >= 8 && files.is_empty() => pages.push(split_pages(f.body)),
+            FILE_DATA if f.body.len() >= 4 => {
+                let idx = u32::from_le_bytes(f.body[..4].try_into().unwrap());
+                if idx as usize != files.len() {
+                    return Err(bad("file contents out of order"));
+                }
+                files.push(&f.body[4..]);
+            }
+            k => return Err(unexpected(k, f.at)),
+        }
+    }
     Ok(ParsedImage {
         meta,
         pages,
         files,
+        signature,
+    })
+}
+
+fn unexpected(kind: u32, at: usize) -> Error {
+    bad(format!("unexpected frame kind {kind:#x} at byte {at}"))
+}
+
+fn decode_meta(body: &[u8]) -> Result<ProcessImage> {
+    postcard::from_bytes(body).map_err(|e| bad(format!("metadata does not decode: {e}")))
+}
+
+fn split_pages(body: &[u8]) -> (u64, &[u8]) {
+    (
+        u64::from_le_bytes(body[..8].try_into().unwrap()),
+        &body[8..],
+    )
+}
+
+/// A fully validated pod image: the TREE frame's payload (decoded by the tree module), each
+/// saved process (metadata and pages, no FILE_DATA), and the object data blobs.
+pub struct ParsedTree<'a> {
+    /// Postcard bytes of the TREE frame.
+    pub tree: &'a [u8],
+    /// The processes with a META frame, in order.
+    pub procs: Vec<ParsedImage<'a>>,
+    /// OBJECT_DATA blobs by index.
+    pub data: Vec<&'a [u8]>,
+    /// For a signed image: the bytes the MAC covers, and the MAC.
+    pub signature: Signature<'a>,
+}
+
+/// Check and split a pod image ([`TREE_VERSION`]): TREE, then per process META and PAGES,
+/// then OBJECT_DATA in index order, then END (and MAC when signed).
+pub fn parse_tree(bytes: &[u8]) -> Result<ParsedTree<'_>> {
+    let (frames, signature) = frames(bytes, TREE_VERSION)?;
+    let mut it = frames.iter();
+    let tree = match it.next() {
+        Some(f) if f.kind == TREE => f.body,
+        _ => return Err(bad("first frame is not the tree")),
+    };
+    let mut procs: Vec<ParsedImage<'_>> = Vec::new();
+    let mut data = Vec::new();
+    for f in it {
+        match f.kind {
+            META if data.is_empty() => procs.push(ParsedImage {
+                meta: decode_meta(f.body)?,
+                pages: Vec::new(),
+                files: Vec::new(),
+                signature: None,
+            }),
+            PAGES if f.body.len() >= 8 && data.is_empty() && !procs.is_empty() => {
+                let last = procs.len() - 1;
+                procs[last].pages.push(split_pages(f.body));
+            }
+            OBJECT_DATA if f.body.len() >= 4 => {
+                let idx = u32::from_le_bytes(f.body[..4].try_into().unwrap());
+                if idx as usize != data.len() {
+                    return Err(bad("object data out of order"));
+                }
+                data.push(&f.body[4..]);
+            }
+            k => return Err(unexpected(k, f.at)),
+        }
+    }
+    Ok(ParsedTree {
+        tree,
+        procs,
+        data,
         signature,
     })
 }

@@ -10,6 +10,9 @@ use crate::inject::{Tracee, find_syscall_insn, gone};
 use crate::proc;
 use crate::sys::ptrace::{self, Stop};
 use crate::sys::{self, mem, nr, spawn};
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
 
 /// Size of the scratch area (first page: code; the rest: arguments).
 pub const SCRATCH: u64 = 64 * 1024;
@@ -17,11 +20,29 @@ const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 const ARCH_MAP_VDSO_64: u64 = 0x2003;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 const RSEQ_FLAG_UNREGISTER: u64 = 1;
+/// Offset in the argument area of the `recvmsg` buffers.
+const RECV_AREA: u64 = 16 * 1024;
+
+/// What a placeholder of a pod has besides: the socket descriptors are passed over, and the
+/// files that replace some paths.
+#[derive(Clone)]
+pub struct TreeLink {
+    /// The restorer's end of the socket every placeholder of the pod inherited.
+    pub sock: Rc<OwnedFd>,
+    /// The number of the placeholders' end.
+    pub sock_fd: i32,
+    /// Path in the pod → an open file (executables and libraries that travelled).
+    pub subst: Rc<HashMap<String, OwnedFd>>,
+}
 
 /// The process being built.
 pub struct Child {
     /// Its PID.
     pub pid: i32,
+    /// Its PID as it sees itself (in a pod: inside the pod's PID namespace).
+    pub ns_pid: i32,
+    /// Set for the placeholders of a pod.
+    pub link: Option<TreeLink>,
     /// Its main thread, for injected calls.
     pub main: Tracee,
     /// Start of the scratch area.
@@ -42,6 +63,8 @@ impl Child {
         .sys(|| format!("create process (PID {want:?})"))?;
         let mut child = Child {
             pid,
+            ns_pid: pid,
+            link: None,
             main: Tracee {
                 tid: pid,
                 pid,
@@ -66,7 +89,53 @@ impl Child {
         Ok(child)
     }
 
+    /// Take over the stopped-or-running process `pid` (`ns_pid` inside its namespace), which
+    /// a tree restore created, with the tree's ptrace options; all its signals blocked.
+    pub fn adopt(pid: i32, ns_pid: i32, link: TreeLink) -> Result<Child> {
+        ptrace::seize(pid, ptrace::SEIZE_OPTIONS | libc::PTRACE_O_TRACEFORK)
+            .sys(|| format!("seize {pid}"))?;
+        ptrace::interrupt(pid).sys(|| format!("interrupt {pid}"))?;
+        Self::stopped(pid, ns_pid, link, 0)
+    }
+
+    /// Wrap a process already traced by us (a placeholder forked by an injected `clone3`,
+    /// auto-attached) once it reports its first stop; `gadget` is the scratch area it
+    /// inherited.
+    pub fn stopped(pid: i32, ns_pid: i32, link: TreeLink, gadget: u64) -> Result<Child> {
+        let mut child = Child {
+            pid,
+            ns_pid,
+            link: Some(link),
+            main: Tracee {
+                tid: pid,
+                pid,
+                base: Default::default(),
+                gadget,
+                new_threads: vec![],
+            },
+            scratch: gadget,
+            armed: true,
+        };
+        loop {
+            match ptrace::wait(pid).sys(|| format!("waitpid {pid}"))? {
+                Stop::Event(EVENT_STOP, _) | Stop::Signal(libc::SIGSTOP) => break,
+                Stop::Exited => return Err(Error::Restore(format!("placeholder {pid} died"))),
+                _ => ptrace::cont(pid, 0).map_err(|e| gone(pid, e))?,
+            }
+        }
+        ptrace::set_sigmask(pid, !0).map_err(|e| gone(pid, e))?;
+        child.main = Tracee::new(pid, pid, gadget)?;
+        Ok(child)
+    }
+
     fn bootstrap(&mut self, layout: &[Vma]) -> Result<()> {
+        self.wipe(layout, None)?;
+        self.map_vdso(layout)
+    }
+
+    /// Close every descriptor (but `keep`), unregister rseq, map the scratch area where
+    /// nothing of `layout` lies, and unmap everything else (the vDSO included).
+    pub fn wipe(&mut self, layout: &[Vma], keep: Option<i32>) -> Result<()> {
         let pid = self.pid;
         let own = proc::maps(pid)?;
         let vdso = own
@@ -79,11 +148,15 @@ impl Child {
         self.main = Tracee::new(pid, pid, gadget)?;
         // The placeholder closes the descriptors it inherited from us, but we
         // may have stopped it before it got there: close them for certain.
-        self.main.call(
-            "close inherited descriptors",
-            nr::CLOSE_RANGE,
-            &[0, u64::from(u32::MAX), 0],
-        )?;
+        let ranges = match keep {
+            None => vec![(0, u64::from(u32::MAX))],
+            Some(k) if k > 0 => vec![(0, k as u64 - 1), (k as u64 + 1, u64::from(u32::MAX))],
+            Some(_) => vec![(1, u64::from(u32::MAX))],
+        };
+        for (lo, hi) in ranges {
+            self.main
+                .call("close inherited descriptors", nr::CLOSE_RANGE, &[lo, hi, 0])?;
+        }
         if let Some((area, len, sig)) = ptrace::rseq_config(pid).map_err(|e| gone(pid, e))? {
             self.main.call(
                 "rseq unregister",
@@ -113,6 +186,32 @@ impl Child {
         let hi = scratch + SCRATCH;
         self.main
             .call("munmap high", nr::MUNMAP, &[hi, TASK_SIZE - hi])?;
+        Ok(())
+    }
+
+    /// Unmap everything but the scratch area and the ranges `keep` (sorted, disjoint).
+    pub fn trim(&mut self, keep: &[(u64, u64)]) -> Result<()> {
+        let mut keep: Vec<(u64, u64)> = keep.to_vec();
+        keep.push((self.scratch, self.scratch + SCRATCH));
+        keep.sort();
+        let mut at = 0u64;
+        for (a, b) in keep {
+            if a > at {
+                self.main.call("munmap", nr::MUNMAP, &[at, a - at])?;
+            }
+            at = at.max(b);
+        }
+        if at < TASK_SIZE {
+            self.main
+                .call("munmap", nr::MUNMAP, &[at, TASK_SIZE - at])?;
+        }
+        Ok(())
+    }
+
+    /// Map the vDSO (and its data pages) where `layout` had them, checking the kernel's layout
+    /// is the same.
+    pub fn map_vdso(&mut self, layout: &[Vma]) -> Result<()> {
+        let pid = self.pid;
         let vstart = layout
             .iter()
             .filter(|v| matches!(v.kind, VmaKind::Vdso | VmaKind::Vvar))
@@ -157,8 +256,51 @@ impl Child {
         self.put(off, &b)
     }
 
-    /// `openat(AT_FDCWD, path, flags, mode)` inside the child.
+    /// Open `path` for a mapping or the executable: a substituted file (see [`TreeLink`]) is
+    /// passed in, anything else opened by the child itself ([`Child::open_here`]).
     pub fn open(&mut self, path: &str, flags: i32, mode: u32) -> Result<i32> {
+        let link = self.link.clone();
+        if let Some(f) = link.as_ref().and_then(|l| l.subst.get(path)) {
+            return self.receive(f);
+        }
+        self.open_here(path, flags, mode)
+    }
+
+    /// Pass `fd` into the child over the pod's socket: an injected `recvmsg`; returns the
+    /// number it got there (the lowest free one; not close-on-exec).
+    pub fn receive(&mut self, fd: &OwnedFd) -> Result<i32> {
+        let Some(link) = self.link.clone() else {
+            return Err(Error::Restore("no socket to pass descriptors".into()));
+        };
+        crate::sys::fds::send_fd(link.sock.as_raw_fd(), fd.as_raw_fd())
+            .sys(|| "sendmsg SCM_RIGHTS".into())?;
+        let at = self.arg_addr(RECV_AREA);
+        let words = |w: &[u64]| -> Vec<u8> { w.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        // iovec at +0 (one byte at +64); msghdr at +16: name, namelen, iov, iovlen, control,
+        // controllen, flags; control buffer at +128.
+        let mut b = words(&[at + 64, 1]);
+        b.extend(words(&[0, 0, at, 1, at + 128, 64, 0]));
+        b.resize(192, 0);
+        self.put(RECV_AREA, &b)?;
+        let n = self.main.call(
+            "recvmsg (descriptor passing)",
+            nr::RECVMSG,
+            &[link.sock_fd as u64, at + 16, 0],
+        )?;
+        let cmsg = crate::dump::peek(self.pid, at + 128, 20)?;
+        let level = i32::from_le_bytes(cmsg[8..12].try_into().unwrap());
+        let kind = i32::from_le_bytes(cmsg[12..16].try_into().unwrap());
+        if n != 1 || level != libc::SOL_SOCKET || kind != libc::SCM_RIGHTS {
+            return Err(Error::Restore(format!(
+                "descriptor passing into {} failed",
+                self.pid
+            )));
+        }
+        Ok(i32::from_le_bytes(cmsg[16..20].try_into().unwrap()))
+    }
+
+    /// `openat(AT_FDCWD, path, flags, mode)` inside the child.
+    pub fn open_here(&mut self, path: &str, flags: i32, mode: u32) -> Result<i32> {
         let p = self.put_str(0, path)?;
         let fd = self.main.call(
             &format!("open {path}"),

@@ -19,6 +19,17 @@ const PARALLEL_MIN: usize = 64 << 20;
 
 /// Create every mapping of `vmas` (except the vDSO, already there) and fill in `pages`.
 pub fn build(child: &mut Child, vmas: &[Vma], pages: &[(u64, &[u8])]) -> Result<()> {
+    build_with(child, vmas, pages, &[])
+}
+
+/// [`build`], where the shared anonymous mappings inside `inherited` already exist (mapped
+/// read-write by an ancestor and inherited over fork, so they stay shared).
+pub fn build_with(
+    child: &mut Child,
+    vmas: &[Vma],
+    pages: &[(u64, &[u8])],
+    inherited: &[(u64, u64)],
+) -> Result<()> {
     let rw = (libc::PROT_READ | libc::PROT_WRITE) as u32;
     let mut fds: HashMap<(String, bool), i32> = HashMap::new();
     let mut mapped_prot = Vec::with_capacity(vmas.len());
@@ -27,6 +38,12 @@ pub fn build(child: &mut Child, vmas: &[Vma], pages: &[(u64, &[u8])]) -> Result<
         let (prot, flags, fd, off) = match &v.kind {
             VmaKind::Vdso | VmaKind::Vvar => {
                 mapped_prot.push(v.prot);
+                continue;
+            }
+            VmaKind::Anon
+                if v.shared && inherited.iter().any(|&(a, b)| a <= v.start && v.end <= b) =>
+            {
+                mapped_prot.push(rw);
                 continue;
             }
             VmaKind::Anon => {

@@ -9,10 +9,10 @@
 //! with ptrace, and rebuilt by system calls injected into it. A failure at any step kills the
 //! placeholder.
 
-mod child;
+pub(crate) mod child;
 mod files;
-mod memory;
-mod task;
+pub(crate) mod memory;
+pub(crate) mod task;
 
 use crate::creds::{Credentials, CredsPlan, authorize};
 use crate::error::{Error, Result, io_err};
@@ -151,7 +151,7 @@ pub fn restore_from_bytes(image: &[u8], opts: &RestoreOptions) -> Result<Restore
         _ => files::Owner::Saved,
     };
     files::restore_files(&mut child, &m.files, &img.files, opts, owner, &mut notes)?;
-    task::restore_attrs(&mut child, &m.attrs)?;
+    task::restore_attrs(&mut child, &m.attrs, false)?;
     tracing::debug!(pid, files = m.files.len(), "files and attributes restored");
     let tids = task::create_threads(&mut child, &m.threads, same_ids)?;
     let mut tracees = Vec::new();

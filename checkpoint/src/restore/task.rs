@@ -14,8 +14,10 @@ const PR_SET_NAME: u64 = 15;
 const PR_SET_NO_NEW_PRIVS: u64 = 38;
 const SS_ONSTACK: u32 = 1;
 
-/// Working directory, umask, personality, signal dispositions, timers, rlimits, session.
-pub fn restore_attrs(child: &mut Child, a: &ProcAttrs) -> Result<()> {
+/// Working directory, umask, personality, signal dispositions, timers, rlimits, session (a
+/// new one, unless `in_pod`, where sessions are rebuilt as they were; there a limit that cannot
+/// be raised is only a warning).
+pub fn restore_attrs(child: &mut Child, a: &ProcAttrs, in_pod: bool) -> Result<()> {
     let p = child.put_str(0, &a.cwd)?;
     child
         .main
@@ -58,7 +60,9 @@ pub fn restore_attrs(child: &mut Child, a: &ProcAttrs) -> Result<()> {
                 .call("setitimer", nr::SETITIMER, &[which as u64, p, 0])?;
         }
     }
-    child.main.call("setsid", nr::SETSID, &[])?;
+    if !in_pod {
+        child.main.call("setsid", nr::SETSID, &[])?;
+    }
     if a.no_new_privs {
         child.main.call(
             "PR_SET_NO_NEW_PRIVS",
@@ -67,7 +71,10 @@ pub fn restore_attrs(child: &mut Child, a: &ProcAttrs) -> Result<()> {
         )?;
     }
     for &(res, soft, hard) in &a.rlimits {
-        sys::set_rlimit(child.pid, res, soft, hard).sys(|| format!("prlimit {res}"))?;
+        match sys::set_rlimit(child.pid, res, soft, hard) {
+            Err(e) if in_pod => tracing::warn!(pid = child.pid, res, "cannot set limit: {e}"),
+            r => r.sys(|| format!("prlimit {res}"))?,
+        }
     }
     Ok(())
 }
@@ -80,7 +87,10 @@ pub fn create_threads(
 ) -> Result<Vec<i32>> {
     let mut tids = Vec::new();
     for th in threads.iter().skip(1) {
-        let free = same_ids && !std::path::Path::new(&format!("/proc/{}", th.tid)).exists();
+        // In a pod the namespace is new: every saved TID is free there.
+        let free = same_ids
+            && (child.link.is_some()
+                || !std::path::Path::new(&format!("/proc/{}", th.tid)).exists());
         let set_tid = if free {
             child.put(512, &th.tid.to_le_bytes())?
         } else {
@@ -98,7 +108,11 @@ pub fn create_threads(
             let e = std::io::Error::from_raw_os_error(-r as i32);
             return Err(Error::Restore(format!("clone3 for thread {}: {e}", th.tid)));
         }
-        let tid = r as i32;
+        // The clone event names the thread in our PID namespace (`r` is in the child's).
+        let tid = match child.main.new_threads.pop() {
+            Some(t) => t,
+            None => r as i32,
+        };
         loop {
             match ptrace::wait(tid).sys(|| format!("waitpid {tid}"))? {
                 Stop::Event(EVENT_STOP, _) | Stop::Signal(libc::SIGSTOP) => break,
@@ -145,13 +159,13 @@ pub fn thread_state(child: &Child, t: &mut Tracee, th: &ThreadImage) -> Result<(
 }
 
 /// Queue saved pending signals again (from the leader, which the kernel allows with the
-/// original siginfo). `targets` pairs each thread image with its new TID.
+/// original siginfo). `targets` pairs each thread image with its TID as the process sees it.
 pub fn queue_signals(
     child: &mut Child,
     shared: &[Vec<u8>],
     targets: &[(&ThreadImage, i32)],
 ) -> Result<()> {
-    let pid = child.pid as u64;
+    let pid = child.ns_pid as u64;
     for si in shared {
         let sig = u32::from_le_bytes(si[..4].try_into().unwrap()) as u64;
         let p = child.put(0, si)?;
@@ -220,4 +234,57 @@ pub fn release_thread(pid: i32, tid: i32, th: &ThreadImage) -> Result<()> {
     ptrace::set_regs(tid, &regs).map_err(g)?;
     ptrace::set_sigmask(tid, th.sigmask).map_err(g)?;
     ptrace::detach(tid, 0).map_err(g)
+}
+
+/// Capability sets of one thread, as saved (`/proc` Cap* lines).
+#[derive(Debug, Clone, Copy)]
+pub struct CapSets {
+    /// Inheritable, permitted, effective.
+    pub sets: [u64; 3],
+    /// Bounding set.
+    pub bounding: u64,
+    /// Ambient set.
+    pub ambient: u64,
+}
+
+/// Reduce a thread's capabilities to `c` (a placeholder has them all in its user namespace):
+/// the bounding set, then `capset`, then the ambient set.
+pub fn set_caps(child: &Child, t: &mut Tracee, c: &CapSets) -> Result<()> {
+    const PR_CAPBSET_DROP: u64 = 24;
+    const PR_CAP_AMBIENT: u64 = 47;
+    const PR_CAP_AMBIENT_RAISE: u64 = 2;
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    for cap in 0..64u64 {
+        if c.bounding & (1 << cap) == 0 {
+            // Capabilities this kernel does not know report EINVAL: nothing to drop.
+            let r = t.raw(nr::PRCTL, &[PR_CAPBSET_DROP, cap, 0, 0, 0])?;
+            if r < 0 && r != -(libc::EINVAL as i64) {
+                t.call(
+                    "PR_CAPBSET_DROP",
+                    nr::PRCTL,
+                    &[PR_CAPBSET_DROP, cap, 0, 0, 0],
+                )?;
+            }
+        }
+    }
+    let mut b = Vec::with_capacity(32);
+    b.extend(LINUX_CAPABILITY_VERSION_3.to_le_bytes());
+    b.extend(0i32.to_le_bytes());
+    for half in 0..2 {
+        for set in [c.sets[2], c.sets[1], c.sets[0]] {
+            b.extend(((set >> (32 * half)) as u32).to_le_bytes());
+        }
+    }
+    let hdr = child.put(3072 + 64 * (t.tid as u64 % 16), &b)?;
+    t.call("capset", nr::CAPSET, &[hdr, hdr + 8])?;
+    for cap in 0..64u64 {
+        if c.ambient & (1 << cap) != 0 {
+            t.call(
+                "PR_CAP_AMBIENT_RAISE",
+                nr::PRCTL,
+                &[PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0],
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -2,8 +2,13 @@
 //! ptrace, `process_vm_readv`/`writev`, `mmap`, `fork`/`clone3` and a few raw system calls.
 //! The rest of the crate is safe Rust.
 
+pub mod anon;
+pub mod fds;
+pub mod locks;
 pub mod mem;
+pub mod podns;
 pub mod ptrace;
+pub mod sock;
 pub mod spawn;
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +49,17 @@ pub mod nr {
     pub const RT_TGSIGQUEUEINFO: u64 = 297;
     pub const RSEQ: u64 = 334;
     pub const CLONE3: u64 = 435;
+    pub const IOCTL: u64 = 16;
+    pub const READ: u64 = 0;
+    pub const WRITE: u64 = 1;
+    pub const FCNTL: u64 = 72;
+    pub const MINCORE: u64 = 27;
+    pub const RECVMSG: u64 = 47;
+    pub const SETPGID: u64 = 109;
+    pub const CAPSET: u64 = 126;
+    pub const EXIT_GROUP: u64 = 231;
+    pub const MKNODAT: u64 = 259;
+    pub const UNLINKAT: u64 = 263;
 }
 
 /// The x86-64 general registers as `PTRACE_GETREGS` lays them out (`struct user_regs_struct`).
@@ -124,6 +140,12 @@ pub fn set_rlimit(pid: i32, res: u32, soft: u64, hard: u64) -> io::Result<()> {
 pub fn euid() -> u32 {
     // SAFETY: geteuid cannot fail and has no arguments.
     unsafe { libc::geteuid() }
+}
+
+/// The effective GID of the calling process.
+pub fn egid() -> u32 {
+    // SAFETY: getegid cannot fail and has no arguments.
+    unsafe { libc::getegid() }
 }
 
 /// XCR0: the XSAVE features this CPU and kernel enable.

@@ -47,6 +47,13 @@ pub fn thread_clone_args(set_tid_ptr: u64) -> Vec<u8> {
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
+/// Bytes of a `struct clone_args` for a child process created by injection in a placeholder
+/// (fork semantics, SIGCHLD to the parent; `set_tid` points at one `pid_t` in the target).
+pub fn process_clone_args(set_tid_ptr: u64) -> Vec<u8> {
+    let words = [0, 0, 0, 0, libc::SIGCHLD as u64, 0, 0, 0, set_tid_ptr, 1, 0];
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
 /// Start an orphaned, idle process (its parent exits at once, so it is reparented to the
 /// nearest subreaper or init) with PID `want` if given, all descriptors closed.
 /// Returns its PID. The process loops in `pause()` until a tracer takes it over.

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod forge;
+pub mod mutate;
+pub mod pods;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,6 +20,12 @@ pub fn progs() -> PathBuf {
     let mut g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(p) = g.as_ref() {
         return p.clone();
+    }
+    // A test re-run as another user gets the programs its root parent compiled.
+    if let Some(dir) = std::env::var_os("ZCKPT_PROGS") {
+        zos_checkpoint::set_child_subreaper().expect("subreaper");
+        *g = Some(PathBuf::from(dir));
+        return PathBuf::from(std::env::var_os("ZCKPT_PROGS").unwrap());
     }
     zos_checkpoint::set_child_subreaper().expect("subreaper");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/progs");
@@ -73,11 +81,8 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
-        let base = if Path::new("/dev/shm").is_dir() {
-            "/dev/shm"
-        } else {
-            "/tmp"
-        };
+        // Not /dev/shm: every pod has its own.
+        let base = "/tmp";
         let p = PathBuf::from(format!(
             "{base}/zckpt-{tag}-{}-{}",
             std::process::id(),
@@ -238,4 +243,30 @@ pub fn go_file(dir: &TempDir) -> PathBuf {
     let p = dir.join("go.txt");
     std::fs::write(&p, "go\n").unwrap();
     p
+}
+
+/// The `zos-pod-init` binary of this workspace, built (once per test process) with the same
+/// cargo that runs the tests, so a test never runs a stale init.
+pub fn pod_init() -> PathBuf {
+    static INIT: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut g = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = g.as_ref() {
+        return p.clone();
+    }
+    if let Some(bin) = std::env::var_os("ZCKPT_INIT") {
+        return PathBuf::from(bin);
+    }
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "zos-pod-init", "--target-dir"])
+        .arg(target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo to build zos-pod-init");
+    assert!(st.success(), "building zos-pod-init failed");
+    let bin = target.join("debug/zos-pod-init");
+    assert!(bin.is_file(), "{} missing after the build", bin.display());
+    *g = Some(bin.clone());
+    bin
 }

@@ -1,6 +1,7 @@
 //! The keeper's X connection to a virtual display, authenticated with its cookie.
 
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 
 use x11rb::rust_connection::{DefaultStream, RustConnection};
 
@@ -9,11 +10,16 @@ use crate::{VirtualDisplay, xauth};
 
 /// Connects to `display` with its cookie.
 pub(crate) fn connect(display: &VirtualDisplay) -> Result<RustConnection> {
-    let stream = connect_x(display.number()).map_err(|source| DisplayError::Sys {
+    connect_to(display.number(), display.xauthority())
+}
+
+/// Connects to X display `number` with the cookie in the file `xauthority`.
+pub(crate) fn connect_to(number: u32, xauthority: &Path) -> Result<RustConnection> {
+    let stream = connect_x(number).map_err(|source| DisplayError::Sys {
         call: "connect to the virtual display",
         source,
     })?;
-    let (auth_name, auth_data) = xauth::read_cookie(display.xauthority())?;
+    let (auth_name, auth_data) = xauth::read_cookie(xauthority)?;
     let (stream, _) =
         DefaultStream::from_unix_stream(stream).map_err(|source| DisplayError::Sys {
             call: "X connection",

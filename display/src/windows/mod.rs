@@ -100,9 +100,16 @@ fn decode_request(data: [u32; 5]) -> Option<WindowRequest> {
 impl AppWindows {
     /// Connects to `display` as an X client and starts managing its windows.
     pub fn start(display: &VirtualDisplay) -> Result<AppWindows> {
-        let conn = Arc::new(conn::connect(display)?);
+        AppWindows::on(display.number(), display.xauthority())
+    }
+
+    /// [`AppWindows::start`] for X display `number` whose cookie is in the file
+    /// `xauthority` (a display another process started). Should that display have its
+    /// window manager already (an app's supervisor runs one), this one lists the windows
+    /// and carries out viewers' requests, placing them the same way.
+    pub fn on(number: u32, xauthority: &std::path::Path) -> Result<AppWindows> {
+        let conn = Arc::new(conn::connect_to(number, xauthority)?);
         let (keeper, feed) = keeper::Keeper::new(Arc::clone(&conn))?;
-        let number = display.number();
         let thread = std::thread::Builder::new()
             .name(format!("xwindows-{number}"))
             .spawn(move || {

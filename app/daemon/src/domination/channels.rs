@@ -1,7 +1,9 @@
 //! The channels a dominated zombie opens on its session: the file service
 //! (with the export policy of the name and key it was paired under, read
-//! afresh from `exports.toml`) and views of shared apps. Any other label is
-//! reset.
+//! afresh from `exports.toml`), views of shared apps, the terminals of
+//! migrants running there (`pty/<task>`), migrants it sends home when
+//! recalled (`home/<task>`) and the ZOS session's `input` channel (handed
+//! to the drive controller). Any other label is reset.
 
 use std::sync::Arc;
 
@@ -38,6 +40,20 @@ impl Dominions {
                     Err(e) => tracing::info!("file service for {name} ended: {e}"),
                 }
             });
+            return;
+        }
+        if let Some(task) = zos_netproto::migration::parse_home_label(channel.label()) {
+            self.home_channels.deliver(task, &zombie.key, channel);
+            return;
+        }
+        if crate::migrants::parse_pty_label(channel.label()).is_some() {
+            self.tasks.migrants().serve_relay(channel, zombie);
+            return;
+        }
+        if channel.label() == wire::INPUT_LABEL
+            && let Some(drive) = self.input.get()
+        {
+            drive.attach(name, zombie.key, channel);
             return;
         }
         match wire::parse_view_label(channel.label()) {

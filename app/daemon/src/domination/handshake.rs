@@ -38,18 +38,54 @@ pub struct Dominated {
 pub trait Progress: Send {
     /// Tells one step; fails if nobody listens any more.
     fn progress(&mut self, message: String) -> impl Future<Output = Result<()>> + Send;
+
+    /// Tells that the zombie (`zombie`, as paired) asks its user, who has
+    /// `timeout` to answer.
+    fn asking(
+        &mut self,
+        zombie: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Cancelled when whoever asked for the domination gives up.
+    fn withdrawn(&self) -> CancellationToken;
 }
 
 impl Progress for Replies {
     async fn progress(&mut self, message: String) -> Result<()> {
         self.send(&Reply::Progress { message }).await
     }
+
+    async fn asking(&mut self, zombie: &str, timeout: Duration) -> Result<()> {
+        self.send(&Reply::Asking {
+            zombie: zombie.to_string(),
+            timeout_s: timeout.as_secs(),
+        })
+        .await
+    }
+
+    fn withdrawn(&self) -> CancellationToken {
+        self.gone.clone()
+    }
 }
 
+/// A record of the progress told, for tests: never withdrawn.
 impl Progress for Vec<String> {
     async fn progress(&mut self, message: String) -> Result<()> {
         self.push(message);
         Ok(())
+    }
+
+    async fn asking(&mut self, zombie: &str, timeout: Duration) -> Result<()> {
+        self.push(format!(
+            "zombie {zombie} is asking its user to accept (up to {} s)",
+            timeout.as_secs()
+        ));
+        Ok(())
+    }
+
+    fn withdrawn(&self) -> CancellationToken {
+        CancellationToken::new()
     }
 }
 
@@ -71,8 +107,9 @@ impl Dominions {
                 "{name} is already dominated by this master (level {l}); `zos release {name}` first to change it"
             )));
         }
-        let who = format!("zombie {name}");
-        let result = self.hand_shake(&mut peer, &who, level, zt_start, out).await;
+        let result = self
+            .hand_shake(&mut peer, &zombie.name, level, zt_start, out)
+            .await;
         let (granted, timing) = match result {
             Ok(done) => done,
             Err(e) => {
@@ -92,6 +129,7 @@ impl Dominions {
                 started: Instant::now(),
                 release: release.clone(),
                 ended: Some(ended_rx),
+                mux: peer.mux().cloned(),
             },
         );
         tracing::info!(
@@ -104,11 +142,19 @@ impl Dominions {
                 .join(", ")
         );
         let me = self.clone();
+        let kept = zombie.clone();
         tokio::spawn(async move {
-            let why = me.drive(peer, &name, release).await;
+            let ended = me.drive(peer, &kept, release).await;
             me.live.lock().remove(&key);
-            tracing::info!("domination of {name} ended: {why}");
+            tracing::info!("domination of {name} ended: {}", ended.why);
+            // Migrants still there are lost with it (until it comes back with them).
+            crate::migration::zombie_gone(me.tasks.migrants(), &key);
             let _ = ended_tx.send(());
+            if ended.by_zombie
+                && let Some(f) = me.on_zombie_ended.lock().as_ref()
+            {
+                f(kept);
+            }
         });
         Ok(Dominated {
             name: zombie.name,
@@ -122,29 +168,40 @@ impl Dominions {
     async fn hand_shake<P: Peer>(
         &self,
         peer: &mut P,
-        who: &str,
+        name: &str,
         level: Level,
         zt_start: Instant,
         out: &mut impl Progress,
     ) -> Result<(Level, Vec<(String, Duration)>)> {
+        let who = &format!("zombie {name}");
         peer.send(&Message::Dominate { level }).await?;
         let mut waited = Duration::ZERO;
         let answer = match expect_within(peer, ANSWER_TIMEOUT, who, "Dominate").await {
             Ok(Message::Asking { timeout_s }) => {
                 let asked_at = Instant::now();
                 let limit = Duration::from_secs(timeout_s.into()).min(MAX_CONSENT_WAIT);
-                out.progress(format!(
-                    "{who} is asking its user to accept (up to {} s)…",
-                    limit.as_secs()
-                ))
-                .await?;
-                let answer = expect_within(
+                out.asking(name, limit).await?;
+                let withdrawn = out.withdrawn();
+                let decision = expect_within(
                     peer,
                     limit + CONSENT_MARGIN,
                     who,
                     "Dominate (its user's decision)",
-                )
-                .await;
+                );
+                let answer = tokio::select! {
+                    answer = decision => answer,
+                    _ = withdrawn.cancelled() => {
+                        tracing::info!("the request to dominate {name} was withdrawn while its user was asked");
+                        let _ = peer
+                            .send(&Message::Bye {
+                                reason: "the master withdrew its request".into(),
+                            })
+                            .await;
+                        return Err(DaemonError::User(format!(
+                            "the request to dominate {name} was withdrawn"
+                        )));
+                    }
+                };
                 waited = asked_at.elapsed();
                 answer
             }

@@ -25,10 +25,12 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use zos_netproto::mux::Mux;
 use zos_netproto::{Level, PublicKey};
 
 use crate::error::{DaemonError, Result};
 use crate::limits::RELEASE_TIMEOUT;
+use crate::migration::HomeChannels;
 use crate::tasks::Tasks;
 
 pub use crate::limits::{KEEPALIVE, SILENCE_LIMIT};
@@ -51,6 +53,21 @@ struct Dominion {
     release: CancellationToken,
     /// Fires when the driver has finished (the zombie is free).
     ended: Option<oneshot::Receiver<()>>,
+    /// The session's channels (the mover opens its channels here).
+    mux: Option<Mux>,
+}
+
+/// A dominated zombie's session, as the mover needs it.
+#[derive(Clone)]
+pub struct DominionSession {
+    /// The zombie.
+    pub zombie: PairedZombie,
+    /// The level granted.
+    pub level: Level,
+    /// The session's channels.
+    pub mux: Mux,
+    /// When the domination began (tells two sessions with the same zombie apart).
+    pub started: Instant,
 }
 
 /// What `zos status` shows of a dominion.
@@ -68,13 +85,26 @@ pub struct DominionInfo {
     pub addr: std::net::SocketAddr,
 }
 
+/// Called with a zombie whose domination it ended itself (`Bye`).
+pub type OnZombieEnded = Box<dyn Fn(PairedZombie) + Send + Sync>;
+
+/// Called with a dominated zombie whose user ended the domination (its
+/// `Release`) and the reason it gave: the master runs its release.
+pub type OnReleaseAsked = Box<dyn Fn(PairedZombie, String) + Send + Sync>;
+
 /// The zombies this master dominates, by key.
 pub struct Dominions {
     tasks: Arc<Tasks>,
+    on_zombie_ended: Mutex<Option<OnZombieEnded>>,
+    on_release_asked: Mutex<Option<OnReleaseAsked>>,
     /// The export list (`exports.toml`), read afresh for each zombie.
     exports: PathBuf,
     shutdown: CancellationToken,
     live: Mutex<BTreeMap<PublicKey, Dominion>>,
+    /// The `home/<task>` channels the mover waits for.
+    pub home_channels: Arc<HomeChannels>,
+    /// Takes the `input` channels of the zombies' ZOS sessions.
+    input: std::sync::OnceLock<Arc<crate::master::Drive>>,
 }
 
 impl Dominions {
@@ -83,10 +113,51 @@ impl Dominions {
     pub fn new(tasks: Arc<Tasks>, exports: PathBuf, shutdown: CancellationToken) -> Arc<Dominions> {
         Arc::new(Dominions {
             tasks,
+            on_zombie_ended: Mutex::new(None),
+            on_release_asked: Mutex::new(None),
             exports,
             shutdown,
             live: Mutex::new(BTreeMap::new()),
+            home_channels: Arc::new(HomeChannels::default()),
+            input: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The session of the dominated zombie `query` (paired name or fingerprint prefix).
+    pub fn session(&self, query: &str) -> Option<DominionSession> {
+        let key = self.find(query)?;
+        self.session_of(&key)
+    }
+
+    /// The session of the dominated zombie with `key`.
+    pub fn session_of(&self, key: &PublicKey) -> Option<DominionSession> {
+        let live = self.live.lock();
+        let d = live.get(key)?;
+        Some(DominionSession {
+            zombie: d.zombie.clone(),
+            level: d.level,
+            mux: d.mux.clone()?,
+            started: d.started,
+        })
+    }
+
+    /// Has `f` called with each zombie that ends its domination itself
+    /// (it says `Bye`: shutting down, or its user revoked this master).
+    pub fn on_zombie_ended(&self, f: OnZombieEnded) {
+        *self.on_zombie_ended.lock() = Some(f);
+    }
+
+    /// Has `f` called when a dominated zombie's user ends the domination:
+    /// `f` runs the master's release (the same as `zos release` there, so
+    /// migrants come home first). Without it the driver releases the
+    /// zombie itself.
+    pub fn on_release_asked(&self, f: OnReleaseAsked) {
+        *self.on_release_asked.lock() = Some(f);
+    }
+
+    /// Hands the zombies' `input` channels to `drive` from now on.
+    pub fn set_input(&self, drive: Arc<crate::master::Drive>) {
+        let _ = self.input.set(drive);
     }
 
     /// Whether the zombie with `key` is dominated by us, and at what level.

@@ -72,6 +72,7 @@ impl Master {
                     self.zombies.lock().entries(),
                 );
                 self.zombies.lock().insert(&zombie_key, &name, level)?;
+                self.revoked.lock().remove(&zombie_key);
                 tracing::info!(
                     "paired with zombie {name} ({}), level {level}",
                     zombie_key.fingerprint()

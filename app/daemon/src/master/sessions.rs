@@ -114,10 +114,23 @@ impl Master {
                 })
                 .await;
             peer.close();
+            // Paired here but not there: its user revoked this master.
+            if let Some(name) = self.zombies.lock().get(&key).map(|e| e.name.clone()) {
+                if self.revoked.lock().insert(key) {
+                    tracing::warn!(
+                        "zombie {name} ({}) no longer trusts this master",
+                        key.fingerprint()
+                    );
+                }
+                return Err(DaemonError::User(format!(
+                    "not trusted by {name} any more (its user revoked this master): pair again (`zos pair-code` on {name}, then `zos pair {name} --code CODE` here)"
+                )));
+            }
             return Err(DaemonError::User(format!(
                 "zombie {announced} refused: this master is not paired with it (run `zos pair-code` on {announced}, then `zos pair {announced} --code CODE` here)"
             )));
         }
+        self.revoked.lock().remove(&key);
         let Some(name) = self.zombies.lock().get(&key).map(|e| e.name.clone()) else {
             peer.close();
             return Err(DaemonError::User(format!(

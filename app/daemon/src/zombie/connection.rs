@@ -15,7 +15,7 @@ use super::Zombie;
 use crate::admission::Ticket;
 use crate::error::{DaemonError, Result};
 use crate::limits::{HANDSHAKE_DEADLINE, UNPAIRED_SESSION_LIFETIME};
-use crate::peer::{ChannelPolicy, Peer, SessionPeer};
+use crate::peer::{Peer, SessionPeer};
 
 impl Zombie {
     /// Serves one accepted connection until it ends, and logs how it ended.
@@ -63,8 +63,9 @@ impl Zombie {
             ))
         })??;
         let role = session.remote_role;
-        // Masters open no channels on a zombie: each one is reset at once.
-        let mut peer = SessionPeer::new(session, ChannelPolicy::Refuse);
+        // Masters open only the migration's channels on a zombie; the rest are reset.
+        let policy = self.master_channels(session.remote, session.mux.clone());
+        let mut peer = SessionPeer::new(session, policy);
         if role != Role::Master {
             peer.send(&Message::Refused {
                 reason: "zombies only accept sessions from masters".into(),

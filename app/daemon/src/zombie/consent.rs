@@ -1,8 +1,12 @@
 //! Whether a master may dominate this zombie: it must be paired, the
 //! zombie free, and — unless the zombie accepts by itself — its user must
-//! say yes (`zos accept` / `zos refuse`, or the tray) within
-//! [`CONSENT_TIMEOUT`]. One master at a time, at most at the level its
-//! trust entry allows and never more than it asked for.
+//! say yes within [`CONSENT_TIMEOUT`]: `zos accept` / `zos refuse`, the
+//! tray, or the consent prompt the zombie opens on its user's desktop (a
+//! window of ours and a desktop notification with Accept and Refuse, see
+//! `zos consent-prompt`). One master at a time, at most at the level its
+//! trust entry allows and never more than it asked for. A master that
+//! leaves while its request waits (`Ctrl-C` on `zos dominate`) withdraws
+//! it at once: the prompt closes.
 
 use std::time::Instant;
 
@@ -12,7 +16,8 @@ use zos_netproto::wire::Message;
 use zos_netproto::{Level, PublicKey};
 
 use super::Zombie;
-use crate::error::Result;
+use super::helpers::Helper;
+use crate::error::{DaemonError, Result};
 use crate::limits::CONSENT_TIMEOUT;
 use crate::peer::Peer;
 
@@ -22,7 +27,37 @@ pub(crate) struct Ask {
     master: PublicKey,
     level: Level,
     since: Instant,
-    answer: oneshot::Sender<bool>,
+    answer: oneshot::Sender<Decision>,
+}
+
+/// The user's answer to a domination request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Decision {
+    /// Yes or no.
+    pub accept: bool,
+    /// Open a viewer for each of the master's shared apps.
+    pub show_apps: bool,
+}
+
+/// A domination granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Granted {
+    /// At what level.
+    pub level: Level,
+    /// Whether the user wants to see the master's apps.
+    pub show_apps: bool,
+}
+
+/// The user's answer, unless the sender went or the time ran out.
+type Answered = std::result::Result<
+    std::result::Result<Decision, oneshot::error::RecvError>,
+    tokio::time::error::Elapsed,
+>;
+
+/// What a wait for the user ended with.
+enum Waited {
+    Answer(Answered),
+    Master(zos_netproto::Result<Message>),
 }
 
 impl Zombie {
@@ -36,7 +71,7 @@ impl Zombie {
         peer: &mut P,
         asked: Level,
         trusted: Option<Level>,
-    ) -> Result<std::result::Result<Level, String>> {
+    ) -> Result<std::result::Result<Granted, String>> {
         let key = peer.info().key;
         let (Some(trusted), Some(name)) = (trusted, self.paired_name(&key)) else {
             return Ok(Err(self.not_paired()));
@@ -50,26 +85,34 @@ impl Zombie {
                 "master {name} asked for level {asked}; its trust entry allows {trusted}"
             );
         }
+        let mut show_apps = false;
         if !self.cfg.auto_accept {
-            if let Err(reason) = self.ask_user(peer, &name, granted).await? {
-                return Ok(Err(reason));
+            match self.ask_user(peer, &name, granted).await? {
+                Ok(decision) => show_apps = decision.show_apps,
+                Err(reason) => return Ok(Err(reason)),
             }
         }
         if let Err(reason) = self.check_free(&key) {
             return Ok(Err(reason));
         }
+        let granted = Granted {
+            level: granted,
+            show_apps,
+        };
         self.install_dominion(id, key, name, granted, peer.mux().cloned());
         Ok(Ok(granted))
     }
 
-    /// Asks the user, tells the master it is asking, and waits for the
-    /// answer; `Err(reason)` if the user refused or did not answer.
+    /// Asks the user (with the consent prompt on its desktop, if it has
+    /// one), tells the master it is asking, and waits for the answer;
+    /// `Err(reason)` if the user refused or did not answer. A master that
+    /// leaves meanwhile withdraws its request: the session ends at once.
     async fn ask_user<P: Peer>(
         &self,
         peer: &mut P,
         name: &str,
         granted: Level,
-    ) -> Result<std::result::Result<(), String>> {
+    ) -> Result<std::result::Result<Decision, String>> {
         let key = peer.info().key;
         let (answer, decision) = oneshot::channel();
         {
@@ -93,25 +136,52 @@ impl Zombie {
             key.fingerprint(),
             CONSENT_TIMEOUT.as_secs()
         );
+        let prompt = self.open_prompt();
         let asked = peer
             .send(&Message::Asking {
                 timeout_s: CONSENT_TIMEOUT.as_secs() as u32,
             })
             .await;
-        let answer = match asked {
-            Ok(()) => tokio::time::timeout(CONSENT_TIMEOUT, decision).await,
+        let waited = match asked {
+            Ok(()) => tokio::select! {
+                answer = tokio::time::timeout(CONSENT_TIMEOUT, decision) => Waited::Answer(answer),
+                message = peer.recv() => Waited::Master(message),
+            },
             Err(e) => {
                 self.asking.lock().take();
                 return Err(e.into());
             }
         };
         self.asking.lock().take();
-        match answer {
-            Ok(Ok(true)) => {
-                tracing::info!("the user accepted {name}");
-                Ok(Ok(()))
+        // The prompt also closes itself once nothing is asked any more.
+        drop(prompt);
+        let answer = match waited {
+            Waited::Answer(answer) => answer,
+            Waited::Master(message) => {
+                let why = match message {
+                    Ok(Message::Bye { reason }) => reason,
+                    Ok(other) => format!("it sent {} while waiting", super::variant(&other)),
+                    Err(e) => e.to_string(),
+                };
+                tracing::info!("master {name} withdrew its request ({why})");
+                return Err(DaemonError::User(format!(
+                    "master {name} withdrew its request to dominate ({why})"
+                )));
             }
-            Ok(Ok(false)) | Ok(Err(_)) => {
+        };
+        match answer {
+            Ok(Ok(decision)) if decision.accept => {
+                tracing::info!(
+                    "the user accepted {name}{}",
+                    if decision.show_apps {
+                        ", showing its apps"
+                    } else {
+                        ""
+                    }
+                );
+                Ok(Ok(decision))
+            }
+            Ok(Ok(_)) | Ok(Err(_)) => {
                 tracing::info!("the user refused {name}");
                 Ok(Err(format!("the user of {} refused", self.cfg.name)))
             }
@@ -143,8 +213,22 @@ impl Zombie {
         }
     }
 
+    /// The consent prompt on the user's desktop, if it has one.
+    fn open_prompt(&self) -> Option<Helper> {
+        if !self.cfg.desktop.any() {
+            return None;
+        }
+        Helper::spawn(
+            &self.cfg.paths.home,
+            &["consent-prompt"],
+            "consent prompt".into(),
+        )
+        .inspect_err(|e| tracing::warn!("cannot open the consent prompt: {e}"))
+        .ok()
+    }
+
     /// The user's answer to the waiting request; an error if none waits.
-    pub(super) fn answer(&self, accept: bool) -> std::result::Result<String, String> {
+    pub(super) fn answer(&self, decision: Decision) -> std::result::Result<String, String> {
         let ask = self
             .asking
             .lock()
@@ -152,7 +236,7 @@ impl Zombie {
             .ok_or_else(|| "no domination request is waiting".to_string())?;
         let name = ask.master_name.clone();
         ask.answer
-            .send(accept)
+            .send(decision)
             .map_err(|_| format!("master {name} gave up waiting"))?;
         Ok(name)
     }

@@ -1,4 +1,4 @@
-//! The zombie's control socket: what its CLI and tray may ask.
+//! The zombie's control socket: what its CLI, tray and windows may ask.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use zos_netproto::control::{Reply, Request};
 use zos_netproto::pairing::PendingCode;
 
 use super::Zombie;
+use super::consent::Decision;
 use super::pairing::code_info;
 use crate::control_server::{Handler, Replies};
 
@@ -57,22 +58,36 @@ impl Handler for Zombie {
                     sessions_ended,
                 }
             }
-            Request::Shutdown => {
+            Request::Shutdown { .. } => {
                 self.shutdown.cancel();
                 Reply::Done
             }
-            Request::Answer { accept } => match self.answer(accept) {
-                Ok(master) => {
-                    tracing::info!(
-                        "domination by {master} {} by the user",
-                        if accept { "accepted" } else { "refused" }
-                    );
-                    Reply::Done
+            Request::Answer { accept, show_apps } => {
+                match self.answer(Decision { accept, show_apps }) {
+                    Ok(master) => {
+                        tracing::info!(
+                            "domination by {master} {} by the user",
+                            if accept { "accepted" } else { "refused" }
+                        );
+                        Reply::Done
+                    }
+                    Err(message) => Reply::Error { message },
                 }
-                Err(message) => Reply::Error { message },
-            },
+            }
             Request::Tasks => Reply::Tasks {
                 tasks: self.master_tasks(),
+            },
+            Request::Release { host, .. } => match self.user_release(&host).await {
+                Ok(name) => Reply::Released { name },
+                Err(e) => Reply::Error {
+                    message: e.to_string(),
+                },
+            },
+            Request::ShowMasterApps => match self.show_master_apps() {
+                Ok(_) => Reply::Done,
+                Err(e) => Reply::Error {
+                    message: e.to_string(),
+                },
             },
             Request::View { task } => match self.open_view(task) {
                 Ok(channel) => {
@@ -85,12 +100,23 @@ impl Handler for Zombie {
                     message: e.to_string(),
                 },
             },
+            Request::AllowInput { allow } => {
+                self.allow_input(allow);
+                Reply::Done
+            }
             Request::Hosts
+            | Request::Drive { .. }
             | Request::Pair { .. }
             | Request::Ping { .. }
             | Request::Run { .. }
             | Request::Dominate { .. }
-            | Request::Release { .. } => Reply::Error {
+            | Request::RunMigrant { .. }
+            | Request::Attach { .. }
+            | Request::Resize { .. }
+            | Request::Logs { .. }
+            | Request::Migrate { .. }
+            | Request::Home { .. }
+            | Request::CheckpointTask { .. } => Reply::Error {
                 message:
                     "this is a zombie daemon; run that command against a master (`zos master`)"
                         .into(),

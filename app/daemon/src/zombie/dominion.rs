@@ -9,6 +9,7 @@
 
 use std::time::Instant;
 
+use tokio_util::sync::CancellationToken;
 use zos_netproto::control::TaskInfo;
 use zos_netproto::mux::{Channel, Mux};
 use zos_netproto::wire::Message;
@@ -16,7 +17,10 @@ use zos_netproto::wire::{self, TaskSummary};
 use zos_netproto::{Level, PublicKey};
 
 use super::Zombie;
+use super::consent::Granted;
+use super::helpers::Helper;
 use super::viewers::Viewers;
+use super::zos_session::OpenSession;
 use crate::error::{DaemonError, Result};
 use crate::peer::Peer;
 
@@ -40,6 +44,13 @@ pub(crate) struct Dominion {
     pub viewers: Viewers,
     /// The master's shared folders, mounted here.
     pub share: Option<zos_fileshare::Mount>,
+    /// Cancelled when the zombie's user ends the domination (see
+    /// [`super::release`]).
+    pub user_release: CancellationToken,
+    /// The status window on the user's display, while it is open.
+    pub status_window: Option<Helper>,
+    /// The ZOS session opened for it, if any.
+    pub zos: Option<OpenSession>,
 }
 
 /// Where a dominating master's shared folders are mounted on the zombie.
@@ -55,13 +66,19 @@ impl Zombie {
         id: u64,
         key: PublicKey,
         name: String,
-        level: Level,
+        granted: Granted,
         mux: Option<Mux>,
     ) {
+        let level = granted.level;
         tracing::info!(
             "dominated by master {name} ({}) at level {level}",
             key.fingerprint()
         );
+        if let Some(mux) = &mux {
+            // The terminals of migrants held for this master go to it.
+            self.hosted.connect(key, mux.clone());
+        }
+        self.moves.master_back(&key);
         *self.dominion.lock() = Some(Dominion {
             session_id: id,
             master: key,
@@ -70,10 +87,32 @@ impl Zombie {
             mux,
             tasks: Vec::new(),
             since: Instant::now(),
-            viewers: Viewers::new(self.cfg.paths.home.clone(), self.cfg.open_viewers),
+            viewers: Viewers::new(
+                self.cfg.paths.home.clone(),
+                self.cfg.desktop.display,
+                self.cfg.open_viewers || granted.show_apps,
+            ),
             share: None,
+            user_release: CancellationToken::new(),
+            status_window: self.open_status_window(),
+            zos: None,
         });
         self.advert_changed.notify_one();
+    }
+
+    /// The status window, when this zombie's user has a display for it.
+    fn open_status_window(&self) -> Option<Helper> {
+        let desktop = self.cfg.desktop;
+        if !(desktop.display && desktop.status_window) {
+            return None;
+        }
+        Helper::spawn(
+            &self.cfg.paths.home,
+            &["zombie-window"],
+            "status window".into(),
+        )
+        .inspect_err(|e| tracing::warn!("cannot open the status window: {e}"))
+        .ok()
     }
 
     /// Whether session `id` dominates this zombie.
@@ -154,7 +193,7 @@ impl Zombie {
     }
 
     /// The name of the master dominating through session `id`.
-    fn dominion_master_name(&self, id: u64) -> Option<String> {
+    pub(super) fn dominion_master_name(&self, id: u64) -> Option<String> {
         self.dominion
             .lock()
             .as_ref()
@@ -176,7 +215,7 @@ impl Zombie {
     /// viewers for new shared apps; returns how many viewers it opened.
     pub(super) fn set_master_tasks(&self, id: u64, tasks: Vec<TaskSummary>) -> u32 {
         if let Some(d) = self.dominion.lock().as_mut().filter(|d| d.session_id == id) {
-            let opened = d.viewers.follow(&tasks);
+            let opened = d.viewers.follow_tasks(&tasks);
             tracing::info!(
                 "master {} shares {} task(s): {}",
                 d.master_name,
@@ -206,11 +245,14 @@ impl Zombie {
     /// Undoes everything a domination set up on this zombie.
     pub(super) async fn let_go(&self, dominion: Dominion, why: &str) {
         self.advert_changed.notify_one();
+        self.hosted.disconnect();
         let Dominion {
             mut viewers,
             master_name,
             since,
             share,
+            status_window,
+            zos,
             ..
         } = dominion;
         // Views end with their channels; the viewer windows are closed,
@@ -218,6 +260,9 @@ impl Zombie {
         // point removed.
         tokio::task::spawn_blocking(move || {
             viewers.close_all();
+            if let Some(window) = status_window {
+                window.close();
+            }
             if let Some(share) = share {
                 let at = share.mountpoint().to_path_buf();
                 if let Err(e) = share.unmount() {
@@ -226,6 +271,10 @@ impl Zombie {
                 if let Err(e) = std::fs::remove_dir(&at) {
                     tracing::warn!("removing {}: {e}", at.display());
                 }
+            }
+            // Last, so that once Xephyr is gone everything else is.
+            if let Some(zos) = zos {
+                zos.close();
             }
         })
         .await
@@ -253,8 +302,28 @@ impl Zombie {
                 state: "running".into(),
                 pid: None,
                 host: Some(d.master_name.clone()),
+                r#where: d.master_name.clone(),
+                ..TaskInfo::default()
             })
             .collect()
+    }
+
+    /// Opens a viewer for each shared app of the dominating master, now and
+    /// as they come (`Request::ShowMasterApps`); how many it opened.
+    pub(super) fn show_master_apps(&self) -> Result<u32> {
+        let mut dominion = self.dominion.lock();
+        let Some(d) = dominion.as_mut() else {
+            return Err(DaemonError::User(format!(
+                "{} is not dominated by a master, so there is nothing to show",
+                self.cfg.name
+            )));
+        };
+        let opened = d.viewers.show_all(&d.tasks).map_err(DaemonError::User)?;
+        tracing::info!(
+            "showing the apps of master {}: {opened} viewer(s) opened",
+            d.master_name
+        );
+        Ok(opened)
     }
 
     /// Opens a view channel for the dominating master's task `task`.

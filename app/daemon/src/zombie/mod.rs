@@ -7,24 +7,34 @@
 //! | `connection` | one TCP connection: its place under the caps, handshake deadline, displacement |
 //! | `session` | one session's loop: what a master may ask, idle timeouts, the lease |
 //! | `pairing`, `attempts` | the SPAKE2 exchange; rate limits and the record of failed attempts |
-//! | `consent` | asking the user whether a master may dominate |
+//! | `consent` | asking the user whether a master may dominate; a master's withdrawal |
 //! | `dominion` | the dominating master: shares, tasks, letting go |
+//! | `migrant_channels` | the channels a master may open here: the migration's, at `complete` |
+//! | `release` | the zombie's user ends the domination (`zos release`, tray, status window) |
+//! | `viewers`, `helpers` | windows of ours on the user's display: viewers, consent prompt, status window |
 //! | `control` | the control socket |
+//! | `zos_session`, `session_input` | the ZOS session (Xephyr) and its `input` channel: the master's events injected there only |
 
 mod attempts;
 mod connection;
 mod consent;
 mod control;
 mod dominion;
+mod helpers;
+mod migrant_channels;
 mod pairing;
+mod release;
 mod session;
+mod session_input;
 mod variant;
 mod viewers;
+mod zos_session;
 
 #[cfg(test)]
 mod tests;
 
 pub(crate) use variant::variant;
+pub use zos_session::{SessionConfig, SessionEnv};
 
 pub use crate::limits::{CONSENT_TIMEOUT, LEASE};
 
@@ -70,9 +80,50 @@ pub struct ZombieConfig {
     /// Accept every domination by a trusted master without asking the
     /// user (unattended hosts).
     pub auto_accept: bool,
-    /// Open a viewer window on this machine's display for each shared app
-    /// of the dominating master.
+    /// Open a viewer window for each shared app of the dominating master by
+    /// itself (`viewers = true` in `zombie.toml`); otherwise only when the
+    /// user asks (the consent prompt, the tray, `zos view`).
     pub open_viewers: bool,
+    /// How long migrants wait, stopped, for a master that went away
+    /// (`migrant_grace` in zombie.toml).
+    pub migrant_grace: Duration,
+    /// What of its user's desktop this zombie can reach.
+    pub desktop: Desktop,
+    /// The ZOS session: whether and how it opens, and whether the master's
+    /// input may drive it.
+    pub session: SessionConfig,
+}
+
+/// What of its user's desktop a zombie daemon can reach (from its
+/// environment).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Desktop {
+    /// A display (`DISPLAY`): viewers, the consent prompt's window, the
+    /// status window.
+    pub display: bool,
+    /// A D-Bus session bus (`DBUS_SESSION_BUS_ADDRESS`): desktop
+    /// notifications.
+    pub session_bus: bool,
+    /// Open the status window when a domination begins (`status_window` in
+    /// `zombie.toml`).
+    pub status_window: bool,
+}
+
+impl Desktop {
+    /// What the environment offers, with the status window as `status_window` says.
+    pub fn from_env(status_window: bool) -> Desktop {
+        let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+        Desktop {
+            display: set("DISPLAY"),
+            session_bus: set("DBUS_SESSION_BUS_ADDRESS"),
+            status_window,
+        }
+    }
+
+    /// Whether the user can be asked on the desktop at all.
+    pub fn any(&self) -> bool {
+        self.display || self.session_bus
+    }
 }
 
 /// How often the advertisement is refreshed with current load and memory.
@@ -104,6 +155,13 @@ pub struct Zombie {
     asking: Mutex<Option<consent::Ask>>,
     /// Wakes the advertiser when what it says has changed.
     advert_changed: tokio::sync::Notify,
+    /// The migrants this zombie runs for its master (the mover's, see
+    /// [`crate::migrants::HostedPods`]).
+    pub hosted: Arc<crate::migrants::HostedPods>,
+    /// Migrants arriving, leaving, and held for a master that went away.
+    pub moves: Arc<crate::migration::ZombieMoves>,
+    /// Whether the user allows the master's input into the ZOS session.
+    input_allowed: tokio::sync::watch::Sender<bool>,
     next_session: AtomicU64,
     listen: SocketAddr,
     shutdown: CancellationToken,
@@ -166,6 +224,13 @@ impl Zombie {
         listen: SocketAddr,
         shutdown: CancellationToken,
     ) -> Arc<Zombie> {
+        let hosted = crate::migrants::HostedPods::new(shutdown.clone());
+        let moves = crate::migration::ZombieMoves::new(
+            hosted.clone(),
+            cfg.paths.runtime.clone(),
+            cfg.migrant_grace,
+            shutdown.clone(),
+        );
         Arc::new(Zombie {
             identity,
             trust: Mutex::new(trust),
@@ -175,6 +240,9 @@ impl Zombie {
             dominion: Mutex::new(None),
             asking: Mutex::new(None),
             advert_changed: tokio::sync::Notify::new(),
+            hosted,
+            moves,
+            input_allowed: tokio::sync::watch::Sender::new(cfg.session.allow_input),
             next_session: AtomicU64::new(1),
             listen,
             shutdown,
@@ -287,9 +355,11 @@ impl Zombie {
                     age_s: s.started.elapsed().as_secs(),
                     dominating: self.dominion_level(s.id),
                     mount: self.mount_of(s.id),
+                    driven: false,
                 })
                 .collect(),
             pairing_attempts: self.attempts.lock().recent(tokio::time::Instant::now()),
+            session: self.zos_session_info(),
         }
     }
 }

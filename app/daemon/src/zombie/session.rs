@@ -9,6 +9,10 @@
 //! - [`PAIRED_IDLE_TIMEOUT`] while paired but not dominating,
 //! - [`LEASE`] while dominating: the lease has run out (cable pulled), and
 //!   the zombie lets go of everything the domination set up.
+//!
+//! When the zombie's user ends the domination ([`super::release`]), the
+//! session asks the master to release it, and lets go by itself if the
+//! master has not within [`USER_RELEASE_WAIT`].
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,7 +26,9 @@ use super::pairing::PairOutcome;
 use super::{LiveSession, Zombie, variant};
 use crate::admission::Ticket;
 use crate::error::Result;
-use crate::limits::{LEASE, PAIRED_IDLE_TIMEOUT, UNPAIRED_IDLE_TIMEOUT, UNPAIRED_SESSION_LIFETIME};
+use crate::limits::{
+    LEASE, PAIRED_IDLE_TIMEOUT, UNPAIRED_IDLE_TIMEOUT, UNPAIRED_SESSION_LIFETIME, USER_RELEASE_WAIT,
+};
 use crate::peer::Peer;
 
 /// Why a session stops waiting for its master.
@@ -30,6 +36,10 @@ enum Wake {
     Message(Message),
     Cancelled,
     Quiet(Quiet),
+    /// The zombie's user ended the domination.
+    UserRelease,
+    /// … and the master has not released the zombie in time.
+    UserReleaseOverdue,
 }
 
 /// Which silence ran out.
@@ -89,6 +99,8 @@ impl Zombie {
                 Ok(()) => "the session ended".to_string(),
                 Err(e) => format!("the session was lost ({e})"),
             };
+            // Its migrants wait here, stopped, for it to come back.
+            self.moves.master_gone(&dominion.master);
             self.let_go(dominion, &why).await;
         }
         tracing::info!("session {id} ended");
@@ -105,12 +117,23 @@ impl Zombie {
     ) -> Result<()> {
         let started = Clock::now();
         let mut last_heard = started;
+        // When the master must have released the zombie its user let go of.
+        let mut user_release_by: Option<Clock> = None;
         loop {
             let dominated = self.dominated_by(id);
+            if !dominated {
+                user_release_by = None;
+            }
             let (quiet, deadline) = quiet_deadline(dominated, level.is_some(), started, last_heard);
+            let release_asked = match user_release_by {
+                None => self.user_release_token(id),
+                Some(_) => None,
+            };
             let wake = tokio::select! {
                 _ = cancel.cancelled() => Wake::Cancelled,
                 _ = tokio::time::sleep_until(deadline) => Wake::Quiet(quiet),
+                _ = cancelled(release_asked.as_ref()) => Wake::UserRelease,
+                _ = sleep_until(user_release_by) => Wake::UserReleaseOverdue,
                 m = peer.recv() => Wake::Message(m?),
             };
             let msg = match wake {
@@ -121,6 +144,25 @@ impl Zombie {
                     } else {
                         format!("this master's key was revoked on {}", self.cfg.name)
                     };
+                    let _ = peer.send(&Message::Bye { reason }).await;
+                    return Ok(());
+                }
+                Wake::UserRelease => {
+                    let reason = format!("the user of {} ended the domination", self.cfg.name);
+                    tracing::info!("session {id}: {reason}; asking the master to release it");
+                    peer.send(&Message::Release { reason }).await?;
+                    user_release_by = Some(Clock::now() + USER_RELEASE_WAIT);
+                    continue;
+                }
+                Wake::UserReleaseOverdue => {
+                    let reason = format!(
+                        "the user of {} ended the domination and the master did not release it within {} s",
+                        self.cfg.name,
+                        USER_RELEASE_WAIT.as_secs()
+                    );
+                    if let Some(dominion) = self.take_dominion(id) {
+                        self.let_go(dominion, &reason).await;
+                    }
                     let _ = peer.send(&Message::Bye { reason }).await;
                     return Ok(());
                 }
@@ -175,8 +217,12 @@ impl Zombie {
                     *level = self.trusted_level(&peer.info().key);
                     match self.decide_domination(id, peer, asked, *level).await? {
                         Ok(granted) => {
-                            peer.send(&Message::Dominated { level: granted }).await?;
+                            peer.send(&Message::Dominated {
+                                level: granted.level,
+                            })
+                            .await?;
                             self.mount_share(id, peer).await?;
+                            self.open_zos_session(id, granted.level, peer.mux()).await;
                         }
                         Err(reason) => {
                             peer.send(&Message::Refused { reason }).await?;
@@ -190,6 +236,8 @@ impl Zombie {
                 }
                 Message::Release { reason } if dominated => {
                     if let Some(dominion) = self.take_dominion(id) {
+                        // Nothing of the master stays: its migrants came home or end now.
+                        self.moves.master_released(&dominion.master).await;
                         self.let_go(dominion, &format!("released by the master ({reason})"))
                             .await;
                     }
@@ -207,6 +255,22 @@ impl Zombie {
                 }
             }
         }
+    }
+}
+
+/// Completes when `token` is cancelled; never without one.
+async fn cancelled(token: Option<&CancellationToken>) {
+    match token {
+        Some(t) => t.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes at `when`; never without one.
+async fn sleep_until(when: Option<Clock>) {
+    match when {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,57 +1,92 @@
 //! Viewer windows a dominated zombie opens on its own display: one
-//! `zos view TASK` process per shared app of the master, started when the
-//! app is announced and ended when the domination ends (each also ends by
-//! itself when its view's stream closes).
+//! `zos view TASK` process per shared app of the master
+//! ([`super::helpers::Helper`]), ended when the domination ends (each also
+//! ends by itself when its view's stream closes).
+//!
+//! Which apps get one is the zombie's user's choice: none by itself,
+//! unless the user chose "show the master's apps" (in the consent prompt,
+//! the tray, the status window: [`Viewers::show_all`], which also follows
+//! apps started later) or `viewers = true` in `zombie.toml` says so for
+//! every domination. `zos view TASK` opens one by hand. While the ZOS
+//! session is open ([`Viewers::show_in`]) every shared app gets a viewer,
+//! inside that session.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use zos_netproto::wire::TaskSummary;
 
-/// How long a viewer may take to exit after SIGTERM.
-const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+use super::helpers::Helper;
 
 /// The viewer processes of one domination.
 pub(crate) struct Viewers {
     home: PathBuf,
-    enabled: bool,
-    open: BTreeMap<u64, Child>,
+    /// Whether this zombie has a display to open them on.
+    display: bool,
+    /// Whether every shared app of the master gets one.
+    follow: bool,
+    /// The ZOS session the windows open in, if one is open.
+    session: Option<super::SessionEnv>,
+    open: BTreeMap<u64, Helper>,
 }
 
 impl Viewers {
-    /// Viewers for the zombie whose home is `home`; none are opened unless
-    /// `enabled` (the zombie has a display).
-    pub(crate) fn new(home: PathBuf, enabled: bool) -> Viewers {
+    /// Viewers for the zombie whose home is `home`; none are opened without
+    /// a `display`, and only when asked unless `follow`.
+    pub(crate) fn new(home: PathBuf, display: bool, follow: bool) -> Viewers {
         Viewers {
             home,
-            enabled,
+            display,
+            follow,
+            session: None,
             open: BTreeMap::new(),
         }
     }
 
-    /// Opens a viewer for each shared app not shown yet; forgets viewers
-    /// that have exited. Returns how many it opened.
-    pub(crate) fn follow(&mut self, tasks: &[TaskSummary]) -> u32 {
-        self.open
-            .retain(|_, child| matches!(child.try_wait(), Ok(None)));
+    /// Opens the viewers from now on inside the ZOS session `env` (every
+    /// shared app gets one there), or again on the zombie's own display
+    /// (`None`: as the user chose before).
+    pub(crate) fn show_in(&mut self, env: Option<super::SessionEnv>) {
+        if env.is_some() {
+            self.follow = true;
+            self.display = true;
+        }
+        self.session = env;
+    }
+
+    /// Whether every shared app gets a viewer.
+    pub(crate) fn follows(&self) -> bool {
+        self.follow && self.display
+    }
+
+    /// From now on every shared app gets a viewer: opens one for each in
+    /// `tasks` not shown yet. Returns how many it opened, or why none can be.
+    pub(crate) fn show_all(&mut self, tasks: &[TaskSummary]) -> Result<u32, String> {
+        if !self.display {
+            return Err("this zombie has no display to show the master's apps on".into());
+        }
+        self.follow = true;
+        Ok(self.follow_tasks(tasks))
+    }
+
+    /// Opens a viewer for each shared app not shown yet, when every app
+    /// gets one; forgets viewers that have exited. Returns how many it
+    /// opened.
+    pub(crate) fn follow_tasks(&mut self, tasks: &[TaskSummary]) -> u32 {
+        self.open.retain(|_, viewer| viewer.running());
         let mut opened = 0;
-        if !self.enabled {
+        if !self.follows() {
             return opened;
         }
         for task in tasks.iter().filter(|t| t.kind == "shared") {
             if self.open.contains_key(&task.id) {
                 continue;
             }
-            match self.spawn(task.id) {
-                Ok(child) => {
-                    tracing::info!(
-                        "viewer for the master's task {} opened (pid {})",
-                        task.id,
-                        child.id()
-                    );
-                    self.open.insert(task.id, child);
+            let what = format!("viewer for the master's task {}", task.id);
+            let args = ["view", &task.id.to_string()];
+            match Helper::spawn_in(&self.home, &args, what, self.session.as_ref()) {
+                Ok(viewer) => {
+                    self.open.insert(task.id, viewer);
                     opened += 1;
                 }
                 Err(e) => tracing::warn!("cannot open a viewer for task {}: {e}", task.id),
@@ -60,45 +95,10 @@ impl Viewers {
         opened
     }
 
-    fn spawn(&self, task: u64) -> std::io::Result<Child> {
-        let exe = std::env::current_exe()?;
-        let mut command = Command::new(exe);
-        command
-            .arg("--home")
-            .arg(&self.home)
-            .args(["view", &task.to_string()])
-            // Mesa would keep a shader cache in the user's home: the
-            // master's viewers must leave nothing behind.
-            .env("MESA_SHADER_CACHE_DISABLE", "true")
-            .stdin(Stdio::null());
-        // A viewer never outlives the daemon that opened it (SIGTERM: it
-        // closes its window).
-        zos_display::die_with_parent(&mut command, libc::SIGTERM);
-        command.spawn()
-    }
-
-    /// Ends every viewer (SIGTERM, then SIGKILL) and reaps it.
+    /// Ends every viewer (SIGTERM, then SIGKILL) and reaps it; blocks.
     pub(crate) fn close_all(&mut self) {
-        for (task, mut child) in std::mem::take(&mut self.open) {
-            if let Ok(None) = child.try_wait() {
-                // SAFETY: kill(2) on our own child, not yet reaped.
-                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-                let deadline = Instant::now() + STOP_TIMEOUT;
-                while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                if let Ok(None) = child.try_wait() {
-                    let _ = child.kill();
-                }
-            }
-            let _ = child.wait();
-            tracing::info!("viewer for task {task} closed");
+        for (_, viewer) in std::mem::take(&mut self.open) {
+            viewer.close();
         }
-    }
-}
-
-impl Drop for Viewers {
-    fn drop(&mut self) {
-        self.close_all();
     }
 }

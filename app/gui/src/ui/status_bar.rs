@@ -1,9 +1,12 @@
-//! The bottom line: who this instance is, or why the daemon is out of reach.
+//! The bottom line: who this instance is, or why the daemon is out of reach;
+//! above it, the latest move's outcome (its phase times, or its error in
+//! full).
 
 use eframe::egui;
 use egui::{Color32, RichText, Ui};
 
 use crate::model::Model;
+use crate::moves;
 
 const GOOD: Color32 = Color32::from_rgb(0x5C, 0xC0, 0x6C);
 const BAD: Color32 = Color32::from_rgb(0xE8, 0x64, 0x54);
@@ -21,7 +24,7 @@ pub fn status_bar(ui: &mut Ui, model: &Model) {
         if let Some(error) = &model.daemon_error {
             dot(ui, BAD);
             ui.label(RichText::new("daemon unreachable").strong().color(BAD));
-            ui.add(egui::Label::new(error).truncate());
+            ui.add(egui::Label::new(error).wrap());
             return;
         }
         match &model.status {
@@ -46,4 +49,17 @@ pub fn status_bar(ui: &mut Ui, model: &Model) {
             }
         }
     });
+}
+
+/// The latest move that ended: "task 3 moved to desk in 2.41 s: check
+/// 3 ms · …", or its error, wrapped; nothing before the first.
+pub fn last_move(ui: &mut Ui, model: &Model) {
+    let text = match &model.moves.last {
+        None => return,
+        Some(Ok((task, outcome))) => {
+            RichText::new(format!("task {task} {}", moves::describe(outcome))).color(GOOD)
+        }
+        Some(Err((task, message))) => RichText::new(format!("task {task}: {message}")).color(BAD),
+    };
+    ui.add(egui::Label::new(text).wrap());
 }

@@ -1,15 +1,18 @@
-//! The tasks panel: one tile per task of the master, with a View button for
-//! shared apps (each new shared app also gets a viewer window by itself).
-//! Later issues make each tile a drag source to drop on a zombie's tile.
+//! The tasks panel: one tile per task of the master ([`super::task_tile`]):
+//! migrants to drag onto a host, shared apps with a View button (each new
+//! shared app also gets a viewer window by itself).
 
 use eframe::egui;
-use egui::{CornerRadius, Frame, Margin, RichText, ScrollArea, Ui};
-use zos_netproto::control::TaskInfo;
+use egui::{RichText, ScrollArea, Ui};
 
+use super::task_menu::MenuChoice;
+use super::task_tile::{TileAction, task_tile};
 use crate::model::Model;
+use crate::worker::Command;
 
-/// Shows the tasks panel's contents; View clicks go to the model.
-pub fn tasks_panel(ui: &mut Ui, model: &mut Model) {
+/// Shows the tasks panel's contents; returns the moves the user asked for
+/// (View clicks and dialogs go to the model).
+pub fn tasks_panel(ui: &mut Ui, model: &mut Model) -> Vec<Command> {
     ui.heading("Tasks");
     ui.separator();
     ui.add_space(4.0);
@@ -18,52 +21,32 @@ pub fn tasks_panel(ui: &mut Ui, model: &mut Model) {
         ui.add_space(4.0);
         ui.label(
             RichText::new(
-                "Start a shared app with `zos run --shared -- xterm`; it appears here and in a viewer window.",
+                "Start a shared app with `zos run --shared -- xterm`, or a task that can move with `zos run --migrant -- CMD`; it appears here.",
             )
             .weak(),
         );
-        return;
+        return Vec::new();
     }
-    let mut view = None;
+    let mut actions = Vec::new();
     ScrollArea::vertical().show(ui, |ui| {
         for task in &model.tasks {
-            if task_tile(ui, task) {
-                view = Some(task.id);
+            if let Some(action) = task_tile(ui, model, task) {
+                actions.push((task.id, action));
             }
             ui.add_space(6.0);
         }
     });
-    if let Some(task) = view {
-        model.view(task);
+    let mut commands = Vec::new();
+    for (task, action) in actions {
+        match action {
+            TileAction::View => model.view(task),
+            TileAction::Dismiss => model.moves.dismiss(task),
+            TileAction::Menu(MenuChoice::Checkpoint) => {
+                let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+                model.open_checkpoint(task, std::path::Path::new(&home));
+            }
+            TileAction::Menu(MenuChoice::Move(command)) => commands.push(model.begin(command)),
+        }
     }
-}
-
-/// One task; returns whether its View button was clicked.
-fn task_tile(ui: &mut Ui, task: &TaskInfo) -> bool {
-    let mut clicked = false;
-    Frame::new()
-        .fill(ui.visuals().faint_bg_color)
-        .stroke(ui.visuals().widgets.noninteractive.bg_stroke)
-        .corner_radius(CornerRadius::same(6))
-        .inner_margin(Margin::same(6))
-        .show(ui, |ui| {
-            ui.set_width(ui.available_width());
-            let program = task
-                .command
-                .first()
-                .map(|p| p.rsplit('/').next().unwrap_or(p).to_owned())
-                .unwrap_or_default();
-            ui.label(RichText::new(program).strong());
-            ui.label(RichText::new(task.command.join(" ")).small().weak());
-            ui.horizontal(|ui| {
-                let place = task.display.as_deref().unwrap_or("");
-                ui.label(
-                    RichText::new(format!("task {} · {} · {place}", task.id, task.kind)).small(),
-                );
-                if task.kind == "shared" && ui.small_button("View").clicked() {
-                    clicked = true;
-                }
-            });
-        });
-    clicked
+    commands
 }

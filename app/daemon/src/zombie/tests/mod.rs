@@ -30,6 +30,7 @@ use crate::tasks::Tasks;
 mod domination;
 mod pair_attempts;
 mod sessions;
+mod user_control;
 
 /// A directory removed when the test ends.
 pub(super) struct TempDir(PathBuf);
@@ -75,6 +76,9 @@ pub(super) fn zombie(auto_accept: bool) -> TestZombie {
         levels: vec![Level::Partial, Level::Complete],
         auto_accept,
         open_viewers: false,
+        migrant_grace: crate::migration::DEFAULT_GRACE,
+        desktop: Default::default(),
+        session: Default::default(),
     };
     let listen: SocketAddr = "127.0.0.1:4000".parse().unwrap();
     TestZombie {

@@ -131,7 +131,11 @@ async fn the_user_refuses_or_does_not_answer_in_time() {
         (ask.master.as_str(), ask.level),
         ("laptop", Level::Complete)
     );
-    assert_eq!(z.zombie.answer(false).unwrap(), "laptop");
+    let no = super::super::consent::Decision {
+        accept: false,
+        show_apps: false,
+    };
+    assert_eq!(z.zombie.answer(no).unwrap(), "laptop");
     match m.recv().await.unwrap() {
         Message::Refused { reason } => assert!(reason.contains("refused"), "{reason}"),
         other => panic!("{other:?}"),
@@ -148,8 +152,8 @@ async fn the_user_refuses_or_does_not_answer_in_time() {
     assert!(z.zombie.ask_info().is_none() && z.zombie.dominion.lock().is_none());
 }
 
-#[test]
-fn a_panic_while_a_lock_is_held_does_not_break_the_next_request() {
+#[tokio::test]
+async fn a_panic_while_a_lock_is_held_does_not_break_the_next_request() {
     let z = zombie(false);
     let zz = z.zombie.clone();
     let panicked = std::thread::spawn(move || {

@@ -4,7 +4,8 @@
 //!
 //! The worker polls `Hosts` every [`POLL_INTERVAL`] (and `Status` and
 //! `Tasks` with it),
-//! runs each pairing or ping on a thread of its own (they may take seconds),
+//! runs each pairing, ping or move on a thread of its own (they may take
+//! seconds or minutes; a move's progress replies come back as they arrive),
 //! and sends every answer back as an [`Event`]. After each event it calls the
 //! `notify` callback, which the window uses to ask egui for a repaint.
 
@@ -18,6 +19,14 @@ use zos_netproto::Level;
 use zos_netproto::control::{self, Reply, Request, StatusInfo, TaskInfo};
 use zos_netproto::discovery::HostInfo;
 use zos_netproto::trust::PeerEntry;
+
+use crate::moves::{MoveOutcome, Progress};
+
+mod domination;
+mod moves;
+
+pub(crate) use domination::dominate;
+use domination::{Waiting, dominate_cancellable};
 
 /// How often the host list and the daemon's status are fetched.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -46,10 +55,51 @@ pub enum Command {
         /// The zombie, as the control protocol names it (its instance).
         host: String,
     },
+    /// Withdraw a domination request that waits for the zombie's user
+    /// (the connection carrying it is closed, so the daemon sees its client
+    /// leave).
+    CancelDomination {
+        /// The zombie, as in its `Dominate`.
+        host: String,
+    },
     /// End the domination of a zombie.
     Release {
         /// The zombie, as the control protocol names it (its instance).
         host: String,
+    },
+    /// Move a migrant to a zombie (`Migrate`), dominating it at `complete`
+    /// first if asked.
+    Migrate {
+        /// The task id.
+        task: u64,
+        /// The zombie, by the name the daemon knows it (its paired name).
+        host: String,
+        /// Send `Dominate{host, complete}` first.
+        dominate_first: bool,
+    },
+    /// Bring a migrant home (`Home`).
+    Home {
+        /// The task id.
+        task: u64,
+        /// From the last image the master holds (the zombie is lost).
+        from_image: bool,
+    },
+    /// Save a migrant's image into a directory (`CheckpointTask`).
+    Checkpoint {
+        /// The task id.
+        task: u64,
+        /// The directory.
+        out: String,
+    },
+    /// Send this master's keyboard and mouse to a dominated zombie's ZOS
+    /// session (`on`), or give them back.
+    Drive {
+        /// The zombie, as the window knows it (its instance).
+        host: String,
+        /// Its key fingerprint: the daemon finds the zombie's input link by it.
+        fingerprint: String,
+        /// Drive it (or stop).
+        on: bool,
     },
     /// Open a viewer window for a shared app. The window carries this out
     /// itself (it starts a viewer process); the worker ignores it.
@@ -77,12 +127,43 @@ pub enum Event {
         /// The zombie's name and the level granted, or the daemon's error.
         result: Result<(String, Level), String>,
     },
-    /// The outcome of a [`Command::Dominate`] or [`Command::Release`].
+    /// The outcome of a [`Command::Dominate`], [`Command::Release`] or
+    /// [`Command::Drive`].
     Domination {
         /// The host as given in the command.
         host: String,
         /// What happened, in words, or the daemon's error.
         result: Result<String, String>,
+    },
+    /// The zombie of a [`Command::Dominate`] asks its user, who has
+    /// `timeout` to answer.
+    DominationAsking {
+        /// The host as given in the command.
+        host: String,
+        /// How long its user has.
+        timeout: Duration,
+    },
+    /// A step before a move itself (dominating the zombie first).
+    MoveStep {
+        /// The task id.
+        task: u64,
+        /// What happens, in words.
+        step: String,
+    },
+    /// A move's progress reply.
+    MoveProgress {
+        /// The task id.
+        task: u64,
+        /// The phase and its numbers.
+        progress: Progress,
+    },
+    /// The outcome of a [`Command::Migrate`], [`Command::Home`] or
+    /// [`Command::Checkpoint`].
+    MoveEnded {
+        /// The task id.
+        task: u64,
+        /// What happened with the phase times, or why it did not.
+        result: Result<MoveOutcome, String>,
     },
     /// The outcome of a [`Command::Ping`].
     Pinged {
@@ -93,7 +174,7 @@ pub enum Event {
     },
 }
 
-type Notify = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type Notify = Arc<dyn Fn() + Send + Sync>;
 
 /// The UI thread's end of the worker.
 pub struct Worker {
@@ -134,6 +215,7 @@ impl Worker {
 fn poll_loop(socket: &Path, commands: &Receiver<Command>, events: &Sender<Event>, notify: &Notify) {
     let mut next_poll = Instant::now();
     let mut polls = 0u32;
+    let waiting: Waiting = Arc::default();
     loop {
         let now = Instant::now();
         if now >= next_poll {
@@ -155,7 +237,17 @@ fn poll_loop(socket: &Path, commands: &Receiver<Command>, events: &Sender<Event>
         }
         match commands.recv_timeout(next_poll - now) {
             Ok(Command::View { .. }) => {}
-            Ok(command) => run_command(socket, command, events, notify),
+            Ok(Command::CancelDomination { host }) => {
+                let stream = waiting
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&host);
+                if let Some(stream) = stream {
+                    tracing::info!(%host, "withdrawing the domination request");
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                }
+            }
+            Ok(command) => run_command(socket, command, events, notify, &waiting),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -163,10 +255,17 @@ fn poll_loop(socket: &Path, commands: &Receiver<Command>, events: &Sender<Event>
 }
 
 /// Runs one command on a thread of its own, so polling goes on meanwhile.
-fn run_command(socket: &Path, command: Command, events: &Sender<Event>, notify: &Notify) {
+fn run_command(
+    socket: &Path,
+    command: Command,
+    events: &Sender<Event>,
+    notify: &Notify,
+    waiting: &Waiting,
+) {
     let socket = socket.to_path_buf();
     let events = events.clone();
     let notify = notify.clone();
+    let waiting = waiting.clone();
     let spawned = thread::Builder::new()
         .name("zos-gui-command".into())
         .spawn(move || {
@@ -184,18 +283,34 @@ fn run_command(socket: &Path, command: Command, events: &Sender<Event>, notify: 
                     Event::Pinged { host, result }
                 }
                 Command::Dominate { host } => {
-                    let result = dominate(&socket, &host);
+                    let result = dominate_cancellable(&socket, &host, &events, &notify, &waiting);
                     Event::Domination { host, result }
                 }
                 Command::Release { host } => {
-                    let result =
-                        match control::request(&socket, &Request::Release { host: host.clone() }) {
-                            Ok(Reply::Released { name }) => Ok(format!("released {name}")),
-                            other => Err(failure(other)),
-                        };
+                    let result = match control::request(
+                        &socket,
+                        &Request::Release {
+                            host: host.clone(),
+                            force: false,
+                        },
+                    ) {
+                        Ok(Reply::Released { name }) => Ok(format!("released {name}")),
+                        other => Err(failure(other)),
+                    };
                     Event::Domination { host, result }
                 }
-                Command::View { .. } => return,
+                Command::Migrate { .. } | Command::Home { .. } | Command::Checkpoint { .. } => {
+                    moves::run(&socket, command, &events, &notify)
+                }
+                Command::Drive {
+                    host,
+                    fingerprint,
+                    on,
+                } => {
+                    let result = drive(&socket, on.then_some(fingerprint));
+                    Event::Domination { host, result }
+                }
+                Command::View { .. } | Command::CancelDomination { .. } => return,
             };
             if events.send(event).is_ok() {
                 notify();
@@ -245,13 +360,18 @@ fn pair(socket: &Path, host: &str, code: &str) -> Result<(String, Level), String
     }
 }
 
-fn dominate(socket: &Path, host: &str) -> Result<String, String> {
-    let request = Request::Dominate {
-        host: host.to_owned(),
-        level: Level::Complete,
+/// `zos drive`: the window's own display is the one to capture if the
+/// daemon has none.
+fn drive(socket: &Path, host: Option<String>) -> Result<String, String> {
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    let request = Request::Drive {
+        host,
+        edge: None,
+        display: var("DISPLAY"),
+        xauthority: var("XAUTHORITY"),
     };
-    match control::call(socket, &request, |_| {}) {
-        Ok(Reply::Dominated { name, level, .. }) => Ok(format!("dominating {name} ({level})")),
+    match control::request(socket, &request) {
+        Ok(Reply::Driving { message, .. }) => Ok(message),
         other => Err(failure(other)),
     }
 }
@@ -276,7 +396,7 @@ fn ping(socket: &Path, host: &str) -> Result<Duration, String> {
 }
 
 /// The message for a failed or unexpected exchange.
-fn failure(outcome: zos_netproto::Result<Reply>) -> String {
+pub fn failure(outcome: zos_netproto::Result<Reply>) -> String {
     match outcome {
         Ok(Reply::Error { message }) => message,
         Ok(other) => format!("unexpected reply from the daemon: {other:?}"),
