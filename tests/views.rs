@@ -1,6 +1,8 @@
 //! Issue 4: a master's shared app seen and driven from a dominated zombie
 //! through the session, and from the master, by our viewer and by an
-//! independent one (TigerVNC's vncviewer); views end with the session.
+//! independent one (TigerVNC's vncviewer); views end with the session. (Since
+//! issue 11 the app keeps its own size on a 1280x800 screen, and `zos view`
+//! shows its window as a window of its own.)
 
 mod common;
 
@@ -356,19 +358,15 @@ fn a_stalled_viewer_slows_neither_the_app_nor_the_other_viewers() {
     let (m, z) = (d.lan.host("m"), d.lan.host("z1"));
     let counter = m.home.join(counter);
     // The loop truncates and rewrites the file: retry a read that falls
-    // between the two.
+    // between the two (for up to 2 s: on a loaded machine bash may be
+    // descheduled in between for a while, which is no stall of the app).
     let read_counter = || -> u64 {
-        (0..100)
-            .find_map(|_| {
-                let n = std::fs::read_to_string(&counter)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok());
-                if n.is_none() {
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                }
-                n
-            })
-            .unwrap_or(0)
+        common::until(secs(2), || {
+            std::fs::read_to_string(&counter)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+        })
+        .unwrap_or(0)
     };
     let on_master = View::open(m, 1);
     let on_zombie = View::open(z, 1);
@@ -436,11 +434,17 @@ fn zos_view_on_the_zombie_opens_a_window_that_shows_and_drives_the_app() {
     let (m, z) = (d.lan.host("m"), d.lan.host("z1"));
     let screen = z.xvfb();
     let _window = z.spawn_env(&["view", "1"], &[("DISPLAY", &screen.display)]);
-    // The window appears, titled with the app and its master.
+    // The app's window appears as a window of its own, titled with its title, the app and
+    // its master.
     let found = common::until(secs(20), || {
         let out = z.exec_env(
             "xdotool",
-            &["search", "--name", "^xterm on .* \\(task 1\\)$"],
+            &[
+                "search",
+                "--onlyvisible",
+                "--name",
+                " xterm on .* \\(task 1\\)$",
+            ],
             &[("DISPLAY", &screen.display)],
         );
         let id = String::from_utf8_lossy(&out.stdout)
@@ -450,11 +454,11 @@ fn zos_view_on_the_zombie_opens_a_window_that_shows_and_drives_the_app() {
         Some(id)
     })
     .expect("no viewer window on the zombie's screen");
-    // Once it shows the app (xterm's white page) …
+    // Once it shows the app (xterm's white page, 80x24 cells: the app keeps its size) …
     let png = common::screen::screenshot_dir().join("zombie-viewer-window.png");
     let up = common::until(secs(20), || {
         common::screen::screenshot(z, &screen.display, &png);
-        (common::screen::count_pixels(z, &png, [255, 255, 255]) > 500_000).then_some(())
+        (common::screen::count_pixels(z, &png, [255, 255, 255]) > 100_000).then_some(())
     });
     assert!(
         up.is_some(),

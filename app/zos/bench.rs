@@ -43,16 +43,19 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
         BenchKind::Display {
             runs,
             seconds,
+            windows_only,
             viewer_socket,
             animate,
+            animate_size,
             fanout_of,
             fanout_listen,
         } => display::run(
             runs,
             seconds,
+            windows_only,
             display::Helpers {
                 viewer_socket,
-                animate,
+                animate: animate.then_some(animate_size),
                 fanout: fanout_of.zip(fanout_listen),
             },
         )?,

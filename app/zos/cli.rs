@@ -292,6 +292,14 @@ pub enum Command {
         /// and exit.
         #[arg(long, value_name = "FILE")]
         snapshot: Option<PathBuf>,
+        /// Show the app's whole display in one window, instead of each of
+        /// its windows as a window of its own.
+        #[arg(long)]
+        desktop: bool,
+        /// Resizing a viewer window resizes the app's window (with
+        /// --desktop, its display) instead of scaling the picture.
+        #[arg(long)]
+        resize_remote: bool,
     },
     /// List the master's tasks: id, kind (shared or migrant), where it runs,
     /// state (running, home, moving, lost, exited CODE), since when, command;
@@ -472,7 +480,8 @@ pub enum BenchKind {
     /// memory to tmpfs: times, frozen time, image size, peak memory (median of 5).
     Checkpoint,
     /// Shared-app views: key-to-pixel latency, frames per second and bytes per frame of a
-    /// full-screen animation, CPU per viewer (window and decode only), a second viewer's cost.
+    /// full-screen animation, CPU per viewer (window and decode only), a second viewer's cost;
+    /// and seamless viewer windows, one to one and scaled, of a large and a small app.
     Display {
         /// Repetitions (the median is reported).
         #[arg(long, default_value_t = 3)]
@@ -480,12 +489,18 @@ pub enum BenchKind {
         /// Seconds each rate is measured for.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Only the seamless viewer windows' figures (through a session).
+        #[arg(long)]
+        windows_only: bool,
         /// Internal: be a viewer window of this RFB socket (the benchmark starts these).
         #[arg(long, hide = true)]
         viewer_socket: Option<std::path::PathBuf>,
         /// Internal: be the animated test app on $DISPLAY.
         #[arg(long, hide = true)]
         animate: bool,
+        /// Internal: the animated window's size, WIDTHxHEIGHT (default: the screen's).
+        #[arg(long, hide = true, requires = "animate")]
+        animate_size: Option<String>,
         /// Internal: be a fan-out of this RFB socket (the benchmark starts these).
         #[arg(long, hide = true, requires = "fanout_listen")]
         fanout_of: Option<std::path::PathBuf>,

@@ -201,7 +201,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Input { choice } => crate::drive::input(&paths, choice),
         Command::Accept => crate::domination::answer(&paths, true),
         Command::Refuse => crate::domination::answer(&paths, false),
-        Command::View { task, snapshot } => crate::view::view(&paths, task, snapshot),
+        Command::View {
+            task,
+            snapshot,
+            desktop,
+            resize_remote,
+        } => crate::view::view(
+            &paths,
+            task,
+            crate::view::ViewOptions {
+                snapshot,
+                desktop,
+                resize_remote,
+            },
+        ),
         Command::Gui => {
             let home = paths.home.clone();
             zos_gui::run(

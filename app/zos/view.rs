@@ -1,4 +1,7 @@
-//! `zos view TASK`: a viewer for a shared app, through the local daemon.
+//! `zos view TASK`: a viewer for a shared app, through the local daemon —
+//! each of the app's windows as a window of its own, or with `--desktop` its
+//! whole display; scaled when resized, or with `--resize-remote` resizing the
+//! app's window.
 //!
 //! The daemon turns the control connection into the app's RFB stream (on a
 //! zombie, through the session with the dominating master), so the viewer
@@ -18,9 +21,20 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The screen counts as complete once no update came for this long.
 const SETTLE: Duration = Duration::from_millis(300);
 
-/// Opens a viewer for `task`, or saves one frame of it to `snapshot`.
-pub fn view(paths: &Paths, task: u64, snapshot: Option<PathBuf>) -> Result<ExitCode> {
-    match snapshot {
+/// How `zos view` shows a task.
+#[derive(Debug, Default)]
+pub struct ViewOptions {
+    /// Save one frame of the whole display here instead of opening a window.
+    pub snapshot: Option<PathBuf>,
+    /// One window with the whole display.
+    pub desktop: bool,
+    /// Resized windows resize the app's window (or display) instead of scaling.
+    pub resize_remote: bool,
+}
+
+/// Opens a viewer for `task`, or saves one frame of it to `options.snapshot`.
+pub fn view(paths: &Paths, task: u64, options: ViewOptions) -> Result<ExitCode> {
+    match options.snapshot {
         Some(png) => {
             save_snapshot(paths, task, &png)?;
             println!("saved task {task}'s screen to {}", png.display());
@@ -29,9 +43,11 @@ pub fn view(paths: &Paths, task: u64, snapshot: Option<PathBuf>) -> Result<ExitC
         None => {
             let title = title_of(paths, task);
             let socket = paths.socket();
-            let options =
+            let mut window =
                 zos_viewer::ViewerWindowOptions::new(title, move || open_view(&socket, task));
-            zos_viewer::run(options)?;
+            window.desktop = options.desktop;
+            window.resize_remote = options.resize_remote;
+            zos_viewer::run(window)?;
             Ok(ExitCode::SUCCESS)
         }
     }

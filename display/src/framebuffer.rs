@@ -288,6 +288,11 @@ impl Framebuffer {
         }
     }
 
+    /// The rectangles changed since the last take, kept.
+    pub(crate) fn peek_dirty(&self) -> Vec<DirtyRect> {
+        self.source.peek_dirty()
+    }
+
     /// Returns and forgets the rectangles changed since the last call.
     pub(crate) fn take_dirty(&mut self) -> Vec<DirtyRect> {
         self.source.take_dirty()

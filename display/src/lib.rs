@@ -8,13 +8,17 @@
 //! pixels to another thread (a window) without ever letting them queue up. A [`Fanout`] is the
 //! one such connection to an app's display that the master holds, serving any number of
 //! viewers with a small RFB server of its own, so Xvnc encodes each update once. [`AppWindows`]
-//! stands in for a window manager: the app's windows fill the display and have the keyboard.
+//! is the display's window manager: it places the app's windows side by side at their own
+//! size on a screen sized to hold them, and lists them ([`WindowList`]) for the fan-out to
+//! send to seamless viewers, which show each window as a window of its own. Text clipboards
+//! travel both ways in RFB cut-text messages ([`clipboard`]).
 //!
 //! On a dominated zombie, a [`ZosSession`] (Xephyr on the zombie's screen) is where the master's
 //! user works; [`input`] captures the master's keyboard and mouse, plays them into that session
 //! with XTest, and carries the clipboard between the two.
 
 mod app;
+pub mod clipboard;
 mod cursor;
 mod driver;
 mod error;
@@ -22,10 +26,12 @@ mod fanout;
 mod framebuffer;
 pub mod input;
 mod region;
+pub mod seamless;
 pub mod session;
 mod source;
 mod stats;
 mod sys;
+mod tap;
 mod viewer;
 mod windows;
 mod xauth;
@@ -37,11 +43,12 @@ pub use cursor::CursorShape;
 pub use error::{DisplayError, Result};
 pub use fanout::{Fanout, ViewEnd};
 pub use framebuffer::{DirtyRect, Frame, FrameUpdate, RectPixels};
+pub use seamless::{AppWindow, WindowIcon, WindowKind, WindowList, WindowRect, WindowRequest};
 pub use session::{SessionOptions, ZosSession};
 pub use source::{FrameSource, ResizeStatus};
 pub use stats::ViewerStats;
 pub use sys::die_with_parent;
 pub use viewer::{Codec, ViewerConnection, ViewerOptions, Wheel};
-pub use windows::AppWindows;
+pub use windows::{AppWindows, WindowControl, WindowFeed};
 pub use xconn::{connect as connect_display, display_number};
 pub use xvnc::VirtualDisplay;

@@ -129,6 +129,16 @@ impl Region {
         std::mem::take(&mut self.changes)
     }
 
+    /// The dirty rectangles (copies count as their destination), kept.
+    pub(crate) fn peek_dirty(&self) -> Vec<DirtyRect> {
+        let c = &self.changes;
+        c.dirty
+            .iter()
+            .copied()
+            .chain(c.copies.iter().map(|c| c.dst))
+            .collect()
+    }
+
     /// Returns and forgets the dirty rectangles only (copies count as their destination).
     pub(crate) fn take_dirty(&mut self) -> Vec<DirtyRect> {
         let mut changes = self.take();

@@ -5,8 +5,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+use crate::clipboard::RemoteClipboard;
 use crate::cursor::CursorShape;
 use crate::framebuffer::{DirtyRect, Frame, FrameUpdate, Framebuffer, PixelOrder};
+use crate::seamless::WindowList;
 use crate::stats::{Counters, ViewerStats};
 
 /// How the last desktop resize request went.
@@ -51,6 +53,11 @@ pub(crate) struct Shared {
     /// when it ends.
     frame_versions: watch::Receiver<u64>,
     cursor_versions: watch::Receiver<u64>,
+    /// The server's window list (`None` until a ZOS server sends one); the tap holds the
+    /// sender.
+    windows: watch::Receiver<Option<Arc<WindowList>>>,
+    /// The server's clipboard text; the tap holds the sender.
+    clipboard: watch::Receiver<RemoteClipboard>,
 }
 
 /// The driver's side of the version channels.
@@ -66,10 +73,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// New, empty state storing pixels in `order`, and the publisher the driver task keeps.
-    pub(crate) fn new(order: PixelOrder) -> (Shared, Publisher) {
+    /// New, empty state storing pixels in `order`, the publisher the driver task keeps, and
+    /// the tap's sinks.
+    pub(crate) fn new(order: PixelOrder) -> (Shared, Publisher, crate::tap::Sinks) {
         let (frame, frame_versions) = watch::channel(0);
         let (cursor, cursor_versions) = watch::channel(0);
+        let (windows_tx, windows) = watch::channel(None);
+        let (clipboard_tx, clipboard) = watch::channel(RemoteClipboard::default());
         let shared = Shared {
             framebuffer: Mutex::new(Framebuffer::new(order)),
             cursor: Mutex::default(),
@@ -77,8 +87,14 @@ impl Shared {
             counters: Counters::default(),
             frame_versions,
             cursor_versions,
+            windows,
+            clipboard,
         };
-        (shared, Publisher { frame, cursor })
+        let sinks = crate::tap::Sinks {
+            windows: windows_tx,
+            clipboard: clipboard_tx,
+        };
+        (shared, Publisher { frame, cursor }, sinks)
     }
 
     pub(crate) fn fb(&self) -> MutexGuard<'_, Framebuffer> {
@@ -182,6 +198,33 @@ impl FrameSource {
     /// How the latest desktop resize request went.
     pub fn resize_status(&self) -> ResizeStatus {
         self.shared.resize.borrow().clone()
+    }
+
+    /// The server's current window list: `None` until a ZOS fan-out (which sends one at once
+    /// to a viewer that asks) has sent it.
+    pub fn windows(&self) -> Option<Arc<WindowList>> {
+        self.shared.windows.borrow().clone()
+    }
+
+    /// A receiver that sees every new window list.
+    pub fn subscribe_windows(&self) -> watch::Receiver<Option<Arc<WindowList>>> {
+        self.shared.windows.clone()
+    }
+
+    /// The server's latest clipboard text (serial 0: none yet).
+    pub fn clipboard(&self) -> RemoteClipboard {
+        self.shared.clipboard.borrow().clone()
+    }
+
+    /// A receiver that sees every clipboard text the server sends.
+    pub fn subscribe_clipboard(&self) -> watch::Receiver<RemoteClipboard> {
+        self.shared.clipboard.clone()
+    }
+
+    /// The rectangles changed since the last [`take_update`](Self::take_update), without
+    /// taking them (to decide which windows need drawing).
+    pub fn peek_dirty(&self) -> Vec<DirtyRect> {
+        self.shared.fb().peek_dirty()
     }
 
     /// What has been received so far.

@@ -14,8 +14,10 @@ use crate::cursor::CursorShape;
 use crate::driver::{self, Command};
 use crate::error::{DisplayError, Result};
 use crate::framebuffer::{DirtyRect, Frame, PixelOrder, wire_format};
+use crate::seamless::WindowRequest;
 use crate::source::{FrameSource, ResizeStatus, Shared};
 use crate::stats::ViewerStats;
+use crate::tap::{self, Outgoing, TapHandle};
 
 /// Input events queued for the driver task before `key`/`pointer` wait.
 const INPUT_QUEUE: usize = 256;
@@ -73,6 +75,7 @@ impl Wheel {
 #[derive(Debug)]
 pub struct ViewerConnection {
     input: mpsc::Sender<Command>,
+    tap: TapHandle,
     source: FrameSource,
     /// Whether the driver keeps asking the server for updates.
     wanted: watch::Sender<bool>,
@@ -111,9 +114,11 @@ impl ViewerConnection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
     {
-        let (shared, publisher) = Shared::new(order);
+        let (shared, publisher, sinks) = Shared::new(order);
         let shared = Arc::new(shared);
         let stream = shared.counters.count(stream);
+        // vnc-rs reads through the tap, which keeps window lists and clipboards for us.
+        let (stream, tap) = tap::splice(stream, sinks);
         let mut connector = VncConnector::new(stream)
             .set_auth_method(async { Err::<String, _>(VncError::NoPassword) })
             .allow_shared(true)
@@ -147,6 +152,7 @@ impl ViewerConnection {
         ));
         Ok(ViewerConnection {
             input,
+            tap,
             source: FrameSource { shared },
             wanted,
             stop: Some(stop),
@@ -241,12 +247,42 @@ impl ViewerConnection {
             .map_err(|_| DisplayError::ViewerClosed)
     }
 
+    /// Gives the server our clipboard's `text` (as UTF-8 where it offers the Extended
+    /// Clipboard, else Latin-1 with other characters as `?`). Never waits; a text over
+    /// [`MAX_CLIPBOARD`](crate::clipboard::MAX_CLIPBOARD) is refused.
+    pub fn send_clipboard(&self, text: String) -> Result<()> {
+        if !crate::clipboard::fits(&text) {
+            return Err(DisplayError::Protocol(format!(
+                "a {}-byte clipboard is over the {}-byte limit",
+                text.len(),
+                crate::clipboard::MAX_CLIPBOARD
+            )));
+        }
+        self.queue(Outgoing::Clipboard(text))
+    }
+
+    /// Asks a ZOS server to do `request` to one of the app's windows (dropped if the server
+    /// has sent no window list: it does not speak the extension). Never waits.
+    pub fn request_window(&self, request: WindowRequest) -> Result<()> {
+        self.queue(Outgoing::Window(request))
+    }
+
+    fn queue(&self, message: Outgoing) -> Result<()> {
+        if self.is_closed() || !self.tap.send(message) {
+            return Err(DisplayError::ViewerClosed);
+        }
+        Ok(())
+    }
+
     /// Asks the server for the whole screen again.
     pub async fn full_refresh(&self) -> Result<()> {
         self.send(X11Event::FullRefresh).await
     }
 
     async fn send(&self, event: X11Event) -> Result<()> {
+        if self.is_closed() {
+            return Err(DisplayError::ViewerClosed);
+        }
         self.input
             .send(Command::Input(event))
             .await
@@ -255,7 +291,10 @@ impl ViewerConnection {
 
     /// True once the connection has ended (server gone, protocol error or closed).
     pub fn is_closed(&self) -> bool {
-        self.task.as_ref().is_none_or(|t| t.is_finished())
+        // The driver drops the frame channel as it ends, a moment before its task counts as
+        // finished: either says the connection is over (so a subscriber that saw the channel
+        // close finds the viewer closed too).
+        self.source.is_closed() || self.task.as_ref().is_none_or(|t| t.is_finished())
     }
 
     /// Ends the connection and returns how it went: `Ok` if it was still healthy.

@@ -74,6 +74,15 @@ impl VirtualDisplay {
             .arg(&xauthority)
             .args(["-geometry", &format!("{}x{}", geometry.0, geometry.1)])
             .args(["-depth", "24", "-AlwaysShared", "-desktop", "zos"])
+            // Clipboards both ways, CLIPBOARD and PRIMARY, up to our cap.
+            .args(["-AcceptCutText", "1", "-SendCutText", "1"])
+            .args(["-SendPrimary", "1", "-SetPrimary", "1"])
+            .args(["-MaxCutText", &crate::clipboard::MAX_CLIPBOARD.to_string()])
+            .args(
+                std::env::var("ZOS_XVNC_LOG")
+                    .map(|l| vec!["-Log".to_owned(), l])
+                    .unwrap_or_default(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use zos_display::Fanout;
+use zos_display::{AppWindows, Fanout};
 use zos_netproto::control::{TaskInfo, task_state};
 use zos_netproto::wire::TaskSummary;
 
@@ -281,7 +281,17 @@ impl Tasks {
             // ends with it.
             let connect = tokio::time::timeout(FANOUT_TIMEOUT, Fanout::start(&app.record.rfb_socket));
             let fanout = match connect.await {
-                Ok(Ok(f)) => Arc::new(f),
+                // Seamless viewers get the app's windows: a keeper of ours on its
+                // display lists them (the supervisor's places them the same way).
+                Ok(Ok(f)) => Arc::new(
+                    match AppWindows::on(app.record.display_number, &app.record.xauthority) {
+                        Ok(windows) => f.with_windows(windows.feed()),
+                        Err(e) => {
+                            tracing::warn!("task {id}: its windows are not listed: {e}");
+                            f
+                        }
+                    },
+                ),
                 Ok(Err(e)) => {
                     let _ = apps::stop(&app.socket).await;
                     fail(started, format!("cannot connect to the app's display: {e}"));

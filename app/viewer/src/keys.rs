@@ -131,6 +131,13 @@ pub fn char_keysym(c: char) -> u32 {
     }
 }
 
+/// Whether `event` is Ctrl+0 (pressed or released): the viewer's "back to one to one", which
+/// never reaches the app.
+pub fn is_one_to_one_key(event: &Event) -> bool {
+    matches!(event, Event::Key { key: Key::Num0, modifiers, .. }
+        if modifiers.ctrl && !modifiers.shift && !modifiers.alt)
+}
+
 /// The keyboard state of one view: what the remote side believes is held.
 #[derive(Debug, Default)]
 pub struct Keyboard {

@@ -1,6 +1,7 @@
-//! The network side of a viewer window: a thread with a Tokio runtime that owns the
-//! [`ViewerConnection`], forwards the window's input to it, wakes the window when pixels or
-//! the pointer shape change, and records why the connection ended.
+//! The network side of a viewer: a thread with a Tokio runtime that owns the
+//! [`ViewerConnection`], forwards the windows' input to it, wakes them ([`Wake`]) when pixels,
+//! the pointer shape or the app's window list change, hands the app's clipboard texts on, and
+//! records why the connection ended.
 //!
 //! The window (UI thread) never waits on it: input goes through an unbounded channel (each
 //! event is a few bytes and the window sends at most its frame's events), and pixels come
@@ -13,22 +14,19 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
-use eframe::egui;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
-use zos_display::{FrameSource, ViewerConnection, ViewerOptions, Wheel};
+use zos_display::{FrameSource, ViewerConnection, ViewerOptions, Wheel, WindowRequest};
 
 use crate::wake::Coalescer;
 
 /// How long closing the view may take when the window goes.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
-/// The delay of a wake-up (see `serve`).
-const WAKE_DELAY: Duration = Duration::from_micros(100);
 /// How long the server may take for the handshake, and then to tell its screen size.
 const FIRST_SIZE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the window asks the connection to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// Press (`true`) or release an X keysym.
     Key(u32, bool),
@@ -38,13 +36,50 @@ pub enum Input {
     Wheel(u16, u16, u8, Wheel),
     /// Resize the remote desktop to width × height.
     Resize(u16, u16),
+    /// Our clipboard's new text, for the app.
+    Clipboard(String),
+    /// A request about one of the app's windows.
+    Window(WindowRequest),
+}
+
+/// Sends input to the connection from any thread; never blocks.
+#[derive(Clone)]
+pub struct InputSender(mpsc::UnboundedSender<Input>);
+
+impl InputSender {
+    /// Queues `input` (dropped once the connection has ended).
+    pub fn send(&self, input: Input) {
+        let _ = self.0.send(input);
+    }
+}
+
+/// Why the windows are woken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// New pixels (coalesced per update: see [`crate::wake`]).
+    Pixels,
+    /// A new pointer shape.
+    Cursor,
+    /// A new window list.
+    Windows,
+    /// The connection ended.
+    Ended,
+}
+
+/// What the windows give the network side to call (from its thread).
+pub struct Hooks {
+    /// Wakes the windows concerned.
+    pub wake: Box<dyn Fn(Wake) + Send + Sync>,
+    /// Takes the app's new clipboard text.
+    pub clipboard: Box<dyn Fn(Arc<str>) + Send + Sync>,
 }
 
 /// The running network side.
 pub struct Net {
     input: mpsc::UnboundedSender<Input>,
     source: FrameSource,
-    waker: Arc<OnceLock<egui::Context>>,
+    hooks: Arc<OnceLock<Hooks>>,
+    close: Arc<tokio::sync::Notify>,
     ended: Arc<Mutex<Option<String>>>,
     thread: Option<JoinHandle<()>>,
     /// Disconnects when the thread is done.
@@ -59,12 +94,14 @@ impl Net {
             .set_nonblocking(true)
             .context("make the view stream non-blocking")?;
         let (input, input_rx) = mpsc::unbounded_channel();
-        let waker = Arc::new(OnceLock::<egui::Context>::new());
+        let hooks = Arc::new(OnceLock::<Hooks>::new());
+        let close = Arc::new(tokio::sync::Notify::new());
         let ended = Arc::new(Mutex::new(None));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (done_tx, done) = std::sync::mpsc::channel::<()>();
         let thread = {
-            let waker = Arc::clone(&waker);
+            let hooks = Arc::clone(&hooks);
+            let close = Arc::clone(&close);
             let ended = Arc::clone(&ended);
             std::thread::Builder::new()
                 .name("zos-viewer-net".into())
@@ -80,7 +117,9 @@ impl Net {
                             return;
                         }
                     };
-                    runtime.block_on(serve(stream, options, input_rx, ready_tx, waker, ended));
+                    runtime.block_on(serve(
+                        stream, options, input_rx, ready_tx, close, hooks, ended,
+                    ));
                 })
                 .context("spawn the viewer's network thread")?
         };
@@ -98,22 +137,29 @@ impl Net {
         Ok(Net {
             input,
             source,
-            waker,
+            hooks,
+            close,
             ended,
             thread: Some(thread),
             done,
         })
     }
 
-    /// From now on, wake `ctx` (repaint) when something changes.
-    pub fn set_waker(&self, ctx: &egui::Context) {
-        let _ = self.waker.set(ctx.clone());
-        ctx.request_repaint();
+    /// From now on, call `hooks` when something changes (once; later calls are ignored).
+    pub fn set_hooks(&self, hooks: Hooks) {
+        (hooks.wake)(Wake::Pixels);
+        (hooks.wake)(Wake::Windows);
+        let _ = self.hooks.set(hooks);
     }
 
     /// The remote screen, pointer shape and counters.
     pub fn source(&self) -> &FrameSource {
         &self.source
+    }
+
+    /// A sender of input for another thread.
+    pub fn input_sender(&self) -> InputSender {
+        InputSender(self.input.clone())
     }
 
     /// Queues `input`; never blocks. Input after the end of the connection is dropped.
@@ -129,9 +175,9 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        // Closing the input channel ends the thread's loop, which closes the connection.
-        let (closed, _) = mpsc::unbounded_channel();
-        self.input = closed;
+        // Ends the thread's loop once the input queued so far is sent; it closes the
+        // connection.
+        self.close.notify_one();
         // A stalled stream could hold the thread in a write; do not hang the window's exit on
         // it (the thread then ends with the process).
         let finished = !matches!(
@@ -157,7 +203,8 @@ async fn serve(
     options: ViewerOptions,
     mut input: mpsc::UnboundedReceiver<Input>,
     ready: std::sync::mpsc::Sender<Result<FrameSource>>,
-    waker: Arc<OnceLock<egui::Context>>,
+    close: Arc<tokio::sync::Notify>,
+    hooks: Arc<OnceLock<Hooks>>,
     ended: Arc<Mutex<Option<String>>>,
 ) {
     let connection = match connect(stream, options).await {
@@ -169,15 +216,15 @@ async fn serve(
     };
     let source = connection.source();
     let _ = ready.send(Ok(source.clone()));
-    let wake = || {
-        if let Some(ctx) = waker.get() {
-            // egui answers a zero-delay request with two frames ("to settle"); a non-zero one
-            // with one. A second full-window frame is pure cost under llvmpipe.
-            ctx.request_repaint_after(WAKE_DELAY);
+    let wake = |why| {
+        if let Some(hooks) = hooks.get() {
+            (hooks.wake)(why);
         }
     };
     let mut frames = source.subscribe();
     let mut cursors = source.subscribe_cursor();
+    let mut windows = source.subscribe_windows();
+    let mut clipboard = source.subscribe_clipboard();
     let mut unshown = Coalescer::default();
     let reason = loop {
         let deadline = unshown.deadline();
@@ -191,6 +238,7 @@ async fn serve(
                 }
                 None => break "the window closed".to_owned(),
             },
+            _ = close.notified() => break "the window closed".to_owned(),
             changed = frames.changed() => {
                 if changed.is_err() {
                     break String::new();
@@ -199,13 +247,20 @@ async fn serve(
             }
             _ = sleep_until(deadline), if deadline.is_some() => {
                 unshown.woken();
-                wake();
+                wake(Wake::Pixels);
             }
             changed = cursors.changed() => {
                 if changed.is_err() {
                     break String::new();
                 }
-                wake();
+                wake(Wake::Cursor);
+            }
+            Ok(()) = windows.changed() => wake(Wake::Windows),
+            Ok(()) = clipboard.changed() => {
+                let text = clipboard.borrow_and_update().text.clone();
+                if let Some(hooks) = hooks.get() {
+                    (hooks.clipboard)(text);
+                }
             }
         }
     };
@@ -221,7 +276,7 @@ async fn serve(
     };
     info!("view ended: {reason}");
     *ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
-    wake();
+    wake(Wake::Ended);
 }
 
 /// Sleeps until `deadline` (forever if there is none).
@@ -278,6 +333,19 @@ async fn forward(connection: &ViewerConnection, input: Input) -> zos_display::Re
                 warn!(w, h, "resize request not sent: the connection is closed");
             }
             r
+        }
+        Input::Clipboard(text) => {
+            // A text too large is refused with a reason; the view goes on.
+            if let Err(e) = connection.send_clipboard(text) {
+                warn!("clipboard not sent: {e}");
+            }
+            Ok(())
+        }
+        Input::Window(request) => {
+            if let Err(e) = connection.request_window(request) {
+                debug!("window request not sent: {e}");
+            }
+            Ok(())
         }
     }
 }

@@ -34,25 +34,42 @@ pub enum PointerAction {
     },
 }
 
-/// Where the remote screen is drawn: `rect` in points, `pixels_per_point`, and its size in
-/// remote pixels.
+/// Where a remote area is drawn: `rect` in points shows `area` of the remote screen (in
+/// remote pixels), scaled or not; positions are clamped to the remote `screen`, not to the
+/// area, so a drag that leaves a window (into the app's menu, say) goes on in the app.
 #[derive(Debug, Clone, Copy)]
 pub struct Mapping {
-    /// The image's rectangle in the window, in points.
+    /// Where the remote area is drawn in the window, in points.
     pub rect: Rect,
-    /// Physical pixels per point (the image is drawn one remote pixel per physical pixel).
-    pub pixels_per_point: f32,
-    /// Remote width and height in pixels.
-    pub size: (u16, u16),
+    /// The remote area drawn there, in remote pixels.
+    pub area: Rect,
+    /// Remote screen width and height in pixels.
+    pub screen: (u16, u16),
 }
 
 impl Mapping {
-    /// The remote pixel under `pos`, clamped to the screen (so a drag that leaves the view
-    /// still ends at its edge).
+    /// The whole remote screen of `size`, drawn in `rect`.
+    pub fn screen(rect: Rect, size: (u16, u16)) -> Mapping {
+        let area = Rect::from_min_size(Pos2::ZERO, Vec2::new(f32::from(size.0), f32::from(size.1)));
+        Mapping {
+            rect,
+            area,
+            screen: size,
+        }
+    }
+
+    /// Remote pixels per point of the window.
+    pub fn scale(&self) -> Vec2 {
+        self.area.size() / self.rect.size().max(Vec2::splat(f32::EPSILON))
+    }
+
+    /// The remote pixel under `pos`, clamped to the remote screen.
     pub fn to_remote(&self, pos: Pos2) -> (u16, u16) {
-        let p = (pos - self.rect.min) * self.pixels_per_point;
-        let clamp = |v: f32, size: u16| v.floor().clamp(0.0, f32::from(size.max(1) - 1)) as u16;
-        (clamp(p.x, self.size.0), clamp(p.y, self.size.1))
+        let p = self.area.min + (pos - self.rect.min) * self.scale();
+        // A hair more before flooring, so that a pixel's own edge maps to it despite rounding.
+        let clamp =
+            |v: f32, size: u16| (v + 1e-3).floor().clamp(0.0, f32::from(size.max(1) - 1)) as u16;
+        (clamp(p.x, self.screen.0), clamp(p.y, self.screen.1))
     }
 }
 
@@ -174,11 +191,10 @@ mod tests {
     use eframe::egui::{Modifiers, MouseWheelSource, TouchPhase, pos2, vec2};
 
     fn map() -> Mapping {
-        Mapping {
-            rect: Rect::from_min_size(pos2(10.0, 20.0), vec2(100.0, 50.0)),
-            pixels_per_point: 2.0,
-            size: (200, 100),
-        }
+        Mapping::screen(
+            Rect::from_min_size(pos2(10.0, 20.0), vec2(100.0, 50.0)),
+            (200, 100),
+        )
     }
 
     fn button(x: f32, y: f32, button: PointerButton, pressed: bool) -> Event {
@@ -206,6 +222,29 @@ mod tests {
         assert_eq!(m.to_remote(pos2(10.0, 20.0)), (0, 0));
         assert_eq!(m.to_remote(pos2(15.25, 21.0)), (10, 2));
         assert_eq!(m.to_remote(pos2(500.0, -3.0)), (199, 0));
+    }
+
+    #[test]
+    fn a_window_area_maps_with_its_offset_and_scale_beyond_its_edges() {
+        // A 300x200 window at (400, 100) of a 1280x800 screen, drawn at half size.
+        let m = Mapping {
+            rect: Rect::from_min_size(pos2(0.0, 0.0), vec2(150.0, 100.0)),
+            area: Rect::from_min_size(pos2(400.0, 100.0), vec2(300.0, 200.0)),
+            screen: (1280, 800),
+        };
+        assert_eq!(m.to_remote(pos2(0.0, 0.0)), (400, 100));
+        assert_eq!(m.to_remote(pos2(75.0, 50.0)), (550, 200));
+        // Past the window's edge (a drag into a menu): still the app's screen.
+        assert_eq!(m.to_remote(pos2(200.0, 120.0)), (800, 340));
+        assert_eq!(m.to_remote(pos2(-1000.0, 5000.0)), (0, 799));
+        // One to one, every point is its own pixel.
+        let one = Mapping {
+            rect: Rect::from_min_size(pos2(0.0, 0.0), vec2(300.0, 200.0)),
+            ..m
+        };
+        for x in 0..300 {
+            assert_eq!(one.to_remote(pos2(x as f32, 0.0)).0, 400 + x);
+        }
     }
 
     #[test]

@@ -8,8 +8,9 @@
 use eframe::egui::{self, ColorImage, TextureHandle, TextureOptions};
 use zos_display::{CursorShape, FrameUpdate};
 
-/// Pixels are drawn one to one: no filtering.
-const OPTIONS: TextureOptions = TextureOptions::NEAREST;
+/// Scaled windows filter linearly; drawn one to one on whole pixels, linear filtering samples
+/// each texel at its centre and the picture stays exact.
+const OPTIONS: TextureOptions = TextureOptions::LINEAR;
 
 /// How many uploads of each kind a view made (logged when it closes; tests read it).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

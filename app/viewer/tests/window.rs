@@ -59,9 +59,12 @@ fn inner(socket: PathBuf) {
         .with_ansi(false)
         .with_env_filter("zos_viewer=debug,zos_display=info")
         .try_init();
-    let options = ViewerWindowOptions::new(TITLE, move || {
+    // The whole display (a plain Xvnc lists no windows anyway), resized with the window.
+    let mut options = ViewerWindowOptions::new(TITLE, move || {
         std::os::unix::net::UnixStream::connect(socket)
     });
+    options.desktop = true;
+    options.resize_remote = true;
     match zos_viewer::run(options) {
         Ok(()) => println!("run returned Ok"),
         Err(e) => {

@@ -8,7 +8,10 @@
 //! - (c) CPU per viewer at that rate: a real viewer window process (`zos_viewer::run` under
 //!   Xvfb and Mesa's llvmpipe) and a decode-only viewer;
 //! - (d) what a second viewer adds: serving CPU (Xvnc, plus the fan-out where there is one)
-//!   and viewer CPU with none, one and two viewers.
+//!   and viewer CPU with none, one and two viewers;
+//! - (e) through the session only, seamless viewer windows ([`windows`]): key-to-pixel and
+//!   repaints per second seen on the viewer's screen, one to one and scaled, and the window's
+//!   CPU for a 1280×800 app and a 200×200 one.
 //!
 //! Everything is measured twice: with each viewer its own client of Xvnc (how views worked
 //! before the fan-out), and through a [`Fanout`](zos_display::Fanout) in a helper process
@@ -30,19 +33,19 @@ mod animator;
 mod fanout;
 mod measure;
 mod session;
+mod setup;
+mod windows;
 
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use zos_display::{VirtualDisplay, launch_app};
 
 pub use measure::Target;
 use measure::{CpuSpan, DecodeViewer, Window};
+use setup::{Bench, Xvfb};
+pub(crate) use setup::{TempDir, spawn_quiet_window};
 
 use super::median;
 
@@ -50,6 +53,8 @@ use super::median;
 pub const FPS: u32 = 30;
 /// The animated screen.
 pub const ANIMATED: (u16, u16) = (1280, 800);
+/// The small animated window (seamless figures).
+pub const SMALL: (u16, u16) = (200, 200);
 /// Key presses per latency run.
 const KEYS: usize = 40;
 /// How long a viewer window gets to open and settle before it is measured.
@@ -60,21 +65,24 @@ const WINDOW_WARMUP: Duration = Duration::from_secs(4);
 pub struct Helpers {
     /// Be a viewer window of this RFB socket.
     pub viewer_socket: Option<PathBuf>,
-    /// Be the animated test app on `$DISPLAY`.
-    pub animate: bool,
+    /// Be the animated test app on `$DISPLAY`, with this window size (`WxH`; the screen's if
+    /// none).
+    pub animate: Option<Option<String>>,
     /// Be a fan-out of this RFB socket, serving viewers on the second path.
     pub fanout: Option<(PathBuf, PathBuf)>,
 }
 
-/// `zos bench display`, or one of its helper processes.
-pub fn run(runs: usize, seconds: u64, helpers: Helpers) -> Result<()> {
+/// `zos bench display` (with `windows_only`, only its part (e)), or one of its helper
+/// processes.
+pub fn run(runs: usize, seconds: u64, windows_only: bool, helpers: Helpers) -> Result<()> {
     let Helpers {
         viewer_socket,
         animate,
         fanout,
     } = helpers;
-    if animate {
-        return animator::run(FPS);
+    if let Some(size) = animate {
+        let size = size.as_deref().map(animator::parse_size).transpose()?;
+        return animator::run(FPS, size);
     }
     if let Some((rfb_socket, listen)) = fanout {
         return fanout::serve(&rfb_socket, &listen);
@@ -87,6 +95,9 @@ pub fn run(runs: usize, seconds: u64, helpers: Helpers) -> Result<()> {
     }
     let seconds = Duration::from_secs(seconds.max(1));
     let runs = runs.max(1);
+    if windows_only {
+        return seamless_windows(runs, seconds);
+    }
     println!(
         "zos bench display: TigerVNC Xvnc on a unix socket, Raw encoding, median of {runs} runs, {} s per rate",
         seconds.as_secs()
@@ -134,8 +145,39 @@ pub fn run(runs: usize, seconds: u64, helpers: Helpers) -> Result<()> {
         "(d) through the session, a second decode-only viewer costs the serving side {:.0} % of the first",
         share(&through)
     );
+    let seamless = windows::measure(
+        &session.xterm,
+        &session.animated,
+        &session.small,
+        &screens[0],
+        runs,
+        seconds,
+    )?;
+    windows::print(&seamless);
     drop(session);
     drop(bench._xvfbs);
+    Ok(())
+}
+
+/// Part (e) alone: a session, one Xvfb screen for the viewer windows.
+fn seamless_windows(runs: usize, seconds: Duration) -> Result<()> {
+    println!(
+        "zos bench display --windows-only: median of {runs} runs, {} s per rate",
+        seconds.as_secs()
+    );
+    let xvfb = Xvfb::start()?;
+    let exe = std::env::current_exe()?;
+    let session = session::SessionBench::start(&exe).context("the session set-up")?;
+    let seamless = windows::measure(
+        &session.xterm,
+        &session.animated,
+        &session.small,
+        &xvfb.display,
+        runs,
+        seconds,
+    )?;
+    windows::print(&seamless);
+    drop(session);
     Ok(())
 }
 
@@ -316,167 +358,4 @@ pub fn print(path: &str, serving: &str, f: &Figures) {
     };
     row("windows:", &f.windows);
     row("decode only:", &f.decode);
-}
-
-/// This bench's own set-up: two virtual displays with their apps, a fan-out helper for each,
-/// two Xvfb screens for the windows, all stopped and removed on drop.
-struct Bench {
-    xterm: Target,
-    animated: Target,
-    fanout_xterm: Target,
-    fanout_animated: Target,
-    screens: [String; 2],
-    // Dropped in this order: fan-outs, apps, displays, screens, the runtime, the directory.
-    _fanouts: Vec<fanout::Helper>,
-    _apps: Vec<tokio::process::Child>,
-    _displays: Vec<VirtualDisplay>,
-    _xvfbs: Vec<Xvfb>,
-    _runtime: tokio::runtime::Runtime,
-    _dir: TempDir,
-}
-
-impl Bench {
-    fn start() -> Result<Bench> {
-        let dir = TempDir::new("direct")?;
-        let runtime = tokio::runtime::Runtime::new()?;
-        let exe = std::env::current_exe()?;
-        let xterm_vd = VirtualDisplay::start(dir.0.as_path(), (640, 480))?;
-        let anim_vd = VirtualDisplay::start(dir.0.as_path(), ANIMATED)?;
-        let apps = {
-            let _guard = runtime.enter();
-            vec![
-                launch_app(
-                    &xterm_vd,
-                    &["xterm", "-geometry", "60x12+0+0", "-e", "bash", "--norc"],
-                )?,
-                launch_app(
-                    &anim_vd,
-                    &[
-                        exe.as_os_str(),
-                        "bench".as_ref(),
-                        "display".as_ref(),
-                        "--animate".as_ref(),
-                    ],
-                )?,
-            ]
-        };
-        let xvfbs = vec![Xvfb::start()?, Xvfb::start()?];
-        let screens = [xvfbs[0].display.clone(), xvfbs[1].display.clone()];
-        let target = |socket: &std::path::Path, server_pids: Vec<u32>| {
-            let socket = socket.to_owned();
-            let window_socket = socket.clone();
-            let exe = exe.clone();
-            Target {
-                connect: Arc::new(move || UnixStream::connect(&socket)),
-                spawn_window: Arc::new(move |screen: &str| {
-                    let mut command = Command::new(&exe);
-                    command
-                        .args(["bench", "display", "--viewer-socket"])
-                        .arg(&window_socket);
-                    spawn_quiet_window(command, screen)
-                }),
-                server_pids,
-            }
-        };
-        let fanouts = vec![
-            fanout::Helper::start(&exe, xterm_vd.rfb_socket(), dir.0.join("fanout-xterm.sock"))?,
-            fanout::Helper::start(&exe, anim_vd.rfb_socket(), dir.0.join("fanout-anim.sock"))?,
-        ];
-        Ok(Bench {
-            xterm: target(xterm_vd.rfb_socket(), vec![xterm_vd.pid()]),
-            animated: target(anim_vd.rfb_socket(), vec![anim_vd.pid()]),
-            fanout_xterm: target(&fanouts[0].socket, vec![xterm_vd.pid(), fanouts[0].pid()]),
-            fanout_animated: target(&fanouts[1].socket, vec![anim_vd.pid(), fanouts[1].pid()]),
-            screens,
-            _fanouts: fanouts,
-            _apps: apps,
-            _displays: vec![xterm_vd, anim_vd],
-            _xvfbs: xvfbs,
-            _runtime: runtime,
-            _dir: dir,
-        })
-    }
-}
-
-/// Starts `command` as a viewer window on X display `screen`, with no
-/// output, no inherited X cookie and no shader cache left behind.
-pub(crate) fn spawn_quiet_window(
-    mut command: Command,
-    screen: &str,
-) -> std::io::Result<std::process::Child> {
-    command
-        .env("DISPLAY", screen)
-        .env("MESA_SHADER_CACHE_DISABLE", "true")
-        .env_remove("XAUTHORITY")
-        .env_remove("WAYLAND_DISPLAY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-}
-
-/// A private directory for the displays' sockets, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Result<TempDir> {
-        let dir =
-            std::env::temp_dir().join(format!("zos-bench-display-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// An Xvfb screen for viewer windows, killed on drop.
-struct Xvfb {
-    child: std::process::Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Result<Xvfb> {
-        let mut child = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1400x900x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("start Xvfb (package xvfb)")?;
-        let mut number = String::new();
-        let stdout = child.stdout.take().context("Xvfb's stdout")?;
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut number)?;
-        Ok(Xvfb {
-            child,
-            display: format!(":{}", number.trim()),
-        })
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        // SIGTERM lets Xvfb remove its socket and lock file.
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
-        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

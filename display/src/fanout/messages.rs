@@ -3,8 +3,10 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::clipboard::{self, Extended};
 use crate::error::{DisplayError, Result};
 use crate::framebuffer::DirtyRect;
+use crate::seamless::{self, WindowRequest, wire};
 
 /// Encoding numbers of RFC 6143 §7.7 and the registry.
 pub(crate) mod encoding {
@@ -31,6 +33,10 @@ pub(crate) struct Encodings {
     pub(crate) desktop_size: bool,
     /// The ExtendedDesktopSize pseudo-encoding.
     pub(crate) extended_desktop_size: bool,
+    /// The Extended Clipboard pseudo-encoding.
+    pub(crate) extended_clipboard: bool,
+    /// ZOS's window lists ([`seamless::PSEUDO_ENCODING`]).
+    pub(crate) windows: bool,
 }
 
 impl Encodings {
@@ -40,6 +46,8 @@ impl Encodings {
             cursor: list.contains(&encoding::CURSOR),
             desktop_size: list.contains(&encoding::DESKTOP_SIZE),
             extended_desktop_size: list.contains(&encoding::EXTENDED_DESKTOP_SIZE),
+            extended_clipboard: list.contains(&clipboard::EXTENDED_CLIPBOARD),
+            windows: list.contains(&seamless::PSEUDO_ENCODING),
         }
     }
 }
@@ -74,8 +82,12 @@ pub(crate) enum ClientMessage {
         /// Row.
         y: u16,
     },
-    /// ClientCutText (its text is skipped).
-    CutText,
+    /// ClientCutText in plain Latin-1.
+    CutText(String),
+    /// ClientCutText with an extended clipboard payload (`None`: one we skip).
+    ExtendedCutText(Option<Extended>),
+    /// A ZOS window request.
+    Window(WindowRequest),
     /// SetDesktopSize: the size asked for and how many screens the layout has.
     SetDesktopSize {
         /// Width asked for.
@@ -87,8 +99,6 @@ pub(crate) enum ClientMessage {
     },
 }
 
-/// The most cut text a viewer may send in one message.
-const MAX_CUT_TEXT: u64 = 16 << 20;
 /// The most encodings a viewer may list.
 const MAX_ENCODINGS: u16 = 1024;
 
@@ -144,19 +154,43 @@ pub(crate) async fn read<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Clien
         6 => {
             let mut pad = [0u8; 3];
             r.read_exact(&mut pad).await?;
-            // A negative length (top bit set) is the Extended Clipboard form.
-            let length = r.read_i32().await?.unsigned_abs();
-            if u64::from(length) > MAX_CUT_TEXT {
+            // A negative length is the Extended Clipboard form.
+            let length = r.read_i32().await?;
+            let size = length.unsigned_abs();
+            if size > clipboard::MAX_WIRE {
                 return Err(DisplayError::Protocol(format!(
-                    "{length} bytes of cut text"
+                    "{size} bytes of cut text (at most {})",
+                    clipboard::MAX_WIRE
                 )));
             }
-            let skipped =
-                tokio::io::copy(&mut r.take(u64::from(length)), &mut tokio::io::sink()).await?;
-            if skipped < u64::from(length) {
-                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            let mut payload = vec![0u8; size as usize];
+            r.read_exact(&mut payload).await?;
+            if length >= 0 {
+                ClientMessage::CutText(clipboard::decode_plain(&payload))
+            } else {
+                match clipboard::decode_extended(&payload) {
+                    Ok(m) => ClientMessage::ExtendedCutText(Some(m)),
+                    Err(e) => {
+                        tracing::debug!("a viewer's {e} (skipped)");
+                        ClientMessage::ExtendedCutText(None)
+                    }
+                }
             }
-            ClientMessage::CutText
+        }
+        seamless::MESSAGE_TYPE => {
+            let subtype = r.read_u8().await?;
+            r.read_u16().await?;
+            let length = r.read_u32().await?;
+            if length > wire::MAX_CLIENT_BODY {
+                return Err(DisplayError::Protocol(format!(
+                    "a {length}-byte ZOS message"
+                )));
+            }
+            let mut body = vec![0u8; length as usize];
+            r.read_exact(&mut body).await?;
+            ClientMessage::Window(
+                wire::decode_request(subtype, &body).map_err(DisplayError::Protocol)?,
+            )
         }
         251 => {
             r.read_u8().await?;
@@ -198,13 +232,20 @@ mod tests {
     async fn reads_each_kind() {
         let mut b = vec![0u8, 0, 0, 0];
         b.extend_from_slice(&[32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0]);
-        b.extend_from_slice(&[2, 0, 0, 3, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0x11, 0, 0, 0, 0]);
+        b.extend_from_slice(&[2, 0, 0, 5, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0x11, 0, 0, 0, 0]);
+        b.extend_from_slice(&clipboard::EXTENDED_CLIPBOARD.to_be_bytes());
+        b.extend_from_slice(&seamless::PSEUDO_ENCODING.to_be_bytes());
         b.extend_from_slice(&[3, 1, 0, 1, 0, 2, 0, 3, 0, 4]);
         b.extend_from_slice(&[4, 1, 0, 0, 0, 0, 0xff, 0x0d]);
         b.extend_from_slice(&[5, 0x10, 0, 7, 0, 8]);
         b.extend_from_slice(&[6, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
         b.extend_from_slice(&[251, 0, 3, 0x20, 2, 0x58, 1, 0]);
         b.extend_from_slice(&[0; 16]);
+        b.extend(clipboard::encode_extended(
+            clipboard::CLIENT_CUT_TEXT,
+            &Extended::Provide(Some("ü".into())),
+        ));
+        b.extend(wire::encode_request(&WindowRequest::Activate { id: 9 }));
         let m = parse(&b).await;
         assert!(matches!(m[0], ClientMessage::SetPixelFormat(f) if f[0] == 32 && f[10] == 16));
         assert_eq!(
@@ -214,6 +255,8 @@ mod tests {
                 cursor: true,
                 desktop_size: false,
                 extended_desktop_size: false,
+                extended_clipboard: true,
+                windows: true,
             })
         );
         assert_eq!(
@@ -243,7 +286,7 @@ mod tests {
                 y: 8
             }
         );
-        assert_eq!(m[5], ClientMessage::CutText);
+        assert_eq!(m[5], ClientMessage::CutText("hi".into()));
         assert_eq!(
             m[6],
             ClientMessage::SetDesktopSize {
@@ -252,7 +295,15 @@ mod tests {
                 screens: 1
             }
         );
-        assert_eq!(m.len(), 7);
+        assert_eq!(
+            m[7],
+            ClientMessage::ExtendedCutText(Some(Extended::Provide(Some("ü".into()))))
+        );
+        assert_eq!(
+            m[8],
+            ClientMessage::Window(WindowRequest::Activate { id: 9 })
+        );
+        assert_eq!(m.len(), 9);
     }
 
     #[tokio::test]
@@ -261,5 +312,10 @@ mod tests {
         assert!(matches!(read(&mut r).await, Err(DisplayError::Protocol(_))));
         let mut r: &[u8] = &[5, 0];
         assert!(read(&mut r).await.is_err());
+        // Oversized cut text and ZOS messages end the view before anything is allocated.
+        let mut r: &[u8] = &[6, 0, 0, 0, 0x7f, 0, 0, 0];
+        assert!(matches!(read(&mut r).await, Err(DisplayError::Protocol(_))));
+        let mut r: &[u8] = &[seamless::MESSAGE_TYPE, 2, 0, 0, 0, 1, 0, 0];
+        assert!(matches!(read(&mut r).await, Err(DisplayError::Protocol(_))));
     }
 }

@@ -16,7 +16,13 @@
 //! | `format` | pixel formats: the upstream's copied as is, other 32-bit true colour converted |
 //! | `update` | one FramebufferUpdate: Raw, CopyRect, DesktopSize, ExtendedDesktopSize, Cursor |
 //! | `session` | one viewer's reader (input upstream, wishes) and writer (pacing) |
+//! | `extras` | what a viewer gets besides pixels: window lists, clipboard texts and answers |
+//!
+//! The app's clipboard is the fan-out's: a text from Xvnc goes to every viewer, a text from a
+//! viewer to Xvnc and to the other viewers. With an [`AppWindows`](crate::AppWindows) feed
+//! ([`Fanout::with_windows`]) it serves seamless viewers their window lists and requests.
 
+mod extras;
 mod format;
 mod handshake;
 mod messages;
@@ -24,16 +30,18 @@ mod session;
 mod update;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixStream;
+use tokio::sync::watch;
 use tracing::{debug, info};
 
 use crate::error::{DisplayError, Result};
 use crate::framebuffer::{Framebuffer, PixelOrder, RegionId};
 use crate::viewer::{ViewerConnection, ViewerOptions};
+use crate::windows::WindowFeed;
 
 /// How long [`Fanout::connect`] waits for the screen size.
 const FIRST_SCREEN: Duration = Duration::from_secs(10);
@@ -61,6 +69,20 @@ pub struct Fanout {
     viewers: Mutex<usize>,
     /// The viewer whose buttons are held: others' pointer events wait until it lets go.
     pointer_owner: Mutex<Option<RegionId>>,
+    /// The app's windows, for seamless viewers.
+    windows: Option<WindowFeed>,
+    /// The app's clipboard as the fan-out knows it.
+    clipboard: watch::Sender<SharedClipboard>,
+}
+
+/// The app's latest clipboard text and where it came from.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SharedClipboard {
+    /// Grows with each new text (0: none yet).
+    pub(crate) serial: u64,
+    pub(crate) text: Option<Arc<str>>,
+    /// The viewer it came from (`None`: the app's display).
+    pub(crate) origin: Option<RegionId>,
 }
 
 /// Locks `m`, carrying on after a panic elsewhere.
@@ -103,10 +125,26 @@ impl Fanout {
             Err(_) if source.size() != (0, 0) => {}
             Err(_) => return Err(DisplayError::NoScreen(FIRST_SCREEN)),
         }
+        let (clipboard, _) = watch::channel(SharedClipboard::default());
+        // The display's clipboard texts, as they come (the task ends with the connection).
+        let mut from_app = upstream.source().subscribe_clipboard();
+        let to_viewers = clipboard.clone();
+        tokio::spawn(async move {
+            while from_app.changed().await.is_ok() {
+                let text = from_app.borrow_and_update().text.clone();
+                to_viewers.send_modify(|c| {
+                    c.serial += 1;
+                    c.text = Some(text);
+                    c.origin = None;
+                });
+            }
+        });
         let fanout = Fanout {
             upstream,
             viewers: Mutex::new(0),
             pointer_owner: Mutex::new(None),
+            windows: None,
+            clipboard,
         };
         fanout.upstream.want_updates(false);
         let (width, height) = fanout.size();
@@ -135,6 +173,34 @@ impl Fanout {
         let end = session::run(self, registered.id, stream).await;
         debug!(id = registered.id, ?end, "viewer left the fan-out");
         end
+    }
+
+    /// Serves the app's window list to seamless viewers (those that announce ZOS's
+    /// pseudo-encoding) and carries out their window requests, from `feed` (see
+    /// [`AppWindows::feed`](crate::AppWindows::feed)).
+    pub fn with_windows(mut self, feed: WindowFeed) -> Fanout {
+        self.windows = Some(feed);
+        self
+    }
+
+    /// A viewer's clipboard text: to the app, and to the other viewers.
+    fn set_clipboard(&self, text: String, origin: RegionId) {
+        if !crate::clipboard::fits(&text) {
+            return;
+        }
+        debug!(
+            bytes = text.len(),
+            viewer = origin,
+            "clipboard from a viewer"
+        );
+        if let Err(e) = self.upstream.send_clipboard(text.clone()) {
+            debug!("clipboard not sent to the app: {e}");
+        }
+        self.clipboard.send_modify(|c| {
+            c.serial += 1;
+            c.text = Some(text.into());
+            c.origin = Some(origin);
+        });
     }
 
     /// How many viewers are being served.

@@ -15,7 +15,9 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tracing::{debug, trace};
 
+use crate::clipboard::Extended;
 use crate::error::{DisplayError, Result};
+use crate::fanout::extras::{ClipboardWishes, Extras, RequestLimit};
 use crate::fanout::format::Converter;
 use crate::fanout::messages::{self, ClientMessage, Encodings};
 use crate::fanout::update::{SizeReason, Update};
@@ -45,6 +47,8 @@ struct Wishes {
     resize: Option<(u16, u16, Instant)>,
     /// The status to answer a SetDesktopSize with.
     reply: Option<u16>,
+    /// What its Extended Clipboard messages asked for.
+    clipboard: ClipboardWishes,
 }
 
 /// State shared by a viewer's reader and writer.
@@ -77,6 +81,7 @@ where
             requested: false,
             resize: None,
             reply: None,
+            clipboard: ClipboardWishes::default(),
         }),
         wake: Notify::new(),
     };
@@ -121,6 +126,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         Err(DisplayError::ViewerClosed) => Err(ViewEnd::AppEnded),
         _ => Ok(()),
     };
+    let mut window_requests = RequestLimit::default();
     loop {
         let Some(message) = messages::read(&mut reader).await? else {
             return Ok(ViewEnd::ViewerLeft);
@@ -138,7 +144,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 let mut w = viewer.wishes();
                 w.announce_layout |=
                     encodings.extended_desktop_size && !w.encodings.extended_desktop_size;
+                w.clipboard.announce_caps |=
+                    encodings.extended_clipboard && !w.encodings.extended_clipboard;
                 w.encodings = encodings;
+                drop(w);
+                viewer.wake.notify_one();
                 Ok(())
             }
             ClientMessage::UpdateRequest { incremental, area } => {
@@ -167,7 +177,52 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     Ok(())
                 }
             }
-            ClientMessage::CutText => Ok(()),
+            ClientMessage::CutText(text) => {
+                fanout.set_clipboard(text, viewer.id);
+                Ok(())
+            }
+            ClientMessage::ExtendedCutText(message) => {
+                let mut w = viewer.wishes();
+                let wishes = &mut w.clipboard;
+                match message {
+                    Some(Extended::Caps { actions, text_max }) => {
+                        wishes.caps = Some((actions, text_max));
+                    }
+                    Some(Extended::Notify { formats }) => {
+                        wishes.request |= formats & crate::clipboard::FORMAT_TEXT != 0;
+                    }
+                    Some(Extended::Request { formats }) => {
+                        wishes.provide |= formats & crate::clipboard::FORMAT_TEXT != 0;
+                    }
+                    Some(Extended::Peek) => wishes.notify = true,
+                    Some(Extended::Provide(Some(text))) => {
+                        drop(w);
+                        fanout.set_clipboard(text, viewer.id);
+                        continue;
+                    }
+                    Some(Extended::Provide(None)) | None => {}
+                }
+                drop(w);
+                viewer.wake.notify_one();
+                Ok(())
+            }
+            ClientMessage::Window(request) => {
+                if !viewer.wishes().encodings.windows {
+                    return Err(DisplayError::Protocol(
+                        "a window request from a viewer that did not ask for windows".into(),
+                    ));
+                }
+                match &fanout.windows {
+                    Some(feed) if window_requests.allow() => {
+                        if let Err(e) = feed.control.send(request) {
+                            debug!("window request not delivered: {e}");
+                        }
+                    }
+                    Some(_) => debug!(?request, "window request over the limit; dropped"),
+                    None => debug!(?request, "no windows to ask"),
+                }
+                Ok(())
+            }
             ClientMessage::SetDesktopSize {
                 width,
                 height,
@@ -204,10 +259,25 @@ async fn write_loop<W: AsyncWrite + Unpin>(viewer: &Viewer<'_>, mut writer: W) -
     let mut resizes = source.shared.subscribe_resize();
     let mut sent_cursor = 0u64;
     let mut buf = Vec::new();
+    let mut extras = Extras::new(viewer.fanout, viewer.id);
+    let mut extra_buf = Vec::new();
     loop {
-        if compose(viewer, &resizes, &mut sent_cursor, &mut buf)? {
+        extra_buf.clear();
+        let extra = {
+            let mut w = viewer.wishes();
+            let w = &mut *w;
+            extras.compose(&w.encodings, &mut w.clipboard, &mut extra_buf)
+        };
+        let update = compose(viewer, &resizes, &mut sent_cursor, &mut buf)?;
+        if extra || update {
             tokio::select! {
-                r = writer.write_all(&buf) => r?,
+                r = async {
+                    writer.write_all(&extra_buf).await?;
+                    if update {
+                        writer.write_all(&buf).await?;
+                    }
+                    Ok::<_, std::io::Error>(())
+                } => r?,
                 _ = ended(&mut closed) => return Ok(ViewEnd::AppEnded),
             }
             writer.flush().await?;
@@ -223,6 +293,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(viewer: &Viewer<'_>, mut writer: W) -
                 return Ok(ViewEnd::AppEnded);
             },
             _ = resizes.changed() => {}
+            _ = extras.changed() => {}
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
         }
     }

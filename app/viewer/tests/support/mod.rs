@@ -100,6 +100,34 @@ impl XDisplay {
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Runs a tool; its raw stdout, or `None` if it failed.
+    #[allow(dead_code)]
+    pub fn try_run_bytes(&self, program: &str, args: &[&str]) -> Option<Vec<u8>> {
+        let out = self
+            .command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        out.status.success().then_some(out.stdout)
+    }
+
+    /// Starts a tool with `input` on its standard input (then closed); killed on drop.
+    #[allow(dead_code)]
+    pub fn spawn_stdin(&self, program: &str, args: &[&str], input: &str) -> Reaped {
+        use std::io::Write;
+        let mut child = self
+            .command(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        Reaped(child)
+    }
+
     /// Runs a tool that must succeed.
     pub fn run(&self, program: &str, args: &[&str]) -> String {
         let out = self

@@ -1,11 +1,13 @@
-//! A test app for the display benchmark: an X11 client (x11rb) that covers the whole screen
-//! with a window and repaints all of it with a moving pattern at a fixed frame rate, with
-//! PutImage. Its top-left block carries the frame number, so a viewer can count the frames it
-//! really got.
+//! A test app for the display benchmark: an X11 client (x11rb) with one window — the size of
+//! the screen, or a size given — that it repaints all over with a moving pattern at a fixed
+//! frame rate, with PutImage. Its top-left block carries the frame number, so a viewer can
+//! count the frames it really got.
 //!
-//! It is `zos bench display --animate`, run with `DISPLAY` (and `XAUTHORITY`) of the display
-//! to animate, so it can also be started as a shared app (`zos run --shared -- zos bench
-//! display --animate`) to measure through a session.
+//! It is `zos bench display --animate [--animate-size WxH]`, run with `DISPLAY` (and
+//! `XAUTHORITY`) of the display to animate, so it can also be started as a shared app
+//! (`zos run --shared -- zos bench display --animate`) to measure through a session. Its
+//! window is an ordinary top-level window at (0, 0) (the first a display's window manager
+//! places goes there), titled `zos bench animation WxH`.
 
 use std::time::{Duration, Instant};
 
@@ -13,8 +15,10 @@ use anyhow::{Context, Result, bail};
 use x11rb::COPY_DEPTH_FROM_PARENT;
 use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::xproto::{
-    ConnectionExt as _, CreateGCAux, CreateWindowAux, ImageFormat, ImageOrder, WindowClass,
+    AtomEnum, ConnectionExt as _, CreateGCAux, CreateWindowAux, ImageFormat, ImageOrder, PropMode,
+    WindowClass,
 };
+use x11rb::wrapper::ConnectionExt as _;
 
 /// Side of the square in the top-left corner that carries the frame number.
 pub const MARKER: u16 = 16;
@@ -26,15 +30,21 @@ pub fn marker_frame(rgb: [u8; 3]) -> Option<u16> {
     (rgb[2] == MARKER_BLUE).then(|| u16::from(rgb[0]) | (u16::from(rgb[1]) << 8))
 }
 
-/// Animates the display named by `DISPLAY` at `fps` frames per second until killed.
-pub fn run(fps: u32) -> Result<()> {
+/// The title of an animation window of this size.
+pub fn title((w, h): (u16, u16)) -> String {
+    format!("zos bench animation {w}x{h}")
+}
+
+/// Animates a window of `size` (the screen's by default) on the display named by `DISPLAY`
+/// at `fps` frames per second until killed.
+pub fn run(fps: u32, size: Option<(u16, u16)>) -> Result<()> {
     let (conn, screen_num) = x11rb::connect(None).context("connect to the X display")?;
     let setup = conn.setup();
     if setup.image_byte_order != ImageOrder::LSB_FIRST {
         bail!("the animator only speaks little-endian 32-bit pixels");
     }
     let screen = &setup.roots[screen_num];
-    let (w, h) = (screen.width_in_pixels, screen.height_in_pixels);
+    let (w, h) = size.unwrap_or((screen.width_in_pixels, screen.height_in_pixels));
     let window = conn.generate_id()?;
     conn.create_window(
         COPY_DEPTH_FROM_PARENT,
@@ -47,9 +57,14 @@ pub fn run(fps: u32) -> Result<()> {
         0,
         WindowClass::INPUT_OUTPUT,
         0,
-        &CreateWindowAux::new()
-            .background_pixel(screen.black_pixel)
-            .override_redirect(1),
+        &CreateWindowAux::new().background_pixel(screen.black_pixel),
+    )?;
+    conn.change_property8(
+        PropMode::REPLACE,
+        window,
+        AtomEnum::WM_NAME,
+        AtomEnum::STRING,
+        title((w, h)).as_bytes(),
     )?;
     conn.map_window(window)?;
     let gc = conn.generate_id()?;
@@ -118,9 +133,28 @@ pub fn run(fps: u32) -> Result<()> {
     Ok(())
 }
 
+/// `WxH` as a size.
+pub fn parse_size(text: &str) -> Result<(u16, u16)> {
+    let (w, h) = text
+        .split_once('x')
+        .with_context(|| format!("{text:?} is not WIDTHxHEIGHT"))?;
+    let (w, h): (u16, u16) = (w.parse()?, h.parse()?);
+    if w == 0 || h == 0 {
+        bail!("{text:?}: an empty window");
+    }
+    Ok((w, h))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("200x150").unwrap(), (200, 150));
+        assert!(parse_size("200").is_err());
+        assert!(parse_size("0x5").is_err());
+    }
 
     #[test]
     fn marker_round_trip() {

@@ -24,8 +24,10 @@ const ZOMBIE: &str = "bench-zombie";
 pub struct SessionBench {
     /// The xterm, viewed from the zombie.
     pub xterm: Target,
-    /// The animator, viewed from the zombie.
+    /// The animator (a 1280x800 window), viewed from the zombie.
     pub animated: Target,
+    /// A small animator (a 200x200 window), viewed from the zombie.
+    pub small: Target,
     // Dropped in this order: the daemons (they end the apps), their
     // runtime dirs, the homes.
     _zombie: Daemon,
@@ -68,6 +70,18 @@ impl SessionBench {
         let xterm = run_shared(&master_paths, &["xterm", "-e", "bash", "--norc"])?;
         let exe_text = exe.to_string_lossy();
         let animated = run_shared(&master_paths, &[&exe_text, "bench", "display", "--animate"])?;
+        let small_size = format!("{}x{}", super::SMALL.0, super::SMALL.1);
+        let small = run_shared(
+            &master_paths,
+            &[
+                &exe_text,
+                "bench",
+                "display",
+                "--animate",
+                "--animate-size",
+                &small_size,
+            ],
+        )?;
         match ask(
             &master_paths,
             &Request::Dominate {
@@ -78,11 +92,11 @@ impl SessionBench {
             Reply::Dominated { .. } => {}
             other => bail!("unexpected answer to dominate: {other:?}"),
         }
-        // The serving side: the master's Xvnc servers (the idle one costs
+        // The serving side: the master's Xvnc servers (the idle ones cost
         // nothing) and both daemons.
         let mut server_pids = xvnc_pids(&master_paths.runtime);
-        if server_pids.len() != 2 {
-            bail!("expected the two apps' Xvnc, found {server_pids:?}");
+        if server_pids.len() != 3 {
+            bail!("expected the three apps' Xvnc, found {server_pids:?}");
         }
         server_pids.extend([master.pid(), zombie.pid()]);
         let target = |task: u64| -> Result<Target> {
@@ -109,6 +123,7 @@ impl SessionBench {
         Ok(SessionBench {
             xterm: target(xterm)?,
             animated: target(animated)?,
+            small: target(small)?,
             _zombie: zombie,
             _master: master,
             _runtimes: runtimes,
