@@ -21,8 +21,6 @@ pub fn package_of(program: &str) -> &'static str {
         "vncviewer" => "tigervnc-viewer",
         "xwininfo" | "xdpyinfo" | "xev" | "xmessage" | "xprop" => "x11-utils",
         "xclock" | "xeyes" => "x11-apps",
-        "xclip" => "xclip",
-        "openbox" => "openbox",
         "xsetroot" | "xrandr" => "x11-xserver-utils",
         "xdotool" => "xdotool",
         "openbox" => "openbox",
