@@ -209,7 +209,8 @@ fn a_viewer_on_the_master_is_titled_with_the_masters_configured_name() {
     let titled = common::until(secs(20), || {
         let out = m.exec_env(
             "xdotool",
-            &["search", "--name", "^xterm on laptop \\(task 1\\)$"],
+            // A seamless viewer window: "WINDOW TITLE — xterm on laptop (task 1)".
+            &["search", "--name", "xterm on laptop \\(task 1\\)$"],
             &[("DISPLAY", &screen.display)],
         );
         (!out.stdout.is_empty()).then_some(())
