@@ -180,6 +180,7 @@ fn count_objects(dir: &Path) -> usize {
 
 #[test]
 fn make_j2_of_50_files_moved_mid_way_builds_what_an_uninterrupted_build_builds() {
+    common::tools::require_all(&["make", "gcc"]);
     let lan = MoveLan::new();
     let reference = lan.work.join("reference");
     c_project(&reference);
@@ -221,6 +222,7 @@ fn make_j2_of_50_files_moved_mid_way_builds_what_an_uninterrupted_build_builds()
 
 #[test]
 fn sqlite3_inserting_rows_moved_mid_way_ends_with_every_row_once() {
+    common::tools::require_all(&["sqlite3"]);
     let lan = MoveLan::new();
     // Rows go in transactions of 100; between them sqlite3 holds no lock. Inside one it does,
     // and a move is then refused (the engine does not carry file locks) and tried again.
@@ -249,6 +251,7 @@ fn sqlite3_inserting_rows_moved_mid_way_ends_with_every_row_once() {
 
 #[test]
 fn gzip_of_a_large_file_moved_mid_way_writes_the_same_archive() {
+    common::tools::require_all(&["gzip"]);
     let lan = MoveLan::new();
     let big = lan.work.join("big");
     sh_here(

@@ -38,6 +38,10 @@ pub fn package_of(program: &str) -> &'static str {
         "timeout" | "stdbuf" | "sha256sum" | "stat" => "coreutils",
         "fusermount3" => "fuse3",
         "sshfs" => "sshfs",
+        "make" => "make",
+        "gcc" => "gcc",
+        "sqlite3" => "sqlite3",
+        "gzip" => "gzip",
         _ => "listed in packaging/system-packages.txt",
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::{broadcast, watch};
 use super::terminal::Terminal;
 
 /// Written to a client that fell too far behind the task's output.
-const SKIPPED: &[u8] =
+const LAGGED_NOTICE: &[u8] =
     b"\r\n[zos: output skipped here, this client read too slowly; `zos logs` has it]\r\n";
 /// Bytes read from a client at once.
 const INPUT_CHUNK: usize = 4096;
@@ -95,7 +95,7 @@ async fn pump_live(
             chunk = live.recv() => {
                 let bytes = match chunk {
                     Ok(b) => b,
-                    Err(RecvError::Lagged(_)) => Bytes::from_static(SKIPPED),
+                    Err(RecvError::Lagged(_)) => Bytes::from_static(LAGGED_NOTICE),
                     Err(RecvError::Closed) => return,
                 };
                 if to_client.write_all(&bytes).await.is_err() {
