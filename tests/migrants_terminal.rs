@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::host::ZOS;
@@ -16,47 +15,6 @@ use serde_json::Value;
 
 /// The master's name in these tests.
 const MASTER: &str = "laptop";
-
-/// `zos tasks --json`'s entry for task `id`.
-fn task(m: &common::Host, id: u64) -> Value {
-    let tasks = zos::json(m, &["tasks", "--json"]);
-    tasks
-        .as_array()
-        .expect("a JSON array")
-        .iter()
-        .find(|t| t["id"] == id)
-        .cloned()
-        .unwrap_or_else(|| panic!("task {id} is not listed: {tasks}"))
-}
-
-/// Starts `zos run --migrant -- ARGV` on `m` in directory `cwd` with `env` added to the host's
-/// environment; the new task's id.
-fn run_migrant(
-    m: &common::Host,
-    cwd: &std::path::Path,
-    env: &[(&str, &str)],
-    argv: &[&str],
-) -> u64 {
-    let mut args = vec!["run", "--migrant", "--"];
-    args.extend_from_slice(argv);
-    let mut cmd = m.command(ZOS, &args);
-    cmd.current_dir(cwd).stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run zos run");
-    assert!(
-        out.status.success(),
-        "zos run --migrant failed:\n{}",
-        text(&out)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
-        .split_whitespace()
-        .nth(1)
-        .and_then(|id| id.trim_end_matches(':').parse().ok())
-        .unwrap_or_else(|| panic!("no task id in {stdout:?}"))
-}
 
 /// Host PIDs of `pid`'s children.
 fn children(pid: i64) -> Vec<i64> {
@@ -79,14 +37,14 @@ fn migrant_runs_in_its_own_pod_and_its_terminal_is_attachable_and_logged() {
 
     let script = "echo \"pid=$$ init=$(cat /proc/1/comm) cwd=$(pwd) mark=$ZOS_TEST_MARK\"; \
                   echo hello; read x; echo \"got $x\"; echo \"size $(stty size)\"";
-    let id = run_migrant(
+    let id = common::migrate::run_migrant_with(
         m,
         &work,
         &[("ZOS_TEST_MARK", "m4rk")],
         &["sh", "-c", script],
     );
 
-    let t = task(m, id);
+    let t = common::migrate::task_of(m, id);
     assert_eq!(t["kind"], "migrant", "{t}");
     assert_eq!(t["where"], MASTER, "{t}");
     assert_eq!(t["state"], "home", "{t}");
@@ -113,10 +71,15 @@ fn migrant_runs_in_its_own_pod_and_its_terminal_is_attachable_and_logged() {
     );
 
     let t = common::poll::until(secs(10), || {
-        let t = task(m, id);
+        let t = common::migrate::task_of(m, id);
         (t["state"] == "exited").then_some(t)
     })
-    .unwrap_or_else(|| panic!("task {id} never shown as exited: {}", task(m, id)));
+    .unwrap_or_else(|| {
+        panic!(
+            "task {id} never shown as exited: {}",
+            common::migrate::task_of(m, id)
+        )
+    });
     assert_eq!(t["exit"], 0, "{t}");
 
     // The log has everything, and shows the pod: the task is PID 2 under our init as PID 1,
@@ -139,7 +102,7 @@ fn logs_follow_prints_new_output_and_ends_with_the_task() {
     let lan = Lan::new(&["m"]);
     let m = lan.host("m");
     let _master = zos::start_master_with(m, &["--name", MASTER]);
-    let id = run_migrant(
+    let id = common::migrate::run_migrant_with(
         m,
         &m.home,
         &[],
@@ -165,10 +128,10 @@ fn stopping_the_master_ends_every_pod() {
     let lan = Lan::new(&["m"]);
     let m = lan.host("m");
     let mut master = zos::start_master_with(m, &["--name", MASTER]);
-    let polite = run_migrant(m, &m.home, &[], &["sleep", "1000"]);
+    let polite = common::migrate::run_migrant_with(m, &m.home, &[], &["sleep", "1000"]);
     // This one ignores SIGTERM and SIGHUP (the hang-up of its terminal when the daemon goes),
     // and its child inherits that: only SIGKILL ends it.
-    let stubborn = run_migrant(
+    let stubborn = common::migrate::run_migrant_with(
         m,
         &m.home,
         &[],
@@ -176,7 +139,9 @@ fn stopping_the_master_ends_every_pod() {
     );
     let mut pids = Vec::new();
     for id in [polite, stubborn] {
-        let init = task(m, id)["pid"].as_i64().expect("a pod init pid");
+        let init = common::migrate::task_of(m, id)["pid"]
+            .as_i64()
+            .expect("a pod init pid");
         let task_pids = common::poll::until(secs(10), || {
             let c = children(init);
             (!c.is_empty()).then_some(c)

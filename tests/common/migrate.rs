@@ -138,10 +138,18 @@ impl Default for MoveLan {
 
 /// Starts `zos run --migrant -- ARGV` on `m` in `cwd`; the task id.
 pub fn run_migrant_on(m: &Host, cwd: &Path, argv: &[&str]) -> u64 {
+    run_migrant_with(m, cwd, &[], argv)
+}
+
+/// [`run_migrant_on`] with `env` added to the host's environment.
+pub fn run_migrant_with(m: &Host, cwd: &Path, env: &[(&str, &str)], argv: &[&str]) -> u64 {
     let mut args = vec!["run", "--migrant", "--"];
     args.extend_from_slice(argv);
     let mut cmd = m.command(ZOS, &args);
     cmd.current_dir(cwd).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let out = cmd.output().expect("run zos run");
     assert!(
         out.status.success(),
