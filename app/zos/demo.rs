@@ -75,6 +75,38 @@ pub(crate) fn wait_for_socket(paths: &Paths, what: &str) -> Result<()> {
     bail!("{what} did not start within 10 s (see its log above)")
 }
 
+/// A bench's two daemons on this machine (mDNS on `lo`): a master named
+/// `bench-master` and a zombie `zombie_name` that accepts every domination
+/// and opens no viewer, paired at level complete. Both end when dropped.
+pub(crate) fn start_bench_pair(
+    master: &Paths,
+    zombie: &Paths,
+    zombie_name: &str,
+) -> Result<(Daemon, Daemon)> {
+    let master_daemon = spawn(
+        &master.home,
+        &["master", "--name", "bench-master", "--interface", "lo"],
+        "bench master",
+    )?;
+    wait_for_socket(master, "the bench master")?;
+    let zombie_daemon = spawn(
+        &zombie.home,
+        &[
+            "zombie",
+            "--name",
+            zombie_name,
+            "--interface",
+            "lo",
+            "--auto-accept",
+            "--no-viewers",
+        ],
+        "bench zombie",
+    )?;
+    wait_for_socket(zombie, "the bench zombie")?;
+    pair_local(master, zombie, zombie_name)?;
+    Ok((master_daemon, zombie_daemon))
+}
+
 /// Waits until the master of `paths` sees the zombie `name` (of
 /// `zombie_paths`, on this machine) over mDNS, then pairs them at level
 /// complete with a code the zombie issues.

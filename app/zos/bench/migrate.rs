@@ -24,7 +24,7 @@ use zos_netproto::control::{self, Compression, Reply, Request};
 
 use super::median;
 use crate::commands::ask;
-use crate::demo::{Daemon, pair_local, spawn, wait_for_socket};
+use crate::demo::{Daemon, start_bench_pair};
 
 /// The zombie's name in the bench.
 const ZOMBIE: &str = "bench-zombie";
@@ -80,27 +80,7 @@ impl Lan {
         std::fs::create_dir_all(&work)?;
         let mut store = zos_fileshare::ExportStore::load(&master_paths.exports())?;
         store.add(&work, zos_fileshare::Access::ReadWrite, None)?;
-        let master = spawn(
-            &master_paths.home,
-            &["master", "--name", "bench-master", "--interface", "lo"],
-            "bench master",
-        )?;
-        wait_for_socket(&master_paths, "the bench master")?;
-        let zombie = spawn(
-            &zombie_paths.home,
-            &[
-                "zombie",
-                "--name",
-                ZOMBIE,
-                "--interface",
-                "lo",
-                "--auto-accept",
-                "--no-viewers",
-            ],
-            "bench zombie",
-        )?;
-        wait_for_socket(&zombie_paths, "the bench zombie")?;
-        pair_local(&master_paths, &zombie_paths, ZOMBIE)?;
+        let (master, zombie) = start_bench_pair(&master_paths, &zombie_paths, ZOMBIE)?;
         let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
             .into_iter()
             .find(|p| Path::new(p).exists())

@@ -15,7 +15,7 @@ use zos_netproto::control::{self, Reply, Request};
 
 use super::{TempDir, measure::Target};
 use crate::commands::ask;
-use crate::demo::{Daemon, pair_local, spawn, wait_for_socket};
+use crate::demo::{Daemon, start_bench_pair};
 
 /// The zombie's name in the bench.
 const ZOMBIE: &str = "bench-zombie";
@@ -46,27 +46,7 @@ impl SessionBench {
             master_paths.runtime.clone(),
             zombie_paths.runtime.clone(),
         ]);
-        let master = spawn(
-            &master_paths.home,
-            &["master", "--name", "bench-master", "--interface", "lo"],
-            "bench master",
-        )?;
-        wait_for_socket(&master_paths, "the bench master")?;
-        let zombie = spawn(
-            &zombie_paths.home,
-            &[
-                "zombie",
-                "--name",
-                ZOMBIE,
-                "--interface",
-                "lo",
-                "--auto-accept",
-                "--no-viewers",
-            ],
-            "bench zombie",
-        )?;
-        wait_for_socket(&zombie_paths, "the bench zombie")?;
-        pair_local(&master_paths, &zombie_paths, ZOMBIE)?;
+        let (master, zombie) = start_bench_pair(&master_paths, &zombie_paths, ZOMBIE)?;
         let xterm = run_shared(&master_paths, &["xterm", "-e", "bash", "--norc"])?;
         let exe_text = exe.to_string_lossy();
         let animated = run_shared(&master_paths, &[&exe_text, "bench", "display", "--animate"])?;
