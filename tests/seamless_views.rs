@@ -10,35 +10,10 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::dominated::dominated_lan;
 use common::screen::{screenshot, screenshot_dir};
 use common::zos::{self, text};
-use common::{Host, Lan, Proc, secs};
-
-/// A master `m` sharing `argv` as task 1 and a zombie `z1` it dominates.
-struct Dominated {
-    lan: Lan,
-    _master: Proc,
-    _zombie: zos::Zombie,
-}
-
-fn dominated_lan(argv: &[&str]) -> Dominated {
-    let lan = Lan::new(&["m", "z1"]);
-    let (m, z) = (lan.host("m"), lan.host("z1"));
-    let master = zos::start_master(m);
-    let zombie = zos::start_zombie(z, "z1", &["--auto-accept"]);
-    zos::pair(m, z, "z1", "complete");
-    let mut args = vec!["run", "--shared", "--"];
-    args.extend_from_slice(argv);
-    let out = m.run(&args);
-    assert!(out.status.success(), "zos run: {}", text(&out));
-    let out = m.run(&["dominate", "z1"]);
-    assert!(out.status.success(), "zos dominate: {}", text(&out));
-    Dominated {
-        lan,
-        _master: master,
-        _zombie: zombie,
-    }
-}
+use common::{Host, Proc, secs};
 
 /// A screen of a host: its Xvfb and, if asked, an openbox on it.
 struct Screen {

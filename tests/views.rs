@@ -8,39 +8,19 @@ mod common;
 
 use std::path::Path;
 
+use common::dominated::Dominated;
 use common::view::{self, View, XK_RETURN, XTERM_BLUE, XTERM_RED, bar_command, count_rgb};
 use common::zos::{self, text};
 use common::{Lan, secs};
 
-/// A master `m` and a zombie `z1` it has paired with and dominates, with
-/// `argv` running as shared task 1.
-struct Dominated {
-    lan: Lan,
-    master: common::Proc,
-    zombie: zos::Zombie,
-}
-
+/// The view tests' setting, checking what `zos dominate` printed.
 fn dominated_lan(argv: &[&str]) -> Dominated {
-    let lan = Lan::new(&["m", "z1"]);
-    let (m, z) = (lan.host("m"), lan.host("z1"));
-    let master = zos::start_master(m);
-    let zombie = zos::start_zombie(z, "z1", &["--auto-accept"]);
-    zos::pair(m, z, "z1", "complete");
-    let mut args = vec!["run", "--shared", "--"];
-    args.extend_from_slice(argv);
-    let out = m.run(&args);
-    assert!(out.status.success(), "zos run: {}", text(&out));
-    let out = m.run(&["dominate", "z1"]);
-    assert!(out.status.success(), "zos dominate: {}", text(&out));
-    let shown = text(&out);
+    let d = common::dominated::dominated_lan(argv);
+    let shown = &d.dominate_output;
     for part in ["dominating z1 at level complete", "zt", "xt"] {
         assert!(shown.contains(part), "dominate printed {shown:?}");
     }
-    Dominated {
-        lan,
-        master,
-        zombie,
-    }
+    d
 }
 
 #[test]

@@ -10,6 +10,7 @@
 
 pub mod attacker;
 pub mod avahi;
+pub mod dominated;
 pub mod drive;
 pub mod host;
 pub mod lan;
