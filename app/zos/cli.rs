@@ -340,8 +340,9 @@ pub enum Command {
         keep_apps: bool,
     },
     /// Open the master window on the local master daemon: zombies as icons
-    /// (pair, ping, dominate, release) and tasks as tiles (each shared app
-    /// gets a viewer window).
+    /// (pair, ping, dominate, release, drive) and tasks as tiles (View opens
+    /// a shared app's viewer; drag a migrant onto a host to move it there,
+    /// onto the master's own icon to bring it home).
     Gui,
     /// Run the zombie's tray helper (StatusNotifierItem: state, pairing code,
     /// domination requests to accept, the master's shared apps to view,
