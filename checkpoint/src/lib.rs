@@ -121,6 +121,7 @@ mod procstate;
 mod restart;
 pub(crate) mod restore;
 mod sys;
+pub mod track;
 mod tree;
 mod vmas;
 
@@ -130,9 +131,11 @@ pub use dump::{DumpOptions, DumpStats, checkpoint, checkpoint_to_writer};
 pub use error::{Error, Result};
 pub use image::key::ImageKey;
 pub use restore::{RestoreOptions, RestoreStats, restore, restore_from_bytes};
+pub use track::{DirtyTracker, PageBase, RoundStats, write_round};
 pub use tree::{
     AfterDump, FrozenTree, RestoredTree, TreeDumpOptions, TreeDumpStats, TreeRestoreOptions,
-    check_tree, checkpoint_tree, restore_tree,
+    check_tree, checkpoint_tree, checkpoint_tree_delta, checkpoint_tree_tracked, restore_tree,
+    restore_tree_with_base,
 };
 
 /// Make the calling process a child subreaper, so that processes restored by it are

@@ -31,7 +31,7 @@ pub struct MemStats {
 }
 
 /// Ranges `(addr, len)` of `vma` whose contents must be saved.
-fn ranges(pagemap: &File, vma: &Vma) -> Result<Vec<(u64, usize)>> {
+pub(crate) fn ranges(pagemap: &File, vma: &Vma) -> Result<Vec<(u64, usize)>> {
     let private_file = matches!(vma.kind, VmaKind::File { .. }) && !vma.shared;
     match vma.kind {
         VmaKind::Anon => {}

@@ -10,6 +10,9 @@
 //!           3 FILE_DATA  payload: index u32 LE | content of a deleted-while-open file
 //!           4 TREE       payload: postcard-encoded tree (pod images only), first frame
 //!           5 OBJECT_DATA payload: index u32 LE | bytes of a shared object (pipe buffer, …)
+//!           6 PRESENT    payload: (address u64 LE, length u64 LE)… — delta pod images only,
+//!                        right after each META: the pages the process had (see below)
+//!           7 PROC       payload: PID in the pod, i32 LE — rounds streams only
 //!           0x21444e45 END  payload: number of frames before it, u64 LE
 //!           0x2143414d MAC  payload: HMAC-SHA256 (32 bytes), with the writer's image key, of
 //!                           every byte before this frame; present exactly when SIGNED
@@ -17,7 +20,12 @@
 //!
 //! A single-process image ([`VERSION`]) is META, PAGES…, FILE_DATA…, END[, MAC]. A pod image
 //! ([`TREE_VERSION`]) is TREE, then for each live process META and its PAGES…, then
-//! OBJECT_DATA… in index order, then END[, MAC]. Frames are written strictly in this order,
+//! OBJECT_DATA… in index order, then END[, MAC]. A **delta** pod image (header flag DELTA,
+//! bit 1) holds only the pages written since a base (earlier pre-copy rounds or snapshots):
+//! each META is followed by one PRESENT frame listing every page the process had with
+//! content of its own; a listed page without a PAGES frame here keeps the base's content, an
+//! unlisted page is zero (or the file's). A **rounds** stream ([`ROUNDS_VERSION`]: pre-copy)
+//! is, per process, PROC then its PAGES…, then END. Frames are written strictly in this order,
 //! so the same bytes can be written to a file or a socket and consumed as they arrive. The
 //! CRCs catch accidents; only the MAC shows that this machine wrote the image.
 
@@ -33,9 +41,13 @@ pub const MAGIC: &[u8; 8] = b"ZOSCKPT\0";
 pub const VERSION: u32 = 2;
 /// Format version of a pod image (a process tree); read by [`parse_tree`].
 pub const TREE_VERSION: u32 = 3;
+/// Format version of a pre-copy rounds stream (pages only); read by [`parse_rounds`].
+pub const ROUNDS_VERSION: u32 = 4;
 /// Header flag: the image ends with a MAC frame.
 pub const FLAG_SIGNED: u32 = 1;
-const KNOWN_FLAGS: u32 = FLAG_SIGNED;
+/// Header flag of a pod image: a delta over a base (see the module docs).
+pub const FLAG_DELTA: u32 = 2;
+const KNOWN_FLAGS: u32 = FLAG_SIGNED | FLAG_DELTA;
 /// Length of the header.
 pub const HEADER_LEN: usize = 16;
 const FRAME_HDR: usize = 16;
@@ -44,6 +56,8 @@ const PAGES: u32 = 2;
 const FILE_DATA: u32 = 3;
 const TREE: u32 = 4;
 const OBJECT_DATA: u32 = 5;
+const PRESENT: u32 = 6;
+const PROC: u32 = 7;
 const END: u32 = 0x2144_4e45;
 const MAC: u32 = 0x2143_414d;
 
@@ -66,11 +80,30 @@ impl<W: Write> ImageWriter<W> {
         Self::with_version(out, key, TREE_VERSION)
     }
 
-    fn with_version(mut out: W, key: Option<&ImageKey>, version: u32) -> std::io::Result<Self> {
+    /// Start a delta pod stream (see the module docs); with a key, the stream is signed.
+    pub fn new_tree_delta(out: W, key: Option<&ImageKey>) -> std::io::Result<Self> {
+        Self::with_flags(out, key, TREE_VERSION, FLAG_DELTA)
+    }
+
+    /// Start a pre-copy rounds stream ([`ROUNDS_VERSION`]).
+    pub fn new_rounds(out: W) -> std::io::Result<Self> {
+        Self::with_version(out, None, ROUNDS_VERSION)
+    }
+
+    fn with_version(out: W, key: Option<&ImageKey>, version: u32) -> std::io::Result<Self> {
+        Self::with_flags(out, key, version, 0)
+    }
+
+    fn with_flags(
+        mut out: W,
+        key: Option<&ImageKey>,
+        version: u32,
+        extra: u32,
+    ) -> std::io::Result<Self> {
         let mut h = [0u8; HEADER_LEN];
         h[..8].copy_from_slice(MAGIC);
         h[8..12].copy_from_slice(&version.to_le_bytes());
-        let flags = if key.is_some() { FLAG_SIGNED } else { 0 };
+        let flags = extra | if key.is_some() { FLAG_SIGNED } else { 0 };
         h[12..16].copy_from_slice(&flags.to_le_bytes());
         out.write_all(&h)?;
         let mut mac = key.map(ImageKey::mac);
@@ -137,6 +170,22 @@ impl<W: Write> ImageWriter<W> {
         self.frame(TREE, &[], payload)
     }
 
+    /// The PRESENT frame of a delta pod stream: `(address, length)` of every page range the
+    /// process had.
+    pub fn present(&mut self, ranges: &[(u64, usize)]) -> std::io::Result<()> {
+        let mut body = Vec::with_capacity(ranges.len() * 16);
+        for &(a, l) in ranges {
+            body.extend_from_slice(&a.to_le_bytes());
+            body.extend_from_slice(&(l as u64).to_le_bytes());
+        }
+        self.frame(PRESENT, &[], &body)
+    }
+
+    /// The PROC frame of a rounds stream: the pages that follow are process `pid`'s.
+    pub fn proc_marker(&mut self, pid: i32) -> std::io::Result<()> {
+        self.frame(PROC, &[], &pid.to_le_bytes())
+    }
+
     /// Object data blob `index` of a pod stream.
     pub fn object_data(&mut self, index: u32, data: &[u8]) -> std::io::Result<()> {
         self.frame(OBJECT_DATA, &index.to_le_bytes(), data)
@@ -184,6 +233,8 @@ pub struct ParsedImage<'a> {
     pub pages: Vec<(u64, &'a [u8])>,
     /// Contents of deleted files, by index.
     pub files: Vec<&'a [u8]>,
+    /// Delta pod images: `(address, length)` of every page the process had.
+    pub present: Option<Vec<(u64, u64)>>,
     /// For a signed image: the bytes the MAC covers, and the MAC.
     pub signature: Option<(&'a [u8], &'a [u8])>,
 }
@@ -212,7 +263,9 @@ type Signature<'a> = Option<(&'a [u8], &'a [u8])>;
 
 /// Check the header (magic, `version`, flags), every frame's length and checksum, the END
 /// frame and, for a signed image, the MAC frame's form; the frames before END, in order.
-fn frames(bytes: &[u8], version: u32) -> Result<(Vec<Frame<'_>>, Signature<'_>)> {
+type Frames<'a> = (Vec<Frame<'a>>, Signature<'a>, u32);
+
+fn frames(bytes: &[u8], version: u32) -> Result<Frames<'_>> {
     if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
         return Err(bad("not a ZOS checkpoint image (bad magic)"));
     }
@@ -221,6 +274,7 @@ fn frames(bytes: &[u8], version: u32) -> Result<(Vec<Frame<'_>>, Signature<'_>)>
         let what = match found {
             VERSION => "a single-process image",
             TREE_VERSION => "a pod image",
+            ROUNDS_VERSION => "pre-copy rounds",
             _ => "an unknown format",
         };
         return Err(bad(format!(
@@ -270,12 +324,17 @@ fn frames(bytes: &[u8], version: u32) -> Result<(Vec<Frame<'_>>, Signature<'_>)>
         at = body_at + len as usize;
     }
     verify(bytes, &spans)?;
-    Ok((out, signature))
+    Ok((out, signature, flags))
 }
 
 /// Check the header, every frame's checksum and the frame order; decode the metadata.
 pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
-    let (frames, signature) = frames(bytes, VERSION)?;
+    let (frames, signature, flags) = frames(bytes, VERSION)?;
+    if flags & FLAG_DELTA != 0 {
+        return Err(bad(
+            "header flags: a single-process image cannot be a delta",
+        ));
+    }
     let mut it = frames.iter();
     let meta = match it.next() {
         Some(f) if f.kind == META => decode_meta(f.body)?,
@@ -300,6 +359,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedImage<'_>> {
         meta,
         pages,
         files,
+        present: None,
         signature,
     })
 }
@@ -328,6 +388,8 @@ pub struct ParsedTree<'a> {
     pub procs: Vec<ParsedImage<'a>>,
     /// OBJECT_DATA blobs by index.
     pub data: Vec<&'a [u8]>,
+    /// A delta image: pages only where written since its base (see the module docs).
+    pub delta: bool,
     /// For a signed image: the bytes the MAC covers, and the MAC.
     pub signature: Signature<'a>,
 }
@@ -335,7 +397,8 @@ pub struct ParsedTree<'a> {
 /// Check and split a pod image ([`TREE_VERSION`]): TREE, then per process META and PAGES,
 /// then OBJECT_DATA in index order, then END (and MAC when signed).
 pub fn parse_tree(bytes: &[u8]) -> Result<ParsedTree<'_>> {
-    let (frames, signature) = frames(bytes, TREE_VERSION)?;
+    let (frames, signature, flags) = frames(bytes, TREE_VERSION)?;
+    let delta = flags & FLAG_DELTA != 0;
     let mut it = frames.iter();
     let tree = match it.next() {
         Some(f) if f.kind == TREE => f.body,
@@ -349,8 +412,18 @@ pub fn parse_tree(bytes: &[u8]) -> Result<ParsedTree<'_>> {
                 meta: decode_meta(f.body)?,
                 pages: Vec::new(),
                 files: Vec::new(),
+                present: None,
                 signature: None,
             }),
+            PRESENT
+                if delta
+                    && procs
+                        .last()
+                        .is_some_and(|p| p.present.is_none() && p.pages.is_empty()) =>
+            {
+                let last = procs.len() - 1;
+                procs[last].present = Some(decode_present(f.body, f.at)?);
+            }
             PAGES if f.body.len() >= 8 && data.is_empty() && !procs.is_empty() => {
                 let last = procs.len() - 1;
                 procs[last].pages.push(split_pages(f.body));
@@ -365,12 +438,74 @@ pub fn parse_tree(bytes: &[u8]) -> Result<ParsedTree<'_>> {
             k => return Err(unexpected(k, f.at)),
         }
     }
+    if delta && procs.iter().any(|p| p.present.is_none()) {
+        return Err(bad("a delta image without the PRESENT frame of a process"));
+    }
     Ok(ParsedTree {
         tree,
         procs,
         data,
+        delta,
         signature,
     })
+}
+
+/// A PRESENT frame's ranges: page-aligned, non-empty, in order, not overlapping.
+fn decode_present(body: &[u8], at: usize) -> Result<Vec<(u64, u64)>> {
+    if body.len() % 16 != 0 {
+        return Err(bad(format!(
+            "PRESENT frame at byte {at} has a partial range"
+        )));
+    }
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(body.len() / 16);
+    for c in body.chunks_exact(16) {
+        let a = u64::from_le_bytes(c[..8].try_into().unwrap());
+        let l = u64::from_le_bytes(c[8..].try_into().unwrap());
+        let ok = a % 4096 == 0
+            && l % 4096 == 0
+            && l > 0
+            && a.checked_add(l).is_some()
+            && out.last().is_none_or(|&(pa, pl)| pa + pl <= a);
+        if !ok {
+            return Err(bad(format!(
+                "PRESENT frame at byte {at}: range {a:#x}+{l:#x} misaligned, empty or out of order"
+            )));
+        }
+        out.push((a, l));
+    }
+    Ok(out)
+}
+
+/// The pages of one process in a rounds stream.
+pub type RoundPages<'a> = (i32, Vec<(u64, &'a [u8])>);
+
+/// Parse a pre-copy rounds stream ([`ROUNDS_VERSION`]): the pages of each process.
+pub fn parse_rounds(bytes: &[u8]) -> Result<Vec<RoundPages<'_>>> {
+    let (frames, _, flags) = frames(bytes, ROUNDS_VERSION)?;
+    if flags != 0 {
+        return Err(bad("a rounds stream takes no header flags"));
+    }
+    let mut out: Vec<RoundPages<'_>> = Vec::new();
+    for f in &frames {
+        match f.kind {
+            PROC if f.body.len() == 4 => {
+                out.push((i32::from_le_bytes(f.body.try_into().unwrap()), Vec::new()));
+            }
+            PAGES if f.body.len() >= 8 && !out.is_empty() => {
+                let (a, data) = split_pages(f.body);
+                if a % 4096 != 0 || data.is_empty() || data.len() % 4096 != 0 {
+                    return Err(bad(format!(
+                        "PAGES frame at byte {} is not whole pages",
+                        f.at
+                    )));
+                }
+                let last = out.len() - 1;
+                out[last].1.push((a, data));
+            }
+            k => return Err(unexpected(k, f.at)),
+        }
+    }
+    Ok(out)
 }
 
 /// The MAC frame at `at`, which must be the last thing in `bytes`: (signed bytes, MAC).
@@ -496,6 +631,75 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn delta_tree(present: Option<&[(u64, usize)]>) -> Vec<u8> {
+        let img = ProcessImage {
+            pid: 1,
+            origin: Origin::default(),
+            xcr0: 7,
+            mm: MmInfo::default(),
+            vmas: vec![],
+            threads: vec![],
+            files: vec![],
+            attrs: ProcAttrs::default(),
+        };
+        let mut w = ImageWriter::new_tree_delta(Vec::new(), None).unwrap();
+        w.tree(b"t").unwrap();
+        w.meta(&img).unwrap();
+        if let Some(p) = present {
+            w.present(p).unwrap();
+        }
+        w.pages(0x2000, &[1u8; 4096]).unwrap();
+        w.finish().unwrap().0
+    }
+
+    #[test]
+    fn delta_images_need_a_well_formed_present_frame_per_process() {
+        let bytes = delta_tree(Some(&[(0x1000, 0x2000), (0x8000, 0x1000)]));
+        let ok = parse_tree(&bytes).unwrap();
+        assert!(ok.delta);
+        assert_eq!(
+            ok.procs[0].present,
+            Some(vec![(0x1000, 0x2000), (0x8000, 0x1000)])
+        );
+        let missing = parse_tree(&delta_tree(None)).err().unwrap().to_string();
+        assert!(missing.contains("PRESENT"), "{missing}");
+        for bad in [
+            &[(0x1001, 0x1000)][..],
+            &[(0x1000, 0)][..],
+            &[(0x8000, 0x1000), (0x1000, 0x1000)][..],
+            &[(0x1000, 0x2000), (0x2000, 0x1000)][..],
+        ] {
+            assert!(parse_tree(&delta_tree(Some(bad))).is_err(), "{bad:x?}");
+        }
+    }
+
+    #[test]
+    fn rounds_streams_hold_whole_pages_after_a_process_marker() {
+        let mut w = ImageWriter::new_rounds(Vec::new()).unwrap();
+        w.proc_marker(3).unwrap();
+        w.pages(0x4000, &[5u8; 8192]).unwrap();
+        let bytes = w.finish().unwrap().0;
+        let r = parse_rounds(&bytes).unwrap();
+        assert_eq!((r[0].0, r[0].1[0].0, r[0].1[0].1.len()), (3, 0x4000, 8192));
+        let mut w = ImageWriter::new_rounds(Vec::new()).unwrap();
+        w.pages(0x4000, &[5u8; 4096]).unwrap();
+        assert!(
+            parse_rounds(&w.finish().unwrap().0).is_err(),
+            "pages before a marker"
+        );
+        let mut w = ImageWriter::new_rounds(Vec::new()).unwrap();
+        w.proc_marker(3).unwrap();
+        w.pages(0x4000, &[5u8; 100]).unwrap();
+        assert!(
+            parse_rounds(&w.finish().unwrap().0).is_err(),
+            "part of a page"
+        );
+        assert!(
+            parse_tree(&bytes).is_err(),
+            "a rounds stream is not an image"
+        );
     }
 
     #[test]

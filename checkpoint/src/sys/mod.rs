@@ -10,6 +10,7 @@ pub mod podns;
 pub mod ptrace;
 pub mod sock;
 pub mod spawn;
+pub mod uffd;
 
 use serde::{Deserialize, Serialize};
 use std::io;

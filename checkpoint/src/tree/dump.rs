@@ -13,6 +13,7 @@ use crate::image::model::{Creds, ProcessImage, VmaKind};
 use crate::inject::Tracee;
 use crate::objects::{DumpCx, Object};
 use crate::sys::{fds, nr};
+use crate::track::DirtyTracker;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{BufWriter, Write};
 use std::os::fd::AsRawFd;
@@ -28,11 +29,32 @@ pub(crate) fn checkpoint_tree(
     opts: &TreeDumpOptions,
     out: impl Write,
 ) -> Result<TreeDumpStats> {
+    checkpoint_tree_since(root, opts, Tracking::None, out)
+}
+
+/// What a dump does with a dirty-page tracker.
+pub(crate) enum Tracking<'a> {
+    /// No tracker: a whole image.
+    None,
+    /// A whole image; the tracker's report is taken (and dropped) while the tree is frozen,
+    /// so that its next report starts from this image.
+    Reset(&'a mut DirtyTracker),
+    /// A delta image: the pages written since the tracker's previous report.
+    Delta(&'a mut DirtyTracker),
+}
+
+/// [`checkpoint_tree`] with a dirty-page tracker (see [`Tracking`]).
+pub(crate) fn checkpoint_tree_since(
+    root: i32,
+    opts: &TreeDumpOptions,
+    tracking: Tracking<'_>,
+    out: impl Write,
+) -> Result<TreeDumpStats> {
     let t0 = Instant::now();
     super::check_tree(root)?.into_result()?;
     let (mut hold, scan) = freeze_tree(root)?;
     let t_frozen = Instant::now();
-    let mut stats = match write_tree(&mut hold, &scan, out) {
+    let mut stats = match write_tree(&mut hold, &scan, tracking, out) {
         Ok(s) => s,
         Err(e) => {
             let _ = hold.release();
@@ -68,7 +90,12 @@ pub(crate) fn checkpoint_tree(
 }
 
 /// Examine the frozen tree, collect and write it.
-fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<TreeDumpStats> {
+fn write_tree(
+    hold: &mut TreeFreeze,
+    scan: &PodScan,
+    mut tracking: Tracking<'_>,
+    out: impl Write,
+) -> Result<TreeDumpStats> {
     let mut cx = DumpCx::default();
     let verdict = check::examine(scan, Some(&mut cx))?;
     if !verdict.reasons.is_empty() {
@@ -84,7 +111,7 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
     regions.sort_by_key(|ino| verdict.shm[ino].base);
     let region_of = |ino: u64| regions.iter().position(|&r| r == ino).unwrap_or(0) as u32;
     let mut saved_shm: HashSet<(u64, u64)> = HashSet::new();
-    let mut images: Vec<(i32, ProcessImage, memory::Overrides)> = Vec::new();
+    let mut images: Vec<(i32, ProcessImage, memory::Overrides, Present)> = Vec::new();
     let mut entries = Vec::new();
     let mut mapped_files = BTreeSet::new();
     let mut last_pid = 0;
@@ -167,7 +194,15 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
             if p.pid == 1 {
                 last_pid = read_last_pid(f)?;
             }
-            images.push((f.pid, img, overrides));
+            let present = match &mut tracking {
+                Tracking::Delta(t) => Some(delta_overrides(f.pid, &img.vmas, t, &mut overrides)?),
+                Tracking::Reset(t) => {
+                    t.written(f.pid);
+                    None
+                }
+                Tracking::None => None,
+            };
+            images.push((f.pid, img, overrides, present));
         }
         let mut fds: Vec<FdRef> = verdict.table.fds.get(&p.host).cloned().unwrap_or_default();
         if !p.defunct() {
@@ -215,12 +250,20 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
     };
     let payload = postcard::to_stdvec(&tree).map_err(|e| Error::Restore(e.to_string()))?;
     let name = "image stream";
-    let mut w = ImageWriter::new_tree(BufWriter::with_capacity(1 << 20, out), None)
-        .map_err(io_err(name))?;
+    let out = BufWriter::with_capacity(1 << 20, out);
+    let mut w = if matches!(tracking, Tracking::Delta(_)) {
+        ImageWriter::new_tree_delta(out, None)
+    } else {
+        ImageWriter::new_tree(out, None)
+    }
+    .map_err(io_err(name))?;
     w.tree(&payload).map_err(io_err(name))?;
     let mut pages = 0;
-    for (pid, img, overrides) in &images {
+    for (pid, img, overrides, present) in &images {
         w.meta(img).map_err(io_err(name))?;
+        if let Some(present) = present {
+            w.present(present).map_err(io_err(name))?;
+        }
         let bufs = memory::Buffers::new(crate::dump::resident_memory(*pid));
         pages += memory::write_memory_with(*pid, &img.vmas, &mut w, bufs, overrides)?.pages;
     }
@@ -239,6 +282,35 @@ fn write_tree(hold: &mut TreeFreeze, scan: &PodScan, out: impl Write) -> Result<
 }
 
 /// `/proc/sys/kernel/ns_last_pid` as the pod sees it, read inside its frozen init.
+/// Every page range the process has with content (what a whole image would hold).
+type Present = Option<Vec<(u64, usize)>>;
+
+/// For a delta image: narrow `overrides` to the pages `host` wrote since the tracker's last
+/// report (private mappings; shared ones stay whole) and return every page range it has.
+fn delta_overrides(
+    host: i32,
+    vmas: &[crate::image::model::Vma],
+    tracker: &mut DirtyTracker,
+    overrides: &mut memory::Overrides,
+) -> Result<Vec<(u64, usize)>> {
+    let path = format!("/proc/{host}/pagemap");
+    let pagemap = std::fs::File::open(&path).map_err(io_err(&path))?;
+    let dirty = tracker.written(host);
+    let mut present = Vec::new();
+    for v in vmas {
+        let content = match overrides.get(&v.start) {
+            Some(r) => r.clone(),
+            None => memory::ranges(&pagemap, v)?,
+        };
+        if !v.shared && !overrides.contains_key(&v.start) {
+            overrides.insert(v.start, dirty.select(&content));
+        }
+        present.extend(content);
+    }
+    present.sort_unstable();
+    Ok(present)
+}
+
 fn read_last_pid(f: &crate::freeze::Frozen) -> Result<i32> {
     let scratch = f
         .scratch

@@ -92,3 +92,28 @@ impl TreeFreeze {
         self.procs.clear();
     }
 }
+
+/// Freeze the pod whose init is `root`, call `each(host PID, PID in the pod, syscall gadget)`
+/// for every live process (to inject something), and let the pod run again — also when a
+/// call failed (the first error is returned).
+pub fn freeze_for_tracking(
+    root: i32,
+    each: &mut dyn FnMut(i32, i32, u64) -> Result<()>,
+) -> Result<()> {
+    let (mut hold, scan) = freeze_tree(root)?;
+    let mut first = None;
+    for f in &hold.procs {
+        let Some(p) = scan.procs.iter().find(|p| p.host == f.pid) else {
+            continue;
+        };
+        if let Err(e) = each(f.pid, p.pid, f.gadget) {
+            first.get_or_insert(e);
+            break;
+        }
+    }
+    let released = hold.release();
+    match first {
+        Some(e) => Err(e),
+        None => released,
+    }
+}

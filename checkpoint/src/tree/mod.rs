@@ -48,6 +48,8 @@ pub(crate) mod model;
 mod restore;
 mod scan;
 
+pub(crate) use freeze::freeze_for_tracking;
+
 use crate::check::CheckReport;
 use crate::error::{Error, Result};
 use crate::pod::{MountPlan, Pod};
@@ -227,7 +229,41 @@ pub fn checkpoint_tree(
 /// Restore a pod from a complete image stream: validated in full first, then a new pod
 /// (namespaces, maps, mount plan) with every process at its PID, held stopped.
 pub fn restore_tree(image: &[u8], opts: &TreeRestoreOptions) -> Result<RestoredTree> {
-    restore::restore_tree(image, opts)
+    restore::restore_tree(image, None, opts)
+}
+
+/// [`restore_tree`] of a delta image (see [`crate::image::format`]) over the pages of
+/// `base` (pre-copy rounds, or earlier images of a snapshot chain); a whole image ignores
+/// the base.
+pub fn restore_tree_with_base(
+    image: &[u8],
+    base: &crate::track::PageBase,
+    opts: &TreeRestoreOptions,
+) -> Result<RestoredTree> {
+    restore::restore_tree(image, Some(base), opts)
+}
+
+/// [`checkpoint_tree`] as a delta image: only the pages written since `tracker` last
+/// reported them (its previous round, or snapshot), plus what every process has (see
+/// [`crate::image::format`]); everything else as in a whole image.
+pub fn checkpoint_tree_delta(
+    root: i32,
+    opts: &TreeDumpOptions,
+    tracker: &mut crate::track::DirtyTracker,
+    out: impl Write,
+) -> Result<TreeDumpStats> {
+    dump::checkpoint_tree_since(root, opts, dump::Tracking::Delta(tracker), out)
+}
+
+/// [`checkpoint_tree`] (a whole image) that also restarts `tracker`'s report at this image,
+/// while the tree is frozen: the first of a chain of snapshots.
+pub fn checkpoint_tree_tracked(
+    root: i32,
+    opts: &TreeDumpOptions,
+    tracker: &mut crate::track::DirtyTracker,
+    out: impl Write,
+) -> Result<TreeDumpStats> {
+    dump::checkpoint_tree_since(root, opts, dump::Tracking::Reset(tracker), out)
 }
 
 #[allow(unused)]

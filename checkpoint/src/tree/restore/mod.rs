@@ -31,6 +31,7 @@ use crate::image::model::ThreadImage;
 use crate::pod::Pod;
 use crate::restore::child::Child;
 use crate::sys::{self, ptrace};
+use crate::track::PageBase;
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
@@ -128,9 +129,24 @@ impl Drop for Held {
 }
 
 /// See [`crate::restore_tree`].
-pub(crate) fn restore_tree(image: &[u8], opts: &TreeRestoreOptions) -> Result<RestoredTree> {
+pub(crate) fn restore_tree(
+    image: &[u8],
+    base: Option<&PageBase>,
+    opts: &TreeRestoreOptions,
+) -> Result<RestoredTree> {
     let t0 = Instant::now();
-    let parsed = parse_tree(image)?;
+    let mut parsed = parse_tree(image)?;
+    if parsed.delta {
+        let Some(base) = base else {
+            return Err(Error::BadImage(
+                "a delta image (pre-copy or incremental snapshot) needs its base".into(),
+            ));
+        };
+        for p in &mut parsed.procs {
+            let present = p.present.take().unwrap_or_default();
+            p.pages = base.merged(p.meta.pid, &present, &p.pages)?;
+        }
+    }
     let tree: TreeImage = postcard::from_bytes(parsed.tree)
         .map_err(|e| Error::BadImage(format!("tree does not decode: {e}")))?;
     validate::validate(&tree, &parsed)?;

@@ -1,0 +1,124 @@
+//! Dirty-page tracking on running pods: pre-copy rounds and a delta image restore the task
+//! with the memory of an uninterrupted run; a chain of a whole and a delta snapshot restores
+//! the state of the delta's moment; what the tracker cannot vouch for is taken whole.
+
+mod common;
+
+use common::pods::*;
+use std::sync::Arc;
+use std::time::Duration;
+use zos_checkpoint::{
+    AfterDump, DirtyTracker, PageBase, TreeDumpOptions, TreeRestoreOptions, checkpoint_tree_delta,
+    checkpoint_tree_tracked, restore_tree_with_base, write_round,
+};
+
+const KILL: TreeDumpOptions = TreeDumpOptions {
+    after: AfterDump::Kill,
+};
+
+fn opts(after: AfterDump) -> TreeDumpOptions {
+    TreeDumpOptions { after }
+}
+
+fn gap_ms(text: &str) -> f64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("GAP "))
+        .expect("GAP line");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn precopy_rounds_and_a_delta_image_continue_the_task_exactly() {
+    // 64 MiB, 20 MiB/s, 3 s of ticks.
+    let run = start_prog("dirtier", &["64", "20", "3000"]);
+    run.wait_for("READY", 20);
+    let mut tracker = DirtyTracker::start(run.pod.pid()).expect("start tracking");
+    let mut base = PageBase::new();
+    let mut sizes = Vec::new();
+    for k in 0..4 {
+        let mut round = Vec::new();
+        let st = write_round(&mut tracker, k == 0, &mut round).expect("round");
+        sizes.push(st.pages);
+        base.add_round(round).expect("absorb round");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert!(
+        sizes[0] >= 64 * 256,
+        "round 0 carries every page: {sizes:?}"
+    );
+    assert!(
+        sizes[1..].iter().all(|&p| p < 64 * 256 / 4),
+        "later rounds carry what was written (~20 MiB/s for 150 ms): {sizes:?}"
+    );
+    let mut delta = Vec::new();
+    let stats = checkpoint_tree_delta(run.pod.pid(), &KILL, &mut tracker, &mut delta)
+        .expect("delta checkpoint");
+    drop(tracker);
+    assert!(
+        stats.bytes_written < 16 << 20,
+        "the delta holds only recent writes: {} bytes",
+        stats.bytes_written
+    );
+    let (code, _) = run.finish(10);
+    assert_eq!(code, 128 + 9);
+    let full = zos_checkpoint::restore_tree(&delta, &TreeRestoreOptions::default());
+    assert!(
+        full.unwrap_err().to_string().contains("needs its base"),
+        "a delta alone is refused"
+    );
+    let held = restore_tree_with_base(&delta, &base, &TreeRestoreOptions::default())
+        .expect("restore over the rounds");
+    let after = PodRun::adopt(held.resume().expect("resume"));
+    let (code, text) = after.finish(60);
+    assert!(text.contains("PASS"), "{text}");
+    assert_eq!(code, 0, "{text}");
+    eprintln!("longest tick gap after restore: {} ms", gap_ms(&text));
+}
+
+#[test]
+fn a_whole_then_a_delta_snapshot_restore_the_deltas_moment() {
+    let script = "i=0; while read c; do [ \"$c\" = inc ] && i=$((i+1)); echo \"AT $i\"; done";
+    let run = PodRun::start(&spec(&["bash", "-c", script]));
+    run.type_in("inc\n");
+    run.wait_for("AT 1", 10);
+    let mut tracker = DirtyTracker::start(run.pod.pid()).expect("tracking");
+    let mut whole = Vec::new();
+    let st_whole = checkpoint_tree_tracked(
+        run.pod.pid(),
+        &opts(AfterDump::LeaveRunning),
+        &mut tracker,
+        &mut whole,
+    )
+    .expect("whole snapshot");
+    run.type_in("inc\n");
+    run.wait_for("AT 2", 10);
+    let mut delta = Vec::new();
+    let st_delta = checkpoint_tree_delta(
+        run.pod.pid(),
+        &opts(AfterDump::LeaveRunning),
+        &mut tracker,
+        &mut delta,
+    )
+    .expect("delta snapshot");
+    assert!(
+        st_delta.bytes_written * 4 < st_whole.bytes_written,
+        "incremental {} vs whole {}",
+        st_delta.bytes_written,
+        st_whole.bytes_written
+    );
+    run.type_in("inc\n");
+    run.wait_for("AT 3", 10);
+    drop(run);
+    let mut base = PageBase::new();
+    base.add_image(Arc::new(whole)).expect("chain base");
+    let held = restore_tree_with_base(&delta, &base, &TreeRestoreOptions::default())
+        .expect("restore the chain");
+    let back = PodRun::adopt(held.resume().expect("resume"));
+    back.type_in("show\n");
+    let text = back.wait_for("AT ", 10);
+    assert!(
+        text.contains("AT 2"),
+        "back at the delta's moment: {text:?}"
+    );
+}
