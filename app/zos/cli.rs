@@ -183,6 +183,15 @@ pub enum Command {
     },
     /// Move a migrant task to a zombie dominated at level complete.
     ///
+    /// The move is live by default: the task's memory is copied while it
+    /// runs (round 0 all of it, then round after round what it wrote
+    /// meanwhile; pages written are tracked with userfaultfd write-protect,
+    /// Linux 6.7 or later), until a round is small enough or rounds stop
+    /// shrinking (a task writing about as fast as the link carries; the
+    /// progress says why they stopped); only then is it frozen for the rest.
+    /// With --stop-and-copy (or on a kernel that cannot track the task's
+    /// pages) it is frozen for the whole transfer.
+    ///
     /// The task is checked (anything the engine cannot carry is named and the
     /// task runs on), frozen, and its image streamed to the zombie, which
     /// restores it in a pod of its own (the zombie's user, its private places
@@ -202,9 +211,14 @@ pub enum Command {
         /// and each codec's speed, measured), none, lz4 or zstd.
         #[arg(long, default_value = "auto")]
         compress: zos_netproto::control::Compression,
+        /// Freeze the task for the whole transfer instead of copying its
+        /// memory while it runs.
+        #[arg(long)]
+        stop_and_copy: bool,
     },
     /// Bring a migrant task home from the zombie it runs on (the same
-    /// fail-safe steps the other way round).
+    /// fail-safe steps the other way round; live by default, as for
+    /// `zos migrate`).
     Home {
         /// The task id (see `zos tasks`).
         task: u64,
@@ -213,6 +227,10 @@ pub enum Command {
         /// since is lost).
         #[arg(long)]
         from_image: bool,
+        /// Freeze the task for the whole transfer instead of copying its
+        /// memory while it runs.
+        #[arg(long, conflicts_with = "from_image")]
+        stop_and_copy: bool,
     },
     /// On a master: share a folder with dominated zombies (or hide one).
     ///

@@ -185,8 +185,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             task,
             host,
             compress,
-        } => crate::migrate::migrate(&paths, task, host, compress),
-        Command::Home { task, from_image } => crate::migrate::home(&paths, task, from_image),
+            stop_and_copy,
+        } => crate::migrate::migrate(&paths, task, host, compress, stop_and_copy),
+        Command::Home {
+            task,
+            from_image,
+            stop_and_copy,
+        } => crate::migrate::home(&paths, task, from_image, stop_and_copy),
         Command::Export {
             path,
             to,

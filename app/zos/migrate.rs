@@ -16,6 +16,7 @@ use zos_netproto::control::{self, Compression, Reply, Request};
 pub struct ProgressPrinter {
     tty: bool,
     phase: String,
+    detail: Option<String>,
     last: Option<Instant>,
     line_open: bool,
 }
@@ -26,6 +27,7 @@ impl ProgressPrinter {
         ProgressPrinter {
             tty: std::io::stdout().is_terminal(),
             phase: String::new(),
+            detail: None,
             last: None,
             line_open: false,
         }
@@ -42,7 +44,20 @@ impl ProgressPrinter {
                 total,
                 rate_bps,
                 eta_s,
+                round,
+                detail,
             } => {
+                // A new detail (a pre-copy round's figures, why the rounds stopped) gets a
+                // line of its own, once.
+                if detail.is_some() && *detail != self.detail {
+                    self.detail.clone_from(detail);
+                    self.end_line(&mut out);
+                    let _ = writeln!(out, "task {task}: {}", detail.as_deref().unwrap_or(""));
+                }
+                let phase = &match round {
+                    Some(r) => format!("{phase} {r}"),
+                    None => phase.clone(),
+                };
                 let changed = *phase != self.phase;
                 let due = self
                     .last
@@ -124,6 +139,7 @@ fn print_moved(reply: Reply) -> Result<ExitCode> {
         to,
         phases,
         image_bytes,
+        precopy,
     } = reply
     else {
         bail!("unexpected reply from the daemon: {reply:?}")
@@ -132,6 +148,10 @@ fn print_moved(reply: Reply) -> Result<ExitCode> {
         "task {task} runs on {to} now ({:.1} MiB image)",
         image_bytes as f64 / 1048576.0
     );
+    match precopy {
+        Some(how) => println!("  live: {how}"),
+        None => println!("  stop-and-copy: frozen for the whole transfer"),
+    }
     let total: u64 = phases.iter().map(|(_, us)| us).sum();
     for (phase, us) in &phases {
         println!("  {phase:<10} {:>9.1} ms", *us as f64 / 1000.0);
@@ -140,21 +160,35 @@ fn print_moved(reply: Reply) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `zos migrate TASK HOST [--compress C]`.
-pub fn migrate(paths: &Paths, task: u64, host: String, compress: Compression) -> Result<ExitCode> {
+/// `zos migrate TASK HOST [--compress C] [--stop-and-copy]`.
+pub fn migrate(
+    paths: &Paths,
+    task: u64,
+    host: String,
+    compress: Compression,
+    stop_and_copy: bool,
+) -> Result<ExitCode> {
     print_moved(call_move(
         paths,
         &Request::Migrate {
             task,
             host,
             compress,
+            stop_and_copy,
         },
     )?)
 }
 
-/// `zos home TASK [--from-image]`.
-pub fn home(paths: &Paths, task: u64, from_image: bool) -> Result<ExitCode> {
-    print_moved(call_move(paths, &Request::Home { task, from_image })?)
+/// `zos home TASK [--from-image] [--stop-and-copy]`.
+pub fn home(paths: &Paths, task: u64, from_image: bool, stop_and_copy: bool) -> Result<ExitCode> {
+    print_moved(call_move(
+        paths,
+        &Request::Home {
+            task,
+            from_image,
+            stop_and_copy,
+        },
+    )?)
 }
 
 /// `zos checkpoint --task TASK --out DIR`.
@@ -221,6 +255,7 @@ pub fn dominate_with_tasks(
                 task,
                 host: name.clone(),
                 compress: Compression::Auto,
+                stop_and_copy: false,
             },
         )
         .map_err(|e| anyhow!("dominated {name}, but task {task} did not move: {e}"))?;

@@ -174,6 +174,10 @@ pub enum Request {
         /// Compression of the image on the link.
         #[serde(default)]
         compress: Compression,
+        /// Freeze the task for the whole transfer instead of moving it live (pre-copy
+        /// while it runs, then a short stop).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stop_and_copy: bool,
     },
     /// Bring a migrant home (`zos home`). Progress and final replies as for
     /// [`Request::Migrate`].
@@ -184,6 +188,9 @@ pub enum Request {
         /// zombie), bumping the epoch.
         #[serde(default)]
         from_image: bool,
+        /// Freeze the task for the whole transfer instead of moving it live.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stop_and_copy: bool,
     },
     /// Checkpoint a migrant to an image directory on the master, leaving it
     /// running (a snapshot). Final [`Reply::Checkpointed`].
@@ -290,8 +297,9 @@ pub const EXITED_LISTED_S: u64 = 600;
 
 /// The phases of a move, in order, as [`Reply::MoveProgress`] and
 /// [`Reply::Moved`] name them.
-pub const MOVE_PHASES: [&str; 6] = [
+pub const MOVE_PHASES: [&str; 7] = [
     "check",
+    "pre-copy",
     "freeze",
     "send-files",
     "send-image",
@@ -581,6 +589,14 @@ pub enum Reply {
         /// Seconds left, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         eta_s: Option<u64>,
+        /// In phase `pre-copy`: the round (0 carries all memory, later ones what the task
+        /// wrote meanwhile).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        round: Option<u32>,
+        /// What the move is doing, in words (the last pre-copy round's size and how much
+        /// the task wrote meanwhile; why the rounds stopped; a fallback to stop-and-copy).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
     /// For `Migrate` and `Home`: the task runs at `to` now.
     Moved {
@@ -593,6 +609,9 @@ pub enum Reply {
         /// The image's size (raw, before compression on the link).
         #[serde(default)]
         image_bytes: u64,
+        /// A live move: how its pre-copy went (rounds, why they stopped).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        precopy: Option<String>,
     },
     /// For `CheckpointTask`: the image is written; the task runs on.
     Checkpointed {
@@ -854,6 +873,7 @@ mod tests {
                     task: 3,
                     host: "z1".into(),
                     compress: Compression::Zstd,
+                    stop_and_copy: false,
                 },
                 r#"{"op":"migrate","task":3,"host":"z1","compress":"zstd"}"#,
             ),
@@ -861,6 +881,7 @@ mod tests {
                 Request::Home {
                     task: 3,
                     from_image: false,
+                    stop_and_copy: false,
                 },
                 r#"{"op":"home","task":3,"from_image":false}"#,
             ),
@@ -882,7 +903,19 @@ mod tests {
             Request::Migrate {
                 task: 1,
                 host: "z".into(),
-                compress: Compression::Auto
+                compress: Compression::Auto,
+                stop_and_copy: false,
+            }
+        );
+        assert_eq!(
+            serde_json::from_str::<Request>(
+                r#"{"op":"home","task":1,"from_image":false,"stop_and_copy":true}"#
+            )
+            .unwrap(),
+            Request::Home {
+                task: 1,
+                from_image: false,
+                stop_and_copy: true,
             }
         );
         assert!(is_stream_request(&Request::Attach { task: 1 }));
@@ -898,6 +931,8 @@ mod tests {
             total: 100,
             rate_bps: 5,
             eta_s: Some(18),
+            round: None,
+            detail: None,
         };
         assert!(!progress.is_final());
         assert_eq!(
@@ -909,6 +944,7 @@ mod tests {
             to: "z1".into(),
             phases: vec![("check".into(), 12)],
             image_bytes: 4096,
+            precopy: None,
         };
         assert!(moved.is_final());
         assert_eq!(

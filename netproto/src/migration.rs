@@ -20,7 +20,13 @@
 //! S → R  Offer{version, task, epoch, command, image_hint, executables, exports}
 //! R → S  Accept{need} | Refuse{reason}                  (nothing touched yet on either side)
 //! S → R  File{sha256, data, last}…   for each needed file (before the task is frozen)
-//!        — S freezes the tree and dumps it straight into the channel —
+//!        — live moves only: pre-copy, while the task RUNS (at most MAX_ROUNDS rounds) —
+//! S → R  Round{index}, Image{…}… (a rounds stream: the pages written since the previous
+//!        round, all of them in round 0), RoundEnd{index, raw_bytes, dirty_bytes}
+//! R → S  RoundTaken{index}            (the round arrived: the sender measures the link and
+//!                                      decides on another round or the freeze)
+//!        — S freezes the tree and dumps it straight into the channel (after rounds: a
+//!          delta image, whose pages not written since the last round are the rounds') —
 //! S → R  Image{codec, raw_len, data}… chunks of ≤ IMAGE_CHUNK raw bytes, each compressed alone
 //! S → R  More{executables}           files mapped since the offer (only if any)
 //! R → S  Accept{need}                 … and S sends those Files
@@ -52,8 +58,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// This protocol's version; an [`Offer`] of another version is refused.
-pub const MIGRATION_VERSION: u16 = 1;
+/// This protocol's version; an [`Offer`] of another version is refused. Version 2 added
+/// pre-copy rounds (`Round`, `RoundEnd`) and `Recall::live`.
+pub const MIGRATION_VERSION: u16 = 2;
+/// The most pre-copy rounds of one move.
+pub const MAX_ROUNDS: u32 = 16;
 /// The label of the per-domination request channel.
 pub const MIGRANTS_LABEL: &str = "migrants";
 /// Labels of master → zombie moves start with this.
@@ -287,6 +296,26 @@ pub enum MoveMessage {
         /// Why, for the user.
         reason: String,
     },
+    /// S → R: pre-copy round `index` (0, 1, … < [`MAX_ROUNDS`]) follows as `Image` chunks;
+    /// the task runs meanwhile.
+    Round {
+        /// The round's number.
+        index: u32,
+    },
+    /// S → R: pre-copy round `index` is complete.
+    RoundEnd {
+        /// The round's number.
+        index: u32,
+        /// Its raw length (the `Image` chunks' `raw_len` summed).
+        raw_bytes: u64,
+        /// Bytes the task had written since the previous round (for progress).
+        dirty_bytes: u64,
+    },
+    /// R → S: pre-copy round `index` arrived whole. Next comes another `Round` or the image.
+    RoundTaken {
+        /// The round's number.
+        index: u32,
+    },
 }
 
 /// How a migrant the zombie holds is doing.
@@ -340,6 +369,8 @@ pub enum MigrantsRequest {
         epoch: u64,
         /// How to compress the image (`None`: the zombie picks, as for `--compress auto`).
         codec: Option<Codec>,
+        /// Move it live (pre-copy while it runs) rather than stop-and-copy.
+        live: bool,
     },
 }
 
@@ -461,6 +492,13 @@ mod tests {
             MoveMessage::Abort {
                 reason: "no".into(),
             },
+            MoveMessage::Round { index: 3 },
+            MoveMessage::RoundEnd {
+                index: 3,
+                raw_bytes: 1 << 20,
+                dirty_bytes: 5 << 20,
+            },
+            MoveMessage::RoundTaken { index: 3 },
         ] {
             let bytes = postcard::to_stdvec(&m).unwrap();
             assert_eq!(postcard::from_bytes::<MoveMessage>(&bytes).unwrap(), m);

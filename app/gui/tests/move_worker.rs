@@ -78,7 +78,8 @@ fn dominate_then_migrate_streams_progress_to_the_model_while_polling_goes_on() {
             Request::Migrate {
                 task: 3,
                 host: "lab".into(),
-                compress: Compression::Auto
+                compress: Compression::Auto,
+                stop_and_copy: false,
             },
         ]
     );
@@ -201,11 +202,13 @@ fn home_and_checkpoint_reach_the_daemon_and_a_refusal_comes_back_in_full() {
             Request::Migrate {
                 task: 3,
                 host: "desk".into(),
-                compress: Compression::Auto
+                compress: Compression::Auto,
+                stop_and_copy: false,
             },
             Request::Home {
                 task: 3,
-                from_image: false
+                from_image: false,
+                stop_and_copy: false,
             },
             Request::CheckpointTask {
                 task: 3,

@@ -171,11 +171,13 @@ impl Lan {
                 task,
                 host: ZOMBIE.into(),
                 compress,
+                stop_and_copy: true,
             }
         } else {
             Request::Home {
                 task,
                 from_image: false,
+                stop_and_copy: true,
             }
         };
         match control::call(&self.master.socket(), &request, |_| {})? {
@@ -207,7 +209,7 @@ impl Moved {
     fn stopped_s(&self) -> f64 {
         self.phases
             .iter()
-            .filter(|(p, _)| p != "check")
+            .filter(|(p, _)| p != "check" && p != "pre-copy")
             .map(|(_, us)| *us as f64)
             .sum::<f64>()
             / 1e6

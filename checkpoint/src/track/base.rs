@@ -2,7 +2,7 @@
 //! merge that turns a delta image into whole memory without copying pages.
 
 use crate::error::{Error, Result};
-use crate::image::format::{parse_rounds, parse_tree};
+use crate::image::format::{ImageWriter, parse_rounds, parse_tree};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -170,6 +170,29 @@ impl PageBase {
         }
         Ok(out)
     }
+}
+
+/// The whole pod image equal to `image` (a delta) over `base`: every page in place, as a
+/// dump of that moment would have written it. A whole image comes back unchanged.
+pub fn flatten(image: &[u8], base: &PageBase) -> Result<Vec<u8>> {
+    let parsed = parse_tree(image)?;
+    if !parsed.delta {
+        return Ok(image.to_vec());
+    }
+    let io = |e: std::io::Error| Error::Restore(format!("flatten the image: {e}"));
+    let mut w = ImageWriter::new_tree(Vec::with_capacity(image.len()), None).map_err(io)?;
+    w.tree(parsed.tree).map_err(io)?;
+    for p in &parsed.procs {
+        w.meta(&p.meta).map_err(io)?;
+        let present = p.present.clone().unwrap_or_default();
+        for (addr, data) in base.merged(p.meta.pid, &present, &p.pages)? {
+            w.pages(addr, data).map_err(io)?;
+        }
+    }
+    for (i, blob) in parsed.data.iter().enumerate() {
+        w.object_data(i as u32, blob).map_err(io)?;
+    }
+    Ok(w.finish().map_err(io)?.0)
 }
 
 /// The bytes held in `map` from `at` up to at most `limit` (within one run), if `at` is held.

@@ -19,7 +19,7 @@
 mod base;
 mod round;
 
-pub use base::PageBase;
+pub use base::{PageBase, flatten};
 pub use round::{RoundStats, write_round};
 
 use crate::error::{Result, SysContext, io_err};

@@ -240,7 +240,7 @@ impl Master {
             let (mover, p) = (self.mover.clone(), progress.clone());
             let job = async move {
                 mover
-                    .home(task, zos_netproto::control::Compression::Auto, &p)
+                    .home(task, zos_netproto::control::Compression::Auto, true, &p)
                     .await
             };
             match run_with_progress(out, progress, job).await {
@@ -271,15 +271,16 @@ impl Master {
         task: u64,
         host: String,
         compress: zos_netproto::control::Compression,
+        live: bool,
         out: &mut Replies,
     ) -> Reply {
         let progress = Progress::new(task);
         let (mover, p) = (self.mover.clone(), progress.clone());
-        let job = async move { mover.migrate(task, &host, compress, &p).await };
+        let job = async move { mover.migrate(task, &host, compress, live, &p).await };
         run_with_progress(out, progress, job).await
     }
 
-    async fn home(&self, task: u64, from_image: bool, out: &mut Replies) -> Reply {
+    async fn home(&self, task: u64, from_image: bool, live: bool, out: &mut Replies) -> Reply {
         let progress = Progress::new(task);
         let (mover, p) = (self.mover.clone(), progress.clone());
         if from_image {
@@ -294,7 +295,7 @@ impl Master {
         }
         let job = async move {
             mover
-                .home(task, zos_netproto::control::Compression::Auto, &p)
+                .home(task, zos_netproto::control::Compression::Auto, live, &p)
                 .await
         };
         run_with_progress(out, progress, job).await
@@ -542,8 +543,17 @@ impl Handler for Master {
             Request::Attach { task } => self.attach(task, out),
             Request::Resize { task, cols, rows } => self.resize(task, cols, rows),
             Request::Logs { task, follow } => self.logs(task, follow, out),
-            Request::Migrate { task, host, compress } => self.migrate(task, host, compress, out).await,
-            Request::Home { task, from_image } => self.home(task, from_image, out).await,
+            Request::Migrate {
+                task,
+                host,
+                compress,
+                stop_and_copy,
+            } => self.migrate(task, host, compress, !stop_and_copy, out).await,
+            Request::Home {
+                task,
+                from_image,
+                stop_and_copy,
+            } => self.home(task, from_image, !stop_and_copy, out).await,
             Request::CheckpointTask { task, out: dir } => {
                 self.mover.checkpoint_task(task, &dir).await.unwrap_or_else(error_reply)
             }

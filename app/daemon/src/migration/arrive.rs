@@ -160,7 +160,8 @@ impl ZombieMoves {
         let adopt: engine::Adopt =
             Box::new(move |tree| hosted.adopt_restored(key, task, epoch, tree));
         tracing::info!("restoring task {task} ({} bytes)", received.image.len());
-        let (restored, hold) = engine::start_restore(task, received.image, opts, adopt)?;
+        let (restored, hold) =
+            engine::start_restore(task, received.image, received.base, opts, adopt)?;
         match tokio::time::timeout(ENGINE_LIMIT, restored).await {
             Ok(Ok(Ok(r))) => tracing::info!(
                 "task {task} restored (epoch {epoch}): {} process(es), init pid {}, held stopped",

@@ -26,6 +26,7 @@ impl ZombieMoves {
         task: u64,
         epoch: u64,
         codec: Option<Codec>,
+        live: bool,
         master: &MasterLink,
         authority: Authority,
     ) -> MigrantsReply {
@@ -53,7 +54,10 @@ impl ZombieMoves {
         let master = master.clone();
         let me = self.clone();
         tokio::spawn(async move {
-            let result = me.clone().depart(task, epoch, codec, h.pid, &master).await;
+            let result = me
+                .clone()
+                .depart(task, epoch, codec, live, h.pid, &master)
+                .await;
             me.state.lock().moving.remove(&task);
             if let Err(e) = result {
                 tracing::info!("task {task} did not go home: {e}");
@@ -71,6 +75,7 @@ impl ZombieMoves {
         task: u64,
         epoch: u64,
         codec: Option<Codec>,
+        live: bool,
         root: i32,
         master: &MasterLink,
     ) -> Result<()> {
@@ -119,6 +124,7 @@ impl ZombieMoves {
             image_file: None,
             skip,
             originals: meta.originals.clone(),
+            live,
         };
         let progress = Progress::new(task);
         let sent = match sender::send_task(&mut link, out, &progress, self.cache.clone()).await {

@@ -6,6 +6,13 @@
 //!   into an encoded `Image` message for the channel, and a third (optional) writes the raw
 //!   image to a file. The frozen tree is then held until a [`Decision`]: `Commit` ends it (the
 //!   task lives on elsewhere), `Abort` — or the decision's sender dropped — resumes it.
+//!   A **live** dump first starts a dirty-page tracker on the running pod and writes one
+//!   pre-copy round per [`RoundCmd::Next`] (round 0: all memory; then what the task wrote
+//!   since), each between a `RoundStart` and a `RoundDone` piece; [`RoundCmd::Freeze`] then
+//!   freezes the pod and dumps a delta image. Nothing is frozen before that: a move that
+//!   fails during the rounds just drops the tracker. A pod the tracker cannot follow (an old
+//!   kernel) is dumped at once, after a `Fallback` piece saying why. The image file then holds
+//!   the rounds and the delta as one live container ([`LIVE_MAGIC`]).
 //! - [`start_restore`]: one thread restores an image (`restore_tree`, held stopped), then
 //!   waits: `Commit` runs the adoption (resume, hand to the registry), `Abort` — or the
 //!   sender dropped — kills the restored tree.
@@ -17,7 +24,9 @@ use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
-use zos_checkpoint::{AfterDump, RestoredTree, TreeDumpOptions, TreeRestoreOptions};
+use zos_checkpoint::{
+    AfterDump, DirtyTracker, PageBase, RestoredTree, TreeDumpOptions, TreeRestoreOptions,
+};
 use zos_netproto::migration::{Codec, IMAGE_CHUNK};
 
 use super::codec::{AutoCodec, Encoder};
@@ -68,10 +77,45 @@ pub enum CodecChoice {
     Auto(f64),
 }
 
+/// The last 8 bytes of a kept image file that holds a live move: pre-copy rounds (each
+/// followed by its length, u64 LE), then the delta image, its length (u64 LE) and this.
+pub const LIVE_MAGIC: &[u8; 8] = b"ZOSLIVE1";
+
+/// What a live dump is told to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoundCmd {
+    /// Write the next pre-copy round.
+    Next,
+    /// Freeze and dump the (delta) image.
+    Freeze,
+}
+
+/// What comes out of a dump, in order.
+#[derive(Debug)]
+pub enum Piece {
+    /// An encoded `Image` message and its raw length.
+    Chunk(u64, Vec<u8>),
+    /// Pre-copy round `index` begins (its chunks follow).
+    RoundStart(u32),
+    /// Pre-copy round `index` is complete.
+    RoundDone {
+        /// The round.
+        index: u32,
+        /// Its raw bytes.
+        raw: u64,
+        /// Bytes the task wrote since the previous round.
+        dirty: u64,
+    },
+    /// A live dump could not track the pod and dumps it stop-and-copy instead.
+    Fallback(String),
+}
+
 /// A dump in progress.
 pub struct Dump {
-    /// Encoded `Image` messages with their raw lengths, in order; ends after the last.
-    pub messages: mpsc::Receiver<(u64, Vec<u8>)>,
+    /// What the dump produces, in order; ends after the image's last chunk.
+    pub messages: mpsc::Receiver<Piece>,
+    /// Live dumps: tells the dump thread to write another round or to freeze.
+    pub rounds: Option<std_mpsc::Sender<RoundCmd>>,
     /// The dump's outcome (after its last chunk); the tree is then held frozen.
     pub done: oneshot::Receiver<Result<DumpSummary>>,
     /// The frozen tree's holder (decide once `done` said Ok).
@@ -89,9 +133,11 @@ pub fn start_dump(
     task: u64,
     codec: CodecChoice,
     image_file: Option<std::fs::File>,
+    live: bool,
 ) -> Result<Dump> {
-    let (raw_tx, raw_rx) = std_mpsc::sync_channel::<Arc<Vec<u8>>>(4);
-    let (msg_tx, messages) = mpsc::channel::<(u64, Vec<u8>)>(8);
+    let (raw_tx, raw_rx) = std_mpsc::sync_channel::<Raw>(4);
+    let (msg_tx, messages) = mpsc::channel::<Piece>(8);
+    let (round_tx, round_rx) = std_mpsc::channel::<RoundCmd>();
     let (done_tx, done) = oneshot::channel();
     let (decide, decisions) = std_mpsc::channel();
     let (outcome_tx, outcome) = oneshot::channel();
@@ -101,7 +147,7 @@ pub fn start_dump(
     }));
     let (file_tx, file_thread) = match image_file {
         Some(file) => {
-            let (tx, rx) = std_mpsc::sync_channel::<Arc<Vec<u8>>>(16);
+            let (tx, rx) = std_mpsc::sync_channel::<Raw>(16);
             let t = spawn(format!("image-file-{task}"), move || write_file(file, rx))?;
             (Some(tx), Some(t))
         }
@@ -124,9 +170,29 @@ pub fn start_dump(
         let opts = TreeDumpOptions {
             after: AfterDump::KeepFrozen,
         };
-        let result = zos_checkpoint::checkpoint_tree(root, &opts, &mut writer)
-            .map_err(|e| DaemonError::User(format!("checkpoint: {e}")))
-            .and_then(|stats| writer.finish().map(|()| stats));
+        let mut tracker = None;
+        if live {
+            match precopy(root, &mut writer, &round_rx) {
+                Precopy::Freeze(t) => tracker = t,
+                Precopy::Stop(e) => {
+                    drop(writer);
+                    let _ = done_tx.send(Err(e));
+                    let _ = outcome_tx.send(());
+                    return;
+                }
+            }
+        }
+        writer.total = 0;
+        let result = match tracker.as_mut() {
+            Some(t) => zos_checkpoint::checkpoint_tree_delta(root, &opts, t, &mut writer),
+            None => zos_checkpoint::checkpoint_tree(root, &opts, &mut writer),
+        }
+        .map_err(|e| DaemonError::User(format!("checkpoint: {e}")))
+        .and_then(|stats| writer.finish().map(|()| stats));
+        let image_bytes = writer.total;
+        if live && result.is_ok() {
+            let _ = writer.out.send(Raw::ImageEnd(image_bytes));
+        }
         drop(writer);
         let file_ok = match file_thread.map(|t| t.join()) {
             Some(Ok(Err(e))) => Err(e),
@@ -142,6 +208,9 @@ pub fn start_dump(
                 return;
             }
         };
+        // The tracker goes now (it would be unregistered from a dead pod on commit, or it
+        // would slow the resumed task on abort).
+        drop(tracker);
         let held = stats.held.take();
         let _ = done_tx.send(Ok(DumpSummary {
             bytes: stats.bytes_written,
@@ -164,6 +233,7 @@ pub fn start_dump(
     })?;
     Ok(Dump {
         messages,
+        rounds: live.then_some(round_tx),
         done,
         hold: Hold { decide, outcome },
         link_bps,
@@ -196,10 +266,73 @@ impl Stalls {
     }
 }
 
+/// What the dump thread hands the compressor (and the image file).
+enum Raw {
+    /// Raw image (or round) bytes.
+    Chunk(Arc<Vec<u8>>),
+    /// A round begins.
+    RoundStart(u32),
+    /// A round ended.
+    RoundDone { index: u32, raw: u64, dirty: u64 },
+    /// A live dump tracks nothing and goes stop-and-copy.
+    Fallback(String),
+    /// A live dump's image is complete (its raw length), for the live container.
+    ImageEnd(u64),
+}
+
+/// How the pre-copy ended.
+enum Precopy {
+    /// Freeze now (with the tracker, or without one: the fallback).
+    Freeze(Option<DirtyTracker>),
+    /// The move stopped (its sender went away) or a round failed: dump nothing.
+    Stop(DaemonError),
+}
+
+/// The pre-copy rounds of a live dump, one per [`RoundCmd::Next`], until `Freeze`.
+fn precopy(root: i32, writer: &mut ChunkWriter, cmds: &std_mpsc::Receiver<RoundCmd>) -> Precopy {
+    let mut tracker = match DirtyTracker::start(root) {
+        Ok(t) => t,
+        Err(e) => {
+            let why = format!("the task's memory cannot be tracked ({e}): stop-and-copy");
+            tracing::warn!(root, "{why}");
+            let _ = writer.out.send(Raw::Fallback(why));
+            return Precopy::Freeze(None);
+        }
+    };
+    let mut index = 0u32;
+    loop {
+        match cmds.recv() {
+            Ok(RoundCmd::Next) => {}
+            Ok(RoundCmd::Freeze) => return Precopy::Freeze(Some(tracker)),
+            Err(_) => return Precopy::Stop(DaemonError::User("the move stopped".into())),
+        }
+        if writer.out.send(Raw::RoundStart(index)).is_err() {
+            return Precopy::Stop(DaemonError::User("the move's channel is gone".into()));
+        }
+        writer.total = 0;
+        let stats = match zos_checkpoint::write_round(&mut tracker, index == 0, &mut *writer)
+            .map_err(|e| DaemonError::User(format!("pre-copy round {index}: {e}")))
+            .and_then(|st| writer.finish().map(|()| st))
+        {
+            Ok(st) => st,
+            Err(e) => return Precopy::Stop(e),
+        };
+        let done = Raw::RoundDone {
+            index,
+            raw: writer.total,
+            dirty: stats.dirty_bytes,
+        };
+        if writer.out.send(done).is_err() {
+            return Precopy::Stop(DaemonError::User("the move's channel is gone".into()));
+        }
+        index += 1;
+    }
+}
+
 /// Cuts the engine's stream into raw chunks of [`IMAGE_CHUNK`] bytes.
 struct ChunkWriter {
     buf: Vec<u8>,
-    out: std_mpsc::SyncSender<Arc<Vec<u8>>>,
+    out: std_mpsc::SyncSender<Raw>,
     total: u64,
     stalls: Arc<Stalls>,
 }
@@ -213,7 +346,7 @@ impl ChunkWriter {
         let t = Instant::now();
         let sent = self
             .out
-            .send(Arc::new(chunk))
+            .send(Raw::Chunk(Arc::new(chunk)))
             .map_err(|_| std::io::Error::other("the move's channel is gone"));
         self.stalls
             .dump
@@ -244,9 +377,9 @@ impl Write for ChunkWriter {
 }
 
 fn compress_chunks(
-    raw: std_mpsc::Receiver<Arc<Vec<u8>>>,
-    out: mpsc::Sender<(u64, Vec<u8>)>,
-    file: Option<std_mpsc::SyncSender<Arc<Vec<u8>>>>,
+    raw: std_mpsc::Receiver<Raw>,
+    out: mpsc::Sender<Piece>,
+    file: Option<std_mpsc::SyncSender<Raw>>,
     codec: CodecChoice,
     link_bps: Arc<AtomicU64>,
     stalls: Arc<Stalls>,
@@ -256,10 +389,36 @@ fn compress_chunks(
         CodecChoice::Auto(bps) => Some(AutoCodec::new(bps)),
         CodecChoice::Fixed(_) => None,
     };
-    while let Ok(chunk) = raw.recv() {
+    while let Ok(item) = raw.recv() {
+        let chunk = match item {
+            Raw::Chunk(c) => c,
+            marker => {
+                let piece = match &marker {
+                    Raw::RoundStart(i) => Some(Piece::RoundStart(*i)),
+                    Raw::RoundDone { index, raw, dirty } => Some(Piece::RoundDone {
+                        index: *index,
+                        raw: *raw,
+                        dirty: *dirty,
+                    }),
+                    Raw::Fallback(why) => Some(Piece::Fallback(why.clone())),
+                    _ => None,
+                };
+                if let Some(f) = &file
+                    && f.send(marker).is_err()
+                {
+                    return;
+                }
+                if let Some(p) = piece
+                    && out.blocking_send(p).is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+        };
         if let Some(f) = &file {
             let t = Instant::now();
-            if f.send(chunk.clone()).is_err() {
+            if f.send(Raw::Chunk(chunk.clone())).is_err() {
                 return;
             }
             stalls
@@ -275,7 +434,10 @@ fn compress_chunks(
             (None, CodecChoice::Auto(_)) => enc.encode_message(Codec::None, &chunk),
         };
         let t = Instant::now();
-        if out.blocking_send((chunk.len() as u64, message)).is_err() {
+        if out
+            .blocking_send(Piece::Chunk(chunk.len() as u64, message))
+            .is_err()
+        {
             return;
         }
         stalls
@@ -284,12 +446,53 @@ fn compress_chunks(
     }
 }
 
-fn write_file(mut file: std::fs::File, chunks: std_mpsc::Receiver<Arc<Vec<u8>>>) -> Result<()> {
-    while let Ok(chunk) = chunks.recv() {
-        file.write_all(&chunk)
-            .map_err(|e| DaemonError::io("keep the task's image", e))?;
+/// Writes the raw image to the master's kept file; for a live dump, the live container
+/// (see [`LIVE_MAGIC`]): each round followed by its length, then the image, its length and
+/// the magic.
+fn write_file(file: std::fs::File, chunks: std_mpsc::Receiver<Raw>) -> Result<()> {
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
+    let io = |e| DaemonError::io("keep the task's image", e);
+    while let Ok(item) = chunks.recv() {
+        match item {
+            Raw::Chunk(c) => file.write_all(&c).map_err(io)?,
+            Raw::RoundDone { raw, .. } => file.write_all(&raw.to_le_bytes()).map_err(io)?,
+            Raw::ImageEnd(len) => {
+                file.write_all(&len.to_le_bytes()).map_err(io)?;
+                file.write_all(LIVE_MAGIC).map_err(io)?;
+            }
+            Raw::RoundStart(_) | Raw::Fallback(_) => {}
+        }
     }
-    Ok(())
+    file.flush().map_err(io)
+}
+
+/// A kept image file's bytes as a whole image: a live container is flattened (its rounds
+/// merged under its delta image); anything else is returned as it is.
+pub fn unpack_kept(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    if !bytes.ends_with(LIVE_MAGIC) {
+        return Ok(bytes);
+    }
+    let bad = || "the kept image of a live move is damaged".to_string();
+    let mut end = bytes.len() - LIVE_MAGIC.len();
+    let take = |end: &mut usize| -> std::result::Result<(usize, usize), String> {
+        let at = end.checked_sub(8).ok_or_else(bad)?;
+        let len = u64::from_le_bytes(bytes[at..*end].try_into().unwrap()) as usize;
+        let start = at.checked_sub(len).ok_or_else(bad)?;
+        *end = start;
+        Ok((start, at))
+    };
+    let (img_start, img_end) = take(&mut end)?;
+    let mut rounds = Vec::new();
+    while end > 0 {
+        rounds.push(take(&mut end)?);
+    }
+    let mut base = PageBase::new();
+    for &(s, e) in rounds.iter().rev() {
+        base.add_round(bytes[s..e].to_vec())
+            .map_err(|e| format!("a pre-copy round of the kept image: {e}"))?;
+    }
+    zos_checkpoint::track::flatten(&bytes[img_start..img_end], &base)
+        .map_err(|e| format!("the kept image: {e}"))
 }
 
 /// What the receiver learns once the tree is restored and held.
@@ -314,6 +517,7 @@ pub type RestoreStarted = (oneshot::Receiver<Result<Restored>>, Hold<Result<i32>
 pub fn start_restore(
     task: u64,
     image: Vec<u8>,
+    base: Option<PageBase>,
     opts: TreeRestoreOptions,
     adopt: Adopt,
 ) -> Result<RestoreStarted> {
@@ -324,7 +528,11 @@ pub fn start_restore(
     let runtime = tokio::runtime::Handle::current();
     spawn(format!("restore-{task}"), move || {
         let _runtime = runtime.enter();
-        let tree = match zos_checkpoint::restore_tree(&image, &opts) {
+        let restored = match &base {
+            Some(base) => zos_checkpoint::restore_tree_with_base(&image, base, &opts),
+            None => zos_checkpoint::restore_tree(&image, &opts),
+        };
+        let tree = match restored {
             Ok(t) => t,
             Err(e) => {
                 let _ = done_tx.send(Err(DaemonError::User(format!("restore: {e}"))));
@@ -333,6 +541,7 @@ pub fn start_restore(
             }
         };
         drop(image);
+        drop(base);
         let _ = done_tx.send(Ok(Restored {
             pid: tree.pid(),
             processes: tree.pids().len(),

@@ -32,6 +32,7 @@ impl Mover {
         self: &Arc<Self>,
         task: u64,
         compress: Compression,
+        live: bool,
         progress: &Progress,
     ) -> Result<Reply> {
         let info = self.migrants.info(task)?;
@@ -64,7 +65,12 @@ impl Mover {
             engine::CodecChoice::Fixed(c) => Some(c),
             engine::CodecChoice::Auto(_) => None,
         };
-        let recall = MigrantsRequest::Recall { task, epoch, codec };
+        let recall = MigrantsRequest::Recall {
+            task,
+            epoch,
+            codec,
+            live,
+        };
         match self.ask(&zombie, &recall).await {
             Ok(MigrantsReply::Done) => {}
             Ok(MigrantsReply::Refused { reason }) => {
@@ -175,7 +181,8 @@ impl Mover {
             }
         });
         let image_bytes = received.image.len() as u64;
-        let (restored, hold) = engine::start_restore(task, received.image, opts, adopt)?;
+        let (restored, hold) =
+            engine::start_restore(task, received.image, received.base, opts, adopt)?;
         let restored = match tokio::time::timeout(ENGINE_LIMIT, restored).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(DaemonError::User("the restore's thread died".into())),
@@ -217,6 +224,7 @@ impl Mover {
             to: self.migrants.master_name().to_string(),
             phases: progress.finish(),
             image_bytes,
+            precopy: progress.precopy_summary(),
         })
     }
 
@@ -271,7 +279,7 @@ impl Mover {
         progress.enter(Phase::Restore, image_bytes);
         let adopt: engine::Adopt = Box::new(move |tree| ticket.adopt_restored(tree, next));
         let (restored, hold) =
-            engine::start_restore(task, image, TreeRestoreOptions::default(), adopt)?;
+            engine::start_restore(task, image, None, TreeRestoreOptions::default(), adopt)?;
         match restored.await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),
@@ -284,6 +292,7 @@ impl Mover {
                 to: self.migrants.master_name().to_string(),
                 phases: progress.finish(),
                 image_bytes,
+                precopy: None,
             }),
             Some(Err(e)) => Err(e),
             None => Err(DaemonError::User("the restore's thread died".into())),

@@ -60,7 +60,8 @@ impl ImageStore {
         ))
     }
 
-    /// Reads task `id`'s image (for `zos home --from-image`).
+    /// Reads task `id`'s image (for `zos home --from-image`), as a whole image (the kept
+    /// container of a live move is flattened: its rounds under its delta image).
     pub fn read(&self, id: u64) -> Result<Vec<u8>> {
         let path = self.path_of(id);
         let md = std::fs::symlink_metadata(&path)
@@ -71,7 +72,9 @@ impl ImageStore {
                 path.display()
             )));
         }
-        std::fs::read(&path).map_err(|e| DaemonError::io(format!("read {}", path.display()), e))
+        let bytes = std::fs::read(&path)
+            .map_err(|e| DaemonError::io(format!("read {}", path.display()), e))?;
+        super::engine::unpack_kept(bytes).map_err(DaemonError::User)
     }
 
     /// Removes the images of tasks not in `live`.

@@ -89,6 +89,7 @@ impl Mover {
         task: u64,
         host: &str,
         compress: Compression,
+        live: bool,
         progress: &Progress,
     ) -> Result<Reply> {
         let session = self.complete_session(host)?;
@@ -141,6 +142,7 @@ impl Mover {
             image_file: Some(file),
             skip,
             originals: HashMap::new(),
+            live,
         };
         let sent = match sender::send_task(&mut link, out, progress, self.cache.clone()).await {
             Ok(s) => s,
@@ -207,8 +209,9 @@ impl Mover {
         }
         self.images.sweep(&self.live_ids());
         tracing::info!(
-            "task {task} moved to {} (epoch {epoch}): {} bytes, {} process(es)",
+            "task {task} moved to {} (epoch {epoch}): {} pre-copy round(s), image {} bytes, {} process(es)",
             zombie.name,
+            sent.rounds,
             sent.summary.bytes,
             sent.summary.processes
         );
@@ -217,6 +220,7 @@ impl Mover {
             to: zombie.name,
             phases: progress.finish(),
             image_bytes: sent.summary.bytes,
+            precopy: progress.precopy_summary(),
         })
     }
 
@@ -332,7 +336,7 @@ impl Mover {
         }
         for task in resumed {
             let progress = Progress::new(task);
-            match self.home(task, Compression::Auto, &progress).await {
+            match self.home(task, Compression::Auto, true, &progress).await {
                 Ok(_) => lines.push(format!(
                     "task {task} came home from {} after the partition",
                     zombie.name

@@ -4,7 +4,7 @@
 //! [`PROGRESS_EVERY`] (and at each phase change) until the move ends.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -18,17 +18,22 @@ pub const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 pub enum Phase {
     /// `check_tree`, the files' hashes, the offer and its answer.
     Check = 0,
+    /// Live moves: memory copied round after round while the task runs.
+    PreCopy = 1,
     /// Freezing the tree, until its first image bytes.
-    Freeze = 1,
+    Freeze = 2,
     /// Executables and libraries the other side lacks.
-    SendFiles = 2,
+    SendFiles = 3,
     /// The image.
-    SendImage = 3,
+    SendImage = 4,
     /// The receiver restores the tree (held stopped).
-    Restore = 4,
+    Restore = 5,
     /// Ending the old copy, the commit, the new copy running.
-    Commit = 5,
+    Commit = 6,
 }
+
+/// Number of phases.
+const PHASES: usize = MOVE_PHASES.len();
 
 impl Phase {
     /// Its name in replies.
@@ -48,8 +53,12 @@ struct Inner {
     phase: AtomicUsize,
     bytes: AtomicU64,
     total: AtomicU64,
+    /// The pre-copy round under way (1-based; 0: none).
+    round: AtomicU32,
+    /// What the move is doing, in words.
+    detail: Mutex<Option<String>>,
     /// Each phase's duration in µs, and when the current one began.
-    times: Mutex<([u64; 6], Instant)>,
+    times: Mutex<([u64; PHASES], Instant)>,
 }
 
 impl Progress {
@@ -61,7 +70,9 @@ impl Progress {
                 phase: AtomicUsize::new(0),
                 bytes: AtomicU64::new(0),
                 total: AtomicU64::new(0),
-                times: Mutex::new(([0; 6], Instant::now())),
+                round: AtomicU32::new(0),
+                detail: Mutex::new(None),
+                times: Mutex::new(([0; PHASES], Instant::now())),
             }),
         }
     }
@@ -78,6 +89,35 @@ impl Progress {
         self.inner.phase.store(phase as usize, Ordering::Release);
     }
 
+    /// Pre-copy round `index` begins (`total`: the bytes it is expected to carry).
+    pub fn enter_round(&self, index: u32, total: u64) {
+        self.enter(Phase::PreCopy, total);
+        self.inner.round.store(index + 1, Ordering::Release);
+    }
+
+    /// Says what the move is doing (shown with the progress until replaced).
+    pub fn set_detail(&self, detail: String) {
+        *self.inner.detail.lock() = Some(detail);
+    }
+
+    /// A live move's summary for the final reply: the rounds and the last word on them.
+    pub fn precopy_summary(&self) -> Option<String> {
+        let rounds = self.rounds();
+        let detail = self.inner.detail.lock().clone().unwrap_or_default();
+        (rounds > 0).then(|| {
+            if detail.starts_with("pre-copy done") {
+                detail
+            } else {
+                format!("{rounds} pre-copy round(s); the last: {detail}")
+            }
+        })
+    }
+
+    /// Pre-copy rounds so far.
+    pub fn rounds(&self) -> u32 {
+        self.inner.round.load(Ordering::Acquire)
+    }
+
     /// The current phase's total changed (more files, a better estimate).
     pub fn set_total(&self, total: u64) {
         self.inner.total.store(total, Ordering::Release);
@@ -92,10 +132,11 @@ impl Progress {
     pub fn phase(&self) -> Phase {
         match self.inner.phase.load(Ordering::Acquire) {
             0 => Phase::Check,
-            1 => Phase::Freeze,
-            2 => Phase::SendFiles,
-            3 => Phase::SendImage,
-            4 => Phase::Restore,
+            1 => Phase::PreCopy,
+            2 => Phase::Freeze,
+            3 => Phase::SendFiles,
+            4 => Phase::SendImage,
+            5 => Phase::Restore,
             _ => Phase::Commit,
         }
     }
@@ -170,13 +211,16 @@ impl Reporter {
             0
         };
         let eta_s = (rate > 0 && total > bytes).then(|| (total - bytes).div_ceil(rate));
+        let round = inner.round.load(Ordering::Acquire);
         Reply::MoveProgress {
             task: inner.task,
-            phase: MOVE_PHASES[phase.min(5)].to_string(),
+            phase: MOVE_PHASES[phase.min(PHASES - 1)].to_string(),
             bytes,
             total,
             rate_bps: rate,
             eta_s,
+            round: (phase == Phase::PreCopy as usize && round > 0).then(|| round - 1),
+            detail: inner.detail.lock().clone(),
         }
     }
 }
@@ -200,6 +244,7 @@ mod tests {
             total,
             rate_bps,
             eta_s,
+            ..
         } = r.reply()
         else {
             panic!("not a progress reply")
@@ -214,7 +259,7 @@ mod tests {
         let phases = p.finish();
         let names: Vec<&str> = phases.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, MOVE_PHASES);
-        assert!(phases[3].1 >= 100_000, "{phases:?}");
-        assert_eq!(phases[1].1, 0);
+        assert!(phases[Phase::SendImage as usize].1 >= 100_000, "{phases:?}");
+        assert_eq!(phases[Phase::Freeze as usize].1, 0);
     }
 }

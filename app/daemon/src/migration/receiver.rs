@@ -1,13 +1,17 @@
 //! The receiving side of a move, from an accepted offer to the image's end: the files it
 //! asked for (checked by length and SHA-256 into the task's [`FileStore`]), the image chunks
 //! (decoded on a thread of their own into memory, bounded by what this host can hold), and
-//! the files the sender adds later (`More`).
+//! the files the sender adds later (`More`). A live move's pre-copy rounds come first, as
+//! `Image` chunks between `Round` and `RoundEnd`: the decoder thread takes each whole round
+//! into a [`PageBase`] (checked in full), and the image that follows is then a delta over
+//! it. Rounds, round and image bytes together stay within the host's limit.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
-use zos_netproto::migration::{Codec, Executable, MoveMessage, check_executables};
+use zos_checkpoint::PageBase;
+use zos_netproto::migration::{Codec, Executable, MAX_ROUNDS, MoveMessage, check_executables};
 
 use super::codec::Decoder;
 use super::files::{FileStore, IncomingFile};
@@ -26,6 +30,16 @@ pub struct Received {
     pub image: Vec<u8>,
     /// Files from the offer and any `More`.
     pub executables: Vec<Executable>,
+    /// The pages of a live move's pre-copy rounds (the image is then a delta over them).
+    pub base: Option<PageBase>,
+}
+
+/// What the decoder thread is given.
+enum ToDecoder {
+    /// An encoded chunk of a round or of the image.
+    Chunk(Codec, u32, Bytes),
+    /// The round whose chunks came since the previous one is complete.
+    RoundEnd,
 }
 
 /// The size an image may have and the size its sender announced.
@@ -65,7 +79,7 @@ pub async fn receive(
         progress.enter(Phase::SendFiles, files_total);
     }
     let mut current: Option<IncomingFile> = None;
-    let (chunks_tx, chunks_rx) = mpsc::channel::<(Codec, u32, Bytes)>(8);
+    let (chunks_tx, chunks_rx) = mpsc::channel::<ToDecoder>(8);
     let (image_tx, image_rx) = oneshot::channel();
     let reserve = hint.min(limit) as usize;
     std::thread::Builder::new()
@@ -77,6 +91,11 @@ pub async fn receive(
     let mut chunks_tx = Some(chunks_tx);
     let mut raw = 0u64;
     let mut in_image = false;
+    // Pre-copy: the next round expected, the one under way (with its raw bytes so far),
+    // and whether the sender said the last one is done.
+    let mut next_round = 0u32;
+    let mut round: Option<(u32, u64)> = None;
+    let mut rounds_over = false;
     loop {
         let message = match link
             .recv_frame(NEXT_TIMEOUT, "the next part of the task")
@@ -89,14 +108,24 @@ pub async fn receive(
                         link.peer
                     )));
                 }
-                if !in_image {
-                    in_image = true;
-                    progress.enter(Phase::SendImage, hint);
+                if let Some((_, bytes)) = round.as_mut() {
+                    *bytes += raw_len as u64;
+                } else {
+                    // The image after rounds: they are over.
+                    rounds_over = true;
+                    if !in_image {
+                        in_image = true;
+                        progress.enter(Phase::SendImage, if next_round > 0 { 0 } else { hint });
+                    }
+                    raw += raw_len as u64;
                 }
-                raw += raw_len as u64;
                 progress.add(raw_len as u64);
                 let tx = chunks_tx.as_ref().expect("open until the end");
-                if tx.send((codec, raw_len, data)).await.is_err() {
+                if tx
+                    .send(ToDecoder::Chunk(codec, raw_len, data))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 continue;
@@ -104,6 +133,48 @@ pub async fn receive(
             Frame::Message(m) => m,
         };
         match message {
+            MoveMessage::Round { index } => {
+                if index != next_round
+                    || index >= MAX_ROUNDS
+                    || round.is_some()
+                    || rounds_over
+                    || in_image
+                    || current.is_some()
+                {
+                    return Err(DaemonError::User(format!(
+                        "{} sent pre-copy round {index} out of order",
+                        link.peer
+                    )));
+                }
+                round = Some((index, 0));
+                progress.enter_round(index, if index == 0 { hint } else { 0 });
+            }
+            MoveMessage::RoundEnd {
+                index,
+                raw_bytes,
+                dirty_bytes,
+            } => {
+                match round.take() {
+                    Some((i, bytes)) if i == index && bytes == raw_bytes => {}
+                    _ => {
+                        return Err(DaemonError::User(format!(
+                            "{} ended pre-copy round {index} wrongly",
+                            link.peer
+                        )));
+                    }
+                }
+                next_round += 1;
+                progress.set_detail(format!(
+                    "round {index}: {:.1} MiB, {:.1} MiB written meanwhile",
+                    raw_bytes as f64 / 1048576.0,
+                    dirty_bytes as f64 / 1048576.0
+                ));
+                let tx = chunks_tx.as_ref().expect("open until the end");
+                if tx.send(ToDecoder::RoundEnd).await.is_err() {
+                    break;
+                }
+                link.send(&MoveMessage::RoundTaken { index }).await?;
+            }
             MoveMessage::File { sha256, data, last } => {
                 let Some(i) = pending.iter().position(|p| p.0 == sha256) else {
                     return Err(DaemonError::User(format!(
@@ -145,7 +216,7 @@ pub async fn receive(
                 link.send(&MoveMessage::Accept { need }).await?;
             }
             MoveMessage::ImageEnd { raw_bytes } => {
-                if raw_bytes != raw || !pending.is_empty() || current.is_some() {
+                if raw_bytes != raw || !pending.is_empty() || current.is_some() || round.is_some() {
                     return Err(DaemonError::User(format!(
                         "{} ended the image early ({raw} of {raw_bytes} bytes, {} file(s) missing)",
                         link.peer,
@@ -164,7 +235,7 @@ pub async fn receive(
         }
     }
     drop(chunks_tx.take());
-    let image = image_rx
+    let (image, base) = image_rx
         .await
         .map_err(|_| DaemonError::User("the image decoder died".into()))?
         .map_err(DaemonError::User)?;
@@ -174,23 +245,38 @@ pub async fn receive(
     Ok(Received {
         image,
         executables: all,
+        base: (next_round > 0).then_some(base),
     })
 }
 
+/// Decodes chunks into the image; each complete pre-copy round (the bytes before a
+/// `RoundEnd`) goes into the page base instead. Everything received counts against `limit`.
 fn decode_chunks(
-    mut chunks: mpsc::Receiver<(Codec, u32, Bytes)>,
+    mut chunks: mpsc::Receiver<ToDecoder>,
     reserve: usize,
     limit: u64,
-) -> std::result::Result<Vec<u8>, String> {
+) -> std::result::Result<(Vec<u8>, PageBase), String> {
     let mut dec = Decoder::new();
     let mut image = Vec::new();
+    let mut base = PageBase::new();
+    let mut taken = 0u64;
     image
         .try_reserve_exact(reserve)
         .map_err(|_| format!("cannot reserve {reserve} bytes for the image"))?;
-    while let Some((codec, raw_len, data)) = chunks.blocking_recv() {
-        if image.len() as u64 + raw_len as u64 > limit {
+    while let Some(item) = chunks.blocking_recv() {
+        let (codec, raw_len, data) = match item {
+            ToDecoder::Chunk(c, l, d) => (c, l, d),
+            ToDecoder::RoundEnd => {
+                let round = std::mem::take(&mut image);
+                base.add_round(round)
+                    .map_err(|e| format!("a pre-copy round is damaged: {e}"))?;
+                continue;
+            }
+        };
+        taken += raw_len as u64;
+        if taken > limit {
             return Err(format!(
-                "the image is larger than the {limit} bytes this host can take"
+                "the task is larger than the {limit} bytes this host can take"
             ));
         }
         if image.capacity() - image.len() < raw_len as usize {
@@ -200,7 +286,7 @@ fn decode_chunks(
         }
         dec.decode_into(codec, &data, raw_len, &mut image)?;
     }
-    Ok(image)
+    Ok((image, base))
 }
 
 /// Memory this host can give an image: `MemAvailable` less a quarter for everything else.

@@ -1,5 +1,7 @@
 //! The sending side of a move, up to the image's end: the offer, the files the receiver
-//! lacks, the frozen tree's image straight into the channel, files mapped since the offer.
+//! lacks, for a live move the pre-copy rounds while the task runs (see [`precopy_done`] for
+//! when they stop), the frozen tree's image straight into the channel, files mapped since
+//! the offer.
 //! Whatever fails here resumes the frozen tree (its [`Hold`] is dropped); on success the tree
 //! is returned held, for the commit.
 
@@ -9,9 +11,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use zos_netproto::migration::{Executable, FILE_CHUNK, MoveMessage, Offer};
+use zos_netproto::migration::{Executable, FILE_CHUNK, MAX_ROUNDS, MoveMessage, Offer};
 
-use super::engine::{self, CodecChoice, DumpSummary, Hold};
+use super::engine::{self, CodecChoice, DumpSummary, Hold, Piece, RoundCmd};
 use super::files::{self, HashCache};
 use super::link::MoveLink;
 use super::progress::{Phase, Progress};
@@ -34,6 +36,8 @@ pub struct Outgoing {
     pub skip: Vec<String>,
     /// Where travelled files came from.
     pub originals: HashMap<String, String>,
+    /// Move it live (pre-copy rounds while it runs) rather than stop-and-copy.
+    pub live: bool,
 }
 
 /// The result of a successful send: the tree held frozen, what the dump said, and the link's
@@ -45,6 +49,47 @@ pub struct Sent {
     pub summary: DumpSummary,
     /// The rate the link took the image at.
     pub link_bps: f64,
+    /// Pre-copy rounds sent (0: stop-and-copy).
+    pub rounds: u32,
+}
+
+/// How long the receiver may take to confirm a pre-copy round (it arrives at the link's
+/// rate: a large round 0 on a slow link takes a while).
+pub const ROUND_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The longest a pre-copy may go on before the task is frozen anyway.
+pub const PRECOPY_LIMIT: Duration = Duration::from_secs(60);
+
+/// Whether the pre-copy stops after its latest round, and why. `rounds` are the raw bytes
+/// of each round so far (round 0 carried all memory); `link_bps` the rate the link took them.
+/// It stops when the latest round is small enough for a short final stop (what the link
+/// carries in 10 ms, at least 1 MiB), when rounds stop shrinking (the task writes about as
+/// fast as the link carries: chasing it longer gains nothing, and the final stop is then
+/// longer but bounded by one round), at [`MAX_ROUNDS`], or after [`PRECOPY_LIMIT`].
+pub fn precopy_done(rounds: &[u64], link_bps: f64, elapsed: Duration) -> Option<String> {
+    let &last = rounds.last()?;
+    let small = ((link_bps * 0.010) as u64).max(1 << 20);
+    let mib = |b: u64| b as f64 / 1048576.0;
+    if rounds.len() >= 2 && last <= small {
+        return Some(format!(
+            "the last round was {:.1} MiB: small enough to stop",
+            mib(last)
+        ));
+    }
+    if rounds.len() >= 3 && last * 10 > rounds[rounds.len() - 2] * 8 {
+        return Some(format!(
+            "rounds stopped shrinking ({:.1} → {:.1} MiB): the task writes about as fast as the link carries",
+            mib(rounds[rounds.len() - 2]),
+            mib(last)
+        ));
+    }
+    if rounds.len() as u32 >= MAX_ROUNDS {
+        return Some(format!("{MAX_ROUNDS} rounds, the most a move makes"));
+    }
+    if elapsed >= PRECOPY_LIMIT {
+        return Some(format!("pre-copy ran {} s", elapsed.as_secs()));
+    }
+    None
 }
 
 /// Sends the task (see the module docs).
@@ -61,6 +106,7 @@ pub async fn send_task(
         image_file,
         skip,
         originals,
+        live,
     } = out;
     let task = offer.task;
     let hint = offer.image_hint;
@@ -70,14 +116,21 @@ pub async fn send_task(
     let need = expect_accept(link).await?;
     send_files(link, root, &executables, &need, progress).await?;
 
-    progress.enter(Phase::Freeze, 0);
-    let mut dump = engine::start_dump(root, task, codec, image_file)?;
+    progress.enter(if live { Phase::PreCopy } else { Phase::Freeze }, 0);
+    let mut dump = engine::start_dump(root, task, codec, image_file, live)?;
+    if let Some(rounds) = &dump.rounds {
+        let _ = rounds.send(RoundCmd::Next);
+    }
+    let precopy_start = Instant::now();
+    let mut round_start = precopy_start;
+    let mut round_sizes: Vec<u64> = Vec::new();
+    let mut in_round = false;
     let mut sent_raw = 0u64;
     let mut busy = Duration::ZERO;
     let mut wire = 0u64;
     let mut first = true;
     loop {
-        let message = tokio::select! {
+        let piece = tokio::select! {
             m = dump.messages.recv() => m,
             incoming = link.recv_any() => {
                 return Err(match incoming {
@@ -91,18 +144,85 @@ pub async fn send_task(
                 });
             }
         };
-        let Some((raw_len, message)) = message else {
-            break;
+        let (raw_len, message) = match piece {
+            None => break,
+            Some(Piece::Chunk(raw_len, message)) => (raw_len, message),
+            Some(Piece::Fallback(why)) => {
+                progress.set_detail(why);
+                progress.enter(Phase::Freeze, 0);
+                continue;
+            }
+            Some(Piece::RoundStart(index)) => {
+                round_start = Instant::now();
+                link.send(&MoveMessage::Round { index }).await?;
+                let estimate = round_sizes.last().map_or(hint, |_| 0);
+                progress.enter_round(index, estimate);
+                in_round = true;
+                continue;
+            }
+            Some(Piece::RoundDone { index, raw, dirty }) => {
+                in_round = false;
+                round_sizes.push(raw);
+                link.send(&MoveMessage::RoundEnd {
+                    index,
+                    raw_bytes: raw,
+                    dirty_bytes: dirty,
+                })
+                .await?;
+                // Only the receiver knows when the round has crossed the link (sends are
+                // queued): its answer paces the rounds and measures the link.
+                match link.recv(ROUND_TIMEOUT, "RoundTaken").await? {
+                    MoveMessage::RoundTaken { index: i } if i == index => {}
+                    other => {
+                        return Err(DaemonError::User(format!(
+                            "{} answered pre-copy round {index} with {}",
+                            link.peer,
+                            variant(&other)
+                        )));
+                    }
+                }
+                let took = round_start.elapsed().as_secs_f64();
+                let bps = if took > 0.0 { raw as f64 / took } else { 0.0 };
+                if bps > 0.0 {
+                    dump.link_bps.store(bps as u64, Ordering::Relaxed);
+                }
+                let stop = precopy_done(&round_sizes, bps, precopy_start.elapsed());
+                let last = stop.is_some();
+                progress.set_detail(match &stop {
+                    Some(why) => format!("pre-copy done after {} round(s): {why}", index + 1),
+                    None => format!(
+                        "round {index}: {:.1} MiB, {:.1} MiB written meanwhile",
+                        raw as f64 / 1048576.0,
+                        dirty as f64 / 1048576.0
+                    ),
+                });
+                if let Some(why) = &stop {
+                    tracing::info!("task {task}: {why}; freezing it");
+                    progress.enter(Phase::Freeze, 0);
+                }
+                let cmd = if last {
+                    RoundCmd::Freeze
+                } else {
+                    RoundCmd::Next
+                };
+                if let Some(rounds) = &dump.rounds {
+                    let _ = rounds.send(cmd);
+                }
+                continue;
+            }
         };
-        if first {
+        if first && !in_round {
             first = false;
-            progress.enter(Phase::SendImage, hint);
+            let estimate = if round_sizes.is_empty() { hint } else { 0 };
+            progress.enter(Phase::SendImage, estimate);
         }
         let t = Instant::now();
         link.send_encoded(&message).await?;
         busy += t.elapsed();
         wire += message.len() as u64;
-        sent_raw += raw_len;
+        if !in_round {
+            sent_raw += raw_len;
+        }
         progress.add(raw_len);
         if busy > Duration::from_millis(1) {
             dump.link_bps
@@ -148,11 +268,7 @@ pub async fn send_task(
         raw_bytes: sent_raw,
     })
     .await?;
-    let link_bps = if busy > Duration::from_millis(1) {
-        wire as f64 / busy.as_secs_f64()
-    } else {
-        0.0
-    };
+    let link_bps = link_rate(wire, busy);
     tracing::info!(
         "task {task}: image of {:.1} MiB sent as {:.1} MiB in {:.0} ms ({:.0} ms in send); {}",
         sent_raw as f64 / 1048576.0,
@@ -165,7 +281,17 @@ pub async fn send_task(
         hold: dump.hold,
         summary,
         link_bps,
+        rounds: round_sizes.len() as u32,
     })
+}
+
+/// Bytes per second the link took, once it was busy long enough to tell.
+fn link_rate(wire: u64, busy: Duration) -> f64 {
+    if busy > Duration::from_millis(1) {
+        wire as f64 / busy.as_secs_f64()
+    } else {
+        0.0
+    }
 }
 
 async fn expect_accept(link: &mut MoveLink) -> Result<Vec<[u8; 32]>> {
@@ -251,5 +377,41 @@ pub fn variant(m: &MoveMessage) -> &'static str {
         MoveMessage::Commit { .. } => "Commit",
         MoveMessage::Running { .. } => "Running",
         MoveMessage::Abort { .. } => "Abort",
+        MoveMessage::Round { .. } => "Round",
+        MoveMessage::RoundEnd { .. } => "RoundEnd",
+        MoveMessage::RoundTaken { .. } => "RoundTaken",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn precopy_stops_when_small_when_not_shrinking_or_at_the_limits() {
+        let fast = 1e9; // 10 MB in 10 ms
+        let t = Duration::from_secs(1);
+        assert_eq!(
+            precopy_done(&[1024 * MIB], fast, t),
+            None,
+            "never after round 0"
+        );
+        assert!(precopy_done(&[1024 * MIB, 9 * MIB], fast, t).is_some_and(|w| w.contains("small")));
+        assert_eq!(precopy_done(&[1024 * MIB, 40 * MIB], fast, t), None);
+        assert_eq!(
+            precopy_done(&[1024 * MIB, 40 * MIB, 20 * MIB], fast, t),
+            None
+        );
+        let why = precopy_done(&[1024 * MIB, 40 * MIB, 38 * MIB], fast, t).unwrap();
+        assert!(why.contains("stopped shrinking"), "{why}");
+        let many: Vec<u64> = (0..MAX_ROUNDS as u64)
+            .map(|i| (1000 * MIB) >> i.min(3))
+            .collect();
+        assert!(precopy_done(&many, 0.0, t).is_some());
+        assert!(precopy_done(&[1024 * MIB, 500 * MIB], 0.0, PRECOPY_LIMIT).is_some());
+        // A slow link: 1 MiB is still the floor of "small".
+        assert!(precopy_done(&[64 * MIB, MIB], 1e6, t).is_some());
     }
 }

@@ -203,9 +203,12 @@ impl ZombieMoves {
                 self.discard(task, epoch, &master.key).await;
                 MigrantsReply::Done
             }
-            MigrantsRequest::Recall { task, epoch, codec } => {
-                self.recall(task, epoch, codec, master, authority)
-            }
+            MigrantsRequest::Recall {
+                task,
+                epoch,
+                codec,
+                live,
+            } => self.recall(task, epoch, codec, live, master, authority),
         }
     }
 

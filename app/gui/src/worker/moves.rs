@@ -47,10 +47,19 @@ pub(super) fn run(
                 host,
                 // The daemon measures the link and picks the fastest.
                 compress: Compression::Auto,
+                // Live: the task keeps running while its memory moves.
+                stop_and_copy: false,
             };
             (task, request)
         }
-        Command::Home { task, from_image } => (task, Request::Home { task, from_image }),
+        Command::Home { task, from_image } => (
+            task,
+            Request::Home {
+                task,
+                from_image,
+                stop_and_copy: false,
+            },
+        ),
         Command::Checkpoint { task, out } => (task, Request::CheckpointTask { task, out }),
         other => {
             return Event::MoveEnded {
@@ -119,9 +128,13 @@ fn progress_of(reply: &Reply) -> Option<Progress> {
             total,
             rate_bps,
             eta_s,
+            round,
             ..
         } => Some(Progress {
-            phase: words(phase),
+            phase: match round {
+                Some(r) => format!("{}, round {r}", words(phase)),
+                None => words(phase),
+            },
             bytes: *bytes,
             total: *total,
             rate_bps: *rate_bps,

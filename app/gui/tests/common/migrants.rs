@@ -271,6 +271,8 @@ fn scripted_move(
         total,
         rate_bps: 120 << 20,
         eta_s: Some((total - bytes) / (120 << 20) + 1),
+        round: None,
+        detail: None,
     };
     let mut replies = vec![
         progress("check", 0, 0),
@@ -321,5 +323,6 @@ fn scripted_move(
         to,
         phases: PHASES.iter().map(|(n, us)| (n.to_string(), *us)).collect(),
         image_bytes: 64 << 20,
+        precopy: None,
     });
 }

@@ -1,0 +1,107 @@
+//! Issue 13: live migration. Tasks dirtying memory at 0, 10 and 100 MiB/s move to the zombie
+//! and back while they run (pre-copy rounds, then a short final stop) and finish with every
+//! page as an uninterrupted run leaves it; each reports the longest gap between two of its
+//! 1 ms ticks — the stop the task itself saw. `--stop-and-copy` still freezes for the whole
+//! transfer (no rounds).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::migrate::{FINISH, MoveLan, ZOMBIE, s, wait_log};
+use common::zos::text;
+
+/// The dirtying program (checkpoint/tests/progs/dirtier.c), built into `dir`.
+fn dirtier(dir: &Path) -> PathBuf {
+    common::tools::require("gcc");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("checkpoint/tests/progs");
+    let out = dir.join("dirtier");
+    let st = Command::new("gcc")
+        .args(["-O2", "-Wall", "-I"])
+        .arg(&src)
+        .arg(src.join("dirtier.c"))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("gcc");
+    assert!(st.success(), "gcc dirtier.c");
+    out
+}
+
+/// The `GAP <ms>` a finished dirtier printed.
+fn gap_ms(log: &str) -> f64 {
+    log.lines()
+        .find_map(|l| l.trim().strip_prefix("GAP "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no GAP line in {log:?}"))
+}
+
+#[test]
+fn tasks_dirtying_0_10_and_100_mib_per_s_move_live_there_and_back_exactly() {
+    let lan = MoveLan::new();
+    let prog = dirtier(&lan.work);
+    let prog = prog.to_str().unwrap();
+    // 128 MiB each, ~12 s of 1 ms ticks: long enough for all six moves.
+    let ids: Vec<(u64, &str)> = ["0", "10", "100"]
+        .into_iter()
+        .map(|rate| {
+            (
+                lan.run_migrant(&lan.work, &[prog, "128", rate, "12000"]),
+                rate,
+            )
+        })
+        .collect();
+    for &(id, _) in &ids {
+        wait_log(&lan, id, "READY", s(30));
+    }
+    for &(id, rate) in &ids {
+        let out = lan.migrate(id);
+        assert!(
+            out.contains("live: pre-copy done after"),
+            "a live move at {rate} MiB/s shows its rounds and why they stopped:\n{out}"
+        );
+    }
+    for &(id, rate) in &ids {
+        let out = lan.home(id);
+        assert!(
+            out.contains("live: ") && out.contains("pre-copy round(s)"),
+            "coming home is live too ({rate} MiB/s):\n{out}"
+        );
+    }
+    for &(id, rate) in &ids {
+        let code = lan.wait_exit(id, FINISH);
+        let log = lan.logs(id);
+        assert!(
+            log.contains("PASS"),
+            "{rate} MiB/s: memory as an uninterrupted run:\n{log}"
+        );
+        assert_eq!(code, 0, "{log}");
+        eprintln!(
+            "{rate:>3} MiB/s: longest tick gap {:.1} ms over two live moves",
+            gap_ms(&log)
+        );
+    }
+}
+
+#[test]
+fn stop_and_copy_moves_without_rounds() {
+    let lan = MoveLan::new();
+    let prog = dirtier(&lan.work);
+    let id = lan.run_migrant(&lan.work, &[prog.to_str().unwrap(), "32", "10", "6000"]);
+    wait_log(&lan, id, "READY", s(30));
+    let out = lan
+        .m()
+        .run(&["migrate", &id.to_string(), ZOMBIE, "--stop-and-copy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("stop-and-copy: frozen"),
+        "{}",
+        text(&out)
+    );
+    let out = lan.m().run(&["home", &id.to_string(), "--stop-and-copy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(lan.wait_exit(id, FINISH), 0);
+    assert!(lan.logs(id).contains("PASS"), "{}", lan.logs(id));
+}
