@@ -26,16 +26,30 @@ fn home_and_only_here(lan: &MoveLan, w: &Worker) {
 
 #[test]
 fn a_link_cut_in_the_middle_of_the_image_leaves_the_task_running_on_the_master_once() {
+    cut_in_the_middle("send-image", &["--stop-and-copy"]);
+}
+
+#[test]
+fn a_link_cut_in_the_middle_of_a_live_pre_copy_leaves_the_task_running_on_the_master_once() {
+    cut_in_the_middle("pre-copy 0", &[]);
+}
+
+/// Starts a move (with `flags`), pulls the zombie's cable once the progress of `phase`
+/// shows bytes flowing, and checks the task runs on at home, once, with its state.
+fn cut_in_the_middle(phase: &str, flags: &[&str]) {
     let lan = MoveLan::new();
     let w = Worker::start(&lan, "cut", 768);
     w.step(&lan, 1);
-    let mut migrate = lan.m().spawn(&["migrate", &w.id.to_string(), ZOMBIE]);
+    let id = w.id.to_string();
+    let mut args = vec!["migrate", id.as_str(), ZOMBIE];
+    args.extend_from_slice(flags);
+    let mut migrate = lan.m().spawn(&args);
     // Wait until image bytes flow, then pull the zombie's cable.
     let line = common::poll::until(s(120), || {
         migrate
             .log()
             .lines()
-            .find(|l| l.contains("send-image") && l.contains("MiB /") && !l.contains(" 0.0 MiB /"))
+            .find(|l| l.contains(phase) && l.contains("MiB /") && !l.contains(" 0.0 MiB /"))
             .map(str::to_string)
     })
     .unwrap_or_else(|| panic!("no image progress: {}", migrate.log()));

@@ -2,14 +2,15 @@
 //! and back while they run (pre-copy rounds, then a short final stop) and finish with every
 //! page as an uninterrupted run leaves it; each reports the longest gap between two of its
 //! 1 ms ticks — the stop the task itself saw. `--stop-and-copy` still freezes for the whole
-//! transfer (no rounds).
+//! transfer (no rounds). While a migrant runs on a zombie, the zombie sends its snapshot
+//! home every interval: a zombie killed then loses at most that much of the task's work.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::migrate::{FINISH, MoveLan, ZOMBIE, s, wait_log};
+use common::migrate::{FINISH, MoveLan, Worker, ZOMBIE, s, wait_log};
 use common::zos::text;
 
 /// The dirtying program (checkpoint/tests/progs/dirtier.c), built into `dir`.
@@ -104,4 +105,41 @@ fn stop_and_copy_moves_without_rounds() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(lan.wait_exit(id, FINISH), 0);
     assert!(lan.logs(id).contains("PASS"), "{}", lan.logs(id));
+}
+
+#[test]
+fn a_zombie_killed_holding_a_migrant_loses_at_most_one_snapshot_interval() {
+    let lan = MoveLan::new();
+    let w = Worker::start(&lan, "pushed", 64);
+    w.step(&lan, 1);
+    let id = w.id.to_string();
+    let out = lan
+        .m()
+        .run(&["migrate", &id, ZOMBIE, "--image-every", "2s"]);
+    assert!(out.status.success(), "{}", text(&out));
+    w.step(&lan, 2);
+    w.step(&lan, 3);
+    // The zombie sends a snapshot every 2 s (incremental after the first): wait for one
+    // taken after stage 3.
+    std::thread::sleep(s(2));
+    let t = common::poll::until(s(30), || {
+        let t = lan.task(w.id);
+        t["image_age_s"]
+            .as_u64()
+            .is_some_and(|a| a <= 1)
+            .then_some(t)
+    })
+    .unwrap_or_else(|| panic!("no fresh image came home: {}", lan.task(w.id)));
+    eprintln!("image age before the zombie dies: {}", t["image_age_s"]);
+    lan.zombie.proc.kill9();
+    common::poll::until(s(30), || (lan.task(w.id)["state"] == "lost").then_some(()))
+        .unwrap_or_else(|| panic!("never lost: {}", lan.task(w.id)));
+    common::migrate::home_from_image(&lan, w.id);
+    // It goes on from the snapshot: stages 2 and 3, done on the zombie, are not done again.
+    w.finish(&lan, 4);
+    let log = lan.logs(w.id);
+    for k in 1..=6 {
+        let n = log.matches(&format!("stage {k} done")).count();
+        assert_eq!(n, 1, "stage {k} done {n} times: {log}");
+    }
 }

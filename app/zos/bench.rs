@@ -28,6 +28,7 @@ mod display;
 mod fs;
 mod input;
 mod migrate;
+mod migrate_live;
 mod migrate_plot;
 mod ssh;
 
@@ -60,7 +61,22 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
             },
         )?,
         BenchKind::Fs { mib, files, runs } => fs::run(mib, files, runs.max(1))?,
-        BenchKind::Migrate { runs, sizes, png } => migrate::run(runs.max(1), &sizes, &png)?,
+        BenchKind::Migrate {
+            runs,
+            live: true,
+            sizes,
+            ..
+        } => migrate_live::run(runs.max(1), sizes.first().copied().unwrap_or(1024))?,
+        BenchKind::Migrate {
+            runs, sizes, png, ..
+        } => {
+            let sizes = if sizes.is_empty() {
+                vec![4, 256, 1024]
+            } else {
+                sizes
+            };
+            migrate::run(runs.max(1), &sizes, &png)?
+        }
         BenchKind::Input {
             samples,
             seconds,

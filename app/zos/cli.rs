@@ -215,6 +215,12 @@ pub enum Command {
         /// memory while it runs.
         #[arg(long)]
         stop_and_copy: bool,
+        /// While the task runs there, the zombie sends a snapshot of it home
+        /// this often (incremental after the first: only what it wrote
+        /// since), so that `zos home TASK --from-image` after the zombie's
+        /// death loses at most that much work. `30s`, `5m`, `1h` or `off`.
+        #[arg(long, value_name = "INTERVAL", default_value = "60s", value_parser = parse_interval)]
+        image_every: u32,
     },
     /// Bring a migrant task home from the zombie it runs on (the same
     /// fail-safe steps the other way round; live by default, as for
@@ -545,12 +551,20 @@ pub enum BenchKind {
     /// throughput) per size and codec, there and back; then the time to
     /// dominate a zombie with 1–16 tasks (tm = zt + fs + xt + Σ pt) as a
     /// table and a PNG plot. Run it as root in a fresh network namespace.
+    ///
+    /// With --live: live moves of a task dirtying 0, 10 and 100 MiB/s (the
+    /// first of --sizes, default 1 GiB): the final stop as the migrator
+    /// measured it and as the task saw it (the longest gap between its 1 ms
+    /// ticks during the move), the total time and the pre-copy rounds.
     Migrate {
         /// Repetitions (the median is reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
-        /// Task memory sizes, in MiB.
-        #[arg(long, value_delimiter = ',', default_values_t = [4u32, 256, 1024])]
+        /// Live moves of a dirtying task instead (see above).
+        #[arg(long)]
+        live: bool,
+        /// Task memory sizes, in MiB (--live: default 1024).
+        #[arg(long, value_delimiter = ',')]
         sizes: Vec<u32>,
         /// Where the plot goes.
         #[arg(long, default_value = "zos-bench-migrate.png")]
@@ -594,4 +608,27 @@ impl Command {
                 | Command::SuperviseApp
         )
     }
+}
+
+/// `30s`, `5m`, `1h`, a number of seconds, or `off` (0).
+fn parse_interval(s: &str) -> Result<u32, String> {
+    if s == "off" {
+        return Ok(0);
+    }
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u32 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not an interval like 30s, 5m, 1h or off"))?;
+    let secs = match unit {
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        _ => None,
+    }
+    .filter(|&v| v >= 1)
+    .ok_or_else(|| format!("{s:?} is not an interval like 30s, 5m, 1h or off"))?;
+    Ok(secs)
 }

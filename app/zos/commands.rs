@@ -186,7 +186,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             host,
             compress,
             stop_and_copy,
-        } => crate::migrate::migrate(&paths, task, host, compress, stop_and_copy),
+            image_every,
+        } => crate::migrate::migrate(&paths, task, host, compress, stop_and_copy, image_every),
         Command::Home {
             task,
             from_image,

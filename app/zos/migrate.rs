@@ -160,13 +160,14 @@ fn print_moved(reply: Reply) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `zos migrate TASK HOST [--compress C] [--stop-and-copy]`.
+/// `zos migrate TASK HOST [--compress C] [--stop-and-copy] [--image-every I]`.
 pub fn migrate(
     paths: &Paths,
     task: u64,
     host: String,
     compress: Compression,
     stop_and_copy: bool,
+    image_every_s: u32,
 ) -> Result<ExitCode> {
     print_moved(call_move(
         paths,
@@ -175,6 +176,7 @@ pub fn migrate(
             host,
             compress,
             stop_and_copy,
+            image_every_s: Some(image_every_s),
         },
     )?)
 }
@@ -256,6 +258,7 @@ pub fn dominate_with_tasks(
                 host: name.clone(),
                 compress: Compression::Auto,
                 stop_and_copy: false,
+                image_every_s: None,
             },
         )
         .map_err(|e| anyhow!("dominated {name}, but task {task} did not move: {e}"))?;

@@ -178,6 +178,10 @@ pub enum Request {
         /// while it runs, then a short stop).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         stop_and_copy: bool,
+        /// How often the zombie sends the task's snapshot home, seconds (0: never;
+        /// absent: every 60 s).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image_every_s: Option<u32>,
     },
     /// Bring a migrant home (`zos home`). Progress and final replies as for
     /// [`Request::Migrate`].
@@ -874,6 +878,7 @@ mod tests {
                     host: "z1".into(),
                     compress: Compression::Zstd,
                     stop_and_copy: false,
+                    image_every_s: None,
                 },
                 r#"{"op":"migrate","task":3,"host":"z1","compress":"zstd"}"#,
             ),
@@ -905,6 +910,7 @@ mod tests {
                 host: "z".into(),
                 compress: Compression::Auto,
                 stop_and_copy: false,
+                image_every_s: None,
             }
         );
         assert_eq!(

@@ -13,6 +13,13 @@
 //! - `migrate/<task>` ([`migrate_label`]): opened by the master; it sends the task.
 //! - `home/<task>` ([`home_label`]): opened by the zombie when the master recalled the task;
 //!   the zombie sends it.
+//! - `image/<task>` ([`image_label`]): opened by the zombie every [`Offer::image_every_s`]
+//!   while it runs the task: a snapshot of it goes home, so that `zos home --from-image`
+//!   after the zombie's death loses at most that much work:
+//!   `Snapshot{epoch, seq, delta}`, `Image…`, `ImageEnd{raw_bytes}` (Z → M), then
+//!   `SnapshotKept{seq}` or `Abort{reason}` (M → Z). The first snapshot (seq 0, or after any
+//!   failure) is a whole pod image; the next ones are delta images over the previous one
+//!   the master kept (the master refuses a delta whose `seq` does not follow its last).
 //!
 //! # One move (on `migrate/<task>` or `home/<task>`; S = sender, R = receiver)
 //!
@@ -69,6 +76,12 @@ pub const MIGRANTS_LABEL: &str = "migrants";
 pub const MIGRATE_LABEL_PREFIX: &str = "migrate/";
 /// Labels of zombie → master moves start with this.
 pub const HOME_LABEL_PREFIX: &str = "home/";
+/// Labels of the zombie's periodic snapshots of a task start with this.
+pub const IMAGE_LABEL_PREFIX: &str = "image/";
+/// How often a zombie sends a task's snapshot home unless the move says otherwise.
+pub const DEFAULT_IMAGE_EVERY_S: u32 = 60;
+/// The shortest interval between a task's snapshots.
+pub const MIN_IMAGE_EVERY_S: u32 = 1;
 /// Raw image bytes per [`MoveMessage::Image`] chunk (before compression).
 pub const IMAGE_CHUNK: usize = 1 << 20;
 /// File bytes per [`MoveMessage::File`] message.
@@ -162,6 +175,8 @@ pub struct Offer {
     pub executables: Vec<Executable>,
     /// The exports to bind into the pod at their master paths (master → zombie only).
     pub exports: Vec<ExportPath>,
+    /// Master → zombie: send a snapshot home every this many seconds (0: never).
+    pub image_every_s: u32,
 }
 
 impl Offer {
@@ -316,6 +331,21 @@ pub enum MoveMessage {
         /// The round's number.
         index: u32,
     },
+    /// Zombie → master on `image/<task>`: a snapshot of the task at `epoch` follows as
+    /// `Image` chunks and `ImageEnd`.
+    Snapshot {
+        /// The task's epoch (the master refuses another).
+        epoch: u64,
+        /// Its number in this zombie's chain for the task.
+        seq: u64,
+        /// A delta over snapshot `seq - 1` (else a whole pod image).
+        delta: bool,
+    },
+    /// Master → zombie: snapshot `seq` is the task's last image now.
+    SnapshotKept {
+        /// The snapshot.
+        seq: u64,
+    },
 }
 
 /// How a migrant the zombie holds is doing.
@@ -401,6 +431,16 @@ pub fn home_label(task: u64) -> String {
     format!("{HOME_LABEL_PREFIX}{task}")
 }
 
+/// The label of the channel a zombie sends `task`'s snapshots home on.
+pub fn image_label(task: u64) -> String {
+    format!("{IMAGE_LABEL_PREFIX}{task}")
+}
+
+/// The task of an `image/<task>` label.
+pub fn parse_image_label(label: &str) -> Option<u64> {
+    parse_task(label.strip_prefix(IMAGE_LABEL_PREFIX)?)
+}
+
 /// The task of a `migrate/<task>` label.
 pub fn parse_migrate_label(label: &str) -> Option<u64> {
     parse_task(label.strip_prefix(MIGRATE_LABEL_PREFIX)?)
@@ -444,6 +484,7 @@ mod tests {
                 name: "work".into(),
                 path: "/home/u/work".into(),
             }],
+            image_every_s: 60,
         }
     }
 
@@ -499,6 +540,12 @@ mod tests {
                 dirty_bytes: 5 << 20,
             },
             MoveMessage::RoundTaken { index: 3 },
+            MoveMessage::Snapshot {
+                epoch: 4,
+                seq: 2,
+                delta: true,
+            },
+            MoveMessage::SnapshotKept { seq: 2 },
         ] {
             let bytes = postcard::to_stdvec(&m).unwrap();
             assert_eq!(postcard::from_bytes::<MoveMessage>(&bytes).unwrap(), m);

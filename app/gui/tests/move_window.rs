@@ -159,7 +159,7 @@ fn drag_and_watch(wm: Option<&str>) {
     let got = wait_until(&lines, |l| l.contains("fake daemon got: Migrate"))
         .expect("the fake daemon never got a Migrate request");
     assert!(
-        got.ends_with(r#"Migrate { task: 3, host: "desk", compress: Auto, stop_and_copy: false }"#),
+        got.ends_with(r#"Migrate { task: 3, host: "desk", compress: Auto, stop_and_copy: false, image_every_s: None }"#),
         "{got}"
     );
     // The fake daemon stops at 40 % and the window took that reply in (two

@@ -80,6 +80,7 @@ fn dominate_then_migrate_streams_progress_to_the_model_while_polling_goes_on() {
                 host: "lab".into(),
                 compress: Compression::Auto,
                 stop_and_copy: false,
+                image_every_s: None,
             },
         ]
     );
@@ -204,6 +205,7 @@ fn home_and_checkpoint_reach_the_daemon_and_a_refusal_comes_back_in_full() {
                 host: "desk".into(),
                 compress: Compression::Auto,
                 stop_and_copy: false,
+                image_every_s: None,
             },
             Request::Home {
                 task: 3,

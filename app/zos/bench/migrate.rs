@@ -46,9 +46,9 @@ while not os.path.exists(stop):
 "#;
 
 /// Two daemons, paired, the zombie dominated.
-struct Lan {
-    master: Paths,
-    work: PathBuf,
+pub(super) struct Lan {
+    pub(super) master: Paths,
+    pub(super) work: PathBuf,
     python: String,
     next_holder: u32,
     _zombie: Daemon,
@@ -71,7 +71,7 @@ impl Drop for Lan {
 }
 
 impl Lan {
-    fn start() -> Result<Lan> {
+    pub(super) fn start() -> Result<Lan> {
         let dir = std::env::temp_dir().join(format!("zos-bench-migrate-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let master_paths = Paths::resolve(Some(dir.join("master")))?;
@@ -98,7 +98,7 @@ impl Lan {
         })
     }
 
-    fn dominate(&self) -> Result<Vec<(String, u64)>> {
+    pub(super) fn dominate(&self) -> Result<Vec<(String, u64)>> {
         match control::call(
             &self.master.socket(),
             &Request::Dominate {
@@ -112,7 +112,7 @@ impl Lan {
         }
     }
 
-    fn release(&self) -> Result<()> {
+    pub(super) fn release(&self) -> Result<()> {
         let request = Request::Release {
             host: ZOMBIE.into(),
             force: false,
@@ -164,30 +164,44 @@ impl Lan {
         }
     }
 
-    /// Moves `task` there (`to` = the zombie) or home; (phases, image bytes).
+    /// Moves `task` there (`to` = the zombie) or home, stop-and-copy; (phases, image bytes).
     fn move_task(&self, task: u64, there: bool, compress: Compression) -> Result<Moved> {
+        self.move_how(task, there, compress, false)
+    }
+
+    /// Moves `task` there or home, live or stop-and-copy.
+    pub(super) fn move_how(
+        &self,
+        task: u64,
+        there: bool,
+        compress: Compression,
+        live: bool,
+    ) -> Result<Moved> {
         let request = if there {
             Request::Migrate {
                 task,
                 host: ZOMBIE.into(),
                 compress,
-                stop_and_copy: true,
+                stop_and_copy: !live,
+                image_every_s: None,
             }
         } else {
             Request::Home {
                 task,
                 from_image: false,
-                stop_and_copy: true,
+                stop_and_copy: !live,
             }
         };
         match control::call(&self.master.socket(), &request, |_| {})? {
             Reply::Moved {
                 phases,
                 image_bytes,
+                precopy,
                 ..
             } => Ok(Moved {
                 phases,
                 image_bytes,
+                precopy,
             }),
             Reply::Error { message } => bail!("task {task}: {message}"),
             other => bail!("task {task}: {other:?}"),
@@ -196,17 +210,19 @@ impl Lan {
 }
 
 /// One move's figures.
-struct Moved {
-    phases: Vec<(String, u64)>,
-    image_bytes: u64,
+pub(super) struct Moved {
+    pub(super) phases: Vec<(String, u64)>,
+    pub(super) image_bytes: u64,
+    /// How a live move's pre-copy went.
+    pub(super) precopy: Option<String>,
 }
 
 impl Moved {
-    fn total_s(&self) -> f64 {
+    pub(super) fn total_s(&self) -> f64 {
         self.phases.iter().map(|(_, us)| *us as f64).sum::<f64>() / 1e6
     }
 
-    fn stopped_s(&self) -> f64 {
+    pub(super) fn stopped_s(&self) -> f64 {
         self.phases
             .iter()
             .filter(|(p, _)| p != "check" && p != "pre-copy")

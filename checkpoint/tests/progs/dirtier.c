@@ -1,6 +1,8 @@
 /* Dirties private memory at a steady rate, one tick a millisecond, for a given number of
  * ticks; then checks every page against what its writes must have left and prints the
- * longest gap between two ticks (wall clock: the stop a migration cost it).
+ * longest gap between two ticks (wall clock: the stop a migration cost it); every gap over
+ * 3 ms is printed as it happens ("STALL <ms> at <unix ms>"), so a migrator can tell which
+ * of its stops the task saw.
  * Usage: dirtier MIB RATE_MIB_PER_S TICKS */
 #include "common.h"
 #include <sys/mman.h>
@@ -38,6 +40,7 @@ int main(int argc, char **argv) {
         nanosleep(&d, 0);
         double now = now_ms();
         if (now - last > maxgap) { maxgap = now - last; gap_at = now; }
+        if (now - last > 3) printf("STALL %.2f at %.0f\n", now - last, now);
         last = now;
         if (t % 1000 == 999) { printf("TICK %ld\n", t + 1); fflush(stdout); }
     }

@@ -2,8 +2,9 @@
 //! (with the export policy of the name and key it was paired under, read
 //! afresh from `exports.toml`), views of shared apps, the terminals of
 //! migrants running there (`pty/<task>`), migrants it sends home when
-//! recalled (`home/<task>`) and the ZOS session's `input` channel (handed
-//! to the drive controller). Any other label is reset.
+//! recalled (`home/<task>`), snapshots of migrants (`image/<task>`, handed
+//! to the mover) and the ZOS session's `input` channel (handed to the
+//! drive controller). Any other label is reset.
 
 use std::sync::Arc;
 
@@ -44,6 +45,13 @@ impl Dominions {
         }
         if let Some(task) = zos_netproto::migration::parse_home_label(channel.label()) {
             self.home_channels.deliver(task, &zombie.key, channel);
+            return;
+        }
+        if let Some(task) = zos_netproto::migration::parse_image_label(channel.label()) {
+            match self.images.get() {
+                Some(sink) => sink(task, zombie.key, name, channel),
+                None => channel.reset("this master keeps no images"),
+            }
             return;
         }
         if crate::migrants::parse_pty_label(channel.label()).is_some() {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use zos_netproto::mux::Mux;
+use zos_netproto::mux::{Channel, Mux};
 use zos_netproto::{Level, PublicKey};
 
 use crate::error::{DaemonError, Result};
@@ -105,7 +105,12 @@ pub struct Dominions {
     pub home_channels: Arc<HomeChannels>,
     /// Takes the `input` channels of the zombies' ZOS sessions.
     input: std::sync::OnceLock<Arc<crate::master::Drive>>,
+    /// Takes the `image/<task>` channels (snapshots of migrants a zombie sends home).
+    images: std::sync::OnceLock<ImageSink>,
 }
+
+/// Takes a zombie's `image/<task>` channel: (task, the zombie's key and name, channel).
+pub type ImageSink = Box<dyn Fn(u64, PublicKey, String, Channel) + Send + Sync>;
 
 impl Dominions {
     /// No dominions yet; every one ends when `shutdown` is cancelled.
@@ -120,7 +125,13 @@ impl Dominions {
             live: Mutex::new(BTreeMap::new()),
             home_channels: Arc::new(HomeChannels::default()),
             input: std::sync::OnceLock::new(),
+            images: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Who takes the zombies' `image/<task>` channels (the mover).
+    pub fn set_image_sink(&self, sink: ImageSink) {
+        let _ = self.images.set(sink);
     }
 
     /// The session of the dominated zombie `query` (paired name or fingerprint prefix).

@@ -100,6 +100,11 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
         &cfg.paths.runtime,
         cfg.paths.exports(),
     );
+    let keeper = mover.clone();
+    dominions.set_image_sink(Box::new(move |task, key, name, channel| {
+        let keeper = keeper.clone();
+        tokio::spawn(async move { keeper.keep_snapshot(task, key, name, channel).await });
+    }));
     let drive = Drive::start(cfg.drive.clone(), shutdown.clone());
     dominions.set_input(drive.clone());
     let master = Arc::new(Master {
@@ -270,13 +275,12 @@ impl Master {
         &self,
         task: u64,
         host: String,
-        compress: zos_netproto::control::Compression,
-        live: bool,
+        how: crate::migration::MoveHow,
         out: &mut Replies,
     ) -> Reply {
         let progress = Progress::new(task);
         let (mover, p) = (self.mover.clone(), progress.clone());
-        let job = async move { mover.migrate(task, &host, compress, live, &p).await };
+        let job = async move { mover.migrate(task, &host, how, &p).await };
         run_with_progress(out, progress, job).await
     }
 
@@ -548,7 +552,16 @@ impl Handler for Master {
                 host,
                 compress,
                 stop_and_copy,
-            } => self.migrate(task, host, compress, !stop_and_copy, out).await,
+                image_every_s,
+            } => {
+                let how = crate::migration::MoveHow {
+                    compress,
+                    live: !stop_and_copy,
+                    image_every_s: image_every_s
+                        .unwrap_or(zos_netproto::migration::DEFAULT_IMAGE_EVERY_S),
+                };
+                self.migrate(task, host, how, out).await
+            }
             Request::Home {
                 task,
                 from_image,

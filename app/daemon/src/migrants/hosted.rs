@@ -81,6 +81,15 @@ impl HostedPods {
         self.link.send_replace(Some((*n, key, mux)));
     }
 
+    /// The session of the master with `key`, if it is the one connected now.
+    pub fn session_of(&self, key: &PublicKey) -> Option<Mux> {
+        self.link
+            .borrow()
+            .as_ref()
+            .filter(|(_, k, _)| k == key)
+            .map(|(_, _, mux)| mux.clone())
+    }
+
     /// The master is gone: relays wait (and stop reading) until the next [`HostedPods::connect`].
     pub fn disconnect(&self) {
         self.link.send_replace(None);

@@ -187,6 +187,8 @@ impl ZombieMoves {
                     Some(Ok(pid)) => {
                         tracing::info!("task {task} runs here (epoch {epoch}), init pid {pid}");
                         let _ = link.send(&MoveMessage::Running { epoch }).await;
+                        let every = Duration::from_secs(offer.image_every_s as u64);
+                        self.keep_images(task, epoch, key, every);
                     }
                     other => tracing::error!(
                         "task {task} was committed here but could not run: {other:?}"

@@ -79,6 +79,11 @@ impl ZombieMoves {
         root: i32,
         master: &MasterLink,
     ) -> Result<()> {
+        // No snapshot may freeze the pod while it moves, and the move's own tracker needs
+        // the pod untracked: the keeper waits, and starts a new chain if the task stays.
+        let keeper = self.keeper(task);
+        let mut keeper = keeper.lock().await;
+        keeper.reset();
         let channel = master.mux.open(&home_label(task))?;
         let mut link = MoveLink::new(channel, &master.name);
         let meta = self.state.lock().meta.get(&task).cloned().ok_or_else(|| {
@@ -116,6 +121,7 @@ impl ZombieMoves {
             image_hint: hint,
             executables,
             exports: Vec::new(),
+            image_every_s: 0,
         };
         let out = Outgoing {
             root,

@@ -32,7 +32,9 @@ use crate::migrants::{ImageRecord, Migrants, Placement};
 pub struct Mover {
     pub(super) migrants: Arc<Migrants>,
     pub(super) dominions: Arc<Dominions>,
-    pub(super) images: ImageStore,
+    pub(super) images: Arc<ImageStore>,
+    /// The last zombie snapshot kept of each task (its number in the zombie's chain).
+    pub(super) snapshot_seqs: Mutex<HashMap<u64, u64>>,
     pub(super) runtime: PathBuf,
     exports: PathBuf,
     pub(super) cache: Arc<HashCache>,
@@ -40,6 +42,17 @@ pub struct Mover {
     clients: tokio::sync::Mutex<HashMap<PublicKey, (Instant, MigrantsClient)>>,
     /// The link rate last measured to each zombie (bytes/s).
     rates: Mutex<HashMap<PublicKey, f64>>,
+}
+
+/// How a move goes.
+#[derive(Clone, Copy, Debug)]
+pub struct MoveHow {
+    /// Compression of the image on the link.
+    pub compress: Compression,
+    /// Live (pre-copy rounds while the task runs) rather than stop-and-copy.
+    pub live: bool,
+    /// How often the zombie sends the task's snapshot home (0: never).
+    pub image_every_s: u32,
 }
 
 impl Mover {
@@ -57,7 +70,8 @@ impl Mover {
         Arc::new(Mover {
             migrants,
             dominions,
-            images,
+            images: Arc::new(images),
+            snapshot_seqs: Default::default(),
             runtime: runtime.to_path_buf(),
             exports,
             cache: Arc::new(HashCache::default()),
@@ -88,10 +102,14 @@ impl Mover {
         self: &Arc<Self>,
         task: u64,
         host: &str,
-        compress: Compression,
-        live: bool,
+        how: MoveHow,
         progress: &Progress,
     ) -> Result<Reply> {
+        let MoveHow {
+            compress,
+            live,
+            image_every_s,
+        } = how;
         let session = self.complete_session(host)?;
         let zombie = session.zombie.clone();
         let ticket = self.migrants.begin_move(task, &zombie.name)?;
@@ -131,6 +149,7 @@ impl Mover {
             image_hint: hint,
             executables,
             exports,
+            image_every_s,
         };
         let channel = session.mux.open(&migrate_label(task))?;
         let mut link = MoveLink::new(channel, &zombie.name);

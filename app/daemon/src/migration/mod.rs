@@ -17,6 +17,8 @@
 //! | `images` | the master's last image of each migrant (`HOME/images/`) |
 //! | `link` | a move's channel with deadlines; the `migrants` client |
 //! | `progress` | phases, bytes, rate, time left; phase times |
+//! | `pushes` | the zombie's periodic snapshots of its migrants, sent home (`image/<task>`) |
+//! | `kept` | the master's side of those: a delta merged into the task's last image |
 //! | `home_channels` | the `home/<task>` channels a master waits for |
 //!
 //! Who decides: the master (its registry is the truth; see `migrants`). A zombie resumes a
@@ -30,9 +32,11 @@ mod files;
 mod home_channels;
 mod homing;
 mod images;
+mod kept;
 mod link;
 mod master;
 mod progress;
+mod pushes;
 mod receiver;
 mod sender;
 mod zombie;
@@ -40,7 +44,7 @@ mod zombie;
 pub use codec::{Decoder, Encoder};
 pub use home_channels::HomeChannels;
 pub use homing::{LOST_BEFORE_IMAGE, human_age};
-pub use master::Mover;
+pub use master::{MoveHow, Mover};
 pub use progress::{PROGRESS_EVERY, Phase, Progress, Reporter};
 pub use zombie::{Authority, DEFAULT_GRACE, MasterLink, ZombieMoves};
 

@@ -380,6 +380,8 @@ pub fn variant(m: &MoveMessage) -> &'static str {
         MoveMessage::Round { .. } => "Round",
         MoveMessage::RoundEnd { .. } => "RoundEnd",
         MoveMessage::RoundTaken { .. } => "RoundTaken",
+        MoveMessage::Snapshot { .. } => "Snapshot",
+        MoveMessage::SnapshotKept { .. } => "SnapshotKept",
     }
 }
 

@@ -90,6 +90,8 @@ pub(super) struct State {
     pub moving: HashSet<u64>,
     /// Masters that went away, and when their grace period ends.
     gone: HashMap<PublicKey, Instant>,
+    /// The snapshot keepers of the tasks hosted here.
+    pub keepers: HashMap<u64, super::pushes::KeeperSlot>,
 }
 
 /// The zombie's migrations (see the module docs).

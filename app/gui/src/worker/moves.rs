@@ -49,6 +49,7 @@ pub(super) fn run(
                 compress: Compression::Auto,
                 // Live: the task keeps running while its memory moves.
                 stop_and_copy: false,
+                image_every_s: None,
             };
             (task, request)
         }

@@ -1,0 +1,136 @@
+//! The master's side of the zombies' snapshots (`image/<task>`, see `pushes`): a whole
+//! image replaces the task's last image; a delta is merged into it (the last image as its
+//! base, flattened into a whole image again), so that the kept image is always one a
+//! `zos home --from-image` restores as it is. The task's image age then starts again.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use zos_checkpoint::PageBase;
+use zos_netproto::PublicKey;
+use zos_netproto::migration::{MAX_IMAGE_BYTES, MoveMessage};
+use zos_netproto::mux::Channel;
+
+use super::codec::Decoder;
+use super::link::{Frame, MoveLink};
+use super::master::Mover;
+use super::receiver::memory_for_images;
+use crate::error::{DaemonError, Result};
+use crate::migrants::{ImageRecord, Placement};
+
+/// How long the zombie may take between two parts of a snapshot.
+const PART_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Mover {
+    /// Takes a snapshot of `task` the zombie `key` (named `name`) sends on `channel`.
+    pub async fn keep_snapshot(
+        self: Arc<Self>,
+        task: u64,
+        key: PublicKey,
+        name: String,
+        channel: Channel,
+    ) {
+        let mut link = MoveLink::new(channel, &name);
+        match self.take_snapshot(task, &key, &mut link).await {
+            Ok(seq) => {
+                let _ = link.send(&MoveMessage::SnapshotKept { seq }).await;
+            }
+            Err(e) => {
+                tracing::warn!("task {task}: snapshot from {name} not kept: {e}");
+                link.abort(&e.to_string()).await;
+            }
+        }
+    }
+
+    async fn take_snapshot(&self, task: u64, key: &PublicKey, link: &mut MoveLink) -> Result<u64> {
+        let info = self.migrants.info(task)?;
+        let away_there = matches!(info.placement, Placement::Away { .. })
+            && info.zombie_key.as_ref() == Some(key);
+        if !away_there {
+            return Err(DaemonError::User(format!(
+                "task {task} does not run on {} for this master",
+                link.peer
+            )));
+        }
+        let (epoch, seq, delta) = match link.recv(PART_TIMEOUT, "Snapshot").await? {
+            MoveMessage::Snapshot { epoch, seq, delta } => (epoch, seq, delta),
+            other => {
+                return Err(DaemonError::User(format!(
+                    "{} opened a snapshot with {other:?}",
+                    link.peer
+                )));
+            }
+        };
+        if epoch != info.epoch {
+            return Err(DaemonError::User(format!(
+                "a snapshot of task {task} at epoch {epoch}, which runs at epoch {}",
+                info.epoch
+            )));
+        }
+        if delta && self.snapshot_seqs.lock().get(&task) != Some(&(seq.wrapping_sub(1))) {
+            return Err(DaemonError::User(format!(
+                "snapshot {seq} of task {task} is a delta over one this master did not keep"
+            )));
+        }
+        let limit = memory_for_images().min(MAX_IMAGE_BYTES);
+        let mut dec = Decoder::new();
+        let mut image = Vec::new();
+        loop {
+            match link.recv_frame(PART_TIMEOUT, "the snapshot").await? {
+                Frame::Image(codec, raw_len, data) => {
+                    if image.len() as u64 + raw_len as u64 > limit {
+                        return Err(DaemonError::User(format!(
+                            "a snapshot larger than the {limit} bytes this master can take"
+                        )));
+                    }
+                    dec.decode_into(codec, &data, raw_len, &mut image)
+                        .map_err(DaemonError::User)?;
+                }
+                Frame::Message(MoveMessage::ImageEnd { raw_bytes })
+                    if raw_bytes == image.len() as u64 =>
+                {
+                    break;
+                }
+                Frame::Message(other) => {
+                    return Err(DaemonError::User(format!(
+                        "{} sent {other:?} in a snapshot",
+                        link.peer
+                    )));
+                }
+            }
+        }
+        let images = self.images.clone();
+        let path = tokio::task::spawn_blocking(move || -> Result<std::path::PathBuf> {
+            let whole = if delta {
+                let mut base = PageBase::new();
+                base.add_image(Arc::new(images.read(task)?))
+                    .map_err(|e| DaemonError::User(format!("the last image: {e}")))?;
+                zos_checkpoint::track::flatten(&image, &base)
+                    .map_err(|e| DaemonError::User(format!("the snapshot: {e}")))?
+            } else {
+                zos_checkpoint::image::format::parse_tree(&image)
+                    .map_err(|e| DaemonError::User(format!("the snapshot: {e}")))?;
+                image
+            };
+            let (mut file, pending) = images.create(task)?;
+            file.write_all(&whole)
+                .and_then(|()| file.sync_data())
+                .map_err(|e| DaemonError::io("write the task's image", e))?;
+            pending.keep()
+        })
+        .await
+        .map_err(|_| DaemonError::User("keeping the snapshot failed".into()))??;
+        self.migrants.set_last_image(
+            task,
+            ImageRecord {
+                path,
+                at: SystemTime::now(),
+                epoch,
+            },
+        )?;
+        self.snapshot_seqs.lock().insert(task, seq);
+        tracing::info!("task {task}: snapshot {seq} from {} kept", link.peer);
+        Ok(seq)
+    }
+}
