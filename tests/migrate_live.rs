@@ -44,14 +44,14 @@ fn tasks_dirtying_0_10_and_100_mib_per_s_move_live_there_and_back_exactly() {
     let lan = MoveLan::new();
     let prog = dirtier(&lan.work);
     let prog = prog.to_str().unwrap();
-    // 128 MiB each, ~12 s of 1 ms ticks: long enough for all six moves.
+    // 128 MiB each, ticking until all six moves are done.
+    let stop = lan.work.join("stop");
+    let stop = stop.to_str().unwrap();
     let ids: Vec<(u64, &str)> = ["0", "10", "100"]
         .into_iter()
         .map(|rate| {
-            (
-                lan.run_migrant(&lan.work, &[prog, "128", rate, "12000"]),
-                rate,
-            )
+            let id = lan.run_migrant(&lan.work, &[prog, "128", rate, "1000", stop]);
+            (id, rate)
         })
         .collect();
     for &(id, _) in &ids {
@@ -71,6 +71,7 @@ fn tasks_dirtying_0_10_and_100_mib_per_s_move_live_there_and_back_exactly() {
             "coming home is live too ({rate} MiB/s):\n{out}"
         );
     }
+    std::fs::write(stop, "").unwrap();
     for &(id, rate) in &ids {
         let code = lan.wait_exit(id, FINISH);
         let log = lan.logs(id);
@@ -90,7 +91,17 @@ fn tasks_dirtying_0_10_and_100_mib_per_s_move_live_there_and_back_exactly() {
 fn stop_and_copy_moves_without_rounds() {
     let lan = MoveLan::new();
     let prog = dirtier(&lan.work);
-    let id = lan.run_migrant(&lan.work, &[prog.to_str().unwrap(), "32", "10", "6000"]);
+    let stop = lan.work.join("stop");
+    let id = lan.run_migrant(
+        &lan.work,
+        &[
+            prog.to_str().unwrap(),
+            "32",
+            "10",
+            "1000",
+            stop.to_str().unwrap(),
+        ],
+    );
     wait_log(&lan, id, "READY", s(30));
     let out = lan
         .m()
@@ -103,6 +114,7 @@ fn stop_and_copy_moves_without_rounds() {
     );
     let out = lan.m().run(&["home", &id.to_string(), "--stop-and-copy"]);
     assert!(out.status.success(), "{}", text(&out));
+    std::fs::write(&stop, "").unwrap();
     assert_eq!(lan.wait_exit(id, FINISH), 0);
     assert!(lan.logs(id).contains("PASS"), "{}", lan.logs(id));
 }

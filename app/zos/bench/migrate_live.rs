@@ -86,9 +86,13 @@ pub fn run(runs: usize, mib: u32) -> Result<()> {
         let mut rows: Vec<(Timed, Timed, f64, f64)> = Vec::new();
         for run in 0..runs {
             let log = lan.work.join(format!("dirtier-{rate}-{run}.log"));
-            // Ticks enough for the fill and both moves; the task then checks its memory.
-            let ticks = 12_000 + mib as u64 * 12;
-            let script = format!("exec {prog} {mib} {rate} {ticks} > {}", log.display());
+            // It ticks until both moves are done, then checks its memory.
+            let stop = lan.work.join(format!("stop-dirtier-{rate}-{run}"));
+            let script = format!(
+                "exec {prog} {mib} {rate} 1000 {} > {}",
+                stop.display(),
+                log.display()
+            );
             let request = Request::RunMigrant {
                 argv: vec!["sh".into(), "-c".into(), script],
                 cwd: lan.work.display().to_string(),
@@ -112,6 +116,7 @@ pub fn run(runs: usize, mib: u32) -> Result<()> {
             let there = timed(true)?;
             std::thread::sleep(Duration::from_millis(500));
             let back = timed(false)?;
+            std::fs::write(&stop, "")?;
             wait_for(&log, "GAP ", Duration::from_secs(600))?;
             let text = std::fs::read_to_string(&log)?;
             if !text.contains("PASS") {

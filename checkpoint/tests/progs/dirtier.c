@@ -3,7 +3,9 @@
  * longest gap between two ticks (wall clock: the stop a migration cost it); every gap over
  * 3 ms is printed as it happens ("STALL <ms> at <unix ms>"), so a migrator can tell which
  * of its stops the task saw.
- * Usage: dirtier MIB RATE_MIB_PER_S TICKS */
+ * With STOPFILE it goes on past TICKS until that file exists (its final state is checked
+ * against the writes it made, however many).
+ * Usage: dirtier MIB RATE_MIB_PER_S TICKS [STOPFILE] */
 #include "common.h"
 #include <sys/mman.h>
 #include <time.h>
@@ -18,7 +20,8 @@ static unsigned char pattern(size_t i) { return (unsigned char)(i / 64 * 7 + 3);
 
 int main(int argc, char **argv) {
     setup_stdout();
-    if (argc != 4) { printf("usage: dirtier MIB RATE TICKS\n"); return 2; }
+    if (argc != 4 && argc != 5) { printf("usage: dirtier MIB RATE TICKS [STOPFILE]\n"); return 2; }
+    const char *stop = argc == 5 ? argv[4] : 0;
     size_t n = (size_t)atol(argv[1]) << 20, npages = n / 4096;
     double per_tick = atof(argv[2]) * 256.0 / 1000.0;
     long ticks = atol(argv[3]);
@@ -28,7 +31,7 @@ int main(int argc, char **argv) {
     uint64_t written = 0;
     double acc = 0, maxgap = 0, gap_at = 0, last = now_ms();
     ready();
-    for (long t = 0; t < ticks; t++) {
+    for (long t = 0; t < ticks || (stop && access(stop, F_OK) != 0); t++) {
         acc += per_tick;
         while (acc >= 1) {
             size_t pg = written % npages;
