@@ -122,3 +122,30 @@ fn a_whole_then_a_delta_snapshot_restore_the_deltas_moment() {
         "back at the delta's moment: {text:?}"
     );
 }
+
+#[test]
+fn a_mapping_replaced_at_the_same_address_between_rounds_is_carried_anew() {
+    let dir = common::TempDir::new("remap");
+    let stop = dir.join("stop");
+    let run = start_prog("remapper", &["50", stop.to_str().unwrap()]);
+    run.wait_for("READY", 20);
+    let mut tracker = DirtyTracker::start(run.pod.pid()).expect("start tracking");
+    let mut base = PageBase::new();
+    for k in 0..3 {
+        let mut round = Vec::new();
+        write_round(&mut tracker, k == 0, &mut round).expect("round");
+        base.add_round(round).expect("absorb round");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut delta = Vec::new();
+    checkpoint_tree_delta(run.pod.pid(), &KILL, &mut tracker, &mut delta).expect("delta");
+    drop(tracker);
+    let _ = run.finish(10);
+    let held = restore_tree_with_base(&delta, &base, &TreeRestoreOptions::default())
+        .expect("restore over the rounds");
+    let after = PodRun::adopt(held.resume().expect("resume"));
+    std::fs::write(&stop, "").unwrap();
+    let (code, text) = after.finish(30);
+    assert!(text.contains("PASS"), "{text}");
+    assert_eq!(code, 0, "{text}");
+}

@@ -161,6 +161,14 @@ pub fn run(runs: usize, mib: u32) -> Result<()> {
                     .as_deref()
                     .unwrap_or("stop-and-copy (fallback)")
             );
+            let split: Vec<String> = last
+                .moved
+                .phases
+                .iter()
+                .filter(|(p, us)| *us > 0 && p != "check" && p != "pre-copy")
+                .map(|(p, us)| format!("{p} {:.1}", *us as f64 / 1e3))
+                .collect();
+            println!("{:>24} stop of the first run, ms: {}", "", split.join(", "));
         }
     }
     lan.release()?;

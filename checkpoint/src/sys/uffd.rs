@@ -30,6 +30,8 @@ const UFFDIO_UNREGISTER: u64 = 0x8010_AA01;
 const PAGEMAP_SCAN: u64 = 0xC060_6610;
 const PM_SCAN_WP_MATCHING: u64 = 1;
 
+/// `PAGE_IS_WPALLOWED`: in a mapping registered for async write-protect.
+pub const PAGE_IS_WPALLOWED: u64 = 1;
 /// `PAGE_IS_WRITTEN`: not write-protected (written since the last protecting scan).
 pub const PAGE_IS_WRITTEN: u64 = 1 << 1;
 /// `PAGE_IS_FILE`: backed by a file page (not copied on write).
@@ -159,6 +161,45 @@ pub fn scan_written(pagemap: &impl AsRawFd, start: u64, end: u64) -> io::Result<
     Ok(out)
 }
 
+/// The parts of `[start, end)` in mappings *not* registered for async write-protect (the
+/// kernel's own word: a mapping replaced at the same address, or moved by `mremap`, loses
+/// its registration). Populated or not.
+pub fn scan_unregistered(
+    pagemap: &impl AsRawFd,
+    start: u64,
+    end: u64,
+) -> io::Result<Vec<(u64, u64)>> {
+    const VEC: usize = 256;
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    let mut vec = vec![PageRegion::default(); VEC];
+    let mut at = start;
+    while at < end {
+        let mut arg = PmScanArg {
+            size: std::mem::size_of::<PmScanArg>() as u64,
+            start: at,
+            end,
+            vec: vec.as_mut_ptr() as u64,
+            vec_len: VEC as u64,
+            category_inverted: PAGE_IS_WPALLOWED,
+            category_mask: PAGE_IS_WPALLOWED,
+            return_mask: PAGE_IS_WPALLOWED,
+            ..Default::default()
+        };
+        let n = ioctl(pagemap, PAGEMAP_SCAN, &mut arg)? as usize;
+        for r in &vec[..n.min(VEC)] {
+            match out.last_mut() {
+                Some(last) if last.1 == r.start => last.1 = r.end,
+                _ => out.push((r.start, r.end)),
+            }
+        }
+        if arg.walk_end <= at {
+            return Err(io::Error::other("PAGEMAP_SCAN made no progress"));
+        }
+        at = arg.walk_end;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +263,29 @@ mod tests {
             .map(|a| (a - base) / 4096)
             .collect();
         assert_eq!(pages, vec![0, 9]);
+        assert!(
+            scan_unregistered(&pagemap, base, base + len as u64)
+                .unwrap()
+                .is_empty(),
+            "all registered"
+        );
+        // A mapping put in place of part of it is not registered, whatever its address.
+        // SAFETY: replaces 4 pages inside our own mapping; `mem` is not used for them after.
+        let q = unsafe {
+            libc::mmap(
+                (base + 8 * 4096) as *mut libc::c_void,
+                4 * 4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        assert_eq!(q as u64, base + 8 * 4096);
+        assert_eq!(
+            scan_unregistered(&pagemap, base, base + len as u64).unwrap(),
+            vec![(base + 8 * 4096, base + 12 * 4096)]
+        );
         unregister(&uffd, base, base + len as u64).unwrap();
         // SAFETY: unmapping the mapping made above; `mem` is not used after this.
         unsafe { libc::munmap(p, len) };

@@ -214,9 +214,12 @@ impl DirtyTracker {
 }
 
 impl Tracked {
-    /// Register the private mappings not registered yet; returns them (wholly dirty: their
-    /// pages were never protected). A mapping the kernel refuses stays unregistered and is
-    /// returned every time. A failure that shows the address space is gone marks it lost.
+    /// Register the private mappings (or parts) the kernel says are not registered — new
+    /// ones, and those replaced or moved since (which lose their registration); returns
+    /// them (wholly dirty: their pages were never protected). A mapping the kernel refuses
+    /// stays unregistered and is returned every time. A failure that shows the address
+    /// space is gone (an `execve`: the pagemap opened at the start reads a dead one) marks
+    /// it lost.
     fn register_new(&mut self, host: i32) -> Vec<(u64, u64)> {
         let maps = match proc::maps(host) {
             Ok(m) => m,
@@ -225,20 +228,15 @@ impl Tracked {
                 return Vec::new();
             }
         };
-        // Still the address space we track? (Registering a registered range again is a
-        // no-op; after an execve the userfaultfd's address space is dead and this fails.)
-        if let Some(&(s, e)) = self.registered.first() {
-            if let Err(err) = uffd::register_wp(&self.uffd, s, e) {
-                if err.raw_os_error() != Some(libc::EINVAL) {
+        let mut fresh = Vec::new();
+        for m in maps.iter().filter(|m| trackable(m)) {
+            match uffd::scan_unregistered(&self.pagemap, m.start, m.end) {
+                Ok(parts) if parts.is_empty() => continue,
+                Ok(_) => {}
+                Err(_) => {
                     self.lost = true;
                     return Vec::new();
                 }
-            }
-        }
-        let mut fresh = Vec::new();
-        for m in maps.iter().filter(|m| trackable(m)) {
-            if covered(&self.registered, m.start, m.end) {
-                continue;
             }
             match uffd::register_wp(&self.uffd, m.start, m.end) {
                 Ok(()) => self.registered.push((m.start, m.end)),
@@ -268,12 +266,6 @@ impl Tracked {
         }
         Ok(out)
     }
-}
-
-/// Whether `[s, e)` lies inside the sorted disjoint `ranges`.
-fn covered(ranges: &[(u64, u64)], s: u64, e: u64) -> bool {
-    let i = ranges.partition_point(|r| r.1 <= s);
-    ranges.get(i).is_some_and(|r| r.0 <= s && e <= r.1)
 }
 
 impl Drop for DirtyTracker {
@@ -326,14 +318,5 @@ mod tests {
         let b = normalize(b.to_vec());
         assert_eq!(intersect(&a, &b), vec![(0x2000, 0x2000), (0x8000, 0x1000)]);
         assert!(intersect(&a, &[]).is_empty());
-    }
-
-    #[test]
-    fn covered_needs_one_range_around() {
-        let r = [(0x1000, 0x3000), (0x5000, 0x6000)];
-        assert!(covered(&r, 0x1000, 0x3000));
-        assert!(covered(&r, 0x2000, 0x3000));
-        assert!(!covered(&r, 0x2000, 0x5000));
-        assert!(!covered(&r, 0x6000, 0x7000));
     }
 }

@@ -130,6 +130,15 @@ impl FrozenTree {
             f.kill();
         }
     }
+
+    /// Send SIGKILL to the pod's init (which ends every process of its PID namespace) without
+    /// waiting: from here the frozen copy can never run again, even if this handle is lost.
+    /// [`FrozenTree::kill`] then collects it.
+    pub fn doom(&self) {
+        if let Some(f) = &self.inner {
+            let _ = crate::sys::kill(f.root, libc::SIGKILL);
+        }
+    }
 }
 
 impl Drop for FrozenTree {

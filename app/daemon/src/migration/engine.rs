@@ -221,7 +221,14 @@ pub fn start_dump(
         let decision = decisions.recv().unwrap_or(Decision::Abort);
         if let Some(frozen) = held {
             match decision {
-                Decision::Commit => frozen.kill(),
+                Decision::Commit => {
+                    // Doomed at once (it can never run again), collected after the mover
+                    // went on: freeing a large task's memory takes a while.
+                    frozen.doom();
+                    let _ = outcome_tx.send(());
+                    frozen.kill();
+                    return;
+                }
                 Decision::Abort => {
                     if let Err(e) = frozen.resume() {
                         tracing::error!("task {task}: resuming its frozen copy failed: {e}");
