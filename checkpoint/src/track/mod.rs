@@ -14,6 +14,11 @@
 //! to a dead address space) or a scan that failed. Shared mappings are not tracked (their
 //! pages may be written by other processes); the dumps take them whole.
 //!
+//! Besides, the tracker remembers what the other side holds of each process (the pages
+//! rounds sent since the last dump, or the pages the last dump had): a delta dump also
+//! takes every page the process has that the other side does not hold, so a page that came
+//! into being without a write the tracker saw is never missing on the other side.
+//!
 //! Dropping the tracker unregisters everything, which removes the protection again.
 
 mod base;
@@ -108,6 +113,9 @@ struct Tracked {
     registered: Vec<(u64, u64)>,
     /// Ranges to report at the next call besides what the scan finds.
     pending: Vec<(u64, u64)>,
+    /// What the other side holds of this process (sorted, disjoint): pages sent in rounds
+    /// since the last dump, or the pages the last dump had.
+    held: Vec<(u64, u64)>,
     /// The tracker lost this process (it is reported whole from now on).
     lost: bool,
 }
@@ -153,6 +161,7 @@ impl DirtyTracker {
                 pagemap,
                 registered: Vec::new(),
                 pending: Vec::new(),
+                held: Vec::new(),
                 lost: false,
             };
             t.register_new(host);
@@ -202,6 +211,49 @@ impl DirtyTracker {
                 Dirty::whole()
             }
         }
+    }
+
+    /// The other side now holds these pages of `host` too (a round sent them).
+    pub fn note_held(&mut self, host: i32, ranges: impl IntoIterator<Item = (u64, u64)>) {
+        if let Some(t) = self.procs.get_mut(&host) {
+            t.held.extend(ranges);
+            t.held = normalize(std::mem::take(&mut t.held));
+        }
+    }
+
+    /// The other side holds exactly these pages of `host` (a dump had them).
+    pub fn set_held(&mut self, host: i32, ranges: impl IntoIterator<Item = (u64, u64)>) {
+        if let Some(t) = self.procs.get_mut(&host) {
+            t.held = normalize(ranges.into_iter().collect());
+        }
+    }
+
+    /// The parts of `content` (sorted `(addr, len)`) the other side does not hold: a page
+    /// that came into being without a write the tracker saw (whatever the kernel did) still
+    /// goes. All of `content` for a process not tracked.
+    pub fn not_held(&self, host: i32, content: &[(u64, usize)]) -> Vec<(u64, usize)> {
+        let Some(t) = self.procs.get(&host) else {
+            return content.to_vec();
+        };
+        let mut out = Vec::new();
+        for &(s, l) in content {
+            let e = s + l as u64;
+            let mut at = s;
+            let i = t.held.partition_point(|h| h.1 <= s);
+            for &(hs, he) in &t.held[i..] {
+                if hs >= e {
+                    break;
+                }
+                if hs > at {
+                    out.push((at, (hs - at) as usize));
+                }
+                at = at.max(he);
+            }
+            if at < e {
+                out.push((at, (e - at) as usize));
+            }
+        }
+        out
     }
 
     /// Report `[start, end)` ranges of `host` again at the next [`DirtyTracker::written`]

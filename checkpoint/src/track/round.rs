@@ -62,12 +62,8 @@ pub fn write_round(tracker: &mut DirtyTracker, first: bool, out: impl Write) -> 
     let mut stats = RoundStats::default();
     let mut buf = vec![0u8; CHUNK];
     for (host, pod_pid) in tracker.tracked() {
-        let dirty = if first {
-            Dirty::whole()
-        } else {
-            tracker.written(host)
-        };
-        stats.dirty_bytes += dirty.bytes();
+        // A process that cannot be read now (it is ending) is left out: the final dump
+        // takes whatever of it the other side does not hold.
         let Ok(maps) = proc::maps(host) else {
             continue;
         };
@@ -75,6 +71,12 @@ pub fn write_round(tracker: &mut DirtyTracker, first: bool, out: impl Write) -> 
         let Ok(pagemap) = File::open(&pm) else {
             continue;
         };
+        let dirty = if first {
+            Dirty::whole()
+        } else {
+            tracker.written(host)
+        };
+        stats.dirty_bytes += dirty.bytes();
         let memf = File::open(format!("/proc/{host}/mem")).ok();
         w.proc_marker(pod_pid).map_err(io_err(name))?;
         let mut failed = Vec::new();
@@ -96,6 +98,7 @@ pub fn write_round(tracker: &mut DirtyTracker, first: bool, out: impl Write) -> 
                     off += l;
                     stats.pages += l as u64 / 4096;
                 }
+                tracker.note_held(host, batch.iter().map(|&(a, l)| (a, a + l as u64)));
             }
         }
         if !failed.is_empty() {

@@ -198,6 +198,8 @@ fn write_tree(
                 Tracking::Delta(t) => Some(delta_overrides(f.pid, &img.vmas, t, &mut overrides)?),
                 Tracking::Reset(t) => {
                     t.written(f.pid);
+                    let held = content_ranges(f.pid, &img.vmas, &overrides)?;
+                    t.set_held(f.pid, held.iter().map(|&(a, l)| (a, a + l as u64)));
                     None
                 }
                 Tracking::None => None,
@@ -303,12 +305,62 @@ fn delta_overrides(
             None => memory::ranges(&pagemap, v)?,
         };
         if !v.shared && !overrides.contains_key(&v.start) {
-            overrides.insert(v.start, dirty.select(&content));
+            // What was written, and whatever the other side lacks (never left to chance).
+            let mut take = dirty.select(&content);
+            take.extend(tracker.not_held(host, &content));
+            overrides.insert(v.start, merge_ranges(take));
         }
         present.extend(content);
     }
     present.sort_unstable();
+    tracker.set_held(host, present.iter().map(|&(a, l)| (a, a + l as u64)));
     Ok(present)
+}
+
+/// Every page range the process has with content (the shared ones as `overrides` chose).
+fn content_ranges(
+    host: i32,
+    vmas: &[crate::image::model::Vma],
+    overrides: &memory::Overrides,
+) -> Result<Vec<(u64, usize)>> {
+    let path = format!("/proc/{host}/pagemap");
+    let pagemap = std::fs::File::open(&path).map_err(io_err(&path))?;
+    let mut out = Vec::new();
+    for v in vmas {
+        match overrides.get(&v.start) {
+            Some(r) => out.extend_from_slice(r),
+            None => out.extend(memory::ranges(&pagemap, v)?),
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Sorted, merged `(addr, len)` ranges, each at most 1 MiB (as the memory writer batches).
+fn merge_ranges(mut r: Vec<(u64, usize)>) -> Vec<(u64, usize)> {
+    r.sort_unstable();
+    let mut out: Vec<(u64, usize)> = Vec::new();
+    for (a, l) in r {
+        let e = a + l as u64;
+        match out.last_mut() {
+            Some((s, n)) if a <= *s + *n as u64 => {
+                let end = (*s + *n as u64).max(e);
+                *n = (end - *s) as usize;
+            }
+            _ => out.push((a, l)),
+        }
+    }
+    // Split what grew past the writer's batch size.
+    let mut split = Vec::with_capacity(out.len());
+    for (a, l) in out {
+        let mut at = 0;
+        while at < l {
+            let n = (l - at).min(1 << 20);
+            split.push((a + at as u64, n));
+            at += n;
+        }
+    }
+    split
 }
 
 fn read_last_pid(f: &crate::freeze::Frozen) -> Result<i32> {
