@@ -59,6 +59,7 @@ pub struct Master {
     tasks: Arc<crate::tasks::Tasks>,
     dominions: Arc<Dominions>,
     mover: Arc<Mover>,
+    snapshots: Arc<crate::snapshots::Snapshots>,
     /// Paired zombies that said they no longer trust this master (their
     /// user revoked it): their tiles say "pair again".
     revoked: Mutex<std::collections::BTreeSet<PublicKey>>,
@@ -100,6 +101,11 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
         &cfg.paths.runtime,
         cfg.paths.exports(),
     );
+    let snapshots = crate::snapshots::Snapshots::new(
+        &cfg.paths.home,
+        tasks.migrants().clone(),
+        shutdown.clone(),
+    );
     let drive = Drive::start(cfg.drive.clone(), shutdown.clone());
     dominions.set_input(drive.clone());
     let master = Arc::new(Master {
@@ -108,6 +114,7 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
         hosts: hosts.clone(),
         dominions,
         mover,
+        snapshots,
         drive,
         tasks,
         revoked: Mutex::new(Default::default()),
@@ -547,6 +554,13 @@ impl Handler for Master {
             Request::CheckpointTask { task, out: dir } => {
                 self.mover.checkpoint_task(task, &dir).await.unwrap_or_else(error_reply)
             }
+            request @ (Request::Snapshot { .. }
+            | Request::SnapshotEvery { .. }
+            | Request::Snapshots { .. }
+            | Request::PruneSnapshots
+            | Request::Rollback { .. }
+            | Request::Suspend
+            | Request::Resume { .. }) => self.snapshots.handle(request).await,
         }
     }
 }
