@@ -303,3 +303,32 @@ fn suspend_then_a_master_restart_then_resume_runs_the_task_on_with_its_state() {
     let next = run_migrant_on(c.m(), &c.m().home, &["sleep", "60"]);
     assert!(next > c.id, "new task {next} after {}", c.id);
 }
+
+#[test]
+fn a_task_away_must_come_home_before_a_snapshot_and_its_next_one_is_whole() {
+    let lan = common::migrate::MoveLan::new();
+    let m = lan.m();
+    let id = lan.run_migrant(&lan.work, &["sleep", "600"]);
+    let out = m.run_ok(&["snapshot", &id.to_string()]);
+    assert!(out.contains("whole"), "{out}");
+    lan.migrate(id);
+    for args in [
+        vec!["snapshot".to_string(), id.to_string()],
+        vec!["rollback".to_string(), id.to_string(), "1".to_string()],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = m.run(&args);
+        assert!(!out.status.success(), "zos {args:?} of a task away");
+        let expected = format!(
+            "task {id} runs on {}: bring it home first (zos home {id})",
+            common::migrate::ZOMBIE
+        );
+        assert!(text(&out).contains(&expected), "{}", text(&out));
+    }
+    lan.home(id);
+    // A new pod: the tracker of the old one is gone, so this one is whole again.
+    let out = m.run_ok(&["snapshot", &id.to_string()]);
+    assert!(out.contains("snapshot 2 (whole)"), "{out}");
+    let out = m.run_ok(&["snapshot", &id.to_string()]);
+    assert!(out.contains("snapshot 3 (incremental over 2)"), "{out}");
+}
