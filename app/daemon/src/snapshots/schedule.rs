@@ -111,17 +111,16 @@ impl Snapshots {
                         tracing::warn!("task {task}: removing old snapshots: {e}");
                     }
                 }
-                Err(e) => {
-                    let gone = match self.migrants.info(task) {
-                        Err(_) => true,
-                        Ok(i) => matches!(i.placement, Placement::Exited { .. }),
-                    };
-                    if gone {
+                Err(e) => match self.migrants.info(task).map(|i| i.placement) {
+                    Err(_) | Ok(Placement::Exited { .. }) => {
                         tracing::info!("task {task} ended: its snapshot schedule too");
                         break;
                     }
-                    tracing::warn!("task {task}: scheduled snapshot skipped: {e}");
-                }
+                    Ok(Placement::Suspended) => {
+                        tracing::debug!("task {task} is suspended: no scheduled snapshot")
+                    }
+                    Ok(_) => tracing::warn!("task {task}: scheduled snapshot skipped: {e}"),
+                },
             }
         }
         // Ours is the one cancelled (a newer schedule of the task has a fresh token).
