@@ -133,22 +133,14 @@ impl Snapshots {
     ) -> Result<SnapshotInfo> {
         let slot = self.slot(task);
         let mut tracker = slot.tracker.lock().await;
-        let (root, mut index, parent) = self.prepare(task, &slot, &mut tracker, whole)?;
+        let (root, index, parent) = self.prepare(task, &slot, &mut tracker, whole)?;
         let (file, pending) = self.store.create(task, &index, name.as_deref())?;
-        let store = self.store.clone();
+        let keep = keeper(self.store.clone(), task, index, pending, name, auto, parent);
         let held = tracker.take();
-        let (kept, back) = tokio::task::spawn_blocking(move || {
-            dump::dump(root, held, file, Then::RunOn, move |d| {
-                let entry = entry_for(&index, &pending, name, auto, parent, d);
-                pending.keep()?;
-                index.next = entry.info.id + 1;
-                index.snapshots.push(entry.clone());
-                store.save(task, &index)?;
-                Ok((entry, d))
-            })
-        })
-        .await
-        .map_err(|_| DaemonError::User("the snapshot's thread died".into()))?;
+        let (kept, back) =
+            tokio::task::spawn_blocking(move || dump::dump(root, held, file, Then::RunOn, keep))
+                .await
+                .map_err(|_| DaemonError::User("the snapshot's thread died".into()))?;
         if !slot.stale.swap(false, Ordering::AcqRel) {
             *tracker = back;
         }
@@ -269,6 +261,27 @@ impl Snapshots {
     /// The snapshots' directory (`HOME/snapshots`).
     pub fn dir(&self) -> &std::path::Path {
         self.store.dir()
+    }
+}
+
+/// What a dump does once its file is complete and synced: the file takes its name and the
+/// index lists it (written anew). The entry, and what the dump measured.
+fn keeper(
+    store: Arc<Store>,
+    task: u64,
+    mut index: store::Index,
+    pending: store::Pending,
+    name: Option<String>,
+    auto: bool,
+    parent: Option<u32>,
+) -> impl FnOnce(Dumped) -> Result<(Entry, Dumped)> + Send + 'static {
+    move |d| {
+        let entry = entry_for(&index, &pending, name, auto, parent, d);
+        pending.keep()?;
+        index.next = entry.info.id + 1;
+        index.snapshots.push(entry.clone());
+        store.save(task, &index)?;
+        Ok((entry, d))
     }
 }
 

@@ -119,25 +119,25 @@ impl Snapshots {
     async fn suspend_one(&self, task: u64) -> Result<u32> {
         let slot = self.slot(task);
         let mut tracker = slot.tracker.lock().await;
-        let (root, mut index, parent) = self.prepare(task, &slot, &mut tracker, false)?;
+        let (root, index, parent) = self.prepare(task, &slot, &mut tracker, false)?;
         let (file, pending) = self.store.create(task, &index, None)?;
         let ticket = self.migrants.begin_replace(task)?;
-        let store = self.store.clone();
+        let keep = super::keeper(
+            self.store.clone(),
+            task,
+            index,
+            pending,
+            None,
+            false,
+            parent,
+        );
         let held = tracker.take();
-        let (kept, _) = tokio::task::spawn_blocking(move || {
-            dump::dump(root, held, file, Then::End, move |d| {
-                let entry = super::entry_for(&index, &pending, None, false, parent, d);
-                pending.keep()?;
-                index.next = entry.info.id + 1;
-                index.snapshots.push(entry.clone());
-                store.save(task, &index)?;
-                Ok(entry.info)
-            })
-        })
-        .await
-        .map_err(|_| DaemonError::User("the snapshot's thread died".into()))?;
+        let (kept, _) =
+            tokio::task::spawn_blocking(move || dump::dump(root, held, file, Then::End, keep))
+                .await
+                .map_err(|_| DaemonError::User("the snapshot's thread died".into()))?;
         // On an error the task runs on (the dump resumed it) and the ticket's drop says so.
-        let info = kept?;
+        let info = kept?.0.info;
         ticket.suspended();
         tracing::info!(
             "task {task}: suspended as snapshot {} ({}, {} bytes)",
