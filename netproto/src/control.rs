@@ -1013,6 +1013,33 @@ mod tests {
                 },
                 r#"{"op":"checkpoint-task","task":3,"out":"/img"}"#,
             ),
+            (
+                Request::Snapshot {
+                    task: 3,
+                    name: Some("before".into()),
+                },
+                r#"{"op":"snapshot","task":3,"name":"before"}"#,
+            ),
+            (
+                Request::SnapshotEvery {
+                    task: 3,
+                    every_s: None,
+                    keep: 10,
+                },
+                r#"{"op":"snapshot-every","task":3,"keep":10}"#,
+            ),
+            (
+                Request::Rollback {
+                    task: 3,
+                    snapshot: "2".into(),
+                },
+                r#"{"op":"rollback","task":3,"snapshot":"2"}"#,
+            ),
+            (Request::Suspend, r#"{"op":"suspend"}"#),
+            (
+                Request::Resume { tasks: vec![3] },
+                r#"{"op":"resume","tasks":[3]}"#,
+            ),
         ];
         for (request, json) in cases {
             assert_eq!(serde_json::to_string(&request).unwrap(), json);
