@@ -4,12 +4,10 @@
 //! With a dirty-page tracker from the previous snapshot the dump is a **delta** (only the
 //! pages written since); without one it is **whole**, and a tracker is started first so the
 //! next one can be a delta. Any failure drops the tracker: pages it reported may not be in
-//! any file, so the next snapshot must be whole again. The first 256 MiB of a dump are kept
-//! in memory and written after the task runs again (a delta never waits on the disk while
-//! the task is stopped).
+//! any file, so the next snapshot must be whole again.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::time::{Duration, Instant};
 
 use zos_checkpoint::{
@@ -70,7 +68,7 @@ pub fn dump<T>(
             Then::End => AfterDump::KeepFrozen,
         },
     };
-    let mut out = SpillWriter::new(file);
+    let mut out = BufWriter::with_capacity(1 << 20, file);
     let result = match (&mut tracker, whole) {
         (Some(t), false) => checkpoint_tree_delta(root, &opts, t, &mut out),
         (Some(t), true) => checkpoint_tree_tracked(root, &opts, t, &mut out),
@@ -82,9 +80,10 @@ pub fn dump<T>(
         Err(e) => return (Err(engine(e)), None),
     };
     let held = stats.held.take();
-    // The task runs again (or is held frozen); now the bytes go to disk.
     let synced = out
-        .finish()
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
         .map_err(|e| DaemonError::io("write the snapshot", e));
     let kept = synced.and_then(|()| {
         keep(Dumped {
@@ -106,55 +105,6 @@ pub fn dump<T>(
     match (&kept, then) {
         (Ok(_), Then::RunOn) => (kept, tracker),
         _ => (kept, None),
-    }
-}
-
-/// Keeps the first [`SPILL_AFTER`] bytes of a dump in memory, so a small (delta) snapshot
-/// never waits on the disk while the task is stopped; a larger one goes on to the file.
-struct SpillWriter {
-    held: Vec<u8>,
-    file: BufWriter<File>,
-    spilled: bool,
-}
-
-/// How much of a dump is held in memory before it streams to the file.
-const SPILL_AFTER: usize = 256 << 20;
-
-impl SpillWriter {
-    fn new(file: File) -> SpillWriter {
-        SpillWriter {
-            held: Vec::new(),
-            file: BufWriter::with_capacity(1 << 20, file),
-            spilled: false,
-        }
-    }
-
-    /// Writes what is held, flushes and syncs the file.
-    fn finish(mut self) -> std::io::Result<()> {
-        self.file.write_all(&self.held)?;
-        self.held = Vec::new();
-        let file = self.file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()
-    }
-}
-
-impl Write for SpillWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if !self.spilled && self.held.len() + data.len() > SPILL_AFTER {
-            self.file.write_all(&self.held)?;
-            self.held = Vec::new();
-            self.spilled = true;
-        }
-        if self.spilled {
-            self.file.write(data)
-        } else {
-            self.held.extend_from_slice(data);
-            Ok(data.len())
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
