@@ -332,3 +332,32 @@ fn a_task_away_must_come_home_before_a_snapshot_and_its_next_one_is_whole() {
     let out = m.run_ok(&["snapshot", &id.to_string()]);
     assert!(out.contains("snapshot 3 (incremental over 2)"), "{out}");
 }
+
+#[test]
+fn snapshots_of_a_task_gone_outlive_the_daemon_until_pruned() {
+    common::require_root();
+    common::pod_init::ensure_built();
+    let lan = Lan::new(&["m"]);
+    let m = lan.host("m");
+    let mut master = zos::start_master_with(m, &["--name", MASTER]);
+    let id = run_migrant_on(m, &m.home, &["sleep", "600"]);
+    m.run_ok(&["snapshot", &id.to_string(), "--name", "kept"]);
+    m.run_ok(&["stop", "--force"]);
+    assert!(master.wait_exit(secs(20)).is_some(), "{}", master.log());
+
+    let _master = zos::start_master_with(m, &["--name", MASTER]);
+    let listed = m.run_ok(&["snapshots", &id.to_string()]);
+    assert!(listed.contains("kept"), "{listed}");
+    let next = run_migrant_on(m, &m.home, &["sleep", "600"]);
+    assert!(
+        next > id,
+        "a new task ({next}) does not take the id of {id}'s snapshots"
+    );
+    let dir = m.home.join(format!("snapshots/task-{id}"));
+    assert!(dir.is_dir());
+    let out = m.run_ok(&["snapshots", "--prune"]);
+    assert!(out.contains(&format!("task(s) {id}:")), "{out}");
+    assert!(!dir.exists(), "{} stayed", dir.display());
+    let out = m.run(&["snapshots", &id.to_string()]);
+    assert!(!out.status.success(), "{}", text(&out));
+}
