@@ -8,6 +8,8 @@
 //! master seeing it over mDNS. `zos bench fs` compares shared folders with
 //! sshfs (see `bench/fs.rs`). `zos bench migrate` moves migrants between two
 //! daemons on this machine and dominates with n tasks (see `bench/migrate.rs`).
+//! `zos bench snapshot` snapshots a large migrant, whole then incrementally, and rolls it
+//! back (see `bench/snapshot.rs`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -30,6 +32,7 @@ mod input;
 mod migrate;
 mod migrate_live;
 mod migrate_plot;
+mod snapshot;
 mod ssh;
 
 /// Runs a benchmark and prints its figures.
@@ -77,6 +80,11 @@ pub fn run(which: BenchKind) -> Result<ExitCode> {
             };
             migrate::run(runs.max(1), &sizes, &png)?
         }
+        BenchKind::Snapshot {
+            mib,
+            changed_mib,
+            runs,
+        } => snapshot::run(mib.max(1), changed_mib, runs)?,
         BenchKind::Input {
             samples,
             seconds,

@@ -461,6 +461,86 @@ pub enum Command {
         #[command(subcommand)]
         which: BenchKind,
     },
+    /// Snapshot a migrant task at home while it runs on (or snapshot it on a schedule).
+    ///
+    /// The first snapshot of a task is whole; the next ones are incremental:
+    /// only the memory pages the task wrote since the previous snapshot
+    /// (tracked by the kernel's userfaultfd write-protection while it runs).
+    /// Prints the snapshot's number, whole or incremental, its size and how
+    /// long the task was stopped. Snapshots are kept on the master in
+    /// HOME/snapshots/task-<ID>/ (directory 0700; one file per snapshot,
+    /// NNNN-NAME.zpod or NNNN.zpod, 0600; index.json lists them) and
+    /// survive restarts of the daemon and of the machine. Files the task
+    /// wrote (in exports or anywhere else) are not part of a snapshot.
+    ///
+    /// --every D snapshots it every D (30s, 10m, 2h, 1d) while the daemon
+    /// runs, keeping a rolling set of --keep N: the newest N scheduled
+    /// snapshots stay restorable. A chain (a whole snapshot and the
+    /// incremental ones after it) is kept or removed as one: after N
+    /// snapshots in a chain the next is whole again, and a chain goes once
+    /// the newest N no longer build on it (at most 2N-1 on disk). Chains
+    /// holding a snapshot taken by hand are never removed. --every off
+    /// stops the schedule. A task away on a zombie must come home first.
+    Snapshot {
+        /// The task id (see `zos tasks`).
+        task: u64,
+        /// A name to roll back to it by (letters, digits, '.', '_', '-').
+        #[arg(long, conflicts_with = "every")]
+        name: Option<String>,
+        /// Snapshot it every DURATION (30s, 10m, 2h, 1d), or `off`.
+        #[arg(long, value_name = "DURATION")]
+        every: Option<String>,
+        /// With --every: how many scheduled snapshots stay restorable.
+        #[arg(long, default_value_t = 10, requires = "every")]
+        keep: u32,
+    },
+    /// List a migrant task's snapshots: number, name, age, size (what a
+    /// rollback reads: its file and those it builds on), its own file's size
+    /// for an incremental one, kind, and how long the task was stopped.
+    ///
+    /// --prune removes the snapshots of tasks this master no longer has
+    /// (neither running nor suspended); they are otherwise kept, also after
+    /// the task ended.
+    Snapshots {
+        /// The task id.
+        #[arg(required_unless_present = "prune")]
+        task: Option<u64>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Remove the snapshots of tasks that are gone.
+        #[arg(long, conflicts_with = "task")]
+        prune: bool,
+    },
+    /// Bring a migrant task back to one of its snapshots.
+    ///
+    /// The snapshot (and the chain it builds on) is restored first; only
+    /// then does the running copy end and the restored one take its place,
+    /// with the same task id and terminal (`zos attach` goes on). If the
+    /// restore fails, the task runs on untouched. Its memory, processes and
+    /// terminal state go back; its files do NOT: what it wrote to files
+    /// (in exports or anywhere else) since the snapshot stays as it is.
+    Rollback {
+        /// The task id.
+        task: u64,
+        /// The snapshot: its number or its name (see `zos snapshots TASK`).
+        snapshot: String,
+    },
+    /// Snapshot every migrant task at home, then stop it (the master is then
+    /// ready to power off).
+    ///
+    /// Each task is frozen, saved (incrementally when it has snapshots
+    /// already) and ended; it stays listed by `zos tasks` as suspended, also
+    /// after the master daemon restarts (HOME/snapshots/suspended.json),
+    /// until `zos resume` brings it back. Tasks away on zombies are not
+    /// suspended.
+    Suspend,
+    /// Bring suspended migrant tasks back from the snapshot taken when they
+    /// were suspended (all of them, or those named).
+    Resume {
+        /// Task ids (default: every suspended task).
+        tasks: Vec<u64>,
+    },
 }
 
 /// `zos input …`
@@ -585,6 +665,21 @@ pub enum BenchKind {
         /// Pointer motions per second (a 1000 Hz mouse).
         #[arg(long, default_value_t = 1000)]
         rate: u32,
+    },
+    /// Snapshots of a migrant on a master daemon started for the run: the
+    /// time the task is stopped for its first (whole) snapshot and for an
+    /// incremental one after it changed --changed-mib, with the bytes
+    /// written. Run it as root.
+    Snapshot {
+        /// The task's memory, in MiB.
+        #[arg(long, default_value_t = 1024)]
+        mib: u32,
+        /// Memory the task changes between two snapshots, in MiB.
+        #[arg(long, default_value_t = 10)]
+        changed_mib: u32,
+        /// Incremental snapshots measured (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
     },
     /// Time from starting a zombie to the master seeing it over mDNS.
     Discovery {

@@ -253,6 +253,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             interfaces,
             headless,
         } => crate::demo::run(&paths, interfaces, headless),
+        Command::Snapshot {
+            task,
+            name,
+            every,
+            keep,
+        } => crate::snapshots::snapshot(&paths, task, name, every, keep),
+        Command::Snapshots { task, json, prune } => {
+            crate::snapshots::snapshots(&paths, task, json, prune)
+        }
+        Command::Rollback { task, snapshot } => crate::snapshots::rollback(&paths, task, snapshot),
+        Command::Suspend => crate::snapshots::suspend(&paths),
+        Command::Resume { tasks } => crate::snapshots::resume(&paths, tasks),
         Command::Checkpoint { .. }
         | Command::Restore { .. }
         | Command::Bench { .. }

@@ -13,6 +13,7 @@ mod domination;
 mod drive;
 mod exports;
 mod migrate;
+mod snapshots;
 mod stop;
 mod tasks;
 mod view;

@@ -65,7 +65,7 @@ fn state(t: &TaskInfo) -> String {
 }
 
 /// How long ago `since` was: "42s", "5m", "3h", "2d" ("-" when unknown).
-fn age(now: u64, since: u64) -> String {
+pub(crate) fn age(now: u64, since: u64) -> String {
     if since == 0 {
         return "-".into();
     }

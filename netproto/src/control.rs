@@ -204,6 +204,54 @@ pub enum Request {
         /// The image directory (created 0700 if missing).
         out: String,
     },
+    /// Snapshot a migrant at home while it runs on (`zos snapshot`): the first of a chain is
+    /// whole, later ones hold only the pages written since the previous one. Final
+    /// [`Reply::SnapshotTaken`].
+    Snapshot {
+        /// The task id.
+        task: u64,
+        /// A name to roll back to it by (not all digits; unique for the task).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// Snapshot a migrant every `every_s` seconds, keeping a rolling set of `keep`
+    /// (`zos snapshot --every`); `every_s: None` stops it. Final [`Reply::SnapshotSchedule`].
+    SnapshotEvery {
+        /// The task id.
+        task: u64,
+        /// Seconds between snapshots; `None`: off.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        every_s: Option<u64>,
+        /// How many of these snapshots stay restorable.
+        keep: u32,
+    },
+    /// A task's snapshots (`zos snapshots TASK`). Final [`Reply::Snapshots`].
+    Snapshots {
+        /// The task id.
+        task: u64,
+    },
+    /// Remove the snapshots of tasks this master no longer has, neither running nor
+    /// suspended (`zos snapshots --prune`). Final [`Reply::Pruned`].
+    PruneSnapshots,
+    /// Bring a migrant back to one of its snapshots (`zos rollback`): the chain up to it is
+    /// restored first; only then the running copy ends and the restored one takes its place.
+    /// Final [`Reply::RolledBack`].
+    Rollback {
+        /// The task id.
+        task: u64,
+        /// The snapshot: its id or its name.
+        snapshot: String,
+    },
+    /// Snapshot every migrant at home and stop it, keeping it listed as `suspended` (`zos
+    /// suspend`). Final [`Reply::Suspended`].
+    Suspend,
+    /// Restore suspended migrants from their last snapshot (`zos resume`); none named: all.
+    /// Final [`Reply::Resumed`].
+    Resume {
+        /// The tasks (empty: every suspended one).
+        #[serde(default)]
+        tasks: Vec<u64>,
+    },
     /// Send this master's keyboard and mouse to a dominated zombie's ZOS
     /// session (master), or give them back (`host: None`).
     Drive {
@@ -294,6 +342,9 @@ pub mod task_state {
     /// A migrant that ended (`exit` has its code: the task's exit status,
     /// or 128 + signal); listed for [`super::EXITED_LISTED_S`] seconds.
     pub const EXITED: &str = "exited";
+    /// A migrant stopped by `zos suspend`, kept as its last snapshot (also across a
+    /// restart of the master daemon); `zos resume` brings it back.
+    pub const SUSPENDED: &str = "suspended";
 }
 
 /// How long an ended migrant stays in the task list (with its log).
@@ -322,7 +373,7 @@ pub struct TaskInfo {
     pub command: Vec<String>,
     /// Its X display on the master (e.g. `:12`).
     pub display: Option<String>,
-    /// One of [`task_state`]: `running`, `home`, `moving`, `lost`, `exited`.
+    /// One of [`task_state`]: `running`, `home`, `moving`, `lost`, `exited`, `suspended`.
     pub state: String,
     /// The app's process id (migrants at home: the host PID of the pod's
     /// init).
@@ -628,6 +679,94 @@ pub enum Reply {
         /// How long the task was frozen, microseconds.
         frozen_us: u64,
     },
+    /// For `Snapshot`: the snapshot is on disk; the task runs on.
+    SnapshotTaken {
+        /// The task.
+        task: u64,
+        /// The snapshot.
+        snapshot: SnapshotInfo,
+    },
+    /// For `SnapshotEvery`: the schedule now (`every_s: None`: none).
+    SnapshotSchedule {
+        /// The task.
+        task: u64,
+        /// Seconds between snapshots.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        every_s: Option<u64>,
+        /// How many stay restorable.
+        keep: u32,
+    },
+    /// For `Snapshots`: a task's snapshots, oldest first.
+    Snapshots {
+        /// The task.
+        task: u64,
+        /// Where they are (the task's snapshot directory).
+        dir: String,
+        /// The snapshots.
+        snapshots: Vec<SnapshotInfo>,
+        /// The schedule, if any: seconds between snapshots.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        every_s: Option<u64>,
+        /// The schedule's rolling set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keep: Option<u32>,
+    },
+    /// For `PruneSnapshots`: the tasks whose snapshots were removed, and the bytes freed.
+    Pruned {
+        /// The tasks.
+        tasks: Vec<u64>,
+        /// Bytes freed.
+        bytes: u64,
+    },
+    /// For `Rollback`: the task runs from that snapshot now.
+    RolledBack {
+        /// The task.
+        task: u64,
+        /// The snapshot it runs from.
+        snapshot: SnapshotInfo,
+        /// Time to read and restore the chain, microseconds.
+        restore_us: u64,
+    },
+    /// For `Suspend`: the tasks suspended, and one line for each that could not be.
+    Suspended {
+        /// Suspended (stopped, kept as a snapshot).
+        tasks: Vec<u64>,
+        /// "task N: why", each still running.
+        failed: Vec<String>,
+    },
+    /// For `Resume`: the tasks running again, and one line for each that is not.
+    Resumed {
+        /// Running again.
+        tasks: Vec<u64>,
+        /// "task N: why", each still suspended.
+        failed: Vec<String>,
+    },
+}
+
+/// One snapshot of a migrant, as `zos snapshots` lists it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// Its number within the task (1, 2, …).
+    pub id: u32,
+    /// Its name, if it was given one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When it was taken, seconds since the Unix epoch.
+    pub at: u64,
+    /// `whole` or `delta` (only the pages written since `parent`).
+    pub kind: String,
+    /// The snapshot a delta builds on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u32>,
+    /// Its own file's size.
+    pub bytes: u64,
+    /// What restoring it reads: its file and those of the chain it builds on.
+    pub chain_bytes: u64,
+    /// How long the task was stopped for it, microseconds.
+    pub frozen_us: u64,
+    /// Taken by `--every` (removed by the rolling set), not by the user.
+    #[serde(default)]
+    pub auto: bool,
 }
 
 impl Reply {
@@ -680,6 +819,9 @@ pub fn call_on(
             | Request::Migrate { .. }
             | Request::Home { .. }
             | Request::Release { .. }
+            | Request::Rollback { .. }
+            | Request::Suspend
+            | Request::Resume { .. }
     ) {
         stream
             .set_read_timeout(Some(REPLY_TIMEOUT))
@@ -896,6 +1038,33 @@ mod tests {
                     out: "/img".into(),
                 },
                 r#"{"op":"checkpoint-task","task":3,"out":"/img"}"#,
+            ),
+            (
+                Request::Snapshot {
+                    task: 3,
+                    name: Some("before".into()),
+                },
+                r#"{"op":"snapshot","task":3,"name":"before"}"#,
+            ),
+            (
+                Request::SnapshotEvery {
+                    task: 3,
+                    every_s: None,
+                    keep: 10,
+                },
+                r#"{"op":"snapshot-every","task":3,"keep":10}"#,
+            ),
+            (
+                Request::Rollback {
+                    task: 3,
+                    snapshot: "2".into(),
+                },
+                r#"{"op":"rollback","task":3,"snapshot":"2"}"#,
+            ),
+            (Request::Suspend, r#"{"op":"suspend"}"#),
+            (
+                Request::Resume { tasks: vec![3] },
+                r#"{"op":"resume","tasks":[3]}"#,
             ),
         ];
         for (request, json) in cases {

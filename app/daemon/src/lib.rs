@@ -23,6 +23,7 @@ pub mod paths;
 pub mod peer;
 pub mod rlimit;
 pub mod settings;
+pub mod snapshots;
 pub mod sysinfo;
 pub mod tasks;
 pub mod views;

@@ -235,6 +235,9 @@ impl Tasks {
             let what = format!("task {} ({}, {})", t.id, t.kind, t.command.join(" "));
             match (t.kind.as_str(), t.state.as_str()) {
                 (_, task_state::EXITED) => {}
+                (_, task_state::SUSPENDED) => {
+                    stays.push(format!("{what} stays suspended (zos resume)"))
+                }
                 ("shared", _) if keep_apps => stays.push(format!("{what} keeps running")),
                 (_, task_state::RUNNING | task_state::HOME | task_state::MOVING)
                     if t.r#where == self.name || t.kind == "shared" =>

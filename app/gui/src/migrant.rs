@@ -41,7 +41,7 @@ pub fn is_exited(task: &TaskInfo) -> bool {
 }
 
 /// Where, in words, and what it does: "at home", "running on desk",
-/// "moving to desk", "lost on desk", "exited 0" (`master` is the master's
+/// "moving to desk", "lost on desk", "exited 0", "suspended" (`master` is the master's
 /// own name).
 pub fn place(task: &TaskInfo, master: &str) -> String {
     let at = where_(task);
@@ -56,6 +56,7 @@ pub fn place(task: &TaskInfo, master: &str) -> String {
             Some(code) => format!("exited {code}"),
             None => "exited".to_owned(),
         },
+        task_state::SUSPENDED => "suspended".to_owned(),
         _ if is_home(task, master) => "at home".to_owned(),
         task_state::RUNNING => format!("running on {at}"),
         other => format!("{other} on {at}"),

@@ -59,6 +59,7 @@ pub struct Master {
     tasks: Arc<crate::tasks::Tasks>,
     dominions: Arc<Dominions>,
     mover: Arc<Mover>,
+    snapshots: Arc<crate::snapshots::Snapshots>,
     /// Paired zombies that said they no longer trust this master (their
     /// user revoked it): their tiles say "pair again".
     revoked: Mutex<std::collections::BTreeSet<PublicKey>>,
@@ -105,6 +106,11 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
         let keeper = keeper.clone();
         tokio::spawn(async move { keeper.keep_snapshot(task, key, name, channel).await });
     }));
+    let snapshots = crate::snapshots::Snapshots::new(
+        &cfg.paths.home,
+        tasks.migrants().clone(),
+        shutdown.clone(),
+    );
     let drive = Drive::start(cfg.drive.clone(), shutdown.clone());
     dominions.set_input(drive.clone());
     let master = Arc::new(Master {
@@ -113,6 +119,7 @@ pub async fn run(cfg: MasterConfig, shutdown: CancellationToken) -> Result<()> {
         hosts: hosts.clone(),
         dominions,
         mover,
+        snapshots,
         drive,
         tasks,
         revoked: Mutex::new(Default::default()),
@@ -570,6 +577,13 @@ impl Handler for Master {
             Request::CheckpointTask { task, out: dir } => {
                 self.mover.checkpoint_task(task, &dir).await.unwrap_or_else(error_reply)
             }
+            request @ (Request::Snapshot { .. }
+            | Request::SnapshotEvery { .. }
+            | Request::Snapshots { .. }
+            | Request::PruneSnapshots
+            | Request::Rollback { .. }
+            | Request::Suspend
+            | Request::Resume { .. }) => self.snapshots.handle(request).await,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | `mod` | the shared vocabulary: [`Placement`], [`ImageRecord`], [`MigrantInfo`] |
 //! | `registry` | [`Migrants`]: the master's migrants, `zos run --migrant`, the list, each one's info |
 //! | `moves` | the state changes the mover drives: `begin_move`/`begin_home`, lost and found, last image, which relay may feed a terminal |
+//! | `replace` | the task's pod replaced in place (rollback), stopped (suspend), brought back (resume) |
 //! | `ticket` | [`MoveTicket`]: one move in progress (the mover's handle), committed or failed |
 //! | `supervisor` | the thread that keeps one local pod: spawn, watch (pidfd), reap, stop with the daemon |
 //! | `terminal` | [`Terminal`]: a task's terminal across moves: log, replay tail, attached clients, input, size |
@@ -26,8 +27,9 @@
 //! Every migrant has an **epoch** (u64, 1 at start, bumped by the mover at every move and at
 //! `--from-image`) and a [`Placement`]: `Home` (its pod runs here), `Moving { to }` (a
 //! [`MoveTicket`] is out), `Away { host }` (it runs on that zombie, whose pty relay feeds the
-//! terminal), `Lost { host }` (that zombie vanished while holding it) or `Exited { code }`.
-//! `zos tasks` shows them as `home`, `moving`, `running`, `lost`, `exited`
+//! terminal), `Lost { host }` (that zombie vanished while holding it), `Exited { code }` or
+//! `Suspended` (`zos suspend` stopped it; its last snapshot is all there is of it).
+//! `zos tasks` shows them as `home`, `moving`, `running`, `lost`, `exited`, `suspended`
 //! ([`zos_netproto::control::task_state`]).
 //!
 //! # The mover's path (master → zombie)
@@ -53,6 +55,7 @@ mod log;
 mod moves;
 mod registry;
 mod relay;
+mod replace;
 mod streams;
 mod supervisor;
 mod sys;
@@ -60,8 +63,9 @@ mod terminal;
 mod ticket;
 
 pub use hosted::{HostedInfo, HostedPods};
-pub use registry::Migrants;
+pub use registry::{Migrants, MoveHook};
 pub use relay::{PTY_LABEL_PREFIX, PtyMessage, parse_pty_label, pty_label};
+pub use replace::{end_local_pod, not_here};
 pub use streams::{serve_attach, serve_logs};
 pub use sys::window_size;
 pub use terminal::Terminal;
@@ -92,6 +96,8 @@ pub enum Placement {
         /// The zombie's paired name.
         host: String,
     },
+    /// `zos suspend` stopped it: it is its last snapshot until `zos resume`.
+    Suspended,
     /// It ended.
     Exited {
         /// The task's exit status, or 128 + signal.
@@ -108,6 +114,7 @@ impl Placement {
             Placement::Away { .. } => task_state::RUNNING,
             Placement::Lost { .. } => task_state::LOST,
             Placement::Exited { .. } => task_state::EXITED,
+            Placement::Suspended => task_state::SUSPENDED,
         }
     }
 }

@@ -30,6 +30,10 @@ impl Migrants {
     /// Starts moving task `id` (home) to the zombie `to`: `Home → Moving{to}`. The ticket is
     /// the mover's handle until it commits or fails (dropping it fails the move).
     pub fn begin_move(self: &Arc<Self>, id: u64, to: &str) -> Result<MoveTicket> {
+        let hook = self.before_move.lock().clone();
+        if let Some(hook) = hook {
+            hook(id);
+        }
         let m = self.get(id)?;
         let mut st = m.state.lock();
         if st.ticket_out {

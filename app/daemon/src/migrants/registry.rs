@@ -35,7 +35,13 @@ pub struct Migrants {
     map: Mutex<BTreeMap<u64, Arc<Migrant>>>,
     /// Local pods still running (their supervisors have not finished).
     pub(super) live_pods: AtomicUsize,
+    /// Called with a task's id when a move away begins (the snapshot keeper lets go of
+    /// the task's dirty-page tracker then: only one tracker per pod works).
+    pub(super) before_move: Mutex<Option<MoveHook>>,
 }
+
+/// See [`Migrants::set_before_move`].
+pub type MoveHook = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// One migrant.
 pub(crate) struct Migrant {
@@ -99,6 +105,7 @@ impl Migrants {
             changes,
             map: Mutex::new(BTreeMap::new()),
             live_pods: AtomicUsize::new(0),
+            before_move: Mutex::new(None),
         })
     }
 
@@ -208,6 +215,56 @@ impl Migrants {
         Ok(self.info_of(&migrant))
     }
 
+    /// Lists task `id` again, `suspended` (by an earlier daemon: `zos suspend` then a
+    /// restart), with its command, directory and epoch; its terminal log starts afresh if the
+    /// runtime dir lost it. New task ids start above it.
+    pub fn add_suspended(
+        &self,
+        id: u64,
+        command: Vec<String>,
+        cwd: String,
+        epoch: u64,
+    ) -> Result<()> {
+        self.ids.fetch_max(id + 1, Ordering::Relaxed);
+        if self.contains(id) {
+            return Err(DaemonError::User(format!("task {id} is listed already")));
+        }
+        let dir = self.task_dir(id);
+        make_private_dir(&self.dir)?;
+        make_private_dir(&dir)?;
+        let migrant = Arc::new(Migrant {
+            id,
+            command,
+            cwd,
+            terminal: Arc::new(Terminal::new(&dir)),
+            state: Mutex::new(State {
+                placement: Placement::Suspended,
+                since: SystemTime::now(),
+                epoch,
+                last_image: None,
+                local: None,
+                zombie: None,
+                ticket_out: false,
+                relay_open: false,
+                generations: 0,
+            }),
+        });
+        self.map.lock().insert(id, migrant);
+        self.changed();
+        Ok(())
+    }
+
+    /// New task ids start at `id` or above (ids an earlier daemon gave out and that still
+    /// name something, such as a task's snapshots).
+    pub fn reserve_ids_below(&self, id: u64) {
+        self.ids.fetch_max(id, Ordering::Relaxed);
+    }
+
+    /// Calls `hook` with a task's id whenever a move of it away begins ([`Migrants::begin_move`]).
+    pub fn set_before_move(&self, hook: MoveHook) {
+        *self.before_move.lock() = Some(hook);
+    }
+
     /// Every migrant as `zos tasks` shows it (ended ones for [`EXITED_LISTED_S`]).
     pub fn list(&self) -> Vec<TaskInfo> {
         self.prune();
@@ -253,6 +310,7 @@ impl Migrants {
             }
             Placement::Away { host } | Placement::Lost { host } => (host.clone(), None, None),
             Placement::Exited { code } => (self.master_name.clone(), None, Some(*code)),
+            Placement::Suspended => (self.master_name.clone(), None, None),
         };
         let away = place != self.master_name;
         TaskInfo {

@@ -165,6 +165,20 @@ impl MoveTicket {
         Ok(pid)
     }
 
+    /// The task's pod has ended on purpose (`zos suspend`; see `replace`): the task is
+    /// `suspended`, its terminal stays open for the copy `zos resume` brings back.
+    pub fn suspended(mut self) {
+        let mut st = self.migrant.state.lock();
+        st.local = None;
+        st.ticket_out = false;
+        st.set_placement(Placement::Suspended);
+        drop(st);
+        self.migrant.terminal.drop_input();
+        self.resolved = true;
+        tracing::info!("migrant task {} is suspended", self.migrant.id);
+        self.migrants.changed();
+    }
+
     fn end_failed_adoption(mut self, epoch: u64) {
         let mut st = self.migrant.state.lock();
         st.epoch = epoch;

@@ -116,7 +116,14 @@ impl Handler for Zombie {
             | Request::Logs { .. }
             | Request::Migrate { .. }
             | Request::Home { .. }
-            | Request::CheckpointTask { .. } => Reply::Error {
+            | Request::CheckpointTask { .. }
+            | Request::Snapshot { .. }
+            | Request::SnapshotEvery { .. }
+            | Request::Snapshots { .. }
+            | Request::PruneSnapshots
+            | Request::Rollback { .. }
+            | Request::Suspend
+            | Request::Resume { .. } => Reply::Error {
                 message:
                     "this is a zombie daemon; run that command against a master (`zos master`)"
                         .into(),
