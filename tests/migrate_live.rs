@@ -155,3 +155,32 @@ fn a_zombie_killed_holding_a_migrant_loses_at_most_one_snapshot_interval() {
         assert_eq!(n, 1, "stage {k} done {n} times: {log}");
     }
 }
+
+#[test]
+fn suspend_brings_a_migrant_home_from_its_zombie_and_resume_runs_it_on() {
+    let lan = MoveLan::new();
+    let w = Worker::start(&lan, "suspended", 64);
+    w.step(&lan, 1);
+    lan.migrate(w.id);
+    w.step(&lan, 2);
+    let out = lan.m().run(&["suspend"]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("bringing task {} home", w.id))
+            && said.contains(&format!("suspended: task(s) {}", w.id)),
+        "{said}"
+    );
+    let t = lan.task(w.id);
+    assert_eq!(t["state"], "suspended", "{t}");
+    assert!(
+        w.processes_on(lan.m()).is_empty() && w.processes_on(lan.z()).is_empty(),
+        "nothing of it runs while suspended"
+    );
+    let out = lan.m().run(&["resume"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // It goes on from stage 2, done on the zombie before the suspend.
+    w.finish(&lan, 3);
+    let log = lan.logs(w.id);
+    assert_eq!(log.matches("stage 2 done").count(), 1, "{log}");
+}

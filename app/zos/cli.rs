@@ -532,8 +532,9 @@ pub enum Command {
     /// Each task is frozen, saved (incrementally when it has snapshots
     /// already) and ended; it stays listed by `zos tasks` as suspended, also
     /// after the master daemon restarts (HOME/snapshots/suspended.json),
-    /// until `zos resume` brings it back. Tasks away on zombies are not
-    /// suspended.
+    /// until `zos resume` brings it back. Tasks away on zombies come home
+    /// first (live, with their progress shown); one that cannot is named
+    /// and keeps running where it is.
     Suspend,
     /// Bring suspended migrant tasks back from the snapshot taken when they
     /// were suspended (all of them, or those named).

@@ -175,7 +175,12 @@ pub fn rollback(paths: &Paths, task: u64, snapshot: String) -> Result<ExitCode> 
 
 /// `zos suspend`.
 pub fn suspend(paths: &Paths) -> Result<ExitCode> {
-    let reply = ask(paths, &Request::Suspend)?;
+    // Tasks away come home first: show those moves as they go.
+    let mut printer = crate::migrate::ProgressPrinter::new();
+    let reply =
+        zos_netproto::control::call(&paths.socket(), &Request::Suspend, |r| printer.show(r));
+    printer.done();
+    let reply = reply?;
     let Reply::Suspended { tasks, failed } = reply else {
         bail!("unexpected reply from the daemon: {reply:?}")
     };

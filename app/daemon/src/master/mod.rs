@@ -278,6 +278,39 @@ impl Master {
         Ok(Reply::Released { name })
     }
 
+    /// `zos suspend`: every migrant away comes home first (live), then every migrant at
+    /// home is snapshotted and ended (see `snapshots`); one that could not come home stays
+    /// where it runs and is named.
+    async fn suspend(&self, out: &mut Replies) -> Reply {
+        let mut stuck = Vec::new();
+        for task in self.mover.away() {
+            let _ = out
+                .send(&Reply::Progress {
+                    message: format!("bringing task {task} home to suspend it…"),
+                })
+                .await;
+            let progress = Progress::new(task);
+            let (mover, p) = (self.mover.clone(), progress.clone());
+            let job = async move {
+                mover
+                    .home(task, zos_netproto::control::Compression::Auto, true, &p)
+                    .await
+            };
+            match run_with_progress(out, progress, job).await {
+                Reply::Moved { .. } => {}
+                Reply::Error { message } => stuck.push(format!("task {task}: not home: {message}")),
+                other => stuck.push(format!("task {task}: {other:?}")),
+            }
+        }
+        match self.snapshots.handle(Request::Suspend).await {
+            Reply::Suspended { tasks, mut failed } => {
+                failed.extend(stuck);
+                Reply::Suspended { tasks, failed }
+            }
+            other => other,
+        }
+    }
+
     async fn migrate(
         &self,
         task: u64,
@@ -582,8 +615,8 @@ impl Handler for Master {
             | Request::Snapshots { .. }
             | Request::PruneSnapshots
             | Request::Rollback { .. }
-            | Request::Suspend
             | Request::Resume { .. }) => self.snapshots.handle(request).await,
+            Request::Suspend => self.suspend(out).await,
         }
     }
 }

@@ -299,6 +299,16 @@ impl Mover {
         }
     }
 
+    /// Every migrant running on a zombie now.
+    pub fn away(&self) -> Vec<u64> {
+        self.migrants
+            .infos()
+            .into_iter()
+            .filter(|i| matches!(i.placement, Placement::Away { .. }))
+            .map(|i| i.id)
+            .collect()
+    }
+
     /// The migrants that run on the zombie `host` (by its key).
     pub fn away_on(&self, key: &zos_netproto::PublicKey) -> Vec<u64> {
         self.migrants
