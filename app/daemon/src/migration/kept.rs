@@ -32,7 +32,16 @@ impl Mover {
         channel: Channel,
     ) {
         let mut link = MoveLink::new(channel, &name);
-        match self.take_snapshot(task, &key, &mut link).await {
+        // One snapshot of a task at a time: a zombie cannot make the master merge many
+        // images at once.
+        if !self.snapshots_busy.lock().insert(task) {
+            link.abort(&format!("a snapshot of task {task} is being kept already"))
+                .await;
+            return;
+        }
+        let result = self.take_snapshot(task, &key, &mut link).await;
+        self.snapshots_busy.lock().remove(&task);
+        match result {
             Ok(seq) => {
                 let _ = link.send(&MoveMessage::SnapshotKept { seq }).await;
             }

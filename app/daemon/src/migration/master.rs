@@ -35,6 +35,8 @@ pub struct Mover {
     pub(super) images: Arc<ImageStore>,
     /// The last zombie snapshot kept of each task (its number in the zombie's chain).
     pub(super) snapshot_seqs: Mutex<HashMap<u64, u64>>,
+    /// Tasks whose snapshot is being taken in now (one at a time per task).
+    pub(super) snapshots_busy: Mutex<std::collections::HashSet<u64>>,
     pub(super) runtime: PathBuf,
     exports: PathBuf,
     pub(super) cache: Arc<HashCache>,
@@ -72,6 +74,7 @@ impl Mover {
             dominions,
             images: Arc::new(images),
             snapshot_seqs: Default::default(),
+            snapshots_busy: Default::default(),
             runtime: runtime.to_path_buf(),
             exports,
             cache: Arc::new(HashCache::default()),
