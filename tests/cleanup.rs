@@ -102,13 +102,14 @@ fn dominate_and_use(lan: &Lan, zombie_pid: i32) -> String {
     );
     // The zombie has a screen: its ZOS session (Xephyr) is open too, so
     // the comparisons below cover what the session leaves.
-    let session = common::until(secs(15), || {
+    // Generous waits: on a loaded 2-core machine the session and viewer take a while.
+    let session = common::until(secs(40), || {
         let status = zos::json(z, &["status", "--json"]);
         status["session"]["display"].as_str().map(str::to_string)
     });
     assert!(session.is_some(), "no ZOS session was opened on the zombie");
     // The zombie opened a viewer window for the shared app.
-    let viewer = common::until(secs(15), || {
+    let viewer = common::until(secs(40), || {
         descendants(zombie_pid)
             .into_iter()
             .find(|p| p.ends_with(" zos"))
