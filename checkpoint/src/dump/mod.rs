@@ -183,6 +183,16 @@ pub fn checkpoint(pid: i32, out_dir: &Path, opts: &DumpOptions) -> Result<DumpSt
 
 /// Resident anonymous and dirty shared memory of `pid` (from `/proc/PID/smaps_rollup`): about
 /// what its image will hold.
+/// About how much memory `pid` has resident, from the kernel's counters (`statm`: costs
+/// nothing, unlike `smaps_rollup`, which walks every page — 17 ms for 1 GiB, while frozen):
+/// enough to size copy buffers.
+pub(crate) fn resident_estimate(pid: i32) -> u64 {
+    crate::proc::read(pid, "statm")
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
 pub(crate) fn resident_memory(pid: i32) -> u64 {
     let Ok(text) = crate::proc::read(pid, "smaps_rollup") else {
         return 0;

@@ -266,7 +266,7 @@ fn write_tree(
         if let Some(present) = present {
             w.present(present).map_err(io_err(name))?;
         }
-        let bufs = memory::Buffers::new(crate::dump::resident_memory(*pid));
+        let bufs = memory::Buffers::new(crate::dump::resident_estimate(*pid));
         pages += memory::write_memory_with(*pid, &img.vmas, &mut w, bufs, overrides)?.pages;
     }
     for (i, blob) in cx.data.blobs.iter().enumerate() {
