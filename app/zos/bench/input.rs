@@ -28,7 +28,8 @@ use anyhow::{Context, Result};
 
 use lan::Lan;
 use probe::{Receiver, Sender, key_latencies_in_turn, motion_flow};
-use report::{Figures, load_average};
+use report::Figures;
+pub(super) use report::load_average;
 
 /// One system set up: the probes, then (dropped after them) its processes
 /// and screens.

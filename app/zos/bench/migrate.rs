@@ -247,12 +247,7 @@ pub fn run(runs: usize, sizes: &[u32], png: &Path) -> Result<()> {
     println!(
         "zos bench migrate: {} cores, load {} (the machine may be shared), median of {runs} run(s)",
         zos_daemon::sysinfo::cores(),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        super::input::load_average()
     );
     let rt = tokio::runtime::Runtime::new()?;
     let session = rt.block_on(super::session_throughput(1 << 30))?.rate;

@@ -68,12 +68,7 @@ pub fn run(runs: usize, mib: u32) -> Result<()> {
     println!(
         "zos bench migrate --live: {} cores, load {} (the machine may be shared), {mib} MiB task, median of {runs} run(s)",
         zos_daemon::sysinfo::cores(),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        super::input::load_average()
     );
     let lan = Lan::start().context("set up the daemons")?;
     lan.dominate()?;

@@ -241,8 +241,22 @@ impl Master {
                 })?
             }
         };
+        let stuck = self.bring_home(self.mover.away_on(&key), out).await;
+        if !stuck.is_empty() && !force {
+            return Err(DaemonError::User(format!(
+                "not released: {}; `zos release {host} --force` releases anyway (such a task is then lost, and `zos home TASK --from-image` restarts it from its last image)",
+                stuck.join("; ")
+            )));
+        }
+        let name = self.dominions.release(&key).await?;
+        Ok(Reply::Released { name })
+    }
+
+    /// Brings each of `tasks` home (live), one after another, saying so on `out` with each
+    /// move's progress; what did not come home, one line each.
+    async fn bring_home(&self, tasks: Vec<u64>, out: &mut Replies) -> Vec<String> {
         let mut stuck = Vec::new();
-        for task in self.mover.away_on(&key) {
+        for task in tasks {
             let _ = out
                 .send(&Reply::Progress {
                     message: format!("bringing task {task} home…"),
@@ -268,40 +282,14 @@ impl Master {
                 other => stuck.push(format!("task {task}: {other:?}")),
             }
         }
-        if !stuck.is_empty() && !force {
-            return Err(DaemonError::User(format!(
-                "not released: {}; `zos release {host} --force` releases anyway (such a task is then lost, and `zos home TASK --from-image` restarts it from its last image)",
-                stuck.join("; ")
-            )));
-        }
-        let name = self.dominions.release(&key).await?;
-        Ok(Reply::Released { name })
+        stuck
     }
 
     /// `zos suspend`: every migrant away comes home first (live), then every migrant at
     /// home is snapshotted and ended (see `snapshots`); one that could not come home stays
     /// where it runs and is named.
     async fn suspend(&self, out: &mut Replies) -> Reply {
-        let mut stuck = Vec::new();
-        for task in self.mover.away() {
-            let _ = out
-                .send(&Reply::Progress {
-                    message: format!("bringing task {task} home to suspend it…"),
-                })
-                .await;
-            let progress = Progress::new(task);
-            let (mover, p) = (self.mover.clone(), progress.clone());
-            let job = async move {
-                mover
-                    .home(task, zos_netproto::control::Compression::Auto, true, &p)
-                    .await
-            };
-            match run_with_progress(out, progress, job).await {
-                Reply::Moved { .. } => {}
-                Reply::Error { message } => stuck.push(format!("task {task}: not home: {message}")),
-                other => stuck.push(format!("task {task}: {other:?}")),
-            }
-        }
+        let stuck = self.bring_home(self.mover.away(), out).await;
         match self.snapshots.handle(Request::Suspend).await {
             Reply::Suspended { tasks, mut failed } => {
                 failed.extend(stuck);
