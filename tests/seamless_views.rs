@@ -54,10 +54,13 @@ fn windows(host: &Host, screen: &Screen, pattern: &str) -> Vec<(String, [i32; 4]
         &["search", "--onlyvisible", "--name", pattern],
         &screen.env(),
     );
-    text(&out)
+    // Window ids only: xdotool's stderr (an X error for a window that went away meanwhile)
+    // is not one, and xwininfo without a valid id would wait for a click.
+    String::from_utf8_lossy(&out.stdout)
         .lines()
+        .map(str::trim)
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
         .filter_map(|id| {
-            let id = id.trim();
             let info = text(&host.exec_env("xwininfo", &["-id", id], &screen.env()));
             let get = |name: &str| -> Option<i32> {
                 info.lines()

@@ -91,8 +91,9 @@ fn clicks_and_the_wheel_from_the_zombie_reach_the_app() {
     on_zombie
         .wait_frame(secs(10), |f| f.width > 0)
         .expect("a frame");
-    // xev's window is at the top left corner of its display.
-    let seen = common::until(secs(15), || {
+    // xev's window is at the top left corner of its display (a loaded machine may take a
+    // while to show it).
+    let seen = common::until(secs(40), || {
         on_zombie.click(40, 40, 1);
         on_zombie.click(40, 40, 4);
         let text = std::fs::read_to_string(&log).unwrap_or_default();
