@@ -12,7 +12,7 @@ fn wait_state(
     name: &str,
     want: impl Fn(&serde_json::Value) -> bool,
 ) -> Option<serde_json::Value> {
-    common::until(secs(15), || {
+    common::until(secs(30), || {
         zos::hosts(master)
             .into_iter()
             .find(|h| h["name"] == name && want(&h["dominated"]))

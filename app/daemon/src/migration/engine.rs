@@ -187,7 +187,14 @@ pub fn start_dump(
             Some(t) => zos_checkpoint::checkpoint_tree_delta(root, &opts, t, &mut writer),
             None => zos_checkpoint::checkpoint_tree(root, &opts, &mut writer),
         }
-        .map_err(|e| DaemonError::User(format!("checkpoint: {e}")))
+        .map_err(|e| match e {
+            // Checked up front already, but a live move freezes later: the tree may have
+            // changed meanwhile (a process between vfork and exec). It runs on, as then.
+            zos_checkpoint::Error::Refused { .. } => DaemonError::User(format!(
+                "task {task} cannot move now (it runs on where it was): {e}"
+            )),
+            e => DaemonError::User(format!("checkpoint: {e}")),
+        })
         .and_then(|stats| writer.finish().map(|()| stats));
         let image_bytes = writer.total;
         if live && result.is_ok() {
