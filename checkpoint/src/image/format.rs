@@ -569,9 +569,10 @@ mod tests {
     use super::*;
     use crate::image::model::{MmInfo, Origin, ProcAttrs};
 
-    fn sample(key: Option<&ImageKey>) -> Vec<u8> {
-        let img = ProcessImage {
-            pid: 42,
+    /// The metadata of a process with nothing in it.
+    fn bare_image(pid: i32) -> ProcessImage {
+        ProcessImage {
+            pid,
             origin: Origin::default(),
             xcr0: 7,
             mm: MmInfo::default(),
@@ -579,7 +580,11 @@ mod tests {
             threads: vec![],
             files: vec![],
             attrs: ProcAttrs::default(),
-        };
+        }
+    }
+
+    fn sample(key: Option<&ImageKey>) -> Vec<u8> {
+        let img = bare_image(42);
         let mut w = ImageWriter::new(Vec::new(), key).unwrap();
         w.meta(&img).unwrap();
         w.pages(0x1000, &[7u8; 4096]).unwrap();
@@ -634,16 +639,7 @@ mod tests {
     }
 
     fn delta_tree(present: Option<&[(u64, usize)]>) -> Vec<u8> {
-        let img = ProcessImage {
-            pid: 1,
-            origin: Origin::default(),
-            xcr0: 7,
-            mm: MmInfo::default(),
-            vmas: vec![],
-            threads: vec![],
-            files: vec![],
-            attrs: ProcAttrs::default(),
-        };
+        let img = bare_image(1);
         let mut w = ImageWriter::new_tree_delta(Vec::new(), None).unwrap();
         w.tree(b"t").unwrap();
         w.meta(&img).unwrap();

@@ -2,6 +2,9 @@
 //! image replaces the task's last image; a delta is merged into it (the last image as its
 //! base, flattened into a whole image again), so that the kept image is always one a
 //! `zos home --from-image` restores as it is. The task's image age then starts again.
+//! Bounds on what a zombie can make the master do: one snapshot of a task at a time, only
+//! for a task this master moved there asking for snapshots, at most twice as often as it
+//! asked, each within the memory this host can give an image.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -77,6 +80,25 @@ impl Mover {
                 info.epoch
             )));
         }
+        match self.snapshot_pace.lock().get(&task) {
+            Some((every, _)) if every.is_zero() => {
+                return Err(DaemonError::User(format!(
+                    "this master asked for no snapshots of task {task}"
+                )));
+            }
+            Some((every, Some(last))) if last.elapsed() < *every / 2 => {
+                return Err(DaemonError::User(format!(
+                    "a snapshot of task {task} {} ms after the last one: too soon",
+                    last.elapsed().as_millis()
+                )));
+            }
+            Some(_) => {}
+            None => {
+                return Err(DaemonError::User(format!(
+                    "this master moved task {task} there without asking for snapshots"
+                )));
+            }
+        }
         if delta && self.snapshot_seqs.lock().get(&task) != Some(&(seq.wrapping_sub(1))) {
             return Err(DaemonError::User(format!(
                 "snapshot {seq} of task {task} is a delta over one this master did not keep"
@@ -139,6 +161,9 @@ impl Mover {
             },
         )?;
         self.snapshot_seqs.lock().insert(task, seq);
+        if let Some(pace) = self.snapshot_pace.lock().get_mut(&task) {
+            pace.1 = Some(std::time::Instant::now());
+        }
         tracing::info!("task {task}: snapshot {seq} from {} kept", link.peer);
         Ok(seq)
     }

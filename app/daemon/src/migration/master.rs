@@ -35,6 +35,10 @@ pub struct Mover {
     pub(super) images: Arc<ImageStore>,
     /// The last zombie snapshot kept of each task (its number in the zombie's chain).
     pub(super) snapshot_seqs: Mutex<HashMap<u64, u64>>,
+    /// The snapshot interval this master asked of each task's zombie, and when it last
+    /// kept one: a zombie may not send them faster than half that.
+    pub(super) snapshot_pace:
+        Mutex<HashMap<u64, (std::time::Duration, Option<std::time::Instant>)>>,
     /// Tasks whose snapshot is being taken in now (one at a time per task).
     pub(super) snapshots_busy: Mutex<std::collections::HashSet<u64>>,
     pub(super) runtime: PathBuf,
@@ -74,6 +78,7 @@ impl Mover {
             dominions,
             images: Arc::new(images),
             snapshot_seqs: Default::default(),
+            snapshot_pace: Default::default(),
             snapshots_busy: Default::default(),
             runtime: runtime.to_path_buf(),
             exports,
@@ -214,6 +219,10 @@ impl Mover {
             },
         );
         ticket.committed_away(&zombie, epoch);
+        self.snapshot_pace.lock().insert(
+            task,
+            (std::time::Duration::from_secs(image_every_s as u64), None),
+        );
         sent.hold.decide(Decision::Commit).await;
         if let Err(e) = link.send(&MoveMessage::Commit { epoch }).await {
             tracing::warn!(

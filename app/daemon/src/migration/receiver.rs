@@ -91,11 +91,10 @@ pub async fn receive(
     let mut chunks_tx = Some(chunks_tx);
     let mut raw = 0u64;
     let mut in_image = false;
-    // Pre-copy: the next round expected, the one under way (with its raw bytes so far),
-    // and whether the sender said the last one is done.
+    // Pre-copy: the next round expected and the one under way (with its raw bytes so far);
+    // once the image has begun (`in_image`), no round may come.
     let mut next_round = 0u32;
     let mut round: Option<(u32, u64)> = None;
-    let mut rounds_over = false;
     loop {
         let message = match link
             .recv_frame(NEXT_TIMEOUT, "the next part of the task")
@@ -111,8 +110,6 @@ pub async fn receive(
                 if let Some((_, bytes)) = round.as_mut() {
                     *bytes += raw_len as u64;
                 } else {
-                    // The image after rounds: they are over.
-                    rounds_over = true;
                     if !in_image {
                         in_image = true;
                         progress.enter(Phase::SendImage, if next_round > 0 { 0 } else { hint });
@@ -137,7 +134,6 @@ pub async fn receive(
                 if index != next_round
                     || index >= MAX_ROUNDS
                     || round.is_some()
-                    || rounds_over
                     || in_image
                     || current.is_some()
                 {
