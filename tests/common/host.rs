@@ -19,6 +19,16 @@ pub const ZOS: &str = env!("CARGO_BIN_EXE_zos");
 /// How long a one-shot command may run before the harness kills it.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Runs `"$0" "$@"` with a private, empty `/var/lib/xkb` (a tmpfs in the mount namespace that
+/// `ip netns exec` makes for the command). X servers compile their keymap to
+/// `/var/lib/xkb/server-N.xkm`, N their display number, and servers in different network
+/// namespaces pick the same numbers (`-displayfd` probes the abstract sockets, which are per
+/// namespace): two hosts' servers starting at once overwrote and removed each other's file, and
+/// one died with "XKB: Failed to compile keymap" (CI, input_drive). `exec` keeps the pid, so
+/// signals and `PR_SET_PDEATHSIG` reach the program itself.
+pub const PRIVATE_XKB: &str = "if [ -d /var/lib/xkb ]; then \
+    mount -t tmpfs -o mode=1777,size=16m zos-xkb /var/lib/xkb || exit 125; fi; exec \"$0\" \"$@\"";
+
 /// Writes a sysctl under /proc/sys inside namespace `ns`.
 pub fn write_sysctl(ns: &str, key: &str, value: &str) {
     let out = Command::new("ip")
@@ -94,7 +104,8 @@ impl Host {
         // A missing tool fails here, naming its package, not later in `ip`'s log.
         super::tools::require(program);
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, program]).args(args);
+        cmd.args(["netns", "exec", &self.ns, "sh", "-c", PRIVATE_XKB, program])
+            .args(args);
         cmd.env_clear()
             .env(
                 "PATH",

@@ -12,6 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+/// The shell line that mounts an empty tmpfs over `/var/lib/xkb` (in the mount namespace of
+/// `ip netns exec`) and execs `"$0" "$@"`.
+const PRIVATE_XKB: &str = "if [ -d /var/lib/xkb ]; then \
+    mount -t tmpfs -o mode=1777,size=16m zos-xkb /var/lib/xkb || exit 125; fi; exec \"$0\" \"$@\"";
+
 /// The master's address.
 pub const MASTER_ADDR: &str = "10.77.0.1";
 /// The zombie's address.
@@ -77,7 +82,12 @@ impl Lan {
     /// `program ARGS` inside namespace `ns`, ending with us (SIGTERM).
     pub fn command(&self, ns: &str, program: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns]).arg(program).args(args);
+        // A private /var/lib/xkb: X servers of two namespaces pick the same display number and
+        // would overwrite each other's compiled keymap there (`server-N.xkm`), one failing with
+        // "XKB: Failed to compile keymap". `exec` keeps the pid (and the parent-death signal).
+        cmd.args(["netns", "exec", ns, "sh", "-c", PRIVATE_XKB])
+            .arg(program)
+            .args(args);
         zos_display::die_with_parent(&mut cmd, libc::SIGTERM);
         cmd
     }
