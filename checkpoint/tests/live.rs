@@ -78,7 +78,9 @@ fn precopy_rounds_and_a_delta_image_continue_the_task_exactly() {
 
 #[test]
 fn a_whole_then_a_delta_snapshot_restore_the_deltas_moment() {
-    let script = "i=0; while read c; do [ \"$c\" = inc ] && i=$((i+1)); echo \"AT $i\"; done";
+    // 4 MB of state that does not change, and a counter that does.
+    let script = "big=$(printf '%4000000s' x); i=0; \
+                  while read c; do [ \"$c\" = inc ] && i=$((i+1)); echo \"AT $i ${#big}\"; done";
     let run = PodRun::start(&spec(&["bash", "-c", script]));
     run.type_in("inc\n");
     run.wait_for("AT 1", 10);
@@ -101,8 +103,12 @@ fn a_whole_then_a_delta_snapshot_restore_the_deltas_moment() {
         &mut delta,
     )
     .expect("delta snapshot");
+    eprintln!(
+        "SIZES whole {} B {} pages, delta {} B {} pages",
+        st_whole.bytes_written, st_whole.pages, st_delta.bytes_written, st_delta.pages
+    );
     assert!(
-        st_delta.bytes_written * 4 < st_whole.bytes_written,
+        st_delta.bytes_written * 10 < st_whole.bytes_written,
         "incremental {} vs whole {}",
         st_delta.bytes_written,
         st_whole.bytes_written
@@ -118,7 +124,7 @@ fn a_whole_then_a_delta_snapshot_restore_the_deltas_moment() {
     back.type_in("show\n");
     let text = back.wait_for("AT ", 10);
     assert!(
-        text.contains("AT 2"),
+        text.contains("AT 2 4000000"),
         "back at the delta's moment: {text:?}"
     );
 }
@@ -140,6 +146,59 @@ fn a_mapping_replaced_at_the_same_address_between_rounds_is_carried_anew() {
     let mut delta = Vec::new();
     checkpoint_tree_delta(run.pod.pid(), &KILL, &mut tracker, &mut delta).expect("delta");
     drop(tracker);
+    let _ = run.finish(10);
+    let held = restore_tree_with_base(&delta, &base, &TreeRestoreOptions::default())
+        .expect("restore over the rounds");
+    let after = PodRun::adopt(held.resume().expect("resume"));
+    std::fs::write(&stop, "").unwrap();
+    let (code, text) = after.finish(30);
+    assert!(text.contains("PASS"), "{text}");
+    assert_eq!(code, 0, "{text}");
+}
+
+#[test]
+fn pages_a_tracked_task_never_touched_are_neither_carried_nor_made_resident() {
+    // 512 MiB mapped, 16 pages written: rounds, snapshots and the delta carry only those.
+    let dir = common::TempDir::new("sparse");
+    let stop = dir.join("stop");
+    let run = start_prog("sparse", &[stop.to_str().unwrap()]);
+    run.wait_for("READY", 20);
+    let mut tracker = DirtyTracker::start(run.pod.pid()).expect("start tracking");
+    let mut snapshot = Vec::new();
+    let st = checkpoint_tree_tracked(
+        run.pod.pid(),
+        &opts(AfterDump::LeaveRunning),
+        &mut tracker,
+        &mut snapshot,
+    )
+    .expect("whole snapshot while tracked");
+    assert!(
+        st.bytes_written < 16 << 20,
+        "a whole snapshot of a tracked task holds what it wrote, not 512 MiB of zeros: {} bytes",
+        st.bytes_written
+    );
+    let mut base = PageBase::new();
+    let mut sizes = Vec::new();
+    for k in 0..3 {
+        let mut round = Vec::new();
+        let st = write_round(&mut tracker, k == 0, &mut round).expect("round");
+        sizes.push(st.pages);
+        base.add_round(round).expect("absorb round");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        sizes.iter().all(|&p| p < 4096),
+        "rounds carry the pages with content, not untouched ones (pages per round): {sizes:?}"
+    );
+    let mut delta = Vec::new();
+    let stats =
+        checkpoint_tree_delta(run.pod.pid(), &KILL, &mut tracker, &mut delta).expect("delta");
+    drop(tracker);
+    assert!(
+        stats.bytes_written < 16 << 20,
+        "the delta: {} bytes",
+        stats.bytes_written
+    );
     let _ = run.finish(10);
     let held = restore_tree_with_base(&delta, &base, &TreeRestoreOptions::default())
         .expect("restore over the rounds");

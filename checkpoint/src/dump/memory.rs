@@ -1,9 +1,9 @@
 //! Saving the pages of a frozen process.
 //!
-//! `/proc/PID/pagemap` tells which pages exist: for anonymous mappings every present page, for
-//! private file mappings only the pages that were written (copied on write, no longer the
-//! file's). Never-touched pages, pages that only map the shared zero page, and shared file
-//! mappings are not saved. Pages are read in
+//! `PAGEMAP_SCAN` (or, before Linux 6.7, `/proc/PID/pagemap`) tells which pages exist: for
+//! anonymous mappings every present or swapped page, for private file mappings only the pages
+//! that were written (copied on write, no longer the file's). Never-touched pages, pages that
+//! only map the shared zero page, and shared file mappings are not saved. Pages are read in
 //! batches of up to 1024 ranges / 1 MiB per `process_vm_readv`; mappings without read
 //! permission are read through `/proc/PID/mem`.
 
@@ -11,9 +11,11 @@ use crate::error::{Error, Result, SysContext, io_err};
 use crate::image::format::{ImageWriter, pages_crc};
 use crate::image::model::{Vma, VmaKind};
 use crate::sys::mem::{self, AnonBuf, IOV_MAX};
+use crate::sys::uffd;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 const PAGE: u64 = 4096;
@@ -30,7 +32,10 @@ pub struct MemStats {
     pub pages: u64,
 }
 
-/// Ranges `(addr, len)` of `vma` whose contents must be saved.
+/// Whether `PAGEMAP_SCAN` answered (cleared at its first `ENOTTY`/`EINVAL`: Linux < 6.7).
+static PAGEMAP_SCAN_WORKS: AtomicBool = AtomicBool::new(true);
+
+/// Ranges `(addr, len)` of `vma` whose contents must be saved, each at most `CHUNK` long.
 pub(crate) fn ranges(pagemap: &File, vma: &Vma) -> Result<Vec<(u64, usize)>> {
     let private_file = matches!(vma.kind, VmaKind::File { .. }) && !vma.shared;
     match vma.kind {
@@ -38,6 +43,31 @@ pub(crate) fn ranges(pagemap: &File, vma: &Vma) -> Result<Vec<(u64, usize)>> {
         VmaKind::File { .. } if private_file => {}
         _ => return Ok(Vec::new()),
     }
+    if PAGEMAP_SCAN_WORKS.load(Ordering::Relaxed) {
+        match uffd::scan_content(pagemap, vma.start, vma.end, vma.shared) {
+            Ok(found) => {
+                let mut out = Vec::new();
+                for (mut s, e) in found {
+                    while s < e {
+                        let l = (e - s).min(CHUNK as u64);
+                        out.push((s, l as usize));
+                        s += l;
+                    }
+                }
+                return Ok(out);
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL)) => {
+                tracing::debug!("no PAGEMAP_SCAN ({e}): reading the pagemap");
+                PAGEMAP_SCAN_WORKS.store(false, Ordering::Relaxed);
+            }
+            Err(e) => return Err(io_err("PAGEMAP_SCAN")(e)),
+        }
+    }
+    ranges_from_pagemap(pagemap, vma, private_file)
+}
+
+/// [`ranges`] by reading the pagemap (8 bytes a page), for kernels without `PAGEMAP_SCAN`.
+fn ranges_from_pagemap(pagemap: &File, vma: &Vma, private_file: bool) -> Result<Vec<(u64, usize)>> {
     let n = ((vma.end - vma.start) / PAGE) as usize;
     let mut raw = vec![0u8; n * 8];
     pagemap

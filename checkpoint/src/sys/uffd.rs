@@ -128,35 +128,109 @@ pub fn unregister(uffd: &OwnedFd, start: u64, end: u64) -> io::Result<()> {
     ioctl(uffd, UFFDIO_UNREGISTER, &mut range).map(|_| ())
 }
 
-/// Report the written pages of `[start, end)` with their categories into `out` and protect
-/// them again, in one pass. Mappings not registered for async write-protect are skipped.
-pub fn scan_written(pagemap: &impl AsRawFd, start: u64, end: u64) -> io::Result<Vec<PageRegion>> {
+/// Which pages a scan reports: the kernel's category filter (see `PAGEMAP_SCAN`).
+#[derive(Clone, Copy)]
+struct Filter {
+    inverted: u64,
+    mask: u64,
+    anyof: u64,
+    returned: u64,
+}
+
+/// One `PAGEMAP_SCAN` walk of `[start, end)` (as many calls as the output needs), adjacent
+/// regions of the same categories merged; `protect` write-protects the matching pages.
+fn scan(
+    pagemap: &impl AsRawFd,
+    start: u64,
+    end: u64,
+    filter: Filter,
+    protect: bool,
+) -> io::Result<Vec<PageRegion>> {
     const VEC: usize = 1024;
-    let mut out = Vec::new();
+    let mut out: Vec<PageRegion> = Vec::new();
     let mut vec = vec![PageRegion::default(); VEC];
     let mut at = start;
     while at < end {
         let mut arg = PmScanArg {
             size: std::mem::size_of::<PmScanArg>() as u64,
-            flags: PM_SCAN_WP_MATCHING,
+            flags: if protect { PM_SCAN_WP_MATCHING } else { 0 },
             start: at,
             end,
             vec: vec.as_mut_ptr() as u64,
             vec_len: VEC as u64,
-            category_mask: PAGE_IS_WRITTEN,
-            return_mask: PAGE_IS_WRITTEN
-                | PAGE_IS_FILE
-                | PAGE_IS_PRESENT
-                | PAGE_IS_SWAPPED
-                | PAGE_IS_PFNZERO,
+            category_inverted: filter.inverted,
+            category_mask: filter.mask,
+            category_anyof_mask: filter.anyof,
+            return_mask: filter.returned,
             ..Default::default()
         };
         let n = ioctl(pagemap, PAGEMAP_SCAN, &mut arg)? as usize;
-        out.extend_from_slice(&vec[..n.min(VEC)]);
+        for r in &vec[..n.min(VEC)] {
+            match out.last_mut() {
+                Some(last) if last.end == r.start && last.categories == r.categories => {
+                    last.end = r.end
+                }
+                _ => out.push(*r),
+            }
+        }
         if arg.walk_end <= at {
             return Err(io::Error::other("PAGEMAP_SCAN made no progress"));
         }
         at = arg.walk_end;
+    }
+    Ok(out)
+}
+
+/// The pages of `[start, end)` written since they were last protected, as `[start, end)`
+/// ranges, and protect them again, in one pass (the kernel's fast path: written pages only,
+/// no other category asked). Mappings not registered for async write-protect are skipped.
+/// Unpopulated pages count as written and get a write-protect marker: give it only ranges
+/// that had content, or a sparse mapping gains page tables (see the tracker).
+pub fn protect_written(
+    pagemap: &impl AsRawFd,
+    start: u64,
+    end: u64,
+) -> io::Result<Vec<(u64, u64)>> {
+    let filter = Filter {
+        inverted: 0,
+        mask: PAGE_IS_WRITTEN,
+        anyof: 0,
+        returned: PAGE_IS_WRITTEN,
+    };
+    Ok(scan(pagemap, start, end, filter, true)?
+        .into_iter()
+        .map(|r| (r.start, r.end))
+        .collect())
+}
+
+/// The pages of `[start, end)` with content of their own, as `[start, end)` ranges: present
+/// or swapped; in a private mapping (anonymous or of a file) not the shared zero page and
+/// not a file's page (those were never written), in a shared anonymous one every such page.
+/// A write-protect marker (a page that had content, dropped since) reads as swapped: its
+/// content is zeros. Fails with `ENOTTY` or `EINVAL` on kernels without `PAGEMAP_SCAN`.
+pub fn scan_content(
+    pagemap: &impl AsRawFd,
+    start: u64,
+    end: u64,
+    shared: bool,
+) -> io::Result<Vec<(u64, u64)>> {
+    let own = if shared {
+        0
+    } else {
+        PAGE_IS_FILE | PAGE_IS_PFNZERO
+    };
+    let filter = Filter {
+        inverted: own,
+        mask: own,
+        anyof: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+        returned: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+    };
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for r in scan(pagemap, start, end, filter, false)? {
+        match out.last_mut() {
+            Some(last) if last.1 == r.start => last.1 = r.end,
+            _ => out.push((r.start, r.end)),
+        }
     }
     Ok(out)
 }
@@ -169,35 +243,16 @@ pub fn scan_unregistered(
     start: u64,
     end: u64,
 ) -> io::Result<Vec<(u64, u64)>> {
-    const VEC: usize = 256;
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    let mut vec = vec![PageRegion::default(); VEC];
-    let mut at = start;
-    while at < end {
-        let mut arg = PmScanArg {
-            size: std::mem::size_of::<PmScanArg>() as u64,
-            start: at,
-            end,
-            vec: vec.as_mut_ptr() as u64,
-            vec_len: VEC as u64,
-            category_inverted: PAGE_IS_WPALLOWED,
-            category_mask: PAGE_IS_WPALLOWED,
-            return_mask: PAGE_IS_WPALLOWED,
-            ..Default::default()
-        };
-        let n = ioctl(pagemap, PAGEMAP_SCAN, &mut arg)? as usize;
-        for r in &vec[..n.min(VEC)] {
-            match out.last_mut() {
-                Some(last) if last.1 == r.start => last.1 = r.end,
-                _ => out.push((r.start, r.end)),
-            }
-        }
-        if arg.walk_end <= at {
-            return Err(io::Error::other("PAGEMAP_SCAN made no progress"));
-        }
-        at = arg.walk_end;
-    }
-    Ok(out)
+    let filter = Filter {
+        inverted: PAGE_IS_WPALLOWED,
+        mask: PAGE_IS_WPALLOWED,
+        anyof: 0,
+        returned: PAGE_IS_WPALLOWED,
+    };
+    Ok(scan(pagemap, start, end, filter, false)?
+        .into_iter()
+        .map(|r| (r.start, r.end))
+        .collect())
 }
 
 #[cfg(test)]
@@ -242,27 +297,39 @@ mod tests {
         enable_wp_async(&uffd).unwrap();
         register_wp(&uffd, base, base + len as u64).unwrap();
         let pagemap = std::fs::File::open("/proc/self/pagemap").unwrap();
-        let first = scan_written(&pagemap, base, base + len as u64).unwrap();
-        let present: u64 = first
-            .iter()
-            .filter(|r| r.categories & PAGE_IS_PRESENT != 0)
-            .map(|r| (r.end - r.start) / 4096)
-            .sum();
-        assert_eq!(present, 2, "the two touched pages: {first:?}");
-        assert!(
-            scan_written(&pagemap, base, base + len as u64)
-                .unwrap()
-                .is_empty()
-        );
+        let pages = |ranges: &[(u64, u64)]| -> Vec<u64> {
+            ranges
+                .iter()
+                .flat_map(|r| (r.0..r.1).step_by(4096))
+                .map(|a| (a - base) / 4096)
+                .collect()
+        };
+        let content = scan_content(&pagemap, base, base + len as u64, false).unwrap();
+        assert_eq!(pages(&content), vec![0, 5], "the two touched pages");
+        for &(s, e) in &content {
+            assert_eq!(
+                pages(&protect_written(&pagemap, s, e).unwrap()),
+                pages(&[(s, e)])
+            );
+        }
+        for &(s, e) in &content {
+            assert!(
+                protect_written(&pagemap, s, e).unwrap().is_empty(),
+                "protected"
+            );
+        }
         mem[9 * 4096 + 7] = 3;
         mem[0] = 2;
-        let again = scan_written(&pagemap, base, base + len as u64).unwrap();
-        let pages: Vec<u64> = again
+        let again: Vec<(u64, u64)> = content
             .iter()
-            .flat_map(|r| (r.start..r.end).step_by(4096))
-            .map(|a| (a - base) / 4096)
+            .flat_map(|&(s, e)| protect_written(&pagemap, s, e).unwrap())
             .collect();
-        assert_eq!(pages, vec![0, 9]);
+        assert_eq!(pages(&again), vec![0], "the protected page written again");
+        assert_eq!(
+            pages(&scan_content(&pagemap, base, base + len as u64, false).unwrap()),
+            vec![0, 5, 9],
+            "a page never touched before was not protected (no marker): it shows as new content"
+        );
         assert!(
             scan_unregistered(&pagemap, base, base + len as u64)
                 .unwrap()

@@ -3,10 +3,18 @@
 //! [`DirtyTracker::start`] freezes the pod for a moment, creates a userfaultfd inside every
 //! process (an injected `userfaultfd(UFFD_USER_MODE_ONLY)`, taken out with `pidfd_getfd` and
 //! closed in the process again), lets the pod run, registers each private mapping for async
-//! write-protect and protects every page. From then on [`DirtyTracker::written`] returns
-//! the pages a process wrote since the previous call (one `PAGEMAP_SCAN` per mapping, which
-//! protects them again). Nothing is ever delivered to the task: in async mode the kernel
-//! resolves a write to a protected page by itself (a minor fault).
+//! write-protect and protects every page *with content*. From then on
+//! [`DirtyTracker::written`] returns the pages a process wrote since the previous call: the
+//! protected pages written again (a `PAGEMAP_SCAN` of the kernel's fast path, which protects
+//! them again) and the pages that have content now and had none at the previous call (a
+//! write to a page never touched: a second, read-only `PAGEMAP_SCAN`, which `ranges` of the
+//! dump would make anyway), protected in turn. Nothing is ever delivered to the task: in
+//! async mode the kernel resolves a write to a protected page by itself (a minor fault).
+//!
+//! Pages without content are never protected: protecting one installs a marker in its page
+//! table entry, which the kernel then reports as a swapped page — a 512 MiB reservation the
+//! task never touched would have read as 512 MiB of content (carried as zeros and made
+//! resident on the other side) and grown page tables for all of it.
 //!
 //! What the tracker cannot vouch for is reported as wholly dirty, never as clean: a process
 //! forked after the start, a mapping it could not register (then taken whole every time),
@@ -89,6 +97,28 @@ pub(crate) fn intersect(a: &[(u64, usize)], b: &[(u64, u64)]) -> Vec<(u64, usize
     out
 }
 
+/// `a` minus `b`, both sorted, disjoint `[start, end)` ranges.
+pub(crate) fn subtract(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for &(s, e) in a {
+        let mut at = s;
+        let i = b.partition_point(|h| h.1 <= s);
+        for &(hs, he) in &b[i..] {
+            if hs >= e {
+                break;
+            }
+            if hs > at {
+                out.push((at, hs));
+            }
+            at = at.max(he);
+        }
+        if at < e {
+            out.push((at, e));
+        }
+    }
+    out
+}
+
 /// Sort and merge `[start, end)` ranges.
 pub(crate) fn normalize(mut r: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     r.sort_unstable();
@@ -111,6 +141,8 @@ struct Tracked {
     pagemap: File,
     /// Registered `[start, end)` ranges.
     registered: Vec<(u64, u64)>,
+    /// The pages of registered ranges that had content at the last scan (protected then).
+    populated: Vec<(u64, u64)>,
     /// Ranges to report at the next call besides what the scan finds.
     pending: Vec<(u64, u64)>,
     /// What the other side holds of this process (sorted, disjoint): pages sent in rounds
@@ -160,13 +192,17 @@ impl DirtyTracker {
                 uffd: fd,
                 pagemap,
                 registered: Vec::new(),
+                populated: Vec::new(),
                 pending: Vec::new(),
                 held: Vec::new(),
                 lost: false,
             };
             t.register_new(host);
-            // Protect every page: round 0 then reads them all after this.
-            let _ = t.scan();
+            // Protect every page with content: round 0 then reads them all after this.
+            if let Err(e) = t.scan() {
+                tracing::warn!(host, "dirty tracking could not protect the process: {e}");
+                t.lost = true;
+            }
             procs.insert(host, t);
         }
         tracing::debug!(root, processes = procs.len(), "dirty tracking started");
@@ -235,25 +271,11 @@ impl DirtyTracker {
         let Some(t) = self.procs.get(&host) else {
             return content.to_vec();
         };
-        let mut out = Vec::new();
-        for &(s, l) in content {
-            let e = s + l as u64;
-            let mut at = s;
-            let i = t.held.partition_point(|h| h.1 <= s);
-            for &(hs, he) in &t.held[i..] {
-                if hs >= e {
-                    break;
-                }
-                if hs > at {
-                    out.push((at, (hs - at) as usize));
-                }
-                at = at.max(he);
-            }
-            if at < e {
-                out.push((at, (e - at) as usize));
-            }
-        }
-        out
+        let wanted: Vec<(u64, u64)> = content.iter().map(|&(s, l)| (s, s + l as u64)).collect();
+        subtract(&wanted, &t.held)
+            .into_iter()
+            .map(|(s, e)| (s, (e - s) as usize))
+            .collect()
     }
 
     /// Report `[start, end)` ranges of `host` again at the next [`DirtyTracker::written`]
@@ -306,16 +328,26 @@ impl Tracked {
         fresh
     }
 
-    /// Written ranges of the registered mappings, protected again.
+    /// Written ranges of the registered mappings, protected again: the protected pages
+    /// written since, and the pages with content that had none at the previous scan (see
+    /// the module docs). Reads after this see every write it reports, or the next scan
+    /// reports it.
     fn scan(&mut self) -> std::io::Result<Vec<(u64, u64)>> {
         let mut out = Vec::new();
-        for &(s, e) in &self.registered {
-            for r in uffd::scan_written(&self.pagemap, s, e)? {
-                if r.categories & uffd::PAGE_IS_WRITTEN != 0 {
-                    out.push((r.start, r.end));
-                }
-            }
+        for &(s, e) in &self.populated {
+            out.extend(uffd::protect_written(&self.pagemap, s, e)?);
         }
+        let mut content = Vec::new();
+        for &(s, e) in &self.registered {
+            content.extend(uffd::scan_content(&self.pagemap, s, e, false)?);
+        }
+        let content = normalize(content);
+        let fresh = subtract(&content, &self.populated);
+        for &(s, e) in &fresh {
+            uffd::protect_written(&self.pagemap, s, e)?;
+        }
+        out.extend(fresh);
+        self.populated = content;
         Ok(out)
     }
 }
@@ -370,5 +402,14 @@ mod tests {
         let b = normalize(b.to_vec());
         assert_eq!(intersect(&a, &b), vec![(0x2000, 0x2000), (0x8000, 0x1000)]);
         assert!(intersect(&a, &[]).is_empty());
+    }
+
+    #[test]
+    fn subtract_keeps_what_the_second_set_lacks() {
+        let a = [(0x1000, 0x5000), (0x8000, 0x9000)];
+        let b = [(0x0, 0x2000), (0x3000, 0x4000), (0x8000, 0x9000)];
+        assert_eq!(subtract(&a, &b), vec![(0x2000, 0x3000), (0x4000, 0x5000)]);
+        assert_eq!(subtract(&a, &[]), a.to_vec());
+        assert!(subtract(&[], &b).is_empty());
     }
 }
