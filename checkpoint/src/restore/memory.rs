@@ -6,7 +6,7 @@
 //! with their final protection and keep the file's current content.
 
 use super::child::Child;
-use crate::error::{Error, Result, SysContext};
+use crate::error::{Error, Result};
 use crate::image::model::{MmInfo, Vma, VmaKind};
 use crate::sys::{mem, nr};
 use std::collections::HashMap;
@@ -127,11 +127,13 @@ pub fn build_with(
 /// child's page allocation are the bulk of a large restore).
 fn write_pages(pid: i32, pages: &[(u64, &[u8])]) -> Result<()> {
     let write = |part: &[(u64, &[u8])]| -> Result<()> {
-        for &(addr, data) in part {
-            mem::write_remote(pid, addr, data)
-                .sys(|| format!("write {} bytes at {addr:#x}", data.len()))?;
-        }
-        Ok(())
+        mem::write_remote_many(pid, part).map_err(|(i, e)| {
+            let (addr, data) = part[i];
+            Error::Sys {
+                op: format!("write {} bytes at {addr:#x}", data.len()),
+                source: e,
+            }
+        })
     };
     let total: usize = pages.iter().map(|p| p.1.len()).sum();
     if total < PARALLEL_MIN {

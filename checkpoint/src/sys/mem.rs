@@ -54,6 +54,57 @@ pub fn write_remote(pid: i32, addr: u64, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Write every `(addr, data)` of `pieces` to `pid`, up to `IOV_MAX` of them per
+/// `process_vm_writev` (a restore over pre-copy rounds has tens of thousands of scattered
+/// pages: one call each cost more than the copy). Returns the index of the piece a call
+/// stopped in and the error, if any (a short write is retried piece by piece to find it).
+pub fn write_remote_many(pid: i32, pieces: &[(u64, &[u8])]) -> Result<(), (usize, io::Error)> {
+    let mut at = 0;
+    while at < pieces.len() {
+        let batch = &pieces[at..(at + IOV_MAX).min(pieces.len())];
+        let local: Vec<libc::iovec> = batch
+            .iter()
+            .map(|(_, d)| libc::iovec {
+                iov_base: d.as_ptr() as *mut libc::c_void,
+                iov_len: d.len(),
+            })
+            .collect();
+        let mut remote: Vec<libc::iovec> = Vec::with_capacity(batch.len());
+        for &(addr, d) in batch {
+            match remote.last_mut() {
+                Some(last) if last.iov_base as u64 + last.iov_len as u64 == addr => {
+                    last.iov_len += d.len()
+                }
+                _ => remote.push(libc::iovec {
+                    iov_base: addr as *mut libc::c_void,
+                    iov_len: d.len(),
+                }),
+            }
+        }
+        let want: usize = batch.iter().map(|(_, d)| d.len()).sum();
+        // SAFETY: every local iovec points into a slice of `pieces`, which outlives the call
+        // and is only read; the remote iovecs are only interpreted in the other process.
+        let r = unsafe {
+            libc::process_vm_writev(
+                pid,
+                local.as_ptr(),
+                local.len() as _,
+                remote.as_ptr(),
+                remote.len() as _,
+                0,
+            )
+        };
+        if r as usize != want {
+            // Short or failed: redo this batch piece by piece for the exact place and error.
+            for (i, &(addr, d)) in batch.iter().enumerate() {
+                write_remote(pid, addr, d).map_err(|e| (at + i, e))?;
+            }
+        }
+        at += batch.len();
+    }
+    Ok(())
+}
+
 /// A read-only, private mapping of a whole file.
 pub struct FileMap {
     ptr: *mut libc::c_void,
@@ -195,4 +246,40 @@ pub fn zero_pfn() -> Option<u64> {
         let pfn = e & ((1 << 55) - 1);
         (e >> 63 == 1 && pfn != 0).then_some(pfn)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_pieces_are_written_in_batches_and_a_bad_one_is_named() {
+        let pid = std::process::id() as i32;
+        let mut target = vec![0u8; 3000 * 8];
+        let base = target.as_mut_ptr() as u64;
+        let data: Vec<[u8; 8]> = (0..3000u64).map(|i| (i * 7).to_le_bytes()).collect();
+        // Every other 8-byte slot, then the ones between: more pieces than one call takes.
+        let mut pieces: Vec<(u64, &[u8])> = Vec::new();
+        for parity in [0, 1] {
+            for (i, d) in data.iter().enumerate().filter(|(i, _)| i % 2 == parity) {
+                pieces.push((base + i as u64 * 8, &d[..]));
+            }
+        }
+        write_remote_many(pid, &pieces).expect("write");
+        let got: Vec<u64> = target
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(got, (0..3000u64).map(|i| i * 7).collect::<Vec<_>>());
+        // A piece at an address nobody maps (page 1) stops the write and is named.
+        let bad: Vec<(u64, &[u8])> = vec![(base, &data[1][..]), (4096, &data[2][..])];
+        let (i, e) = write_remote_many(pid, &bad).expect_err("page 1 is never mapped");
+        assert_eq!(i, 1);
+        assert_eq!(e.raw_os_error(), Some(libc::EFAULT));
+        assert_eq!(
+            &target[..8],
+            &data[1][..],
+            "the good piece before it was written"
+        );
+    }
 }
