@@ -44,18 +44,13 @@ pub(crate) fn ranges(pagemap: &File, vma: &Vma) -> Result<Vec<(u64, usize)>> {
         _ => return Ok(Vec::new()),
     }
     if PAGEMAP_SCAN_WORKS.load(Ordering::Relaxed) {
-        match uffd::scan_content(pagemap, vma.start, vma.end, vma.shared) {
-            Ok(found) => {
-                let mut out = Vec::new();
-                for (mut s, e) in found {
-                    while s < e {
-                        let l = (e - s).min(CHUNK as u64);
-                        out.push((s, l as usize));
-                        s += l;
-                    }
-                }
-                return Ok(out);
-            }
+        let kind = match (&vma.kind, vma.shared) {
+            (VmaKind::Anon, false) => uffd::Mapping::PrivateAnon,
+            (VmaKind::Anon, true) => uffd::Mapping::SharedAnon,
+            _ => uffd::Mapping::PrivateFile,
+        };
+        match uffd::scan_content(pagemap, vma.start, vma.end, kind) {
+            Ok(found) => return Ok(chunked(found)),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL)) => {
                 tracing::debug!("no PAGEMAP_SCAN ({e}): reading the pagemap");
                 PAGEMAP_SCAN_WORKS.store(false, Ordering::Relaxed);
@@ -64,6 +59,20 @@ pub(crate) fn ranges(pagemap: &File, vma: &Vma) -> Result<Vec<(u64, usize)>> {
         }
     }
     ranges_from_pagemap(pagemap, vma, private_file)
+}
+
+/// `[start, end)` ranges as `(addr, len)` pieces of at most `CHUNK` bytes (as the writer
+/// batches them).
+pub(crate) fn chunked(found: Vec<(u64, u64)>) -> Vec<(u64, usize)> {
+    let mut out = Vec::new();
+    for (mut s, e) in found {
+        while s < e {
+            let l = (e - s).min(CHUNK as u64);
+            out.push((s, l as usize));
+            s += l;
+        }
+    }
+    out
 }
 
 /// [`ranges`] by reading the pagemap (8 bytes a page), for kernels without `PAGEMAP_SCAN`.

@@ -203,25 +203,36 @@ pub fn protect_written(
         .collect())
 }
 
-/// The pages of `[start, end)` with content of their own, as `[start, end)` ranges: present
-/// or swapped; in a private mapping (anonymous or of a file) not the shared zero page and
-/// not a file's page (those were never written), in a shared anonymous one every such page.
-/// A write-protect marker (a page that had content, dropped since) reads as swapped: its
-/// content is zeros. Fails with `ENOTTY` or `EINVAL` on kernels without `PAGEMAP_SCAN`.
+/// What kind of mapping a content scan walks (what counts as the process's own page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mapping {
+    /// Private anonymous: every page but the shared zero page.
+    PrivateAnon,
+    /// Shared anonymous: every page.
+    SharedAnon,
+    /// Private mapping of a file: only the pages copied on write (not the file's). Slower
+    /// to scan: the kernel looks at every page's owner.
+    PrivateFile,
+}
+
+/// The pages of `[start, end)` (one kind of mapping) with content of their own, as
+/// `[start, end)` ranges: present or swapped, and as [`Mapping`] says. A write-protect
+/// marker (a page that had content, dropped since) reads as swapped: its content is zeros.
+/// Fails with `ENOTTY` or `EINVAL` on kernels without `PAGEMAP_SCAN`.
 pub fn scan_content(
     pagemap: &impl AsRawFd,
     start: u64,
     end: u64,
-    shared: bool,
+    kind: Mapping,
 ) -> io::Result<Vec<(u64, u64)>> {
-    let own = if shared {
-        0
-    } else {
-        PAGE_IS_FILE | PAGE_IS_PFNZERO
+    let not = match kind {
+        Mapping::PrivateAnon => PAGE_IS_PFNZERO,
+        Mapping::SharedAnon => 0,
+        Mapping::PrivateFile => PAGE_IS_FILE | PAGE_IS_PFNZERO,
     };
     let filter = Filter {
-        inverted: own,
-        mask: own,
+        inverted: not,
+        mask: not,
         anyof: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
         returned: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
     };
@@ -304,7 +315,8 @@ mod tests {
                 .map(|a| (a - base) / 4096)
                 .collect()
         };
-        let content = scan_content(&pagemap, base, base + len as u64, false).unwrap();
+        let content =
+            scan_content(&pagemap, base, base + len as u64, Mapping::PrivateAnon).unwrap();
         assert_eq!(pages(&content), vec![0, 5], "the two touched pages");
         for &(s, e) in &content {
             assert_eq!(
@@ -326,7 +338,7 @@ mod tests {
             .collect();
         assert_eq!(pages(&again), vec![0], "the protected page written again");
         assert_eq!(
-            pages(&scan_content(&pagemap, base, base + len as u64, false).unwrap()),
+            pages(&scan_content(&pagemap, base, base + len as u64, Mapping::PrivateAnon).unwrap()),
             vec![0, 5, 9],
             "a page never touched before was not protected (no marker): it shows as new content"
         );

@@ -143,6 +143,8 @@ struct Tracked {
     registered: Vec<(u64, u64)>,
     /// The pages of registered ranges that had content at the last scan (protected then).
     populated: Vec<(u64, u64)>,
+    /// The trackable mappings of a file at the last registration (the others are anonymous).
+    file_backed: Vec<(u64, u64)>,
     /// Ranges to report at the next call besides what the scan finds.
     pending: Vec<(u64, u64)>,
     /// What the other side holds of this process (sorted, disjoint): pages sent in rounds
@@ -193,6 +195,7 @@ impl DirtyTracker {
                 pagemap,
                 registered: Vec::new(),
                 populated: Vec::new(),
+                file_backed: Vec::new(),
                 pending: Vec::new(),
                 held: Vec::new(),
                 lost: false,
@@ -278,6 +281,27 @@ impl DirtyTracker {
             .collect()
     }
 
+    /// The pages of `host` with content in `[start, end)` as the last
+    /// [`DirtyTracker::written`] found them, if it walked all of that range (a registered
+    /// mapping of a process not lost): what `ranges` of the dump would find while the pod
+    /// is still frozen since, without a second walk.
+    pub(crate) fn content_in(&self, host: i32, start: u64, end: u64) -> Option<Vec<(u64, u64)>> {
+        let t = self.procs.get(&host).filter(|t| !t.lost)?;
+        let r = t
+            .registered
+            .get(t.registered.partition_point(|r| r.1 <= start))?;
+        if !(r.0 <= start && end <= r.1) {
+            return None;
+        }
+        let from = t.populated.partition_point(|p| p.1 <= start);
+        let out = t.populated[from..]
+            .iter()
+            .take_while(|p| p.0 < end)
+            .map(|&(a, b)| (a.max(start), b.min(end)))
+            .collect();
+        Some(out)
+    }
+
     /// Report `[start, end)` ranges of `host` again at the next [`DirtyTracker::written`]
     /// (their copy failed).
     pub fn redirty(&mut self, host: i32, ranges: impl IntoIterator<Item = (u64, u64)>) {
@@ -302,6 +326,11 @@ impl Tracked {
                 return Vec::new();
             }
         };
+        self.file_backed = maps
+            .iter()
+            .filter(|m| trackable(m) && m.inode != 0)
+            .map(|m| (m.start, m.end))
+            .collect();
         let mut fresh = Vec::new();
         for m in maps.iter().filter(|m| trackable(m)) {
             match uffd::scan_unregistered(&self.pagemap, m.start, m.end) {
@@ -339,7 +368,16 @@ impl Tracked {
         }
         let mut content = Vec::new();
         for &(s, e) in &self.registered {
-            content.extend(uffd::scan_content(&self.pagemap, s, e, false)?);
+            // The kernel looks at every page's owner only where it must: file mappings.
+            let of_files = subtract(&[(s, e)], &subtract(&[(s, e)], &self.file_backed));
+            for (a, b) in subtract(&[(s, e)], &of_files) {
+                let kind = uffd::Mapping::PrivateAnon;
+                content.extend(uffd::scan_content(&self.pagemap, a, b, kind)?);
+            }
+            for (a, b) in of_files {
+                let kind = uffd::Mapping::PrivateFile;
+                content.extend(uffd::scan_content(&self.pagemap, a, b, kind)?);
+            }
         }
         let content = normalize(content);
         let fresh = subtract(&content, &self.populated);

@@ -52,8 +52,14 @@ pub(crate) fn checkpoint_tree_since(
 ) -> Result<TreeDumpStats> {
     let t0 = Instant::now();
     super::check_tree(root)?.into_result()?;
+    let t_freeze = Instant::now();
     let (mut hold, scan) = freeze_tree(root)?;
     let t_frozen = Instant::now();
+    tracing::debug!(
+        root,
+        "tree frozen in {:.1} ms",
+        (t_frozen - t_freeze).as_secs_f64() * 1e3
+    );
     let mut stats = match write_tree(&mut hold, &scan, tracking, out) {
         Ok(s) => s,
         Err(e) => {
@@ -97,7 +103,9 @@ fn write_tree(
     out: impl Write,
 ) -> Result<TreeDumpStats> {
     let mut cx = DumpCx::default();
+    let mut phases = Phases::new();
     let verdict = check::examine(scan, Some(&mut cx))?;
+    phases.end("examine");
     if !verdict.reasons.is_empty() {
         return Err(Error::Refused {
             pid: hold.root,
@@ -194,6 +202,7 @@ fn write_tree(
             if p.pid == 1 {
                 last_pid = read_last_pid(f)?;
             }
+            phases.end("collect");
             let present = match &mut tracking {
                 Tracking::Delta(t) => Some(delta_overrides(f.pid, &img.vmas, t, &mut overrides)?),
                 Tracking::Reset(t) => {
@@ -204,6 +213,7 @@ fn write_tree(
                 }
                 Tracking::None => None,
             };
+            phases.end("tracked pages");
             images.push((f.pid, img, overrides, present));
         }
         let mut fds: Vec<FdRef> = verdict.table.fds.get(&p.host).cloned().unwrap_or_default();
@@ -250,6 +260,7 @@ fn write_tree(
         extra,
         last_pid,
     };
+    phases.end("collect");
     let payload = postcard::to_stdvec(&tree).map_err(|e| Error::Restore(e.to_string()))?;
     let name = "image stream";
     let out = BufWriter::with_capacity(1 << 20, out);
@@ -273,6 +284,8 @@ fn write_tree(
         w.object_data(i as u32, blob).map_err(io_err(name))?;
     }
     let (_, bytes_written) = w.finish().map_err(io_err(name))?;
+    phases.end("write");
+    tracing::debug!(root = hold.root, "frozen tree written: {phases}");
     Ok(TreeDumpStats {
         bytes_written,
         pages,
@@ -281,6 +294,42 @@ fn write_tree(
         pty_input_lost,
         ..Default::default()
     })
+}
+
+/// Time spent per phase of a dump, summed by name (for the debug log).
+struct Phases {
+    last: Instant,
+    spent: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        Phases {
+            last: Instant::now(),
+            spent: Vec::new(),
+        }
+    }
+
+    /// The time since the previous mark goes to `name`.
+    fn end(&mut self, name: &'static str) {
+        let now = Instant::now();
+        let d = now - self.last;
+        self.last = now;
+        match self.spent.iter_mut().find(|p| p.0 == name) {
+            Some(p) => p.1 += d,
+            None => self.spent.push((name, d)),
+        }
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, d)) in self.spent.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{name} {:.1} ms", d.as_secs_f64() * 1e3)?;
+        }
+        Ok(())
+    }
 }
 
 /// `/proc/sys/kernel/ns_last_pid` as the pod sees it, read inside its frozen init.
@@ -302,7 +351,14 @@ fn delta_overrides(
     for v in vmas {
         let content = match overrides.get(&v.start) {
             Some(r) => r.clone(),
-            None => memory::ranges(&pagemap, v)?,
+            // The tracker's walk just now, if it covered the mapping (the pod is frozen).
+            None => match tracker
+                .content_in(host, v.start, v.end)
+                .filter(|_| !v.shared)
+            {
+                Some(found) => memory::chunked(found),
+                None => memory::ranges(&pagemap, v)?,
+            },
         };
         if !v.shared && !overrides.contains_key(&v.start) {
             // What was written, and whatever the other side lacks (never left to chance).
