@@ -4,6 +4,7 @@
 //! 1 ms ticks — the stop the task itself saw. `--stop-and-copy` still freezes for the whole
 //! transfer (no rounds). While a migrant runs on a zombie, the zombie sends its snapshot
 //! home every interval: a zombie killed then loses at most that much of the task's work.
+//! `zos suspend` brings a task home from its zombie, and `zos resume --on` puts it back.
 
 mod common;
 
@@ -157,7 +158,7 @@ fn a_zombie_killed_holding_a_migrant_loses_at_most_one_snapshot_interval() {
 }
 
 #[test]
-fn suspend_brings_a_migrant_home_from_its_zombie_and_resume_runs_it_on() {
+fn suspend_brings_a_migrant_home_from_its_zombie_and_resume_on_puts_it_back_there() {
     let lan = MoveLan::new();
     let w = Worker::start(&lan, "suspended", 64);
     w.step(&lan, 1);
@@ -177,8 +178,21 @@ fn suspend_brings_a_migrant_home_from_its_zombie_and_resume_runs_it_on() {
         w.processes_on(lan.m()).is_empty() && w.processes_on(lan.z()).is_empty(),
         "nothing of it runs while suspended"
     );
-    let out = lan.m().run(&["resume"]);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = lan.m().run(&["resume", "--on", ZOMBIE]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("resumed: task(s) {}", w.id))
+            && said.contains(&format!("task {} runs on {ZOMBIE}", w.id)),
+        "{said}"
+    );
+    let t = lan.task(w.id);
+    assert_eq!(t["where"], ZOMBIE, "{t}");
+    assert_eq!(t["state"], "running", "{t}");
+    assert!(
+        w.processes_on(lan.m()).is_empty() && !w.processes_on(lan.z()).is_empty(),
+        "it runs on the zombie only"
+    );
     // It goes on from stage 2, done on the zombie before the suspend.
     w.finish(&lan, 3);
     let log = lan.logs(w.id);

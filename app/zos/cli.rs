@@ -537,10 +537,18 @@ pub enum Command {
     /// and keeps running where it is.
     Suspend,
     /// Bring suspended migrant tasks back from the snapshot taken when they
-    /// were suspended (all of them, or those named).
+    /// were suspended (all of them, or those named): on this master, or with
+    /// --on on a zombie it dominates at complete (each is restored here, then
+    /// moved there live, with its progress shown).
+    ///
+    /// A task that cannot move runs on here, and the command says so and fails.
     Resume {
         /// Task ids (default: every suspended task).
         tasks: Vec<u64>,
+        /// Run them on this zombie (its paired name or fingerprint, as `zos
+        /// migrate` takes it) instead of on the master.
+        #[arg(long, value_name = "HOST")]
+        on: Option<String>,
     },
 }
 

@@ -264,7 +264,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Rollback { task, snapshot } => crate::snapshots::rollback(&paths, task, snapshot),
         Command::Suspend => crate::snapshots::suspend(&paths),
-        Command::Resume { tasks } => crate::snapshots::resume(&paths, tasks),
+        Command::Resume { tasks, on } => crate::snapshots::resume(&paths, tasks, on),
         Command::Checkpoint { .. }
         | Command::Restore { .. }
         | Command::Bench { .. }

@@ -122,7 +122,7 @@ fn mib(bytes: u64) -> String {
 }
 
 /// Sends a move request and shows its progress; the final reply (an error as `Err`).
-fn call_move(paths: &Paths, request: &Request) -> Result<Reply> {
+pub(crate) fn call_move(paths: &Paths, request: &Request) -> Result<Reply> {
     let mut printer = ProgressPrinter::new();
     let reply = control::call(&paths.socket(), request, |r| printer.show(r));
     printer.done();

@@ -187,13 +187,39 @@ pub fn suspend(paths: &Paths) -> Result<ExitCode> {
     report("suspended", &tasks, &failed)
 }
 
-/// `zos resume [TASK…]`.
-pub fn resume(paths: &Paths, tasks: Vec<u64>) -> Result<ExitCode> {
+/// `zos resume [TASK…] [--on HOST]`: restored here, then (`--on`) each moved live to HOST.
+pub fn resume(paths: &Paths, tasks: Vec<u64>, on: Option<String>) -> Result<ExitCode> {
     let reply = ask(paths, &Request::Resume { tasks })?;
     let Reply::Resumed { tasks, failed } = reply else {
         bail!("unexpected reply from the daemon: {reply:?}")
     };
-    report("resumed", &tasks, &failed)
+    let code = report("resumed", &tasks, &failed)?;
+    let Some(host) = on else {
+        return Ok(code);
+    };
+    let mut moved_all = true;
+    for &task in &tasks {
+        println!("moving task {task} to {host}");
+        let request = Request::Migrate {
+            task,
+            host: host.clone(),
+            compress: zos_netproto::control::Compression::Auto,
+            stop_and_copy: false,
+            image_every_s: None,
+        };
+        match crate::migrate::call_move(paths, &request) {
+            Ok(Reply::Moved { to, .. }) => println!("task {task} runs on {to}"),
+            Ok(other) => {
+                moved_all = false;
+                eprintln!("task {task} runs here: unexpected reply from the daemon: {other:?}");
+            }
+            Err(e) => {
+                moved_all = false;
+                eprintln!("task {task} runs here: it did not move to {host}: {e}");
+            }
+        }
+    }
+    Ok(if moved_all { code } else { ExitCode::FAILURE })
 }
 
 fn report(what: &str, tasks: &[u64], failed: &[String]) -> Result<ExitCode> {

@@ -1,5 +1,7 @@
 //! Where a task may go: the verdict for dropping a task's tile on a host's
 //! icon or on the master's own ("home"), and the places its menu offers.
+//! A suspended task dropped on the master's icon is resumed there; dropped
+//! on a zombie's, resumed and moved there (where a running one could go).
 //!
 //! Migrants go only to a zombie this master dominates at `complete` (a
 //! zombie refuses them at `partial`). A free zombie paired at `complete` is
@@ -53,6 +55,8 @@ impl Verdict {
         match self {
             Verdict::Go(Command::Migrate { host, .. }) => format!("move to {host}"),
             Verdict::Go(Command::Home { .. }) => "bring home".to_owned(),
+            Verdict::Go(Command::Resume { on: None, .. }) => "resume here".to_owned(),
+            Verdict::Go(Command::Resume { on: Some(host), .. }) => format!("resume on {host}"),
             Verdict::Go(_) => String::new(),
             Verdict::Ask { yes, .. } => yes.to_lowercase(),
             Verdict::Refuse(why) => why.clone(),
@@ -94,9 +98,52 @@ impl Model {
         if self.moves.is_running(id) || migrant::is_moving(task) {
             return Verdict::Refuse(format!("task {id} is moving already"));
         }
+        if migrant::is_suspended(task) {
+            return self.resume_verdict(task, target);
+        }
         match target {
             Target::Home => self.home_verdict(task),
             Target::Host(host) => self.host_verdict(task, host),
+        }
+    }
+
+    /// A suspended task: resumed on the master, or resumed and moved where a
+    /// running one could go.
+    fn resume_verdict(&self, task: &TaskInfo, target: Target<'_>) -> Verdict {
+        let id = task.id;
+        let host = match target {
+            Target::Home => {
+                return Verdict::Go(Command::Resume {
+                    task: id,
+                    on: None,
+                    dominate_first: false,
+                });
+            }
+            Target::Host(host) => host,
+        };
+        let resume = |command: Command| match command {
+            Command::Migrate {
+                host,
+                dominate_first,
+                ..
+            } => Command::Resume {
+                task: id,
+                on: Some(host),
+                dominate_first,
+            },
+            other => other,
+        };
+        match self.host_verdict(task, host) {
+            Verdict::Go(command) => Verdict::Go(resume(command)),
+            Verdict::Ask { command, .. } => {
+                let name = self.host_name(host);
+                Verdict::Ask {
+                    question: format!("Dominate {name} at complete and resume task {id} there?"),
+                    yes: "Dominate and resume".to_owned(),
+                    command: resume(command),
+                }
+            }
+            refuse => refuse,
         }
     }
 
@@ -173,10 +220,14 @@ impl Model {
         for host in &self.hosts {
             match self.verdict(id, Target::Host(host)) {
                 Verdict::Go(command) => now.push((self.host_name(host), command)),
-                Verdict::Ask { command, .. } => after.push((
-                    format!("{} (dominate and migrate)", self.host_name(host)),
-                    command,
-                )),
+                Verdict::Ask { command, .. } => {
+                    let verb = match command {
+                        Command::Resume { .. } => "resume",
+                        _ => "migrate",
+                    };
+                    let label = format!("{} (dominate and {verb})", self.host_name(host));
+                    after.push((label, command));
+                }
                 Verdict::Refuse(_) => {}
             }
         }

@@ -35,6 +35,11 @@ pub fn is_moving(task: &TaskInfo) -> bool {
     task.state == task_state::MOVING
 }
 
+/// Whether `task` was suspended (`zos suspend`): it runs nowhere until resumed.
+pub fn is_suspended(task: &TaskInfo) -> bool {
+    task.state == task_state::SUSPENDED
+}
+
 /// Whether `task` has ended (it stays listed a while).
 pub fn is_exited(task: &TaskInfo) -> bool {
     task.state == task_state::EXITED

@@ -36,6 +36,7 @@ impl Model {
     pub fn begin(&mut self, command: Command) -> Command {
         let (task, kind) = match &command {
             Command::Migrate { task, host, .. } => (*task, MoveKind::Migrate { to: host.clone() }),
+            Command::Resume { task, on, .. } => (*task, MoveKind::Resume { on: on.clone() }),
             Command::Home { task, from_image } => (
                 *task,
                 MoveKind::Home {

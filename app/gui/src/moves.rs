@@ -22,6 +22,12 @@ pub enum MoveKind {
         /// Whether it comes from the last image the master holds.
         from_image: bool,
     },
+    /// A suspended task brought back from its snapshot, on the master or
+    /// (`on`) moved to a zombie after.
+    Resume {
+        /// The zombie, if not the master.
+        on: Option<String>,
+    },
     /// An image saved into a directory; the task runs on.
     Checkpoint {
         /// The directory.
@@ -36,6 +42,8 @@ impl MoveKind {
             MoveKind::Migrate { to } => format!("moving to {to}"),
             MoveKind::Home { from_image: false } => "coming home".to_owned(),
             MoveKind::Home { from_image: true } => "coming home from its last image".to_owned(),
+            MoveKind::Resume { on: None } => "resuming".to_owned(),
+            MoveKind::Resume { on: Some(host) } => format!("resuming on {host}"),
             MoveKind::Checkpoint { .. } => "saving a checkpoint".to_owned(),
         }
     }

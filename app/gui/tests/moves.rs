@@ -402,3 +402,89 @@ fn tile_of(h: &Harness, program: &str) -> Rect {
         Pos2::new(panel_right, below),
     )
 }
+
+fn resume(task: u64, on: Option<&str>, dominate_first: bool) -> Command {
+    Command::Resume {
+        task,
+        on: on.map(str::to_owned),
+        dominate_first,
+    }
+}
+
+/// `window()` with task 6 suspended.
+fn window_with_a_suspended_task() -> Harness {
+    let mut h = window();
+    let mut tasks = h.model.tasks.clone();
+    let mut suspended = migrant(6, &["python3", "suspended.py"], MASTER);
+    suspended.state = "suspended".into();
+    tasks.push(suspended);
+    h.model.apply(Event::Tasks(Ok(tasks)));
+    h.frames(3, vec![]);
+    h
+}
+
+#[test]
+fn a_suspended_task_dropped_home_or_on_a_zombie_resumes_there() {
+    let mut h = window_with_a_suspended_task();
+    assert!(h.shows("task 6 · suspended for 4 min"), "{:?}", h.texts());
+    let from = grab(&h, "python3 suspended.py");
+    let home = icon(&h, MASTER);
+    h.drag_to(from, home, 12);
+    assert!(h.shows("resume here"), "{:?}", h.texts());
+    h.release(home);
+    assert_eq!(h.commands, vec![resume(6, None, false)]);
+    assert!(h.shows("resuming"), "{:?}", h.texts());
+
+    let mut h = window_with_a_suspended_task();
+    let from = grab(&h, "python3 suspended.py");
+    let desk = icon(&h, "desk");
+    h.drag_to(from, desk, 12);
+    assert!(h.shows("resume on desk"), "{:?}", h.texts());
+    h.release(desk);
+    assert_eq!(h.commands, vec![resume(6, Some("desk"), false)]);
+    assert!(h.shows("resuming on desk"), "{:?}", h.texts());
+
+    let mut h = window_with_a_suspended_task();
+    let from = grab(&h, "python3 suspended.py");
+    let lab = icon(&h, "lab");
+    h.drag_to(from, lab, 12);
+    h.release(lab);
+    assert!(h.commands.is_empty(), "asks first");
+    assert!(h.shows("Dominate lab at complete and resume task 6 there?"));
+    let yes = h.text_rect("Dominate and resume", 0.0).center();
+    h.click(yes);
+    assert_eq!(h.commands, vec![resume(6, Some("lab"), true)]);
+
+    let mut h = window_with_a_suspended_task();
+    let from = grab(&h, "python3 suspended.py");
+    let attic = icon(&h, "attic");
+    h.drag_to(from, attic, 12);
+    h.release(attic);
+    assert!(h.commands.is_empty(), "attic is paired at partial: refused");
+}
+
+#[test]
+fn a_suspended_tasks_menu_resumes_it_here_or_on_a_zombie() {
+    let mut h = window_with_a_suspended_task();
+    // The tile's name row (task 5's tile says "python3" too): just above its command line.
+    let command = h.text_rect("python3 suspended.py", 0.0);
+    let name = h
+        .texts()
+        .into_iter()
+        .find(|(t, r)| t == "python3" && r.max.y <= command.min.y && command.min.y - r.max.y < 10.0)
+        .map(|(_, r)| r.center())
+        .expect("the suspended task's name");
+    let dots = menu_button(&h, name);
+    h.click(dots);
+    for item in ["Resume here", "Resume on"] {
+        assert!(h.shows(item), "{item:?} in the menu: {:?}", h.texts());
+    }
+    assert!(!h.shows("Checkpoint…"), "nothing runs to checkpoint");
+    let submenu = h.text_rect("Resume on", 0.0).center();
+    h.hover(submenu);
+    assert!(h.shows("desk"));
+    assert!(h.shows("lab (dominate and resume)"), "{:?}", h.texts());
+    let desk = h.text_rect("desk", 0.0).center();
+    h.click(desk);
+    assert_eq!(h.commands, vec![resume(6, Some("desk"), false)]);
+}

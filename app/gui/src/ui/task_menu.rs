@@ -1,6 +1,7 @@
 //! A migrant tile's menu (right click, or its ⋮ button): Checkpoint…,
 //! Migrate to ▸ (the hosts it can go to), Bring home (when away or lost;
-//! for a lost task also from the last image, saying how old it is).
+//! for a lost task also from the last image, saying how old it is). A
+//! suspended task's: Resume here, Resume on ▸ (the hosts it can go to).
 
 use eframe::egui;
 use egui::{Button, Ui};
@@ -27,6 +28,9 @@ pub fn task_menu(ui: &mut Ui, model: &Model, task: &TaskInfo) -> Option<MenuChoi
     if migrant::is_exited(task) {
         ui.label("It has ended.");
         return None;
+    }
+    if migrant::is_suspended(task) {
+        return suspended_menu(ui, model, id, moving);
     }
     let mut choice = None;
     let lost = migrant::is_lost(task);
@@ -78,6 +82,45 @@ pub fn task_menu(ui: &mut Ui, model: &Model, task: &TaskInfo) -> Option<MenuChoi
                 from_image: true,
             }));
         }
+    }
+    if choice.is_some() {
+        ui.close();
+    }
+    choice
+}
+
+/// The menu of a suspended task: back from its snapshot here, or on a zombie.
+fn suspended_menu(ui: &mut Ui, model: &Model, id: u64, moving: bool) -> Option<MenuChoice> {
+    let mut choice = None;
+    if ui
+        .add_enabled(!moving, Button::new("Resume here"))
+        .on_hover_text("Bring it back from the snapshot taken when it was suspended")
+        .clicked()
+    {
+        choice = Some(MenuChoice::Move(Command::Resume {
+            task: id,
+            on: None,
+            dominate_first: false,
+        }));
+    }
+    let targets = if moving {
+        Vec::new()
+    } else {
+        model.migrate_targets(id)
+    };
+    if targets.is_empty() {
+        ui.add_enabled(false, Button::new("Resume on"))
+            .on_disabled_hover_text(
+                "No zombie to go to: dominate one at complete, or pair one at complete",
+            );
+    } else {
+        ui.menu_button("Resume on", |ui| {
+            for (label, command) in targets {
+                if ui.button(label).clicked() {
+                    choice = Some(MenuChoice::Move(command));
+                }
+            }
+        });
     }
     if choice.is_some() {
         ui.close();

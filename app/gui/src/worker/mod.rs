@@ -77,6 +77,18 @@ pub enum Command {
         /// Send `Dominate{host, complete}` first.
         dominate_first: bool,
     },
+    /// Bring a suspended migrant back from its snapshot (`Resume`), on the
+    /// master or (`on`) moved live to a zombie after, dominated at
+    /// `complete` first if asked.
+    Resume {
+        /// The task id.
+        task: u64,
+        /// The zombie to run it on, by the name the daemon knows it (its
+        /// paired name); `None`: the master.
+        on: Option<String>,
+        /// Send `Dominate{on, complete}` first.
+        dominate_first: bool,
+    },
     /// Bring a migrant home (`Home`).
     Home {
         /// The task id.
@@ -299,9 +311,10 @@ fn run_command(
                     };
                     Event::Domination { host, result }
                 }
-                Command::Migrate { .. } | Command::Home { .. } | Command::Checkpoint { .. } => {
-                    moves::run(&socket, command, &events, &notify)
-                }
+                Command::Migrate { .. }
+                | Command::Resume { .. }
+                | Command::Home { .. }
+                | Command::Checkpoint { .. } => moves::run(&socket, command, &events, &notify),
                 Command::Drive {
                     host,
                     fingerprint,

@@ -1,6 +1,7 @@
 //! The moves on the worker's side: `Migrate` (after `Dominate` when asked),
-//! `Home` and `CheckpointTask` on the control socket, each progress reply
-//! passed on to the window as it arrives.
+//! `Resume` (then `Migrate` when on a zombie), `Home` and `CheckpointTask` on
+//! the control socket, each progress reply passed on to the window as it
+//! arrives.
 
 use std::path::Path;
 use std::sync::mpsc::Sender;
@@ -24,7 +25,17 @@ pub(super) fn run(
             notify();
         }
     };
+    run_with(socket, command, &send)
+}
+
+/// [`run`], each event before the last handed to `send`.
+fn run_with(socket: &Path, command: Command, send: &dyn Fn(Event)) -> Event {
     let (task, request) = match command {
+        Command::Resume {
+            task,
+            on,
+            dominate_first,
+        } => return resume(socket, task, on, dominate_first, send),
         Command::Migrate {
             task,
             host,
@@ -105,6 +116,68 @@ pub(super) fn run(
         (_, other) => Err(failure(other)),
     };
     Event::MoveEnded { task, result }
+}
+
+/// A suspended task back from its snapshot (`Resume`), then (`on`) moved live to a zombie,
+/// dominated at complete first if asked; each step shown on the tile.
+fn resume(
+    socket: &Path,
+    task: u64,
+    on: Option<String>,
+    dominate_first: bool,
+    send: &dyn Fn(Event),
+) -> Event {
+    let ended = |result| Event::MoveEnded { task, result };
+    if let (Some(host), true) = (&on, dominate_first) {
+        send(Event::MoveStep {
+            task,
+            step: format!("dominating {host} at complete…"),
+        });
+        if let Err(e) = dominate(socket, host) {
+            return ended(Err(format!("cannot dominate {host}: {e}")));
+        }
+    }
+    send(Event::MoveStep {
+        task,
+        step: "restoring it from its snapshot…".to_owned(),
+    });
+    let request = Request::Resume { tasks: vec![task] };
+    tracing::info!("asking the daemon: {request:?}");
+    match control::request(socket, &request) {
+        Ok(Reply::Resumed { failed, .. }) if failed.is_empty() => {}
+        Ok(Reply::Resumed { failed, .. }) => return ended(Err(failed.join("; "))),
+        other => return ended(Err(failure(other))),
+    }
+    let Some(host) = on else {
+        return ended(Ok(MoveOutcome {
+            summary: "resumed from its snapshot".to_owned(),
+            phases: Vec::new(),
+        }));
+    };
+    let moved = run_with(
+        socket,
+        Command::Migrate {
+            task,
+            host: host.clone(),
+            dominate_first: false,
+        },
+        send,
+    );
+    match moved {
+        Event::MoveEnded {
+            result: Err(why), ..
+        } => ended(Err(format!(
+            "resumed here, but it did not move to {host}: {why}"
+        ))),
+        Event::MoveEnded {
+            result: Ok(outcome),
+            ..
+        } => ended(Ok(MoveOutcome {
+            summary: format!("resumed, {}", outcome.summary),
+            phases: outcome.phases,
+        })),
+        other => other,
+    }
 }
 
 /// The directory of a `CheckpointTask` request.
