@@ -2,7 +2,8 @@
 //! only what changed), `zos rollback` brings it back to a snapshot in place of its running
 //! copy (same task, same terminal), a broken snapshot leaves the task running as it was,
 //! `zos snapshot --every` keeps a rolling set, and `zos suspend` / `zos resume` carry every
-//! migrant across a restart of the master daemon. A master alone (no zombie), real pods.
+//! migrant across a restart of the master daemon. A master alone (no zombie), real pods;
+//! with a zombie, a snapshot of a task away is taken there and sent home.
 
 mod common;
 
@@ -305,32 +306,41 @@ fn suspend_then_a_master_restart_then_resume_runs_the_task_on_with_its_state() {
 }
 
 #[test]
-fn a_task_away_must_come_home_before_a_snapshot_and_its_next_one_is_whole() {
+fn a_task_away_is_snapshotted_by_its_zombie_and_rolled_back_to_that_at_home() {
     let lan = common::migrate::MoveLan::new();
     let m = lan.m();
-    let id = lan.run_migrant(&lan.work, &["sleep", "600"]);
-    let out = m.run_ok(&["snapshot", &id.to_string()]);
-    assert!(out.contains("whole"), "{out}");
-    lan.migrate(id);
-    for args in [
-        vec!["snapshot".to_string(), id.to_string()],
-        vec!["rollback".to_string(), id.to_string(), "1".to_string()],
-    ] {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = m.run(&args);
-        assert!(!out.status.success(), "zos {args:?} of a task away");
-        let expected = format!(
-            "task {id} runs on {}: bring it home first (zos home {id})",
-            common::migrate::ZOMBIE
-        );
-        assert!(text(&out).contains(&expected), "{}", text(&out));
-    }
-    lan.home(id);
-    // A new pod: the tracker of the old one is gone, so this one is whole again.
-    let out = m.run_ok(&["snapshot", &id.to_string()]);
-    assert!(out.contains("snapshot 2 (whole)"), "{out}");
-    let out = m.run_ok(&["snapshot", &id.to_string()]);
-    assert!(out.contains("snapshot 3 (incremental over 2)"), "{out}");
+    let w = common::migrate::Worker::start(&lan, "snapped-away", 64);
+    let id = w.id.to_string();
+    let out = m.run_ok(&["snapshot", &id]);
+    assert!(out.contains("snapshot 1 (whole)"), "{out}");
+    w.step(&lan, 1);
+    lan.migrate(w.id);
+    w.step(&lan, 2);
+    // Taken on the zombie while the task runs on there: whole, kept at home.
+    let out = m.run_ok(&["snapshot", &id, "--name", "away"]);
+    let zombie = common::migrate::ZOMBIE;
+    assert!(
+        out.contains("snapshot 2 \"away\" (whole)") && out.contains(&format!("taken on {zombie}")),
+        "{out}"
+    );
+    let t = lan.task(w.id);
+    assert_eq!(t["where"], zombie, "it runs on where it was: {t}");
+    w.step(&lan, 3);
+    // A rollback needs the task at home.
+    let out = m.run(&["rollback", &id, "away"]);
+    assert!(!out.status.success());
+    let expected = format!("task {id} runs on {zombie}: bring it home first (zos home {id})");
+    assert!(text(&out).contains(&expected), "{}", text(&out));
+    lan.home(w.id);
+    let out = m.run_ok(&["rollback", &id, "away"]);
+    assert!(out.contains("runs from snapshot 2 \"away\""), "{out}");
+    // Back at the zombie's moment: stage 3 is done again, the result is an uninterrupted run's.
+    w.finish(&lan, 4);
+    let log = lan.logs(w.id);
+    assert_eq!(log.matches("stage 2 done").count(), 1, "{log}");
+    assert_eq!(log.matches("stage 3 done").count(), 2, "{log}");
+    let listed = m.run_ok(&["snapshots", &id]);
+    assert!(listed.contains(&format!("on {zombie}")), "{listed}");
 }
 
 #[test]

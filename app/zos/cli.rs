@@ -480,7 +480,11 @@ pub enum Command {
     /// snapshots in a chain the next is whole again, and a chain goes once
     /// the newest N no longer build on it (at most 2N-1 on disk). Chains
     /// holding a snapshot taken by hand are never removed. --every off
-    /// stops the schedule. A task away on a zombie must come home first.
+    /// stops the schedule; it needs the task at home.
+    ///
+    /// Of a task away on a zombie, the zombie takes the snapshot (the task
+    /// runs on there) and sends it home, where it is kept as a whole one; a
+    /// rollback to it needs the task at home (zos home TASK).
     Snapshot {
         /// The task id (see `zos tasks`).
         task: u64,

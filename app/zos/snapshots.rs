@@ -43,8 +43,12 @@ pub fn snapshot(
     let Reply::SnapshotTaken { snapshot: s, .. } = reply else {
         bail!("unexpected reply from the daemon: {reply:?}")
     };
+    let stopped = match &s.on {
+        Some(host) => format!("taken on {host}, where the task runs on"),
+        None => format!("task stopped {:.1} ms", s.frozen_us as f64 / 1000.0),
+    };
     println!(
-        "task {task}: snapshot {}{} ({}), {} written, task stopped {:.1} ms",
+        "task {task}: snapshot {}{} ({}), {} written, {stopped}",
         s.id,
         s.name
             .as_deref()
@@ -56,7 +60,6 @@ pub fn snapshot(
             format!("incremental over {}", s.parent.unwrap_or(0))
         },
         bytes(s.bytes),
-        s.frozen_us as f64 / 1000.0
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -135,7 +138,7 @@ fn row(s: &SnapshotInfo, now: u64) -> String {
         (None, false) => "-".into(),
     };
     format!(
-        "{:>5} {:<20} {:>6} {:>10} {:>10} {:<12} {:>7.1}ms",
+        "{:>5} {:<20} {:>6} {:>10} {:>10} {:<12} {:>9}",
         s.id,
         name,
         crate::tasks::age(now, s.at),
@@ -146,7 +149,10 @@ fn row(s: &SnapshotInfo, now: u64) -> String {
             bytes(s.bytes)
         },
         kind,
-        s.frozen_us as f64 / 1000.0
+        match &s.on {
+            Some(host) => format!("on {host}"),
+            None => format!("{:.1}ms", s.frozen_us as f64 / 1000.0),
+        }
     )
 }
 

@@ -767,6 +767,10 @@ pub struct SnapshotInfo {
     /// Taken by `--every` (removed by the rolling set), not by the user.
     #[serde(default)]
     pub auto: bool,
+    /// The zombie the task ran on when it was taken (it sent the snapshot home); `frozen_us`
+    /// is then not known here (0). `None`: taken on the master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
 }
 
 impl Reply {

@@ -402,6 +402,15 @@ pub enum MigrantsRequest {
         /// Move it live (pre-copy while it runs) rather than stop-and-copy.
         live: bool,
     },
+    /// Send a snapshot of `task` (at `epoch`) home now, on `image/<task>` as the periodic
+    /// ones go (whole, or a delta over the last one the master kept): `zos snapshot` of a
+    /// task away. `Done` once it is under way; the master then waits for the image.
+    SendImage {
+        /// The task.
+        task: u64,
+        /// Its epoch.
+        epoch: u64,
+    },
 }
 
 /// Zombie → master on the `migrants` channel, one per request.

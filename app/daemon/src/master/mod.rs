@@ -598,6 +598,11 @@ impl Handler for Master {
             Request::CheckpointTask { task, out: dir } => {
                 self.mover.checkpoint_task(task, &dir).await.unwrap_or_else(error_reply)
             }
+            Request::Snapshot { task, name } if self.tasks.migrants().runs_away(task) => self
+                .snapshots
+                .snapshot_away(&self.mover, task, name)
+                .await
+                .unwrap_or_else(error_reply),
             request @ (Request::Snapshot { .. }
             | Request::SnapshotEvery { .. }
             | Request::Snapshots { .. }

@@ -272,6 +272,12 @@ impl Migrants {
         all.iter().map(|m| self.info_of(m)).collect()
     }
 
+    /// Whether task `id` is a migrant running on a zombie now.
+    pub fn runs_away(&self, id: u64) -> bool {
+        self.info(id)
+            .is_ok_and(|i| matches!(i.placement, Placement::Away { .. }))
+    }
+
     /// One migrant's registry entry.
     pub fn info(&self, id: u64) -> Result<MigrantInfo> {
         let m = self.get(id)?;

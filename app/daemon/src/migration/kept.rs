@@ -25,7 +25,75 @@ use crate::migrants::{ImageRecord, Placement};
 /// How long the zombie may take between two parts of a snapshot.
 const PART_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long `zos snapshot` of a task away waits for the zombie's snapshot to be kept.
+const ASKED_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long it waits for that snapshot to start arriving (the zombie dumps the task first).
+const ASKED_START_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Mover {
+    /// `zos snapshot` of a task away: asks its zombie for a snapshot now (`SendImage`), waits
+    /// until this master kept it (merged into the task's last image, as the periodic ones),
+    /// and returns that image's path (a whole pod image).
+    pub async fn snapshot_away(&self, task: u64) -> Result<std::path::PathBuf> {
+        let info = self.migrants.info(task)?;
+        let (Placement::Away { host }, Some(key)) = (&info.placement, info.zombie_key) else {
+            return Err(DaemonError::User(format!(
+                "task {task} does not run on a zombie"
+            )));
+        };
+        let zombie = crate::domination::PairedZombie {
+            name: host.clone(),
+            key,
+        };
+        let before = info.last_image.as_ref().map(|r| r.at);
+        self.snapshots_asked.lock().insert(task);
+        let request = zos_netproto::migration::MigrantsRequest::SendImage {
+            task,
+            epoch: info.epoch,
+        };
+        let answer = self.ask(&zombie, &request).await;
+        let refused = match answer {
+            Ok(zos_netproto::migration::MigrantsReply::Done) => None,
+            Ok(zos_netproto::migration::MigrantsReply::Refused { reason }) => Some(reason),
+            Ok(other) => Some(format!("it answered {other:?}")),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = refused {
+            self.snapshots_asked.lock().remove(&task);
+            return Err(DaemonError::User(format!(
+                "{host} did not take a snapshot of task {task}: {why}"
+            )));
+        }
+        let asked_at = std::time::Instant::now();
+        let mut arriving = false;
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Whether a snapshot was taken in and ended (the flag is gone, none in progress)
+            // or could not come, read before the image: a success sets the image first.
+            let busy = self.snapshots_busy.lock().contains(&task);
+            arriving |= busy;
+            let ended = !self.snapshots_asked.lock().contains(&task) && !busy;
+            let late = if arriving {
+                asked_at.elapsed() > ASKED_TIMEOUT
+            } else {
+                // The zombie dumps first, then sends: a dump that failed sends nothing.
+                asked_at.elapsed() > ASKED_START_TIMEOUT
+            };
+            let now = self.migrants.info(task)?;
+            if let Some(r) = now.last_image.filter(|r| Some(r.at) != before) {
+                return Ok(r.path);
+            }
+            let gone = !matches!(&now.placement, Placement::Away { host: h } if *h == *host);
+            if ended || gone || late {
+                self.snapshots_asked.lock().remove(&task);
+                return Err(DaemonError::User(format!(
+                    "no snapshot of task {task} came from {host} (see the daemons' logs)"
+                )));
+            }
+        }
+    }
+
     /// Takes a snapshot of `task` the zombie `key` (named `name`) sends on `channel`.
     pub async fn keep_snapshot(
         self: Arc<Self>,
@@ -80,7 +148,9 @@ impl Mover {
                 info.epoch
             )));
         }
+        let asked = self.snapshots_asked.lock().remove(&task);
         match self.snapshot_pace.lock().get(&task) {
+            Some(_) if asked => {}
             Some((every, _)) if every.is_zero() => {
                 return Err(DaemonError::User(format!(
                     "this master asked for no snapshots of task {task}"

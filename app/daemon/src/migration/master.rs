@@ -41,6 +41,9 @@ pub struct Mover {
         Mutex<HashMap<u64, (std::time::Duration, Option<std::time::Instant>)>>,
     /// Tasks whose snapshot is being taken in now (one at a time per task).
     pub(super) snapshots_busy: Mutex<std::collections::HashSet<u64>>,
+    /// Tasks this master asked a snapshot of (`SendImage`): the next one is kept whatever
+    /// the pace, once.
+    pub(super) snapshots_asked: Mutex<std::collections::HashSet<u64>>,
     pub(super) runtime: PathBuf,
     exports: PathBuf,
     pub(super) cache: Arc<HashCache>,
@@ -80,6 +83,7 @@ impl Mover {
             snapshot_seqs: Default::default(),
             snapshot_pace: Default::default(),
             snapshots_busy: Default::default(),
+            snapshots_asked: Default::default(),
             runtime: runtime.to_path_buf(),
             exports,
             cache: Arc::new(HashCache::default()),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex as AsyncMutex;
 use zos_checkpoint::{AfterDump, DirtyTracker, TreeDumpOptions};
 use zos_netproto::PublicKey;
-use zos_netproto::migration::{Codec, IMAGE_CHUNK, MoveMessage, image_label};
+use zos_netproto::migration::{Codec, IMAGE_CHUNK, MigrantsReply, MoveMessage, image_label};
 
 use super::codec::Encoder;
 use super::link::MoveLink;
@@ -96,6 +96,55 @@ impl ZombieMoves {
                 }
             }
         });
+    }
+
+    /// `SendImage`: sends a snapshot of `task` (at `epoch`, run for `master`) home now, in
+    /// the background, as the periodic ones go; `Done` once it is under way.
+    pub(super) fn send_image_now(
+        self: &Arc<Self>,
+        task: u64,
+        epoch: u64,
+        master: PublicKey,
+    ) -> MigrantsReply {
+        let refused = |reason: String| MigrantsReply::Refused { reason };
+        let Some(pid) = self
+            .hosted
+            .list()
+            .into_iter()
+            .find(|h| h.task == task && h.epoch == epoch && h.master == master)
+            .map(|h| h.pid)
+        else {
+            return refused(format!("task {task} at epoch {epoch} does not run here"));
+        };
+        if self.state.lock().moving.contains(&task) {
+            return refused(format!("task {task} is moving"));
+        }
+        let Some(mux) = self.hosted.session_of(&master) else {
+            return refused("no session with that master".into());
+        };
+        let slot = self.keeper(task);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut keeper = slot.lock().await;
+            if me.state.lock().moving.contains(&task) {
+                tracing::warn!("task {task}: moving: no snapshot sent home now");
+                return;
+            }
+            let t = Instant::now();
+            match push(&mut keeper, task, epoch, pid, &mux).await {
+                Ok(bytes) => tracing::info!(
+                    "task {task}: snapshot {} sent home as asked ({:.1} MiB) in {:.0} ms",
+                    keeper.seq - 1,
+                    bytes as f64 / 1048576.0,
+                    t.elapsed().as_secs_f64() * 1e3
+                ),
+                Err(e) => {
+                    tracing::warn!("task {task}: no snapshot sent home as asked: {e}");
+                    keeper.reset();
+                }
+            }
+        });
+        MigrantsReply::Done
     }
 
     /// The keeper of `task` (made on first use).

@@ -211,6 +211,9 @@ impl ZombieMoves {
                 codec,
                 live,
             } => self.recall(task, epoch, codec, live, master, authority),
+            MigrantsRequest::SendImage { task, epoch } => {
+                self.send_image_now(task, epoch, master.key)
+            }
         }
     }
 

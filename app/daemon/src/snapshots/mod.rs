@@ -122,6 +122,79 @@ impl Snapshots {
         Ok(Reply::SnapshotTaken { task, snapshot })
     }
 
+    /// `zos snapshot TASK [--name N]` of a task away: its zombie takes a snapshot now and
+    /// sends it home (`mover`), which becomes the task's next snapshot here, whole.
+    pub async fn snapshot_away(
+        &self,
+        mover: &crate::migration::Mover,
+        task: u64,
+        name: Option<String>,
+    ) -> Result<Reply> {
+        if let Some(n) = &name {
+            store::check_name(n)?;
+        }
+        let on = match self.migrants.info(task)?.placement {
+            Placement::Away { host } => host,
+            p => return Err(not_here(task, &p)),
+        };
+        let image = mover.snapshot_away(task).await?;
+        self.adopt_image(task, name, on, image).await
+    }
+
+    /// `image` (a whole pod image zombie `on` just sent home, as the mover kept it) becomes
+    /// the task's next snapshot, whole (a tracker at home, if any, is forgotten: the pod
+    /// there is gone).
+    async fn adopt_image(
+        &self,
+        task: u64,
+        name: Option<String>,
+        on: String,
+        image: std::path::PathBuf,
+    ) -> Result<Reply> {
+        if let Some(n) = &name {
+            store::check_name(n)?;
+        }
+        let slot = self.slot(task);
+        let mut tracker = slot.tracker.lock().await;
+        *tracker = None;
+        let mut index = self.store.load(task)?;
+        if index.command.is_empty() {
+            index.command = self.migrants.info(task)?.command;
+        }
+        let (mut file, pending) = self.store.create(task, &index, name.as_deref())?;
+        let label = Label {
+            name,
+            auto: false,
+            on: Some(on.clone()),
+        };
+        let keep = keeper(self.store.clone(), task, index, pending, label, None);
+        let kept = tokio::task::spawn_blocking(move || -> Result<(Entry, Dumped)> {
+            let mut from = std::fs::File::open(&image)
+                .map_err(|e| DaemonError::io("open the task's last image", e))?;
+            let bytes = std::io::copy(&mut from, &mut file)
+                .and_then(|n| file.sync_all().map(|()| n))
+                .map_err(|e| DaemonError::io("write the snapshot", e))?;
+            keep(Dumped {
+                whole: true,
+                bytes,
+                frozen: std::time::Duration::ZERO,
+                tracker_start: std::time::Duration::ZERO,
+            })
+        })
+        .await
+        .map_err(|_| DaemonError::User("the snapshot's thread died".into()))??;
+        let info = kept.0.info;
+        tracing::info!(
+            "task {task}: snapshot {} (whole, {} bytes) sent home by {on}",
+            info.id,
+            info.bytes
+        );
+        Ok(Reply::SnapshotTaken {
+            task,
+            snapshot: info,
+        })
+    }
+
     /// Takes a snapshot of task `task` (at home): a delta when the keeper holds a tracker
     /// from the previous one, else (or with `whole`) whole. `auto`: taken by a schedule.
     async fn take(
@@ -135,7 +208,12 @@ impl Snapshots {
         let mut tracker = slot.tracker.lock().await;
         let (root, index, parent) = self.prepare(task, &slot, &mut tracker, whole)?;
         let (file, pending) = self.store.create(task, &index, name.as_deref())?;
-        let keep = keeper(self.store.clone(), task, index, pending, name, auto, parent);
+        let label = Label {
+            name,
+            auto,
+            on: None,
+        };
+        let keep = keeper(self.store.clone(), task, index, pending, label, parent);
         let held = tracker.take();
         let (kept, back) =
             tokio::task::spawn_blocking(move || dump::dump(root, held, file, Then::RunOn, keep))
@@ -264,6 +342,16 @@ impl Snapshots {
     }
 }
 
+/// What the index says of a snapshot besides what its dump measured.
+struct Label {
+    /// The name the user gave it.
+    name: Option<String>,
+    /// Taken by a schedule.
+    auto: bool,
+    /// The zombie that took it (the task ran there).
+    on: Option<String>,
+}
+
 /// What a dump does once its file is complete and synced: the file takes its name and the
 /// index lists it (written anew). The entry, and what the dump measured.
 fn keeper(
@@ -271,12 +359,11 @@ fn keeper(
     task: u64,
     mut index: store::Index,
     pending: store::Pending,
-    name: Option<String>,
-    auto: bool,
+    label: Label,
     parent: Option<u32>,
 ) -> impl FnOnce(Dumped) -> Result<(Entry, Dumped)> + Send + 'static {
     move |d| {
-        let entry = entry_for(&index, &pending, name, auto, parent, d);
+        let entry = entry_for(&index, &pending, label, parent, d);
         pending.keep()?;
         index.next = entry.info.id + 1;
         index.snapshots.push(entry.clone());
@@ -289,8 +376,7 @@ fn keeper(
 fn entry_for(
     index: &store::Index,
     pending: &store::Pending,
-    name: Option<String>,
-    auto: bool,
+    label: Label,
     parent: Option<u32>,
     d: Dumped,
 ) -> Entry {
@@ -301,14 +387,15 @@ fn entry_for(
     Entry {
         info: SnapshotInfo {
             id: pending.id,
-            name,
+            name: label.name,
             at: unix_seconds(SystemTime::now()),
             kind: if d.whole { WHOLE } else { DELTA }.into(),
             parent,
             bytes: d.bytes,
             chain_bytes: chain_before + d.bytes,
             frozen_us: d.frozen.as_micros() as u64,
-            auto,
+            auto: label.auto,
+            on: label.on,
         },
         file: pending.file.clone(),
     }

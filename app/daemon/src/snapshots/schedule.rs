@@ -221,6 +221,7 @@ mod tests {
                     kind: if whole { WHOLE } else { DELTA }.into(),
                     parent: (!whole).then_some(id - 1),
                     auto: k == 'W' || k == 'd',
+                    on: None,
                     ..Default::default()
                 },
                 file: String::new(),

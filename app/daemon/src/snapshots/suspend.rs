@@ -122,15 +122,12 @@ impl Snapshots {
         let (root, index, parent) = self.prepare(task, &slot, &mut tracker, false)?;
         let (file, pending) = self.store.create(task, &index, None)?;
         let ticket = self.migrants.begin_replace(task)?;
-        let keep = super::keeper(
-            self.store.clone(),
-            task,
-            index,
-            pending,
-            None,
-            false,
-            parent,
-        );
+        let label = super::Label {
+            name: None,
+            auto: false,
+            on: None,
+        };
+        let keep = super::keeper(self.store.clone(), task, index, pending, label, parent);
         let held = tracker.take();
         let (kept, _) =
             tokio::task::spawn_blocking(move || dump::dump(root, held, file, Then::End, keep))
