@@ -264,6 +264,10 @@ fn suspend_then_a_master_restart_then_resume_runs_the_task_on_with_its_state() {
     c.snapshot(&[]);
     c.inc(3);
     c.expect("b", 5);
+    // A schedule, slow enough to take nothing before the suspend: it outlives the restart.
+    let id = c.id.to_string();
+    c.m()
+        .run_ok(&["snapshot", "--every", "1h", "--keep", "3", &id]);
     let pid = c.task()["pid"].as_i64().unwrap();
     let out = c.m().run_ok(&["suspend"]);
     assert!(
@@ -300,6 +304,14 @@ fn suspend_then_a_master_restart_then_resume_runs_the_task_on_with_its_state() {
     let mut again = attach(c.m(), c.id);
     again.type_bytes(b"show c\r");
     again.wait_for("SHOW c 5\r", secs(20));
+    let listed = c.m().run_ok(&["snapshots", &id]);
+    assert!(
+        listed.contains("(a snapshot every 1h, the newest 3 kept)"),
+        "the schedule came back with the daemon: {listed}"
+    );
+    c.m().run_ok(&["snapshot", "--every", "off", &id]);
+    let listed = c.m().run_ok(&["snapshots", &id]);
+    assert!(!listed.contains("a snapshot every"), "{listed}");
     // Its id stays its own: a new task gets another.
     let next = run_migrant_on(c.m(), &c.m().home, &["sleep", "60"]);
     assert!(next > c.id, "new task {next} after {}", c.id);

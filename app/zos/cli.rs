@@ -473,8 +473,9 @@ pub enum Command {
     /// survive restarts of the daemon and of the machine. Files the task
     /// wrote (in exports or anywhere else) are not part of a snapshot.
     ///
-    /// --every D snapshots it every D (30s, 10m, 2h, 1d) while the daemon
-    /// runs, keeping a rolling set of --keep N: the newest N scheduled
+    /// --every D snapshots it every D (30s, 10m, 2h, 1d) while it runs at
+    /// home (also after a suspend, a restart of the daemon and a resume),
+    /// keeping a rolling set of --keep N: the newest N scheduled
     /// snapshots stay restorable. A chain (a whole snapshot and the
     /// incremental ones after it) is kept or removed as one: after N
     /// snapshots in a chain the next is whole again, and a chain goes once

@@ -89,6 +89,7 @@ impl Snapshots {
             }
         }));
         me.list_suspended_again();
+        me.arm_saved_schedules();
         me
     }
 
@@ -321,7 +322,7 @@ impl Snapshots {
                 task,
                 every_s,
                 keep,
-            } => self.set_every(task, every_s, keep),
+            } => self.set_every(task, every_s, keep).await,
             Request::Snapshots { task } => self.list(task),
             Request::PruneSnapshots => self.prune_gone(),
             Request::Rollback { task, snapshot } => self.rollback(task, &snapshot).await,

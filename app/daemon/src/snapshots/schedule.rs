@@ -1,5 +1,7 @@
-//! `zos snapshot --every D --keep N TASK`: a snapshot every `D` while the daemon runs (the
-//! schedule is not kept across a restart), and a rolling set.
+//! `zos snapshot --every D --keep N TASK`: a snapshot every `D` while the task runs at home,
+//! and a rolling set. The schedule is kept in the task's `index.json` and armed again when a
+//! daemon starts and still has the task (suspended, then resumed), until `--every off` or the
+//! task's end.
 //!
 //! The rule: the newest `N` snapshots taken by the schedule stay restorable. A chain (a whole
 //! snapshot and the deltas after it) is never cut: once the open chain holds `N` snapshots,
@@ -37,7 +39,7 @@ pub(super) struct Schedule {
 impl Snapshots {
     /// `zos snapshot --every`: snapshots task `task` every `every_s` seconds (`None`: stops),
     /// keeping `keep` restorable.
-    pub fn set_every(
+    pub async fn set_every(
         self: &Arc<Self>,
         task: u64,
         every_s: Option<u64>,
@@ -52,6 +54,7 @@ impl Snapshots {
                     )));
                 }
             }
+            self.save_schedule(task, None).await?;
             tracing::info!("task {task}: snapshot schedule stopped");
             return Ok(Reply::SnapshotSchedule {
                 task,
@@ -73,6 +76,53 @@ impl Snapshots {
             )));
         }
         self.home_root(task)?;
+        self.save_schedule(task, Some((every_s, keep))).await?;
+        self.arm(task, every, keep);
+        tracing::info!("task {task}: a snapshot every {every_s} s, {keep} kept");
+        Ok(Reply::SnapshotSchedule {
+            task,
+            every_s: Some(every_s),
+            keep,
+        })
+    }
+
+    /// Writes task `task`'s schedule into its index (the keeper's lock held: a snapshot
+    /// being kept writes the index too).
+    async fn save_schedule(&self, task: u64, schedule: Option<(u64, u32)>) -> Result<()> {
+        let slot = self.slot(task);
+        let _held = slot.tracker.lock().await;
+        let mut index = self.store.load(task)?;
+        if index.schedule == schedule {
+            return Ok(());
+        }
+        index.schedule = schedule;
+        self.store.save(task, &index)
+    }
+
+    /// At the daemon's start: the schedules of the tasks it has (suspended ones, listed
+    /// again) run again.
+    pub(super) fn arm_saved_schedules(self: &Arc<Self>) {
+        for task in self.store.tasks_on_disk() {
+            if !self.migrants.contains(task) {
+                continue;
+            }
+            let Ok(Some((every_s, keep))) = self.store.load(task).map(|i| i.schedule) else {
+                continue;
+            };
+            let every = Duration::from_secs(every_s);
+            if !(MIN_EVERY..=MAX_EVERY).contains(&every) || keep == 0 || keep > MAX_KEEP {
+                tracing::warn!("task {task}: a schedule out of bounds in its index: ignored");
+                continue;
+            }
+            tracing::info!(
+                "task {task}: snapshot schedule armed again (every {every_s} s, {keep} kept)"
+            );
+            self.arm(task, every, keep);
+        }
+    }
+
+    /// Starts (or replaces) the schedule's loop of task `task`.
+    fn arm(self: &Arc<Self>, task: u64, every: Duration, keep: u32) {
         let cancel = self.shutdown.child_token();
         let old = self.schedules.lock().insert(
             task,
@@ -87,12 +137,6 @@ impl Snapshots {
         }
         let me = self.clone();
         tokio::spawn(async move { me.run_schedule(task, every, keep, cancel).await });
-        tracing::info!("task {task}: a snapshot every {every_s} s, {keep} kept");
-        Ok(Reply::SnapshotSchedule {
-            task,
-            every_s: Some(every_s),
-            keep,
-        })
     }
 
     async fn run_schedule(&self, task: u64, every: Duration, keep: u32, cancel: CancellationToken) {
@@ -231,6 +275,7 @@ mod tests {
             next: kinds.len() as u32 + 1,
             command: vec![],
             snapshots,
+            schedule: None,
         }
     }
 

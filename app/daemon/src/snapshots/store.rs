@@ -37,6 +37,9 @@ pub struct Index {
     pub command: Vec<String>,
     /// The snapshots, oldest first.
     pub snapshots: Vec<Entry>,
+    /// The task's `--every` schedule, armed again when a daemon starts (seconds, kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<(u64, u32)>,
 }
 
 /// One snapshot in the index.
@@ -385,6 +388,7 @@ mod tests {
         let index = Index {
             next: 5,
             command: vec![],
+            schedule: None,
             snapshots: vec![
                 entry(1, WHOLE, None),
                 entry(2, DELTA, Some(1)),
