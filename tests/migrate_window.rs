@@ -262,3 +262,70 @@ fn dragging_a_task_onto_a_zombie_moves_it_there_and_onto_home_brings_it_back() {
     );
     worker.finish(&lan, 3);
 }
+
+#[test]
+fn a_suspended_task_dragged_onto_a_zombie_resumes_there() {
+    common::tools::require_all(&["Xvfb", "openbox", "xdotool", "import", "convert"]);
+    let lan = MoveLan::new();
+    let m = lan.m();
+    let xvfb = m.xvfb();
+    let display = xvfb.display.clone();
+    let screen = Screen {
+        host: m,
+        display: display.clone(),
+    };
+    let _wm = m.spawn_program("openbox", &[], &[("DISPLAY", &display)]);
+    let worker = Worker::start(&lan, "resumed", 64);
+    worker.step(&lan, 1);
+    let out = m.run(&["suspend"]);
+    assert!(out.status.success(), "{}", common::zos::text(&out));
+    let gui = m.spawn_env(
+        &["gui"],
+        &[
+            ("DISPLAY", &display),
+            ("LIBGL_ALWAYS_SOFTWARE", "1"),
+            ("RUST_LOG", "info,zos_gui=debug"),
+        ],
+    );
+    let task = format!("task {}", worker.id);
+    let zombie = format!("host {ZOMBIE}");
+    wait_layout(&gui, &[&task, &zombie, "home"]);
+    std::thread::sleep(Duration::from_millis(700));
+    let areas = wait_layout(&gui, &[&task, &zombie, "home"]);
+    let dir = screenshot_dir();
+    let suspended = dir.join("migrate-window-suspended.png");
+    screen.screenshot(&suspended);
+    let (wx, wy) = screen.window_origin("ZOS master");
+    let (tx, ty, tw, _) = areas[&task];
+    let (hx, hy, hw, hh) = areas[&zombie];
+    screen.drag(
+        (wx + tx + tw / 3, wy + ty + 12),
+        (wx + hx + hw / 2, wy + hy + hh / 4),
+    );
+    wait_task(&lan, worker.id, ZOMBIE, "running", &gui);
+    assert!(
+        !worker.processes_on(lan.z()).is_empty() && worker.processes_on(m).is_empty(),
+        "the resumed task runs in the zombie's namespace only"
+    );
+    assert!(
+        common::poll::until(s(30), || gui
+            .log()
+            .contains(&format!("task {} resumed, moved to {ZOMBIE}", worker.id))
+            .then_some(()))
+        .is_some(),
+        "the window never said it resumed and moved:\n{}",
+        gui.log()
+    );
+    let resumed = dir.join("migrate-window-resumed.png");
+    std::thread::sleep(Duration::from_millis(700));
+    screen.screenshot(&resumed);
+    println!(
+        "screenshots: {}, {}",
+        suspended.display(),
+        resumed.display()
+    );
+    // It goes on from stage 1, done before the suspend.
+    worker.finish(&lan, 2);
+    let log = lan.logs(worker.id);
+    assert_eq!(log.matches("stage 1 done").count(), 1, "{log}");
+}

@@ -427,6 +427,13 @@ fn window_with_a_suspended_task() -> Harness {
 fn a_suspended_task_dropped_home_or_on_a_zombie_resumes_there() {
     let mut h = window_with_a_suspended_task();
     assert!(h.shows("task 6 · suspended for 4 min"), "{:?}", h.texts());
+    assert!(h.shows("1 migrant here"), "{:?}", h.texts());
+    assert!(h.shows("2 away · 1 suspended"), "{:?}", h.texts());
+    assert!(
+        h.shows("drop it on a host to resume it there"),
+        "{:?}",
+        h.texts()
+    );
     let from = grab(&h, "python3 suspended.py");
     let home = icon(&h, MASTER);
     h.drag_to(from, home, 12);

@@ -180,6 +180,12 @@ impl Mover {
             Err(e) => {
                 link.abort(&e.to_string()).await;
                 self.discard_later(&zombie, task, epoch);
+                // A task that ended meanwhile makes the engine fail with "no such process".
+                if pod_ended(root) {
+                    return Err(DaemonError::User(format!(
+                        "task {task} ended during the move: nothing moved ({e})"
+                    )));
+                }
                 return Err(e);
             }
         };
@@ -466,5 +472,39 @@ impl Mover {
     /// Ids of the migrants the registry lists.
     pub(super) fn live_ids(&self) -> Vec<u64> {
         self.migrants.infos().iter().map(|i| i.id).collect()
+    }
+}
+
+/// Whether the pod whose init is host PID `root` has ended (gone, or dead and not yet reaped).
+fn pod_ended(root: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{root}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod ended_tests {
+    use super::pod_ended;
+
+    #[test]
+    fn a_running_process_has_not_ended_and_a_dead_one_has() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let pid = child.id() as i32;
+        assert!(!pod_ended(pid));
+        child.kill().unwrap();
+        // Dead, not reaped yet: a zombie.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !pod_ended(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(pod_ended(pid), "killed, not reaped");
+        child.wait().unwrap();
+        assert!(pod_ended(pid), "reaped");
     }
 }

@@ -1,6 +1,6 @@
 //! The master's own icon, first among the hosts: "home". A migrant's tile
-//! dropped on it comes home (`Home`); it shows how many migrants run here
-//! and how many are away.
+//! dropped on it comes home (`Home`), a suspended one resumes here; it shows
+//! how many migrants run here, how many are away and how many suspended.
 
 use eframe::egui;
 use egui::{Align, Color32, Layout, RichText, Sense, Ui};
@@ -23,11 +23,12 @@ pub fn home_tile(ui: &mut Ui, model: &Model, verdict: impl Fn(u64) -> Verdict) -
         .iter()
         .filter(|t| migrant::is_migrant(t))
         .collect();
+    let suspended = migrants.iter().filter(|t| migrant::is_suspended(t)).count();
     let home = migrants
         .iter()
-        .filter(|t| migrant::is_home(t, master))
+        .filter(|t| migrant::is_home(t, master) && !migrant::is_suspended(t))
         .count();
-    let away = migrants.len() - home;
+    let away = migrants.len() - home - suspended;
     let frame = tile_frame(ui);
     let ((), events) = drop_zone(ui, "home", frame, verdict, |ui| {
         ui.allocate_ui_with_layout(TILE_SIZE, Layout::top_down(Align::Center), |ui| {
@@ -44,8 +45,13 @@ pub fn home_tile(ui: &mut Ui, model: &Model, verdict: impl Fn(u64) -> Verdict) -
             ui.label(RichText::new(name).strong().size(16.0));
             ui.label(RichText::new("home").color(HOME_GREEN));
             ui.label(format!("{home} migrant{} here", plural(home)));
-            if away > 0 {
-                ui.label(format!("{away} away"));
+            let elsewhere: Vec<String> = [(away, "away"), (suspended, "suspended")]
+                .into_iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, what)| format!("{n} {what}"))
+                .collect();
+            if !elsewhere.is_empty() {
+                ui.label(elsewhere.join(" · "));
             }
             ui.add_space(6.0);
             ui.add(

@@ -98,6 +98,9 @@ fn migrant_tile(ui: &mut Ui, model: &Model, task: &TaskInfo) -> Option<TileActio
             );
             ui.add(egui::Label::new(RichText::new(place_line(model, task)).small()).wrap());
             let image = match migrant::image_age_s(task) {
+                _ if migrant::is_suspended(task) => {
+                    "drop it on a host to resume it there".to_owned()
+                }
                 Some(age) => format!("last image {} old", units::coarse(age)),
                 None => "no image yet".to_owned(),
             };
