@@ -164,43 +164,70 @@ fn wait_task(lan: &MoveLan, id: u64, place: &str, state: &str, gui: &common::Pro
     );
 }
 
+/// The master's window on `lan`: its Xvfb, openbox, and `zos gui` started once `prepare`
+/// (given the screen) is done; waits until the window shows task `task`, the zombie and home.
+struct Window<'a> {
+    screen: Screen<'a>,
+    gui: common::Proc,
+    _wm: common::Proc,
+    _xvfb: common::xvfb::Xvfb,
+}
+
+impl<'a> Window<'a> {
+    fn open(lan: &'a MoveLan, task: u64, prepare: impl FnOnce()) -> Window<'a> {
+        common::tools::require_all(&["Xvfb", "openbox", "xdotool", "import", "convert"]);
+        let m = lan.m();
+        let xvfb = m.xvfb();
+        let display = xvfb.display.clone();
+        let wm = m.spawn_program("openbox", &[], &[("DISPLAY", &display)]);
+        prepare();
+        let gui = m.spawn_env(
+            &["gui"],
+            &[
+                ("DISPLAY", &display),
+                ("LIBGL_ALWAYS_SOFTWARE", "1"),
+                ("RUST_LOG", "info,zos_gui=debug"),
+            ],
+        );
+        let names = [format!("task {task}"), format!("host {ZOMBIE}")];
+        wait_layout(&gui, &[&names[0], &names[1], "home"]);
+        // Let the first frames settle before anyone reads the layout.
+        std::thread::sleep(Duration::from_millis(500));
+        Window {
+            screen: Screen { host: m, display },
+            gui,
+            _wm: wm,
+            _xvfb: xvfb,
+        }
+    }
+
+    /// Drags task `task`'s tile onto the icon named `target` (`host NAME` or `home`).
+    fn drag_task(&self, task: u64, target: &str) {
+        let areas = wait_layout(&self.gui, &[&format!("task {task}"), target]);
+        let (wx, wy) = self.screen.window_origin("ZOS master");
+        let (tx, ty, tw, _) = areas[&format!("task {task}")];
+        let (hx, hy, hw, hh) = areas[target];
+        self.screen.drag(
+            (wx + tx + tw / 3, wy + ty + 12),
+            (wx + hx + hw / 2, wy + hy + hh / 4),
+        );
+    }
+}
+
 #[test]
 fn dragging_a_task_onto_a_zombie_moves_it_there_and_onto_home_brings_it_back() {
-    common::tools::require_all(&["Xvfb", "openbox", "xdotool", "import", "convert"]);
     let lan = MoveLan::new();
     let m = lan.m();
-    let xvfb = m.xvfb();
-    let display = xvfb.display.clone();
-    let screen = Screen {
-        host: m,
-        display: display.clone(),
-    };
-    let _wm = m.spawn_program("openbox", &[], &[("DISPLAY", &display)]);
     // 768 MiB: a move long enough (seconds) for the bar to be seen.
     let worker = Worker::start(&lan, "dragged", 768);
     worker.step(&lan, 1);
-    let gui = m.spawn_env(
-        &["gui"],
-        &[
-            ("DISPLAY", &display),
-            ("LIBGL_ALWAYS_SOFTWARE", "1"),
-            ("RUST_LOG", "info,zos_gui=debug"),
-        ],
-    );
+    let window = Window::open(&lan, worker.id, || {});
+    let (screen, gui) = (&window.screen, &window.gui);
     let task = format!("task {}", worker.id);
     let zombie = format!("host {ZOMBIE}");
-    wait_layout(&gui, &[&task, &zombie, "home"]);
-    std::thread::sleep(Duration::from_millis(500));
-    let areas = wait_layout(&gui, &[&task, &zombie, "home"]);
     let (wx, wy) = screen.window_origin("ZOS master");
-    let (tx, ty, tw, _) = areas[&task];
-    let (hx, hy, hw, hh) = areas[&zombie];
     let dir = screenshot_dir();
-
-    screen.drag(
-        (wx + tx + tw / 3, wy + ty + 12),
-        (wx + hx + hw / 2, wy + hy + hh / 4),
-    );
+    window.drag_task(worker.id, &zombie);
     // The bar, in the task's tile, while it moves.
     let moving = dir.join("migrate-window-progress.png");
     let deadline = Instant::now() + s(60);
@@ -219,7 +246,7 @@ fn dragging_a_task_onto_a_zombie_moves_it_there_and_onto_home_brings_it_back() {
         moving.display(),
         gui.log()
     );
-    wait_task(&lan, worker.id, ZOMBIE, "running", &gui);
+    wait_task(&lan, worker.id, ZOMBIE, "running", gui);
     assert!(
         common::poll::until(s(30), || gui
             .log()
@@ -239,14 +266,8 @@ fn dragging_a_task_onto_a_zombie_moves_it_there_and_onto_home_brings_it_back() {
     screen.screenshot(&away);
 
     // And home: onto the master's own icon.
-    let areas = layouts(&gui.log());
-    let (tx, ty, tw, _) = areas[&task];
-    let (hx, hy, hw, hh) = areas["home"];
-    screen.drag(
-        (wx + tx + tw / 3, wy + ty + 12),
-        (wx + hx + hw / 2, wy + hy + hh / 4),
-    );
-    wait_task(&lan, worker.id, common::migrate::MASTER, "home", &gui);
+    window.drag_task(worker.id, "home");
+    wait_task(&lan, worker.id, common::migrate::MASTER, "home", gui);
     assert!(
         !worker.processes_on(m).is_empty() && worker.processes_on(lan.z()).is_empty(),
         "the task runs in the master's namespace only after coming home"
@@ -265,44 +286,21 @@ fn dragging_a_task_onto_a_zombie_moves_it_there_and_onto_home_brings_it_back() {
 
 #[test]
 fn a_suspended_task_dragged_onto_a_zombie_resumes_there() {
-    common::tools::require_all(&["Xvfb", "openbox", "xdotool", "import", "convert"]);
     let lan = MoveLan::new();
     let m = lan.m();
-    let xvfb = m.xvfb();
-    let display = xvfb.display.clone();
-    let screen = Screen {
-        host: m,
-        display: display.clone(),
-    };
-    let _wm = m.spawn_program("openbox", &[], &[("DISPLAY", &display)]);
     let worker = Worker::start(&lan, "resumed", 64);
     worker.step(&lan, 1);
-    let out = m.run(&["suspend"]);
-    assert!(out.status.success(), "{}", common::zos::text(&out));
-    let gui = m.spawn_env(
-        &["gui"],
-        &[
-            ("DISPLAY", &display),
-            ("LIBGL_ALWAYS_SOFTWARE", "1"),
-            ("RUST_LOG", "info,zos_gui=debug"),
-        ],
-    );
-    let task = format!("task {}", worker.id);
-    let zombie = format!("host {ZOMBIE}");
-    wait_layout(&gui, &[&task, &zombie, "home"]);
-    std::thread::sleep(Duration::from_millis(700));
-    let areas = wait_layout(&gui, &[&task, &zombie, "home"]);
+    let window = Window::open(&lan, worker.id, || {
+        let out = m.run(&["suspend"]);
+        assert!(out.status.success(), "{}", common::zos::text(&out));
+    });
+    let (screen, gui) = (&window.screen, &window.gui);
+    std::thread::sleep(Duration::from_millis(200));
     let dir = screenshot_dir();
     let suspended = dir.join("migrate-window-suspended.png");
     screen.screenshot(&suspended);
-    let (wx, wy) = screen.window_origin("ZOS master");
-    let (tx, ty, tw, _) = areas[&task];
-    let (hx, hy, hw, hh) = areas[&zombie];
-    screen.drag(
-        (wx + tx + tw / 3, wy + ty + 12),
-        (wx + hx + hw / 2, wy + hy + hh / 4),
-    );
-    wait_task(&lan, worker.id, ZOMBIE, "running", &gui);
+    window.drag_task(worker.id, &format!("host {ZOMBIE}"));
+    wait_task(&lan, worker.id, ZOMBIE, "running", gui);
     assert!(
         !worker.processes_on(lan.z()).is_empty() && worker.processes_on(m).is_empty(),
         "the resumed task runs in the zombie's namespace only"

@@ -81,19 +81,7 @@ impl ZombieMoves {
                 if me.state.lock().moving.contains(&task) {
                     continue;
                 }
-                let t = Instant::now();
-                match push(&mut keeper, task, epoch, pid, &mux).await {
-                    Ok(bytes) => tracing::info!(
-                        "task {task}: snapshot {} sent home ({:.1} MiB) in {:.0} ms",
-                        keeper.seq - 1,
-                        bytes as f64 / 1048576.0,
-                        t.elapsed().as_secs_f64() * 1e3
-                    ),
-                    Err(e) => {
-                        tracing::warn!("task {task}: no snapshot sent home: {e}");
-                        keeper.reset();
-                    }
-                }
+                push_logged(&mut keeper, task, epoch, pid, &mux, "").await;
             }
         });
     }
@@ -130,19 +118,7 @@ impl ZombieMoves {
                 tracing::warn!("task {task}: moving: no snapshot sent home now");
                 return;
             }
-            let t = Instant::now();
-            match push(&mut keeper, task, epoch, pid, &mux).await {
-                Ok(bytes) => tracing::info!(
-                    "task {task}: snapshot {} sent home as asked ({:.1} MiB) in {:.0} ms",
-                    keeper.seq - 1,
-                    bytes as f64 / 1048576.0,
-                    t.elapsed().as_secs_f64() * 1e3
-                ),
-                Err(e) => {
-                    tracing::warn!("task {task}: no snapshot sent home as asked: {e}");
-                    keeper.reset();
-                }
-            }
+            push_logged(&mut keeper, task, epoch, pid, &mux, " as asked").await;
         });
         MigrantsReply::Done
     }
@@ -155,6 +131,31 @@ impl ZombieMoves {
             .entry(task)
             .or_insert_with(|| Arc::new(AsyncMutex::new(Keeper::default())))
             .clone()
+    }
+}
+
+/// [`push`], saying how it went in the log (`how`: "" or " as asked"); a failure forgets the
+/// chain (the next snapshot is whole).
+async fn push_logged(
+    keeper: &mut Keeper,
+    task: u64,
+    epoch: u64,
+    pid: i32,
+    mux: &zos_netproto::mux::Mux,
+    how: &str,
+) {
+    let t = Instant::now();
+    match push(keeper, task, epoch, pid, mux).await {
+        Ok(bytes) => tracing::info!(
+            "task {task}: snapshot {} sent home{how} ({:.1} MiB) in {:.0} ms",
+            keeper.seq - 1,
+            bytes as f64 / 1048576.0,
+            t.elapsed().as_secs_f64() * 1e3
+        ),
+        Err(e) => {
+            tracing::warn!("task {task}: no snapshot sent home{how}: {e}");
+            keeper.reset();
+        }
     }
 }
 

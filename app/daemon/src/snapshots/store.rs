@@ -173,9 +173,12 @@ impl Store {
         })
     }
 
-    /// Writes task `task`'s index (to a `.part` file, renamed over the old one).
+    /// Writes task `task`'s index (to a `.part` file, renamed over the old one), making its
+    /// directory (0700) if it has none yet (a schedule set before the first snapshot).
     pub fn save(&self, task: u64, index: &Index) -> Result<()> {
+        crate::paths::make_private_dir(&self.dir)?;
         let dir = self.task_dir(task);
+        crate::paths::make_private_dir(&dir)?;
         let text = serde_json::to_vec_pretty(index).expect("an index serialises");
         write_replacing(&dir.join("index.json"), &text)
     }
