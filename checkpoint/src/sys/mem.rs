@@ -105,61 +105,6 @@ pub fn write_remote_many(pid: i32, pieces: &[(u64, &[u8])]) -> Result<(), (usize
     Ok(())
 }
 
-/// The page-aligned insides of some large buffers, kept out of every `fork` (`MADV_DONTFORK`)
-/// until dropped (`MADV_DOFORK`). A restore forks the restorer to make the pod's root: a
-/// restorer holding a 1 GiB image or pre-copy rounds then copies (and the child tears down)
-/// page tables for all of it — about 23 ms each way per GiB measured here, twice over. The
-/// children never read those buffers; only whole pages inside each buffer are marked, so no
-/// other allocation shares them.
-pub struct HiddenFromFork<'a> {
-    ranges: Vec<(usize, usize)>,
-    _buffers: std::marker::PhantomData<&'a [u8]>,
-}
-
-/// Buffers smaller than this are left alone (not worth a system call and a VMA split).
-const HIDE_MIN: usize = 1 << 20;
-
-impl<'a> HiddenFromFork<'a> {
-    /// Marks `buffers` (best effort: a buffer the kernel refuses stays forkable).
-    pub fn new(buffers: impl IntoIterator<Item = &'a [u8]>) -> HiddenFromFork<'a> {
-        let page = 4096usize;
-        let mut ranges = Vec::new();
-        for b in buffers {
-            let start = (b.as_ptr() as usize).next_multiple_of(page);
-            let end = (b.as_ptr() as usize + b.len()) / page * page;
-            if end <= start || end - start < HIDE_MIN {
-                continue;
-            }
-            // SAFETY: the range lies inside `b`, which outlives this guard ('a); DONTFORK
-            // changes only whether a child gets the pages, never their content.
-            let r = unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTFORK)
-            };
-            if r == 0 {
-                ranges.push((start, end - start));
-            }
-        }
-        HiddenFromFork {
-            ranges,
-            _buffers: std::marker::PhantomData,
-        }
-    }
-
-    /// Bytes kept out of forks.
-    pub fn bytes(&self) -> usize {
-        self.ranges.iter().map(|r| r.1).sum()
-    }
-}
-
-impl Drop for HiddenFromFork<'_> {
-    fn drop(&mut self) {
-        for &(start, len) in &self.ranges {
-            // SAFETY: as in `new`; the buffers still live ('a), and DOFORK only undoes it.
-            unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DOFORK) };
-        }
-    }
-}
-
 /// A read-only, private mapping of a whole file.
 pub struct FileMap {
     ptr: *mut libc::c_void,
@@ -306,35 +251,6 @@ pub fn zero_pfn() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_hidden_buffer_is_not_in_a_forked_child_and_is_again_after_the_guard() {
-        let buf = vec![7u8; 8 << 20];
-        let probe = buf.as_ptr() as usize + (4 << 20);
-        // Whether a forked child can read the byte at `probe` (it dies of SIGSEGV if not).
-        let child_reads = || {
-            // SAFETY: the child only reads one byte and exits with raw system calls.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                // SAFETY: `probe` is inside `buf` in the parent; in the child it may be gone
-                // (then the read faults and the child dies, which is what is asked).
-                let v = unsafe { std::ptr::read_volatile(probe as *const u8) };
-                // SAFETY: ends the child at once, running nothing of the parent's.
-                unsafe { libc::_exit(i32::from(v)) };
-            }
-            let mut status = 0;
-            // SAFETY: waiting for our own child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 7
-        };
-        assert!(child_reads());
-        {
-            let hidden = HiddenFromFork::new([&buf[..]]);
-            assert!(hidden.bytes() >= (8 << 20) - 8192);
-            assert!(!child_reads(), "the child has no copy of it");
-        }
-        assert!(child_reads(), "forkable again");
-    }
 
     #[test]
     fn many_pieces_are_written_in_batches_and_a_bad_one_is_named() {

@@ -124,18 +124,6 @@ impl PageBase {
         Ok(())
     }
 
-    /// Every buffer the pages are held in, once each (for the restorer to keep them out of
-    /// its forks).
-    pub fn buffers(&self) -> Vec<&[u8]> {
-        let mut seen = std::collections::HashSet::new();
-        self.procs
-            .values()
-            .flat_map(|m| m.values())
-            .filter(|r| seen.insert(Arc::as_ptr(&r.buf)))
-            .map(|r| r.buf.as_slice())
-            .collect()
-    }
-
     fn insert(&mut self, pid: i32, addr: u64, run: Run) {
         insert_into(self.procs.entry(pid).or_default(), addr, run);
     }

@@ -171,16 +171,7 @@ pub(crate) fn restore_tree(
             .sys(|| format!("open substitute {} for {orig}", file.display()))?;
         subst.insert(orig.clone(), f);
     }
-    // The pod's root is forked from here: keep the image and the rounds out of that fork.
-    let hidden = sys::mem::HiddenFromFork::new(
-        std::iter::once(image).chain(base.map(PageBase::buffers).unwrap_or_default()),
-    );
-    tracing::debug!(
-        bytes = hidden.bytes(),
-        "kept out of the fork of the pod's root"
-    );
     let mut pod = root::create(&tree, &parsed, opts, subst, drop_to)?;
-    drop(hidden);
     let pty = root::pty(&mut pod, tree.pty.as_ref())?;
     let (objects, mut keep) = root::objects(&mut pod, &tree, &parsed.data)?;
     let mut extras = crate::procstate::PodState::new(&mut keep, &tree);
