@@ -115,6 +115,7 @@ pub mod image;
 mod imagedir;
 mod inject;
 mod objects;
+mod phases;
 pub mod pod;
 mod proc;
 mod procstate;

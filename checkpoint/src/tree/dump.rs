@@ -103,7 +103,7 @@ fn write_tree(
     out: impl Write,
 ) -> Result<TreeDumpStats> {
     let mut cx = DumpCx::default();
-    let mut phases = Phases::new();
+    let mut phases = crate::phases::Phases::new();
     let verdict = check::examine(scan, Some(&mut cx))?;
     phases.end("examine");
     if !verdict.reasons.is_empty() {
@@ -294,42 +294,6 @@ fn write_tree(
         pty_input_lost,
         ..Default::default()
     })
-}
-
-/// Time spent per phase of a dump, summed by name (for the debug log).
-struct Phases {
-    last: Instant,
-    spent: Vec<(&'static str, std::time::Duration)>,
-}
-
-impl Phases {
-    fn new() -> Phases {
-        Phases {
-            last: Instant::now(),
-            spent: Vec::new(),
-        }
-    }
-
-    /// The time since the previous mark goes to `name`.
-    fn end(&mut self, name: &'static str) {
-        let now = Instant::now();
-        let d = now - self.last;
-        self.last = now;
-        match self.spent.iter_mut().find(|p| p.0 == name) {
-            Some(p) => p.1 += d,
-            None => self.spent.push((name, d)),
-        }
-    }
-}
-
-impl std::fmt::Display for Phases {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, (name, d)) in self.spent.iter().enumerate() {
-            let sep = if i == 0 { "" } else { ", " };
-            write!(f, "{sep}{name} {:.1} ms", d.as_secs_f64() * 1e3)?;
-        }
-        Ok(())
-    }
 }
 
 /// `/proc/sys/kernel/ns_last_pid` as the pod sees it, read inside its frozen init.

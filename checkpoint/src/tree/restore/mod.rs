@@ -135,6 +135,7 @@ pub(crate) fn restore_tree(
     opts: &TreeRestoreOptions,
 ) -> Result<RestoredTree> {
     let t0 = Instant::now();
+    let mut phases = crate::phases::Phases::new();
     let mut parsed = parse_tree(image)?;
     if parsed.delta {
         let Some(base) = base else {
@@ -150,6 +151,7 @@ pub(crate) fn restore_tree(
     let tree: TreeImage = postcard::from_bytes(parsed.tree)
         .map_err(|e| Error::BadImage(format!("tree does not decode: {e}")))?;
     validate::validate(&tree, &parsed)?;
+    phases.end("parse, merge, validate");
     let outside = (
         opts.outside_uid.unwrap_or_else(sys::euid),
         opts.outside_gid.unwrap_or_else(sys::egid),
@@ -172,12 +174,15 @@ pub(crate) fn restore_tree(
         subst.insert(orig.clone(), f);
     }
     let mut pod = root::create(&tree, &parsed, opts, subst, drop_to)?;
+    phases.end("pod root");
     let pty = root::pty(&mut pod, tree.pty.as_ref())?;
     let (objects, mut keep) = root::objects(&mut pod, &tree, &parsed.data)?;
     let mut extras = crate::procstate::PodState::new(&mut keep, &tree);
+    phases.end("pty, objects");
     let mut procs = build::fork_tree(&tree, pod.root, &pty.1)?;
     build::groups(&tree, &mut procs, &pty.1)?;
     build::last_pid(&mut procs[0], tree.last_pid)?;
+    phases.end("fork the tree");
     let mut held = Vec::new();
     let mut live = parsed.procs.iter();
     for (e, child) in tree.processes.iter().zip(procs.iter_mut()) {
@@ -188,6 +193,7 @@ pub(crate) fn restore_tree(
             .next()
             .ok_or_else(|| Error::BadImage("META missing".into()))?;
         let threads = process::rebuild(child, e, img, &objects, &tree, &mut extras)?;
+        phases.end("rebuild processes");
         held.push(HeldProc {
             pid: child.pid,
             threads,
@@ -211,6 +217,8 @@ pub(crate) fn restore_tree(
     for c in procs.iter_mut() {
         c.disarm();
     }
+    phases.end("end");
+    tracing::debug!(root = root_pid, "pod restored: {phases}");
     tracing::info!(root = root_pid, elapsed = ?t0.elapsed(), "pod restored (held stopped)");
     Ok(RestoredTree {
         inner: Some(Held {

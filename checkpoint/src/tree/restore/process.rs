@@ -28,7 +28,14 @@ pub(super) fn rebuild(
     c.trim(&keep)?;
     c.map_vdso(&m.vmas)?;
     crate::procstate::map_objects(c, &e.extra, extras)?;
+    let t = std::time::Instant::now();
     memory::build_with(c, &m.vmas, &img.pages, &keep)?;
+    tracing::debug!(
+        pid = e.pid,
+        pieces = img.pages.len(),
+        "memory rebuilt in {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     let mut notes = Vec::new();
     memory::set_mm(c, &m.mm, &mut notes)?;
     for n in notes {
