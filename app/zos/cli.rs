@@ -461,7 +461,7 @@ pub enum Command {
         #[command(subcommand)]
         which: BenchKind,
     },
-    /// Snapshot a migrant task at home while it runs on (or snapshot it on a schedule).
+    /// Snapshot a migrant task while it runs on, at home or on its zombie (or on a schedule).
     ///
     /// The first snapshot of a task is whole; the next ones are incremental:
     /// only the memory pages the task wrote since the previous snapshot
