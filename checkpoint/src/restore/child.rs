@@ -319,7 +319,18 @@ impl Child {
 impl Drop for Child {
     fn drop(&mut self) {
         if self.armed {
+            let threads = crate::proc::tasks(self.pid).unwrap_or_default();
             let _ = sys::kill(self.pid, libc::SIGKILL);
+            // A traced thread that dies stays until its tracer reaps it, and the leader's end
+            // is reported only once every other thread is gone: reap the threads first (a
+            // restore that failed after making them waited for the leader for ever).
+            for tid in threads.into_iter().filter(|&t| t != self.pid) {
+                while let Ok(s) = ptrace::wait(tid) {
+                    if s == Stop::Exited {
+                        break;
+                    }
+                }
+            }
             while let Ok(s) = ptrace::wait(self.pid) {
                 if s == Stop::Exited {
                     break;
