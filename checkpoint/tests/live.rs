@@ -8,8 +8,8 @@ use common::pods::*;
 use std::sync::Arc;
 use std::time::Duration;
 use zos_checkpoint::{
-    AfterDump, DirtyTracker, PageBase, TreeDumpOptions, TreeRestoreOptions, checkpoint_tree_delta,
-    checkpoint_tree_tracked, restore_tree_with_base, write_round,
+    AfterDump, DirtyTracker, PageBase, TreeDumpOptions, TreeDumpStats, TreeRestoreOptions,
+    checkpoint_tree_delta, checkpoint_tree_tracked, restore_tree_with_base, write_round,
 };
 
 const KILL: TreeDumpOptions = TreeDumpOptions {
@@ -18,6 +18,20 @@ const KILL: TreeDumpOptions = TreeDumpOptions {
 
 fn opts(after: AfterDump) -> TreeDumpOptions {
     TreeDumpOptions { after }
+}
+
+/// Starts tracking `run`'s pod and takes its first (whole) snapshot, the task running on.
+fn tracked_whole_snapshot(run: &PodRun) -> (DirtyTracker, Vec<u8>, TreeDumpStats) {
+    let mut tracker = DirtyTracker::start(run.pod.pid()).expect("start tracking");
+    let mut image = Vec::new();
+    let stats = checkpoint_tree_tracked(
+        run.pod.pid(),
+        &opts(AfterDump::LeaveRunning),
+        &mut tracker,
+        &mut image,
+    )
+    .expect("whole snapshot while tracked");
+    (tracker, image, stats)
 }
 
 fn gap_ms(text: &str) -> f64 {
@@ -84,15 +98,7 @@ fn a_whole_then_a_delta_snapshot_restore_the_deltas_moment() {
     let run = PodRun::start(&spec(&["bash", "-c", script]));
     run.type_in("inc\n");
     run.wait_for("AT 1", 10);
-    let mut tracker = DirtyTracker::start(run.pod.pid()).expect("tracking");
-    let mut whole = Vec::new();
-    let st_whole = checkpoint_tree_tracked(
-        run.pod.pid(),
-        &opts(AfterDump::LeaveRunning),
-        &mut tracker,
-        &mut whole,
-    )
-    .expect("whole snapshot");
+    let (mut tracker, whole, st_whole) = tracked_whole_snapshot(&run);
     run.type_in("inc\n");
     run.wait_for("AT 2", 10);
     let mut delta = Vec::new();
@@ -163,15 +169,7 @@ fn pages_a_tracked_task_never_touched_are_neither_carried_nor_made_resident() {
     let stop = dir.join("stop");
     let run = start_prog("sparse", &[stop.to_str().unwrap()]);
     run.wait_for("READY", 20);
-    let mut tracker = DirtyTracker::start(run.pod.pid()).expect("start tracking");
-    let mut snapshot = Vec::new();
-    let st = checkpoint_tree_tracked(
-        run.pod.pid(),
-        &opts(AfterDump::LeaveRunning),
-        &mut tracker,
-        &mut snapshot,
-    )
-    .expect("whole snapshot while tracked");
+    let (mut tracker, _, st) = tracked_whole_snapshot(&run);
     assert!(
         st.bytes_written < 16 << 20,
         "a whole snapshot of a tracked task holds what it wrote, not 512 MiB of zeros: {} bytes",
