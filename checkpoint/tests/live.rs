@@ -20,6 +20,21 @@ fn opts(after: AfterDump) -> TreeDumpOptions {
     TreeDumpOptions { after }
 }
 
+/// `n` pre-copy rounds (the first whole), `pause_ms` apart, taken into a base; the pages each
+/// round carried.
+fn rounds(tracker: &mut DirtyTracker, n: usize, pause_ms: u64) -> (PageBase, Vec<u64>) {
+    let mut base = PageBase::new();
+    let mut sizes = Vec::new();
+    for k in 0..n {
+        let mut round = Vec::new();
+        let st = write_round(tracker, k == 0, &mut round).expect("round");
+        sizes.push(st.pages);
+        base.add_round(round).expect("absorb round");
+        std::thread::sleep(Duration::from_millis(pause_ms));
+    }
+    (base, sizes)
+}
+
 /// Starts tracking `run`'s pod and takes its first (whole) snapshot, the task running on.
 fn tracked_whole_snapshot(run: &PodRun) -> (DirtyTracker, Vec<u8>, TreeDumpStats) {
     let mut tracker = DirtyTracker::start(run.pod.pid()).expect("start tracking");
@@ -48,15 +63,7 @@ fn precopy_rounds_and_a_delta_image_continue_the_task_exactly() {
     let run = start_prog("dirtier", &["64", "20", "3000"]);
     run.wait_for("READY", 20);
     let mut tracker = DirtyTracker::start(run.pod.pid()).expect("start tracking");
-    let mut base = PageBase::new();
-    let mut sizes = Vec::new();
-    for k in 0..4 {
-        let mut round = Vec::new();
-        let st = write_round(&mut tracker, k == 0, &mut round).expect("round");
-        sizes.push(st.pages);
-        base.add_round(round).expect("absorb round");
-        std::thread::sleep(Duration::from_millis(150));
-    }
+    let (base, sizes) = rounds(&mut tracker, 4, 150);
     assert!(
         sizes[0] >= 64 * 256,
         "round 0 carries every page: {sizes:?}"
@@ -142,13 +149,7 @@ fn a_mapping_replaced_at_the_same_address_between_rounds_is_carried_anew() {
     let run = start_prog("remapper", &["50", stop.to_str().unwrap()]);
     run.wait_for("READY", 20);
     let mut tracker = DirtyTracker::start(run.pod.pid()).expect("start tracking");
-    let mut base = PageBase::new();
-    for k in 0..3 {
-        let mut round = Vec::new();
-        write_round(&mut tracker, k == 0, &mut round).expect("round");
-        base.add_round(round).expect("absorb round");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (base, _) = rounds(&mut tracker, 3, 100);
     let mut delta = Vec::new();
     checkpoint_tree_delta(run.pod.pid(), &KILL, &mut tracker, &mut delta).expect("delta");
     drop(tracker);
@@ -175,15 +176,7 @@ fn pages_a_tracked_task_never_touched_are_neither_carried_nor_made_resident() {
         "a whole snapshot of a tracked task holds what it wrote, not 512 MiB of zeros: {} bytes",
         st.bytes_written
     );
-    let mut base = PageBase::new();
-    let mut sizes = Vec::new();
-    for k in 0..3 {
-        let mut round = Vec::new();
-        let st = write_round(&mut tracker, k == 0, &mut round).expect("round");
-        sizes.push(st.pages);
-        base.add_round(round).expect("absorb round");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (base, sizes) = rounds(&mut tracker, 3, 100);
     assert!(
         sizes.iter().all(|&p| p < 4096),
         "rounds carry the pages with content, not untouched ones (pages per round): {sizes:?}"

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use zos_netproto::mux::Channel;
 
-use super::registry::Migrants;
+use parking_lot::MutexGuard;
+
+use super::registry::{Migrant, Migrants, State};
 use super::terminal::Terminal;
 use super::ticket::MoveTicket;
 use super::{ImageRecord, Placement};
@@ -35,7 +37,7 @@ impl Migrants {
             hook(id);
         }
         let m = self.get(id)?;
-        let mut st = m.state.lock();
+        let st = m.state.lock();
         if st.ticket_out {
             return Err(DaemonError::User(format!("task {id} is already moving")));
         }
@@ -49,18 +51,13 @@ impl Migrants {
             }
         }
         let from = st.placement.clone();
-        st.ticket_out = true;
-        st.set_placement(Placement::Moving { to: to.into() });
-        let epoch = st.epoch;
-        drop(st);
-        self.changed();
-        Ok(MoveTicket::new(self.clone(), m, from, epoch))
+        Ok(self.hand_out_ticket(&m, st, to.into(), from))
     }
 
     /// Starts bringing task `id` home (from `Away` or `Lost`): `→ Moving{to: master}`.
     pub fn begin_home(self: &Arc<Self>, id: u64) -> Result<MoveTicket> {
         let m = self.get(id)?;
-        let mut st = m.state.lock();
+        let st = m.state.lock();
         if st.ticket_out {
             return Err(DaemonError::User(format!("task {id} is already moving")));
         }
@@ -74,14 +71,25 @@ impl Migrants {
             )));
         }
         let from = st.placement.clone();
+        let to = self.master_name().to_owned();
+        Ok(self.hand_out_ticket(&m, st, to, from))
+    }
+
+    /// The ticket of a move of `m` (whose state `st` is locked and checked): `Moving{to}`
+    /// until the ticket commits or fails back to `from`.
+    pub(super) fn hand_out_ticket(
+        self: &Arc<Self>,
+        m: &Arc<Migrant>,
+        mut st: MutexGuard<'_, State>,
+        to: String,
+        from: Placement,
+    ) -> MoveTicket {
         st.ticket_out = true;
-        st.set_placement(Placement::Moving {
-            to: self.master_name().to_owned(),
-        });
+        st.set_placement(Placement::Moving { to });
         let epoch = st.epoch;
         drop(st);
         self.changed();
-        Ok(MoveTicket::new(self.clone(), m, from, epoch))
+        MoveTicket::new(self.clone(), m.clone(), from, epoch)
     }
 
     /// The zombie holding task `id` vanished: `Away{host} → Lost{host}`.

@@ -77,6 +77,21 @@ pub(crate) struct LocalPod {
 }
 
 impl State {
+    /// A migrant's state from now on, with no pod, zombie or image yet.
+    fn new(placement: Placement, epoch: u64) -> State {
+        State {
+            placement,
+            since: SystemTime::now(),
+            epoch,
+            last_image: None,
+            local: None,
+            zombie: None,
+            ticket_out: false,
+            relay_open: false,
+            generations: 0,
+        }
+    }
+
     pub fn set_placement(&mut self, placement: Placement) {
         self.placement = placement;
         self.since = SystemTime::now();
@@ -192,17 +207,7 @@ impl Migrants {
             command: argv,
             cwd,
             terminal: Arc::new(Terminal::new(&dir)),
-            state: Mutex::new(State {
-                placement: Placement::Home,
-                since: SystemTime::now(),
-                epoch: 1,
-                last_image: None,
-                local: None,
-                zombie: None,
-                ticket_out: false,
-                relay_open: false,
-                generations: 0,
-            }),
+            state: Mutex::new(State::new(Placement::Home, 1)),
         });
         let started = super::supervisor::spawn(self.clone(), migrant.clone(), spec).await;
         if let Err(e) = started {
@@ -237,17 +242,7 @@ impl Migrants {
             command,
             cwd,
             terminal: Arc::new(Terminal::new(&dir)),
-            state: Mutex::new(State {
-                placement: Placement::Suspended,
-                since: SystemTime::now(),
-                epoch,
-                last_image: None,
-                local: None,
-                zombie: None,
-                ticket_out: false,
-                relay_open: false,
-                generations: 0,
-            }),
+            state: Mutex::new(State::new(Placement::Suspended, epoch)),
         });
         self.map.lock().insert(id, migrant);
         self.changed();

@@ -28,7 +28,7 @@ impl Migrants {
     /// Starts replacing the pod of task `id`, at home: `Home → Moving{to: master}`.
     pub fn begin_replace(self: &Arc<Self>, id: u64) -> Result<MoveTicket> {
         let m = self.get(id)?;
-        let mut st = m.state.lock();
+        let st = m.state.lock();
         if st.ticket_out {
             return Err(DaemonError::User(format!("task {id} is moving")));
         }
@@ -36,39 +36,22 @@ impl Migrants {
             (Placement::Home, Some(l)) if !l.handed_off => {}
             (p, _) => return Err(not_here(id, p)),
         }
-        st.ticket_out = true;
-        st.set_placement(Placement::Moving {
-            to: self.master_name().to_owned(),
-        });
-        let epoch = st.epoch;
-        drop(st);
-        self.changed();
-        Ok(MoveTicket::new(self.clone(), m, Placement::Home, epoch))
+        let to = self.master_name().to_owned();
+        Ok(self.hand_out_ticket(&m, st, to, Placement::Home))
     }
 
     /// Starts bringing back the suspended task `id`: `Suspended → Moving{to: master}`.
     pub fn begin_resume(self: &Arc<Self>, id: u64) -> Result<MoveTicket> {
         let m = self.get(id)?;
-        let mut st = m.state.lock();
+        let st = m.state.lock();
         if st.ticket_out || st.placement != Placement::Suspended {
             return Err(DaemonError::User(format!(
                 "task {id} is not suspended ({})",
                 st.placement.state_word()
             )));
         }
-        st.ticket_out = true;
-        st.set_placement(Placement::Moving {
-            to: self.master_name().to_owned(),
-        });
-        let epoch = st.epoch;
-        drop(st);
-        self.changed();
-        Ok(MoveTicket::new(
-            self.clone(),
-            m,
-            Placement::Suspended,
-            epoch,
-        ))
+        let to = self.master_name().to_owned();
+        Ok(self.hand_out_ticket(&m, st, to, Placement::Suspended))
     }
 }
 
