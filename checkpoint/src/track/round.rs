@@ -7,7 +7,7 @@
 //! is handed back to the tracker as dirty.
 
 use super::{Dirty, DirtyTracker};
-use crate::dump::memory::ranges;
+use crate::dump::memory::{chunked, ranges};
 use crate::error::{Result, io_err};
 use crate::image::format::ImageWriter;
 use crate::image::model::{Vma, VmaKind};
@@ -81,9 +81,19 @@ pub fn write_round(tracker: &mut DirtyTracker, first: bool, out: impl Write) -> 
         w.proc_marker(pod_pid).map_err(io_err(name))?;
         let mut failed = Vec::new();
         for vma in private_vmas(&maps) {
-            let Ok(content) = ranges(&pagemap, &vma) else {
-                failed.push((vma.start, vma.end));
-                continue;
+            // After round 0, the tracker's report just walked the registered mappings.
+            let known = (!first)
+                .then(|| tracker.content_in(host, vma.start, vma.end))
+                .flatten();
+            let content = match known {
+                Some(found) => chunked(found),
+                None => match ranges(&pagemap, &vma) {
+                    Ok(c) => c,
+                    Err(_) => {
+                        failed.push((vma.start, vma.end));
+                        continue;
+                    }
+                },
             };
             for batch in batches(&dirty.select(&content)) {
                 let total: usize = batch.iter().map(|r| r.1).sum();
