@@ -5,6 +5,9 @@
 # last each fuzz target for a short fixed time (packaging/fuzz.sh).
 set -eu
 cd "$(dirname "$0")/.."
+# A clean checkout gains nothing from incremental state; it only takes disk.
+export CARGO_INCREMENTAL=0
+df -h . | tail -n 1
 sh packaging/install-system-packages.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
