@@ -11,5 +11,5 @@ df -h . | tail -n 1
 sh packaging/install-system-packages.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked -- --test-threads=4
+cargo test --workspace --locked --no-fail-fast -- --test-threads=4
 sh packaging/fuzz.sh
