@@ -4,6 +4,7 @@
 
 use eframe::egui::{self, Color32, Event, Pos2, Rect, vec2};
 use tracing::info;
+use zos_display::DirtyRect;
 
 use crate::keys::Keyboard;
 use crate::net::{Input, Net};
@@ -42,17 +43,31 @@ impl Core {
     }
 
     /// Takes the pixels and pointer shape that changed into the textures (a window about to
-    /// draw calls it; whichever draws first uploads for all).
-    pub fn refresh(&mut self, ctx: &egui::Context) {
+    /// draw calls it; whichever draws first uploads for all). Returns the rectangles of the
+    /// remote screen it changed: windows other than the caller that show them must be drawn
+    /// again, since the wake for those pixels may have looked for them after this took them.
+    pub fn refresh(&mut self, ctx: &egui::Context) -> Vec<DirtyRect> {
         let source = self.net.source().clone();
         self.frames += 1;
+        let mut changed = Vec::new();
         if let Some(update) = source.take_update() {
+            changed = if update.resized {
+                vec![DirtyRect {
+                    x: 0,
+                    y: 0,
+                    width: update.width,
+                    height: update.height,
+                }]
+            } else {
+                update.rects.iter().map(|r| r.rect).collect()
+            };
             self.screen.apply(ctx, update);
             self.updated_frames += 1;
         }
         if source.cursor_version() != self.cursor.version() {
             self.cursor.update(ctx, source.cursor());
         }
+        changed
     }
 
     /// Sends a window's input of this frame, in order, mapped by `map`; runs of moves become

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use eframe::egui::{self, ViewportBuilder, ViewportCommand, ViewportId};
 use tracing::info;
-use zos_display::{WindowList, WindowRect};
+use zos_display::{DirtyRect, WindowList, WindowRect};
 
 use crate::core::Core;
 use crate::desktop::{BACKGROUND, WAKE_DELAY};
@@ -131,24 +131,34 @@ fn wake(
     why: Wake,
 ) {
     match why {
-        Wake::Pixels => {
-            let dirty = source.peek_dirty();
-            let targets = lock(targets);
-            for (viewport, rect) in &targets.windows {
-                let touched = dirty.iter().any(|d| {
-                    rect.overlap(&WindowRect::new(d.x as i16, d.y as i16, d.width, d.height)) > 0
-                });
-                if touched {
-                    ctx.request_repaint_after_for(WAKE_DELAY, *viewport);
-                }
-            }
-        }
+        Wake::Pixels => repaint_touched(ctx, targets, &source.peek_dirty(), None),
         Wake::Cursor => {
             if let Some(v) = lock(targets).hovered {
                 ctx.request_repaint_after_for(WAKE_DELAY, v);
             }
         }
         Wake::Windows | Wake::Ended => ctx.request_repaint_of(ViewportId::ROOT),
+    }
+}
+
+/// Wakes every window (but `except`) showing part of the `dirty` rectangles.
+pub(crate) fn repaint_touched(
+    ctx: &egui::Context,
+    targets: &Mutex<Targets>,
+    dirty: &[DirtyRect],
+    except: Option<ViewportId>,
+) {
+    if dirty.is_empty() {
+        return;
+    }
+    let targets = lock(targets);
+    for (viewport, rect) in &targets.windows {
+        let touched = dirty
+            .iter()
+            .any(|d| rect.overlap(&WindowRect::new(d.x as i16, d.y as i16, d.width, d.height)) > 0);
+        if touched && Some(*viewport) != except {
+            ctx.request_repaint_after_for(WAKE_DELAY, *viewport);
+        }
     }
 }
 
@@ -246,5 +256,54 @@ impl Drop for SeamlessApp {
         let mut s = lock(&self.shared);
         s.core.release_all();
         s.core.log_stats();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rect(x: u16, y: u16, width: u16, height: u16) -> DirtyRect {
+        DirtyRect {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
+    #[test]
+    fn pixels_one_window_took_in_wake_the_other_windows_they_touch() {
+        let ctx = egui::Context::default();
+        let (clock, term, far) = (
+            ViewportId::from_hash_of("clock"),
+            ViewportId::from_hash_of("term"),
+            ViewportId::from_hash_of("far"),
+        );
+        let targets = Mutex::new(Targets {
+            windows: vec![
+                (clock, WindowRect::new(0, 0, 200, 200)),
+                (term, WindowRect::new(204, 0, 364, 199)),
+                (far, WindowRect::new(900, 600, 100, 100)),
+            ],
+            ..Default::default()
+        });
+        // The clock's window drew and took in the terminal's cursor change (and its own).
+        repaint_touched(
+            &ctx,
+            &targets,
+            &[rect(210, 4, 6, 13), rect(10, 10, 5, 5)],
+            Some(clock),
+        );
+        assert!(ctx.has_requested_repaint_for(&term));
+        assert!(
+            !ctx.has_requested_repaint_for(&clock),
+            "the caller draws now"
+        );
+        assert!(!ctx.has_requested_repaint_for(&far));
+        // Nothing taken in: nothing woken.
+        let ctx = egui::Context::default();
+        repaint_touched(&ctx, &targets, &[], None);
+        assert!(!ctx.has_requested_repaint_for(&term));
     }
 }

@@ -59,7 +59,10 @@ pub(crate) fn paint(shared: &Mutex<Shared>, targets: &Mutex<Targets>, id: u32, u
     let Some(window) = s.list.get(id).cloned() else {
         return;
     };
-    s.core.refresh(&ctx);
+    // Pixels this window takes in may be another window's whose wake already looked and
+    // found nothing pending: wake those here, or they would show stale pixels.
+    let changed = s.core.refresh(&ctx);
+    super::repaint_touched(&ctx, targets, &changed, Some(ctx.viewport_id()));
     let Some((texture, screen)) = s.core.screen.get().map(|(t, size)| (t.id(), size)) else {
         return;
     };
