@@ -125,7 +125,7 @@ impl Xev {
                 display,
                 xauthority,
                 "xdotool",
-                &["search", "--name", "Event Tester"],
+                &["search", "--onlyvisible", "--name", "Event Tester"],
             )
         })
         .expect("an xev window");

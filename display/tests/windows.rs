@@ -219,13 +219,15 @@ async fn viewers_requests_resize_and_activate_windows() {
     init_tracing();
     let dir = RuntimeDir::new("windows-requests");
     let vd = VirtualDisplay::start(dir.path(), (1024, 768)).unwrap();
-    // Started before the keeper: adopted and placed all the same.
+    // Mapped before the keeper starts: adopted and placed all the same. (Waiting for it to be
+    // named only is not enough: under load it was mapped after "second", which is then the
+    // newest window and rightly takes the first place and the keyboard.)
     let _first = launch_app(&vd, &["xterm", "-T", "first"]).unwrap();
     assert!(
         wait_until(Duration::from_secs(10), || try_x_tool(
             &vd,
             "xdotool",
-            &["search", "--name", "first"]
+            &["search", "--onlyvisible", "--name", "first"]
         )
         .is_some())
         .await

@@ -173,7 +173,11 @@ impl Xev {
         );
         let proc = host.spawn_program("sh", &["-c", &script], env);
         let found = poll::until(secs(15), || {
-            let out = host.exec_env("xdotool", &["search", "--name", &title], env);
+            let out = host.exec_env(
+                "xdotool",
+                &["search", "--onlyvisible", "--name", &title],
+                env,
+            );
             let id = text(&out).lines().next()?.trim().to_string();
             (out.status.success() && !id.is_empty()).then_some(id)
         })

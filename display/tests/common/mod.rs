@@ -173,7 +173,8 @@ pub async fn assert_matches_server(vd: &VirtualDisplay, viewer: &ViewerConnectio
 }
 
 /// An `xev -event button` window at the top left of `vd`, logging to `log`; returns once the
-/// window exists (xev prints nothing for button events until the first one).
+/// window is mapped (xev prints nothing for button events until the first one; a click on a
+/// window not yet mapped is lost).
 pub async fn button_xev(vd: &VirtualDisplay, log: &Path) -> tokio::process::Child {
     let script = format!(
         "exec stdbuf -oL xev -event button -geometry 300x200+0+0 > '{}'",
@@ -184,7 +185,7 @@ pub async fn button_xev(vd: &VirtualDisplay, log: &Path) -> tokio::process::Chil
         wait_until(Duration::from_secs(15), || try_x_tool(
             vd,
             "xdotool",
-            &["search", "--name", "Event Tester"]
+            &["search", "--onlyvisible", "--name", "Event Tester"]
         )
         .is_some())
         .await,
