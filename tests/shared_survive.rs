@@ -78,7 +78,7 @@ fn a_shared_xterm_outlives_a_killed_master_and_is_adopted_with_what_was_typed() 
     // Something typed into the app before the daemon goes.
     {
         let view = View::open(m, 1);
-        view.wait_frame(secs(10), |f| f.width > 0).expect("a frame");
+        view.wait_prompt(secs(30)).expect("the shell's prompt");
         view.type_text(&bar_command(41, 40));
         view.key(XK_RETURN);
         view.wait_frame(secs(10), |f| count_rgb(f, XTERM_RED) > 2000)

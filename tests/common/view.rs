@@ -105,6 +105,12 @@ impl View {
         }
     }
 
+    /// Waits until the shared xterm shows its shell's prompt (see [`shows_prompt`]): keys
+    /// typed before may be lost on a loaded machine (the window not yet mapped or focused).
+    pub fn wait_prompt(&self, timeout: Duration) -> Result<Frame, Frame> {
+        self.wait_frame(timeout, shows_prompt)
+    }
+
     /// Waits until the view has ended (server or session gone).
     pub fn wait_closed(&self, timeout: Duration) -> bool {
         super::poll::until(timeout, || self.viewer.is_closed().then_some(())).is_some()
@@ -114,6 +120,28 @@ impl View {
 /// Pixels of exactly `rgb` in a frame.
 pub fn count_rgb(frame: &Frame, rgb: [u8; 3]) -> usize {
     frame.rgba.chunks_exact(4).filter(|p| p[..3] == rgb).count()
+}
+
+/// Whether the frame shows a terminal's prompt at the top left, where the window keeper puts
+/// an app's first window: the first text row (60 x 14 pixels) mostly white with dark text in
+/// it — not the black root (no window yet) and not an empty terminal (no shell yet).
+pub fn shows_prompt(frame: &Frame) -> bool {
+    if frame.width < 60 || frame.height < 14 {
+        return false;
+    }
+    let (mut white, mut dark) = (0, 0);
+    for y in 0..14usize {
+        for x in 0..60usize {
+            let i = (y * usize::from(frame.width) + x) * 4;
+            let p = &frame.rgba[i..i + 3];
+            if p.iter().all(|&c| c > 200) {
+                white += 1;
+            } else if p.iter().all(|&c| c < 80) {
+                dark += 1;
+            }
+        }
+    }
+    white > 60 * 14 / 2 && dark > 20
 }
 
 /// xterm's default ANSI red background (red3).
