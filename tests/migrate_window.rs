@@ -247,15 +247,8 @@ fn dragging_a_task_onto_a_zombie_moves_it_there_and_onto_home_brings_it_back() {
         gui.log()
     );
     wait_task(&lan, worker.id, ZOMBIE, "running", gui);
-    assert!(
-        common::poll::until(s(30), || gui
-            .log()
-            .contains(&format!("task {} moved to {ZOMBIE} in", worker.id))
-            .then_some(()))
-        .is_some(),
-        "the window never told the move's phase times:\n{}",
-        gui.log()
-    );
+    // The window tells the move's phase times.
+    gui.wait_log(&format!("task {} moved to {ZOMBIE} in", worker.id), s(30));
     assert!(
         !worker.processes_on(lan.z()).is_empty() && worker.processes_on(m).is_empty(),
         "the task runs in the zombie's namespace only after the drop"
@@ -305,14 +298,10 @@ fn a_suspended_task_dragged_onto_a_zombie_resumes_there() {
         !worker.processes_on(lan.z()).is_empty() && worker.processes_on(m).is_empty(),
         "the resumed task runs in the zombie's namespace only"
     );
-    assert!(
-        common::poll::until(s(30), || gui
-            .log()
-            .contains(&format!("task {} resumed, moved to {ZOMBIE}", worker.id))
-            .then_some(()))
-        .is_some(),
-        "the window never said it resumed and moved:\n{}",
-        gui.log()
+    // The window says it resumed and moved.
+    gui.wait_log(
+        &format!("task {} resumed, moved to {ZOMBIE}", worker.id),
+        s(30),
     );
     let resumed = dir.join("migrate-window-resumed.png");
     std::thread::sleep(Duration::from_millis(700));
